@@ -1,18 +1,45 @@
-"""Shared fixtures: a real anvil node, a web3 client with snapshot/revert per test."""
+"""Shared fixtures: real anvil, real PostgreSQL (a fresh database per run) and SQLite, the app,
+a real Celery worker on Redis, and Debian's chromium through Playwright.
+
+`make test` makes sure PostgreSQL and Redis answer on loopback before pytest starts; the URLs can
+be overridden with TEST_PG_ADMIN_URL and TEST_REDIS_URL.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from flask.testing import FlaskClient
 from web3 import Web3
 
+from backend import create_app
 from backend.chain.anvil import AnvilNode, start_anvil
+from backend.chain.deploy import TownSpec, deploy_platform
+from backend.chain.registry import Deployments
+from backend.config import Settings
+from backend.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+# ---------------------------------------------------------------- chain
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +51,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def anvil(artifacts_dir: Path) -> Iterator[AnvilNode]:
     """One anvil per test session on a free port, logging to test-artifacts/anvil-*.log."""
-    node = start_anvil(artifacts_dir / f"anvil-{os.getpid()}.log")
+    node = start_anvil(artifacts_dir / f"anvil-{RUN_ID}.log")
     yield node
     node.stop()
 
@@ -40,3 +67,220 @@ def w3(session_w3: Web3) -> Iterator[Web3]:
     snap = session_w3.provider.make_request("evm_snapshot", [])["result"]
     yield session_w3
     session_w3.provider.make_request("evm_revert", [snap])
+
+
+@pytest.fixture(scope="session")
+def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("deployments")
+
+
+@pytest.fixture(scope="session")
+def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deployments:
+    """The platform deployed once per session, as `make run` deploys it (deployments file)."""
+    return deploy_platform(
+        session_w3, anvil.keys[0], deployments_dir, [TownSpec("sarabetsu", "Sarabetsu Points", "SRB")]
+    )
+
+
+# ---------------------------------------------------------------- databases
+
+
+def alembic_upgrade(url: str, revision: str = "head") -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, revision)
+
+
+def _create_pg_database(name: str) -> str:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[Callable[[str], str]]:
+    """Make fresh PostgreSQL databases for this run (dropped at the end): factory(label) -> URL."""
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"furusato_test_{RUN_ID}_{label}"
+        made.append(name)
+        return _create_pg_database(name)
+
+    yield make
+    for name in made:
+        _drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_database: Callable[[str], str]) -> str:
+    url = pg_database("main")
+    alembic_upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'furusato.db'}"
+    alembic_upgrade(url)
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            # The audit log's append-only trigger fires on DELETE, not on TRUNCATE.
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for t in reversed(Base.metadata.sorted_tables):
+                conn.execute(t.delete())
+    engine.dispose()
+
+
+# ---------------------------------------------------------------- app
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    tmp_path_factory: pytest.TempPathFactory, anvil: AnvilNode, deployments_dir: Path
+) -> Settings:
+    instance = tmp_path_factory.mktemp("instance")
+    return Settings(
+        instance_path=instance,
+        secret_key="test-secret-key",
+        database_url=f"sqlite:///{instance / 'unused.db'}",
+        celery_broker_url=REDIS_URL,
+        celery_result_backend=REDIS_URL,
+        rpc_url=anvil.url,
+        rpc_timeout=2.0,
+        deployments_dir=deployments_dir,
+        confirmations=0,
+        testing=True,
+    )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_url(request: pytest.FixtureRequest) -> str:
+    """Run a test once on PostgreSQL and once on SQLite."""
+    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+
+
+def _make_app(settings: Settings, **overrides: Any) -> Flask:
+    app = create_app(replace(settings, **overrides))
+    celery = app.extensions["celery"]
+    celery.conf.task_default_queue = f"furusato-test-{RUN_ID}"
+    return app
+
+
+@pytest.fixture
+def make_app(base_settings: Settings, pg_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps with settings overrides; tables of every database used are emptied after."""
+    used: set[str] = set()
+
+    def make(**overrides: Any) -> Flask:
+        overrides.setdefault("database_url", pg_url)
+        used.add(overrides["database_url"])
+        return _make_app(base_settings, **overrides)
+
+    yield make
+    for url in used:
+        try:
+            _truncate_all(url)
+        except sa.exc.OperationalError:
+            pass  # a deliberately unreachable database in a "down" test
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], deployed: Deployments) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+# ---------------------------------------------------------------- worker
+
+
+@pytest.fixture
+def celery_worker(app: Flask) -> Iterator[Any]:
+    """A real Celery worker (solo pool, in a thread) consuming this run's queue on Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    celery = app.extensions["celery"]
+    with start_worker(
+        celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
+        queues=[celery.conf.task_default_queue], shutdown_timeout=10,
+    ) as worker:
+        yield worker
+
+
+# ---------------------------------------------------------------- browser
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server
+
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def screenshot(artifacts_dir: Path, request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """Save a screenshot of a page to test-artifacts/screenshots/<test>-<step>.png."""
+    folder = artifacts_dir / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shoot(page: Any, step: str) -> Path:
+        path = folder / f"{request.node.name}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shoot

@@ -1,0 +1,59 @@
+"""furusato backend: create_app(settings) is the composition root."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf import CSRFProtect
+
+from backend.config import Settings
+
+WEBUI = Path(__file__).resolve().parent.parent / "webui"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app (pages, JSON API, healthz) with its database, Celery and chain."""
+    from backend.chain.gateway import Web3Gateway
+    from backend.core.celery_app import celery_init_app
+    from backend.core.db import Database
+    from backend.core.errors import register_error_handlers
+    from backend.core.health import bp as health_bp
+    from backend.core.i18n import init_i18n
+    from webui.pages import bp as pages_bp
+
+    settings = settings or Settings.from_env()
+    app = Flask(
+        "furusato",
+        template_folder=str(WEBUI / "templates"),
+        static_folder=str(WEBUI / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["settings"] = settings
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    Database(settings.database_url).init_app(app)
+    celery_init_app(app, settings)
+    app.extensions["chain"] = Web3Gateway(
+        settings.rpc_url, settings.deployments_dir, timeout=settings.rpc_timeout
+    )
+    CSRFProtect(app)
+    init_i18n(app, str(WEBUI / "translations"))
+    register_error_handlers(app)
+
+    import backend.core.tasks  # noqa: F401  (registers the tasks with this Celery app)
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(pages_bp)
+    return app

@@ -1,0 +1,96 @@
+"""ABIs (generated into abi/) and addresses (deployments/<chain_id>.json, the only source)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ABI_DIR = Path(__file__).resolve().parent / "abi"
+
+
+class RegistryError(LookupError):
+    """An artifact or a deployment is missing."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+
+
+@cache
+def artifact(name: str) -> Artifact:
+    path = ABI_DIR / f"{name}.json"
+    if not path.exists():
+        raise RegistryError(f"no compiled artifact {name}; run `make contracts`")
+    data = json.loads(path.read_text())
+    return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"])
+
+
+@dataclass(frozen=True)
+class DeployedContract:
+    key: str  # e.g. "FurusatoForwarder" or "towns.sarabetsu.RegionPoints"
+    contract: str  # artifact name
+    address: str
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Deployments:
+    chain_id: int
+    contracts: dict[str, DeployedContract]
+
+    def address(self, key: str) -> str:
+        try:
+            return self.contracts[key].address
+        except KeyError:
+            raise RegistryError(f"{key} is not deployed on chain {self.chain_id}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "chain_id": self.chain_id,
+                "contracts": {
+                    k: {
+                        "contract": c.contract,
+                        "address": c.address,
+                        "block_number": c.block_number,
+                        "tx_hash": c.tx_hash,
+                    }
+                    for k, c in sorted(self.contracts.items())
+                },
+            },
+            indent=2,
+        ) + "\n"
+
+
+def deployments_path(directory: Path, chain_id: int) -> Path:
+    return Path(directory) / f"{chain_id}.json"
+
+
+def load_deployments(directory: Path, chain_id: int) -> Deployments:
+    """Read deployments/<chain_id>.json. Raises RegistryError when there is none."""
+    path = deployments_path(directory, chain_id)
+    if not path.exists():
+        raise RegistryError(f"no deployments file {path}; run the deploy script for this chain")
+    data = json.loads(path.read_text())
+    if int(data["chain_id"]) != chain_id:
+        raise RegistryError(f"{path} is for chain {data['chain_id']}, not {chain_id}")
+    return Deployments(
+        chain_id=chain_id,
+        contracts={k: DeployedContract(key=k, **v) for k, v in data["contracts"].items()},
+    )
+
+
+def save_deployments(directory: Path, deployments: Deployments) -> Path:
+    path = deployments_path(directory, deployments.chain_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(deployments.to_json())
+    tmp.replace(path)
+    return path

@@ -1,0 +1,117 @@
+"""Typed settings, read once from the environment, with embedded defaults for a laptop.
+
+Every default runs without a server: SQLite under instance/, a filesystem Celery broker, and the
+local anvil chain that `make run` starts. Set the variables in the README's configuration table to
+switch each part to a real server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _secret(name: str) -> str | None:
+    """A secret comes from NAME, or from the file named by NAME_FILE (for mounted secrets)."""
+    path = _env(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE={path} cannot be read: {exc.strerror}") from None
+    return _env(name)
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _instance_secret_key(instance: Path) -> str:
+    """A stable dev secret key kept in instance/, so sessions survive a restart of `make run`."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path = ROOT / "instance"
+    secret_key: str = ""
+    database_url: str = ""
+    celery_broker_url: str = "filesystem://"
+    celery_result_backend: str = ""
+    celery_always_eager: bool = False
+    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_timeout: float = 5.0
+    deployments_dir: Path = ROOT / "deployments"
+    confirmations: int = 2
+    deployer_private_key: str | None = field(default=None, repr=False)
+    relayer_private_key: str | None = field(default=None, repr=False)
+    master_key: str | None = field(default=None, repr=False)
+    default_locale: str = "ja"
+    public_url: str = "http://127.0.0.1:5000"
+    testing: bool = False
+
+    def __post_init__(self) -> None:
+        # Derived defaults that depend on instance_path.
+        inst = Path(self.instance_path)
+        object.__setattr__(self, "instance_path", inst)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{inst / 'furusato.db'}")
+        if not self.celery_result_backend:
+            object.__setattr__(
+                self, "celery_result_backend", f"db+sqlite:///{inst / 'celery-results.db'}"
+            )
+        if self.default_locale not in ("ja", "en"):
+            raise SettingsError("DEFAULT_LOCALE must be ja or en")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.instance_path / "broker"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read every setting from the environment (see README), then apply overrides."""
+        instance = Path(_env("INSTANCE_PATH", str(ROOT / "instance")) or "")
+        port = _int("PORT", 5000)
+        s = cls(
+            instance_path=instance,
+            secret_key=_secret("SECRET_KEY") or "",
+            database_url=_env("DATABASE_URL", "") or "",
+            celery_broker_url=_env("CELERY_BROKER_URL", "filesystem://") or "filesystem://",
+            celery_result_backend=_env("CELERY_RESULT_BACKEND", "") or "",
+            rpc_url=_env("RPC_URL", "http://127.0.0.1:8545") or "",
+            deployments_dir=Path(_env("DEPLOYMENTS_DIR", str(ROOT / "deployments")) or ""),
+            confirmations=_int("CONFIRMATIONS", 2),
+            deployer_private_key=_secret("DEPLOYER_PRIVATE_KEY"),
+            relayer_private_key=_secret("RELAYER_PRIVATE_KEY"),
+            master_key=_secret("MASTER_KEY"),
+            default_locale=_env("DEFAULT_LOCALE", "ja") or "ja",
+            public_url=_env("PUBLIC_URL", f"http://127.0.0.1:{port}") or "",
+        )
+        s = replace(s, **overrides)  # type: ignore[arg-type]
+        if not s.secret_key:
+            s = replace(s, secret_key=_instance_secret_key(s.instance_path))
+        return s

@@ -1,0 +1,87 @@
+"""One error type for the API and one JSON shape for every API error.
+
+    {"error": {"code": "not_found", "message": "...", "details": {...}}}
+
+Services raise `AppError` subclasses; routes never build error responses by hand. Pages get the
+same errors rendered as a translated HTML page: no page ever shows a raw exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """Root of the errors a caller can act on. `status` is the HTTP status it maps to."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _wants_json() -> bool:
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    if _wants_json():
+        resp: Response = jsonify(error_body(code, message, details))
+        resp.status_code = status
+        return resp
+    return render_template("error.html", status=status, code=code, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def _app_error(exc: AppError):
+        return _respond(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _respond(exc.code or 500, code, exc.description or exc.name or "")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Logged with the traceback for operators; the user sees a plain message only.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "An unexpected error occurred.")

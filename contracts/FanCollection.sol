@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.27;
+
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {ERC721Votes} from "@openzeppelin/contracts/token/ERC721/extensions/ERC721Votes.sol";
+import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
+import {Context} from "@openzeppelin/contracts/utils/Context.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {IERC4906} from "@openzeppelin/contracts/interfaces/IERC4906.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+
+/// @title FanCollection
+/// @notice One fan NFT collection of a town (ambassador cards, resident cards, tickets, rights...).
+///
+/// - ERC-721 with ERC-2981 royalties; `tokenURI(id)` is `baseURI + id` (OpenSea JSON served by the
+///   backend) and {IERC4906-BatchMetadataUpdate} tells marketplaces to refresh on a new base URI.
+/// - Token ids are sequential from 1 and capped by `maxSupply`.
+/// - Optional soulbound: transfers revert with {FanCollectionSoulbound}; mint and burn still work.
+/// - Optional voting power ({ERC721Votes}, 1 token = 1 vote). A holder who never chose a delegate is
+///   delegated to themself on receipt, so a holder's voting power is never 0 by omission. When votes
+///   are off, the votes bookkeeping is skipped entirely: {_update} reads one flag that lives in the
+///   same storage slot as the mint counter, so a mint costs about what a plain ERC-721 mint costs.
+/// - Perks ("rights tickets"): the admin sets `perkId -> (usesPerToken, validUntil)`; venue staff
+///   (VERIFIER_ROLE) mark uses with {usePerk}. Uses are stored per token id, so they follow the
+///   token when it is resold: a used ticket stays used.
+/// - Trusts the platform's ERC-2771 forwarder, so holders never need gas. No Multicall (it would
+///   let anyone spoof `_msgSender()` through the forwarder).
+contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, IERC4906 {
+    /// @notice May mint (the primary sale contract, staff).
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+    /// @notice May mark perk uses (venue staff).
+    bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
+
+    /// @notice What a collection is for; the backend and the UI use it to present the tokens.
+    enum Category {
+        AMBASSADOR_CARD,
+        RESIDENT_CARD,
+        EVENT_TICKET,
+        VIP_TICKET,
+        EXPERIENCE,
+        NAMING_RIGHT,
+        DONATION_CERTIFICATE,
+        LODGING_RIGHT
+    }
+
+    /// @notice Everything a collection is created with (a struct keeps the constructor readable).
+    struct CollectionConfig {
+        string name;
+        string symbol;
+        string baseURI;
+        uint64 maxSupply;
+        Category category;
+        bool soulbound;
+        bool votes;
+        address admin;
+        address royaltyReceiver;
+        uint96 royaltyBps;
+    }
+
+    /// @notice A perk's rule: how many uses each token gets and until when (unix seconds, 0 = no end).
+    struct Perk {
+        uint32 usesPerToken;
+        uint64 validUntil;
+    }
+
+    /// @dev The hot state, packed in ONE slot: a mint reads it once and writes it once.
+    struct State {
+        uint64 totalMinted;
+        uint64 maxSupply;
+        uint64 totalBurned;
+        Category category;
+        bool soulbound;
+        bool votes;
+    }
+
+    State private _state;
+    string private _baseTokenURI;
+    mapping(uint256 perkId => Perk) private _perks;
+    mapping(uint256 tokenId => mapping(uint256 perkId => uint256)) private _perkUses;
+
+    /// @dev A transfer was attempted on a soulbound collection.
+    error FanCollectionSoulbound(uint256 tokenId);
+    /// @dev Minting `requested` more tokens would pass the max supply; `remaining` can still be minted.
+    error FanCollectionMaxSupplyExceeded(uint256 requested, uint256 remaining);
+    /// @dev A mint of zero tokens was requested.
+    error FanCollectionZeroQuantity();
+    /// @dev The collection was configured with a max supply of zero.
+    error FanCollectionInvalidMaxSupply();
+    /// @dev Delegation was attempted on a collection without voting power.
+    error FanCollectionVotesDisabled();
+    /// @dev `perkId` was never set (or was removed) on this collection.
+    error FanCollectionUnknownPerk(uint256 perkId);
+    /// @dev `perkId` ended at `validUntil`.
+    error FanCollectionPerkExpired(uint256 perkId, uint64 validUntil);
+    /// @dev `tokenId` has no uses of `perkId` left.
+    error FanCollectionPerkUsedUp(uint256 tokenId, uint256 perkId);
+
+    /// @dev Emitted when the admin set (or removed, with `usesPerToken` 0) a perk.
+    event PerkSet(uint256 indexed perkId, uint32 usesPerToken, uint64 validUntil);
+    /// @dev Emitted when venue staff marked one use of `perkId` on `tokenId`.
+    event PerkUsed(uint256 indexed tokenId, uint256 indexed perkId, uint256 usesLeft);
+    /// @dev Emitted when the admin changed the metadata base URI.
+    event BaseURISet(string baseURI);
+
+    /// @notice Creates the collection; the admin gets DEFAULT_ADMIN_ROLE and nothing else.
+    /// @param config see {CollectionConfig}; `royaltyReceiver` 0 means no royalty.
+    /// @param trustedForwarder the platform's {FurusatoForwarder}.
+    ///
+    /// Requirements: `config.maxSupply` > 0; `config.royaltyBps` <= 10000 when a receiver is given.
+    constructor(CollectionConfig memory config, address trustedForwarder)
+        ERC721(config.name, config.symbol)
+        EIP712(config.name, "1")
+        ERC2771Context(trustedForwarder)
+    {
+        if (config.maxSupply == 0) revert FanCollectionInvalidMaxSupply();
+        _state = State({
+            totalMinted: 0,
+            maxSupply: config.maxSupply,
+            totalBurned: 0,
+            category: config.category,
+            soulbound: config.soulbound,
+            votes: config.votes
+        });
+        _baseTokenURI = config.baseURI;
+        if (config.royaltyReceiver != address(0)) _setDefaultRoyalty(config.royaltyReceiver, config.royaltyBps);
+        _grantRole(DEFAULT_ADMIN_ROLE, config.admin);
+    }
+
+    // ----------------------------------------------------------------- minting and burning
+
+    /// @notice Mints `quantity` tokens with consecutive ids to `to` (the primary sale's entry point).
+    /// @return firstTokenId the id of the first token minted; the others follow it.
+    ///
+    /// Requirements: the caller has MINTER_ROLE; `quantity` > 0; the max supply is not passed;
+    /// `to` is not the zero address.
+    ///
+    /// Emits: {Transfer} per token (and {IVotes-DelegateVotesChanged} when votes are on).
+    function saleMint(address to, uint256 quantity) external onlyRole(MINTER_ROLE) returns (uint256 firstTokenId) {
+        if (quantity == 0) revert FanCollectionZeroQuantity();
+        firstTokenId = _reserve(quantity);
+        for (uint256 i = 0; i < quantity; ++i) {
+            _mint(to, firstTokenId + i);
+        }
+    }
+
+    /// @notice Mints the next token to `to`.
+    /// @return tokenId the id minted.
+    ///
+    /// Requirements: the caller has MINTER_ROLE; the max supply is not reached; `to` is not zero.
+    ///
+    /// Emits: {Transfer} (and {IVotes-DelegateVotesChanged} when votes are on).
+    function mint(address to) external onlyRole(MINTER_ROLE) returns (uint256 tokenId) {
+        tokenId = _reserve(1);
+        _mint(to, tokenId);
+    }
+
+    /// @notice Burns `tokenId` (also on soulbound collections).
+    ///
+    /// Requirements: the caller owns `tokenId` or is approved for it.
+    ///
+    /// Emits: {Transfer} to the zero address.
+    function burn(uint256 tokenId) external {
+        _update(address(0), tokenId, _msgSender());
+        unchecked {
+            ++_state.totalBurned;
+        }
+    }
+
+    /// @dev Books `quantity` ids in one read and one write of the packed state; returns the first.
+    function _reserve(uint256 quantity) private returns (uint256 first) {
+        State storage s = _state;
+        uint256 minted = s.totalMinted;
+        uint256 remaining = s.maxSupply - minted;
+        if (quantity > remaining) revert FanCollectionMaxSupplyExceeded(quantity, remaining);
+        s.totalMinted = uint64(minted + quantity);
+        return minted + 1;
+    }
+
+    // ----------------------------------------------------------------- perks
+
+    /// @notice Sets the rule of `perkId`: `usesPerToken` uses per token (0 removes the perk) until
+    /// `validUntil` (unix seconds, 0 = no end). Uses already made stay counted.
+    ///
+    /// Requirements: the caller has DEFAULT_ADMIN_ROLE.
+    ///
+    /// Emits: {PerkSet}.
+    function setPerk(uint256 perkId, uint32 usesPerToken, uint64 validUntil) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _perks[perkId] = Perk(usesPerToken, validUntil);
+        emit PerkSet(perkId, usesPerToken, validUntil);
+    }
+
+    /// @notice Marks one use of `perkId` on `tokenId` (a venue checked the ticket in).
+    ///
+    /// Requirements: the caller has VERIFIER_ROLE; `tokenId` exists; the perk is set, not expired,
+    /// and the token has uses left.
+    ///
+    /// Emits: {PerkUsed} with the uses left after this one.
+    function usePerk(uint256 tokenId, uint256 perkId) external onlyRole(VERIFIER_ROLE) returns (uint256 usesLeft) {
+        _requireOwned(tokenId);
+        Perk memory rule = _perks[perkId];
+        if (rule.usesPerToken == 0) revert FanCollectionUnknownPerk(perkId);
+        if (rule.validUntil != 0 && block.timestamp > rule.validUntil) {
+            revert FanCollectionPerkExpired(perkId, rule.validUntil);
+        }
+        uint256 used = _perkUses[tokenId][perkId];
+        if (used >= rule.usesPerToken) revert FanCollectionPerkUsedUp(tokenId, perkId);
+        unchecked {
+            _perkUses[tokenId][perkId] = used + 1;
+            usesLeft = rule.usesPerToken - used - 1;
+        }
+        emit PerkUsed(tokenId, perkId, usesLeft);
+    }
+
+    /// @notice The rule of `perkId`.
+    function perk(uint256 perkId) external view returns (uint32 usesPerToken, uint64 validUntil) {
+        Perk memory p = _perks[perkId];
+        return (p.usesPerToken, p.validUntil);
+    }
+
+    /// @notice How many uses of `perkId` `tokenId` has made.
+    function perkUsesMade(uint256 tokenId, uint256 perkId) external view returns (uint256) {
+        return _perkUses[tokenId][perkId];
+    }
+
+    /// @notice How many uses of `perkId` `tokenId` has left now (0 when expired or unknown).
+    function perkUsesLeft(uint256 tokenId, uint256 perkId) external view returns (uint256) {
+        Perk memory p = _perks[perkId];
+        if (p.validUntil != 0 && block.timestamp > p.validUntil) return 0;
+        uint256 used = _perkUses[tokenId][perkId];
+        return used >= p.usesPerToken ? 0 : p.usesPerToken - used;
+    }
+
+    // ----------------------------------------------------------------- admin
+
+    /// @notice Sets the metadata base URI (tokenURI = base + id).
+    ///
+    /// Requirements: the caller has DEFAULT_ADMIN_ROLE.
+    ///
+    /// Emits: {BaseURISet} and {IERC4906-BatchMetadataUpdate} over all minted ids.
+    function setBaseURI(string calldata baseURI_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _baseTokenURI = baseURI_;
+        emit BaseURISet(baseURI_);
+        emit BatchMetadataUpdate(1, type(uint256).max);
+    }
+
+    /// @notice Sets the default royalty (ERC-2981) of every token.
+    ///
+    /// Requirements: the caller has DEFAULT_ADMIN_ROLE; `receiver` is not zero; `feeBps` <= 10000.
+    function setDefaultRoyalty(address receiver, uint96 feeBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setDefaultRoyalty(receiver, feeBps);
+    }
+
+    // ----------------------------------------------------------------- views
+
+    /// @notice The collection's category.
+    function category() external view returns (Category) {
+        return _state.category;
+    }
+
+    /// @notice Whether transfers between holders are blocked.
+    function soulbound() external view returns (bool) {
+        return _state.soulbound;
+    }
+
+    /// @notice Whether tokens carry voting power (1 token = 1 vote).
+    function votesEnabled() external view returns (bool) {
+        return _state.votes;
+    }
+
+    /// @notice The cap on tokens ever minted.
+    function maxSupply() external view returns (uint256) {
+        return _state.maxSupply;
+    }
+
+    /// @notice Tokens ever minted (the last id minted).
+    function totalMinted() external view returns (uint256) {
+        return _state.totalMinted;
+    }
+
+    /// @notice Tokens in existence (minted minus burned).
+    function totalSupply() external view returns (uint256) {
+        State memory s = _state;
+        return s.totalMinted - s.totalBurned;
+    }
+
+    /// @inheritdoc ERC721
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(ERC721, ERC2981, AccessControl, IERC165)
+        returns (bool)
+    {
+        return interfaceId == bytes4(0x49064906) || ERC721.supportsInterface(interfaceId)
+            || ERC2981.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
+    }
+
+    // ----------------------------------------------------------------- internals
+
+    /// @dev Soulbound check, then either plain ERC-721 bookkeeping (votes off: one flag read from
+    /// the packed slot) or votes bookkeeping with self-delegation of a receiver who has no delegate.
+    function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
+        State storage s = _state;
+        bool votes = s.votes;
+        bool bound = s.soulbound;
+        if (!votes) {
+            from = ERC721._update(to, tokenId, auth);
+        } else {
+            if (to != address(0) && delegates(to) == address(0)) _delegate(to, to);
+            from = super._update(to, tokenId, auth);
+        }
+        if (bound && from != address(0) && to != address(0)) revert FanCollectionSoulbound(tokenId);
+    }
+
+    /// @dev Delegation only exists when votes are on (otherwise it would checkpoint phantom votes).
+    function _delegate(address account, address delegatee) internal override {
+        if (!_state.votes) revert FanCollectionVotesDisabled();
+        super._delegate(account, delegatee);
+    }
+
+    function _baseURI() internal view override returns (string memory) {
+        return _baseTokenURI;
+    }
+
+    function _msgSender() internal view override(Context, ERC2771Context) returns (address) {
+        return ERC2771Context._msgSender();
+    }
+
+    function _msgData() internal view override(Context, ERC2771Context) returns (bytes calldata) {
+        return ERC2771Context._msgData();
+    }
+
+    function _contextSuffixLength() internal view override(Context, ERC2771Context) returns (uint256) {
+        return ERC2771Context._contextSuffixLength();
+    }
+}

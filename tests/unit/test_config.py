@@ -1,0 +1,47 @@
+"""Settings: embedded defaults, environment overrides, secrets from files, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.config import Settings, SettingsError
+
+
+def test_defaults_need_no_server(monkeypatch, tmp_path):
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "RPC_URL", "SECRET_KEY", "SECRET_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    s = Settings.from_env()
+    assert s.database_url == f"sqlite:///{tmp_path / 'furusato.db'}"
+    assert s.celery_broker_url == "filesystem://"
+    assert s.rpc_url == "http://127.0.0.1:8545"
+    # A dev secret key is made once and kept, so sessions survive a restart.
+    assert len(s.secret_key) == 64 and Settings.from_env().secret_key == s.secret_key
+
+
+def test_environment_switches_each_part(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db/furusato")
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    monkeypatch.setenv("RPC_URL", "https://rpc.example/v1/KEY")
+    monkeypatch.setenv("CONFIRMATIONS", "12")
+    key_file = tmp_path / "relayer.key"
+    key_file.write_text("0xabc\n")
+    monkeypatch.setenv("RELAYER_PRIVATE_KEY_FILE", str(key_file))
+    s = Settings.from_env()
+    assert s.database_url.startswith("postgresql+psycopg://")
+    assert s.celery_broker_url.startswith("amqp://")
+    assert s.confirmations == 12
+    assert s.relayer_private_key == "0xabc"
+    assert "0xabc" not in repr(s)  # secrets stay out of reprs and logs
+
+
+def test_bad_values_are_rejected_with_the_setting_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("CONFIRMATIONS", "two")
+    with pytest.raises(SettingsError, match="CONFIRMATIONS"):
+        Settings.from_env()
+    monkeypatch.setenv("CONFIRMATIONS", "2")
+    monkeypatch.setenv("MASTER_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="MASTER_KEY_FILE"):
+        Settings.from_env()

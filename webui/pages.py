@@ -1,0 +1,76 @@
+"""Server-rendered pages. They call services and models; no business rule lives here."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, make_response, redirect, render_template, request
+from flask_babel import get_locale, lazy_gettext as _l
+from sqlalchemy import func, select
+
+from backend.core.db import get_db
+from backend.core.i18n import LANG_COOKIE, LOCALES
+from backend.nfts.models import Collection
+from backend.regions.models import Town
+
+bp = Blueprint("pages", __name__)
+
+
+CATEGORY_LABELS = {
+    "ambassador_card": _l("Ambassador card"),
+    "resident_card": _l("Digital resident card"),
+    "event_ticket": _l("Event ticket"),
+    "vip_ticket": _l("VIP ticket"),
+    "experience": _l("Experience"),
+    "naming_right": _l("Naming right"),
+    "donation_certificate": _l("Donation certificate"),
+    "lodging_right": _l("Lodging right"),
+}
+
+
+@bp.app_context_processor
+def _inject_locale() -> dict[str, object]:
+    return {"locale": str(get_locale()), "locales": LOCALES, "category_labels": CATEGORY_LABELS}
+
+
+@bp.get("/")
+def landing():
+    session = get_db().session
+    rows = session.execute(
+        select(Town, func.count(Collection.id))
+        .outerjoin(Collection, Collection.town_id == Town.id)
+        .group_by(Town.id)
+        .order_by(Town.id)
+    ).all()
+    return render_template("landing.html", towns=rows)
+
+
+@bp.get("/towns/<slug>")
+def town(slug: str):
+    session = get_db().session
+    t = session.scalar(select(Town).where(Town.slug == slug))
+    if t is None:
+        abort(404)
+    collections = session.scalars(
+        select(Collection).where(Collection.town_id == t.id).order_by(Collection.id)
+    ).all()
+    return render_template("town.html", town=t, collections=collections)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: an open redirect would help phishing.
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str):
+    if code not in LOCALES:
+        abort(404)
+    resp = make_response(redirect(_safe_next(request.args.get("next"))))
+    resp.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return resp
