@@ -17,6 +17,11 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 /// - ERC-721 with ERC-2981 royalties; `tokenURI(id)` is `baseURI + id` (OpenSea JSON served by the
 ///   backend) and {IERC4906-BatchMetadataUpdate} tells marketplaces to refresh on a new base URI.
 /// - Token ids are sequential from 1 and capped by `maxSupply`.
+/// - Gas: a mint touches one extra storage slot compared with a plain ERC-721 `_mint(to, id)`. That
+///   slot packs the mint counter, the max supply, the flags and a cache of one MINTER_ROLE member
+///   (the first one granted, normally the primary sale contract), so the usual minter passes the
+///   role check without the cold read of AccessControl's role mapping. Other minters fall back to
+///   {AccessControl-hasRole}; the cache is only ever a MINTER_ROLE member (cleared on revoke).
 /// - Optional soulbound: transfers revert with {FanCollectionSoulbound}; mint and burn still work.
 /// - Optional voting power ({ERC721Votes}, 1 token = 1 vote). A holder who never chose a delegate is
 ///   delegated to themself on receipt, so a holder's voting power is never 0 by omission. When votes
@@ -50,7 +55,7 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         string name;
         string symbol;
         string baseURI;
-        uint64 maxSupply;
+        uint32 maxSupply;
         Category category;
         bool soulbound;
         bool votes;
@@ -65,17 +70,18 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         uint64 validUntil;
     }
 
-    /// @dev The hot state, packed in ONE slot: a mint reads it once and writes it once.
+    /// @dev The hot state, packed in ONE slot (248 bits): a mint reads it once and writes it once.
     struct State {
-        uint64 totalMinted;
-        uint64 maxSupply;
-        uint64 totalBurned;
+        address cachedMinter;
+        uint32 totalMinted;
+        uint32 maxSupply;
         Category category;
         bool soulbound;
         bool votes;
     }
 
     State private _state;
+    uint256 private _totalBurned;
     string private _baseTokenURI;
     mapping(uint256 perkId => Perk) private _perks;
     mapping(uint256 tokenId => mapping(uint256 perkId => uint256)) private _perkUses;
@@ -116,9 +122,9 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     {
         if (config.maxSupply == 0) revert FanCollectionInvalidMaxSupply();
         _state = State({
+            cachedMinter: address(0),
             totalMinted: 0,
             maxSupply: config.maxSupply,
-            totalBurned: 0,
             category: config.category,
             soulbound: config.soulbound,
             votes: config.votes
@@ -137,8 +143,7 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     /// `to` is not the zero address.
     ///
     /// Emits: {Transfer} per token (and {IVotes-DelegateVotesChanged} when votes are on).
-    function saleMint(address to, uint256 quantity) external onlyRole(MINTER_ROLE) returns (uint256 firstTokenId) {
-        if (quantity == 0) revert FanCollectionZeroQuantity();
+    function saleMint(address to, uint256 quantity) external returns (uint256 firstTokenId) {
         firstTokenId = _reserve(quantity);
         for (uint256 i = 0; i < quantity; ++i) {
             _mint(to, firstTokenId + i);
@@ -151,7 +156,7 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     /// Requirements: the caller has MINTER_ROLE; the max supply is not reached; `to` is not zero.
     ///
     /// Emits: {Transfer} (and {IVotes-DelegateVotesChanged} when votes are on).
-    function mint(address to) external onlyRole(MINTER_ROLE) returns (uint256 tokenId) {
+    function mint(address to) external returns (uint256 tokenId) {
         tokenId = _reserve(1);
         _mint(to, tokenId);
     }
@@ -164,17 +169,22 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     function burn(uint256 tokenId) external {
         _update(address(0), tokenId, _msgSender());
         unchecked {
-            ++_state.totalBurned;
+            ++_totalBurned;
         }
     }
 
-    /// @dev Books `quantity` ids in one read and one write of the packed state; returns the first.
+    /// @dev Checks MINTER_ROLE (cached minter first) and books `quantity` ids with one read and one
+    /// write of the packed state; returns the first id.
     function _reserve(uint256 quantity) private returns (uint256 first) {
         State storage s = _state;
+        address minter = s.cachedMinter;
         uint256 minted = s.totalMinted;
-        uint256 remaining = s.maxSupply - minted;
+        uint256 max = s.maxSupply;
+        if (minter != _msgSender()) _checkRole(MINTER_ROLE);
+        if (quantity == 0) revert FanCollectionZeroQuantity();
+        uint256 remaining = max - minted;
         if (quantity > remaining) revert FanCollectionMaxSupplyExceeded(quantity, remaining);
-        s.totalMinted = uint64(minted + quantity);
+        s.totalMinted = uint32(minted + quantity);
         return minted + 1;
     }
 
@@ -281,8 +291,7 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
 
     /// @notice Tokens in existence (minted minus burned).
     function totalSupply() external view returns (uint256) {
-        State memory s = _state;
-        return s.totalMinted - s.totalBurned;
+        return _state.totalMinted - _totalBurned;
     }
 
     /// @inheritdoc ERC721
@@ -317,6 +326,18 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     function _delegate(address account, address delegatee) internal override {
         if (!_state.votes) revert FanCollectionVotesDisabled();
         super._delegate(account, delegatee);
+    }
+
+    /// @dev Caches the first MINTER_ROLE member in the hot slot (see the contract notes).
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        if (granted && role == MINTER_ROLE && _state.cachedMinter == address(0)) _state.cachedMinter = account;
+    }
+
+    /// @dev Clears the minter cache when its member loses MINTER_ROLE.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == MINTER_ROLE && _state.cachedMinter == account) _state.cachedMinter = address(0);
     }
 
     function _baseURI() internal view override returns (string memory) {

@@ -34,7 +34,7 @@ contract FanCollectionFactory is AccessControl, ERC2771Context {
         FanCollection.Category indexed category,
         string name,
         string symbol,
-        uint64 maxSupply,
+        uint32 maxSupply,
         bool soulbound,
         bool votes
     );

@@ -433,11 +433,18 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
 
     /// @dev Transfers between accounts pass the pause, the expiry stop and the transfer policy,
     /// all read from one storage slot (plus the recipient's merchant status under MERCHANTS_ONLY).
+    /// The slot is read once, as a word: `paused` is bits 0-7, `policy` bits 8-15 and
+    /// `sweepDueAt` bits 16-55 (Solidity packs struct members from the low-order end).
     function _update(address from, address to, uint256 value) internal override {
         if (from != address(0) && to != address(0)) {
-            Config memory c = _config;
-            _requireSpendable(c);
-            if (c.policy == TransferPolicy.MERCHANTS_ONLY && _merchants[to] != MerchantStatus.ACTIVE) {
+            uint256 packed;
+            assembly ("memory-safe") {
+                packed := sload(_config.slot)
+            }
+            if (packed & 0xff != 0) revert EnforcedPause();
+            uint256 due = (packed >> 16) & 0xffffffffff;
+            if (due != 0 && block.timestamp >= due) revert RegionPointsExpirySweepPending(uint40(due));
+            if ((packed >> 8) & 0xff == uint8(TransferPolicy.MERCHANTS_ONLY) && _merchants[to] != MerchantStatus.ACTIVE) {
                 revert RegionPointsRecipientNotMerchant(to);
             }
         }

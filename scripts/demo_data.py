@@ -51,7 +51,9 @@ def load_demo_data(app) -> Town:  # type: ignore[no-untyped-def]
                     name_ja="更別村アンバサダーカード",
                     name_en="Sarabetsu Ambassador Card",
                     description_ja="村のDAOで1枚につき1票。村のイベントで特典が使えます。",
-                    description_en="One vote per card in the village DAO, with perks at village events.",
+                    description_en=(
+                        "One vote per card in the village DAO, with perks at village events."
+                    ),
                     category="ambassador_card",
                     max_supply=500,
                     price_yen=Decimal(5000),

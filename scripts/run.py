@@ -7,6 +7,7 @@ beat on the filesystem broker. Logs go to instance/logs/. Ctrl-C stops every pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,10 +37,8 @@ def main() -> int:
     def stop_all(*_: object) -> None:
         for proc in reversed(children):
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         for proc in children:
             try:
@@ -71,25 +70,65 @@ def main() -> int:
             subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
         if own_chain:
-            step("deploying contracts (only what is missing)",
-                 py, "-m", "backend.chain.deploy", "--town", "sarabetsu:SRB")
+            step(
+                "deploying contracts (only what is missing)",
+                py,
+                "-m",
+                "backend.chain.deploy",
+                "--town",
+                "sarabetsu:SRB",
+            )
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "head")
         step("loading demo data", py, "scripts/demo_data.py")
 
         def spawn(name: str, *cmd: str) -> None:
             log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-            children.append(subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            ))
+            children.append(
+                subprocess.Popen(
+                    cmd,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             log.close()
 
-        spawn("worker", str(VENV_BIN / "celery"), "-A", "backend.worker", "worker",
-              "--pool", "solo", "--loglevel", "INFO")
-        spawn("beat", str(VENV_BIN / "celery"), "-A", "backend.worker", "beat",
-              "--loglevel", "INFO", "--schedule", str(settings.instance_path / "celerybeat-schedule"))
-        spawn("web", str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-              "--workers", "2", "--access-logfile", "-", "backend.wsgi:app")
+        spawn(
+            "worker",
+            str(VENV_BIN / "celery"),
+            "-A",
+            "backend.worker",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+        )
+        spawn(
+            "beat",
+            str(VENV_BIN / "celery"),
+            "-A",
+            "backend.worker",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(settings.instance_path / "celerybeat-schedule"),
+        )
+        spawn(
+            "web",
+            str(VENV_BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+            "backend.wsgi:app",
+        )
 
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -98,7 +137,7 @@ def main() -> int:
                 if proc.poll() is not None:
                     raise SystemExit(f"a process exited early (code {proc.returncode}); see {logs}")
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:  # noqa: S310 (our http URL)
                     if resp.status == 200:
                         break
             except OSError:

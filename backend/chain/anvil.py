@@ -25,7 +25,7 @@ DEV_KEYS = (
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
     "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
     "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d521b8d0a2bdbbab1a",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
     "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
@@ -85,11 +85,16 @@ def start_anvil(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(ANVIL_BIN),
-        "--host", host,
-        "--port", str(port),
-        "--chain-id", str(chain_id),
-        "--mnemonic", DEV_MNEMONIC,
-        "--hardfork", "prague",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--mnemonic",
+        DEV_MNEMONIC,
+        "--hardfork",
+        "prague",
     ]
     if block_time:
         cmd += ["--block-time", str(block_time)]
@@ -101,8 +106,12 @@ def start_anvil(
     start_offset = log.tell()
     try:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=False, env={**os.environ, "NO_COLOR": "1"},
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=False,
+            env={**os.environ, "NO_COLOR": "1"},
         )
     finally:
         log.close()

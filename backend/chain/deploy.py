@@ -47,13 +47,13 @@ class Deployer:
     def __init__(self, w3: Web3, private_key: str) -> None:
         self.w3 = w3
         self.account = Account.from_key(private_key)
-        self._nonce = w3.eth.get_transaction_count(self.account.address, "pending")
+        self._nonce = int(w3.eth.get_transaction_count(self.account.address, "pending"))
 
     @property
     def address(self) -> str:
         return str(self.account.address)
 
-    def _send(self, tx: dict[str, Any]) -> Any:
+    def _send(self, tx: Any) -> Any:
         tx.setdefault("from", self.account.address)
         tx["nonce"] = self._nonce
         tx["chainId"] = self.w3.eth.chain_id
@@ -141,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rpc-url", default=os.environ.get("RPC_URL", "http://127.0.0.1:8545"))
     parser.add_argument(
-        "--deployments-dir", type=Path, default=Path(os.environ.get("DEPLOYMENTS_DIR", "deployments"))
+        "--deployments-dir",
+        type=Path,
+        default=Path(os.environ.get("DEPLOYMENTS_DIR", "deployments")),
     )
     parser.add_argument(
-        "--town", action="append", default=[], metavar="SLUG:SYMBOL",
+        "--town",
+        action="append",
+        default=[],
+        metavar="SLUG:SYMBOL",
         help="deploy points for a town, e.g. sarabetsu:SRB (repeatable)",
     )
     args = parser.parse_args(argv)

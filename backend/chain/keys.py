@@ -108,9 +108,7 @@ class MasterKeyProvider(Protocol):
 
 def _check_key_id(key_id: str) -> str:
     if not isinstance(key_id, str) or not _KEY_ID_RE.fullmatch(key_id):
-        raise KeyVaultError(
-            "master key id must be 1-64 characters of A-Z a-z 0-9 . _ : / -"
-        )
+        raise KeyVaultError("master key id must be 1-64 characters of A-Z a-z 0-9 . _ : / -")
     return key_id
 
 
@@ -246,9 +244,7 @@ class KeyVault:
 
     __slots__ = ("_active", "_providers")
 
-    def __init__(
-        self, providers: Mapping[str, MasterKeyProvider], active_key_id: str
-    ) -> None:
+    def __init__(self, providers: Mapping[str, MasterKeyProvider], active_key_id: str) -> None:
         """Build a vault over ``providers`` that seals new keys under ``active_key_id``.
 
         Raises :class:`UnknownMasterKey` if ``active_key_id`` has no provider, and

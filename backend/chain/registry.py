@@ -52,21 +52,24 @@ class Deployments:
             raise RegistryError(f"{key} is not deployed on chain {self.chain_id}") from None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "chain_id": self.chain_id,
-                "contracts": {
-                    k: {
-                        "contract": c.contract,
-                        "address": c.address,
-                        "block_number": c.block_number,
-                        "tx_hash": c.tx_hash,
-                    }
-                    for k, c in sorted(self.contracts.items())
+        return (
+            json.dumps(
+                {
+                    "chain_id": self.chain_id,
+                    "contracts": {
+                        k: {
+                            "contract": c.contract,
+                            "address": c.address,
+                            "block_number": c.block_number,
+                            "tx_hash": c.tx_hash,
+                        }
+                        for k, c in sorted(self.contracts.items())
+                    },
                 },
-            },
-            indent=2,
-        ) + "\n"
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 def deployments_path(directory: Path, chain_id: int) -> Path:

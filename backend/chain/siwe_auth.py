@@ -133,9 +133,7 @@ def build_message(
             issued_at=siwe.ISO8601Datetime.from_datetime(issued_at),
             expiration_time=siwe.ISO8601Datetime.from_datetime(expiration_time),
             not_before=(
-                siwe.ISO8601Datetime.from_datetime(not_before)
-                if not_before is not None
-                else None
+                siwe.ISO8601Datetime.from_datetime(not_before) if not_before is not None else None
             ),
         )
     except ValidationError as exc:
@@ -159,9 +157,10 @@ def _parse(message_text: str) -> siwe.SiweMessage:
         else:
             parsed = siwe.SiweMessage.from_message(message_text, abnf=False)
             # Only the statement may leave ASCII (see the module docstring).
-            if parsed.statement is None or not message_text.replace(
-                parsed.statement, "", 1
-            ).isascii():
+            if (
+                parsed.statement is None
+                or not message_text.replace(parsed.statement, "", 1).isascii()
+            ):
                 raise SiweRejected("malformed")
         canonical = parsed.prepare_message()
     except SiweRejected:

@@ -98,6 +98,5 @@ def _app_context_id() -> int:
         return 0
 
 
-
 def get_db() -> Database:
     return current_app.extensions["db"]  # type: ignore[no-any-return]

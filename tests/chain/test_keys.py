@@ -206,9 +206,12 @@ def test_signer_object(vault: KeyVault, sealed: SealedKey) -> None:
         sealed.address
     )
     typed = signer.sign_typed_data(TYPED_DATA)
-    assert Account.recover_message(
-        encode_typed_data(full_message=TYPED_DATA), signature=typed.signature
-    ) == sealed.address
+    assert (
+        Account.recover_message(
+            encode_typed_data(full_message=TYPED_DATA), signature=typed.signature
+        )
+        == sealed.address
+    )
 
 
 # --- integrity --------------------------------------------------------------------------
@@ -256,8 +259,9 @@ def test_tampering_is_detected(vault: KeyVault, sealed: SealedKey, change: Any) 
 def test_swapped_blob_between_rows(vault: KeyVault) -> None:
     alice, bob = vault.create_key(), vault.create_key()
     # Bob's row pointing at Alice's encrypted key: must not sign (as anyone).
-    swapped = dataclasses.replace(bob, ciphertext=alice.ciphertext, nonce=alice.nonce,
-                                  wrapped_data_key=alice.wrapped_data_key)
+    swapped = dataclasses.replace(
+        bob, ciphertext=alice.ciphertext, nonce=alice.nonce, wrapped_data_key=alice.wrapped_data_key
+    )
     with pytest.raises(KeyIntegrityError):
         vault.sign_message(swapped, "x")
     # Only the address swapped.
@@ -307,9 +311,10 @@ def test_rotation_rewrap(sealed: SealedKey) -> None:
 
     b_only = KeyVault({"kek-b": _key_b()}, "kek-b")
     signed = b_only.sign_message(rewrapped, "after rotation")
-    assert Account.recover_message(
-        encode_defunct(text="after rotation"), signature=signed.signature
-    ) == sealed.address
+    assert (
+        Account.recover_message(encode_defunct(text="after rotation"), signature=signed.signature)
+        == sealed.address
+    )
     assert b_only.export_private_key(rewrapped, reauthenticated=True) == key_hex
     # The old row no longer opens once key A is retired.
     with pytest.raises(UnknownMasterKey):
@@ -346,15 +351,18 @@ def test_export_with_reauthentication(vault: KeyVault, sealed: SealedKey) -> Non
 def test_repr_and_str_hold_no_key_material(vault: KeyVault, sealed: SealedKey) -> None:
     both = KeyVault({"kek-a": _key_a(), "kek-b": _key_b()}, "kek-a")
     objects: list[object] = [
-        sealed, vault, both, _key_a(), _key_b(), vault.signer(sealed),
+        sealed,
+        vault,
+        both,
+        _key_a(),
+        _key_b(),
+        vault.signer(sealed),
     ]
     texts = [f(o) for o in objects for f in (repr, str)]
     for secret in _secret_forms(vault, sealed):
         for text in texts:
             assert secret.lower() not in text.lower()
-    assert repr(sealed) == (
-        f"SealedKey(address={sealed.address!r}, master_key_id='kek-a')"
-    )
+    assert repr(sealed) == (f"SealedKey(address={sealed.address!r}, master_key_id='kek-a')")
     for blob in (sealed.ciphertext, sealed.wrapped_data_key):
         assert blob.hex() not in repr(sealed)
 
@@ -398,9 +406,10 @@ def test_no_key_material_in_debug_logs(caplog: pytest.LogCaptureFixture) -> None
         a_vault.sign_message(dataclasses.replace(sealed, nonce=_flip(sealed.nonce)), "x")
 
     assert any(sealed.address in r.getMessage() for r in caplog.records)  # logging did run
-    logged = "\n".join(
-        f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records
-    ) + caplog.text
+    logged = (
+        "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+        + caplog.text
+    )
     secrets = _secret_forms(a_vault, sealed)  # export after capture: its own log line is fine
     for secret in secrets:
         assert secret.lower() not in logged.lower()

@@ -63,9 +63,7 @@ def _message(account: LocalAccount, nonce_value: str, **overrides: Any) -> str:
 
 
 def _sign(account: LocalAccount, text: str) -> str:
-    return "0x" + account.sign_message(encode_defunct(text=text)).signature.hex().removeprefix(
-        "0x"
-    )
+    return "0x" + account.sign_message(encode_defunct(text=text)).signature.hex().removeprefix("0x")
 
 
 def _verify(text: str, signature: str, nonce: str, **overrides: Any) -> str:
@@ -137,13 +135,16 @@ def test_valid_message_verifies(account: LocalAccount, nonce: str, statement: st
 def test_verify_with_default_clock(account: LocalAccount, nonce: str) -> None:
     now = datetime.now(tz=UTC)
     text = _message(account, nonce, issued_at=now, expiration_time=now + timedelta(minutes=5))
-    assert verify(
-        text,
-        _sign(account, text),
-        expected_domain=DOMAIN,
-        expected_chain_id=CHAIN_ID,
-        expected_nonce=nonce,
-    ) == account.address
+    assert (
+        verify(
+            text,
+            _sign(account, text),
+            expected_domain=DOMAIN,
+            expected_chain_id=CHAIN_ID,
+            expected_nonce=nonce,
+        )
+        == account.address
+    )
 
 
 def test_now_in_another_timezone(account: LocalAccount, nonce: str) -> None:

@@ -67,6 +67,13 @@ def deploy(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
     return w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
 
 
+def expect_deploy_revert(w3: Web3, name: str, *args: Any, sender: str, error: str) -> None:
+    art = artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    with reverts(error):
+        factory.constructor(*args).estimate_gas({"from": sender})
+
+
 def send(fn: Any, sender: str, gas: int = GAS) -> Any:
     """Send a contract call as an unlocked anvil account; return the (successful) receipt."""
     w3 = fn.w3
@@ -126,7 +133,9 @@ def events(contract: Contract, name: str, receipt: Any) -> list[Any]:
 from web3.logs import DISCARD as _DISCARD  # noqa: E402 - other events in a receipt are skipped
 
 
-def sign_typed(key: str, domain: dict[str, Any], types: dict[str, Any], primary: str, message: dict[str, Any]) -> bytes:
+def sign_typed(
+    key: str, domain: dict[str, Any], types: dict[str, Any], primary: str, message: dict[str, Any]
+) -> bytes:
     full = {
         "types": {
             "EIP712Domain": [
@@ -145,7 +154,14 @@ def sign_typed(key: str, domain: dict[str, Any], types: dict[str, Any], primary:
 
 
 def sign_permit(
-    key: str, token: Contract, spender: str, value: int, deadline: int, *, chain_id: int | None = None, nonce: int | None = None
+    key: str,
+    token: Contract,
+    spender: str,
+    value: int,
+    deadline: int,
+    *,
+    chain_id: int | None = None,
+    nonce: int | None = None,
 ) -> tuple[int, bytes, bytes]:
     owner = addr(key)
     domain = {
@@ -223,7 +239,12 @@ class ExpiryIndexer:
                 if name:
                     decoded.append((name, getattr(ev, name)().process_log(log)["args"]))
             programme_id = next(
-                (a["programmeId"] for n, a in decoded if n in ("PointsIssued", "PointsBatchIssued")), None
+                (
+                    a["programmeId"]
+                    for n, a in decoded
+                    if n in ("PointsIssued", "PointsBatchIssued")
+                ),
+                None,
             )
             for name, a in decoded:
                 if name == "ProgrammeSet":

@@ -31,8 +31,14 @@ CATEGORY = {
     name: i
     for i, name in enumerate(
         [
-            "AMBASSADOR_CARD", "RESIDENT_CARD", "EVENT_TICKET", "VIP_TICKET",
-            "EXPERIENCE", "NAMING_RIGHT", "DONATION_CERTIFICATE", "LODGING_RIGHT",
+            "AMBASSADOR_CARD",
+            "RESIDENT_CARD",
+            "EVENT_TICKET",
+            "VIP_TICKET",
+            "EXPERIENCE",
+            "NAMING_RIGHT",
+            "DONATION_CERTIFICATE",
+            "LODGING_RIGHT",
         ]
     )
 }
@@ -80,7 +86,9 @@ class Chain:
     def key(self, i: int) -> str:
         """The private key of account `i`, checked against the node's account."""
         k = self.keys[i]
-        assert Account.from_key(k).address == self.accounts[i], f"anvil.keys[{i}] is not account {i}"
+        assert Account.from_key(k).address == self.accounts[i], (
+            f"anvil.keys[{i}] is not account {i}"
+        )
         return k
 
     # ------------------------------------------------------------------ tx helpers
@@ -123,7 +131,9 @@ class Chain:
             }
         )
         signed = acct.sign_transaction(tx)
-        rcpt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        rcpt = self.w3.eth.wait_for_transaction_receipt(
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        )
         assert rcpt.status == 1
         return rcpt
 
@@ -161,7 +171,9 @@ class Chain:
     def now(self) -> int:
         return self.w3.eth.get_block("latest").timestamp
 
-    def sign_typed(self, key: str, domain: dict[str, Any], types: dict[str, Any], message: dict[str, Any]) -> bytes:
+    def sign_typed(
+        self, key: str, domain: dict[str, Any], types: dict[str, Any], message: dict[str, Any]
+    ) -> bytes:
         msg = encode_typed_data(domain_data=domain, message_types=types, message_data=message)
         return Account.sign_message(msg, private_key=key).signature
 
@@ -206,8 +218,16 @@ def collection_config(
     royalty_bps: int = 500,
 ) -> tuple[Any, ...]:
     return (
-        name, symbol, base_uri, max_supply, CATEGORY[category], soulbound, votes,
-        chain.accounts[ADMIN], chain.accounts[ADMIN], royalty_bps,
+        name,
+        symbol,
+        base_uri,
+        max_supply,
+        CATEGORY[category],
+        soulbound,
+        votes,
+        chain.accounts[ADMIN],
+        chain.accounts[ADMIN],
+        royalty_bps,
     )
 
 
@@ -220,7 +240,9 @@ def make_collection(chain: Chain, factory: Contract) -> Callable[..., Contract]:
         addr = chain.events(factory, rcpt, "CollectionCreated")[0].args.collection
         c = chain.contract("FanCollection", addr)
         chain.send(c.functions.grantRole(chain.role("MINTER_ROLE"), chain.accounts[MINTER]), ADMIN)
-        chain.send(c.functions.grantRole(chain.role("VERIFIER_ROLE"), chain.accounts[VERIFIER]), ADMIN)
+        chain.send(
+            c.functions.grantRole(chain.role("VERIFIER_ROLE"), chain.accounts[VERIFIER]), ADMIN
+        )
         return c
 
     return make
@@ -239,7 +261,11 @@ def card_collection(make_collection: Callable[..., Contract]) -> Contract:
 @pytest.fixture(scope="module")
 def soulbound_collection(make_collection: Callable[..., Contract]) -> Contract:
     return make_collection(
-        soulbound=True, category="DONATION_CERTIFICATE", name="Mukawa Thanks", symbol="MKW", royalty_bps=0
+        soulbound=True,
+        category="DONATION_CERTIFICATE",
+        name="Mukawa Thanks",
+        symbol="MKW",
+        royalty_bps=0,
     )
 
 
@@ -276,19 +302,39 @@ def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contra
     for holder, n in ((ALICE, 3), (BOB, 1), (CAROL, 1)):
         chain.send(cards.functions.saleMint(a[holder], n), MINTER)
     residents = chain.deploy(
-        "ResidentPass", "Sarabetsu Resident", "SRES", "https://furusato.example/meta/res/", a[ADMIN],
+        "ResidentPass",
+        "Sarabetsu Resident",
+        "SRES",
+        "https://furusato.example/meta/res/",
+        a[ADMIN],
         forwarder.address,
     )
     for i, holder in enumerate((ALICE, BOB, CAROL, DAVE)):
         chain.send(residents.functions.issue(a[holder], keccak(text=f"person-{i}")), ADMIN)
-    treasury = chain.deploy("TownTreasury", TIMELOCK_DELAY, [], [Web3.to_checksum_address("0x" + "00" * 20)], a[ADMIN])
+    treasury = chain.deploy(
+        "TownTreasury", TIMELOCK_DELAY, [], [Web3.to_checksum_address("0x" + "00" * 20)], a[ADMIN]
+    )
     card_chamber = chain.deploy(
-        "TownGovernor", "Sarabetsu Card Chamber", cards.address, treasury.address,
-        VOTING_DELAY, VOTING_PERIOD, 0, QUORUM_PERCENT, forwarder.address,
+        "TownGovernor",
+        "Sarabetsu Card Chamber",
+        cards.address,
+        treasury.address,
+        VOTING_DELAY,
+        VOTING_PERIOD,
+        0,
+        QUORUM_PERCENT,
+        forwarder.address,
     )
     resident_chamber = chain.deploy(
-        "TownGovernor", "Sarabetsu Resident Chamber", residents.address, treasury.address,
-        VOTING_DELAY, VOTING_PERIOD, 0, 50, forwarder.address,
+        "TownGovernor",
+        "Sarabetsu Resident Chamber",
+        residents.address,
+        treasury.address,
+        VOTING_DELAY,
+        VOTING_PERIOD,
+        0,
+        50,
+        forwarder.address,
     )
     for gov in (card_chamber, resident_chamber):
         chain.send(treasury.functions.grantRole(chain.role("PROPOSER_ROLE"), gov.address), ADMIN)
@@ -342,18 +388,31 @@ def forward_request(
     deadline = chain.now() + 3600
     nonce = forwarder.functions.nonces(frm).call()
     domain = {
-        "name": "FurusatoForwarder", "version": "1",
-        "chainId": chain.w3.eth.chain_id, "verifyingContract": forwarder.address,
+        "name": "FurusatoForwarder",
+        "version": "1",
+        "chainId": chain.w3.eth.chain_id,
+        "verifyingContract": forwarder.address,
     }
     types = {
         "ForwardRequest": [
-            {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
-            {"name": "value", "type": "uint256"}, {"name": "gas", "type": "uint256"},
-            {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint48"},
+            {"name": "from", "type": "address"},
+            {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "gas", "type": "uint256"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint48"},
             {"name": "data", "type": "bytes"},
         ]
     }
-    msg = {"from": frm, "to": to, "value": 0, "gas": gas, "nonce": nonce, "deadline": deadline, "data": data}
+    msg = {
+        "from": frm,
+        "to": to,
+        "value": 0,
+        "gas": gas,
+        "nonce": nonce,
+        "deadline": deadline,
+        "data": data,
+    }
     sig = chain.sign_typed(key, domain, types, msg)
     return (frm, to, 0, gas, deadline, data, sig)
 
@@ -368,4 +427,3 @@ def relay(chain: Chain, forwarder: Contract) -> Callable[..., Any]:
         return chain.send(forwarder.functions.execute(req), RELAYER)
 
     return do
-

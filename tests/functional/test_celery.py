@@ -14,7 +14,10 @@ def test_task_round_trip_through_redis(app, celery_worker):
     assert celery.conf.broker_url.startswith("redis://")
     result = echo.apply_async(({"town": "更別村", "n": 3},))
     # The worker sees the same database as the app: the task ran in the app context.
-    assert result.get(timeout=20) == {"payload": {"town": "更別村", "n": 3}, "dialect": "postgresql"}
+    assert result.get(timeout=20) == {
+        "payload": {"town": "更別村", "n": 3},
+        "dialect": "postgresql",
+    }
 
 
 def test_beat_heartbeat_task_writes_through_the_worker(app, celery_worker):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-import pytest
-import sqlalchemy as sa
 
 from backend.models import Base
 from tests.conftest import ROOT, alembic_upgrade
@@ -30,9 +30,7 @@ def _diff(url):
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
-def test_upgrade_from_empty_matches_models_then_downgrade_and_again(
-    dialect, pg_database, tmp_path
-):
+def test_upgrade_from_empty_matches_models_then_downgrade_and_again(dialect, pg_database, tmp_path):
     url = pg_database("migrations") if dialect == "postgresql" else f"sqlite:///{tmp_path}/m.db"
     alembic_upgrade(url)
     assert _diff(url) == []
@@ -47,10 +45,13 @@ def test_upgrade_from_empty_matches_models_then_downgrade_and_again(
 def test_audit_log_is_append_only_on_postgresql(pg_url):
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO audit_log (at, actor, action, subject_type, subject_id, reason, details)"
-            " VALUES (now(), 'staff:1', 'points.issue', 'town', '1', 'test', '{}')"
-        ))
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log"
+                " (at, actor, action, subject_type, subject_id, reason, details)"
+                " VALUES (now(), 'staff:1', 'points.issue', 'town', '1', 'test', '{}')"
+            )
+        )
     for stmt in ("UPDATE audit_log SET reason = 'changed'", "DELETE FROM audit_log"):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text(stmt))

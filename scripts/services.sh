@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Make sure PostgreSQL and Redis answer on loopback for tests and checks.
+#   scripts/services.sh ensure   start the locally installed servers, with data dirs of their
+#                                own, when nothing answers on 5432 / 6379 (installs them if absent)
+#   scripts/services.sh stop     stop only the servers that `ensure` started
+set -euo pipefail
+STATE=${FURUSATO_SERVICES_DIR:-/tmp/furusato-services}
+PG_PORT=${PG_PORT:-5432}
+REDIS_PORT=${REDIS_PORT:-6379}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && head -c5 <&3 | grep -q PONG) 2>/dev/null; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install $*" >&2; exit 1; fi
+  [ -f "$STATE/.apt-updated" ] || { apt-get update -qq; mkdir -p "$STATE"; touch "$STATE/.apt-updated"; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure() {
+  mkdir -p "$STATE"
+  if ! pg_up; then
+    command -v pg_ctlcluster >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+      || apt_install postgresql
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    data="$STATE/pg"
+    if [ ! -f "$data/PG_VERSION" ]; then
+      mkdir -p "$data"; chown postgres:postgres "$data" 2>/dev/null || true
+      runuser -u postgres -- "$bindir/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+    fi
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$STATE/pg.log" -w \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+    touch "$STATE/pg.started"
+    echo "started PostgreSQL on 127.0.0.1:$PG_PORT (data: $data)"
+  fi
+  if ! redis_up; then
+    command -v redis-server >/dev/null || apt_install redis-server
+    mkdir -p "$STATE/redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+      --appendonly no --dir "$STATE/redis" --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log"
+    for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+    touch "$STATE/redis.started"
+    echo "started Redis on 127.0.0.1:$REDIS_PORT"
+  fi
+  pg_up || { echo "PostgreSQL does not answer on 127.0.0.1:$PG_PORT" >&2; exit 1; }
+  redis_up || { echo "Redis does not answer on 127.0.0.1:$REDIS_PORT" >&2; exit 1; }
+}
+
+stop() {
+  if [ -f "$STATE/pg.started" ]; then
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$STATE/pg" -m fast stop >/dev/null || true
+    rm -f "$STATE/pg.started"
+  fi
+  if [ -f "$STATE/redis.started" ]; then
+    kill "$(cat "$STATE/redis.pid")" 2>/dev/null || true
+    rm -f "$STATE/redis.started"
+  fi
+}
+
+"${1:-ensure}"

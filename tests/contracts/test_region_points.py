@@ -1,0 +1,530 @@
+"""RegionPoints on anvil through the committed artifacts: issuing, policy, merchants, redemption,
+partner towns, permit, ERC-2771 forwarding, expiry sweep, gas targets and supply invariants."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+
+from tests.contracts._points_helpers import (
+    DAY,
+    DAY_OFFSET,
+    ZERO,
+    ExpiryIndexer,
+    addr,
+    day_start,
+    deploy,
+    events,
+    expect_deploy_revert,
+    expect_revert,
+    now,
+    reverts,
+    role,
+    send,
+    sign_permit,
+    sign_typed,
+    warp,
+)
+
+OPEN, MERCHANTS_ONLY = 0, 1
+NONE, ACTIVE, SUSPENDED = 0, 1, 2
+P180, PNEVER, P30, PINACTIVE = 1, 2, 3, 9
+
+
+@pytest.fixture(scope="module")
+def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
+    w3 = session_w3
+    keys = anvil.keys
+    a = [addr(k) for k in keys]
+    e = SimpleNamespace(
+        w3=w3, keys=keys, admin=a[0], issuer=a[1], ops=a[2], alice=a[3], bob=a[4], shop=a[5],
+        shop_b=a[6], relayer=a[7], outsider=a[8], carol=a[9],
+    )
+    e.forwarder = deploy(w3, "FurusatoForwarder", sender=e.admin)
+    e.points = deploy(w3, "RegionPoints", "Sarabetsu Points", "SRB", e.admin, e.forwarder.address, sender=e.admin)
+    e.points_b = deploy(w3, "RegionPoints", "Toyako Points", "TYK", e.admin, e.forwarder.address, sender=e.admin)
+    e.plain = deploy(w3, "PlainERC20", sender=e.admin)
+    for p in (e.points, e.points_b):
+        f = p.functions
+        send(f.grantRole(role("ISSUER_ROLE"), e.issuer), e.admin)
+        for r in ("MERCHANT_ADMIN_ROLE", "PAUSER_ROLE", "EXPIRER_ROLE"):
+            send(f.grantRole(role(r), e.ops), e.admin)
+        send(f.setProgramme(P180, 180, True), e.admin)
+        send(f.setProgramme(PNEVER, 0, True), e.admin)
+        send(f.setProgramme(P30, 30, True), e.admin)
+    send(e.points.functions.addMerchant(e.shop), e.ops)
+    send(e.points_b.functions.addMerchant(e.shop_b), e.ops)
+    return e
+
+
+def issue(e: SimpleNamespace, to: str, amount: int, programme: int = PNEVER, points: Any = None) -> Any:
+    p = points or e.points
+    return send(p.functions.issue(to, amount, programme, "thanks"), e.issuer)
+
+
+def bal(e: SimpleNamespace, who: str, points: Any = None) -> int:
+    return (points or e.points).functions.balanceOf(who).call()
+
+
+def today(w3: Web3) -> int:
+    return (now(w3) + DAY_OFFSET) // DAY
+
+
+# ---------------------------------------------------------------------------- basics
+
+
+def test_metadata_and_roles(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    assert f.decimals().call() == 0
+    assert (f.name().call(), f.symbol().call()) == ("Sarabetsu Points", "SRB")
+    assert f.hasRole(role("DEFAULT_ADMIN_ROLE"), env.admin).call()
+    assert f.hasRole(role("ISSUER_ROLE"), env.admin).call()
+    assert f.trustedForwarder().call() == env.forwarder.address
+    assert f.transferPolicy().call() == OPEN
+    assert f.paused().call() is False
+    assert f.programme(P180).call() == [180, True]
+    expect_deploy_revert(w3, "RegionPoints", "X", "X", ZERO, ZERO, sender=env.admin, error="RegionPointsInvalidAdmin")
+
+
+def test_issue(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    rc = send(f.issue(env.alice, 100, P180, "car-share thanks"), env.issuer)
+    (ev,) = events(env.points, "PointsIssued", rc)
+    assert dict(ev.args) == {"to": env.alice, "amount": 100, "programmeId": P180, "reason": "car-share thanks"}
+    day = today(w3) + 180 + 1
+    assert bal(env, env.alice) == 100
+    assert f.totalIssued().call() == 100
+    assert f.expiringOn(day).call() == 100
+    assert f.sweepDueAt().call() == day_start(day)
+    # never-expiring programme: no lot, no sweep date change
+    issue(env, env.alice, 5, PNEVER)
+    assert f.sweepDueAt().call() == day_start(day)
+    assert f.expiryOf(0).call() == [0, 0]
+
+
+def test_issue_reverts(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    expect_revert(f.issue(env.alice, 1, PNEVER, "x"), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(f.issue(env.alice, 0, PNEVER, "x"), env.issuer, "RegionPointsZeroAmount")
+    expect_revert(f.issue(env.alice, 1, PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive")
+    expect_revert(f.issue(ZERO, 1, PNEVER, "x"), env.issuer, "ERC20InvalidReceiver")
+    send(f.pause(), env.ops)
+    expect_revert(f.issue(env.alice, 1, PNEVER, "x"), env.issuer, "EnforcedPause")
+
+
+def test_set_programme(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    rc = send(f.setProgramme(7, 90, True), env.admin)
+    assert dict(events(env.points, "ProgrammeSet", rc)[0].args) == {"programmeId": 7, "expiryDays": 90, "active": True}
+    expect_revert(f.setProgramme(7, 3651, True), env.admin, "RegionPointsInvalidExpiry")
+    expect_revert(f.setProgramme(7, 10, True), env.issuer, "AccessControlUnauthorizedAccount")
+    send(f.setProgramme(7, 90, False), env.admin)
+    expect_revert(f.issue(env.alice, 1, 7, "x"), env.issuer, "RegionPointsProgrammeInactive")
+
+
+def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    to = [env.alice, env.bob, env.carol]
+    rc = send(f.issueBatch(to, [1, 2, 3], P30, "gym visit"), env.issuer)
+    assert [bal(env, x) for x in to] == [1, 2, 3]
+    (ev,) = events(env.points, "PointsBatchIssued", rc)
+    day = today(w3) + 31
+    assert dict(ev.args) == {
+        "programmeId": P30, "recipients": 3, "total": 6, "expiresAt": day_start(day), "reason": "gym visit"
+    }
+    assert len(events(env.points, "Transfer", rc)) == 3
+    assert f.expiringOn(day).call() == 6
+    assert f.totalIssued().call() == 6
+    expect_revert(f.issueBatch(to, [1, 2], P30, "x"), env.issuer, "RegionPointsLengthMismatch")
+    expect_revert(f.issueBatch(to, [1, 0, 1], P30, "x"), env.issuer, "RegionPointsZeroAmount")
+    expect_revert(f.issueBatch([], [], P30, "x"), env.issuer, "RegionPointsZeroAmount")
+    expect_revert(f.issueBatch(to, [1, 1, 1], PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive")
+    expect_revert(f.issueBatch(to, [1, 1, 1], P30, "x"), env.outsider, "AccessControlUnauthorizedAccount")
+    send(f.pause(), env.ops)
+    expect_revert(f.issueBatch(to, [1, 1, 1], P30, "x"), env.issuer, "EnforcedPause")
+
+
+# ---------------------------------------------------------------------------- gas
+
+
+def _fresh(n: int, seed: int) -> list[str]:
+    return [Web3.to_checksum_address(Web3.keccak(text=f"recipient-{seed}-{i}")[-20:]) for i in range(n)]
+
+
+def test_gas_targets(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None:
+    f = env.points.functions
+    # batch issue: marginal cost per new recipient
+    small = send(f.issueBatch(_fresh(10, 1), [5] * 10, P180, "event"), env.issuer).gasUsed
+    large = send(f.issueBatch(_fresh(110, 2), [5] * 110, P180, "event"), env.issuer).gasUsed
+    per_recipient = (large - small) / 100
+    assert per_recipient <= 30_000, per_recipient
+
+    # transfer between two holders vs a plain OZ ERC20 (same balances, same cold slots)
+    send(env.plain.functions.mint(env.alice, 1000), env.admin)
+    send(env.plain.functions.mint(env.bob, 1000), env.admin)
+    issue(env, env.alice, 1000, P180)
+    issue(env, env.bob, 1000, P180)
+    send(f.addMerchant(env.bob), env.ops)
+    plain = send(env.plain.functions.transfer(env.bob, 10), env.alice).gasUsed
+    open_ = send(f.transfer(env.bob, 10), env.alice).gasUsed
+    send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+    merchants_only = send(f.transfer(env.bob, 10), env.alice).gasUsed
+    plain_new = send(env.plain.functions.transfer(env.carol, 10), env.alice).gasUsed
+    send(f.setTransferPolicy(OPEN), env.admin)
+    open_new = send(f.transfer(env.carol, 10), env.alice).gasUsed
+    figures = {
+        "issueBatch_gas_10": small,
+        "issueBatch_gas_110": large,
+        "issueBatch_marginal_per_new_recipient": per_recipient,
+        "issueBatch_avg_per_recipient_110": large / 110,
+        "plain_erc20_transfer": plain,
+        "region_points_transfer_open": open_,
+        "region_points_transfer_merchants_only": merchants_only,
+        "ratio_open": open_ / plain,
+        "ratio_merchants_only": merchants_only / plain,
+        "plain_erc20_transfer_new_recipient": plain_new,
+        "region_points_transfer_open_new_recipient": open_new,
+    }
+    (artifacts_dir / "gas-region-points.json").write_text(json.dumps(figures, indent=1))
+    print(json.dumps(figures, indent=1))
+    assert open_ / plain <= 1.08, figures
+    assert open_new / plain_new <= 1.08, figures
+
+
+# ---------------------------------------------------------------------------- policy, pause
+
+
+def test_transfer_policy(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    issue(env, env.alice, 50)
+    expect_revert(f.setTransferPolicy(MERCHANTS_ONLY), env.ops, "AccessControlUnauthorizedAccount")
+    rc = send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+    assert events(env.points, "TransferPolicySet", rc)[0].args.policy == MERCHANTS_ONLY
+    assert f.transferPolicy().call() == MERCHANTS_ONLY
+    expect_revert(f.transfer(env.bob, 1), env.alice, "RegionPointsRecipientNotMerchant")
+    send(f.transfer(env.shop, 10), env.alice)
+    assert bal(env, env.shop) == 10
+    # transferFrom obeys the same policy
+    send(f.approve(env.bob, 20), env.alice)
+    expect_revert(f.transferFrom(env.alice, env.carol, 1), env.bob, "RegionPointsRecipientNotMerchant")
+    send(f.transferFrom(env.alice, env.shop, 5), env.bob)
+    send(f.suspendMerchant(env.shop), env.ops)
+    expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsRecipientNotMerchant")
+    send(f.setTransferPolicy(OPEN), env.admin)
+    send(f.transfer(env.bob, 1), env.alice)
+    assert bal(env, env.bob) == 1
+
+
+def test_pause(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    issue(env, env.alice, 50)
+    issue(env, env.shop, 50)
+    expect_revert(f.pause(), env.outsider, "AccessControlUnauthorizedAccount")
+    rc = send(f.pause(), env.ops)
+    assert events(env.points, "Paused", rc)[0].args.account == env.ops
+    assert f.paused().call() is True
+    expect_revert(f.pause(), env.ops, "EnforcedPause")
+    expect_revert(f.transfer(env.bob, 1), env.alice, "EnforcedPause")
+    expect_revert(f.redeem(1, b"\x01" * 32), env.shop, "EnforcedPause")
+    expect_revert(f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32), env.alice, "EnforcedPause")
+    expect_revert(f.unpause(), env.outsider, "AccessControlUnauthorizedAccount")
+    rc = send(f.unpause(), env.ops)
+    assert events(env.points, "Unpaused", rc)[0].args.account == env.ops
+    expect_revert(f.unpause(), env.ops, "ExpectedPause")
+    send(f.transfer(env.bob, 1), env.alice)
+
+
+# ---------------------------------------------------------------------------- merchants, redemption
+
+
+def test_merchant_registry(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    m = env.carol
+    for fn in (f.addMerchant(m), f.suspendMerchant(env.shop), f.removeMerchant(env.shop)):
+        expect_revert(fn, env.outsider, "AccessControlUnauthorizedAccount")
+    rc = send(f.addMerchant(m), env.ops)
+    assert events(env.points, "MerchantAdded", rc)[0].args.merchant == m
+    assert f.merchantStatus(m).call() == ACTIVE and f.isActiveMerchant(m).call()
+    expect_revert(f.addMerchant(m), env.ops, "RegionPointsMerchantAlreadyActive")
+    expect_revert(f.addMerchant(ZERO), env.ops, "RegionPointsInvalidMerchant")
+    rc = send(f.suspendMerchant(m), env.ops)
+    assert events(env.points, "MerchantSuspended", rc)[0].args.merchant == m
+    assert f.merchantStatus(m).call() == SUSPENDED
+    expect_revert(f.suspendMerchant(m), env.ops, "RegionPointsMerchantNotActive")
+    send(f.addMerchant(m), env.ops)  # reactivation
+    assert f.merchantStatus(m).call() == ACTIVE
+    rc = send(f.removeMerchant(m), env.ops)
+    assert events(env.points, "MerchantRemoved", rc)[0].args.merchant == m
+    assert f.merchantStatus(m).call() == NONE
+    expect_revert(f.removeMerchant(m), env.ops, "RegionPointsUnknownMerchant")
+
+
+def test_redeem(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    issue(env, env.alice, 100)
+    send(f.transfer(env.shop, 60), env.alice)
+    ref = Web3.keccak(text="settlement-2026-05")
+    rc = send(f.redeem(40, ref), env.shop)
+    (ev,) = events(env.points, "PointsRedeemed", rc)
+    assert dict(ev.args) == {"merchant": env.shop, "amount": 40, "ref": ref}
+    assert bal(env, env.shop) == 20
+    assert f.totalRedeemed().call() == 40
+    assert f.totalSupply().call() == 60
+    expect_revert(f.redeem(1, ref), env.alice, "RegionPointsMerchantNotActive")
+    expect_revert(f.redeem(0, ref), env.shop, "RegionPointsZeroAmount")
+    expect_revert(f.redeem(21, ref), env.shop, "ERC20InsufficientBalance")
+    send(f.suspendMerchant(env.shop), env.ops)
+    expect_revert(f.redeem(1, ref), env.shop, "RegionPointsMerchantNotActive")
+
+
+# ---------------------------------------------------------------------------- partner towns
+
+
+def test_partner_towns(w3: Web3, env: SimpleNamespace) -> None:
+    a, b = env.points, env.points_b
+    ref = Web3.keccak(text="qr-123")
+    issue(env, env.alice, 100)
+    pay = a.functions.payPartnerMerchant(b.address, env.shop_b, 30, ref)
+    expect_revert(a.functions.setPartner(b.address, True), env.ops, "AccessControlUnauthorizedAccount")
+    expect_revert(a.functions.setPartner(env.alice, True), env.admin, "RegionPointsInvalidPartner")
+    expect_revert(a.functions.setPartner(a.address, True), env.admin, "RegionPointsInvalidPartner")
+    rc = send(a.functions.setPartner(b.address, True), env.admin)
+    assert dict(events(a, "PartnerSet", rc)[0].args) == {"town": b.address, "accepted": True}
+    assert a.functions.partnerIntent(b.address).call() and not a.functions.isPartner(b.address).call()
+    expect_revert(pay, env.alice, "RegionPointsNotPartner")  # only one side agreed
+    send(b.functions.setPartner(a.address, True), env.admin)
+    assert a.functions.isPartner(b.address).call() and b.functions.isPartner(a.address).call()
+    # merchant must be active in the partner town (shop is A's merchant, not B's)
+    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop, 1, ref), env.alice, "RegionPointsNotPartnerMerchant")
+    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop_b, 0, ref), env.alice, "RegionPointsZeroAmount")
+    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop_b, 101, ref), env.alice, "ERC20InsufficientBalance")
+    send(a.functions.setTransferPolicy(MERCHANTS_ONLY), env.admin)  # partner payments work under both
+    rc = send(pay, env.alice)
+    (ev,) = events(a, "PartnerPaymentAccepted", rc)
+    assert dict(ev.args) == {
+        "payerTown": a.address, "merchantTown": b.address, "merchant": env.shop_b,
+        "amount": 30, "payer": env.alice, "ref": ref,
+    }
+    assert bal(env, env.alice) == 70
+    assert a.functions.totalRedeemed().call() == 30
+    assert a.functions.totalSupply().call() == 70
+    # and B's holders can pay A's merchants the same way
+    issue(env, env.bob, 10, points=b)
+    send(b.functions.payPartnerMerchant(a.address, env.shop, 10, ref), env.bob)
+    # a suspended partner merchant is refused; a withdrawn partnership stops payments
+    send(b.functions.suspendMerchant(env.shop_b), env.ops)
+    expect_revert(pay, env.alice, "RegionPointsNotPartnerMerchant")
+    send(b.functions.setPartner(a.address, False), env.admin)
+    expect_revert(pay, env.alice, "RegionPointsNotPartner")
+
+
+# ---------------------------------------------------------------------------- permit and ERC-2771
+
+
+def test_permit(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    key = env.keys[3]  # alice
+    issue(env, env.alice, 100)
+    deadline = now(w3) + 3600
+    v, r, s = sign_permit(key, env.points, env.bob, 40, deadline)
+    send(f.permit(env.alice, env.bob, 40, deadline, v, r, s), env.relayer)
+    assert f.allowance(env.alice, env.bob).call() == 40
+    send(f.transferFrom(env.alice, env.carol, 40), env.bob)
+    assert bal(env, env.carol) == 40
+    # replay: the nonce moved on, so the signature recovers someone else
+    expect_revert(f.permit(env.alice, env.bob, 40, deadline, v, r, s), env.relayer, "ERC2612InvalidSigner")
+    # another chain's domain
+    v2, r2, s2 = sign_permit(key, env.points, env.bob, 40, deadline, chain_id=1)
+    expect_revert(f.permit(env.alice, env.bob, 40, deadline, v2, r2, s2), env.relayer, "ERC2612InvalidSigner")
+    # expired
+    past = now(w3) - 1
+    v3, r3, s3 = sign_permit(key, env.points, env.bob, 40, past)
+    expect_revert(f.permit(env.alice, env.bob, 40, past, v3, r3, s3), env.relayer, "ERC2612ExpiredSignature")
+
+
+def _forward_request(env: SimpleNamespace, key: str, data: bytes, deadline: int, nonce: int | None = None) -> tuple:
+    sender = addr(key)
+    fwd = env.forwarder
+    nonce = fwd.functions.nonces(sender).call() if nonce is None else nonce
+    domain = {"name": "FurusatoForwarder", "version": "1", "chainId": env.w3.eth.chain_id,
+              "verifyingContract": fwd.address}
+    types = {"ForwardRequest": [
+        {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"}, {"name": "gas", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint48"},
+        {"name": "data", "type": "bytes"},
+    ]}
+    msg = {"from": sender, "to": env.points.address, "value": 0, "gas": 200_000, "nonce": nonce,
+           "deadline": deadline, "data": data}
+    sig = sign_typed(key, domain, types, "ForwardRequest", msg)
+    return (sender, env.points.address, 0, 200_000, deadline, data, sig)
+
+
+def test_forwarded_transfer_and_replay(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    issue(env, env.alice, 100)
+    alice_eth = w3.eth.get_balance(env.alice)
+    data = bytes.fromhex(env.points.encode_abi("transfer", [env.bob, 25])[2:])
+    req = _forward_request(env, env.keys[3], data, now(w3) + 3600)
+    rc = send(env.forwarder.functions.execute(req), env.relayer)
+    assert bal(env, env.bob) == 25 and bal(env, env.alice) == 75
+    (ev,) = events(env.points, "Transfer", rc)
+    assert (ev.args["from"], ev.args.to) == (env.alice, env.bob)
+    assert w3.eth.get_balance(env.alice) == alice_eth  # the user paid no gas
+    expect_revert(env.forwarder.functions.execute(req), env.relayer, "ERC2771ForwarderInvalidSigner")
+    # an expired request is rejected too
+    req2 = _forward_request(env, env.keys[3], data, now(w3) - 1)
+    expect_revert(env.forwarder.functions.execute(req2), env.relayer, "ERC2771ForwarderExpiredRequest")
+    # the forwarded sender counts for merchant checks: a merchant redeems gaslessly
+    send(f.transfer(env.shop, 10), env.alice)
+    ref = b"\x07" * 32
+    rdata = bytes.fromhex(env.points.encode_abi("redeem", [10, ref])[2:])
+    rc = send(env.forwarder.functions.execute(_forward_request(env, env.keys[5], rdata, now(w3) + 60)), env.relayer)
+    assert events(env.points, "PointsRedeemed", rc)[0].args.merchant == env.shop
+
+
+# ---------------------------------------------------------------------------- expiry
+
+
+def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    idx = ExpiryIndexer(env.points)
+    issue(env, env.alice, 100, P30)
+    day30 = today(w3) + 31
+    send(f.transfer(env.shop, 30), env.alice)  # spends the lot's oldest points before expiry
+    issue(env, env.bob, 50, P30)
+    issue(env, env.alice, 7, PNEVER)
+    warp(w3, now(w3) + 2 * DAY)
+    issue(env, env.alice, 20, P30)  # a later lot
+    day32 = today(w3) + 31
+    assert f.sweepDueAt().call() == day_start(day30)
+    # role checks and "too early"
+    expect_revert(f.expire(day30, [env.alice], [1]), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(f.completeSweep(day30), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(f.expire(day30, [env.alice], [1]), env.ops, "RegionPointsNotYetExpired")
+    expect_revert(f.completeSweep(day30), env.ops, "RegionPointsNotYetExpired")
+    # one second before expiry everything still works
+    warp(w3, day_start(day30) - 1)
+    send(f.transfer(env.carol, 1), env.alice)
+    # at expiry: nothing moves until the sweep is done
+    warp(w3, day_start(day30))
+    expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsExpirySweepPending")
+    expect_revert(f.transfer(env.shop, 1), env.bob, "RegionPointsExpirySweepPending")
+    expect_revert(f.redeem(1, b"\x00" * 32), env.shop, "RegionPointsExpirySweepPending")
+    expect_revert(f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32), env.alice,
+                  "RegionPointsExpirySweepPending")
+    send(f.approve(env.bob, 5), env.alice)
+    expect_revert(f.transferFrom(env.alice, env.shop, 5), env.bob, "RegionPointsExpirySweepPending")
+    expect_revert(f.completeSweep(day30 + 1), env.ops, "RegionPointsSweepNotDue")
+    expect_revert(f.expire(day30, [env.alice], [151]), env.ops, "ERC20InsufficientBalance")
+    expect_revert(f.expire(day30, [env.alice, env.bob, env.shop], [96, 50, 30]), env.ops, "RegionPointsExpiryExceedsLots")
+    expect_revert(f.expire(day30, [env.alice], [1, 2]), env.ops, "RegionPointsLengthMismatch")
+    # the indexer computes FIFO lots from events: alice keeps 100-30-1 = 69 of day30's lot, bob 50,
+    # and carol the 1 point alice gave her (a person-to-person transfer moves the lot with its expiry)
+    due = idx.due(day30)
+    assert dict(due[day30]) == {env.alice: 69, env.bob: 50, env.carol: 1}
+    rc = send(f.expire(day30, [env.alice, env.bob, env.carol], [69, 50, 1]), env.ops)
+    assert [dict(e.args) for e in events(env.points, "PointsExpired", rc)] == [
+        {"holder": env.alice, "amount": 69, "day": day30}, {"holder": env.bob, "amount": 50, "day": day30},
+        {"holder": env.carol, "amount": 1, "day": day30}]
+    rc = send(f.completeSweep(day30), env.ops)
+    assert dict(events(env.points, "ExpirySweepCompleted", rc)[0].args) == {"day": day30, "nextDueAt": day_start(day32)}
+    assert f.sweepDueAt().call() == day_start(day32)
+    assert f.totalExpired().call() == 120
+    assert bal(env, env.alice) == 7 + 20 and bal(env, env.bob) == 0
+    # after the sweep only unexpired points remain and move again
+    send(f.transfer(env.shop, 27), env.alice)
+    send(f.redeem(57, b"\x01" * 32), env.shop)
+    # alice's payment used her expiring lot (day32) before her never-expiring points, so nothing
+    # is left to expire on day32; the sweep still has to be completed before points move again
+    warp(w3, day_start(day32))
+    expect_revert(f.transfer(env.alice, 0), env.carol, "RegionPointsExpirySweepPending")
+    assert idx.sweep(env.ops) == 0
+    assert f.sweepDueAt().call() == 0
+    send(f.transfer(env.alice, 0), env.carol)
+    # invariant
+    assert f.totalIssued().call() == f.totalSupply().call() + f.totalRedeemed().call() + f.totalExpired().call()
+
+
+def test_next_expiry_scan_spans_bitmap_words(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    send(f.setProgramme(50, 1, True), env.admin)
+    send(f.setProgramme(51, 600, True), env.admin)  # > 256 days later: another bitmap word
+    issue(env, env.alice, 3, 50)
+    issue(env, env.alice, 4, 51)
+    d1 = today(w3) + 2
+    d2 = today(w3) + 601
+    warp(w3, day_start(d1))
+    assert ExpiryIndexer(env.points).sweep(env.ops) == 3
+    assert f.sweepDueAt().call() == day_start(d2)
+    warp(w3, day_start(d2) + 5)
+    assert ExpiryIndexer(env.points).sweep(env.ops) == 4
+    assert f.sweepDueAt().call() == 0 and bal(env, env.alice) == 0
+
+
+# ---------------------------------------------------------------------------- properties
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("issue"), st.integers(0, 2), st.integers(1, 500), st.sampled_from([P30, PNEVER, P180])),
+        st.tuples(st.just("batch"), st.lists(st.integers(1, 200), min_size=1, max_size=3), st.sampled_from([P30, PNEVER])),
+        st.tuples(st.just("pay"), st.integers(0, 2), st.integers(1, 300)),
+        st.tuples(st.just("redeem"), st.integers(1, 400)),
+        st.tuples(st.just("days"), st.integers(1, 40)),
+    ),
+    min_size=3,
+    max_size=12,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, ops: list[tuple]) -> None:
+    """total supply == sum of balances; issued == held + redeemed + expired; no expired lot survives
+    a sweep; all under MERCHANTS_ONLY with holders paying a merchant who redeems."""
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    try:
+        f = env.points.functions
+        holders = [env.alice, env.bob, env.carol]
+        idx = ExpiryIndexer(env.points)
+        send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+        issued = redeemed = 0
+        for op in ops:
+            idx.sweep(env.ops)  # the indexer runs before users act (transfers are stopped otherwise)
+            if op[0] == "issue":
+                issue(env, holders[op[1]], op[2], op[3])
+                issued += op[2]
+            elif op[0] == "batch":
+                send(f.issueBatch(holders[: len(op[1])], op[1], op[2], "batch"), env.issuer)
+                issued += sum(op[1])
+            elif op[0] == "pay":
+                who = holders[op[1]]
+                amount = min(op[2], bal(env, who))
+                if amount:
+                    send(f.transfer(env.shop, amount), who)
+            elif op[0] == "redeem":
+                amount = min(op[1], bal(env, env.shop))
+                if amount:
+                    send(f.redeem(amount, b"\x00" * 32), env.shop)
+                    redeemed += amount
+            else:
+                warp(w3, now(w3) + op[1] * DAY)
+        idx.sweep(env.ops)
+        everyone = holders + [env.shop]
+        supply = f.totalSupply().call()
+        assert supply == sum(bal(env, a) for a in everyone)
+        assert f.totalIssued().call() == issued
+        assert f.totalRedeemed().call() == redeemed
+        assert issued == supply + redeemed + f.totalExpired().call()
+        # no holder keeps a lot whose day has started
+        t = today(w3)
+        for holder, lots in idx.lots().items():
+            assert all(day > t for day, amount in lots if amount), (holder, lots)
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
