@@ -277,7 +277,8 @@ def plain_erc721(chain: Chain) -> Contract:
 # ---------------------------------------------------------------------- DAO
 VOTING_DELAY = 1
 VOTING_PERIOD = 10
-QUORUM_PERCENT = 20
+CARD_QUORUM_PERCENT = 50  # of 5 cards -> quorum 2
+RESIDENT_QUORUM_PERCENT = 50  # of 4 residents -> quorum 2
 TIMELOCK_DELAY = 60
 
 
@@ -288,14 +289,14 @@ class Dao:
     treasury: Contract
     card_chamber: Contract
     resident_chamber: Contract
-    points: Contract  # an ERC-20 the treasury holds (RegionPoints)
+    points: Contract  # an ERC-20 the treasury holds (PlainERC20 test token)
 
 
 @pytest.fixture(scope="module")
 def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contract]) -> Dao:
     """Card chamber + resident chamber, both proposers on one TownTreasury holding ERC-20 and ETH.
 
-    Cards: ALICE 3, BOB 1, CAROL 1 (supply 5, quorum 20% = 1). Residents: ALICE, BOB, CAROL, DAVE.
+    Cards: ALICE 3, BOB 1, CAROL 1 (supply 5, quorum 2). Residents: ALICE, BOB, CAROL, DAVE (quorum 2).
     """
     a = chain.accounts
     cards = make_collection(votes=True, name="Sarabetsu Ambassador DAO", symbol="SADAO")
@@ -322,7 +323,7 @@ def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contra
         VOTING_DELAY,
         VOTING_PERIOD,
         0,
-        QUORUM_PERCENT,
+        CARD_QUORUM_PERCENT,
         forwarder.address,
     )
     resident_chamber = chain.deploy(
@@ -333,15 +334,15 @@ def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contra
         VOTING_DELAY,
         VOTING_PERIOD,
         0,
-        50,
+        RESIDENT_QUORUM_PERCENT,
         forwarder.address,
     )
     for gov in (card_chamber, resident_chamber):
         chain.send(treasury.functions.grantRole(chain.role("PROPOSER_ROLE"), gov.address), ADMIN)
         chain.send(treasury.functions.grantRole(chain.role("CANCELLER_ROLE"), gov.address), ADMIN)
     chain.send(treasury.functions.renounceRole(chain.role("DEFAULT_ADMIN_ROLE"), a[ADMIN]), ADMIN)
-    points = chain.deploy("RegionPoints", "Sarabetsu Points", "SRP", a[ADMIN])
-    chain.send(points.functions.issue(treasury.address, 1_000_000, 1, "NFT sale proceeds"), ADMIN)
+    points = chain.deploy("PlainERC20")  # stands in for sale proceeds in a yen stablecoin
+    chain.send(points.functions.mint(treasury.address, 1_000_000), ADMIN)
     _eth_to(chain, treasury.address, 10**18)
     chain.mine(1)
     return Dao(cards, residents, treasury, card_chamber, resident_chamber, points)
