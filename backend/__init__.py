@@ -52,7 +52,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)
 
-    import backend.core.tasks  # noqa: F401  (registers the tasks with this Celery app)
+    import backend.models  # noqa: F401  (every domain's tables on Base.metadata)
+    from backend.core.discovery import import_all
+
+    import importlib
+
+    celery = app.extensions["celery"]
+    for name in import_all("tasks"):  # registers every domain's Celery tasks with this app
+        # A tasks module may declare BEAT_SCHEDULE = {entry: {"task": ..., "schedule": ...}}.
+        celery.conf.beat_schedule.update(
+            getattr(importlib.import_module(name), "BEAT_SCHEDULE", {})
+        )
+    for name in import_all("routes"):  # every domain's JSON API blueprint, `bp`
+        app.register_blueprint(importlib.import_module(name).bp)
 
     app.register_blueprint(health_bp)
     app.register_blueprint(pages_bp)

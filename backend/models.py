@@ -1,8 +1,8 @@
-"""Imports every domain's models so that Base.metadata is complete (Alembic, checks)."""
+"""Every domain's models, so that Base.metadata is complete (Alembic, table checks)."""
 
 from backend.core.db import Base
-from backend.core.models import AuditLog, Heartbeat
-from backend.nfts.models import Collection
-from backend.regions.models import Town
+from backend.core.discovery import import_all
 
-__all__ = ["AuditLog", "Base", "Collection", "Heartbeat", "Town"]
+MODEL_MODULES = import_all("models")
+
+__all__ = ["MODEL_MODULES", "Base"]

@@ -78,7 +78,7 @@ def main() -> int:
                 "--town",
                 "sarabetsu:SRB",
             )
-        step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "head")
+        step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")
 
         def spawn(name: str, *cmd: str) -> None:

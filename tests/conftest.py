@@ -89,7 +89,7 @@ def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deplo
 # ---------------------------------------------------------------- databases
 
 
-def alembic_upgrade(url: str, revision: str = "head") -> None:
+def alembic_upgrade(url: str, revision: str = "heads") -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes["database_url"] = url
     cfg.attributes["configure_logger"] = False

@@ -79,8 +79,8 @@ class Chain:
     errors: dict[bytes, str] = field(default_factory=_error_selectors)
 
     def __post_init__(self) -> None:
-        # anvil's unlocked accounts send transactions. NOTE: backend/chain/anvil.py DEV_KEYS[6] does not
-        # match anvil's account 6 (it derives 0x0ae4...1527, unfunded), so sign only with `key(i)`.
+        # anvil's unlocked accounts send transactions; sign only with `key(i)`, which checks that
+        # the key really is that account's (DEV_KEYS[6] once was not).
         self.accounts = list(self.w3.eth.accounts[:10])
 
     def key(self, i: int) -> str:
@@ -104,7 +104,7 @@ class Chain:
         return self.contract(name, rcpt.contractAddress)
 
     def send(self, fn: Any, sender: int | str = 0, value: int = 0, gas: int = TX_GAS) -> Any:
-        """Send a transaction from an anvil (unlocked) account; raise with the decoded error on revert."""
+        """Send from an anvil (unlocked) account; raise with the decoded error on revert."""
         frm = self.accounts[sender] if isinstance(sender, int) else sender
         try:
             tx = fn.transact({"from": frm, "gas": gas, "value": value})
@@ -296,7 +296,8 @@ class Dao:
 def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contract]) -> Dao:
     """Card chamber + resident chamber, both proposers on one TownTreasury holding ERC-20 and ETH.
 
-    Cards: ALICE 3, BOB 1, CAROL 1 (supply 5, quorum 2). Residents: ALICE, BOB, CAROL, DAVE (quorum 2).
+    Cards: ALICE 3, BOB 1, CAROL 1 (supply 5, quorum 2).
+    Residents: ALICE, BOB, CAROL, DAVE (quorum 2).
     """
     a = chain.accounts
     cards = make_collection(votes=True, name="Sarabetsu Ambassador DAO", symbol="SADAO")
@@ -420,7 +421,7 @@ def forward_request(
 
 @pytest.fixture(scope="session")
 def relay(chain: Chain, forwarder: Contract) -> Callable[..., Any]:
-    """relay(key, contract_fn) -> receipt: the RELAYER submits `key`'s call through the forwarder."""
+    """relay(key, contract_fn) -> receipt: RELAYER submits `key`'s call via the forwarder."""
 
     def do(key: str, fn: Any) -> Any:
         data = bytes.fromhex(fn._encode_transaction_data()[2:])

@@ -452,3 +452,25 @@ def test_gas_use_perk(w3: Web3, chain: Any, plain_collection: Any, gas_report: A
     gas_report("usePerk_first", first)
     gas_report("usePerk_second", second)
     assert first < 60_000
+
+
+def test_minter_role_grant_and_revoke(w3: Web3, chain: Any, plain_collection: Any) -> None:
+    """The first MINTER_ROLE member is cached in the hot slot; revoking the role clears it."""
+    c = plain_collection
+    a = chain.accounts
+    minter_role = chain.role("MINTER_ROLE")
+    chain.send(c.functions.grantRole(minter_role, a[CAROL]), ADMIN)
+    chain.send(c.functions.mint(a[ALICE]), CAROL)  # not cached: AccessControl path
+    chain.send(c.functions.revokeRole(minter_role, a[MINTER]), ADMIN)
+    chain.expect_revert(c.functions.mint(a[ALICE]), "AccessControlUnauthorizedAccount", MINTER)
+    chain.expect_revert(
+        c.functions.saleMint(a[ALICE], 1), "AccessControlUnauthorizedAccount", MINTER
+    )
+    chain.send(c.functions.saleMint(a[ALICE], 2), CAROL)
+    chain.send(c.functions.grantRole(minter_role, a[MINTER]), ADMIN)
+    chain.send(c.functions.mint(a[ALICE]), MINTER)
+    chain.send(c.functions.renounceRole(minter_role, a[MINTER]), MINTER)
+    chain.expect_revert(c.functions.mint(a[ALICE]), "AccessControlUnauthorizedAccount", MINTER)
+    chain.expect_revert(
+        c.functions.grantRole(minter_role, a[BOB]), "AccessControlUnauthorizedAccount", CAROL
+    )

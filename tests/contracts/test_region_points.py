@@ -178,7 +178,15 @@ def test_gas_targets(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None
     plain_new = send(env.plain.functions.transfer(env.carol, 10), env.alice).gasUsed
     send(f.setTransferPolicy(OPEN), env.admin)
     open_new = send(f.transfer(env.carol, 10), env.alice).gasUsed
+    # the sweep: marginal cost per holder burned, and completing a day
+    day = today(w3) + 181
+    warp(w3, day_start(day))
+    sweep_10 = send(f.expire(day, _fresh(10, 1), [5] * 10), env.ops).gasUsed
+    sweep_100 = send(f.expire(day, _fresh(100, 2), [5] * 100), env.ops).gasUsed
+    complete = send(f.completeSweep(day), env.ops).gasUsed
     figures = {
+        "expire_marginal_per_holder": (sweep_100 - sweep_10) / 90,
+        "completeSweep": complete,
         "issueBatch_gas_10": small,
         "issueBatch_gas_110": large,
         "issueBatch_marginal_per_new_recipient": per_recipient,
@@ -476,6 +484,7 @@ _OPS = st.lists(
         st.tuples(st.just("batch"), st.lists(st.integers(1, 200), min_size=1, max_size=3), st.sampled_from([P30, PNEVER])),
         st.tuples(st.just("pay"), st.integers(0, 2), st.integers(1, 300)),
         st.tuples(st.just("redeem"), st.integers(1, 400)),
+        st.tuples(st.just("give"), st.integers(0, 2), st.integers(0, 2), st.integers(1, 300)),
         st.tuples(st.just("days"), st.integers(1, 40)),
     ),
     min_size=3,
@@ -483,17 +492,19 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("policy", [MERCHANTS_ONLY, OPEN])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_OPS)
-def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, ops: list[tuple]) -> None:
+def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, policy: int, ops: list[tuple]) -> None:
     """total supply == sum of balances; issued == held + redeemed + expired; no expired lot survives
-    a sweep; all under MERCHANTS_ONLY with holders paying a merchant who redeems."""
+    a sweep. Holders pay a merchant who redeems; under OPEN they also give points to each other
+    (the lots move with them); under MERCHANTS_ONLY such gifts must revert."""
     snap = w3.provider.make_request("evm_snapshot", [])["result"]
     try:
         f = env.points.functions
         holders = [env.alice, env.bob, env.carol]
         idx = ExpiryIndexer(env.points)
-        send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+        send(f.setTransferPolicy(policy), env.admin)
         issued = redeemed = 0
         for op in ops:
             idx.sweep(env.ops)  # the indexer runs before users act (transfers are stopped otherwise)
@@ -508,6 +519,13 @@ def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, ops: l
                 amount = min(op[2], bal(env, who))
                 if amount:
                     send(f.transfer(env.shop, amount), who)
+            elif op[0] == "give":
+                who, to = holders[op[1]], holders[op[2]]
+                amount = min(op[3], bal(env, who))
+                if policy == OPEN:
+                    send(f.transfer(to, amount), who)
+                else:
+                    expect_revert(f.transfer(to, amount), who, "RegionPointsRecipientNotMerchant")
             elif op[0] == "redeem":
                 amount = min(op[1], bal(env, env.shop))
                 if amount:
