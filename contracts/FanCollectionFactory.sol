@@ -14,7 +14,7 @@ import {FanCollection} from "./FanCollection.sol";
 /// domain (needed by ERC721Votes' `delegateBySig`) are set in constructors and partly kept in
 /// immutables; a clone would share the implementation's immutables and could not run a
 /// constructor, so Clones would need the upgradeable package and initializers in every base.
-/// A collection is created a few times a year per town, so deployment gas (~3.3M, paid once) is
+/// A collection is created a few times a year per town, so deployment gas (a few million, paid once) is
 /// not the cost to save: mints and transfers are, and a full contract has no proxy DELEGATECALL on
 /// every call (a clone adds ~2.6k gas per call). The factory's runtime code embeds FanCollection's
 /// creation code (~15.7 KB), well under the 24,576-byte limit.

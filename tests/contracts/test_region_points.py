@@ -24,7 +24,6 @@ from tests.contracts._points_helpers import (
     expect_deploy_revert,
     expect_revert,
     now,
-    reverts,
     role,
     send,
     sign_permit,
@@ -43,12 +42,26 @@ def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
     keys = anvil.keys
     a = [addr(k) for k in keys]
     e = SimpleNamespace(
-        w3=w3, keys=keys, admin=a[0], issuer=a[1], ops=a[2], alice=a[3], bob=a[4], shop=a[5],
-        shop_b=a[6], relayer=a[7], outsider=a[8], carol=a[9],
+        w3=w3,
+        keys=keys,
+        admin=a[0],
+        issuer=a[1],
+        ops=a[2],
+        alice=a[3],
+        bob=a[4],
+        shop=a[5],
+        shop_b=a[6],
+        relayer=a[7],
+        outsider=a[8],
+        carol=a[9],
     )
     e.forwarder = deploy(w3, "FurusatoForwarder", sender=e.admin)
-    e.points = deploy(w3, "RegionPoints", "Sarabetsu Points", "SRB", e.admin, e.forwarder.address, sender=e.admin)
-    e.points_b = deploy(w3, "RegionPoints", "Toyako Points", "TYK", e.admin, e.forwarder.address, sender=e.admin)
+    e.points = deploy(
+        w3, "RegionPoints", "Sarabetsu Points", "SRB", e.admin, e.forwarder.address, sender=e.admin
+    )
+    e.points_b = deploy(
+        w3, "RegionPoints", "Toyako Points", "TYK", e.admin, e.forwarder.address, sender=e.admin
+    )
     e.plain = deploy(w3, "PlainERC20", sender=e.admin)
     for p in (e.points, e.points_b):
         f = p.functions
@@ -63,7 +76,9 @@ def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
     return e
 
 
-def issue(e: SimpleNamespace, to: str, amount: int, programme: int = PNEVER, points: Any = None) -> Any:
+def issue(
+    e: SimpleNamespace, to: str, amount: int, programme: int = PNEVER, points: Any = None
+) -> Any:
     p = points or e.points
     return send(p.functions.issue(to, amount, programme, "thanks"), e.issuer)
 
@@ -89,14 +104,21 @@ def test_metadata_and_roles(w3: Web3, env: SimpleNamespace) -> None:
     assert f.transferPolicy().call() == OPEN
     assert f.paused().call() is False
     assert f.programme(P180).call() == [180, True]
-    expect_deploy_revert(w3, "RegionPoints", "X", "X", ZERO, ZERO, sender=env.admin, error="RegionPointsInvalidAdmin")
+    expect_deploy_revert(
+        w3, "RegionPoints", "X", "X", ZERO, ZERO, sender=env.admin, error="RegionPointsInvalidAdmin"
+    )
 
 
 def test_issue(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
     rc = send(f.issue(env.alice, 100, P180, "car-share thanks"), env.issuer)
     (ev,) = events(env.points, "PointsIssued", rc)
-    assert dict(ev.args) == {"to": env.alice, "amount": 100, "programmeId": P180, "reason": "car-share thanks"}
+    assert dict(ev.args) == {
+        "to": env.alice,
+        "amount": 100,
+        "programmeId": P180,
+        "reason": "car-share thanks",
+    }
     day = today(w3) + 180 + 1
     assert bal(env, env.alice) == 100
     assert f.totalIssued().call() == 100
@@ -110,9 +132,13 @@ def test_issue(w3: Web3, env: SimpleNamespace) -> None:
 
 def test_issue_reverts(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
-    expect_revert(f.issue(env.alice, 1, PNEVER, "x"), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(
+        f.issue(env.alice, 1, PNEVER, "x"), env.outsider, "AccessControlUnauthorizedAccount"
+    )
     expect_revert(f.issue(env.alice, 0, PNEVER, "x"), env.issuer, "RegionPointsZeroAmount")
-    expect_revert(f.issue(env.alice, 1, PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive")
+    expect_revert(
+        f.issue(env.alice, 1, PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive"
+    )
     expect_revert(f.issue(ZERO, 1, PNEVER, "x"), env.issuer, "ERC20InvalidReceiver")
     send(f.pause(), env.ops)
     expect_revert(f.issue(env.alice, 1, PNEVER, "x"), env.issuer, "EnforcedPause")
@@ -121,7 +147,11 @@ def test_issue_reverts(w3: Web3, env: SimpleNamespace) -> None:
 def test_set_programme(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
     rc = send(f.setProgramme(7, 90, True), env.admin)
-    assert dict(events(env.points, "ProgrammeSet", rc)[0].args) == {"programmeId": 7, "expiryDays": 90, "active": True}
+    assert dict(events(env.points, "ProgrammeSet", rc)[0].args) == {
+        "programmeId": 7,
+        "expiryDays": 90,
+        "active": True,
+    }
     expect_revert(f.setProgramme(7, 3651, True), env.admin, "RegionPointsInvalidExpiry")
     expect_revert(f.setProgramme(7, 10, True), env.issuer, "AccessControlUnauthorizedAccount")
     send(f.setProgramme(7, 90, False), env.admin)
@@ -136,7 +166,11 @@ def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
     (ev,) = events(env.points, "PointsBatchIssued", rc)
     day = today(w3) + 31
     assert dict(ev.args) == {
-        "programmeId": P30, "recipients": 3, "total": 6, "expiresAt": day_start(day), "reason": "gym visit"
+        "programmeId": P30,
+        "recipients": 3,
+        "total": 6,
+        "expiresAt": day_start(day),
+        "reason": "gym visit",
     }
     assert len(events(env.points, "Transfer", rc)) == 3
     assert f.expiringOn(day).call() == 6
@@ -144,8 +178,12 @@ def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
     expect_revert(f.issueBatch(to, [1, 2], P30, "x"), env.issuer, "RegionPointsLengthMismatch")
     expect_revert(f.issueBatch(to, [1, 0, 1], P30, "x"), env.issuer, "RegionPointsZeroAmount")
     expect_revert(f.issueBatch([], [], P30, "x"), env.issuer, "RegionPointsZeroAmount")
-    expect_revert(f.issueBatch(to, [1, 1, 1], PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive")
-    expect_revert(f.issueBatch(to, [1, 1, 1], P30, "x"), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(
+        f.issueBatch(to, [1, 1, 1], PINACTIVE, "x"), env.issuer, "RegionPointsProgrammeInactive"
+    )
+    expect_revert(
+        f.issueBatch(to, [1, 1, 1], P30, "x"), env.outsider, "AccessControlUnauthorizedAccount"
+    )
     send(f.pause(), env.ops)
     expect_revert(f.issueBatch(to, [1, 1, 1], P30, "x"), env.issuer, "EnforcedPause")
 
@@ -154,7 +192,9 @@ def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
 
 
 def _fresh(n: int, seed: int) -> list[str]:
-    return [Web3.to_checksum_address(Web3.keccak(text=f"recipient-{seed}-{i}")[-20:]) for i in range(n)]
+    return [
+        Web3.to_checksum_address(Web3.keccak(text=f"recipient-{seed}-{i}")[-20:]) for i in range(n)
+    ]
 
 
 def test_gas_targets(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None:
@@ -220,7 +260,9 @@ def test_transfer_policy(w3: Web3, env: SimpleNamespace) -> None:
     assert bal(env, env.shop) == 10
     # transferFrom obeys the same policy
     send(f.approve(env.bob, 20), env.alice)
-    expect_revert(f.transferFrom(env.alice, env.carol, 1), env.bob, "RegionPointsRecipientNotMerchant")
+    expect_revert(
+        f.transferFrom(env.alice, env.carol, 1), env.bob, "RegionPointsRecipientNotMerchant"
+    )
     send(f.transferFrom(env.alice, env.shop, 5), env.bob)
     send(f.suspendMerchant(env.shop), env.ops)
     expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsRecipientNotMerchant")
@@ -240,7 +282,11 @@ def test_pause(w3: Web3, env: SimpleNamespace) -> None:
     expect_revert(f.pause(), env.ops, "EnforcedPause")
     expect_revert(f.transfer(env.bob, 1), env.alice, "EnforcedPause")
     expect_revert(f.redeem(1, b"\x01" * 32), env.shop, "EnforcedPause")
-    expect_revert(f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32), env.alice, "EnforcedPause")
+    expect_revert(
+        f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32),
+        env.alice,
+        "EnforcedPause",
+    )
     expect_revert(f.unpause(), env.outsider, "AccessControlUnauthorizedAccount")
     rc = send(f.unpause(), env.ops)
     assert events(env.points, "Unpaused", rc)[0].args.account == env.ops
@@ -299,25 +345,47 @@ def test_partner_towns(w3: Web3, env: SimpleNamespace) -> None:
     ref = Web3.keccak(text="qr-123")
     issue(env, env.alice, 100)
     pay = a.functions.payPartnerMerchant(b.address, env.shop_b, 30, ref)
-    expect_revert(a.functions.setPartner(b.address, True), env.ops, "AccessControlUnauthorizedAccount")
+    expect_revert(
+        a.functions.setPartner(b.address, True), env.ops, "AccessControlUnauthorizedAccount"
+    )
     expect_revert(a.functions.setPartner(env.alice, True), env.admin, "RegionPointsInvalidPartner")
     expect_revert(a.functions.setPartner(a.address, True), env.admin, "RegionPointsInvalidPartner")
     rc = send(a.functions.setPartner(b.address, True), env.admin)
     assert dict(events(a, "PartnerSet", rc)[0].args) == {"town": b.address, "accepted": True}
-    assert a.functions.partnerIntent(b.address).call() and not a.functions.isPartner(b.address).call()
+    assert (
+        a.functions.partnerIntent(b.address).call() and not a.functions.isPartner(b.address).call()
+    )
     expect_revert(pay, env.alice, "RegionPointsNotPartner")  # only one side agreed
     send(b.functions.setPartner(a.address, True), env.admin)
     assert a.functions.isPartner(b.address).call() and b.functions.isPartner(a.address).call()
     # merchant must be active in the partner town (shop is A's merchant, not B's)
-    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop, 1, ref), env.alice, "RegionPointsNotPartnerMerchant")
-    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop_b, 0, ref), env.alice, "RegionPointsZeroAmount")
-    expect_revert(a.functions.payPartnerMerchant(b.address, env.shop_b, 101, ref), env.alice, "ERC20InsufficientBalance")
-    send(a.functions.setTransferPolicy(MERCHANTS_ONLY), env.admin)  # partner payments work under both
+    expect_revert(
+        a.functions.payPartnerMerchant(b.address, env.shop, 1, ref),
+        env.alice,
+        "RegionPointsNotPartnerMerchant",
+    )
+    expect_revert(
+        a.functions.payPartnerMerchant(b.address, env.shop_b, 0, ref),
+        env.alice,
+        "RegionPointsZeroAmount",
+    )
+    expect_revert(
+        a.functions.payPartnerMerchant(b.address, env.shop_b, 101, ref),
+        env.alice,
+        "ERC20InsufficientBalance",
+    )
+    send(
+        a.functions.setTransferPolicy(MERCHANTS_ONLY), env.admin
+    )  # partner payments work under both
     rc = send(pay, env.alice)
     (ev,) = events(a, "PartnerPaymentAccepted", rc)
     assert dict(ev.args) == {
-        "payerTown": a.address, "merchantTown": b.address, "merchant": env.shop_b,
-        "amount": 30, "payer": env.alice, "ref": ref,
+        "payerTown": a.address,
+        "merchantTown": b.address,
+        "merchant": env.shop_b,
+        "amount": 30,
+        "payer": env.alice,
+        "ref": ref,
     }
     assert bal(env, env.alice) == 70
     assert a.functions.totalRedeemed().call() == 30
@@ -346,30 +414,54 @@ def test_permit(w3: Web3, env: SimpleNamespace) -> None:
     send(f.transferFrom(env.alice, env.carol, 40), env.bob)
     assert bal(env, env.carol) == 40
     # replay: the nonce moved on, so the signature recovers someone else
-    expect_revert(f.permit(env.alice, env.bob, 40, deadline, v, r, s), env.relayer, "ERC2612InvalidSigner")
+    expect_revert(
+        f.permit(env.alice, env.bob, 40, deadline, v, r, s), env.relayer, "ERC2612InvalidSigner"
+    )
     # another chain's domain
     v2, r2, s2 = sign_permit(key, env.points, env.bob, 40, deadline, chain_id=1)
-    expect_revert(f.permit(env.alice, env.bob, 40, deadline, v2, r2, s2), env.relayer, "ERC2612InvalidSigner")
+    expect_revert(
+        f.permit(env.alice, env.bob, 40, deadline, v2, r2, s2), env.relayer, "ERC2612InvalidSigner"
+    )
     # expired
     past = now(w3) - 1
     v3, r3, s3 = sign_permit(key, env.points, env.bob, 40, past)
-    expect_revert(f.permit(env.alice, env.bob, 40, past, v3, r3, s3), env.relayer, "ERC2612ExpiredSignature")
+    expect_revert(
+        f.permit(env.alice, env.bob, 40, past, v3, r3, s3), env.relayer, "ERC2612ExpiredSignature"
+    )
 
 
-def _forward_request(env: SimpleNamespace, key: str, data: bytes, deadline: int, nonce: int | None = None) -> tuple:
+def _forward_request(
+    env: SimpleNamespace, key: str, data: bytes, deadline: int, nonce: int | None = None
+) -> tuple:
     sender = addr(key)
     fwd = env.forwarder
     nonce = fwd.functions.nonces(sender).call() if nonce is None else nonce
-    domain = {"name": "FurusatoForwarder", "version": "1", "chainId": env.w3.eth.chain_id,
-              "verifyingContract": fwd.address}
-    types = {"ForwardRequest": [
-        {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"}, {"name": "gas", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint48"},
-        {"name": "data", "type": "bytes"},
-    ]}
-    msg = {"from": sender, "to": env.points.address, "value": 0, "gas": 200_000, "nonce": nonce,
-           "deadline": deadline, "data": data}
+    domain = {
+        "name": "FurusatoForwarder",
+        "version": "1",
+        "chainId": env.w3.eth.chain_id,
+        "verifyingContract": fwd.address,
+    }
+    types = {
+        "ForwardRequest": [
+            {"name": "from", "type": "address"},
+            {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "gas", "type": "uint256"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint48"},
+            {"name": "data", "type": "bytes"},
+        ]
+    }
+    msg = {
+        "from": sender,
+        "to": env.points.address,
+        "value": 0,
+        "gas": 200_000,
+        "nonce": nonce,
+        "deadline": deadline,
+        "data": data,
+    }
     sig = sign_typed(key, domain, types, "ForwardRequest", msg)
     return (sender, env.points.address, 0, 200_000, deadline, data, sig)
 
@@ -385,15 +477,22 @@ def test_forwarded_transfer_and_replay(w3: Web3, env: SimpleNamespace) -> None:
     (ev,) = events(env.points, "Transfer", rc)
     assert (ev.args["from"], ev.args.to) == (env.alice, env.bob)
     assert w3.eth.get_balance(env.alice) == alice_eth  # the user paid no gas
-    expect_revert(env.forwarder.functions.execute(req), env.relayer, "ERC2771ForwarderInvalidSigner")
+    expect_revert(
+        env.forwarder.functions.execute(req), env.relayer, "ERC2771ForwarderInvalidSigner"
+    )
     # an expired request is rejected too
     req2 = _forward_request(env, env.keys[3], data, now(w3) - 1)
-    expect_revert(env.forwarder.functions.execute(req2), env.relayer, "ERC2771ForwarderExpiredRequest")
+    expect_revert(
+        env.forwarder.functions.execute(req2), env.relayer, "ERC2771ForwarderExpiredRequest"
+    )
     # the forwarded sender counts for merchant checks: a merchant redeems gaslessly
     send(f.transfer(env.shop, 10), env.alice)
     ref = b"\x07" * 32
     rdata = bytes.fromhex(env.points.encode_abi("redeem", [10, ref])[2:])
-    rc = send(env.forwarder.functions.execute(_forward_request(env, env.keys[5], rdata, now(w3) + 60)), env.relayer)
+    rc = send(
+        env.forwarder.functions.execute(_forward_request(env, env.keys[5], rdata, now(w3) + 60)),
+        env.relayer,
+    )
     assert events(env.points, "PointsRedeemed", rc)[0].args.merchant == env.shop
 
 
@@ -413,7 +512,9 @@ def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
     day32 = today(w3) + 31
     assert f.sweepDueAt().call() == day_start(day30)
     # role checks and "too early"
-    expect_revert(f.expire(day30, [env.alice], [1]), env.outsider, "AccessControlUnauthorizedAccount")
+    expect_revert(
+        f.expire(day30, [env.alice], [1]), env.outsider, "AccessControlUnauthorizedAccount"
+    )
     expect_revert(f.completeSweep(day30), env.outsider, "AccessControlUnauthorizedAccount")
     expect_revert(f.expire(day30, [env.alice], [1]), env.ops, "RegionPointsNotYetExpired")
     expect_revert(f.completeSweep(day30), env.ops, "RegionPointsNotYetExpired")
@@ -425,24 +526,36 @@ def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
     expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsExpirySweepPending")
     expect_revert(f.transfer(env.shop, 1), env.bob, "RegionPointsExpirySweepPending")
     expect_revert(f.redeem(1, b"\x00" * 32), env.shop, "RegionPointsExpirySweepPending")
-    expect_revert(f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32), env.alice,
-                  "RegionPointsExpirySweepPending")
+    expect_revert(
+        f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32),
+        env.alice,
+        "RegionPointsExpirySweepPending",
+    )
     send(f.approve(env.bob, 5), env.alice)
     expect_revert(f.transferFrom(env.alice, env.shop, 5), env.bob, "RegionPointsExpirySweepPending")
     expect_revert(f.completeSweep(day30 + 1), env.ops, "RegionPointsSweepNotDue")
     expect_revert(f.expire(day30, [env.alice], [151]), env.ops, "ERC20InsufficientBalance")
-    expect_revert(f.expire(day30, [env.alice, env.bob, env.shop], [96, 50, 30]), env.ops, "RegionPointsExpiryExceedsLots")
+    expect_revert(
+        f.expire(day30, [env.alice, env.bob, env.shop], [96, 50, 30]),
+        env.ops,
+        "RegionPointsExpiryExceedsLots",
+    )
     expect_revert(f.expire(day30, [env.alice], [1, 2]), env.ops, "RegionPointsLengthMismatch")
     # the indexer computes FIFO lots from events: alice keeps 100-30-1 = 69 of day30's lot, bob 50,
-    # and carol the 1 point alice gave her (a person-to-person transfer moves the lot with its expiry)
+    # and carol the 1 point alice gave her (a gift between people moves the lot with its expiry)
     due = idx.due(day30)
     assert dict(due[day30]) == {env.alice: 69, env.bob: 50, env.carol: 1}
     rc = send(f.expire(day30, [env.alice, env.bob, env.carol], [69, 50, 1]), env.ops)
     assert [dict(e.args) for e in events(env.points, "PointsExpired", rc)] == [
-        {"holder": env.alice, "amount": 69, "day": day30}, {"holder": env.bob, "amount": 50, "day": day30},
-        {"holder": env.carol, "amount": 1, "day": day30}]
+        {"holder": env.alice, "amount": 69, "day": day30},
+        {"holder": env.bob, "amount": 50, "day": day30},
+        {"holder": env.carol, "amount": 1, "day": day30},
+    ]
     rc = send(f.completeSweep(day30), env.ops)
-    assert dict(events(env.points, "ExpirySweepCompleted", rc)[0].args) == {"day": day30, "nextDueAt": day_start(day32)}
+    assert dict(events(env.points, "ExpirySweepCompleted", rc)[0].args) == {
+        "day": day30,
+        "nextDueAt": day_start(day32),
+    }
     assert f.sweepDueAt().call() == day_start(day32)
     assert f.totalExpired().call() == 120
     assert bal(env, env.alice) == 7 + 20 and bal(env, env.bob) == 0
@@ -457,7 +570,10 @@ def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
     assert f.sweepDueAt().call() == 0
     send(f.transfer(env.alice, 0), env.carol)
     # invariant
-    assert f.totalIssued().call() == f.totalSupply().call() + f.totalRedeemed().call() + f.totalExpired().call()
+    assert (
+        f.totalIssued().call()
+        == f.totalSupply().call() + f.totalRedeemed().call() + f.totalExpired().call()
+    )
 
 
 def test_next_expiry_scan_spans_bitmap_words(w3: Web3, env: SimpleNamespace) -> None:
@@ -480,8 +596,17 @@ def test_next_expiry_scan_spans_bitmap_words(w3: Web3, env: SimpleNamespace) -> 
 
 _OPS = st.lists(
     st.one_of(
-        st.tuples(st.just("issue"), st.integers(0, 2), st.integers(1, 500), st.sampled_from([P30, PNEVER, P180])),
-        st.tuples(st.just("batch"), st.lists(st.integers(1, 200), min_size=1, max_size=3), st.sampled_from([P30, PNEVER])),
+        st.tuples(
+            st.just("issue"),
+            st.integers(0, 2),
+            st.integers(1, 500),
+            st.sampled_from([P30, PNEVER, P180]),
+        ),
+        st.tuples(
+            st.just("batch"),
+            st.lists(st.integers(1, 200), min_size=1, max_size=3),
+            st.sampled_from([P30, PNEVER]),
+        ),
         st.tuples(st.just("pay"), st.integers(0, 2), st.integers(1, 300)),
         st.tuples(st.just("redeem"), st.integers(1, 400)),
         st.tuples(st.just("give"), st.integers(0, 2), st.integers(0, 2), st.integers(1, 300)),
@@ -493,9 +618,13 @@ _OPS = st.lists(
 
 
 @pytest.mark.parametrize("policy", [MERCHANTS_ONLY, OPEN])
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=_OPS)
-def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, policy: int, ops: list[tuple]) -> None:
+def test_property_supply_and_conservation(
+    w3: Web3, env: SimpleNamespace, policy: int, ops: list[tuple]
+) -> None:
     """total supply == sum of balances; issued == held + redeemed + expired; no expired lot survives
     a sweep. Holders pay a merchant who redeems; under OPEN they also give points to each other
     (the lots move with them); under MERCHANTS_ONLY such gifts must revert."""
@@ -507,7 +636,9 @@ def test_property_supply_and_conservation(w3: Web3, env: SimpleNamespace, policy
         send(f.setTransferPolicy(policy), env.admin)
         issued = redeemed = 0
         for op in ops:
-            idx.sweep(env.ops)  # the indexer runs before users act (transfers are stopped otherwise)
+            idx.sweep(
+                env.ops
+            )  # the indexer runs before users act (transfers are stopped otherwise)
             if op[0] == "issue":
                 issue(env, holders[op[1]], op[2], op[3])
                 issued += op[2]
