@@ -44,22 +44,22 @@ def load_demo_data(app) -> Town:  # type: ignore[no-untyped-def]
             select(Collection).where(Collection.town_id == town.id, Collection.slug == "ambassador")
         )
         if coll is None:
-            session.add(
-                Collection(
-                    town_id=town.id,
-                    slug="ambassador",
-                    name_ja="更別村アンバサダーカード",
-                    name_en="Sarabetsu Ambassador Card",
-                    description_ja="村のDAOで1枚につき1票。村のイベントで特典が使えます。",
-                    description_en=(
-                        "One vote per card in the village DAO, with perks at village events."
-                    ),
-                    category="ambassador_card",
-                    max_supply=500,
-                    price_yen=Decimal(5000),
-                    price_points=Decimal(5000),
-                )
+            coll = Collection(
+                town_id=town.id,
+                slug="ambassador",
+                name_ja="更別村アンバサダーカード",
+                name_en="Sarabetsu Ambassador Card",
+                description_ja="村のDAOで1枚につき1票。村のイベントで特典が使えます。",
+                description_en=(
+                    "One vote per card in the village DAO, with perks at village events."
+                ),
+                category="ambassador_card",
+                max_supply=500,
+                price_yen=Decimal(5000),
+                price_points=Decimal(5000),
             )
+            session.add(coll)
+        coll.contract_address = deployments.address("towns.sarabetsu.collections.ambassador")
         session.commit()
         return town
 

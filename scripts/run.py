@@ -75,8 +75,7 @@ def main() -> int:
                 py,
                 "-m",
                 "backend.chain.deploy",
-                "--town",
-                "sarabetsu:SRB",
+                "--demo",
             )
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")

@@ -26,7 +26,7 @@ from web3 import Web3
 
 from backend import create_app
 from backend.chain.anvil import AnvilNode, start_anvil
-from backend.chain.deploy import TownSpec, deploy_platform
+from backend.chain.deploy import demo_town, deploy_platform
 from backend.chain.registry import Deployments
 from backend.config import Settings
 from backend.models import Base
@@ -78,12 +78,7 @@ def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deployments:
     """The platform deployed once per session, as `make run` deploys it (deployments file)."""
-    return deploy_platform(
-        session_w3,
-        anvil.keys[0],
-        deployments_dir,
-        [TownSpec("sarabetsu", "Sarabetsu Points", "SRB")],
-    )
+    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, [demo_town()])
 
 
 # ---------------------------------------------------------------- databases
@@ -143,12 +138,14 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _truncate_all(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        present = set(sa.inspect(conn).get_table_names())
+        tables = [t for t in Base.metadata.sorted_tables if t.name in present]
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            names = ", ".join(f'"{t.name}"' for t in tables)
             # The audit log's append-only trigger fires on DELETE, not on TRUNCATE.
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
-            for t in reversed(Base.metadata.sorted_tables):
+            for t in reversed(tables):
                 conn.execute(t.delete())
     engine.dispose()
 

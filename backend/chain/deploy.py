@@ -19,6 +19,7 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
+from web3.logs import DISCARD
 
 from backend.chain.anvil import DEV_KEYS
 from backend.chain.registry import (
@@ -34,11 +35,63 @@ log = logging.getLogger(__name__)
 LOCAL_CHAIN_IDS = {31337}
 
 
+CATEGORIES = (
+    "ambassador_card",
+    "resident_card",
+    "event_ticket",
+    "vip_ticket",
+    "experience",
+    "naming_right",
+    "donation_certificate",
+    "lodging_right",
+)  # the order of FanCollection.Category
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    slug: str
+    name: str
+    symbol: str
+    max_supply: int
+    category: str
+    soulbound: bool = False
+    votes: bool = False
+    royalty_bps: int = 500
+
+
+@dataclass(frozen=True)
+class ProgrammeSpec:
+    programme_id: int
+    expiry_days: int  # 0: the points never expire
+
+
 @dataclass(frozen=True)
 class TownSpec:
     slug: str
     points_name: str
     points_symbol: str
+    programmes: tuple[ProgrammeSpec, ...] = ()
+    collections: tuple[CollectionSpec, ...] = ()
+
+
+def demo_town(public_url: str = "http://127.0.0.1:5000") -> TownSpec:
+    """更別村 / Sarabetsu as `make run` shows it: welcome points expire after 180 days."""
+    return TownSpec(
+        "sarabetsu",
+        "Sarabetsu Points",
+        "SRB",
+        programmes=(ProgrammeSpec(1, 180), ProgrammeSpec(2, 0)),
+        collections=(
+            CollectionSpec(
+                "ambassador",
+                "Sarabetsu Ambassador Card",
+                "SRBAMB",
+                500,
+                "ambassador_card",
+                votes=True,
+            ),
+        ),
+    )
 
 
 class Deployer:
@@ -70,6 +123,14 @@ class Deployer:
             raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
         return receipt
 
+    def call(self, contract: Any, fn: str, *args: Any) -> Any:
+        """Send `contract.fn(*args)` from the deployer key and return the receipt."""
+        tx = getattr(contract.functions, fn)(*args).build_transaction(
+            {"from": self.account.address}
+        )
+        tx.pop("nonce", None)
+        return self._send(dict(tx))
+
     def deploy(self, key: str, name: str, *args: Any) -> DeployedContract:
         art = artifact(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
@@ -83,23 +144,37 @@ class Deployer:
             address=receipt["contractAddress"],
             block_number=receipt["blockNumber"],
             tx_hash="0x" + receipt["transactionHash"].hex().removeprefix("0x"),
+            code_hash=art.code_hash,
         )
 
 
-def _still_there(w3: Web3, c: DeployedContract) -> bool:
-    return len(w3.eth.get_code(Web3.to_checksum_address(c.address))) > 0
+def _still_current(w3: Web3, c: DeployedContract, local: bool) -> bool:
+    """Keep a recorded contract while its address holds code; on a local chain also require
+    that it was built from today's sources (a changed contract is deployed afresh)."""
+    if len(w3.eth.get_code(Web3.to_checksum_address(c.address))) == 0:
+        return False
+    return not local or c.code_hash == artifact(c.contract).code_hash
 
 
 def deploy_platform(
-    w3: Web3, private_key: str, deployments_dir: Path, towns: list[TownSpec]
+    w3: Web3,
+    private_key: str,
+    deployments_dir: Path,
+    towns: list[TownSpec],
+    metadata_base_url: str = "http://127.0.0.1:5000",
 ) -> Deployments:
-    """Deploy what is missing (forwarder, each town's points) and write the deployments file."""
+    """Deploy what is missing and write the deployments file: the forwarder, the collection
+    factory, and per town its points (with programmes) and its collections (via the factory)."""
     chain_id = w3.eth.chain_id
     try:
         existing = load_deployments(deployments_dir, chain_id).contracts
     except RegistryError:
         existing = {}
-    contracts = {k: c for k, c in existing.items() if _still_there(w3, c)}
+    local = chain_id in LOCAL_CHAIN_IDS
+    contracts = {k: c for k, c in existing.items() if _still_current(w3, c, local)}
+    # Towns and collections hang off the forwarder and the factory: renew them with those.
+    if "FanCollectionFactory" not in contracts or "FurusatoForwarder" not in contracts:
+        contracts = {k: c for k, c in contracts.items() if not k.startswith("towns.")}
     d = Deployer(w3, private_key)
 
     def ensure(key: str, name: str, *args: Any) -> DeployedContract:
@@ -109,15 +184,50 @@ def deploy_platform(
         return contracts[key]
 
     forwarder = ensure("FurusatoForwarder", "FurusatoForwarder")
+    factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
+    factory_c = w3.eth.contract(address=factory.address, abi=artifact("FanCollectionFactory").abi)
     for town in towns:
-        ensure(
-            f"towns.{town.slug}.RegionPoints",
+        points_key = f"towns.{town.slug}.RegionPoints"
+        fresh = points_key not in contracts
+        points = ensure(
+            points_key,
             "RegionPoints",
             town.points_name,
             town.points_symbol,
             d.address,
             forwarder.address,
         )
+        if fresh:
+            points_c = w3.eth.contract(address=points.address, abi=artifact("RegionPoints").abi)
+            for prog in town.programmes:
+                d.call(points_c, "setProgramme", prog.programme_id, prog.expiry_days, True)
+        for spec in town.collections:
+            key = f"towns.{town.slug}.collections.{spec.slug}"
+            if key in contracts:
+                continue
+            config = (
+                spec.name,
+                spec.symbol,
+                f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
+                spec.max_supply,
+                CATEGORIES.index(spec.category),
+                spec.soulbound,
+                spec.votes,
+                d.address,
+                d.address,
+                spec.royalty_bps,
+            )
+            receipt = d.call(factory_c, "createCollection", config)
+            (event,) = factory_c.events.CollectionCreated().process_receipt(receipt, errors=DISCARD)
+            contracts[key] = DeployedContract(
+                key=key,
+                contract="FanCollection",
+                address=event["args"]["collection"],
+                block_number=receipt["blockNumber"],
+                tx_hash="0x" + receipt["transactionHash"].hex().removeprefix("0x"),
+                code_hash=artifact("FanCollection").code_hash,
+            )
+            save_deployments(deployments_dir, Deployments(chain_id, dict(contracts)))
     deployments = Deployments(chain_id, contracts)
     save_deployments(deployments_dir, deployments)
     return deployments
@@ -150,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SLUG:SYMBOL",
-        help="deploy points for a town, e.g. sarabetsu:SRB (repeatable)",
+        help="deploy points for a town, e.g. mukawa:MKW (repeatable)",
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="deploy the demo town 更別村 / Sarabetsu"
+    )
+    parser.add_argument(
+        "--metadata-base-url", default=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -160,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.town:
         slug, _, symbol = spec.partition(":")
         towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper()))
-    deployments = deploy_platform(w3, deployer_key_for(chain_id), args.deployments_dir, towns)
+    if args.demo:
+        towns.append(demo_town())
+    deployments = deploy_platform(
+        w3, deployer_key_for(chain_id), args.deployments_dir, towns, args.metadata_base_url
+    )
     print(f"chain {chain_id}: {len(deployments.contracts)} contracts in {args.deployments_dir}")
     return 0
 

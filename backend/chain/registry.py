@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +22,10 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str
 
+    @property
+    def code_hash(self) -> str:
+        return hashlib.sha256(self.bytecode.encode()).hexdigest()
+
 
 @cache
 def artifact(name: str) -> Artifact:
@@ -38,6 +43,7 @@ class DeployedContract:
     address: str
     block_number: int
     tx_hash: str
+    code_hash: str = ""  # sha256 of the creation bytecode it was deployed from
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Deployments:
                             "address": c.address,
                             "block_number": c.block_number,
                             "tx_hash": c.tx_hash,
+                            "code_hash": c.code_hash,
                         }
                         for k, c in sorted(self.contracts.items())
                     },

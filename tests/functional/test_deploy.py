@@ -1,0 +1,61 @@
+"""The deploy script: writes deployments/<chain_id>.json, is additive, renews stale contracts."""
+
+from __future__ import annotations
+
+import json
+
+from backend.chain.deploy import demo_town, deploy_platform
+from backend.chain.registry import artifact, load_deployments
+
+
+def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_path):
+    first = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    assert set(first.contracts) == {
+        "FurusatoForwarder",
+        "FanCollectionFactory",
+        "towns.sarabetsu.RegionPoints",
+        "towns.sarabetsu.collections.ambassador",
+    }
+    assert load_deployments(tmp_path, 31337) == first
+    head = w3.eth.block_number
+    second = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    assert second == first and w3.eth.block_number == head  # no transaction sent
+
+    points = w3.eth.contract(
+        address=first.address("towns.sarabetsu.RegionPoints"), abi=artifact("RegionPoints").abi
+    )
+    assert points.functions.decimals().call() == 0
+    assert points.functions.isTrustedForwarder(first.address("FurusatoForwarder")).call()
+    coll = w3.eth.contract(
+        address=first.address("towns.sarabetsu.collections.ambassador"),
+        abi=artifact("FanCollection").abi,
+    )
+    assert coll.functions.name().call() == "Sarabetsu Ambassador Card"
+
+
+def test_a_contract_built_from_changed_sources_is_deployed_afresh(w3, anvil, tmp_path):
+    first = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    path = tmp_path / "31337.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["towns.sarabetsu.RegionPoints"]["code_hash"] = "old"
+    path.write_text(json.dumps(data))
+    again = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    assert again.address("towns.sarabetsu.RegionPoints") != first.address(
+        "towns.sarabetsu.RegionPoints"
+    )
+    assert again.address("FanCollectionFactory") == first.address("FanCollectionFactory")
+
+
+def test_a_lost_chain_state_means_a_full_redeploy(w3, anvil, tmp_path):
+    first = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    path = tmp_path / "31337.json"
+    data = json.loads(path.read_text())
+    # An address without code (the chain was reset) is not trusted.
+    data["contracts"]["FurusatoForwarder"]["address"] = "0x" + "11" * 20
+    path.write_text(json.dumps(data))
+    again = deploy_platform(w3, anvil.keys[0], tmp_path, [demo_town()])
+    assert set(again.contracts) == set(first.contracts)
+    assert again.address("FurusatoForwarder") != "0x" + "11" * 20
+    assert again.address("towns.sarabetsu.RegionPoints") != first.address(
+        "towns.sarabetsu.RegionPoints"
+    )
