@@ -1,0 +1,102 @@
+"""`make run` (scripts/run.py): the whole platform comes up healthy, Ctrl-C leaves no process
+behind, and a second run deploys nothing new and keeps the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs whose environment carries `marker` (every process run.py starts inherits it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in env:
+            found.append(int(entry.name))
+    return found
+
+
+def _run_until_healthy(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, dict]:
+    out = open(log, "wb")  # noqa: SIM115 - the child writes to it until it exits
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                return proc, json.load(resp)
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("not healthy within 120 s:\n" + log.read_text())
+
+
+def _ctrl_c(proc: subprocess.Popen, log: Path) -> None:
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0, log.read_text()
+
+
+def test_make_run_comes_up_stops_cleanly_and_restarts_with_its_data(tmp_path):
+    port, anvil_port = _free_port(), _free_port()
+    instance = tmp_path / "instance"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "RPC_URL")
+    }
+    env.update(
+        PORT=str(port),
+        ANVIL_PORT=str(anvil_port),
+        INSTANCE_PATH=str(instance),
+        DEPLOYMENTS_DIR=str(tmp_path / "deployments"),
+    )
+    marker = f"INSTANCE_PATH={instance}"
+
+    proc, health = _run_until_healthy(env, port, tmp_path / "run1.log")
+    try:
+        assert health["status"] == "ok"
+        assert health["chain"]["chain_id"] == 31337 and health["chain"]["contracts_deployed"]
+        assert health["db"]["dialect"] == "sqlite"
+        assert health["broker"]["transport"] == "filesystem"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert "更別村" in resp.read().decode()
+        assert len(_processes_with(marker)) >= 5  # run.py, anvil, web (+workers), worker, beat
+    finally:
+        _ctrl_c(proc, tmp_path / "run1.log")
+    assert _processes_with(marker) == []
+    deployments = json.loads((tmp_path / "deployments" / "31337.json").read_text())
+
+    started = time.monotonic()
+    proc, health = _run_until_healthy(env, port, tmp_path / "run2.log")
+    try:
+        assert health["status"] == "ok"
+        assert time.monotonic() - started < 60
+    finally:
+        _ctrl_c(proc, tmp_path / "run2.log")
+    assert _processes_with(marker) == []
+    second_log = (tmp_path / "run2.log").read_text()
+    assert "deployed " not in second_log  # the chain state was kept: nothing redeployed
+    assert json.loads((tmp_path / "deployments" / "31337.json").read_text()) == deployments
