@@ -8,6 +8,7 @@ beat on the filesystem broker. Logs go to instance/logs/. Ctrl-C stops every pro
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,13 @@ from backend.chain.anvil import start_anvil  # noqa: E402
 from backend.config import Settings  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def _rpc(url: str, method: str, params: list[object]) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (our local anvil)
+        return json.load(resp)["result"]
 
 
 def main() -> int:
@@ -77,6 +85,9 @@ def main() -> int:
                 "backend.chain.deploy",
                 "--demo",
             )
+            # Then a block a second, as on a real chain: voting periods and confirmations are
+            # counted in blocks, and automine can leave bursts pending (foundry #10122).
+            _rpc(node.url, "evm_setIntervalMining", [1])
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")
 

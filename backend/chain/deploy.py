@@ -66,16 +66,26 @@ class ProgrammeSpec:
 
 
 @dataclass(frozen=True)
+class DaoSpec:
+    voting_delay: int = 1  # blocks between a proposal and its snapshot
+    voting_period: int = 300  # blocks a vote stays open
+    quorum_percent: int = 4  # of the voting token's supply at the snapshot
+    timelock_delay: int = 60  # seconds between queue and execute
+
+
+@dataclass(frozen=True)
 class TownSpec:
     slug: str
     points_name: str
     points_symbol: str
     programmes: tuple[ProgrammeSpec, ...] = ()
     collections: tuple[CollectionSpec, ...] = ()
+    dao: DaoSpec | None = None
 
 
-def demo_town(public_url: str = "http://127.0.0.1:5000") -> TownSpec:
-    """更別村 / Sarabetsu as `make run` shows it: welcome points expire after 180 days."""
+def demo_town() -> TownSpec:
+    """更別村 / Sarabetsu as `make run` shows it: welcome points (programme 1) expire after
+    180 days, purchased points (programme 2) never; one ambassador card collection that votes."""
     return TownSpec(
         "sarabetsu",
         "Sarabetsu Points",
@@ -91,6 +101,7 @@ def demo_town(public_url: str = "http://127.0.0.1:5000") -> TownSpec:
                 votes=True,
             ),
         ),
+        dao=DaoSpec(),
     )
 
 
@@ -156,6 +167,25 @@ def _still_current(w3: Web3, c: DeployedContract, local: bool) -> bool:
     return not local or c.code_hash == artifact(c.contract).code_hash
 
 
+def town_keys(town: TownSpec) -> list[str]:
+    """Every deployments key a town's full set of contracts is recorded under."""
+    keys = [f"towns.{town.slug}.{name}" for name in TOWN_CONTRACTS]
+    if town.dao is not None and any(c.votes for c in town.collections):
+        keys.append(f"towns.{town.slug}.CardChamber")
+    return keys + [f"towns.{town.slug}.collections.{c.slug}" for c in town.collections]
+
+
+TOWN_CONTRACTS = (
+    "RegionPoints",
+    "TownTreasury",
+    "PrimarySale",
+    "ResidentPass",
+    "ResidentChamber",
+    "TownPoll",
+)
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
 def deploy_platform(
     w3: Web3,
     private_key: str,
@@ -163,8 +193,14 @@ def deploy_platform(
     towns: list[TownSpec],
     metadata_base_url: str = "http://127.0.0.1:5000",
 ) -> Deployments:
-    """Deploy what is missing and write the deployments file: the forwarder, the collection
-    factory, and per town its points (with programmes) and its collections (via the factory)."""
+    """Deploy what is missing and write the deployments file.
+
+    Platform: the forwarder, the collection factory and, on a local chain, the test yen
+    stablecoin. Per town, as one set (a town with any piece missing or stale is deployed afresh):
+    points with their programmes, treasury (timelock), primary sale, resident pass, the
+    chambers (a governor per voting token, both proposers on the treasury), polls, and the
+    town's collections created through the factory, with the sale allowed to mint them.
+    """
     chain_id = w3.eth.chain_id
     try:
         existing = load_deployments(deployments_dir, chain_id).contracts
@@ -172,65 +208,144 @@ def deploy_platform(
         existing = {}
     local = chain_id in LOCAL_CHAIN_IDS
     contracts = {k: c for k, c in existing.items() if _still_current(w3, c, local)}
-    # Towns and collections hang off the forwarder and the factory: renew them with those.
+    # Towns hang off the forwarder and the factory: renew them with those.
     if "FanCollectionFactory" not in contracts or "FurusatoForwarder" not in contracts:
         contracts = {k: c for k, c in contracts.items() if not k.startswith("towns.")}
     d = Deployer(w3, private_key)
 
+    def save() -> None:
+        save_deployments(deployments_dir, Deployments(chain_id, dict(contracts)))
+
     def ensure(key: str, name: str, *args: Any) -> DeployedContract:
         if key not in contracts:
             contracts[key] = d.deploy(key, name, *args)
-            save_deployments(deployments_dir, Deployments(chain_id, dict(contracts)))
+            save()
         return contracts[key]
+
+    def bound(c: DeployedContract) -> Any:
+        return w3.eth.contract(
+            address=Web3.to_checksum_address(c.address), abi=artifact(c.contract).abi
+        )
 
     forwarder = ensure("FurusatoForwarder", "FurusatoForwarder")
     factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
-    factory_c = w3.eth.contract(address=factory.address, abi=artifact("FanCollectionFactory").abi)
+    if local:
+        ensure("TestYenStablecoin", "TestYenStablecoin", d.address)
     for town in towns:
-        points_key = f"towns.{town.slug}.RegionPoints"
-        fresh = points_key not in contracts
-        points = ensure(
-            points_key,
-            "RegionPoints",
-            town.points_name,
-            town.points_symbol,
-            d.address,
-            forwarder.address,
-        )
-        if fresh:
-            points_c = w3.eth.contract(address=points.address, abi=artifact("RegionPoints").abi)
-            for prog in town.programmes:
-                d.call(points_c, "setProgramme", prog.programme_id, prog.expiry_days, True)
-        for spec in town.collections:
-            key = f"towns.{town.slug}.collections.{spec.slug}"
-            if key in contracts:
-                continue
-            config = (
-                spec.name,
-                spec.symbol,
-                f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
-                spec.max_supply,
-                CATEGORIES.index(spec.category),
-                spec.soulbound,
-                spec.votes,
-                d.address,
-                d.address,
-                spec.royalty_bps,
-            )
-            receipt = d.call(factory_c, "createCollection", config)
-            (event,) = factory_c.events.CollectionCreated().process_receipt(receipt, errors=DISCARD)
-            contracts[key] = DeployedContract(
-                key=key,
-                contract="FanCollection",
-                address=event["args"]["collection"],
-                block_number=receipt["blockNumber"],
-                tx_hash="0x" + receipt["transactionHash"].hex().removeprefix("0x"),
-                code_hash=artifact("FanCollection").code_hash,
-            )
-            save_deployments(deployments_dir, Deployments(chain_id, dict(contracts)))
+        keys = town_keys(town)
+        if all(k in contracts for k in keys):
+            continue
+        prefix = f"towns.{town.slug}."
+        contracts = {k: c for k, c in contracts.items() if not k.startswith(prefix)}
+        _deploy_town(d, town, forwarder, factory, metadata_base_url, contracts, bound, save)
     deployments = Deployments(chain_id, contracts)
     save_deployments(deployments_dir, deployments)
     return deployments
+
+
+def _deploy_town(
+    d: Deployer,
+    town: TownSpec,
+    forwarder: DeployedContract,
+    factory: DeployedContract,
+    metadata_base_url: str,
+    contracts: dict[str, DeployedContract],
+    bound: Any,
+    save: Any,
+) -> None:
+    prefix = f"towns.{town.slug}."
+    me = d.address
+    fwd = forwarder.address
+    dao = town.dao or DaoSpec()
+
+    def deploy(name: str, contract: str, *args: Any) -> Any:
+        contracts[prefix + name] = d.deploy(prefix + name, contract, *args)
+        save()
+        return bound(contracts[prefix + name])
+
+    points = deploy("RegionPoints", "RegionPoints", town.points_name, town.points_symbol, me, fwd)
+    for prog in town.programmes:
+        d.call(points, "setProgramme", prog.programme_id, prog.expiry_days, True)
+    treasury = deploy("TownTreasury", "TownTreasury", dao.timelock_delay, [], [ZERO_ADDRESS], me)
+    sale = deploy("PrimarySale", "PrimarySale", me, treasury.address, fwd)
+    residents = deploy(
+        "ResidentPass",
+        "ResidentPass",
+        f"{town.points_name.removesuffix(' Points')} Resident",
+        f"{town.points_symbol}RES",
+        f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/resident/",
+        me,
+        fwd,
+    )
+    factory_c = bound(factory)
+    voting_token = None
+    for spec in town.collections:
+        key = f"{prefix}collections.{spec.slug}"
+        config = (
+            spec.name,
+            spec.symbol,
+            f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
+            spec.max_supply,
+            CATEGORIES.index(spec.category),
+            spec.soulbound,
+            spec.votes,
+            me,
+            me,
+            spec.royalty_bps,
+        )
+        receipt = d.call(factory_c, "createCollection", config)
+        (event,) = factory_c.events.CollectionCreated().process_receipt(receipt, errors=DISCARD)
+        contracts[key] = DeployedContract(
+            key=key,
+            contract="FanCollection",
+            address=event["args"]["collection"],
+            block_number=receipt["blockNumber"],
+            tx_hash="0x" + receipt["transactionHash"].hex().removeprefix("0x"),
+            code_hash=artifact("FanCollection").code_hash,
+        )
+        save()
+        collection = bound(contracts[key])
+        d.call(collection, "grantRole", collection.functions.MINTER_ROLE().call(), sale.address)
+        if spec.votes and voting_token is None:
+            voting_token = contracts[key].address
+    chambers = []
+    if voting_token is not None:
+        chambers.append(
+            deploy(
+                "CardChamber",
+                "TownGovernor",
+                f"{town.points_name.removesuffix(' Points')} Card Chamber",
+                voting_token,
+                treasury.address,
+                dao.voting_delay,
+                dao.voting_period,
+                0,
+                dao.quorum_percent,
+                fwd,
+            )
+        )
+    chambers.append(
+        deploy(
+            "ResidentChamber",
+            "TownGovernor",
+            f"{town.points_name.removesuffix(' Points')} Resident Chamber",
+            residents.address,
+            treasury.address,
+            dao.voting_delay,
+            dao.voting_period,
+            0,
+            dao.quorum_percent,
+            fwd,
+        )
+    )
+    proposer = treasury.functions.PROPOSER_ROLE().call()
+    canceller = treasury.functions.CANCELLER_ROLE().call()
+    for chamber in chambers:
+        d.call(treasury, "grantRole", proposer, chamber.address)
+        d.call(treasury, "grantRole", canceller, chamber.address)
+    # From here only the chambers' votes move treasury funds.
+    d.call(treasury, "renounceRole", treasury.functions.DEFAULT_ADMIN_ROLE().call(), me)
+    deploy("TownPoll", "TownPoll", me, fwd)
 
 
 def deployer_key_for(chain_id: int) -> str:

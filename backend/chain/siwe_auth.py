@@ -24,9 +24,13 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import warnings
 from datetime import UTC, datetime
 
-import siwe  # type: ignore[import-untyped]  # siwe ships no type hints
+with warnings.catch_warnings():
+    # abnf 2.8 warns that siwe's grammar redefines core rules; harmless, and noise in every log.
+    warnings.filterwarnings("ignore", message="rule '.*' redefines")
+    import siwe  # type: ignore[import-untyped]  # siwe ships no type hints
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthUtilsValidationError

@@ -13,7 +13,14 @@ def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_
     assert set(first.contracts) == {
         "FurusatoForwarder",
         "FanCollectionFactory",
+        "TestYenStablecoin",
         "towns.sarabetsu.RegionPoints",
+        "towns.sarabetsu.TownTreasury",
+        "towns.sarabetsu.PrimarySale",
+        "towns.sarabetsu.ResidentPass",
+        "towns.sarabetsu.CardChamber",
+        "towns.sarabetsu.ResidentChamber",
+        "towns.sarabetsu.TownPoll",
         "towns.sarabetsu.collections.ambassador",
     }
     assert load_deployments(tmp_path, 31337) == first
@@ -31,6 +38,24 @@ def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_
         abi=artifact("FanCollection").abi,
     )
     assert coll.functions.name().call() == "Sarabetsu Ambassador Card"
+    sale = first.address("towns.sarabetsu.PrimarySale")
+    assert coll.functions.hasRole(coll.functions.MINTER_ROLE().call(), sale).call()
+    treasury = w3.eth.contract(
+        address=first.address("towns.sarabetsu.TownTreasury"), abi=artifact("TownTreasury").abi
+    )
+    proposer = treasury.functions.PROPOSER_ROLE().call()
+    for chamber in ("CardChamber", "ResidentChamber"):
+        assert treasury.functions.hasRole(
+            proposer, first.address(f"towns.sarabetsu.{chamber}")
+        ).call()
+    # Only the chambers' votes move treasury funds: the deployer kept no admin role.
+    admin_role = treasury.functions.DEFAULT_ADMIN_ROLE().call()
+    deployer = w3.eth.accounts[0]
+    assert not treasury.functions.hasRole(admin_role, deployer).call()
+    card_chamber = w3.eth.contract(
+        address=first.address("towns.sarabetsu.CardChamber"), abi=artifact("TownGovernor").abi
+    )
+    assert card_chamber.functions.token().call() == coll.address
 
 
 def test_a_contract_built_from_changed_sources_is_deployed_afresh(w3, anvil, tmp_path):
@@ -44,6 +69,10 @@ def test_a_contract_built_from_changed_sources_is_deployed_afresh(w3, anvil, tmp
         "towns.sarabetsu.RegionPoints"
     )
     assert again.address("FanCollectionFactory") == first.address("FanCollectionFactory")
+    # The town is renewed as one set, so nothing points at the replaced contract.
+    assert again.address("towns.sarabetsu.PrimarySale") != first.address(
+        "towns.sarabetsu.PrimarySale"
+    )
 
 
 def test_a_lost_chain_state_means_a_full_redeploy(w3, anvil, tmp_path):
