@@ -52,10 +52,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)
 
+    import importlib
+
     import backend.models  # noqa: F401  (every domain's tables on Base.metadata)
     from backend.core.discovery import import_all
-
-    import importlib
 
     celery = app.extensions["celery"]
     for name in import_all("tasks"):  # registers every domain's Celery tasks with this app

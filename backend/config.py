@@ -45,12 +45,37 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _chain_ints(name: str) -> dict[int, int]:
+    """ "1:12,137:64" -> {1: 12, 137: 64}."""
+    raw = _env(name)
+    if raw is None:
+        return {}
+    try:
+        return {int(k): int(v) for k, _, v in (p.partition(":") for p in raw.split(",") if p)}
+    except ValueError:
+        raise SettingsError(f"{name} must look like 1:12,137:64, got {raw!r}") from None
+
+
 def _instance_secret_key(instance: Path) -> str:
     """A stable dev secret key kept in instance/, so sessions survive a restart of `make run`."""
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _instance_master_key(instance: Path) -> str:
+    """A dev master key kept in instance/ (0600), so custodial keys survive a restart.
+
+    Format, like MASTER_KEY: ``<key_id>:<64 hex digits or base64 of 32 bytes>``.
+    """
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "master_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(f"dev-{secrets.token_hex(4)}:{secrets.token_hex(32)}")
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -67,9 +92,23 @@ class Settings:
     rpc_timeout: float = 5.0
     deployments_dir: Path = ROOT / "deployments"
     confirmations: int = 2
+    # Per-chain override of `confirmations` (CHAIN_CONFIRMATIONS="1:12,137:64") and the number
+    # of blocks the indexer reads per eth_getLogs chunk (INDEXER_CHUNK_SIZE).
+    chain_confirmations: dict[int, int] = field(default_factory=dict)
+    indexer_chunk_size: int = 2000
     deployer_private_key: str | None = field(default=None, repr=False)
     relayer_private_key: str | None = field(default=None, repr=False)
+    # Outbox (backend/chain/outbox.py): more relayer keys as a comma list, role keys for admin
+    # actions as "name=0xkey,...", and the gas budget (wei).
+    relayer_private_keys: str | None = field(default=None, repr=False)
+    role_private_keys: str | None = field(default=None, repr=False)
+    gas_cap_per_user_per_day: int = 10**17
+    relayer_low_balance_wei: int = 10**16
+    outbox_stuck_blocks: int = 3
+    # "<key_id>:<64 hex or base64 of 32 bytes>" (see backend/chain/custody.py); retired keys,
+    # comma-separated in the same format, only unwrap until `custody rotate` has moved every row.
     master_key: str | None = field(default=None, repr=False)
+    retired_master_keys: str | None = field(default=None, repr=False)
     default_locale: str = "ja"
     public_url: str = "http://127.0.0.1:5000"
     testing: bool = False
@@ -86,6 +125,10 @@ class Settings:
             )
         if self.default_locale not in ("ja", "en"):
             raise SettingsError("DEFAULT_LOCALE must be ja or en")
+
+    def confirmations_for(self, chain_id: int) -> int:
+        """Blocks below head that the indexer waits for on `chain_id`."""
+        return self.chain_confirmations.get(chain_id, self.confirmations)
 
     @property
     def broker_folder(self) -> Path:
@@ -105,13 +148,23 @@ class Settings:
             rpc_url=_env("RPC_URL", "http://127.0.0.1:8545") or "",
             deployments_dir=Path(_env("DEPLOYMENTS_DIR", str(ROOT / "deployments")) or ""),
             confirmations=_int("CONFIRMATIONS", 2),
+            chain_confirmations=_chain_ints("CHAIN_CONFIRMATIONS"),
+            indexer_chunk_size=_int("INDEXER_CHUNK_SIZE", 2000),
             deployer_private_key=_secret("DEPLOYER_PRIVATE_KEY"),
             relayer_private_key=_secret("RELAYER_PRIVATE_KEY"),
+            relayer_private_keys=_secret("RELAYER_PRIVATE_KEYS"),
+            role_private_keys=_secret("ROLE_PRIVATE_KEYS"),
+            gas_cap_per_user_per_day=_int("GAS_CAP_PER_USER_PER_DAY", 10**17),
+            relayer_low_balance_wei=_int("RELAYER_LOW_BALANCE_WEI", 10**16),
+            outbox_stuck_blocks=_int("OUTBOX_STUCK_BLOCKS", 3),
             master_key=_secret("MASTER_KEY"),
+            retired_master_keys=_secret("RETIRED_MASTER_KEYS"),
             default_locale=_env("DEFAULT_LOCALE", "ja") or "ja",
             public_url=_env("PUBLIC_URL", f"http://127.0.0.1:{port}") or "",
         )
         s = replace(s, **overrides)  # type: ignore[arg-type]
         if not s.secret_key:
             s = replace(s, secret_key=_instance_secret_key(s.instance_path))
+        if not s.master_key:
+            s = replace(s, master_key=_instance_master_key(s.instance_path))
         return s

@@ -1,0 +1,1 @@
+"""Accounts: users, their custodial and external addresses, and Sign-In with Ethereum."""

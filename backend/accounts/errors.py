@@ -1,0 +1,63 @@
+"""Errors the accounts API reports; each maps to a 4xx (or 503) in the JSON error shape."""
+
+from __future__ import annotations
+
+from backend.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
+
+
+class InvalidInput(AppError):
+    status = 400
+    code = "invalid_input"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class AddressTaken(Conflict):
+    code = "address_taken"
+
+
+class InvalidCredentials(AppError):
+    status = 401
+    code = "invalid_credentials"
+
+
+class AuthenticationRequired(AppError):
+    status = 401
+    code = "authentication_required"
+
+
+class SiweFailed(AppError):
+    """A Sign-In with Ethereum attempt was refused; ``details.reason`` says why."""
+
+    status = 401
+    code = "siwe_rejected"
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(
+            message or _SIWE_MESSAGES.get(reason, "Sign-in was refused."), reason=reason
+        )
+        if reason in ("malformed", "nonce_missing"):
+            self.status = 400
+
+
+_SIWE_MESSAGES = {
+    "malformed": "The sign-in message is not a valid EIP-4361 message.",
+    "domain_mismatch": "The sign-in message was made for another site.",
+    "chain_mismatch": "The sign-in message names another chain.",
+    "nonce_mismatch": "The sign-in message does not carry the nonce issued to you.",
+    "nonce_missing": "No sign-in nonce was issued to this session; request one first.",
+    "nonce_used": "This sign-in nonce has expired or was already used; request a new one.",
+    "expired": "The sign-in message has expired.",
+    "not_yet_valid": "The sign-in message is not valid yet.",
+    "bad_signature": "The signature does not match the sign-in message.",
+}
+
+
+class NoCustodialWallet(NotFound):
+    code = "no_custodial_wallet"
+
+
+class CustodyUnavailable(ServiceUnavailable):
+    code = "custody_unavailable"

@@ -1,0 +1,109 @@
+"""One account model: a user has one or more addresses, each custodial or external.
+
+A custodial address carries its private key sealed by the key vault (envelope encryption, see
+backend/chain/keys.py); an external one (proved by Sign-In with Ethereum) carries none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.chain.keys import SealedKey
+from backend.core.db import Base, utcnow
+
+CUSTODIAL = "custodial"
+EXTERNAL = "external"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Lower-cased by the service. NULL for a user who only ever signed in with a wallet.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(80), default="")
+    locale: Mapped[str] = mapped_column(String(5), default="ja")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    addresses: Mapped[list[Address]] = relationship(
+        back_populates="user", order_by="Address.id", lazy="selectin"
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r})"
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ('{CUSTODIAL}', '{EXTERNAL}')", name="kind"),
+        # A custodial address always has its sealed key; an external one never has any.
+        CheckConstraint(
+            f"(kind = '{CUSTODIAL}' AND ciphertext IS NOT NULL AND nonce IS NOT NULL"
+            " AND wrapped_data_key IS NOT NULL AND master_key_id IS NOT NULL)"
+            f" OR (kind = '{EXTERNAL}' AND ciphertext IS NULL AND nonce IS NULL"
+            " AND wrapped_data_key IS NULL AND master_key_id IS NULL)",
+            name="sealed_key_iff_custodial",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)  # EIP-55 checksummed
+    kind: Mapped[str] = mapped_column(String(10))
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="addresses")
+
+    @property
+    def is_custodial(self) -> bool:
+        return self.kind == CUSTODIAL
+
+    def sealed_key(self) -> SealedKey:
+        """The stored sealed key; ValueError for an external address (it has none)."""
+        if not self.is_custodial:
+            raise ValueError(f"{self.address} is an external address and has no sealed key")
+        assert self.ciphertext is not None and self.nonce is not None  # noqa: S101
+        assert self.wrapped_data_key is not None and self.master_key_id is not None  # noqa: S101
+        return SealedKey(
+            address=self.address,
+            ciphertext=bytes(self.ciphertext),
+            nonce=bytes(self.nonce),
+            wrapped_data_key=bytes(self.wrapped_data_key),
+            master_key_id=self.master_key_id,
+        )
+
+    @classmethod
+    def custodial(cls, user: User, sealed: SealedKey) -> Address:
+        return cls(
+            user=user,
+            address=sealed.address,
+            kind=CUSTODIAL,
+            ciphertext=sealed.ciphertext,
+            nonce=sealed.nonce,
+            wrapped_data_key=sealed.wrapped_data_key,
+            master_key_id=sealed.master_key_id,
+        )
+
+    def __repr__(self) -> str:  # never the sealed bytes
+        return f"Address(address={self.address!r}, kind={self.kind!r})"
+
+
+class SiweNonce(Base):
+    """A server-issued Sign-In with Ethereum nonce; consumed at most once, before it expires."""
+
+    __tablename__ = "siwe_nonces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column()

@@ -1,0 +1,190 @@
+"""Accounts JSON API: /api/accounts (sign-up, me, key export) and /api/auth (sessions, SIWE).
+
+Login is a Flask session cookie, cleared and rewritten on every sign-in. Every POST needs the
+CSRF token from GET /api/csrf in an ``X-CSRFToken`` header; sign-in rewrites the session, so
+sign-in responses carry the new token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, request, session
+from flask_wtf.csrf import generate_csrf
+
+from backend.accounts.errors import InvalidInput
+from backend.accounts.models import User
+from backend.accounts.services import AccountService, AddressKeyStore
+from backend.chain.custody import get_vault, register_key_store
+from backend.chain.gateway import ChainUnavailable
+from backend.core.db import get_db
+from backend.core.errors import ServiceUnavailable
+
+bp = Blueprint("accounts", __name__)
+
+_USER_ID = "user_id"
+_SIWE_NONCE = "siwe_nonce"
+
+
+@bp.record_once
+def _register_key_store(state: Any) -> None:
+    # Master-key rotation (backend.chain.custody) reaches our table through this factory.
+    register_key_store(state.app, lambda: AddressKeyStore(get_db().session()))
+
+
+def _service() -> AccountService:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return AccountService(get_db().session(), lambda: get_vault(app))
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object.")
+    return data
+
+
+def _current_user(service: AccountService) -> User:
+    return service.get_user(session.get(_USER_ID))
+
+
+def _optional_user(service: AccountService) -> User | None:
+    return service.get_user(session[_USER_ID]) if _USER_ID in session else None
+
+
+def _log_in(user: User) -> None:
+    # A new session on every sign-in: nothing from before (CSRF token, SIWE nonce) survives.
+    session.clear()
+    session[_USER_ID] = user.id
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    # An explicit allow-list: sealed key columns can never leak through here.
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "locale": user.locale,
+        "created_at": user.created_at.isoformat(),
+        "addresses": [
+            {"address": a.address, "kind": a.kind, "created_at": a.created_at.isoformat()}
+            for a in user.addresses
+        ],
+    }
+
+
+def _signed_in(user: User, status: int = 200, **extra: Any) -> tuple[Response, int]:
+    return jsonify(user=_user_json(user), csrf_token=generate_csrf(), **extra), status
+
+
+def _siwe_domain() -> tuple[str, str]:
+    public_url = current_app.extensions["settings"].public_url
+    return urlsplit(public_url).netloc, public_url
+
+
+def _chain_id() -> int:
+    cached = current_app.extensions.get("accounts.chain_id")
+    if cached is None:
+        try:
+            cached = current_app.extensions["chain"].status().chain_id
+        except ChainUnavailable:
+            raise ServiceUnavailable("The chain is not reachable; try again shortly.") from None
+        current_app.extensions["accounts.chain_id"] = cached
+    return int(cached)
+
+
+@bp.get("/api/csrf")
+def csrf_token() -> Response:
+    """The token to send back in ``X-CSRFToken`` with every POST."""
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.post("/api/accounts/signup")
+def signup() -> tuple[Response, int]:
+    data = _body()
+    service = _service()
+    user = service.signup(
+        data.get("email"),
+        data.get("password"),
+        data.get("display_name", ""),
+        data.get("locale", "ja"),
+    )
+    _log_in(user)
+    return _signed_in(user, 201)
+
+
+@bp.post("/api/auth/login")
+def login() -> tuple[Response, int]:
+    data = _body()
+    user = _service().authenticate(data.get("email"), data.get("password"))
+    _log_in(user)
+    return _signed_in(user)
+
+
+@bp.post("/api/auth/logout")
+def logout() -> tuple[Response, int]:
+    session.clear()
+    return jsonify(ok=True, csrf_token=generate_csrf()), 200
+
+
+@bp.get("/api/accounts/me")
+def me() -> Response:
+    return jsonify(user=_user_json(_current_user(_service())))
+
+
+@bp.get("/api/auth/siwe/nonce")
+def siwe_nonce() -> Response:
+    """Issue a nonce for this session, with the fields the wallet's message must carry."""
+    chain_id = _chain_id()
+    row = _service().issue_siwe_nonce()
+    session[_SIWE_NONCE] = row.nonce
+    domain, uri = _siwe_domain()
+    resp = jsonify(
+        nonce=row.nonce,
+        domain=domain,
+        uri=uri,
+        chain_id=chain_id,
+        issued_at=row.issued_at.isoformat(),
+        expires_at=row.expires_at.isoformat(),
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/api/auth/siwe/verify")
+def siwe_verify() -> tuple[Response, int]:
+    data = _body()
+    service = _service()
+    current = _optional_user(service)
+    # One attempt per issued nonce, whatever the outcome.
+    expected = session.pop(_SIWE_NONCE, None)
+    domain, _uri = _siwe_domain()
+    result = service.sign_in_with_ethereum(
+        data.get("message"),
+        data.get("signature"),
+        expected_nonce=expected,
+        domain=domain,
+        chain_id=_chain_id(),
+        current_user=current,
+    )
+    if current is None:
+        _log_in(result.user)
+    return _signed_in(
+        result.user,
+        201 if result.created_user else 200,
+        address=result.address,
+        created_user=result.created_user,
+        linked=result.linked,
+    )
+
+
+@bp.post("/api/accounts/export-key")
+def export_key() -> Response:
+    """Return the custodial private key after re-checking the password; audit-logged."""
+    data = _body()
+    service = _service()
+    address, private_key = service.export_private_key(_current_user(service), data.get("password"))
+    resp = jsonify(address=address, private_key=private_key)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,372 @@
+"""Accounts: sign-up with a custodial wallet, password and wallet sign-in, key export.
+
+Every public method is one unit of work: it commits what it changed, or changes nothing and
+raises an :class:`~backend.core.errors.AppError` subclass. Key material never leaves this module
+except through :meth:`AccountService.export_private_key`, and is never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from backend.accounts.errors import (
+    AddressTaken,
+    AuthenticationRequired,
+    CustodyUnavailable,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidInput,
+    NoCustodialWallet,
+    SiweFailed,
+)
+from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, SiweNonce, User
+from backend.chain import siwe_auth
+from backend.chain.custody import CustodyNotConfigured
+from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
+from backend.core.db import utcnow
+from backend.core.models import AuditLog
+
+log = logging.getLogger(__name__)
+
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # scrypt cost grows with input; refuse megabyte "passwords"
+LOCALES = ("ja", "en")
+NONCE_TTL = dt.timedelta(minutes=10)
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_HASH_METHOD = "scrypt"
+# Checked against when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("furusato-timing-equaliser", method=_HASH_METHOD)
+
+
+@dataclass(frozen=True)
+class SiweResult:
+    user: User
+    address: str
+    created_user: bool  # a new account was made for this wallet
+    linked: bool  # the address was newly attached to an existing user
+
+
+class AccountService:
+    """Accounts over one DB session. ``vault`` is a callable so the service works for
+    password and wallet sign-in even where custody is not configured."""
+
+    def __init__(
+        self,
+        session: Session,
+        vault: Callable[[], KeyVault],
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self._vault = vault
+        self._now = now
+
+    def vault(self) -> KeyVault:
+        try:
+            return self._vault()
+        except CustodyNotConfigured as exc:
+            log.error("custody is not configured: %s", exc)
+            raise CustodyUnavailable("Accounts with a built-in wallet are unavailable.") from None
+
+    # --- sign-up and sign-in --------------------------------------------------------------
+
+    def signup(
+        self, email: object, password: object, display_name: object = "", locale: object = "ja"
+    ) -> User:
+        """Create a user with ``email`` (stored lower-cased) and a custodial address, in one
+        commit.
+
+        Raises :class:`InvalidInput` (bad email, password under 10 characters, bad display
+        name or locale), :class:`EmailTaken` (409) if the email is registered, and
+        :class:`CustodyUnavailable` (503) if no master key is configured. Nothing is written
+        on failure.
+        """
+        email = normalise_email(email)
+        password = _check_password(password)
+        name = _check_display_name(display_name)
+        if locale not in LOCALES:
+            raise InvalidInput("locale must be ja or en.", field="locale")
+        if self.session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise EmailTaken("An account with this email already exists.")
+        sealed = self.vault().create_key()
+        user = User(
+            email=email,
+            password_hash=generate_password_hash(password, method=_HASH_METHOD),
+            display_name=name,
+            locale=str(locale),
+        )
+        self.session.add(user)
+        self.session.add(Address.custodial(user, sealed))
+        try:
+            self.session.commit()
+        except IntegrityError:  # a concurrent sign-up with the same email won the race
+            self.session.rollback()
+            raise EmailTaken("An account with this email already exists.") from None
+        log.info("user %s signed up with custodial address %s", user.id, sealed.address)
+        return user
+
+    def authenticate(self, email: object, password: object) -> User:
+        """Return the user whose email and password match.
+
+        Raises :class:`InvalidCredentials` (401) with the same message whether the email is
+        unknown, the password wrong, or the account has no password (wallet-only).
+        """
+        try:
+            email = normalise_email(email)
+        except InvalidInput:
+            email = None
+        user = self.session.scalar(select(User).where(User.email == email)) if email else None
+        stored = user.password_hash if user is not None else None
+        ok = check_password_hash(
+            stored or _DUMMY_HASH, password if isinstance(password, str) else ""
+        )
+        if user is None or stored is None or not ok:
+            raise InvalidCredentials("Email or password is incorrect.")
+        return user
+
+    def get_user(self, user_id: int | None) -> User:
+        """The user with ``user_id``; :class:`AuthenticationRequired` if there is none."""
+        user = self.session.get(User, user_id) if isinstance(user_id, int) else None
+        if user is None:
+            raise AuthenticationRequired("Please sign in.")
+        return user
+
+    # --- Sign-In with Ethereum ------------------------------------------------------------
+
+    def issue_siwe_nonce(self) -> SiweNonce:
+        """Store and return a fresh single-use nonce valid for 10 minutes (commits).
+
+        Also purges nonces that expired more than a day ago, so the table stays small.
+        """
+        now = self._now()
+        self.session.execute(
+            delete(SiweNonce).where(SiweNonce.expires_at < now - dt.timedelta(days=1))
+        )
+        row = SiweNonce(nonce=siwe_auth.new_nonce(), issued_at=now, expires_at=now + NONCE_TTL)
+        self.session.add(row)
+        self.session.commit()
+        return row
+
+    def sign_in_with_ethereum(
+        self,
+        message: object,
+        signature: object,
+        *,
+        expected_nonce: str | None,
+        domain: str,
+        chain_id: int,
+        current_user: User | None = None,
+    ) -> SiweResult:
+        """Verify an EIP-4361 message signed by an external wallet, consume its nonce, and
+        return the account it belongs to, in one commit.
+
+        With ``current_user`` the address is linked to that user (idempotent if it already
+        is). Without, the address's owner is returned, or a new user is created for an
+        unknown address. ``expected_nonce`` is the nonce issued to this client; it must also
+        be unused and unexpired in the DB, and is marked used by an atomic UPDATE.
+
+        Raises :class:`SiweFailed` (400 malformed or no nonce; 401 foreign domain, wrong
+        chain, nonce mismatch/replay/expiry, expired message, bad signature) and
+        :class:`AddressTaken` (409) when linking an address another user owns. Nothing is
+        written on failure.
+        """
+        if not expected_nonce:
+            raise SiweFailed("nonce_missing")
+        if not isinstance(message, str) or not isinstance(signature, str):
+            raise SiweFailed("malformed")
+        now = self._now()
+        try:
+            address = siwe_auth.verify(
+                message,
+                signature,
+                expected_domain=domain,
+                expected_chain_id=chain_id,
+                expected_nonce=expected_nonce,
+                now=now,
+            )
+        except siwe_auth.SiweRejected as exc:
+            log.info("SIWE sign-in refused: %s", exc.reason)
+            raise SiweFailed(exc.reason) from None
+
+        # Single use: only one request can flip used_at, whatever the interleaving.
+        consumed = self.session.execute(
+            update(SiweNonce)
+            .where(
+                SiweNonce.nonce == expected_nonce,
+                SiweNonce.used_at.is_(None),
+                SiweNonce.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.rollback()
+            log.info("SIWE sign-in refused: nonce used or expired")
+            raise SiweFailed("nonce_used")
+
+        try:
+            result = self._attach(address, current_user)
+            self.session.commit()
+        except AddressTaken:
+            self.session.rollback()
+            raise
+        except IntegrityError:  # the same new address raced in from another request
+            self.session.rollback()
+            raise AddressTaken("This wallet is already linked to another account.") from None
+        log.info("user %s signed in with external address %s", result.user.id, address)
+        return result
+
+    def _attach(self, address: str, current_user: User | None) -> SiweResult:
+        row = self.session.scalar(select(Address).where(Address.address == address))
+        if current_user is not None:
+            if row is not None:
+                if row.user_id != current_user.id:
+                    raise AddressTaken("This wallet is already linked to another account.")
+                return SiweResult(current_user, address, created_user=False, linked=False)
+            self.session.add(Address(user=current_user, address=address, kind=EXTERNAL))
+            return SiweResult(current_user, address, created_user=False, linked=True)
+        if row is not None:
+            return SiweResult(row.user, address, created_user=False, linked=False)
+        user = User(display_name="", locale="ja")
+        self.session.add(user)
+        self.session.add(Address(user=user, address=address, kind=EXTERNAL))
+        self.session.flush()
+        return SiweResult(user, address, created_user=True, linked=True)
+
+    # --- custody --------------------------------------------------------------------------
+
+    def custodial_address(self, user: User) -> Address:
+        """The user's custodial address row; :class:`NoCustodialWallet` (404) if none."""
+        row = self.session.scalar(
+            select(Address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if row is None:
+            raise NoCustodialWallet("This account has no built-in wallet.")
+        return row
+
+    def custodial_signer(self, user: User) -> SealedSigner:
+        """A signer for the user's custodial address; it holds no key material.
+
+        Raises :class:`NoCustodialWallet` and :class:`CustodyUnavailable`.
+        """
+        return self.vault().signer(self.custodial_address(user).sealed_key())
+
+    def export_private_key(self, user: User, password: object) -> tuple[str, str]:
+        """Re-authenticate ``user`` with ``password`` and return ``(address, private key hex)``
+        of their custodial wallet, after committing a ``key.export`` audit row.
+
+        Raises :class:`InvalidCredentials` (401, nothing written) on a wrong password,
+        :class:`NoCustodialWallet` (404) and :class:`CustodyUnavailable` (503, also when the
+        stored key cannot be unsealed). The key is returned only once the audit row is
+        committed.
+        """
+        if user.password_hash is None or not check_password_hash(
+            user.password_hash, password if isinstance(password, str) else ""
+        ):
+            log.warning("key export refused for user %s: wrong password", user.id)
+            raise InvalidCredentials("The password is incorrect.")
+        row = self.custodial_address(user)
+        try:
+            private_key = self.vault().export_private_key(row.sealed_key(), reauthenticated=True)
+        except KeyVaultError as exc:
+            log.error("key export failed for %s: %s", row.address, type(exc).__name__)
+            raise CustodyUnavailable("The wallet key cannot be read right now.") from None
+        self.session.add(
+            AuditLog(
+                actor=f"user:{user.id}",
+                action="key.export",
+                subject_type="address",
+                subject_id=row.address,
+                reason="exported to self-custody after password re-authentication",
+                details={"master_key_id": row.master_key_id},
+            )
+        )
+        self.session.commit()
+        return row.address, private_key
+
+
+class AddressKeyStore:
+    """The custodial keys in ``addresses``, as master-key rotation sees them
+    (backend.chain.custody.SealedKeyStore)."""
+
+    name = "accounts.addresses"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def pending(self, active_key_id: str, after: str | None, limit: int) -> Sequence[SealedKey]:
+        query = select(Address).where(
+            Address.kind == CUSTODIAL, Address.master_key_id != active_key_id
+        )
+        if after is not None:
+            query = query.where(Address.address > after)
+        rows = self.session.scalars(query.order_by(Address.address).limit(limit))
+        return [row.sealed_key() for row in rows]
+
+    def replace(self, old: SealedKey, new: SealedKey) -> bool:
+        done = self.session.execute(
+            update(Address)
+            .where(
+                Address.address == old.address,
+                Address.master_key_id == old.master_key_id,
+                Address.wrapped_data_key == old.wrapped_data_key,
+            )
+            .values(wrapped_data_key=new.wrapped_data_key, master_key_id=new.master_key_id)
+        )
+        return done.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def count_pending(self, active_key_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Address)
+                .where(Address.kind == CUSTODIAL, Address.master_key_id != active_key_id)
+            )
+            or 0
+        )
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def normalise_email(value: object) -> str:
+    """Trimmed, lower-cased email; :class:`InvalidInput` if it does not look like one."""
+    if not isinstance(value, str):
+        raise InvalidInput("Enter a valid email address.", field="email")
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
+        raise InvalidInput("Enter a valid email address.", field="email")
+    return email
+
+
+def _check_password(value: object) -> str:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD:
+        raise InvalidInput(
+            f"The password must be at least {MIN_PASSWORD} characters.", field="password"
+        )
+    if len(value) > MAX_PASSWORD:
+        raise InvalidInput(
+            f"The password must be at most {MAX_PASSWORD} characters.", field="password"
+        )
+    return value
+
+
+def _check_display_name(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value.strip()) > 80:
+        raise InvalidInput("The display name must be text of at most 80 characters.")
+    return value.strip()
