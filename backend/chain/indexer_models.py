@@ -1,0 +1,143 @@
+"""Tables of the chain indexer: events stored once, blocks seen, cursors, watched contracts, the
+generic ERC-20/ERC-721 projection and reconciliation reports.
+
+Every table is keyed by chain id, so one database can follow several chains.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.db import Base, utcnow
+from backend.core.models import TokenAmount
+
+# BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ChainEventRecord(Base):
+    """One confirmed log, stored once per (chain, tx_hash, log_index)."""
+
+    __tablename__ = "chain_events"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "tx_hash", "log_index"),
+        Index("ix_chain_events_chain_id_block_number", "chain_id", "block_number"),
+        Index("ix_chain_events_chain_id_contract_address", "chain_id", "contract_address"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract_key: Mapped[str] = mapped_column(String(120))
+    contract_address: Mapped[str] = mapped_column(String(42))
+    event_name: Mapped[str] = mapped_column(String(80))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+
+
+class PendingEventRecord(Base):
+    """Logs above head - confirmations, replaced on every indexer pass (shown as "pending")."""
+
+    __tablename__ = "chain_pending_events"
+    __table_args__ = (UniqueConstraint("chain_id", "tx_hash", "log_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    contract_key: Mapped[str] = mapped_column(String(120))
+    contract_address: Mapped[str] = mapped_column(String(42))
+    event_name: Mapped[str] = mapped_column(String(80))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+
+
+class ChainBlock(Base):
+    """A block the indexer relied on (one holding events, or the end of a chunk)."""
+
+    __tablename__ = "chain_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+
+
+class ChainCursor(Base):
+    """Per chain: how far every watched contract is indexed, and the indexer's lock.
+
+    On PostgreSQL the lock is this row, taken with SELECT ... FOR UPDATE SKIP LOCKED for the
+    length of one chunk's transaction (a killed worker's lock goes with its connection). SQLite
+    has no row locks: there `locked_by`/`locked_until` form a lease that expires.
+    """
+
+    __tablename__ = "chain_cursors"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, default=-1)
+    head_block: Mapped[int] = mapped_column(BigInteger, default=-1)
+    reorgs: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(120))
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WatchedContract(Base):
+    """A contract whose logs are indexed: every deployments-file entry plus runtime additions
+    (e.g. a collection created by a factory). `synced_to` is the last block indexed for it."""
+
+    __tablename__ = "watched_contracts"
+    __table_args__ = (UniqueConstraint("chain_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str] = mapped_column(String(120))
+    artifact: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(42))
+    from_block: Mapped[int] = mapped_column(BigInteger)
+    synced_to: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(20), default="runtime")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TokenBalance(Base):
+    """ERC-20 balance projected from confirmed Transfer events."""
+
+    __tablename__ = "chain_token_balances"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    contract_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(42), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(TokenAmount)
+
+
+class TokenOwner(Base):
+    """ERC-721 ownership projected from confirmed Transfer events."""
+
+    __tablename__ = "chain_token_owners"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    contract_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    token_id: Mapped[Decimal] = mapped_column(TokenAmount, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+
+
+class ReconciliationReport(Base):
+    """One comparison of the SQL projection with chain reads; `differences` lists each one."""
+
+    __tablename__ = "chain_reconciliation_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    checked: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column()
+    differences: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -1,0 +1,206 @@
+"""Indexer throughput: events/s from anvil into PostgreSQL, next to the ceiling and a baseline.
+
+    .venv/bin/python -m bench.indexer [--blocks 40] [--per-block 500] [--chunk 10]
+
+All three are measured in the same run, over the same blocks, from the same anvil:
+- raw:      eth_getLogs of the range in the indexer's chunks, JSON parsed, nothing else (ceiling)
+- naive:    web3.py get_logs + contract event process_log + one ORM insert per event
+- indexer:  backend.chain.indexer (raw JSON-RPC, eth_abi/topic0 decode, COPY, blocks, the token
+            projection handler, cursors), committed per chunk
+Needs PostgreSQL (BENCH_PG_ADMIN_URL, default postgres@127.0.0.1:5432) and the anvil binary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.orm import Session
+from web3 import Web3
+
+from backend.chain.anvil import start_anvil
+from backend.chain.indexer import Indexer, JsonRpc
+from backend.chain.indexer_models import ChainEventRecord
+from backend.chain.registry import DeployedContract, Deployments, artifact, save_deployments
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get(
+    "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = "chain_events, chain_blocks, chain_cursors, watched_contracts, chain_token_balances"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fill(w3: Web3, rpc: JsonRpc, token: str, blocks: int, per_block: int) -> None:
+    c = w3.eth.contract(address=token, abi=artifact("PlainERC20").abi)
+    sender = w3.eth.accounts[0]
+    holders = w3.eth.accounts[1:10]
+    rpc.call("evm_setAutomine", [False])
+    nonce = w3.eth.get_transaction_count(sender)
+    for b in range(blocks):
+        calls = []
+        for i in range(per_block):
+            data = c.encode_abi("mint", [holders[i % len(holders)], b * per_block + i + 1])
+            tx = {
+                "from": sender,
+                "to": token,
+                "data": data,
+                "gas": hex(100_000),
+                "nonce": hex(nonce),
+            }
+            nonce += 1
+            calls.append(("eth_sendTransaction", [tx]))
+        for j in range(0, len(calls), 250):
+            rpc.batch(calls[j : j + 250])
+        rpc.call("anvil_mine", ["0x1"])
+    rpc.call("evm_setAutomine", [True])
+
+
+def ranges(frm: int, to: int, chunk: int) -> list[tuple[int, int]]:
+    return [(a, min(a + chunk - 1, to)) for a in range(frm, to + 1, chunk)]
+
+
+def bench_raw(rpc: JsonRpc, token: str, frm: int, to: int, chunk: int) -> tuple[int, float]:
+    t = time.perf_counter()
+    n = sum(len(rpc.get_logs([token], a, b)) for a, b in ranges(frm, to, chunk))
+    return n, time.perf_counter() - t
+
+
+def bench_naive(w3: Web3, engine: sa.Engine, token: str, frm: int, to: int, chunk: int) -> float:
+    contract = w3.eth.contract(address=token, abi=artifact("PlainERC20").abi)
+    transfer = contract.events.Transfer()
+    t = time.perf_counter()
+    for a, b in ranges(frm, to, chunk):
+        logs = w3.eth.get_logs({"address": token, "fromBlock": a, "toBlock": b})
+        with Session(engine) as s, s.begin():
+            for lg in logs:
+                ev = transfer.process_log(lg)
+                s.add(
+                    ChainEventRecord(
+                        chain_id=31337,
+                        contract_key="bench.Token",
+                        contract_address=ev["address"],
+                        event_name=ev["event"],
+                        args={k: v for k, v in ev["args"].items()},
+                        block_number=ev["blockNumber"],
+                        block_hash="0x" + ev["blockHash"].hex().removeprefix("0x"),
+                        tx_hash="0x" + ev["transactionHash"].hex().removeprefix("0x"),
+                        log_index=ev["logIndex"],
+                    )
+                )
+    return time.perf_counter() - t
+
+
+def bench_indexer(
+    engine: sa.Engine, rpc: JsonRpc, deployments: Path, chunk: int
+) -> tuple[int, float]:
+    indexer = Indexer(engine, rpc, deployments_dir=deployments, confirmations=0, chunk_size=chunk)
+    t = time.perf_counter()
+    result = indexer.run()
+    return result.events, time.perf_counter() - t
+
+
+def truncate(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--blocks", type=int, default=40)
+    p.add_argument("--per-block", type=int, default=500)
+    p.add_argument("--chunk", type=int, default=10, help="blocks per eth_getLogs")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-indexer-"))
+    node = start_anvil(tmp / "anvil.log", extra_args=("--gas-limit", "100000000"))
+    db = f"furusato_bench_indexer_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
+    url = sa.make_url(PG_ADMIN).set(database=db).render_as_string(hide_password=False)
+    try:
+        cfg = Config(str(ROOT / "alembic.ini"))
+        cfg.attributes["database_url"] = url
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, "heads")
+        engine = sa.create_engine(url)
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
+        rpc = JsonRpc(node.url, timeout=60)
+        tx = w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "data": artifact("PlainERC20").bytecode, "gas": 3_000_000}
+        )
+        receipt = w3.eth.wait_for_transaction_receipt(tx)
+        token, deployed_at = receipt["contractAddress"], receipt["blockNumber"]
+        save_deployments(
+            tmp / "deployments",
+            Deployments(
+                31337,
+                {
+                    "bench.Token": DeployedContract(
+                        "bench.Token", "PlainERC20", token, deployed_at, "0x"
+                    )
+                },
+            ),
+        )
+        t = time.perf_counter()
+        fill(w3, rpc, token, args.blocks, args.per_block)
+        print(f"filled {args.blocks * args.per_block} events in {time.perf_counter() - t:.1f} s")
+        head = w3.eth.block_number
+
+        raw_n, raw_t, naive_t, idx_n, idx_t = 0, 1e9, 1e9, 0, 1e9
+        for _ in range(args.repeat):
+            n, el = bench_raw(rpc, token, deployed_at, head, args.chunk)
+            raw_n, raw_t = n, min(raw_t, el)
+            truncate(engine)
+            naive_t = min(naive_t, bench_naive(w3, engine, token, deployed_at, head, args.chunk))
+            truncate(engine)
+            n, el = bench_indexer(engine, rpc, tmp / "deployments", args.chunk)
+            idx_n, idx_t = n, min(idx_t, el)
+        assert idx_n == raw_n, (idx_n, raw_n)
+        raw_r, naive_r, idx_r = raw_n / raw_t, raw_n / naive_t, idx_n / idx_t
+        print()
+        print(f"date {dt.date.today()}  nproc {os.cpu_count()}  cpu {cpu_model()}")
+        print(
+            f"{raw_n} Transfer events in {args.blocks} blocks, {args.chunk} blocks per "
+            f"eth_getLogs, best of {args.repeat}"
+        )
+        print(f"{'path':<34}{'events/s':>10}{'x raw':>8}{'x naive':>9}")
+        for name, rate in (
+            ("raw eth_getLogs fetch (ceiling)", raw_r),
+            ("naive web3 decode + ORM insert", naive_r),
+            ("indexer (eth_abi + COPY + handlers)", idx_r),
+        ):
+            print(f"{name:<34}{rate:>10,.0f}{rate / raw_r:>8.2f}{rate / naive_r:>9.2f}")
+        ok = idx_r >= 5000 and idx_r >= 0.6 * raw_r
+        print(f"targets (>= 5,000 events/s and >= 0.6x raw): {'met' if ok else 'NOT met'}")
+        engine.dispose()
+    finally:
+        node.stop()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""The event indexer against a real anvil and real PostgreSQL: backfill, exactly-once storage,
+reorgs (anvil_reorg at depths 1-10, anvil_rollback), pending state, the per-chain lock, runtime
+watched contracts, handlers with revert hooks, and reconciliation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from backend.chain.indexer import (
+    ChainEvent,
+    Indexer,
+    JsonRpc,
+    pending_events,
+    projection_snapshot,
+    reconcile,
+    register_handler,
+    unregister_handler,
+    watch_contract,
+)
+from backend.chain.indexer_models import ChainBlock, ChainEventRecord, ReconciliationReport
+from tests.chain.conftest import Chain
+
+
+def _watch_nft(engine: sa.Engine, chain: Chain) -> None:
+    with Session(engine) as s, s.begin():
+        watch_contract(
+            s, chain.node.chain_id, "test.Nft", "PlainERC721", chain.nft, chain.nft_block
+        )
+
+
+def _raw_log_ids(chain: Chain) -> list[tuple[str, int]]:
+    logs = chain.rpc(
+        "eth_getLogs",
+        [{"address": [chain.token, chain.nft], "fromBlock": "0x0", "toBlock": "latest"}],
+    )
+    return sorted((lg["transactionHash"], int(lg["logIndex"], 16)) for lg in logs)
+
+
+def _stored_ids(engine: sa.Engine) -> list[tuple[str, int]]:
+    with Session(engine) as s:
+        rows = s.execute(sa.select(ChainEventRecord.tx_hash, ChainEventRecord.log_index)).all()
+    return sorted((t, i) for t, i in rows)
+
+
+def _assert_equals_fresh_rescan(
+    chain: Chain, live: sa.Engine, rescan: sa.Engine, make_indexer: Callable[..., Indexer]
+) -> None:
+    _watch_nft(rescan, chain)
+    make_indexer(rescan, chunk_size=10_000).run()
+    got, want = projection_snapshot(live, chain.node.chain_id), projection_snapshot(rescan, 31337)
+    assert got == want
+    ids = _stored_ids(live)
+    assert len(ids) == len(set(ids)), "duplicated events"
+    assert ids == _raw_log_ids(chain), "lost or extra events"
+    checked, diffs = reconcile(live, JsonRpc(chain.node.url), chain.node.chain_id)
+    assert diffs == [] and checked > 0
+
+
+def _activity(chain: Chain, blocks: int) -> None:
+    """`blocks` blocks, each with an ERC-20 mint or transfer and every third an NFT mint."""
+    for i in range(blocks):
+        if i % 2:
+            chain.transfer(chain.account(5), 3 + i, sender=3)
+        else:
+            chain.mint(chain.account(3), 100 + i)
+        if i % 3 == 0:
+            chain.send(chain.nft, chain.calldata("PlainERC721", "mint", chain.account(3), 1000 + i))
+
+
+def test_backfill_stores_each_event_once_with_blocks(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, _ = engines
+    chain.mint(chain.account(1), 10**30)
+    chain.transfer(chain.account(2), 5, sender=1)
+    first = make_indexer(live).run()
+    assert first.caught_up and first.events >= 2 and first.chunks >= 1
+    assert make_indexer(live).run().events == 0  # nothing twice
+    with Session(live) as s:
+        ev = s.scalars(
+            sa.select(ChainEventRecord).order_by(ChainEventRecord.id.desc()).limit(1)
+        ).one()
+        block = s.get(ChainBlock, (chain.node.chain_id, ev.block_number))
+    assert ev.event_name == "Transfer" and ev.contract_key == "test.Token"
+    assert ev.args == {"from": chain.account(1), "to": chain.account(2), "value": 5}
+    assert block is not None and block.hash == ev.block_hash
+    header = chain.w3.eth.get_block(ev.block_number)
+    assert block.parent_hash == "0x" + header["parentHash"].hex().removeprefix("0x")
+    snap = projection_snapshot(live, chain.node.chain_id)
+    assert (chain.token, chain.account(1), 10**30 - 5) in snap["balances"]
+    with Session(live) as s, pytest.raises(sa.exc.IntegrityError), s.begin():
+        s.add(
+            ChainEventRecord(
+                **{c: getattr(ev, c) for c in ("chain_id", "contract_key", "contract_address")},
+                event_name="Transfer",
+                args={},
+                block_number=ev.block_number,
+                block_hash=ev.block_hash,
+                tx_hash=ev.tx_hash,
+                log_index=ev.log_index,
+            )
+        )
+
+
+@pytest.mark.parametrize("depth", range(1, 11))
+def test_anvil_reorg_projection_equals_fresh_rescan(depth, fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, rescan = engines
+    _watch_nft(live, chain)
+    chain.mint(chain.account(3), 10**21)
+    _activity(chain, depth + 2)
+    assert make_indexer(live).run().caught_up
+    head = chain.head()
+    fork = head - depth
+    nonce = chain.w3.eth.get_transaction_count(chain.account(2), fork)
+    replacement = [
+        [
+            chain.signed(
+                chain.token, chain.calldata("PlainERC20", "mint", chain.account(4), 77), 2, nonce
+            ),
+            0,
+        ],
+        [
+            chain.signed(
+                chain.nft,
+                chain.calldata("PlainERC721", "mint", chain.account(4), 5000 + depth),
+                2,
+                nonce + 1,
+            ),
+            depth - 1,
+        ],
+    ]
+    chain.rpc("anvil_reorg", [depth, replacement])
+    assert chain.head() == head
+    result = make_indexer(live).run()
+    assert result.reorgs >= 1 and result.rolled_back_events >= 1
+    _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
+    snap = projection_snapshot(live, chain.node.chain_id)
+    assert (chain.nft, 5000 + depth, chain.account(4)) in snap["owners"]
+
+
+def test_anvil_rollback_then_new_blocks(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, rescan = engines
+    _watch_nft(live, chain)
+    chain.mint(chain.account(3), 10**21)
+    _activity(chain, 6)
+    make_indexer(live).run()
+    chain.rpc("anvil_rollback", [4])
+    result = make_indexer(live).run()  # the chain got shorter: roll back, nothing to re-index
+    assert result.reorgs == 1
+    chain.mint(chain.account(6), 42)
+    chain.mint(chain.account(6), 43)
+    make_indexer(live).run()
+    _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
+
+
+def test_handlers_apply_and_revert_newest_first(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, _ = engines
+    seen: list[tuple[str, ChainEvent]] = []
+
+    def apply(_s: Session, events: Any) -> None:
+        seen.extend(("apply", ev) for ev in events)
+
+    def revert(_s: Session, events: Any) -> None:
+        seen.extend(("revert", ev) for ev in events)
+
+    handler = register_handler("Transfer", apply, revert, contract="test.Token")
+    try:
+        for i in range(4):
+            chain.mint(chain.account(7), i + 1)
+        make_indexer(live).run()
+        chain.rpc("anvil_reorg", [2, []])
+        make_indexer(live).run()
+    finally:
+        unregister_handler(handler)
+    reverted = [ev for kind, ev in seen if kind == "revert"]
+    assert [ev.args["value"] for ev in reverted] == [4, 3]  # newest first
+    net = Counter((ev.tx_hash, ev.log_index) for kind, ev in seen if kind == "apply")
+    net.subtract((ev.tx_hash, ev.log_index) for ev in reverted)
+    with Session(live) as s:
+        tokens = s.execute(
+            sa.select(ChainEventRecord.tx_hash, ChainEventRecord.log_index).where(
+                ChainEventRecord.contract_address == chain.token
+            )
+        ).all()
+    assert +net == Counter((t, i) for t, i in tokens)
+    assert all(ev.contract_name == "PlainERC20" and ev.confirmed for _, ev in seen)
+
+
+def test_pending_until_confirmed(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, _ = engines
+    make_indexer(live, confirmations=2).run()
+    tx = chain.mint(chain.account(8), 99)
+    make_indexer(live, confirmations=2).run()
+    with Session(live) as s:
+        pending = pending_events(s, chain.node.chain_id)
+    assert [(ev.tx_hash, ev.confirmed, ev.args["value"]) for ev in pending] == [(tx, False, 99)]
+    assert tx not in {t for t, _ in _stored_ids(live)}
+    chain.mine(2)
+    make_indexer(live, confirmations=2).run()
+    with Session(live) as s:
+        assert pending_events(s, chain.node.chain_id) == []
+    assert tx in {t for t, _ in _stored_ids(live)}
+
+
+def test_one_indexer_per_chain(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, _ = engines
+    make_indexer(live).run()
+    chain.mint(chain.account(1), 1)
+    with live.connect() as holder:
+        holder.execute(sa.text("SELECT * FROM chain_cursors FOR UPDATE"))
+        assert make_indexer(live).run().busy
+        holder.rollback()
+    result = make_indexer(live).run()
+    assert not result.busy and result.events == 1
+
+
+def test_runtime_watched_contract_backfills_from_its_block(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, rescan = engines
+    chain.send(chain.nft, chain.calldata("PlainERC721", "mint", chain.account(1), 7))
+    chain.mint(chain.account(1), 5)
+    first = make_indexer(live).run()
+    _watch_nft(live, chain)
+    second = make_indexer(live).run()
+    assert second.events == 1  # only the NFT mint: the token is not indexed twice
+    assert first.events + second.events == len(_raw_log_ids(chain))
+    _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
+
+
+def test_reconciliation_reports_every_difference(fresh_chain, engines, make_indexer, make_app):
+    from backend.chain.indexer_tasks import index_blocks, reconcile_projection
+
+    chain = fresh_chain
+    live, _ = engines
+    _watch_nft(live, chain)
+    chain.mint(chain.account(1), 1000)
+    chain.send(chain.nft, chain.calldata("PlainERC721", "mint", chain.account(1), 9))
+    app = make_app(
+        database_url=live.url.render_as_string(hide_password=False),
+        rpc_url=chain.node.url,
+        deployments_dir=chain.deployments_dir,
+    )
+    assert index_blocks.apply().get()["caught_up"]
+    assert reconcile_projection.apply().get()["differences"] == []
+    with live.begin() as conn:
+        conn.execute(sa.text("UPDATE chain_token_balances SET amount = amount + 1"))
+        conn.execute(sa.text(f"UPDATE chain_token_owners SET owner = '{chain.account(2)}'"))
+    out = reconcile_projection.apply().get()
+    kinds = sorted(d["kind"] for d in out["differences"])
+    assert kinds == ["balance", "nft_balance", "owner", "total_supply"]
+    with app.app_context(), Session(live) as s:
+        report = s.get(ReconciliationReport, out["report_id"])
+        assert report is not None and not report.ok and len(report.differences) == 4
