@@ -4,9 +4,10 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
-MO := webui/translations/ja/LC_MESSAGES/messages.mo webui/translations/en/LC_MESSAGES/messages.mo
+PO := $(wildcard webui/translations/*/LC_MESSAGES/*.po)
+MO := $(PO:.po=.mo)
 
-.PHONY: setup run test test-deps lint contracts contracts-check migrate-check i18n-extract clean
+.PHONY: setup run test test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas clean
 
 setup: .venv/.installed node_modules/.installed $(MO)
 
@@ -19,8 +20,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-webui/translations/%/LC_MESSAGES/messages.mo: webui/translations/%/LC_MESSAGES/messages.po .venv/.installed
-	$(PY) -m babel.messages.frontend compile -d webui/translations -l $* >/dev/null
+$(MO): %.mo: %.po .venv/.installed
+	$(PY) -m babel.messages.frontend -q compile -i $< -o $@
 
 run: setup
 	$(PY) scripts/run.py
@@ -39,6 +40,7 @@ lint: setup
 	.venv/bin/ruff format --check backend webui scripts tests bench
 	.venv/bin/mypy
 	$(PY) scripts/check_imports.py
+	$(PY) scripts/i18n.py check
 
 contracts: setup
 	$(PY) scripts/compile_contracts.py
@@ -46,15 +48,21 @@ contracts: setup
 contracts-check: setup
 	$(PY) scripts/compile_contracts.py --check
 
+# Slither in its own venv (.venv-slither); fails on any unresolved High/Medium (docs/slither.md).
+slither: setup
+	bash scripts/slither.sh
+
+# Gas of the hot operations next to plain OZ ERC20/ERC721 on a fresh anvil (docs/benchmarks.md).
+bench-gas: setup
+	$(PY) -m bench.gas
+
 migrate-check: setup
 	scripts/services.sh ensure
 	$(PY) scripts/migrate_check.py
 
+# make i18n-extract DOMAIN=points PATHS="backend/points webui/templates/points"
 i18n-extract: setup
-	.venv/bin/pybabel extract -F babel.cfg -k _l --no-location --sort-output --omit-header \
-	  -o webui/translations/messages.pot backend webui
-	.venv/bin/pybabel update -i webui/translations/messages.pot -d webui/translations \
-	  --no-fuzzy-matching --omit-header
+	$(PY) scripts/i18n.py extract $(DOMAIN) $(PATHS)
 
 clean:
 	rm -rf .venv node_modules .solcx test-artifacts
