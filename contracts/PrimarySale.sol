@@ -143,17 +143,10 @@ contract PrimarySale is AccessControl, EIP712, ReentrancyGuardTransient, ERC2771
                 || p.listerBps > MAX_BPS || p.start >= p.end || p.supply == 0 || p.walletCap == 0
         ) revert PrimarySaleInvalidListing();
         listingId = ++listingCount;
-        Listing storage l = _listings[listingId];
-        l.collection = p.collection;
-        l.listerBps = p.listerBps;
-        l.start = p.start;
-        l.end = p.end;
-        l.paymentToken = p.paymentToken;
-        l.walletCap = p.walletCap;
-        l.supply = p.supply;
-        l.lister = p.lister;
-        l.allowlistOnly = p.allowlistOnly;
-        l.price = p.price;
+        Listing memory l = p;
+        l.sold = 0;
+        l.paused = false;
+        _listings[listingId] = l;
         emit ListingCreated(listingId, p.collection, p.paymentToken, p.lister, p.price, p.supply);
     }
 
@@ -284,7 +277,10 @@ contract PrimarySale is AccessControl, EIP712, ReentrancyGuardTransient, ERC2771
         uint256 total = l.price * quantity;
         uint256 listerAmount = total * l.listerBps / MAX_BPS;
         IERC20 token = IERC20(l.paymentToken);
+        // `buyer` is always the caller: _msgSender() of {buy} / {buyWithPermit} (docs/slither.md).
+        // slither-disable-next-line arbitrary-send-erc20
         if (listerAmount != 0) token.safeTransferFrom(buyer, l.lister, listerAmount);
+        // slither-disable-next-line arbitrary-send-erc20
         if (total != listerAmount) token.safeTransferFrom(buyer, treasury, total - listerAmount);
 
         firstTokenId = IMintableCollection(l.collection).saleMint(buyer, quantity);
@@ -308,6 +304,9 @@ contract PrimarySale is AccessControl, EIP712, ReentrancyGuardTransient, ERC2771
         if (voucherUsed[buyer][voucher.nonce]) revert PrimarySaleVoucherUsed(buyer, voucher.nonce);
         if (quantity > voucher.maxQuantity) revert PrimarySaleVoucherQuantityExceeded(quantity, voucher.maxQuantity);
         bytes32 digest = voucherDigest(buyer, listingId, voucher.maxQuantity, voucher.nonce, voucher.deadline);
+        // The third value (the error's argument) only details a malformed signature, which is
+        // rejected by `err` below with PrimarySaleInvalidVoucherSigner.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, voucher.signature);
         if (err != ECDSA.RecoverError.NoError || !hasRole(SIGNER_ROLE, signer)) {
             revert PrimarySaleInvalidVoucherSigner(signer);
