@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.errors import register_error_handlers
     from backend.core.health import bp as health_bp
     from backend.core.i18n import init_i18n
+    from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 
     settings = settings or Settings.from_env()
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(health_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(auth_bp)
     return app

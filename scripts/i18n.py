@@ -15,14 +15,21 @@ import sys
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "webui" / "translations"
 LANGS = ("ja", "en")
 PYBABEL = str(Path(sys.executable).parent / "pybabel")
-METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+METHODS = [("**.py", "python"), ("**.html", "jinja2")]
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+}
 
 
 def domains() -> list[str]:
@@ -79,8 +86,14 @@ def extract(domain: str, paths: list[str]) -> None:
             lang,
         ]
         if verb == "update":
-            cmd += ["--no-fuzzy-matching", "--omit-header"]
+            cmd += ["--no-fuzzy-matching"]
         subprocess.run(cmd, check=True)
+        # `init` marks the whole catalog fuzzy, and fuzzy catalogs are silently not compiled.
+        with open(po, "rb") as f:
+            catalog = read_po(f, locale=lang)
+        catalog.fuzzy = False
+        with open(po, "wb") as f:
+            write_po(f, catalog, no_location=True, sort_output=True)
 
 
 def used_messages() -> set[str]:
@@ -99,6 +112,8 @@ def translated_ja() -> tuple[set[str], list[str]]:
     for po in sorted((TRANSLATIONS / "ja" / "LC_MESSAGES").glob("*.po")):
         with open(po, "rb") as f:
             catalog = read_po(f, locale="ja")
+        if catalog.fuzzy:
+            problems.append(f"{po.name}: the catalog is marked fuzzy and would not be compiled")
         for m in catalog:
             if not m.id:
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
+from backend.core.errors import N_, AppError, Conflict, NotFound, ServiceUnavailable
 
 
 class InvalidInput(AppError):
@@ -36,22 +36,22 @@ class SiweFailed(AppError):
 
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(
-            message or _SIWE_MESSAGES.get(reason, "Sign-in was refused."), reason=reason
+            message or _SIWE_MESSAGES.get(reason, N_("Sign-in was refused.")), reason=reason
         )
         if reason in ("malformed", "nonce_missing"):
             self.status = 400
 
 
 _SIWE_MESSAGES = {
-    "malformed": "The sign-in message is not a valid EIP-4361 message.",
-    "domain_mismatch": "The sign-in message was made for another site.",
-    "chain_mismatch": "The sign-in message names another chain.",
-    "nonce_mismatch": "The sign-in message does not carry the nonce issued to you.",
-    "nonce_missing": "No sign-in nonce was issued to this session; request one first.",
-    "nonce_used": "This sign-in nonce has expired or was already used; request a new one.",
-    "expired": "The sign-in message has expired.",
-    "not_yet_valid": "The sign-in message is not valid yet.",
-    "bad_signature": "The signature does not match the sign-in message.",
+    "malformed": N_("The sign-in message is not a valid EIP-4361 message."),
+    "domain_mismatch": N_("The sign-in message was made for another site."),
+    "chain_mismatch": N_("The sign-in message names another chain."),
+    "nonce_mismatch": N_("The sign-in message does not carry the nonce issued to you."),
+    "nonce_missing": N_("No sign-in nonce was issued to this session; request one first."),
+    "nonce_used": N_("This sign-in nonce has expired or was already used; request a new one."),
+    "expired": N_("The sign-in message has expired."),
+    "not_yet_valid": N_("The sign-in message is not valid yet."),
+    "bad_signature": N_("The signature does not match the sign-in message."),
 }
 
 

@@ -7,6 +7,7 @@ sign-in responses carry the new token.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,14 +17,16 @@ from flask_wtf.csrf import generate_csrf
 from backend.accounts.errors import InvalidInput
 from backend.accounts.models import User
 from backend.accounts.services import AccountService, AddressKeyStore
+from backend.chain import siwe_auth
 from backend.chain.custody import get_vault, register_key_store
 from backend.chain.gateway import ChainUnavailable
 from backend.core.db import get_db
-from backend.core.errors import ServiceUnavailable
+from backend.core.errors import N_, ServiceUnavailable
 
 bp = Blueprint("accounts", __name__)
 
 _USER_ID = "user_id"
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SIWE_NONCE = "siwe_nonce"
 
 
@@ -41,7 +44,7 @@ def _service() -> AccountService:
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise InvalidInput("Send a JSON object.")
+        raise InvalidInput(N_("Send a JSON object."))
     return data
 
 
@@ -89,7 +92,7 @@ def _chain_id() -> int:
         try:
             cached = current_app.extensions["chain"].status().chain_id
         except ChainUnavailable:
-            raise ServiceUnavailable("The chain is not reachable; try again shortly.") from None
+            raise ServiceUnavailable(N_("The chain is not reachable; try again shortly.")) from None
         current_app.extensions["accounts.chain_id"] = cached
     return int(cached)
 
@@ -137,9 +140,29 @@ def me() -> Response:
 def siwe_nonce() -> Response:
     """Issue a nonce for this session, with the fields the wallet's message must carry."""
     chain_id = _chain_id()
+    address = request.args.get("address")
+    if address is not None and not _ADDRESS.fullmatch(address):
+        # Checked before a nonce is issued: bad input changes nothing.
+        raise InvalidInput(N_("Enter a valid wallet address."), field="address")
     row = _service().issue_siwe_nonce()
     session[_SIWE_NONCE] = row.nonce
     domain, uri = _siwe_domain()
+    message = None
+    if address is not None:
+        # The exact text to sign, so a browser needs no EIP-55 or EIP-4361 code of its own.
+        try:
+            message = siwe_auth.build_message(
+                address,
+                domain,
+                uri,
+                chain_id,
+                row.nonce,
+                "Sign in to furusato.",
+                row.issued_at,
+                row.expires_at,
+            )
+        except ValueError:
+            raise InvalidInput(N_("Enter a valid wallet address."), field="address") from None
     resp = jsonify(
         nonce=row.nonce,
         domain=domain,
@@ -147,6 +170,7 @@ def siwe_nonce() -> Response:
         chain_id=chain_id,
         issued_at=row.issued_at.isoformat(),
         expires_at=row.expires_at.isoformat(),
+        message=message,
     )
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -33,6 +33,7 @@ from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured
 from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
 from backend.core.db import utcnow
+from backend.core.errors import N_
 from backend.core.models import AuditLog
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ class AccountService:
             return self._vault()
         except CustodyNotConfigured as exc:
             log.error("custody is not configured: %s", exc)
-            raise CustodyUnavailable("Accounts with a built-in wallet are unavailable.") from None
+            raise CustodyUnavailable(
+                N_("Accounts with a built-in wallet are unavailable.")
+            ) from None
 
     # --- sign-up and sign-in --------------------------------------------------------------
 
@@ -94,9 +97,9 @@ class AccountService:
         password = _check_password(password)
         name = _check_display_name(display_name)
         if locale not in LOCALES:
-            raise InvalidInput("locale must be ja or en.", field="locale")
+            raise InvalidInput(N_("locale must be ja or en."), field="locale")
         if self.session.scalar(select(User.id).where(User.email == email)) is not None:
-            raise EmailTaken("An account with this email already exists.")
+            raise EmailTaken(N_("An account with this email already exists."))
         sealed = self.vault().create_key()
         user = User(
             email=email,
@@ -110,7 +113,7 @@ class AccountService:
             self.session.commit()
         except IntegrityError:  # a concurrent sign-up with the same email won the race
             self.session.rollback()
-            raise EmailTaken("An account with this email already exists.") from None
+            raise EmailTaken(N_("An account with this email already exists.")) from None
         log.info("user %s signed up with custodial address %s", user.id, sealed.address)
         return user
 
@@ -130,14 +133,14 @@ class AccountService:
             stored or _DUMMY_HASH, password if isinstance(password, str) else ""
         )
         if user is None or stored is None or not ok:
-            raise InvalidCredentials("Email or password is incorrect.")
+            raise InvalidCredentials(N_("Email or password is incorrect."))
         return user
 
     def get_user(self, user_id: int | None) -> User:
         """The user with ``user_id``; :class:`AuthenticationRequired` if there is none."""
         user = self.session.get(User, user_id) if isinstance(user_id, int) else None
         if user is None:
-            raise AuthenticationRequired("Please sign in.")
+            raise AuthenticationRequired(N_("Please sign in."))
         return user
 
     # --- Sign-In with Ethereum ------------------------------------------------------------
@@ -220,7 +223,7 @@ class AccountService:
             raise
         except IntegrityError:  # the same new address raced in from another request
             self.session.rollback()
-            raise AddressTaken("This wallet is already linked to another account.") from None
+            raise AddressTaken(N_("This wallet is already linked to another account.")) from None
         log.info("user %s signed in with external address %s", result.user.id, address)
         return result
 
@@ -229,7 +232,7 @@ class AccountService:
         if current_user is not None:
             if row is not None:
                 if row.user_id != current_user.id:
-                    raise AddressTaken("This wallet is already linked to another account.")
+                    raise AddressTaken(N_("This wallet is already linked to another account."))
                 return SiweResult(current_user, address, created_user=False, linked=False)
             self.session.add(Address(user=current_user, address=address, kind=EXTERNAL))
             return SiweResult(current_user, address, created_user=False, linked=True)
@@ -251,7 +254,7 @@ class AccountService:
             .order_by(Address.id)
         )
         if row is None:
-            raise NoCustodialWallet("This account has no built-in wallet.")
+            raise NoCustodialWallet(N_("This account has no built-in wallet."))
         return row
 
     def custodial_signer(self, user: User) -> SealedSigner:
@@ -274,13 +277,13 @@ class AccountService:
             user.password_hash, password if isinstance(password, str) else ""
         ):
             log.warning("key export refused for user %s: wrong password", user.id)
-            raise InvalidCredentials("The password is incorrect.")
+            raise InvalidCredentials(N_("The password is incorrect."))
         row = self.custodial_address(user)
         try:
             private_key = self.vault().export_private_key(row.sealed_key(), reauthenticated=True)
         except KeyVaultError as exc:
             log.error("key export failed for %s: %s", row.address, type(exc).__name__)
-            raise CustodyUnavailable("The wallet key cannot be read right now.") from None
+            raise CustodyUnavailable(N_("The wallet key cannot be read right now.")) from None
         self.session.add(
             AuditLog(
                 actor=f"user:{user.id}",
@@ -345,21 +348,25 @@ class AddressKeyStore:
 def normalise_email(value: object) -> str:
     """Trimmed, lower-cased email; :class:`InvalidInput` if it does not look like one."""
     if not isinstance(value, str):
-        raise InvalidInput("Enter a valid email address.", field="email")
+        raise InvalidInput(N_("Enter a valid email address."), field="email")
     email = value.strip().lower()
     if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
-        raise InvalidInput("Enter a valid email address.", field="email")
+        raise InvalidInput(N_("Enter a valid email address."), field="email")
     return email
 
 
 def _check_password(value: object) -> str:
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
         raise InvalidInput(
-            f"The password must be at least {MIN_PASSWORD} characters.", field="password"
+            N_("The password must be at least %(min)d characters."),
+            field="password",
+            min=MIN_PASSWORD,
         )
     if len(value) > MAX_PASSWORD:
         raise InvalidInput(
-            f"The password must be at most {MAX_PASSWORD} characters.", field="password"
+            N_("The password must be at most %(max)d characters."),
+            field="password",
+            max=MAX_PASSWORD,
         )
     return value
 
@@ -368,5 +375,5 @@ def _check_display_name(value: object) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value.strip()) > 80:
-        raise InvalidInput("The display name must be text of at most 80 characters.")
+        raise InvalidInput(N_("The display name must be text of at most 80 characters."))
     return value.strip()

@@ -40,7 +40,9 @@ import re
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -111,12 +113,19 @@ class Handler:
     contract: str | None = None  # a contract key, artifact name or address; None: any
 
     def matches(self, ev: ChainEvent) -> bool:
-        if ev.event_name != self.event_name:
+        return self.matches_source(
+            ev.event_name, ev.contract_key, ev.contract_name, ev.contract_address
+        )
+
+    def matches_source(self, event_name: str, key: str, artifact_name: str, address: str) -> bool:
+        """Whether events named `event_name` of that contract go to this handler (the indexer
+        asks once per contract and event per chunk, not once per event)."""
+        if event_name != self.event_name:
             return False
         if self.contract is None:
             return True
         c = self.contract
-        return c in (ev.contract_key, ev.contract_name) or c.lower() == ev.contract_address.lower()
+        return c in (key, artifact_name) or c.lower() == address.lower()
 
 
 _HANDLERS: list[Handler] = []
@@ -190,6 +199,14 @@ class JsonRpc:
         self.timeout = timeout
         self._http = requests.Session()
         self._id = 0
+
+    def clone(self) -> JsonRpc:
+        """A client for the same node with its own HTTP session: a requests.Session must not
+        be shared between threads (the indexer's prefetch thread uses a clone)."""
+        return type(self)(self.url, timeout=self.timeout)
+
+    def close(self) -> None:
+        self._http.close()
 
     def _post(self, payload: Any) -> Any:
         try:
@@ -309,6 +326,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_slot(typ: str) -> str | None:
+    """How a single-word value of `typ` is written into a JSON template, or None when
+    json.dumps must do it (bool: Python's True is JSON's true)."""
+    if typ == "address" or _BYTES_N.match(typ):
+        return '"%s"'  # 0x-hex: nothing to escape
+    if typ.startswith(("uint", "int")):
+        return "%d"  # exact for any Python int, as json.dumps writes it
+    return None
+
+
 @dataclass
 class EventDecoder:
     name: str
@@ -317,6 +344,9 @@ class EventDecoder:
     data_names: list[str]
     data_types: list[str]
     data_words: list[Callable[[str], Any]] | None  # fast path when every data type is one word
+    # '{"from":"%s","to":"%s","value":%d}' when every argument is a hex string or an int:
+    # %-formatting the args is ~3x cheaper than json.dumps of the dict, per event.
+    json_template: str | None = None
 
     def decode(self, topics: list[str], data: str) -> dict[str, Any] | None:
         if len(topics) != len(self.indexed) + 1:
@@ -335,6 +365,12 @@ class EventDecoder:
             for name, value in zip(self.data_names, values, strict=True):
                 args[name] = _plain(value)
         return args
+
+    def args_json(self, args: dict[str, Any]) -> str:
+        """`args` as compact JSON, escaped for COPY's text format."""
+        if self.json_template is not None:
+            return self.json_template % tuple(args.values())
+        return _copy_text(_JSON.encode(args))
 
 
 @cache
@@ -360,7 +396,27 @@ def decoders_for(artifact_name: str) -> dict[str, EventDecoder]:
                 types.append(typ)
         words = [_word_decoder(t) for t in types]
         fast = None if any(w is None for w in words) else [w for w in words if w is not None]
-        out[topic0] = EventDecoder(item["name"], topic0, indexed, names, types, fast)
+        # The template's slots follow the args dict's order: indexed first, then data.
+        slots: list[tuple[str, str | None]] = []
+        for i, inp in sorted(enumerate(inputs), key=lambda p: not p[1].get("indexed")):
+            typ = _canonical(inp)
+            if inp.get("indexed") and _word_decoder(typ) is None:
+                slot: str | None = '"%s"'  # a dynamic value's topic: its keccak as 0x-hex
+            elif inp.get("indexed") or fast is not None:
+                slot = _json_slot(typ)
+            else:
+                slot = None  # eth_abi decodes it: json.dumps writes it
+            slots.append((inp["name"] or f"arg{i}", slot))
+        template = None
+        if all(slot is not None for _, slot in slots):
+            # Argument names are Solidity identifiers: json.dumps leaves them as they are, and
+            # neither they nor hex nor digits contain anything COPY's text format escapes.
+            template = (
+                "{"
+                + ",".join(f"{_JSON.encode(n).replace('%', '%%')}:{slot}" for n, slot in slots)
+                + "}"
+            )
+        out[topic0] = EventDecoder(item["name"], topic0, indexed, names, types, fast, template)
     return out
 
 
@@ -488,21 +544,129 @@ def _copy_lines(events: Sequence[ChainEvent]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Where one event of one contract goes: its decoder, the start of its COPY lines (the
+    columns that are the same for all its logs) and the handlers that want it."""
+
+    contract: _Contract
+    decoder: EventDecoder
+    prefix: str
+    sinks: tuple[list[ChainEvent], ...]  # the event lists of the handlers that want it
+
+
+class _ChunkDecoder:
+    """Turns a chunk's raw logs straight into COPY lines, in one pass.
+
+    A ChainEvent is only built for the events some handler wants (or for every event when
+    `keep_events`, i.e. no COPY), and handlers are matched once per contract and event, not
+    once per log: on the hot path a log costs its decode, one %-format and one f-string."""
+
+    def __init__(
+        self,
+        chain_id: int,
+        contracts: dict[str, _Contract],
+        handlers: Sequence[Handler],
+        *,
+        keep_events: bool,
+    ) -> None:
+        self.chain_id = chain_id
+        # Per handler, in registration order, its events in chain order (as _run_handlers).
+        self.handled: list[tuple[Handler, list[ChainEvent]]] = [(h, []) for h in handlers]
+        self.events: list[ChainEvent] | None = [] if keep_events else None
+        self.blocks: dict[int, str] = {}  # block number -> the hash its logs name
+        self.count = 0
+        self._routes: dict[str, dict[str, _Route]] = {}
+        for addr, c in contracts.items():
+            self._routes[addr] = {
+                topic0: _Route(
+                    c,
+                    dec,
+                    f"{chain_id}\t{_copy_text(c.key)}\t{c.address}\t{_copy_text(dec.name)}\t",
+                    tuple(
+                        sink
+                        for h, sink in self.handled
+                        if h.matches_source(dec.name, c.key, c.artifact, c.address)
+                    ),
+                )
+                for topic0, dec in decoders_for(c.artifact).items()
+            }
+
+    def feed(self, logs: Iterable[dict[str, Any]]) -> str:
+        """Decode `logs` (chain order); returns their COPY text. Logs of unknown contracts or
+        events are skipped, as in decode_logs."""
+        lines: list[str] = []
+        blocks = self.blocks
+        last_hex, number = "", -1
+        for lg in logs:
+            topics = lg["topics"]
+            if lg.get("removed") or not topics:
+                continue
+            by_topic = self._routes.get(lg["address"].lower())
+            route = None if by_topic is None else by_topic.get(topics[0].lower())
+            if route is None:
+                continue
+            dec = route.decoder
+            args = dec.decode(topics, lg["data"])
+            if args is None:
+                continue
+            if lg["blockNumber"] != last_hex:  # logs come grouped by block: parse it once
+                last_hex = lg["blockNumber"]
+                number = int(last_hex, 16)
+            block_hash, tx_hash = lg["blockHash"], lg["transactionHash"]
+            if blocks.setdefault(number, block_hash) != block_hash:
+                raise _ReorgDuringFetch(f"two hashes for block {number} in one answer")
+            log_index = int(lg["logIndex"], 16)
+            # Hashes and numbers need no COPY escaping; args_json is escaped by the decoder.
+            lines.append(
+                f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{tx_hash}\t"
+                f"{log_index}\n"
+            )
+            self.count += 1
+            if route.sinks or self.events is not None:
+                c = route.contract
+                ev = ChainEvent(
+                    self.chain_id,
+                    c.key,
+                    c.address,
+                    c.artifact,
+                    dec.name,
+                    args,
+                    number,
+                    block_hash,
+                    tx_hash,
+                    log_index,
+                )
+                for sink in route.sinks:
+                    sink.append(ev)
+                if self.events is not None:
+                    self.events.append(ev)
+        return "".join(lines)
+
+
+def _can_copy(session: Session) -> bool:
+    raw = session.connection().connection.driver_connection
+    return session.get_bind().dialect.name == "postgresql" and hasattr(raw, "pgconn")
+
+
+@contextmanager
+def _copy_in(session: Session, model: Any) -> Iterator[Callable[[str], None]]:
+    """COPY text-format lines into `model`'s table, in the session's transaction (psycopg 3)."""
+    raw: Any = session.connection().connection.driver_connection
+    cols = ", ".join(_EVENT_COLUMNS)
+    with raw.cursor() as cur, cur.copy(f"COPY {model.__tablename__} ({cols}) FROM STDIN") as cp:
+        yield cp.write
+
+
 def store_events(session: Session, model: Any, events: Sequence[ChainEvent]) -> None:
     """Bulk-insert events: COPY on PostgreSQL (psycopg 3), executemany elsewhere."""
     if not events:
         return
-    conn = session.connection()
-    raw = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql" and raw is not None and hasattr(raw, "pgconn"):
-        cols = ", ".join(_EVENT_COLUMNS)
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY {model.__tablename__} ({cols}) FROM STDIN") as copy,
-        ):
+    if _can_copy(session):
+        with _copy_in(session, model) as write:
             # Written in slices so that PostgreSQL parses one while Python formats the next.
             for i in range(0, len(events), 2000):
-                copy.write(_copy_lines(events[i : i + 2000]))
+                write(_copy_lines(events[i : i + 2000]))
         return
     session.execute(
         _insert(session, model),
@@ -577,6 +741,70 @@ class IndexResult:
 
 class _ReorgDuringFetch(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """One chunk's logs, with the header of its last block read *before* eth_getLogs."""
+
+    addresses: tuple[str, ...]
+    frm: int
+    to: int
+    before: dict[str, Any] | None
+    logs: list[dict[str, Any]]
+
+
+def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
+    before = rpc.headers([to])[0]
+    return _Fetched(addresses, frm, to, before, rpc.get_logs(list(addresses), frm, to))
+
+
+class _Prefetcher:
+    """Fetches the next chunk's logs in a background thread while the current chunk is decoded,
+    COPYed and committed, so that the node's time (and the socket reads) overlap our CPU work.
+
+    The guess of the next chunk is made as if the current one commits; a chunk is only taken
+    if it is the one the next step asks for (same contracts and first block, last block not
+    beyond the step's), otherwise it is dropped and the step fetches its own. Nothing fetched
+    ahead is trusted: the step that takes it checks, inside its transaction and after its
+    reorg check, that the last block still has the hash read before eth_getLogs and that every
+    log's block hash is the chain's (see Indexer._index_range)."""
+
+    def __init__(self, rpc: JsonRpc) -> None:
+        self._rpc = rpc.clone()  # used by the worker thread only
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-prefetch")
+        self._ahead: tuple[tuple[str, ...], int, int, Future[_Fetched]] | None = None
+
+    def submit(self, addresses: tuple[str, ...], frm: int, to: int) -> None:
+        self.drop()
+        self._ahead = (addresses, frm, to, self._pool.submit(_fetch, self._rpc, addresses, frm, to))
+
+    def take(self, rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
+        """The chunk fetched ahead if it fits [frm, to] (it may end earlier when the target
+        moved on since), else the chunk fetched now with `rpc`."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            a_addresses, a_frm, a_to, future = ahead
+            if (a_addresses, a_frm) == (addresses, frm) and a_to <= to:
+                try:
+                    return future.result()
+                except (ChainUnavailable, RpcError, requests.RequestException) as exc:
+                    log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
+            else:
+                future.cancel()
+        return _fetch(rpc, addresses, frm, to)
+
+    def drop(self) -> None:
+        if self._ahead is not None:
+            self._ahead[3].cancel()  # a fetch already running just finishes, unread
+            self._ahead = None
+
+    def close(self) -> None:
+        self.drop()
+        # Wait for a fetch in flight (at most one, bounded by the RPC timeout) so that no
+        # thread still talks to the node once run() returns.
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._rpc.close()
 
 
 @dataclass
@@ -674,14 +902,16 @@ class Indexer:
         self.prepare()
         result = IndexResult(chain_id=self.chain_id)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        prefetcher = _Prefetcher(self.rpc)
         try:
             while True:
                 if max_chunks is not None and result.chunks >= max_chunks:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     break
+                last = max_chunks is not None and result.chunks + 1 >= max_chunks
                 try:
-                    step = self._step(result)
+                    step = self._step(result, None if last else prefetcher)
                 except _ReorgDuringFetch:
                     continue  # the next step finds the new branch
                 if step == "busy":
@@ -692,10 +922,28 @@ class Indexer:
                     self._refresh_pending(result)
                     break
         finally:
+            prefetcher.close()
             self._release()
         return result
 
-    def _step(self, result: IndexResult) -> str:
+    def _plan(
+        self, watched: list[WatchedContract], target: int
+    ) -> tuple[list[WatchedContract], int, int] | None:
+        """The next chunk: the contracts furthest behind, from their next block to the chunk
+        size, the target or the next contract's cursor, whichever comes first."""
+        behind = [w for w in watched if w.synced_to < target]
+        if not behind:
+            return None
+        low = min(w.synced_to for w in behind)
+        group = [w for w in behind if w.synced_to == low]
+        frm = low + 1
+        to = min(frm + self.chunk_size - 1, target)
+        higher = [w.synced_to for w in watched if w.synced_to > low]
+        if higher:
+            to = min(to, min(higher))
+        return group, frm, to
+
+    def _step(self, result: IndexResult, prefetcher: _Prefetcher | None = None) -> str:
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             cursor = self._lock(s)
             if cursor is None:
@@ -711,20 +959,27 @@ class Indexer:
             watched = list(
                 s.scalars(select(WatchedContract).where(WatchedContract.chain_id == self.chain_id))
             )
-            behind = [w for w in watched if w.synced_to < target]
-            if not behind:
+            plan = self._plan(watched, target)
+            if plan is None:
                 self._save_cursor(cursor, watched, head)
                 return "done"
-            low = min(w.synced_to for w in behind)
-            group = [w for w in behind if w.synced_to == low]
-            frm = low + 1
-            to = min(frm + self.chunk_size - 1, target)
-            higher = [w.synced_to for w in watched if w.synced_to > low]
-            if higher:
-                to = min(to, min(higher))
-            self._index_range(s, group, frm, to, result)
+            group, frm, to = plan
+            addresses = tuple(sorted(w.address for w in group))
+            if prefetcher is None:
+                fetched = _fetch(self.rpc, addresses, frm, to)
+            else:
+                fetched = prefetcher.take(self.rpc, addresses, frm, to)
+            to = fetched.to
             for w in group:
                 w.synced_to = to
+            if prefetcher is not None:
+                # Start fetching the chunk after this one (as if this one commits) before the
+                # CPU work on this one; the next step checks that it is still the right one.
+                following = self._plan(watched, target)
+                if following is not None:
+                    g, f, t = following
+                    prefetcher.submit(tuple(sorted(w.address for w in g)), f, t)
+            self._index_range(s, group, fetched, result)
             self._save_cursor(cursor, watched, head)
             result.chunks += 1
             result.cursor = cursor.block_number
@@ -739,21 +994,34 @@ class Indexer:
         return {w.address.lower(): _Contract(w.key, w.artifact, w.address) for w in watched}
 
     def _index_range(
-        self, s: Session, group: list[WatchedContract], frm: int, to: int, result: IndexResult
+        self, s: Session, group: list[WatchedContract], fetched: _Fetched, result: IndexResult
     ) -> None:
-        before = self.rpc.headers([to])[0]
-        logs = self.rpc.get_logs([w.address for w in group], frm, to)
-        events = decode_logs(self.chain_id, logs, self._contracts(group), confirmed=True)
-        numbers = sorted({ev.block_number for ev in events} | {to})
+        to = fetched.to
+        copy = _can_copy(s)
+        dec = _ChunkDecoder(
+            self.chain_id, self._contracts(group), list(_HANDLERS), keep_events=not copy
+        )
+        if copy:
+            with _copy_in(s, ChainEventRecord) as write:
+                # Decoded and written in slices, so PostgreSQL parses and indexes one slice
+                # while Python decodes the next. Nothing is visible before the commit, and the
+                # checks below roll the whole transaction back.
+                for i in range(0, len(fetched.logs), 1000):
+                    write(dec.feed(fetched.logs[i : i + 1000]))
+        else:
+            dec.feed(fetched.logs)
+            store_events(s, ChainEventRecord, dec.events or [])
+        # Read after eth_getLogs and after this transaction's reorg check: the last block has
+        # kept its hash since before the fetch, and each log's block is the chain's block.
+        numbers = sorted(set(dec.blocks) | {to})
         headers = dict(zip(numbers, self.rpc.headers(numbers), strict=True))
         tip = headers[to]
-        if before is None or tip is None or before["hash"] != tip["hash"]:
+        if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
-        for ev in events:
-            hdr = headers[ev.block_number]
-            if hdr is None or hdr["hash"] != ev.block_hash:
-                raise _ReorgDuringFetch(f"block {ev.block_number} changed while fetching logs")
-        store_events(s, ChainEventRecord, events)
+        for number, block_hash in dec.blocks.items():
+            hdr = headers[number]
+            if hdr is None or hdr["hash"] != block_hash:
+                raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
         _upsert(
             s,
             ChainBlock,
@@ -770,8 +1038,10 @@ class Indexer:
             ["chain_id", "number"],
             ["hash", "parent_hash"],
         )
-        _run_handlers(s, events, revert=False)
-        result.events += len(events)
+        for handler, events in dec.handled:
+            if events:
+                handler.apply(s, events)
+        result.events += dec.count
 
     # -- reorgs
 

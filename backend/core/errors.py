@@ -8,13 +8,23 @@ same errors rendered as a translated HTML page: no page ever shows a raw excepti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    """Mark an error message for translation; it is translated when the response is built.
+
+    Messages are English msgids with %(name)s placeholders filled from the error's details.
+    """
+    return message
 
 
 class AppError(Exception):
@@ -63,6 +73,9 @@ def _wants_json() -> bool:
 
 
 def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    # A placeholder without its value: show the English text rather than fail.
+    with contextlib.suppress(KeyError, ValueError, TypeError):
+        message = gettext(message, **(details or {}))
     if _wants_json():
         resp: Response = jsonify(error_body(code, message, details))
         resp.status_code = status

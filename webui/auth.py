@@ -1,0 +1,130 @@
+"""Sign-up, sign-in (email and password, or one's own wallet by SIWE) and "my page".
+
+Plain HTML forms with CSRF tokens, calling AccountService: the same rules and errors as the
+JSON API. The custodial user never meets crypto words: it is "your account".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+
+from backend.accounts.models import User
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
+from backend.core.db import get_db
+from backend.core.errors import AppError
+
+bp = Blueprint("auth", __name__)
+USER_ID = "user_id"  # the session key the accounts API uses too
+
+
+def _service() -> AccountService:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return AccountService(get_db().session(), lambda: get_vault(app))
+
+
+def current_user() -> User | None:
+    """The signed-in user of this request, or None (cached on `g`)."""
+    if "user" not in g:
+        user_id = session.get(USER_ID)
+        g.user = None
+        if user_id is not None:
+            try:
+                g.user = _service().get_user(user_id)
+            except AppError:
+                session.pop(USER_ID, None)  # the account is gone: treat as signed out
+    return g.user  # type: ignore[no-any-return]
+
+
+@bp.app_context_processor
+def _inject_user() -> dict[str, Any]:
+    return {"current_user": current_user()}
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("auth.me")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("auth.me")
+
+
+def _log_in(user: User) -> None:
+    session.clear()  # a fresh session on every sign-in
+    session[USER_ID] = user.id
+
+
+def _message(exc: AppError) -> str:
+    return gettext(exc.message, **exc.details)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    form = {"email": "", "display_name": ""}
+    error = None
+    if request.method == "POST":
+        form = {k: request.form.get(k, "") for k in form}
+        try:
+            user = _service().signup(
+                form["email"],
+                request.form.get("password", ""),
+                form["display_name"],
+                _locale(),
+            )
+        except AppError as exc:
+            error = exc
+        else:
+            _log_in(user)
+            return redirect(_safe_next(request.args.get("next")))
+    status = error.status if error else 200
+    return render_template(
+        "auth/signup.html",
+        form=form,
+        error=error and _message(error),
+        field=error and error.details.get("field"),
+    ), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    email = ""
+    error = None
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        try:
+            user = _service().authenticate(email, request.form.get("password", ""))
+        except AppError as exc:
+            error = exc
+        else:
+            _log_in(user)
+            return redirect(_safe_next(request.args.get("next")))
+    status = error.status if error else 200
+    return render_template(
+        "auth/login.html",
+        email=email,
+        error=error and _message(error),
+        next=_safe_next(request.args.get("next")),
+    ), status
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("pages.landing"))
+
+
+@bp.get("/me")
+def me():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    return render_template("auth/me.html", user=user)
+
+
+def _locale() -> str:
+    from flask_babel import get_locale
+
+    return str(get_locale())
