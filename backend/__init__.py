@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
     for name in import_all("routes"):  # every domain's JSON API blueprint, `bp`
         app.register_blueprint(importlib.import_module(name).bp)
+    for path in sorted(WEBUI.glob("*_pages.py")):  # every area's pages: webui/<area>_pages.py
+        app.register_blueprint(importlib.import_module(f"webui.{path.stem}").bp)
 
     app.register_blueprint(health_bp)
     app.register_blueprint(pages_bp)

@@ -5,6 +5,7 @@ Idempotent: running it again changes nothing. Reads contract addresses from the 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from backend import create_app
 from backend.core.db import get_db
+from backend.core.discovery import import_all
 from backend.nfts.models import Collection
 from backend.regions.models import Town
 
@@ -61,6 +63,10 @@ def load_demo_data(app) -> Town:  # type: ignore[no-untyped-def]
             session.add(coll)
         coll.contract_address = deployments.address("towns.sarabetsu.collections.ambassador")
         session.commit()
+        # Each domain may add its own demo rows: backend/<domain>/demo.py: load_demo(town).
+        for name in import_all("demo"):
+            importlib.import_module(name).load_demo(town)
+            session.commit()
         return town
 
 

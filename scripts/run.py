@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.chain.anvil import start_anvil  # noqa: E402
+from backend.chain.anvil import DEV_KEYS, start_anvil  # noqa: E402
 from backend.config import Settings  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -70,6 +70,11 @@ def main() -> int:
                 extra_args=("--state-interval", "30"),
             )
             env["RPC_URL"] = node.url
+            # anvil's public test keys: key 0 deploys and administers, key 1 relays users'
+            # requests. On a real chain these come from the environment or key files.
+            env.setdefault("DEPLOYER_PRIVATE_KEY", DEV_KEYS[0])
+            env.setdefault("RELAYER_PRIVATE_KEYS", DEV_KEYS[1])
+            env.setdefault("ROLE_PRIVATE_KEYS", f"admin={DEV_KEYS[0]}")
         env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
         py = str(VENV_BIN / "python")
 

@@ -38,6 +38,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
+TEST_MASTER_KEY = "test-master-1:" + "11" * 32  # wraps custodial keys in tests only
 
 
 # ---------------------------------------------------------------- chain
@@ -168,6 +169,12 @@ def base_settings(
         rpc_timeout=2.0,
         deployments_dir=deployments_dir,
         confirmations=0,
+        # The platform's own keys on anvil: key 0 deployed everything and holds the admin
+        # roles; key 7 relays users' forward requests and pays their gas.
+        deployer_private_key=anvil.keys[0],
+        relayer_private_keys=anvil.keys[7],
+        role_private_keys=f"admin={anvil.keys[0]}",
+        master_key=TEST_MASTER_KEY,
         testing=True,
     )
 
@@ -230,6 +237,39 @@ def celery_worker(app: Flask) -> Iterator[Any]:
         shutdown_timeout=10,
     ) as worker:
         yield worker
+
+
+class BeatTicker:
+    """Sends every beat-scheduled task to the worker at a fast, fixed pace, as `celery beat`
+    would (the indexer, the outbox sender, receipts), so journeys see the chain within seconds."""
+
+    def __init__(self, app: Flask, every: float = 0.5) -> None:
+        self.celery = app.extensions["celery"]
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        entries = [e["task"] for e in self.celery.conf.beat_schedule.values()]
+        while not self.stopped.wait(self.every):
+            for task in entries:
+                self.celery.send_task(task)
+
+    def __enter__(self) -> BeatTicker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def platform(app: Flask, w3: Web3, celery_worker: Any) -> Iterator[Any]:
+    """The whole platform for a journey: the app served on a free port, a real Celery worker on
+    Redis, beat's tasks ticking, on the session's anvil (reverted after the test)."""
+    with LiveServer(app) as server, BeatTicker(app):
+        yield server
 
 
 # ---------------------------------------------------------------- browser

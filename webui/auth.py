@@ -9,35 +9,22 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 
 from backend.accounts.models import User
+from backend.accounts.roles import SESSION_USER_ID, current_user
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
 from backend.core.db import get_db
 from backend.core.errors import AppError
 
 bp = Blueprint("auth", __name__)
-USER_ID = "user_id"  # the session key the accounts API uses too
 
 
 def _service() -> AccountService:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return AccountService(get_db().session(), lambda: get_vault(app))
-
-
-def current_user() -> User | None:
-    """The signed-in user of this request, or None (cached on `g`)."""
-    if "user" not in g:
-        user_id = session.get(USER_ID)
-        g.user = None
-        if user_id is not None:
-            try:
-                g.user = _service().get_user(user_id)
-            except AppError:
-                session.pop(USER_ID, None)  # the account is gone: treat as signed out
-    return g.user  # type: ignore[no-any-return]
 
 
 @bp.app_context_processor
@@ -54,7 +41,7 @@ def _safe_next(target: str | None) -> str:
 
 def _log_in(user: User) -> None:
     session.clear()  # a fresh session on every sign-in
-    session[USER_ID] = user.id
+    session[SESSION_USER_ID] = user.id
 
 
 def _message(exc: AppError) -> str:

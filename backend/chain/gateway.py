@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from web3 import Web3
 
-from backend.chain.registry import RegistryError, load_deployments
+from backend.chain.registry import Deployments, RegistryError, artifact, load_deployments
 
 
 class ChainUnavailable(RuntimeError):
@@ -26,9 +26,31 @@ class ChainStatus:
     contracts_deployed: bool
 
 
+@dataclass(frozen=True)
+class Eip712Domain:
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
 class ChainGateway(Protocol):
     def status(self) -> ChainStatus:
         """The chain id and head block; raises ChainUnavailable when the node does not answer."""
+        ...
+
+    def read(
+        self, contract: str, function: str, *args: Any, artifact_name: str | None = None
+    ) -> Any:
+        """Call a view function; ints come back as Python ints, addresses checksummed."""
         ...
 
 
@@ -37,6 +59,56 @@ class Web3Gateway:
         self.rpc_url = rpc_url
         self.deployments_dir = deployments_dir
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            try:
+                self._chain_id = int(self.w3.eth.chain_id)
+            except Exception as exc:
+                raise ChainUnavailable(
+                    f"{type(exc).__name__} from {_redact(self.rpc_url)}"
+                ) from exc
+        return self._chain_id
+
+    def deployments(self) -> Deployments:
+        """This chain's deployments file (raises RegistryError when there is none)."""
+        return load_deployments(self.deployments_dir, self.chain_id)
+
+    def address_of(self, contract: str) -> str:
+        """A deployments key ("towns.sarabetsu.RegionPoints") or an address, checksummed."""
+        if contract.startswith("0x"):
+            return str(Web3.to_checksum_address(contract))
+        return str(Web3.to_checksum_address(self.deployments().address(contract)))
+
+    def _artifact_name(self, contract: str, artifact_name: str | None) -> str:
+        if artifact_name:
+            return artifact_name
+        if contract.startswith("0x"):
+            for c in self.deployments().contracts.values():
+                if c.address.lower() == contract.lower():
+                    return c.contract
+            raise RegistryError(f"{contract} is not in the deployments file; name its artifact")
+        return self.deployments().contracts[contract].contract
+
+    def read(
+        self, contract: str, function: str, *args: Any, artifact_name: str | None = None
+    ) -> Any:
+        """Call a view function of a deployed contract (by deployments key or address)."""
+        name = self._artifact_name(contract, artifact_name)
+        c = self.w3.eth.contract(address=self.address_of(contract), abi=artifact(name).abi)  # type: ignore[call-overload]
+        try:
+            return getattr(c.functions, function)(*args).call()
+        except (ConnectionError, OSError) as exc:
+            raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
+
+    def eip712_domain(self, contract: str, artifact_name: str | None = None) -> Eip712Domain:
+        """The contract's EIP-712 domain as it reports it (ERC-5267), for typed-data signing."""
+        _fields, name, version, chain_id, verifying, _salt, _ext = self.read(
+            contract, "eip712Domain", artifact_name=artifact_name
+        )
+        return Eip712Domain(name, version, int(chain_id), str(verifying))
 
     def status(self) -> ChainStatus:
         try:

@@ -164,7 +164,7 @@ def test_export_requires_a_session(app, api):
 
 
 def test_signup_without_a_master_key_is_503_and_changes_nothing(make_app, deployed):
-    app = make_app()  # the base test settings carry no MASTER_KEY
+    app = make_app(master_key=None)  # a deployment that forgot MASTER_KEY
     api = Api(app.test_client())
     assert_error(api.signup(), 503, "custody_unavailable")
     assert counts(app) == {"users": 0, "addresses": 0, "siwe_nonces": 0, "audit_log": 0}
