@@ -32,7 +32,9 @@ Only this package talks to the chain: domains see `ChainEvent` and plain functio
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import http.client
 import json
 import logging
 import os
@@ -41,13 +43,13 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 from eth_abi import decode as abi_decode
@@ -192,21 +194,27 @@ def pending_events(
 
 
 class JsonRpc:
-    """A thin JSON-RPC client (requests + json): web3's formatters cost more than the fetch."""
+    """A thin JSON-RPC client (requests + json): web3's formatters cost more than the fetch.
+
+    eth_getLogs goes over a connection of its own (http.client) so that the request can be
+    sent now and its answer read later (`send_get_logs`): the node computes the next chunk in
+    its own process while this one decodes and writes the current chunk. A thread would not
+    do: the GIL makes an I/O thread wait up to a switch interval (5 ms) for every socket read
+    while the main thread decodes, which serialises the two again."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url
         self.timeout = timeout
         self._http = requests.Session()
         self._id = 0
-
-    def clone(self) -> JsonRpc:
-        """A client for the same node with its own HTTP session: a requests.Session must not
-        be shared between threads (the indexer's prefetch thread uses a clone)."""
-        return type(self)(self.url, timeout=self.timeout)
+        self._logs_conn: http.client.HTTPConnection | None = None
+        self._logs_waiting: PendingLogs | None = None  # sent on _logs_conn, answer unread
+        # http.client ignores HTTP(S)_PROXY: behind a proxy, eth_getLogs goes through requests.
+        self._direct = not requests.utils.get_environ_proxies(url)
 
     def close(self) -> None:
         self._http.close()
+        self._drop_logs_conn()
 
     def _post(self, payload: Any) -> Any:
         try:
@@ -260,6 +268,23 @@ class JsonRpc:
 
     def get_logs(self, addresses: list[str], frm: int, to: int) -> list[dict[str, Any]]:
         """eth_getLogs; a range the node refuses (too many results) is split in halves."""
+        return self.send_get_logs(addresses, frm, to).result()
+
+    def send_get_logs(self, addresses: list[str], frm: int, to: int) -> PendingLogs:
+        """Send eth_getLogs now; PendingLogs.result() reads the answer. One request at a time:
+        sending another drops an unread one."""
+        pending = PendingLogs(self, addresses, frm, to)
+        if not self._direct:
+            pending.logs = self._get_logs_split(addresses, frm, to)
+            return pending
+        self._drop_logs_conn()
+        try:
+            self._send_logs_request(pending)
+        except ChainUnavailable as exc:
+            pending.error = exc  # raised by result(), like any other failure of the call
+        return pending
+
+    def _get_logs_split(self, addresses: list[str], frm: int, to: int) -> list[dict[str, Any]]:
         try:
             result: list[dict[str, Any]] = self.call(
                 "eth_getLogs", [{"address": addresses, "fromBlock": hex(frm), "toBlock": hex(to)}]
@@ -269,7 +294,102 @@ class JsonRpc:
             if to <= frm:
                 raise
             mid = (frm + to) // 2
-            return self.get_logs(addresses, frm, mid) + self.get_logs(addresses, mid + 1, to)
+            return self._get_logs_split(addresses, frm, mid) + self._get_logs_split(
+                addresses, mid + 1, to
+            )
+
+    def _send_logs_request(self, pending: PendingLogs) -> None:
+        self._id += 1
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": self._id,
+                "method": "eth_getLogs",
+                "params": [
+                    {
+                        "address": pending.addresses,
+                        "fromBlock": hex(pending.frm),
+                        "toBlock": hex(pending.to),
+                    }
+                ],
+            }
+        )
+        u = urlsplit(self.url)
+        headers = {"Content-Type": "application/json"}
+        if u.username is not None:
+            auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
+        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        # A kept-alive connection may have been closed by the node since: resend once on a
+        # new one (eth_getLogs has no side effects).
+        for attempt in (1, 2):
+            if self._logs_conn is None:
+                cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+                self._logs_conn = cls(u.hostname or "localhost", u.port, timeout=self.timeout)
+                attempt = 2
+            try:
+                self._logs_conn.request("POST", path, body, headers)
+                self._logs_waiting = pending
+                pending.resend = attempt == 1
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_logs_conn()
+                if attempt == 2:
+                    raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+
+    def _read_logs_answer(self, pending: PendingLogs) -> Any:
+        if self._logs_waiting is not pending or self._logs_conn is None:
+            raise ChainUnavailable("eth_getLogs answer dropped (another request was sent)")
+        try:
+            resp = self._logs_conn.getresponse()
+            status, body = resp.status, resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            self._drop_logs_conn()
+            if not pending.resend:
+                raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+            pending.resend = False
+            self._send_logs_request(pending)
+            return self._read_logs_answer(pending)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_logs_conn()
+            raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+        self._logs_waiting = None
+        if resp.will_close:
+            self._drop_logs_conn()
+        if status >= 500 or status == 429:
+            raise ChainUnavailable(f"RPC node answered HTTP {status}")
+        return json.loads(body)
+
+    def _drop_logs_conn(self) -> None:
+        self._logs_waiting = None
+        if self._logs_conn is not None:
+            self._logs_conn.close()
+            self._logs_conn = None
+
+
+class PendingLogs:
+    """An eth_getLogs request sent by JsonRpc.send_get_logs, answer not read yet."""
+
+    def __init__(self, rpc: JsonRpc, addresses: list[str], frm: int, to: int) -> None:
+        self.rpc, self.addresses, self.frm, self.to = rpc, addresses, frm, to
+        self.logs: list[dict[str, Any]] | None = None
+        self.error: Exception | None = None
+        self.resend = False  # sent on a reused connection: may be resent once
+
+    def result(self) -> list[dict[str, Any]]:
+        """The logs (read and parsed once); a range the node refuses (too many results) is
+        fetched again in halves."""
+        if self.logs is None:
+            if self.error is not None:
+                raise self.error
+            data = self.rpc._read_logs_answer(self)
+            if "error" in data:
+                if self.to <= self.frm:
+                    raise RpcError(f"eth_getLogs: {data['error']}")
+                self.logs = self.rpc._get_logs_split(self.addresses, self.frm, self.to)
+            else:
+                self.logs = data["result"]
+        return self.logs
 
 
 # ---------------------------------------------------------------- decoding
