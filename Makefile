@@ -7,7 +7,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 PO := $(wildcard webui/translations/*/LC_MESSAGES/*.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: setup run test test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas clean
+.PHONY: setup run test test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas bench-chain clean
 
 setup: .venv/.installed node_modules/.installed $(MO)
 
@@ -55,6 +55,12 @@ slither: setup
 # Gas of the hot operations next to plain OZ ERC20/ERC721 on a fresh anvil (docs/benchmarks.md).
 bench-gas: setup
 	$(PY) -m bench.gas
+
+# Indexer events/s and relayer tx/s next to raw JSON-RPC rates, measured in the same run.
+bench-chain: setup
+	scripts/services.sh ensure
+	$(PY) -m bench.indexer
+	$(PY) -m bench.relayer
 
 migrate-check: setup
 	scripts/services.sh ensure

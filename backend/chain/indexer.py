@@ -277,7 +277,8 @@ class JsonRpc:
         if not self._direct:
             pending.logs = self._get_logs_split(addresses, frm, to)
             return pending
-        self._drop_logs_conn()
+        if self._logs_waiting is not None:
+            self._drop_logs_conn()  # HTTP/1.1 answers come in order: drop the unread one
         try:
             self._send_logs_request(pending)
         except ChainUnavailable as exc:
@@ -320,22 +321,27 @@ class JsonRpc:
             auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
         path = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        # A kept-alive connection may have been closed by the node since: resend once on a
-        # new one (eth_getLogs has no side effects).
-        for attempt in (1, 2):
+        # A kept-alive connection may have been closed by the node since: then send once more
+        # on a new one (eth_getLogs has no side effects); result() may do the same.
+        reused = self._logs_conn is not None
+        for last in (not reused, True):
             if self._logs_conn is None:
-                cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+                cls = (
+                    http.client.HTTPSConnection
+                    if u.scheme == "https"
+                    else http.client.HTTPConnection
+                )
                 self._logs_conn = cls(u.hostname or "localhost", u.port, timeout=self.timeout)
-                attempt = 2
             try:
                 self._logs_conn.request("POST", path, body, headers)
-                self._logs_waiting = pending
-                pending.resend = attempt == 1
-                return
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_logs_conn()
-                if attempt == 2:
+                if last:
                     raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+                continue
+            self._logs_waiting = pending
+            pending.resend = reused and not last
+            return
 
     def _read_logs_answer(self, pending: PendingLogs) -> Any:
         if self._logs_waiting is not pending or self._logs_conn is None:
@@ -375,6 +381,12 @@ class PendingLogs:
         self.logs: list[dict[str, Any]] | None = None
         self.error: Exception | None = None
         self.resend = False  # sent on a reused connection: may be resent once
+
+    def cancel(self) -> None:
+        """Forget the request; an unread answer is dropped with its connection."""
+        if self.logs is None and self.rpc._logs_waiting is self:
+            self.rpc._drop_logs_conn()
+        self.error = ChainUnavailable("eth_getLogs cancelled")
 
     def result(self) -> list[dict[str, Any]]:
         """The logs (read and parsed once); a range the node refuses (too many results) is
@@ -879,52 +891,76 @@ def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetc
     return _Fetched(addresses, frm, to, before, rpc.get_logs(list(addresses), frm, to))
 
 
-class _Prefetcher:
-    """Fetches the next chunk's logs in a background thread while the current chunk is decoded,
-    COPYed and committed, so that the node's time (and the socket reads) overlap our CPU work.
+@dataclass
+class _Ahead:
+    addresses: tuple[str, ...]
+    frm: int
+    to: int
+    before: dict[str, Any] | None
+    pending: PendingLogs
 
-    The guess of the next chunk is made as if the current one commits; a chunk is only taken
-    if it is the one the next step asks for (same contracts and first block, last block not
-    beyond the step's), otherwise it is dropped and the step fetches its own. Nothing fetched
-    ahead is trusted: the step that takes it checks, inside its transaction and after its
-    reorg check, that the last block still has the hash read before eth_getLogs and that every
-    log's block hash is the chain's (see Indexer._index_range)."""
+
+_FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueError)
+
+
+class _Prefetcher:
+    """Keeps the next chunk's eth_getLogs in flight while the current chunk is decoded and
+    COPYed: the node computes it in its own process meanwhile, and its answer is read and
+    parsed while PostgreSQL works through the COPY (see Indexer._index_range).
+
+    The next chunk is guessed as if the current one commits; it is only taken if it is the one
+    the next step asks for (same contracts and first block, last block not beyond the step's),
+    otherwise it is dropped and the step fetches its own. Nothing fetched ahead is trusted: the
+    step that takes it checks, inside its transaction and after its reorg check, that the last
+    block still has the hash read before eth_getLogs and that every log's block hash is the
+    chain's. Failures are not raised here: the step then fetches again, and that raises."""
 
     def __init__(self, rpc: JsonRpc) -> None:
-        self._rpc = rpc.clone()  # used by the worker thread only
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-prefetch")
-        self._ahead: tuple[tuple[str, ...], int, int, Future[_Fetched]] | None = None
+        self._rpc = rpc
+        self._ahead: _Ahead | None = None
 
     def submit(self, addresses: tuple[str, ...], frm: int, to: int) -> None:
         self.drop()
-        self._ahead = (addresses, frm, to, self._pool.submit(_fetch, self._rpc, addresses, frm, to))
+        try:
+            before = self._rpc.headers([to])[0]  # must be read before eth_getLogs is sent
+        except _FETCH_ERRORS as exc:
+            log.info("prefetch of blocks %d-%d failed (%s)", frm, to, exc)
+            return
+        pending = self._rpc.send_get_logs(list(addresses), frm, to)
+        self._ahead = _Ahead(addresses, frm, to, before, pending)
 
-    def take(self, rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
+    def receive(self) -> None:
+        """Read and parse the answer of the chunk in flight now."""
+        if self._ahead is not None:
+            try:
+                self._ahead.pending.result()
+            except _FETCH_ERRORS as exc:
+                log.info(
+                    "prefetch of blocks %d-%d failed (%s)", self._ahead.frm, self._ahead.to, exc
+                )
+                self._ahead = None
+
+    def take(self, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
         """The chunk fetched ahead if it fits [frm, to] (it may end earlier when the target
-        moved on since), else the chunk fetched now with `rpc`."""
+        moved on since), else the chunk fetched now."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            a_addresses, a_frm, a_to, future = ahead
-            if (a_addresses, a_frm) == (addresses, frm) and a_to <= to:
-                try:
-                    return future.result()
-                except (ChainUnavailable, RpcError, requests.RequestException) as exc:
-                    log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
-            else:
-                future.cancel()
-        return _fetch(rpc, addresses, frm, to)
+        if (
+            ahead is not None
+            and (ahead.addresses, ahead.frm) == (addresses, frm)
+            and ahead.to <= to
+        ):
+            try:
+                return _Fetched(addresses, frm, ahead.to, ahead.before, ahead.pending.result())
+            except _FETCH_ERRORS as exc:
+                log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
+        elif ahead is not None:
+            ahead.pending.cancel()
+        return _fetch(self._rpc, addresses, frm, to)
 
     def drop(self) -> None:
         if self._ahead is not None:
-            self._ahead[3].cancel()  # a fetch already running just finishes, unread
+            self._ahead.pending.cancel()
             self._ahead = None
-
-    def close(self) -> None:
-        self.drop()
-        # Wait for a fetch in flight (at most one, bounded by the RPC timeout) so that no
-        # thread still talks to the node once run() returns.
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._rpc.close()
 
 
 @dataclass
@@ -1042,7 +1078,7 @@ class Indexer:
                     self._refresh_pending(result)
                     break
         finally:
-            prefetcher.close()
+            prefetcher.drop()
             self._release()
         return result
 
@@ -1088,7 +1124,7 @@ class Indexer:
             if prefetcher is None:
                 fetched = _fetch(self.rpc, addresses, frm, to)
             else:
-                fetched = prefetcher.take(self.rpc, addresses, frm, to)
+                fetched = prefetcher.take(addresses, frm, to)
             to = fetched.to
             for w in group:
                 w.synced_to = to
@@ -1099,7 +1135,7 @@ class Indexer:
                 if following is not None:
                     g, f, t = following
                     prefetcher.submit(tuple(sorted(w.address for w in g)), f, t)
-            self._index_range(s, group, fetched, result)
+            self._index_range(s, group, fetched, result, prefetcher)
             self._save_cursor(cursor, watched, head)
             result.chunks += 1
             result.cursor = cursor.block_number
@@ -1114,7 +1150,12 @@ class Indexer:
         return {w.address.lower(): _Contract(w.key, w.artifact, w.address) for w in watched}
 
     def _index_range(
-        self, s: Session, group: list[WatchedContract], fetched: _Fetched, result: IndexResult
+        self,
+        s: Session,
+        group: list[WatchedContract],
+        fetched: _Fetched,
+        result: IndexResult,
+        prefetcher: _Prefetcher | None = None,
     ) -> None:
         to = fetched.to
         copy = _can_copy(s)
@@ -1128,6 +1169,8 @@ class Indexer:
                 # checks below roll the whole transaction back.
                 for i in range(0, len(fetched.logs), 1000):
                     write(dec.feed(fetched.logs[i : i + 1000]))
+                if prefetcher is not None:
+                    prefetcher.receive()  # while PostgreSQL catches up with the COPY
         else:
             dec.feed(fetched.logs)
             store_events(s, ChainEventRecord, dec.events or [])
