@@ -266,6 +266,8 @@ def _deploy_town(
     points = deploy("RegionPoints", "RegionPoints", town.points_name, town.points_symbol, me, fwd)
     for prog in town.programmes:
         d.call(points, "setProgramme", prog.programme_id, prog.expiry_days, True)
+    # The admin role key registers the town's merchants (through the outbox).
+    d.call(points, "grantRole", points.functions.MERCHANT_ADMIN_ROLE().call(), me)
     treasury = deploy("TownTreasury", "TownTreasury", dao.timelock_delay, [], [ZERO_ADDRESS], me)
     sale = deploy("PrimarySale", "PrimarySale", me, treasury.address, fwd)
     residents = deploy(

@@ -1,0 +1,108 @@
+"""Indexer handlers: merchants become active, charges paid, redemptions enter the town's queue
+when the chain's events are confirmed; each is undone by its revert hook on a reorg."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backend.chain.indexer import ChainEvent, register_handler
+from backend.core.db import utcnow
+from backend.merchants.models import (
+    ACTIVE,
+    PAID,
+    PAYING,
+    REDEEMING,
+    REGISTERING,
+    REQUESTED,
+    SUSPENDED,
+    Charge,
+    Merchant,
+    Settlement,
+)
+from backend.points.handlers import outbox_ids
+
+POINTS = "RegionPoints"
+
+
+def _set_status(session: Session, events: Sequence[ChainEvent], status: str) -> None:
+    for ev in events:
+        session.execute(
+            update(Merchant).where(Merchant.address == ev.args["merchant"]).values(status=status)
+        )
+
+
+def apply_added(session: Session, events: Sequence[ChainEvent]) -> None:
+    _set_status(session, events, ACTIVE)
+
+
+def revert_added(session: Session, events: Sequence[ChainEvent]) -> None:
+    _set_status(session, events, REGISTERING)
+
+
+def apply_suspended(session: Session, events: Sequence[ChainEvent]) -> None:
+    _set_status(session, events, SUSPENDED)
+
+
+def revert_suspended(session: Session, events: Sequence[ChainEvent]) -> None:
+    _set_status(session, events, ACTIVE)
+
+
+def apply_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
+    merchants = set(
+        session.scalars(
+            select(Merchant.address).where(Merchant.address.in_({ev.args["to"] for ev in events}))
+        )
+    )
+    mine = [ev for ev in events if ev.args["to"] in merchants]
+    ids = outbox_ids(session, (ev.tx_hash for ev in mine))
+    now = utcnow()
+    for ev in mine:
+        tx_id = ids.get(ev.tx_hash)
+        if tx_id is None:
+            continue
+        session.execute(
+            update(Charge)
+            .where(Charge.outbox_tx_id == tx_id, Charge.status.in_((PAYING, "failed")))
+            .values(status=PAID, tx_hash=ev.tx_hash, paid_at=now)
+        )
+
+
+def revert_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        session.execute(
+            update(Charge)
+            .where(Charge.tx_hash == ev.tx_hash, Charge.status == PAID)
+            .values(status=PAYING, tx_hash=None, paid_at=None)
+        )
+
+
+def apply_redeemed(session: Session, events: Sequence[ChainEvent]) -> None:
+    now = utcnow()
+    for ev in events:
+        ref = str(ev.args["ref"]).lower()
+        session.execute(
+            update(Settlement)
+            .where(Settlement.ref == ref, Settlement.status == REDEEMING)
+            .values(status=REQUESTED, tx_hash=ev.tx_hash, redeemed_at=now)
+        )
+
+
+def revert_redeemed(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        ref = str(ev.args["ref"]).lower()
+        session.execute(
+            update(Settlement)
+            .where(Settlement.ref == ref, Settlement.status == REQUESTED)
+            .values(status=REDEEMING, tx_hash=None, redeemed_at=None)
+        )
+
+
+HANDLERS = [
+    register_handler("MerchantAdded", apply_added, revert_added, contract=POINTS),
+    register_handler("MerchantSuspended", apply_suspended, revert_suspended, contract=POINTS),
+    register_handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
+    register_handler("PointsRedeemed", apply_redeemed, revert_redeemed, contract=POINTS),
+]

@@ -1,0 +1,143 @@
+"""Merchants, their staff, charges, residents' printed cards and settlements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.chain.keys import SealedKey
+from backend.core.db import Base, utcnow
+from backend.core.models import TokenAmount
+
+# Merchant status: "registering" until MerchantAdded is indexed.
+REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
+# Charge status
+PENDING, PAYING, PAID, EXPIRED, FAILED = "pending", "paying", "paid", "expired", "failed"
+# How a charge was paid
+BY_QR, BY_CUSTOMER_CODE, BY_CARD = "qr", "customer_code", "card"
+# Settlement status: "redeeming" until PointsRedeemed is indexed, then in the town's queue.
+REDEEMING, REQUESTED, SETTLED = "redeeming", "requested", "settled"
+
+
+class Merchant(Base):
+    """A shop registered with a town. Its points address is a custodial key of the platform."""
+
+    __tablename__ = "merchants"
+    __table_args__ = (
+        CheckConstraint("status IN ('registering', 'active', 'suspended')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    name_ja: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_data_key: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=REGISTERING)
+    registered_by: Mapped[int | None] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def name(self, locale: str) -> str:
+        return self.name_ja if locale == "ja" else self.name_en
+
+    def sealed_key(self) -> SealedKey:
+        return SealedKey(
+            address=self.address,
+            ciphertext=bytes(self.ciphertext),
+            nonce=bytes(self.nonce),
+            wrapped_data_key=bytes(self.wrapped_data_key),
+            master_key_id=self.master_key_id,
+        )
+
+    def __repr__(self) -> str:  # never the sealed bytes
+        return f"Merchant(id={self.id!r}, address={self.address!r})"
+
+
+class MerchantStaff(Base):
+    """A user who works for a merchant (charges, sales, redemption)."""
+
+    __tablename__ = "merchant_staff"
+    __table_args__ = (UniqueConstraint("merchant_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Charge(Base):
+    """A payment of points to a merchant: pending -> paying -> paid | expired | failed."""
+
+    __tablename__ = "merchant_charges"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "status IN ('pending', 'paying', 'paid', 'expired', 'failed')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
+    amount: Mapped[Decimal] = mapped_column(TokenAmount)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    method: Mapped[str] = mapped_column(String(16), default=BY_QR)
+    created_by: Mapped[int] = mapped_column()
+    payer_user_id: Mapped[int | None] = mapped_column(index=True)
+    helper_user_id: Mapped[int | None] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    paid_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ResidentCard(Base):
+    """A printed QR card for a resident without a phone: a card code and a hashed PIN."""
+
+    __tablename__ = "resident_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
+    card_code: Mapped[str] = mapped_column(String(32), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Settlement(Base):
+    """A merchant's redemption of points, settled in yen by the town:
+    redeeming -> requested (burn indexed) -> settled (bank transfer reference)."""
+
+    __tablename__ = "merchant_settlements"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('redeeming', 'requested', 'settled')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(TokenAmount)
+    ref: Mapped[str] = mapped_column(String(66), unique=True)  # bytes32 given to redeem()
+    status: Mapped[str] = mapped_column(String(16), default=REDEEMING, index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    requested_by: Mapped[int] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    redeemed_at: Mapped[dt.datetime | None] = mapped_column()
+    bank_reference: Mapped[str | None] = mapped_column(Text)
+    settled_by: Mapped[int | None] = mapped_column()
+    settled_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,194 @@
+"""Merchants JSON API: registration, charges, paying, customer codes, sales, redemption,
+settlement. POSTs need the X-CSRFToken header; errors use the shared JSON error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask_babel import get_locale
+from sqlalchemy import select
+
+from backend.accounts.roles import current_user, require_user
+from backend.chain.custody import register_key_store
+from backend.core.db import get_db
+from backend.core.errors import N_, NotFound
+from backend.merchants.errors import InvalidInput
+from backend.merchants.models import Charge, Merchant, Settlement
+from backend.merchants.services import merchant_service
+from backend.regions.models import Town
+
+bp = Blueprint("merchants", __name__)
+
+
+@bp.record_once
+def _register_key_store(state: Any) -> None:
+    # Master-key rotation re-wraps the merchants' custodial keys too.
+    from backend.merchants.keystore import MerchantKeyStore
+
+    register_key_store(state.app, lambda: MerchantKeyStore(get_db().session()))
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("Send a JSON object."))
+    return data
+
+
+def town_by_slug(slug: str) -> Town:
+    town = get_db().session.scalar(select(Town).where(Town.slug == slug))
+    if town is None:
+        raise NotFound(N_("There is no such town."))
+    return town
+
+
+def merchant_json(m: Merchant) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "town_id": m.town_id,
+        "name_ja": m.name_ja,
+        "name_en": m.name_en,
+        "address": m.address,
+        "status": m.status,
+    }
+
+
+def charge_json(c: Charge, merchant: Merchant | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id,
+        "code": c.code,
+        "merchant_id": c.merchant_id,
+        "amount": int(c.amount),
+        "status": c.status,
+        "method": c.method,
+        "expires_at": c.expires_at.isoformat(),
+        "paid_at": c.paid_at.isoformat() if c.paid_at else None,
+        "tx_hash": c.tx_hash,
+    }
+    if merchant is not None:
+        out["shop"] = merchant.name(str(get_locale()))
+    return out
+
+
+def settlement_json(s: Settlement) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "merchant_id": s.merchant_id,
+        "amount": int(s.amount),
+        "status": s.status,
+        "ref": s.ref,
+        "tx_hash": s.tx_hash,
+        "bank_reference": s.bank_reference,
+        "settled_at": s.settled_at.isoformat() if s.settled_at else None,
+    }
+
+
+@bp.post("/api/towns/<slug>/merchants")
+def register(slug: str) -> tuple[Response, int]:
+    data = _body()
+    m = merchant_service().register_merchant(
+        current_user(), town_by_slug(slug), data.get("name_ja"), data.get("name_en")
+    )
+    return jsonify(merchant=merchant_json(m)), 201
+
+
+@bp.get("/api/merchants/<int:merchant_id>")
+def merchant(merchant_id: int) -> Response:
+    svc = merchant_service()
+    m = svc.require_staff(current_user(), merchant_id)
+    confirmed, available = svc.balance(m)
+    return jsonify(merchant=merchant_json(m), balance=confirmed, available=available)
+
+
+@bp.post("/api/merchants/<int:merchant_id>/charges")
+def create_charge(merchant_id: int) -> tuple[Response, int]:
+    data = _body()
+    c = merchant_service().create_charge(
+        current_user(), merchant_id, data.get("amount"), data.get("idempotency_key")
+    )
+    return jsonify(charge=charge_json(c)), 201
+
+
+@bp.get("/api/merchants/<int:merchant_id>/charges/<int:charge_id>")
+def charge_status(merchant_id: int, charge_id: int) -> Response:
+    c = merchant_service().charge_status(current_user(), merchant_id, charge_id)
+    return jsonify(charge=charge_json(c))
+
+
+@bp.post("/api/merchants/<int:merchant_id>/charge-customer")
+def charge_customer(merchant_id: int) -> tuple[Response, int]:
+    data = _body()
+    c = merchant_service().charge_customer(
+        current_user(),
+        merchant_id,
+        data.get("amount"),
+        data.get("customer_code"),
+        data.get("idempotency_key"),
+        pin=data.get("pin"),
+    )
+    return jsonify(charge=charge_json(c)), 201
+
+
+@bp.get("/api/pay/<code>")
+def charge_for_customer(code: str) -> Response:
+    svc = merchant_service()
+    c = svc.charge_by_code(code)
+    return jsonify(charge=charge_json(c, svc.merchant(c.merchant_id)))
+
+
+@bp.post("/api/pay/<code>")
+def pay(code: str) -> Response:
+    svc = merchant_service()
+    c = svc.pay_charge(current_user(), code)
+    return jsonify(charge=charge_json(c, svc.merchant(c.merchant_id)))
+
+
+@bp.get("/api/me/customer-code")
+def customer_code() -> Response:
+    return jsonify(code=merchant_service().customer_code(require_user()))
+
+
+@bp.get("/api/merchants/<int:merchant_id>/sales")
+def sales(merchant_id: int) -> Response:
+    rows = merchant_service().sales(current_user(), merchant_id)
+    return jsonify(
+        sales=[
+            {
+                "amount": int(e.amount),
+                "at": e.recorded_at.isoformat(),
+                "tx_hash": e.tx_hash,
+                "charge_code": c.code if c else None,
+            }
+            for e, c in rows
+        ]
+    )
+
+
+@bp.post("/api/merchants/<int:merchant_id>/redeem")
+def redeem(merchant_id: int) -> tuple[Response, int]:
+    data = _body()
+    s = merchant_service().redeem(
+        current_user(), merchant_id, data.get("amount"), data.get("idempotency_key")
+    )
+    return jsonify(settlement=settlement_json(s)), 201
+
+
+@bp.get("/api/merchants/<int:merchant_id>/settlements")
+def merchant_settlements(merchant_id: int) -> Response:
+    svc = merchant_service()
+    m = svc.require_staff(current_user(), merchant_id)
+    return jsonify(settlements=[settlement_json(s) for s in svc.settlements_of(m)])
+
+
+@bp.get("/api/towns/<slug>/settlements")
+def settlement_queue(slug: str) -> Response:
+    rows = merchant_service().settlement_queue(current_user(), town_by_slug(slug))
+    return jsonify(settlements=[settlement_json(s) for s in rows])
+
+
+@bp.post("/api/settlements/<int:settlement_id>/settle")
+def settle(settlement_id: int) -> Response:
+    data = _body()
+    s = merchant_service().settle(current_user(), settlement_id, data.get("bank_reference"))
+    return jsonify(settlement=settlement_json(s))

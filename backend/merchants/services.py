@@ -1,0 +1,829 @@
+"""Merchants: registration (town staff), charges paid by QR, by the customer's rotating code or
+by a printed card with a PIN, sales, redemption (burn) and the town's settlement queue.
+
+Every public method is one unit of work: it commits what it changed, or raises an AppError
+and leaves balances, outbox rows and the audit log as they were. Authorisation is checked here:
+merchant staff act for their merchant, town staff (STAFF) register merchants and settle.
+Payments are ERC-2771 requests signed by the payer's custodial key and relayed (gasless);
+a charge becomes "paid" and a settlement "requested" only when the indexer sees the event.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import io
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from backend.accounts.errors import AuthenticationRequired
+from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.roles import STAFF, has_town_role, require_town_role
+from backend.chain.keys import KeyVault
+from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import utcnow
+from backend.core.errors import N_, Forbidden
+from backend.core.models import AuditLog
+from backend.merchants.errors import (
+    CardLocked,
+    ChargeExpired,
+    ChargeNotFound,
+    ChargeNotPayable,
+    CustomerCodeInvalid,
+    IdempotencyKeyReused,
+    InvalidInput,
+    MerchantNotActive,
+    MerchantNotFound,
+    SettlementNotFound,
+    SettlementNotReady,
+    WrongPin,
+)
+from backend.merchants.models import (
+    ACTIVE,
+    BY_CARD,
+    BY_CUSTOMER_CODE,
+    BY_QR,
+    EXPIRED,
+    FAILED,
+    PAID,
+    PAYING,
+    PENDING,
+    REDEEMING,
+    REQUESTED,
+    SETTLED,
+    Charge,
+    Merchant,
+    MerchantStaff,
+    ResidentCard,
+    Settlement,
+)
+from backend.points.errors import InsufficientPoints
+from backend.points.models import RECEIVED, PointsEntry
+from backend.points.services import PointsService, parse_amount
+from backend.regions.models import Town
+
+log = logging.getLogger(__name__)
+
+CHARGE_TTL = dt.timedelta(minutes=15)
+CODE_WINDOW_SECONDS = 60  # a customer code changes every minute
+CODE_WINDOWS_ACCEPTED = 3  # and is accepted for three minutes
+MAX_PIN_TRIES = 5
+_PIN_RE = re.compile(r"\d{4,6}")
+_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
+_CUSTOMER_CODE_RE = re.compile(r"P(\d{1,12})-(\d{6})")
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+_FAILED_TX = ("failed", "reverted", "cancelled")
+
+
+def _idempotency_key(value: object) -> str:
+    if not isinstance(value, str) or not _KEY_RE.fullmatch(value):
+        raise InvalidInput(
+            N_("A request key (6-100 letters, digits or . _ : -) is required."),
+            field="idempotency_key",
+        )
+    return value
+
+
+def _text(value: object, field: str, max_len: int = 120) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > max_len:
+        raise InvalidInput(
+            N_("%(field)s must be text of 1 to %(max)d characters."), field=field, max=max_len
+        )
+    return value.strip()
+
+
+def _short_code(n: int = 8) -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(n))
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class MerchantService:
+    """Merchants over one DB session. `vault` and `outbox` are callables (built on first use);
+    `secret` keys the customers' rotating codes."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        vault: Callable[[], KeyVault],
+        outbox: Callable[[], OutboxService],
+        secret: str,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self._vault = vault
+        self._outbox = outbox
+        self._secret = secret.encode()
+        self._now = now
+        self.points = PointsService(session, outbox, now=now)
+
+    # ------------------------------------------------------------------ look-ups and rights
+
+    def merchant(self, merchant_id: object) -> Merchant:
+        m = self.session.get(Merchant, merchant_id) if isinstance(merchant_id, int) else None
+        if m is None:
+            raise MerchantNotFound(N_("There is no such shop."))
+        return m
+
+    def town_of(self, merchant: Merchant) -> Town:
+        town = self.session.get(Town, merchant.town_id)
+        assert town is not None  # noqa: S101 - a foreign key
+        return town
+
+    def is_staff(self, user: User | None, merchant: Merchant) -> bool:
+        if user is None:
+            return False
+        found = self.session.scalar(
+            select(MerchantStaff.id).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        )
+        return found is not None
+
+    def require_staff(self, user: User | None, merchant_id: object) -> Merchant:
+        """The merchant, if `user` works for it; AuthenticationRequired / Forbidden otherwise."""
+        if user is None:
+            raise AuthenticationRequired(N_("Please sign in."))
+        merchant = self.merchant(merchant_id)
+        if not self.is_staff(user, merchant):
+            raise Forbidden(N_("You do not work for this shop."))
+        return merchant
+
+    def merchants_of(self, user: User) -> list[Merchant]:
+        return list(
+            self.session.scalars(
+                select(Merchant)
+                .join(MerchantStaff, MerchantStaff.merchant_id == Merchant.id)
+                .where(MerchantStaff.user_id == user.id)
+                .order_by(Merchant.id)
+            )
+        )
+
+    def merchants_in(self, town: Town) -> list[Merchant]:
+        return list(
+            self.session.scalars(
+                select(Merchant).where(Merchant.town_id == town.id).order_by(Merchant.id)
+            )
+        )
+
+    def _user_address(self, user: User) -> str:
+        address = self.session.scalar(
+            select(Address.address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if address is None:
+            raise ChargeNotPayable(N_("This account has no built-in wallet."))
+        return str(address)
+
+    def _user_signer(self, user: User) -> Any:
+        row = self.session.scalar(
+            select(Address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if row is None:
+            raise ChargeNotPayable(N_("This account has no built-in wallet."))
+        return self._vault().signer(row.sealed_key())
+
+    # ------------------------------------------------------------------ registration (STAFF)
+
+    def register_merchant(
+        self, actor: User | None, town: Town, name_ja: object, name_en: object
+    ) -> Merchant:
+        """Create a merchant with its own custodial points address and register it on chain
+        (RegionPoints.addMerchant by the admin role key, through the outbox). STAFF only.
+        The merchant is "registering" until MerchantAdded is indexed."""
+        actor = require_town_role(actor, town.id, STAFF)
+        ja = _text(name_ja, "name_ja")
+        en = _text(name_en, "name_en")
+        if not town.points_address:
+            raise MerchantNotActive(N_("This town has no points yet."))
+        sealed = self._vault().create_key()
+        m = Merchant(
+            town_id=town.id,
+            name_ja=ja,
+            name_en=en,
+            address=sealed.address,
+            ciphertext=sealed.ciphertext,
+            nonce=sealed.nonce,
+            wrapped_data_key=sealed.wrapped_data_key,
+            master_key_id=sealed.master_key_id,
+            registered_by=actor.id,
+        )
+        self.session.add(m)
+        try:
+            self.session.flush()
+            tx = self._outbox().enqueue_call(
+                self.session,
+                idempotency_key=f"merchants.add:{m.id}",
+                sender_kind="admin",
+                contract=town.points_address,
+                artifact_name="RegionPoints",
+                function="addMerchant",
+                args=(m.address,),
+                town_id=town.id,
+                audit=AuditEntry(
+                    actor=f"user:{actor.id}",
+                    action="merchant.register",
+                    subject_type="merchant",
+                    subject_id=str(m.id),
+                    reason="merchant registered by town staff",
+                    details={"address": m.address, "town_id": town.id},
+                ),
+            )
+            m.outbox_tx_id = tx.id
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+        return m
+
+    def add_staff(self, actor: User | None, merchant: Merchant, user: User) -> MerchantStaff:
+        """Make `user` staff of `merchant` (idempotent). Town STAFF only."""
+        require_town_role(actor, merchant.town_id, STAFF)
+        existing = self.session.scalar(
+            select(MerchantStaff).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        )
+        if existing is not None:
+            return existing
+        row = MerchantStaff(merchant_id=merchant.id, user_id=user.id)
+        self.session.add(row)
+        self.session.commit()
+        return row
+
+    # ------------------------------------------------------------------ charges
+
+    def _refresh(self, charge: Charge) -> Charge:
+        """Move a charge past its expiry to "expired" and a paying one whose transaction
+        failed to "failed" (the caller commits)."""
+        if charge.status == PENDING and _as_utc(charge.expires_at) <= self._now():
+            charge.status = EXPIRED
+        elif charge.status == PAYING and charge.outbox_tx_id is not None:
+            state = self.session.scalar(
+                select(OutboxTx.state).where(OutboxTx.id == charge.outbox_tx_id)
+            )
+            if state in _FAILED_TX:
+                charge.status = FAILED
+        return charge
+
+    def create_charge(
+        self, user: User | None, merchant_id: object, amount: object, idempotency_key: object
+    ) -> Charge:
+        """A pending charge of `amount` points with a short code for the customer's QR.
+        The same key again returns the first charge; with another amount: IdempotencyKeyReused."""
+        merchant = self.require_staff(user, merchant_id)
+        assert user is not None  # noqa: S101 - checked by require_staff
+        value = parse_amount(amount)
+        key = f"charge:{merchant.id}:{_idempotency_key(idempotency_key)}"
+        existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+        if existing is not None:
+            return self._same(existing, value)
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        now = self._now()
+        charge = Charge(
+            merchant_id=merchant.id,
+            town_id=merchant.town_id,
+            amount=Decimal(value),
+            status=PENDING,
+            idempotency_key=key,
+            code=_short_code(),
+            method=BY_QR,
+            created_by=user.id,
+            created_at=now,
+            expires_at=now + CHARGE_TTL,
+        )
+        self.session.add(charge)
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+            if existing is None:
+                raise
+            return self._same(existing, value)
+        return charge
+
+    @staticmethod
+    def _same(existing: Charge, value: int) -> Charge:
+        if int(existing.amount) != value:
+            raise IdempotencyKeyReused(N_("This request key was already used for another amount."))
+        return existing
+
+    def charge_by_code(self, code: object) -> Charge:
+        """The charge with this short code (expiry applied); ChargeNotFound otherwise."""
+        if not isinstance(code, str) or not code.isalnum() or len(code) > 16:
+            raise ChargeNotFound(N_("There is no such payment request."))
+        charge = self.session.scalar(select(Charge).where(Charge.code == code.upper()))
+        if charge is None:
+            raise ChargeNotFound(N_("There is no such payment request."))
+        before = charge.status
+        self._refresh(charge)
+        if charge.status != before:
+            self.session.commit()
+        return charge
+
+    def charge_status(self, user: User | None, merchant_id: object, charge_id: object) -> Charge:
+        """A merchant's charge, refreshed (for the merchant's screen to poll)."""
+        merchant = self.require_staff(user, merchant_id)
+        charge = self.session.get(Charge, charge_id) if isinstance(charge_id, int) else None
+        if charge is None or charge.merchant_id != merchant.id:
+            raise ChargeNotFound(N_("There is no such payment request."))
+        before = charge.status
+        self._refresh(charge)
+        if charge.status != before:
+            self.session.commit()
+        return charge
+
+    def pay_charge(self, user: User | None, code: object) -> Charge:
+        """The signed-in customer pays a pending charge: a gasless transfer of points to the
+        merchant, signed by the customer's built-in account and relayed. Paying again the same
+        charge changes nothing. Raises ChargeExpired, ChargeNotPayable (paid by someone else,
+        failed), InsufficientPoints, MerchantNotActive."""
+        if user is None:
+            raise AuthenticationRequired(N_("Please sign in."))
+        charge = self.charge_by_code(code)
+        charge = self.session.scalar(select(Charge).where(Charge.id == charge.id).with_for_update())
+        assert charge is not None  # noqa: S101
+        if charge.status in (PAYING, PAID) and charge.payer_user_id == user.id:
+            self.session.commit()
+            return charge
+        if charge.status == EXPIRED:
+            self.session.rollback()
+            raise ChargeExpired(N_("This payment request has expired. Ask the shop for a new one."))
+        if charge.status != PENDING:
+            self.session.rollback()
+            raise ChargeNotPayable(N_("This payment request can no longer be paid."))
+        merchant = self.merchant(charge.merchant_id)
+        try:
+            self._pay(charge, merchant, user, actor=f"user:{user.id}", action="points.pay")
+            charge.payer_user_id = user.id
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+        return charge
+
+    def _pay(
+        self,
+        charge: Charge,
+        merchant: Merchant,
+        payer: User,
+        *,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Check the payer's points and queue the relayed transfer (no commit)."""
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        town = self.town_of(merchant)
+        address = self._user_address(payer)
+        summary = self.points.summary(town, address)
+        amount = int(charge.amount)
+        if summary.available < amount:
+            raise InsufficientPoints(
+                N_("Not enough points: %(available)d available, %(amount)d needed."),
+                available=summary.available,
+                amount=amount,
+            )
+        tx = self._outbox().enqueue_call(
+            self.session,
+            idempotency_key=f"merchants.charge:{charge.id}:pay",
+            sender_kind="relayer",
+            contract=str(town.points_address),
+            artifact_name="RegionPoints",
+            function="transfer",
+            args=(merchant.address, amount),
+            signer=self._user_signer(payer),
+            town_id=town.id,
+            user_id=payer.id,
+            audit=AuditEntry(
+                actor=actor,
+                action=action,
+                subject_type="charge",
+                subject_id=str(charge.id),
+                amount=amount,
+                reason=f"payment to merchant {merchant.id}",
+                details={"merchant_id": merchant.id, "payer_user_id": payer.id, **(details or {})},
+            ),
+        )
+        charge.outbox_tx_id = tx.id
+        charge.status = PAYING
+
+    # ------------------------------------------------------------------ customer codes and cards
+
+    def customer_code(self, user: User, at: dt.datetime | None = None) -> str:
+        """The user's code for this minute, shown as a QR on "my code"; it rotates every minute
+        and is accepted for three."""
+        window = int((at or self._now()).timestamp()) // CODE_WINDOW_SECONDS
+        return f"P{user.id}-{self._code_digits(user.id, window)}"
+
+    def _code_digits(self, user_id: int, window: int) -> str:
+        mac = hmac.new(self._secret, f"customer-code:{user_id}:{window}".encode(), hashlib.sha256)
+        return f"{int.from_bytes(mac.digest()[:8], 'big') % 1_000_000:06d}"
+
+    def _user_from_code(self, code: str) -> User | None:
+        m = _CUSTOMER_CODE_RE.fullmatch(code)
+        if m is None:
+            return None
+        user_id, digits = int(m.group(1)), m.group(2)
+        window = int(self._now().timestamp()) // CODE_WINDOW_SECONDS
+        for w in range(window, window - CODE_WINDOWS_ACCEPTED, -1):
+            if hmac.compare_digest(self._code_digits(user_id, w), digits):
+                return self.session.get(User, user_id)
+        return None
+
+    def issue_card(self, actor: User | None, town: Town, user: User, pin: object) -> ResidentCard:
+        """A printed card for a resident: a card code and a 4-6 digit PIN (stored hashed).
+        Town STAFF only; a second card replaces the first's code and PIN."""
+        actor = require_town_role(actor, town.id, STAFF)
+        if not isinstance(pin, str) or not _PIN_RE.fullmatch(pin):
+            raise InvalidInput(N_("The PIN must be 4 to 6 digits."), field="pin")
+        card = self.session.scalar(select(ResidentCard).where(ResidentCard.user_id == user.id))
+        if card is None:
+            card = ResidentCard(user_id=user.id, town_id=town.id)
+            self.session.add(card)
+        card.card_code = "C" + _short_code(10)
+        card.pin_hash = generate_password_hash(pin, method="scrypt")
+        card.failed_attempts = 0
+        card.locked_at = None
+        self.session.add(
+            AuditLog(
+                actor=f"user:{actor.id}",
+                action="card.issue",
+                subject_type="user",
+                subject_id=str(user.id),
+                reason="printed QR card issued",
+                details={"town_id": town.id},
+            )
+        )
+        self.session.commit()
+        return card
+
+    def _card_holder(self, code: str, pin: object) -> tuple[User, ResidentCard]:
+        card = self.session.scalar(
+            select(ResidentCard).where(ResidentCard.card_code == code).with_for_update()
+        )
+        if card is None:
+            raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
+        if card.locked_at is not None:
+            raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
+        if (
+            not isinstance(pin, str)
+            or not _PIN_RE.fullmatch(pin)
+            or not check_password_hash(card.pin_hash, pin)
+        ):
+            card.failed_attempts += 1
+            left = MAX_PIN_TRIES - card.failed_attempts
+            if left <= 0:
+                card.locked_at = self._now()
+            self.session.commit()  # the count must survive the refusal
+            if left <= 0:
+                raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
+            raise WrongPin(N_("The PIN is wrong (%(left)d tries left)."), left=left)
+        card.failed_attempts = 0
+        user = self.session.get(User, card.user_id)
+        assert user is not None  # noqa: S101
+        return user, card
+
+    def charge_customer(
+        self,
+        staff: User | None,
+        merchant_id: object,
+        amount: object,
+        customer_code: object,
+        idempotency_key: object,
+        pin: object = None,
+    ) -> Charge:
+        """The merchant takes a payment from a customer's code (phone) or printed card (+ PIN):
+        the platform signs with the customer's key, authorised by the code/PIN. Every such
+        payment is audit-logged with the staff member who took it."""
+        merchant = self.require_staff(staff, merchant_id)
+        assert staff is not None  # noqa: S101
+        value = parse_amount(amount)
+        key = f"charge:{merchant.id}:{_idempotency_key(idempotency_key)}"
+        existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+        if existing is not None:
+            return self._same(existing, value)
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
+        card: ResidentCard | None = None
+        if code.startswith("C"):
+            payer, card = self._card_holder(code, pin)
+        else:
+            found = self._user_from_code(code)
+            if found is None:
+                raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
+            payer = found
+        now = self._now()
+        charge = Charge(
+            merchant_id=merchant.id,
+            town_id=merchant.town_id,
+            amount=Decimal(value),
+            status=PENDING,
+            idempotency_key=key,
+            code=_short_code(),
+            method=BY_CARD if card else BY_CUSTOMER_CODE,
+            created_by=staff.id,
+            payer_user_id=payer.id,
+            helper_user_id=staff.id,
+            created_at=now,
+            expires_at=now + CHARGE_TTL,
+        )
+        self.session.add(charge)
+        try:
+            self.session.flush()
+            self._pay(
+                charge,
+                merchant,
+                payer,
+                actor=f"user:{staff.id}",
+                action="points.assisted_payment",
+                details={
+                    "helper_user_id": staff.id,
+                    "method": charge.method,
+                    "card_id": card.id if card else None,
+                },
+            )
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+            if existing is None:
+                raise
+            return self._same(existing, value)
+        except Exception:
+            self.session.rollback()
+            raise
+        return charge
+
+    # ------------------------------------------------------------------ sales and redemption
+
+    def sales(
+        self,
+        user: User | None,
+        merchant_id: object,
+        frm: dt.datetime | None = None,
+        to: dt.datetime | None = None,
+    ) -> list[tuple[PointsEntry, Charge | None]]:
+        """Confirmed payments received (newest first), with the charge each one paid, if any.
+        No payer identity: merchants see amounts only."""
+        merchant = self.require_staff(user, merchant_id)
+        town = self.town_of(merchant)
+        q = select(PointsEntry).where(
+            PointsEntry.chain_id == town.chain_id,
+            PointsEntry.contract_address == town.points_address,
+            PointsEntry.holder == merchant.address,
+            PointsEntry.kind == RECEIVED,
+        )
+        if frm is not None:
+            q = q.where(PointsEntry.recorded_at >= frm)
+        if to is not None:
+            q = q.where(PointsEntry.recorded_at < to)
+        rows = list(self.session.scalars(q.order_by(PointsEntry.id.desc()).limit(1000)))
+        ids = [r.outbox_tx_id for r in rows if r.outbox_tx_id is not None]
+        charges = {
+            c.outbox_tx_id: c
+            for c in self.session.scalars(select(Charge).where(Charge.outbox_tx_id.in_(ids)))
+        }
+        return [(r, charges.get(r.outbox_tx_id)) for r in rows]
+
+    def pending_charges(self, merchant: Merchant) -> list[Charge]:
+        return list(
+            self.session.scalars(
+                select(Charge)
+                .where(Charge.merchant_id == merchant.id, Charge.status == PAYING)
+                .order_by(Charge.id.desc())
+            )
+        )
+
+    def balance(self, merchant: Merchant) -> tuple[int, int]:
+        """(confirmed balance, available to redeem) of the merchant's points address."""
+        town = self.town_of(merchant)
+        summary = self.points.summary(town, merchant.address)
+        return summary.confirmed, summary.available
+
+    def redeem(
+        self, user: User | None, merchant_id: object, amount: object, idempotency_key: object
+    ) -> Settlement:
+        """Burn `amount` of the merchant's points (RegionPoints.redeem signed by the merchant's
+        key, relayed) for yen settlement; the Settlement joins the town's queue once the burn
+        is indexed. AuditLog "points.burn". Same key again: the first settlement."""
+        merchant = self.require_staff(user, merchant_id)
+        assert user is not None  # noqa: S101
+        value = parse_amount(amount)
+        key = f"redeem:{merchant.id}:{_idempotency_key(idempotency_key)}"
+        existing = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
+        if existing is not None:
+            if int(existing.amount) != value:
+                raise IdempotencyKeyReused(
+                    N_("This request key was already used for another amount.")
+                )
+            return existing
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        _confirmed, available = self.balance(merchant)
+        if available < value:
+            raise InsufficientPoints(
+                N_("Not enough points: %(available)d available, %(amount)d needed."),
+                available=available,
+                amount=value,
+            )
+        town = self.town_of(merchant)
+        s = Settlement(
+            town_id=town.id,
+            merchant_id=merchant.id,
+            amount=Decimal(value),
+            ref="0x" + secrets.token_hex(32),
+            status=REDEEMING,
+            idempotency_key=key,
+            requested_by=user.id,
+        )
+        self.session.add(s)
+        try:
+            self.session.flush()
+            tx = self._outbox().enqueue_call(
+                self.session,
+                idempotency_key=f"merchants.redeem:{s.id}",
+                sender_kind="relayer",
+                contract=str(town.points_address),
+                artifact_name="RegionPoints",
+                function="redeem",
+                args=(value, s.ref),
+                signer=self._vault().signer(merchant.sealed_key()),
+                town_id=town.id,
+                user_id=user.id,
+                audit=AuditEntry(
+                    actor=f"user:{user.id}",
+                    action="points.burn",
+                    subject_type="settlement",
+                    subject_id=str(s.id),
+                    amount=value,
+                    reason="merchant redemption for yen settlement",
+                    details={"merchant_id": merchant.id, "ref": s.ref},
+                ),
+            )
+            s.outbox_tx_id = tx.id
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            found = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
+            if found is None:
+                raise
+            return found
+        except Exception:
+            self.session.rollback()
+            raise
+        return s
+
+    def settlements_of(self, merchant: Merchant) -> list[Settlement]:
+        return list(
+            self.session.scalars(
+                select(Settlement)
+                .where(Settlement.merchant_id == merchant.id)
+                .order_by(Settlement.id.desc())
+            )
+        )
+
+    def settlement_queue(self, user: User | None, town: Town) -> list[Settlement]:
+        """The town's settlements (requested first), for town STAFF."""
+        require_town_role(user, town.id, STAFF)
+        rows = self.session.scalars(
+            select(Settlement).where(Settlement.town_id == town.id).order_by(Settlement.id.desc())
+        ).all()
+        order = {REQUESTED: 0, REDEEMING: 1, SETTLED: 2}
+        return sorted(rows, key=lambda s: order.get(s.status, 3))
+
+    def settle(
+        self, user: User | None, settlement_id: object, bank_reference: object
+    ) -> Settlement:
+        """Town STAFF mark a requested settlement paid with the bank transfer's reference
+        (AuditLog "settlement.pay"). The same reference again changes nothing."""
+        s = self.session.get(Settlement, settlement_id) if isinstance(settlement_id, int) else None
+        if s is None:
+            raise SettlementNotFound(N_("There is no such settlement."))
+        user = require_town_role(user, s.town_id, STAFF)
+        ref = _text(bank_reference, "bank_reference", 120)
+        if s.status == SETTLED:
+            if s.bank_reference == ref:
+                return s
+            raise SettlementNotReady(N_("This settlement was already paid."))
+        if s.status != REQUESTED:
+            raise SettlementNotReady(
+                N_("The points of this settlement are not burned on chain yet; try again shortly.")
+            )
+        s.status = SETTLED
+        s.bank_reference = ref
+        s.settled_by = user.id
+        s.settled_at = self._now()
+        self.session.add(
+            AuditLog(
+                actor=f"user:{user.id}",
+                action="settlement.pay",
+                subject_type="settlement",
+                subject_id=str(s.id),
+                amount=s.amount,
+                reason="settled in yen by bank transfer",
+                details={"merchant_id": s.merchant_id, "bank_reference": ref, "ref": s.ref},
+            )
+        )
+        self.session.commit()
+        return s
+
+    def can_settle(self, user: User | None, town: Town) -> bool:
+        return has_town_role(user, town.id, STAFF)
+
+    # ------------------------------------------------------------------ statement
+
+    def statement_csv(
+        self, user: User | None, merchant_id: object, frm: object, to: object
+    ) -> tuple[str, str]:
+        """(file name, CSV text) of the merchant's sales and settlements from `frm` to `to`
+        (YYYY-MM-DD, JST days, both included)."""
+        merchant = self.require_staff(user, merchant_id)
+        start, end = _period(frm, to)
+        jst = dt.timezone(dt.timedelta(hours=9))
+        lo = dt.datetime.combine(start, dt.time(), jst)
+        hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), jst)
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash"])
+        total_sales = 0
+        for entry, charge in reversed(self.sales(user, merchant.id, lo, hi)):
+            total_sales += int(entry.amount)
+            w.writerow(
+                [
+                    entry.recorded_at.astimezone(jst).strftime("%Y-%m-%d %H:%M"),
+                    "sale",
+                    int(entry.amount),
+                    charge.code if charge else "",
+                    "confirmed",
+                    entry.tx_hash,
+                ]
+            )
+        for s in reversed(self.settlements_of(merchant)):
+            if not lo <= _as_utc(s.created_at) < hi:
+                continue
+            w.writerow(
+                [
+                    _as_utc(s.created_at).astimezone(jst).strftime("%Y-%m-%d %H:%M"),
+                    "redemption",
+                    -int(s.amount),
+                    s.bank_reference or "",
+                    s.status,
+                    s.tx_hash or "",
+                ]
+            )
+        w.writerow([])
+        w.writerow(["total_sales", "", total_sales, "", "", ""])
+        name = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.csv"
+        return name, out.getvalue()
+
+
+def _period(frm: object, to: object) -> tuple[dt.date, dt.date]:
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
+    try:
+        start = dt.date.fromisoformat(frm) if isinstance(frm, str) and frm else today.replace(day=1)
+        end = dt.date.fromisoformat(to) if isinstance(to, str) and to else today
+    except ValueError:
+        raise InvalidInput(N_("Dates must look like 2026-04-30."), field="from") from None
+    if end < start or (end - start).days > 366:
+        raise InvalidInput(N_("The period must run forward and be at most a year."), field="to")
+    return start, end
+
+
+def merchant_service() -> MerchantService:
+    """A MerchantService for the current app and request."""
+    from flask import current_app
+
+    from backend.chain.custody import get_vault
+    from backend.chain.outbox import outbox_service
+    from backend.core.db import get_db
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return MerchantService(
+        get_db().session(),
+        vault=lambda: get_vault(app),
+        outbox=outbox_service,
+        secret=str(app.config["SECRET_KEY"]),
+    )

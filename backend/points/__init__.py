@@ -1,0 +1,1 @@
+"""Regional points: balances, lots with their expiry, history, welcome points."""

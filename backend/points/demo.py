@@ -1,0 +1,31 @@
+"""Demo data for `make run`: a resident of 更別村 with welcome points (sent by the worker)."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from backend.accounts.models import User
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
+from backend.core.db import get_db
+from backend.points.services import points_service
+from backend.regions.models import Town
+
+RESIDENT_EMAIL = "resident@sarabetsu.example"
+RESIDENT_PASSWORD = "furusato-demo-resident"  # noqa: S105 - a public demo account
+
+
+def demo_user(email: str, password: str, name: str) -> User:
+    """The demo user with this email, signed up once (idempotent)."""
+    session = get_db().session
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        user = AccountService(session(), lambda: get_vault(app)).signup(email, password, name)
+    return user
+
+
+def load_demo(town: Town) -> None:
+    resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
+    points_service().grant_welcome_points(resident, town)

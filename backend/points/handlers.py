@@ -1,0 +1,200 @@
+"""Indexer handlers: RegionPoints events -> `PointsEntry` rows (and welcome grants confirmed).
+
+Within one chunk the indexer calls handlers in registration order, so the Transfer handler below
+always runs before the PointsIssued / PointsBatchIssued / PointsExpired ones of the same
+transaction, which only add detail (programme, reason, expiry, kind) to the rows it wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from backend.chain.indexer import ZERO_ADDRESS, ChainEvent, register_handler
+from backend.chain.indexer_models import ChainEventRecord
+from backend.chain.outbox_models import OutboxAttempt
+from backend.core.db import utcnow
+from backend.points.models import (
+    EXPIRED,
+    GRANT_CONFIRMED,
+    GRANT_PENDING,
+    ISSUED,
+    PAID,
+    RECEIVED,
+    REDEEMED,
+    PointsEntry,
+    WelcomeGrant,
+)
+
+POINTS = "RegionPoints"
+DAY = 86_400
+DAY_OFFSET = 9 * 3600  # expiry days start at 00:00 JST
+
+
+def outbox_ids(session: Session, tx_hashes: Iterable[str]) -> dict[str, int]:
+    """The outbox row behind each mined transaction hash the platform sent (any attempt)."""
+    hashes = sorted(set(tx_hashes))
+    if not hashes:
+        return {}
+    rows = session.execute(
+        select(OutboxAttempt.tx_hash, OutboxAttempt.tx_id).where(OutboxAttempt.tx_hash.in_(hashes))
+    )
+    return {h: i for h, i in rows}
+
+
+def expiry_of(issued_at: dt.datetime, expiry_days: int) -> dt.datetime | None:
+    """00:00 JST of day issueDay + expiryDays + 1, as RegionPoints.expiryOf computes it."""
+    if expiry_days <= 0:
+        return None
+    day = (int(issued_at.timestamp()) + DAY_OFFSET) // DAY + expiry_days + 1
+    return dt.datetime.fromtimestamp(day * DAY - DAY_OFFSET, dt.UTC)
+
+
+def _expiry_days(session: Session, ev: ChainEvent) -> int:
+    """The programme's expiryDays in force at the event's block (from indexed ProgrammeSet)."""
+    rows = session.scalars(
+        select(ChainEventRecord)
+        .where(
+            ChainEventRecord.chain_id == ev.chain_id,
+            ChainEventRecord.contract_address == ev.contract_address,
+            ChainEventRecord.event_name == "ProgrammeSet",
+            ChainEventRecord.block_number <= ev.block_number,
+        )
+        .order_by(ChainEventRecord.block_number, ChainEventRecord.log_index)
+    )
+    days = 0
+    for r in rows:
+        if int(r.args.get("programmeId", -1)) == int(ev.args["programmeId"]):
+            days = int(r.args.get("expiryDays", 0))
+    return days
+
+
+def _entry(ev: ChainEvent, holder: str, kind: str, counterparty: str | None, ids: dict[str, int]):
+    return PointsEntry(
+        chain_id=ev.chain_id,
+        contract_address=ev.contract_address,
+        holder=holder,
+        kind=kind,
+        amount=Decimal(int(ev.args["value"])),
+        counterparty=counterparty,
+        block_number=ev.block_number,
+        tx_hash=ev.tx_hash,
+        log_index=ev.log_index,
+        outbox_tx_id=ids.get(ev.tx_hash),
+        recorded_at=utcnow(),
+    )
+
+
+def apply_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
+    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    for ev in events:
+        frm, to = ev.args["from"], ev.args["to"]
+        if frm == ZERO_ADDRESS:
+            session.add(_entry(ev, to, ISSUED, None, ids))
+        elif to == ZERO_ADDRESS:
+            session.add(_entry(ev, frm, REDEEMED, None, ids))
+        else:
+            session.add(_entry(ev, frm, PAID, to, ids))
+            session.add(_entry(ev, to, RECEIVED, frm, ids))
+    session.flush()
+
+
+def revert_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        session.execute(
+            delete(PointsEntry).where(
+                PointsEntry.chain_id == ev.chain_id,
+                PointsEntry.tx_hash == ev.tx_hash,
+                PointsEntry.log_index == ev.log_index,
+            )
+        )
+
+
+def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
+    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    now = utcnow()
+    for ev in events:
+        # The mint's Transfer is the log just before PointsIssued.
+        session.execute(
+            update(PointsEntry)
+            .where(
+                PointsEntry.chain_id == ev.chain_id,
+                PointsEntry.tx_hash == ev.tx_hash,
+                PointsEntry.log_index == ev.log_index - 1,
+                PointsEntry.kind == ISSUED,
+            )
+            .values(
+                programme_id=int(ev.args["programmeId"]),
+                reason=str(ev.args.get("reason", ""))[:500],
+                expires_at=expiry_of(now, _expiry_days(session, ev)),
+            )
+        )
+        tx_id = ids.get(ev.tx_hash)
+        if tx_id is not None:
+            session.execute(
+                update(WelcomeGrant)
+                .where(WelcomeGrant.outbox_tx_id == tx_id)
+                .values(status=GRANT_CONFIRMED, confirmed_at=now)
+            )
+
+
+def revert_issued(session: Session, events: Sequence[ChainEvent]) -> None:
+    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    for ev in events:
+        tx_id = ids.get(ev.tx_hash)
+        if tx_id is not None:
+            session.execute(
+                update(WelcomeGrant)
+                .where(WelcomeGrant.outbox_tx_id == tx_id)
+                .values(status=GRANT_PENDING, confirmed_at=None)
+            )
+
+
+def apply_batch_issued(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        expires = int(ev.args.get("expiresAt", 0))
+        session.execute(
+            update(PointsEntry)
+            .where(
+                PointsEntry.chain_id == ev.chain_id,
+                PointsEntry.tx_hash == ev.tx_hash,
+                PointsEntry.log_index < ev.log_index,
+                PointsEntry.kind == ISSUED,
+                PointsEntry.programme_id.is_(None),
+            )
+            .values(
+                programme_id=int(ev.args["programmeId"]),
+                reason=str(ev.args.get("reason", ""))[:500],
+                expires_at=dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None,
+            )
+        )
+
+
+def apply_expired(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        session.execute(
+            update(PointsEntry)
+            .where(
+                PointsEntry.chain_id == ev.chain_id,
+                PointsEntry.tx_hash == ev.tx_hash,
+                PointsEntry.log_index == ev.log_index - 1,
+                PointsEntry.kind == REDEEMED,
+            )
+            .values(kind=EXPIRED)
+        )
+
+
+def _nothing(session: Session, events: Sequence[ChainEvent]) -> None:
+    """The Transfer revert removes the rows these handlers only annotated."""
+
+
+HANDLERS = [
+    register_handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
+    register_handler("PointsIssued", apply_issued, revert_issued, contract=POINTS),
+    register_handler("PointsBatchIssued", apply_batch_issued, _nothing, contract=POINTS),
+    register_handler("PointsExpired", apply_expired, _nothing, contract=POINTS),
+]

@@ -1,0 +1,341 @@
+"""Points: a holder's balance (confirmed + pending), lots with expiry, history; welcome points.
+
+Balances come from the indexer's ERC-20 projection (chain_token_balances); lots and history from
+`PointsEntry` rows the handlers project from RegionPoints events. "Pending" is what the platform
+sent (outbox rows) and the chain has not yet confirmed to the indexer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import CUSTODIAL, Address, User
+from backend.chain.indexer import pending_events
+from backend.chain.indexer_models import TokenBalance
+from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import utcnow
+from backend.core.errors import N_
+from backend.points.errors import InvalidAmount, PointsNotAvailable
+from backend.points.models import (
+    EXPIRED,
+    GRANT_CONFIRMED,
+    ISSUED,
+    PAID,
+    RECEIVED,
+    REDEEMED,
+    PointsEntry,
+    WelcomeGrant,
+)
+from backend.regions.models import Town
+
+log = logging.getLogger(__name__)
+
+WELCOME_PROGRAMME = 1
+WELCOME_POINTS = 500
+MAX_AMOUNT = 10_000_000  # one payment or redemption; larger needs staff (not built yet)
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+_LIVE_OUTBOX = ("queued", "sent", "replaced", "confirmed")
+_PENDING_WINDOW = dt.timedelta(days=2)
+
+
+def parse_amount(value: object) -> int:
+    """A whole number of points, 1..MAX_AMOUNT (ints or digit strings); InvalidAmount otherwise."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or value <= 0 or value > MAX_AMOUNT:
+        raise InvalidAmount(
+            N_("Enter a whole number of points from 1 to %(max)d."), field="amount", max=MAX_AMOUNT
+        )
+    return value
+
+
+@dataclass
+class Lot:
+    programme_id: int | None
+    reason: str
+    amount: int
+    remaining: int
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """The last JST day the points can be used (they expire at 00:00 JST the day after)."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at.astimezone(JST) - dt.timedelta(days=1)).date()
+
+
+@dataclass
+class HistoryItem:
+    kind: str
+    amount: int
+    at: dt.datetime
+    reason: str = ""
+    pending: bool = False
+
+
+@dataclass
+class PointsSummary:
+    town: Town
+    address: str
+    confirmed: int
+    pending_in: int
+    pending_out: int
+    lots: list[Lot] = field(default_factory=list)
+    history: list[HistoryItem] = field(default_factory=list)
+
+    @property
+    def available(self) -> int:
+        return max(self.confirmed - self.pending_out, 0)
+
+
+class PointsService:
+    """Points over one DB session; `outbox` is built lazily (it is only needed to issue)."""
+
+    def __init__(
+        self,
+        session: Session,
+        outbox: Callable[[], OutboxService] | None = None,
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self._outbox = outbox
+        self._now = now
+
+    # ------------------------------------------------------------------ issuing
+
+    def grant_welcome_points(
+        self, user: User, town: Town, *, amount: int = WELCOME_POINTS
+    ) -> WelcomeGrant:
+        """Issue `amount` welcome points (programme 1) to the user's built-in account, once per
+        user and programme: a second call returns the first grant and changes nothing.
+
+        The admin role key issues through the outbox; the grant, the outbox row and an AuditLog
+        row "points.issue" commit together. Raises PointsNotAvailable when the town has no
+        points contract or the user has no built-in account.
+        """
+        amount = parse_amount(amount)
+        existing = self._grant(user.id, town.id)
+        if existing is not None:
+            return existing
+        address = self._custodial_address(user)
+        if not town.points_address:
+            raise PointsNotAvailable(N_("This town has no points yet."))
+        grant = WelcomeGrant(
+            user_id=user.id,
+            town_id=town.id,
+            programme_id=WELCOME_PROGRAMME,
+            amount=Decimal(amount),
+            address=address,
+        )
+        self.session.add(grant)
+        try:
+            self.session.flush()
+            tx = self._outbox_service().enqueue_call(
+                self.session,
+                idempotency_key=f"points.welcome:{town.id}:{user.id}:{WELCOME_PROGRAMME}",
+                sender_kind="admin",
+                contract=town.points_address,
+                artifact_name="RegionPoints",
+                function="issue",
+                args=(address, amount, WELCOME_PROGRAMME, "welcome"),
+                town_id=town.id,
+                audit=AuditEntry(
+                    actor="system:signup",
+                    action="points.issue",
+                    subject_type="user",
+                    subject_id=str(user.id),
+                    amount=amount,
+                    reason="welcome points",
+                    details={"town_id": town.id, "programme_id": WELCOME_PROGRAMME},
+                ),
+            )
+            grant.outbox_tx_id = tx.id
+            self.session.commit()
+        except IntegrityError:  # a concurrent call won
+            self.session.rollback()
+            found = self._grant(user.id, town.id)
+            if found is None:
+                raise
+            return found
+        except Exception:
+            self.session.rollback()
+            raise
+        log.info("welcome points for user %s in town %s queued", user.id, town.id)
+        return grant
+
+    def _grant(self, user_id: int, town_id: int) -> WelcomeGrant | None:
+        return self.session.scalar(
+            select(WelcomeGrant).where(
+                WelcomeGrant.user_id == user_id,
+                WelcomeGrant.town_id == town_id,
+                WelcomeGrant.programme_id == WELCOME_PROGRAMME,
+            )
+        )
+
+    def _outbox_service(self) -> OutboxService:
+        if self._outbox is None:
+            from backend.chain.outbox import outbox_service
+
+            return outbox_service()
+        return self._outbox()
+
+    def _custodial_address(self, user: User) -> str:
+        address = self.session.scalar(
+            select(Address.address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if address is None:
+            raise PointsNotAvailable(N_("This account has no built-in wallet."))
+        return str(address)
+
+    # ------------------------------------------------------------------ reading
+
+    def confirmed_balance(self, town: Town, address: str) -> int:
+        """The balance the indexer has confirmed (0 for an unknown holder)."""
+        if not town.points_address:
+            return 0
+        amount = self.session.scalar(
+            select(TokenBalance.amount).where(
+                TokenBalance.chain_id == town.chain_id,
+                TokenBalance.contract_address == town.points_address,
+                TokenBalance.holder == address,
+            )
+        )
+        return int(amount or 0)
+
+    def _unindexed_outbox(self, town: Town) -> list[OutboxTx]:
+        """Recent live outbox rows to this town's points contract not yet seen by the indexer."""
+        since = self._now() - _PENDING_WINDOW
+        rows = self.session.scalars(
+            select(OutboxTx).where(
+                OutboxTx.contract == town.points_address,
+                OutboxTx.state.in_(_LIVE_OUTBOX),
+                OutboxTx.created_at >= since,
+                ~select(PointsEntry.id).where(PointsEntry.outbox_tx_id == OutboxTx.id).exists(),
+            )
+        ).all()
+        return list(rows)
+
+    def pending(self, town: Town, address: str) -> tuple[int, int, list[HistoryItem]]:
+        """(incoming, outgoing, items) the platform sent for `address` and the indexer has not
+        confirmed yet."""
+        incoming = outgoing = 0
+        items: list[HistoryItem] = []
+        if not town.points_address:
+            return 0, 0, items
+        rows = self._unindexed_outbox(town)
+        for tx in rows:
+            args: list[Any] = list(tx.args or [])
+            if tx.function == "issue" and args and args[0] == address:
+                incoming += int(args[1])
+                items.append(HistoryItem(ISSUED, int(args[1]), tx.created_at, str(args[3]), True))
+            elif tx.user_address == address and tx.function == "transfer":
+                outgoing += int(args[1])
+                items.append(HistoryItem(PAID, int(args[1]), tx.created_at, "", True))
+            elif tx.user_address == address and tx.function == "redeem":
+                outgoing += int(args[0])
+                items.append(HistoryItem(REDEEMED, int(args[0]), tx.created_at, "", True))
+            elif tx.function == "transfer" and args and args[0] == address:
+                incoming += int(args[1])
+                items.append(HistoryItem(RECEIVED, int(args[1]), tx.created_at, "", True))
+        # Logs above head - confirmations that the platform did not send (an outside wallet).
+        ours = {a.tx_hash for tx in rows for a in tx.attempts}
+        for ev in pending_events(self.session, town.chain_id, contract_address=town.points_address):
+            if ev.event_name != "Transfer" or ev.tx_hash in ours:
+                continue
+            if ev.args.get("to") == address:
+                incoming += int(ev.args["value"])
+                items.append(HistoryItem(RECEIVED, int(ev.args["value"]), self._now(), "", True))
+        return incoming, outgoing, items
+
+    def entries(self, town: Town, address: str, limit: int = 200) -> list[PointsEntry]:
+        return list(
+            self.session.scalars(
+                select(PointsEntry)
+                .where(
+                    PointsEntry.chain_id == town.chain_id,
+                    PointsEntry.contract_address == town.points_address,
+                    PointsEntry.holder == address,
+                )
+                .order_by(PointsEntry.block_number.desc(), PointsEntry.log_index.desc())
+                .limit(limit)
+            )
+        )
+
+    def lots(self, town: Town, address: str) -> list[Lot]:
+        """Each issuance (and each amount received) with what is left of it: debits use the
+        lots that expire first, then the ones that never expire (docs/adr/0002)."""
+        rows = sorted(
+            self.entries(town, address, limit=10_000), key=lambda e: (e.block_number, e.log_index)
+        )
+        lots = [
+            Lot(e.programme_id, e.reason, int(e.amount), int(e.amount), e.recorded_at, e.expires_at)
+            for e in rows
+            if e.kind in (ISSUED, RECEIVED)
+        ]
+        debit = sum(int(e.amount) for e in rows if e.kind in (PAID, REDEEMED, EXPIRED))
+        far = dt.datetime.max.replace(tzinfo=dt.UTC)
+        for lot in sorted(lots, key=lambda lot: lot.expires_at or far):
+            used = min(lot.remaining, debit)
+            lot.remaining -= used
+            debit -= used
+        return lots
+
+    def summary(self, town: Town, address: str) -> PointsSummary:
+        """Balance, pending amounts, lots with expiry, and history (newest first)."""
+        incoming, outgoing, pending_items = self.pending(town, address)
+        history = pending_items + [
+            HistoryItem(e.kind, int(e.amount), e.recorded_at, e.reason)
+            for e in self.entries(town, address)
+        ]
+        return PointsSummary(
+            town=town,
+            address=address,
+            confirmed=self.confirmed_balance(town, address),
+            pending_in=incoming,
+            pending_out=outgoing,
+            lots=[lot for lot in self.lots(town, address) if lot.remaining > 0],
+            history=history,
+        )
+
+    def summaries_for(self, user: User) -> list[PointsSummary]:
+        """A summary per town with points, for the user's built-in account."""
+        address = self._custodial_address(user)
+        towns = self.session.scalars(
+            select(Town).where(Town.points_address.is_not(None)).order_by(Town.id)
+        ).all()
+        seen: set[tuple[int, str | None]] = set()
+        out = []
+        for t in towns:  # one summary per points contract
+            if (t.chain_id, t.points_address) not in seen:
+                seen.add((t.chain_id, t.points_address))
+                out.append(self.summary(t, address))
+        return out
+
+    def welcome_confirmed(self, user: User, town: Town) -> bool:
+        grant = self._grant(user.id, town.id)
+        return grant is not None and grant.status == GRANT_CONFIRMED
+
+
+def points_service() -> PointsService:
+    """A PointsService for the current app and request."""
+    from backend.chain.outbox import outbox_service
+    from backend.core.db import get_db
+
+    return PointsService(get_db().session(), outbox_service)

@@ -1,0 +1,63 @@
+"""Points fixtures: the deployed town, one signed-up user, and a chain driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from web3 import Web3
+
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
+from backend.chain.indexer_tasks import index_blocks
+from backend.chain.outbox import outbox_service
+from backend.chain.registry import Deployments
+from backend.core.db import get_db
+from backend.regions.models import Town
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], deployed: Deployments) -> Flask:
+    app = make_app()
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+    return app
+
+
+@pytest.fixture
+def town_id(app: Flask, deployed: Deployments) -> int:
+    with app.app_context():
+        town = Town(
+            slug="sarabetsu",
+            name_ja="更別村",
+            name_en="Sarabetsu",
+            chain_id=deployed.chain_id,
+            points_address=deployed.address("towns.sarabetsu.RegionPoints"),
+        )
+        get_db().session.add(town)
+        get_db().session.commit()
+        return town.id
+
+
+@pytest.fixture
+def user_id(app: Flask) -> int:
+    with app.app_context():
+        svc = AccountService(get_db().session(), lambda: get_vault(app))
+        return svc.signup("fan@example.com", PASSWORD).id
+
+
+def run_chain(app: Flask, w3: Web3) -> None:
+    """Send queued outbox rows, mine, read receipts, index (what the worker's beat does)."""
+    with app.app_context():
+        svc = outbox_service()
+        session = get_db().session
+        for _ in range(2):
+            for sender in svc.senders_with_work(session):
+                svc.send_pending(session, sender)
+            w3.provider.make_request("anvil_mine", ["0x1"])
+            svc.check_receipts(session)
+            session.commit()
+        index_blocks()

@@ -1,0 +1,105 @@
+"""Welcome points (once per user and programme, audited) and the points page: balance,
+pending, each lot's expiry date and history, in Japanese and English."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from backend.accounts.models import User
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import get_db
+from backend.core.models import AuditLog
+from backend.points.handlers import expiry_of
+from backend.points.models import WelcomeGrant
+from backend.points.services import JST, points_service
+from backend.regions.models import Town
+from tests.points.conftest import PASSWORD, run_chain
+
+
+def _grant(app, user_id, town_id):
+    with app.app_context():
+        s = get_db().session
+        return points_service().grant_welcome_points(s.get(User, user_id), s.get(Town, town_id))
+
+
+def _count(app, model) -> int:
+    with app.app_context():
+        return get_db().session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _log_in(client) -> None:
+    token = client.get("/api/csrf").get_json()["csrf_token"]
+    r = client.post(
+        "/api/auth/login",
+        json={"email": "fan@example.com", "password": PASSWORD},
+        headers={"X-CSRFToken": token},
+    )
+    assert r.status_code == 200
+
+
+def test_welcome_points_are_granted_once_and_audited(app, town_id, user_id):
+    first = _grant(app, user_id, town_id)
+    second = _grant(app, user_id, town_id)
+    assert first.id == second.id and first.status == "pending" and int(first.amount) == 500
+    assert _count(app, WelcomeGrant) == 1 and _count(app, OutboxTx) == 1
+    with app.app_context():
+        rows = get_db().session.scalars(sa.select(AuditLog)).all()
+        assert [(r.action, int(r.amount), r.subject_id) for r in rows] == [
+            ("points.issue", 500, str(user_id))
+        ]
+        tx = get_db().session.scalars(sa.select(OutboxTx)).one()
+        assert tx.sender_kind == "admin" and tx.function == "issue"
+
+
+def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, town_id, user_id, w3):
+    client = app.test_client()
+    _log_in(client)
+    _grant(app, user_id, town_id)
+    body = client.get("/api/points").get_json()["towns"][0]
+    assert (body["confirmed"], body["pending_in"]) == (0, 500)
+    assert body["history"][0]["pending"] is True
+
+    run_chain(app, w3)
+    body = client.get("/api/points").get_json()["towns"][0]
+    assert (body["confirmed"], body["pending_in"], body["available"]) == (500, 0, 500)
+    (lot,) = body["lots"]
+    assert lot["programme_id"] == 1 and lot["remaining"] == 500 and lot["reason"] == "welcome"
+    # Programme 1 lives 180 days: the lot expires at 00:00 JST of issue day + 181.
+    today = dt.datetime.now(JST).date()
+    assert dt.date.fromisoformat(lot["last_day"]) == today + dt.timedelta(days=180)
+    assert [h["kind"] for h in body["history"]] == ["issued"]
+    with app.app_context():
+        assert get_db().session.scalars(sa.select(WelcomeGrant)).one().status == "confirmed"
+
+    page = client.get("/points", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert "わたしのポイント" in page and "ようこそポイント" in page
+    assert (today + dt.timedelta(days=180)).isoformat() in page
+    client.set_cookie("lang", "en")
+    page = client.get("/points").get_data(as_text=True)
+    assert "My points" in page and "Welcome points" in page and "Use by" in page
+
+
+def test_expiry_follows_the_contract_rule():
+    # Issued at 23:59 JST on 1 April: day boundaries are JST, so 2 days later means 00:00 JST
+    # on 4 April (the points live at least two full days).
+    issued = dt.datetime(2026, 4, 1, 23, 59, tzinfo=JST)
+    assert expiry_of(issued, 2) == dt.datetime(2026, 4, 4, 0, 0, tzinfo=JST)
+    assert expiry_of(issued, 0) is None
+
+
+def test_points_pages_need_a_sign_in(app):
+    client = app.test_client()
+    r = client.get("/points")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert client.get("/api/points").status_code == 401
+    r = client.get("/points/code")
+    assert r.status_code == 302
+
+
+def test_my_code_page_shows_a_qr(app, user_id):
+    client = app.test_client()
+    _log_in(client)
+    page = client.get("/points/code").get_data(as_text=True)
+    assert "<svg" in page and f"P{user_id}-" in page

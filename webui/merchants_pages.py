@@ -1,0 +1,204 @@
+"""Merchant pages: the shop's desk (charge by QR, take a customer's code or card, sales,
+redeem, statement), the customer's /pay/<code> page, and the town's settlement queue.
+
+Forms carry csrf_token and a one-time request key, so a double submit has one effect.
+Business rules and rights live in MerchantService; errors are shown on the page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext
+
+from backend.accounts.roles import current_user
+from backend.core.errors import AppError
+from backend.merchants.models import SETTLED
+from backend.merchants.routes import town_by_slug
+from backend.merchants.services import merchant_service
+from webui.points_pages import qr_svg
+
+bp = Blueprint("merchants_pages", __name__)
+
+
+def _login() -> Response:
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _message(exc: AppError) -> str:
+    try:
+        return gettext(exc.message, **exc.details)
+    except (KeyError, ValueError, TypeError):
+        return exc.message
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+@bp.get("/merchants")
+def index():
+    user = current_user()
+    if user is None:
+        return _login()
+    return render_template("merchants/index.html", merchants=merchant_service().merchants_of(user))
+
+
+def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = None):
+    user = current_user()
+    svc = merchant_service()
+    m = svc.require_staff(user, merchant_id)
+    confirmed, available = svc.balance(m)
+    context: dict[str, Any] = {
+        "merchant": m,
+        "balance": confirmed,
+        "available": available,
+        "sales": svc.sales(user, m.id)[:50],
+        "paying": svc.pending_charges(m),
+        "settlements": svc.settlements_of(m),
+        "key": _key(),
+        "error": error and _message(error),
+        "notice": notice,
+    }
+    return render_template("merchants/desk.html", **context), (error.status if error else 200)
+
+
+@bp.get("/merchants/<int:merchant_id>")
+def desk(merchant_id: int):
+    if current_user() is None:
+        return _login()
+    return _desk(merchant_id, notice=request.args.get("notice"))
+
+
+@bp.post("/merchants/<int:merchant_id>/charges")
+def create_charge(merchant_id: int):
+    if current_user() is None:
+        return _login()
+    try:
+        c = merchant_service().create_charge(
+            current_user(), merchant_id, request.form.get("amount"), request.form.get("key")
+        )
+    except AppError as exc:
+        return _desk(merchant_id, exc)
+    return redirect(url_for(".charge", merchant_id=merchant_id, charge_id=c.id))
+
+
+@bp.post("/merchants/<int:merchant_id>/charge-customer")
+def charge_customer(merchant_id: int):
+    if current_user() is None:
+        return _login()
+    try:
+        c = merchant_service().charge_customer(
+            current_user(),
+            merchant_id,
+            request.form.get("amount"),
+            request.form.get("customer_code"),
+            request.form.get("key"),
+            pin=request.form.get("pin") or None,
+        )
+    except AppError as exc:
+        return _desk(merchant_id, exc)
+    return redirect(url_for(".charge", merchant_id=merchant_id, charge_id=c.id))
+
+
+@bp.get("/merchants/<int:merchant_id>/charges/<int:charge_id>")
+def charge(merchant_id: int, charge_id: int):
+    if current_user() is None:
+        return _login()
+    svc = merchant_service()
+    c = svc.charge_status(current_user(), merchant_id, charge_id)
+    pay_url = url_for(".pay", code=c.code, _external=True)
+    return render_template(
+        "merchants/charge.html",
+        merchant=svc.merchant(merchant_id),
+        charge=c,
+        pay_url=pay_url,
+        qr=qr_svg(pay_url) if c.method == "qr" else None,
+        poll_url=url_for("merchants.charge_status", merchant_id=merchant_id, charge_id=c.id),
+    )
+
+
+@bp.post("/merchants/<int:merchant_id>/redeem")
+def redeem(merchant_id: int):
+    if current_user() is None:
+        return _login()
+    try:
+        merchant_service().redeem(
+            current_user(), merchant_id, request.form.get("amount"), request.form.get("key")
+        )
+    except AppError as exc:
+        return _desk(merchant_id, exc)
+    return redirect(url_for(".desk", merchant_id=merchant_id, notice="redeem"))
+
+
+@bp.get("/merchants/<int:merchant_id>/statement.csv")
+def statement(merchant_id: int):
+    name, text = merchant_service().statement_csv(
+        current_user(), merchant_id, request.args.get("from"), request.args.get("to")
+    )
+    return Response(
+        "\ufeff" + text,  # a BOM so spreadsheet software reads UTF-8
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.route("/pay/<code>", methods=["GET", "POST"])
+def pay(code: str):
+    user = current_user()
+    if user is None:
+        return _login()
+    svc = merchant_service()
+    error = None
+    c = svc.charge_by_code(code)
+    if request.method == "POST":
+        try:
+            c = svc.pay_charge(user, code)
+        except AppError as exc:
+            error = exc
+            c = svc.charge_by_code(code)
+    return render_template(
+        "merchants/pay.html",
+        charge=c,
+        merchant=svc.merchant(c.merchant_id),
+        mine=c.payer_user_id == user.id,
+        error=error and _message(error),
+        poll_url=url_for("merchants.charge_for_customer", code=c.code),
+    ), (error.status if error else 200)
+
+
+@bp.get("/towns/<slug>/settlements")
+def settlements(slug: str, error: AppError | None = None):
+    svc = merchant_service()
+    town = town_by_slug(slug)
+    rows = svc.settlement_queue(current_user(), town)
+    names = {m.id: m for m in svc.merchants_in(town)}
+    return render_template(
+        "merchants/settlements.html",
+        town=town,
+        settlements=rows,
+        merchants=names,
+        settled=SETTLED,
+        error=error and _message(error),
+    ), (error.status if error else 200)
+
+
+@bp.post("/settlements/<int:settlement_id>/settle")
+def settle(settlement_id: int):
+    if current_user() is None:
+        return _login()
+    slug = request.form.get("town", "")
+    try:
+        merchant_service().settle(current_user(), settlement_id, request.form.get("bank_reference"))
+    except AppError as exc:
+        return settlements(slug, exc)
+    return redirect(url_for(".settlements", slug=slug))

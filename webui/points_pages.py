@@ -1,0 +1,48 @@
+"""The points page (balance, lots with their expiry, history) and "my code" (a rotating QR a
+shop scans to take a payment)."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from backend.accounts.roles import current_user
+from backend.merchants.services import CODE_WINDOW_SECONDS, merchant_service
+from backend.points.services import points_service
+
+bp = Blueprint("points_pages", __name__)
+
+
+def qr_svg(data: str) -> Markup:
+    """A QR code of `data` as inline SVG (server-rendered, no script needed)."""
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    buf = io.BytesIO()
+    img.save(buf)
+    svg = buf.getvalue().decode()
+    svg = svg[svg.index("<svg") :]
+    return Markup(svg.replace("<svg", '<svg role="img" class="qr"', 1))  # noqa: S704
+
+
+@bp.get("/points")
+def points():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    summaries = points_service().summaries_for(user)
+    return render_template("points/index.html", summaries=summaries)
+
+
+@bp.get("/points/code")
+def my_code():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    code = merchant_service().customer_code(user)
+    return render_template(
+        "points/code.html", code=code, qr=qr_svg(code), refresh=CODE_WINDOW_SECONDS
+    )
