@@ -6,11 +6,14 @@ JSON API. The custodial user never meets crypto words: it is "your account".
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext
+from sqlalchemy import select
 
 from backend.accounts.models import User
 from backend.accounts.roles import SESSION_USER_ID, current_user
@@ -18,8 +21,11 @@ from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
 from backend.core.db import get_db
 from backend.core.errors import AppError
+from backend.points.services import PointsService
+from backend.regions.models import Town
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 
 def _service() -> AccountService:
@@ -44,6 +50,27 @@ def _log_in(user: User) -> None:
     session[SESSION_USER_ID] = user.id
 
 
+def _town_in(path: str | None) -> str | None:
+    """The town a visitor came from, when they signed up from its pages (/towns/<slug>...)."""
+    m = re.match(r"^/towns/([a-z0-9-]+)", path or "")
+    return m.group(1) if m else None
+
+
+def _welcome(user: User, town_slug: str | None) -> None:
+    """Welcome points of the town the visitor signed up from. Never blocks the sign-up: the
+    account exists either way, and a failure is logged for staff to grant by hand."""
+    if not town_slug:
+        return
+    session_ = get_db().session()
+    town = session_.scalar(select(Town).where(Town.slug == town_slug))
+    if town is None:
+        return
+    try:
+        PointsService(session_).grant_welcome_points(user, town)
+    except AppError as exc:
+        log.warning("no welcome points for user %s in %s: %s", user.id, town_slug, exc.code)
+
+
 def _message(exc: AppError) -> str:
     return gettext(exc.message, **exc.details)
 
@@ -65,6 +92,7 @@ def signup():
             error = exc
         else:
             _log_in(user)
+            _welcome(user, request.args.get("town") or _town_in(request.args.get("next")))
             return redirect(_safe_next(request.args.get("next")))
     status = error.status if error else 200
     return render_template(
