@@ -46,18 +46,6 @@ def landing():
     return render_template("landing.html", towns=rows)
 
 
-@bp.get("/towns/<slug>")
-def town(slug: str):
-    session = get_db().session
-    t = session.scalar(select(Town).where(Town.slug == slug))
-    if t is None:
-        abort(404)
-    collections = session.scalars(
-        select(Collection).where(Collection.town_id == t.id).order_by(Collection.id)
-    ).all()
-    return render_template("town.html", town=t, collections=collections)
-
-
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: an open redirect would help phishing.
     if not target:

@@ -46,3 +46,69 @@ class Collection(Base):
 
     def name(self, locale: str) -> str:
         return self.name_ja if locale == "ja" else self.name_en
+
+
+class Perk(Base):
+    """A perk of a collection as the shop shows it; the rule itself (uses per token, until when)
+    is set on chain with FanCollection.setPerk and uses are counted there."""
+
+    __tablename__ = "nft_perks"
+    __table_args__ = (UniqueConstraint("collection_id", "perk_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    perk_id: Mapped[int] = mapped_column()  # the on-chain perk id
+    name_ja: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    uses_per_token: Mapped[int] = mapped_column()
+    valid_until: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    collection: Mapped[Collection] = relationship()
+
+    def name(self, locale: str) -> str:
+        return self.name_ja if locale == "ja" else self.name_en
+
+
+PAYMENT_KINDS = ("points", "stablecoin", "card")
+
+
+class Listing(Base):
+    """A PrimarySale listing mirrored in SQL: what the shop sells, how it is paid and for how
+    much. `chain_listing_id` is set when the indexer sees ListingCreated for `outbox_tx_id`."""
+
+    __tablename__ = "nft_listings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    chain_listing_id: Mapped[int | None] = mapped_column(unique=True)
+    payment_kind: Mapped[str] = mapped_column(String(16))  # points | stablecoin | card
+    price: Mapped[Decimal] = mapped_column(TokenAmount)  # points, test yen units, or yen
+    supply: Mapped[int] = mapped_column()
+    wallet_cap: Mapped[int] = mapped_column()
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    collection: Mapped[Collection] = relationship()
+    town: Mapped[Town] = relationship()
+
+
+class CheckIn(Base):
+    """One use of a ticket's perk marked by venue staff: processing until PerkUsed is indexed."""
+
+    __tablename__ = "nft_checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    token_id: Mapped[int] = mapped_column()
+    perk_id: Mapped[int] = mapped_column()
+    holder_address: Mapped[str] = mapped_column(String(42))
+    verifier_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="processing")  # done | failed
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

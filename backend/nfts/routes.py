@@ -1,0 +1,174 @@
+"""Shop JSON API: listings, NFT metadata (OpenSea), my collection, ticket codes and check-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import get_locale
+
+from backend.accounts.roles import current_user, require_user
+from backend.core.db import get_db
+from backend.core.errors import N_
+from backend.nfts.errors import InvalidInput
+from backend.nfts.services import CheckInService, ShopService, collection_svg
+
+bp = Blueprint("nfts", __name__)
+
+
+def shop_service() -> ShopService:
+    return ShopService(get_db().session, current_app.config["SECRET_KEY"])
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("Send a JSON object."))
+    return data
+
+
+def _locale() -> str:
+    return str(get_locale() or "ja")
+
+
+@bp.get("/api/shop/towns/<slug>/listings")
+def listings(slug: str):
+    shop = shop_service()
+    town = shop.town(slug)
+    out = []
+    for view in shop.shop(town, _locale()):
+        c = view.collection
+        out.append(
+            {
+                "collection": {
+                    "id": c.id,
+                    "slug": c.slug,
+                    "name": c.name(_locale()),
+                    "category": c.category,
+                    "image": view.image_url,
+                    "contract_address": c.contract_address,
+                },
+                "perks": [
+                    {"perk_id": p.perk_id, "name": p.name, "uses_per_token": p.uses_per_token}
+                    for p in view.perks
+                ],
+                "listings": [
+                    {
+                        "id": li.listing.id,
+                        "chain_listing_id": li.listing.chain_listing_id,
+                        "payment_kind": li.listing.payment_kind,
+                        "price": li.price,
+                        "remaining": li.remaining,
+                        "wallet_cap": li.listing.wallet_cap,
+                        "starts_at": li.listing.starts_at.isoformat(),
+                        "ends_at": li.listing.ends_at.isoformat(),
+                        "open": li.is_open,
+                    }
+                    for li in view.listings
+                ],
+            }
+        )
+    return jsonify({"town": town.slug, "collections": out})
+
+
+@bp.get("/meta/<town>/<collection>/<int:token_id>")
+def metadata(town: str, collection: str, token_id: int):
+    base = current_app.extensions["settings"].public_url
+    return jsonify(shop_service().metadata(town, collection, token_id, base))
+
+
+@bp.get("/meta/<town>/<collection>/image.svg")
+def image(town: str, collection: str):
+    c = shop_service().collection(town, collection)
+    resp = Response(collection_svg(c), mimetype="image/svg+xml")
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp
+
+
+@bp.get("/api/shop/my/collection")
+def my_collection():
+    user = require_user()
+    items = shop_service().my_collection(user, _locale())
+    return jsonify(
+        {
+            "tokens": [
+                {
+                    "collection_id": i["collection"].id,
+                    "collection": i["collection"].slug,
+                    "town": i["town"].slug,
+                    "token_id": i["token_id"],
+                    "holder": i["holder"],
+                    "perks": [
+                        {
+                            "perk_id": p.perk_id,
+                            "name": p.name,
+                            "uses_left": p.uses_left,
+                            "uses_per_token": p.uses_per_token,
+                        }
+                        for p in i["perks"]
+                    ],
+                    "ticket_code": i["ticket_code"],
+                }
+                for i in items
+            ]
+        }
+    )
+
+
+@bp.get("/api/shop/tickets/<int:collection_id>/<int:token_id>")
+def ticket(collection_id: int, token_id: int):
+    code = shop_service().ticket_code_for(require_user(), collection_id, token_id)
+    return jsonify({"ticket_code": code})
+
+
+def ticket_json(view: Any) -> dict[str, Any]:
+    return {
+        "town": view.town.slug,
+        "collection": view.collection.slug,
+        "token_id": view.token_id,
+        "holder": view.holder,
+        "perks": [
+            {
+                "perk_id": p.perk_id,
+                "name": p.name,
+                "uses_left": p.uses_left,
+                "uses_per_token": p.uses_per_token,
+            }
+            for p in view.perks
+        ],
+    }
+
+
+@bp.post("/api/shop/towns/<slug>/checkin/lookup")
+def checkin_lookup(slug: str):
+    shop = shop_service()
+    town = shop.town(slug)
+    view = CheckInService(get_db().session, shop).lookup(
+        current_user(), town, _body().get("code"), _locale()
+    )
+    return jsonify(ticket_json(view))
+
+
+@bp.post("/api/shop/towns/<slug>/checkin")
+def checkin(slug: str):
+    shop = shop_service()
+    town = shop.town(slug)
+    data = _body()
+    row = CheckInService(get_db().session, shop).check_in(
+        current_user(),
+        town,
+        data.get("code"),
+        data.get("perk_id"),
+        data.get("idempotency_key"),
+        _locale(),
+    )
+    return jsonify(
+        {
+            "checkin": {
+                "id": row.id,
+                "status": row.status,
+                "token_id": row.token_id,
+                "perk_id": row.perk_id,
+            }
+        }
+    ), 201

@@ -1,0 +1,488 @@
+"""The shop (listings with chain supply), NFT metadata, "my collection", tickets and check-in.
+
+Chain facts (remaining supply, owners, perk uses) come from the chain gateway and the indexer's
+projection; SQL mirrors what the shop shows. Writes go through the outbox (one commit each).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import Address, User
+from backend.accounts.roles import VERIFIER, require_town_role
+from backend.chain.gateway import ChainUnavailable
+from backend.chain.indexer_models import TokenOwner
+from backend.chain.outbox import AuditEntry, outbox_service
+from backend.core.db import utcnow
+from backend.core.errors import N_
+from backend.nfts.errors import InvalidInput, NotYourTicket, TicketRefused
+from backend.nfts.models import CATEGORIES, CheckIn, Collection, Listing, Perk
+from backend.regions.models import Town
+
+log = logging.getLogger(__name__)
+
+TICKET_PREFIX = "FT1"
+TICKET_TTL = dt.timedelta(hours=12)
+ACTIVE_TX_STATES = ("queued", "sent", "replaced")
+
+
+def gateway() -> Any:
+    return current_app.extensions["chain"]
+
+
+def sale_key(town: Town) -> str:
+    return f"towns.{town.slug}.PrimarySale"
+
+
+def token_key(town: Town, payment_kind: str) -> str:
+    """The ERC-20 a listing is priced in (card listings are recorded against the test yen)."""
+    return f"towns.{town.slug}.RegionPoints" if payment_kind == "points" else "TestYenStablecoin"
+
+
+def chain_listing(chain_listing_id: int, town: Town) -> dict[str, int] | None:
+    """PrimarySale.listing(id) as a dict, or None when the chain does not answer."""
+    try:
+        row = gateway().read(sale_key(town), "listing", chain_listing_id)
+    except (ChainUnavailable, Exception) as exc:  # an unreachable node must not break a page
+        log.warning("listing %s: chain read failed: %s", chain_listing_id, exc)
+        return None
+    return {
+        "wallet_cap": int(row[5]),
+        "supply": int(row[6]),
+        "sold": int(row[7]),
+        "paused": bool(row[10]),
+        "price": int(row[11]),
+    }
+
+
+@dataclass
+class PerkView:
+    perk_id: int
+    name: str
+    uses_per_token: int
+    uses_left: int | None = None
+    valid_until: dt.datetime | None = None
+
+
+@dataclass
+class ListingView:
+    listing: Listing
+    remaining: int | None
+    is_open: bool
+    price: int
+
+
+@dataclass
+class CollectionView:
+    collection: Collection
+    listings: list[ListingView]
+    perks: list[PerkView]
+    image_url: str
+
+
+def is_test_chain() -> bool:
+    from backend.chain.deploy import LOCAL_CHAIN_IDS
+
+    try:
+        return int(gateway().chain_id) in LOCAL_CHAIN_IDS
+    except Exception:
+        return False
+
+
+class ShopService:
+    """What a town's shop shows, NFT metadata, and a holder's collection with ticket codes."""
+
+    def __init__(self, session: Session, secret: str) -> None:
+        self.session = session
+        self.secret = secret
+
+    # ----------------------------------------------------------------- shop
+
+    def town(self, slug: str) -> Town:
+        from backend.core.errors import NotFound
+
+        t = self.session.scalar(select(Town).where(Town.slug == slug))
+        if t is None:
+            raise NotFound(N_("There is no town called %(slug)s."), slug=slug)
+        return t
+
+    def perks(self, collection: Collection, locale: str) -> list[PerkView]:
+        rows = self.session.scalars(
+            select(Perk).where(Perk.collection_id == collection.id).order_by(Perk.perk_id)
+        )
+        return [
+            PerkView(p.perk_id, p.name(locale), p.uses_per_token, None, p.valid_until) for p in rows
+        ]
+
+    def pending_quantity(self, listing: Listing) -> int:
+        """Tokens of `listing` in orders the chain has not confirmed yet."""
+        from backend.payments.models import Order
+
+        return int(
+            self.session.scalar(
+                select(func.coalesce(func.sum(Order.quantity), 0)).where(
+                    Order.listing_id == listing.id,
+                    Order.status.in_(("pending_payment", "processing")),
+                )
+            )
+            or 0
+        )
+
+    def remaining(self, listing: Listing) -> int | None:
+        """What is left to sell: the listing's supply on chain less sold and pending orders."""
+        if listing.chain_listing_id is None:
+            return None
+        on_chain = chain_listing(listing.chain_listing_id, listing.town)
+        if on_chain is None:
+            return None
+        return max(0, on_chain["supply"] - on_chain["sold"] - self.pending_quantity(listing))
+
+    def shop(self, town: Town, locale: str) -> list[CollectionView]:
+        now = utcnow()
+        out = []
+        collections = self.session.scalars(
+            select(Collection).where(Collection.town_id == town.id).order_by(Collection.id)
+        ).all()
+        for c in collections:
+            listings = self.session.scalars(
+                select(Listing).where(Listing.collection_id == c.id).order_by(Listing.id)
+            ).all()
+            views = [
+                ListingView(
+                    listing=li,
+                    remaining=self.remaining(li),
+                    is_open=li.chain_listing_id is not None and li.starts_at <= now < li.ends_at,
+                    price=int(li.price),
+                )
+                for li in listings
+            ]
+            out.append(
+                CollectionView(c, views, self.perks(c, locale), image_path(town.slug, c.slug))
+            )
+        return out
+
+    # ----------------------------------------------------------------- metadata
+
+    def collection(self, town_slug: str, collection_slug: str) -> Collection:
+        from backend.core.errors import NotFound
+
+        c = self.session.scalar(
+            select(Collection)
+            .join(Town, Town.id == Collection.town_id)
+            .where(Town.slug == town_slug, Collection.slug == collection_slug)
+        )
+        if c is None or c.contract_address is None:
+            raise NotFound(N_("There is no such collection."))
+        return c
+
+    def owner_of(self, collection: Collection, token_id: int) -> str | None:
+        """The token's current owner from the indexer's projection (None: not minted/burned)."""
+        row = self.session.scalar(
+            select(TokenOwner.owner).where(
+                TokenOwner.contract_address == collection.contract_address,
+                TokenOwner.token_id == token_id,
+            )
+        )
+        return None if row is None else str(row)
+
+    def metadata(self, town_slug: str, collection_slug: str, token_id: int, base_url: str) -> dict:
+        """OpenSea-compatible JSON of a minted token; NotFound for a token not minted."""
+        from backend.core.errors import NotFound
+
+        c = self.collection(town_slug, collection_slug)
+        if token_id < 1 or self.owner_of(c, token_id) is None:
+            raise NotFound(N_("This token has not been minted."), token_id=token_id)
+        perks = self.perks(c, "en")
+        attributes: list[dict[str, Any]] = [
+            {"trait_type": "Category", "value": c.category.replace("_", " ").title()},
+            {"trait_type": "Town", "value": c.town.name_en},
+        ]
+        attributes += [
+            {"trait_type": "Perk", "value": f"{p.name} ({p.uses_per_token} uses)"} for p in perks
+        ]
+        return {
+            "name": f"{c.name_en} #{token_id}",
+            "description": c.description_en or c.name_en,
+            "image": base_url.rstrip("/") + image_path(town_slug, c.slug),
+            "external_url": f"{base_url.rstrip('/')}/towns/{town_slug}",
+            "attributes": attributes,
+        }
+
+    # ----------------------------------------------------------------- my collection
+
+    def addresses(self, user: User) -> list[str]:
+        return [
+            a.address
+            for a in self.session.scalars(select(Address).where(Address.user_id == user.id))
+        ]
+
+    def uses_left(self, collection: Collection, token_id: int, perk_id: int) -> int | None:
+        try:
+            left = int(
+                gateway().read(
+                    collection.contract_address,
+                    "perkUsesLeft",
+                    token_id,
+                    perk_id,
+                    artifact_name="FanCollection",
+                )
+            )
+        except Exception as exc:  # the page still shows the token when the node is away
+            log.warning("perkUsesLeft failed: %s", exc)
+            return None
+        pending = self.session.scalar(
+            select(func.count(CheckIn.id)).where(
+                CheckIn.collection_id == collection.id,
+                CheckIn.token_id == token_id,
+                CheckIn.perk_id == perk_id,
+                CheckIn.status == "processing",
+            )
+        )
+        return max(0, left - int(pending or 0))
+
+    def my_collection(self, user: User, locale: str) -> list[dict[str, Any]]:
+        """The user's tokens in every town's collections, with perks, uses left and a ticket
+        code bound to the current holder."""
+        addrs = self.addresses(user)
+        if not addrs:
+            return []
+        rows = self.session.execute(
+            select(TokenOwner, Collection)
+            .join(Collection, Collection.contract_address == TokenOwner.contract_address)
+            .where(TokenOwner.owner.in_(addrs))
+            .order_by(Collection.id, TokenOwner.token_id)
+        ).all()
+        out = []
+        for owner_row, c in rows:
+            token_id = int(owner_row.token_id)
+            perks = self.perks(c, locale)
+            for p in perks:
+                p.uses_left = self.uses_left(c, token_id, p.perk_id)
+            code = self.ticket_code(c, token_id, owner_row.owner)
+            out.append(
+                {
+                    "collection": c,
+                    "town": c.town,
+                    "token_id": token_id,
+                    "holder": owner_row.owner,
+                    "perks": perks,
+                    "ticket_code": code,
+                    "image_url": image_path(c.town.slug, c.slug),
+                }
+            )
+        return out
+
+    # ----------------------------------------------------------------- tickets
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(
+            ("ticket:" + self.secret).encode(), body.encode(), hashlib.sha256
+        ).hexdigest()[:32]
+
+    def ticket_code(
+        self, collection: Collection, token_id: int, holder: str, now: dt.datetime | None = None
+    ) -> str:
+        """A signed code for a ticket QR: town, collection, token, holder and expiry. It is
+        refused after the expiry or once the token has another holder."""
+        exp = int(((now or utcnow()) + TICKET_TTL).timestamp())
+        payload = {
+            "t": collection.town.slug,
+            "c": collection.id,
+            "i": token_id,
+            "h": holder,
+            "e": exp,
+        }
+        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+        text = body.decode().rstrip("=")
+        return f"{TICKET_PREFIX}.{text}.{self._sign(text)}"
+
+    def ticket_code_for(self, user: User, collection_id: int, token_id: int) -> str:
+        """The ticket code of a token the user holds; NotYourTicket otherwise."""
+        c = self.session.get(Collection, collection_id)
+        if c is None or c.contract_address is None:
+            raise NotYourTicket(N_("This is not your ticket."))
+        owner = self.owner_of(c, token_id)
+        if owner is None or owner not in self.addresses(user):
+            raise NotYourTicket(N_("This is not your ticket."))
+        return self.ticket_code(c, token_id, owner)
+
+    def read_ticket(self, code: object, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Decode and verify a ticket code; TicketRefused with the reason otherwise."""
+        if not isinstance(code, str) or code.count(".") != 2:
+            raise TicketRefused(N_("This is not a valid ticket code."), code="invalid_ticket")
+        prefix, body, sig = code.strip().split(".")
+        if prefix != TICKET_PREFIX or not hmac.compare_digest(sig, self._sign(body)):
+            raise TicketRefused(N_("This is not a valid ticket code."), code="invalid_ticket")
+        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        if int(data["e"]) < (now or utcnow()).timestamp():
+            raise TicketRefused(
+                N_("This ticket code has expired: ask the holder to open it again."),
+                code="ticket_expired",
+            )
+        return data
+
+
+def image_path(town_slug: str, collection_slug: str) -> str:
+    return f"/meta/{town_slug}/{collection_slug}/image.svg"
+
+
+CATEGORY_COLOURS = dict(
+    zip(
+        CATEGORIES,
+        ("#1b6e53", "#2a5ba8", "#b2472c", "#7a3fa0", "#a06a12", "#3c6e8f", "#8f3c5d", "#4f6e1b"),
+        strict=True,
+    )
+)
+
+
+def collection_svg(collection: Collection) -> str:
+    """A generated card image for a collection (no external asset needed)."""
+    from markupsafe import escape
+
+    colour = CATEGORY_COLOURS.get(collection.category, "#1b6e53")
+    name = escape(collection.name_en)
+    town = escape(collection.town.name_en)
+    cat = escape(collection.category.replace("_", " ").title())
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 600 380" role="img" '
+        f'aria-label="{name}">'
+        f'<rect width="600" height="380" rx="28" fill="{colour}"/>'
+        '<circle cx="500" cy="90" r="120" fill="#ffffff" opacity="0.12"/>'
+        '<path d="M0 300 Q150 240 300 300 T600 300 V380 H0 Z" fill="#ffffff" opacity="0.18"/>'
+        f'<text x="36" y="70" font-family="sans-serif" font-size="26" fill="#fff">{town}</text>'
+        f'<text x="36" y="200" font-family="sans-serif" font-size="34" font-weight="bold" '
+        f'fill="#fff">{name}</text>'
+        f'<text x="36" y="250" font-family="sans-serif" font-size="22" fill="#fff">{cat}</text>'
+        "</svg>"
+    )
+
+
+def qr_svg(text: str) -> str:
+    """An inline SVG QR code of `text`."""
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    buf = io.BytesIO()
+    img.save(buf)
+    svg = buf.getvalue().decode()
+    return svg[svg.index("<svg") :] if "<svg" in svg else svg
+
+
+# ----------------------------------------------------------------------- check-in
+
+
+@dataclass
+class TicketView:
+    town: Town
+    collection: Collection
+    token_id: int
+    holder: str
+    perks: list[PerkView] = field(default_factory=list)
+
+
+class CheckInService:
+    """Venue staff (VERIFIER) read a ticket QR and mark one use of a perk on chain."""
+
+    def __init__(self, session: Session, shop: ShopService) -> None:
+        self.session = session
+        self.shop = shop
+
+    def lookup(self, verifier: User | None, town: Town, code: object, locale: str) -> TicketView:
+        """The ticket's holder and uses left. Raises AuthenticationRequired/Forbidden (not a
+        verifier of `town`) and TicketRefused (invalid, expired, another town, transferred)."""
+        require_town_role(verifier, town.id, VERIFIER)
+        data = self.shop.read_ticket(code)
+        if data["t"] != town.slug:
+            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
+        c = self.session.get(Collection, int(data["c"]))
+        if c is None or c.town_id != town.id:
+            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
+        token_id = int(data["i"])
+        owner = self.shop.owner_of(c, token_id)
+        if owner is None or owner != data["h"]:
+            raise TicketRefused(
+                N_("This ticket was transferred to someone else: it is no longer valid."),
+                code="transferred",
+            )
+        perks = self.shop.perks(c, locale)
+        for p in perks:
+            p.uses_left = self.shop.uses_left(c, token_id, p.perk_id)
+        return TicketView(town, c, token_id, owner, perks)
+
+    def check_in(
+        self,
+        verifier: User | None,
+        town: Town,
+        code: object,
+        perk_id: object,
+        idempotency_key: object,
+        locale: str = "en",
+    ) -> CheckIn:
+        """Mark one use of `perk_id` on the ticket (usePerk by the verifier role key, via the
+        outbox). The same idempotency key returns the first check-in and changes nothing."""
+        require_town_role(verifier, town.id, VERIFIER)
+        assert verifier is not None
+        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
+            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
+        key = f"checkin:{town.id}:{idempotency_key}"
+        existing = self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key))
+        if existing is not None:
+            return existing
+        ticket = self.lookup(verifier, town, code, locale)
+        perk = next((p for p in ticket.perks if p.perk_id == perk_id), None)
+        if perk is None or isinstance(perk_id, bool):
+            raise InvalidInput(N_("This ticket has no such perk."), perk_id=str(perk_id))
+        if perk.valid_until is not None and perk.valid_until < utcnow():
+            raise TicketRefused(N_("This perk has expired."), code="perk_expired")
+        if perk.uses_left is None:
+            from backend.core.errors import ServiceUnavailable
+
+            raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
+        if perk.uses_left <= 0:
+            raise TicketRefused(N_("This ticket has no uses left."), code="used_up")
+        row = CheckIn(
+            idempotency_key=key,
+            town_id=town.id,
+            collection_id=ticket.collection.id,
+            token_id=ticket.token_id,
+            perk_id=perk.perk_id,
+            holder_address=ticket.holder,
+            verifier_user_id=verifier.id,
+            status="processing",
+        )
+        self.session.add(row)
+        tx = outbox_service().enqueue_call(
+            self.session,
+            idempotency_key=key,
+            sender_kind="admin",
+            contract=ticket.collection.contract_address or "",
+            artifact_name="FanCollection",
+            function="usePerk",
+            args=[ticket.token_id, perk.perk_id],
+            town_id=town.id,
+            user_id=verifier.id,
+            audit=AuditEntry(
+                actor=f"user:{verifier.id}",
+                action="nft.use_perk",
+                subject_type="token",
+                subject_id=f"{ticket.collection.contract_address}:{ticket.token_id}",
+                reason=f"check-in: perk {perk.perk_id}",
+                details={"holder": ticket.holder, "perk_id": perk.perk_id},
+            ),
+        )
+        row.outbox_tx_id = tx.id
+        self.session.commit()
+        return row

@@ -1,0 +1,65 @@
+"""Orders JSON API and the card providers' webhooks (signature-checked, CSRF-exempt)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from backend.accounts.roles import current_user
+from backend.core.db import get_db
+from backend.core.errors import N_, NotFound
+from backend.nfts.errors import InvalidInput
+from backend.nfts.routes import shop_service
+from backend.payments.services import OrderService, order_json, payment_provider
+
+bp = Blueprint("payments", __name__)
+
+
+def order_service() -> OrderService:
+    return OrderService(get_db().session, shop_service())
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("Send a JSON object."))
+    return data
+
+
+@bp.post("/api/shop/orders")
+def place_order():
+    data = _body()
+    placed = order_service().place(
+        current_user(), data.get("listing_id"), data.get("quantity"), data.get("idempotency_key")
+    )
+    body = {"order": order_json(placed.order), "redirect_url": placed.redirect_url}
+    return jsonify(body), 201 if placed.created else 200
+
+
+@bp.get("/api/shop/orders/<public_id>")
+def get_order(public_id: str):
+    return jsonify({"order": order_json(order_service().get(current_user(), public_id))})
+
+
+@bp.post("/api/shop/faucet")
+def faucet():
+    tx = order_service().faucet(current_user())
+    return jsonify({"status": "processing", "outbox_tx_id": tx.id}), 202
+
+
+@bp.post("/api/payments/webhooks/<provider_name>")
+def webhook(provider_name: str):
+    provider = payment_provider()
+    if provider.name != provider_name:
+        raise NotFound(N_("There is no such payment provider."))
+    result = order_service().handle_webhook(provider, request.get_data(), request.headers)
+    return jsonify({"result": result})
+
+
+@bp.record_once
+def _exempt_webhook(state: Any) -> None:
+    # Providers cannot send our CSRF token; the webhook's signature authenticates it instead.
+    csrf = state.app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(f"{__name__}.webhook")

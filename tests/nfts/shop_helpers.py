@@ -1,0 +1,110 @@
+"""Shared helpers for the shop and payments tests: drive the outbox and the indexer in-process
+(what the beat tasks do), load the demo shop, sign up users through the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from web3 import Web3
+
+from backend.chain.indexer import Indexer, JsonRpc
+from backend.chain.outbox import outbox_service
+from backend.chain.outbox_models import OutboxTx
+from backend.chain.registry import Deployments, artifact
+from backend.core.db import get_db
+from backend.core.models import AuditLog
+from backend.nfts.models import CheckIn, Listing
+from backend.payments.models import Order, PaymentEventRecord
+from scripts.demo_data import load_demo_data
+
+PASSWORD = "correct horse battery"
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    w3.provider.make_request("anvil_mine", [hex(blocks)])
+
+
+def drive(app: Flask, w3: Web3, rounds: int = 3) -> None:
+    """Send every queued outbox row, mine, read receipts, then index and reconcile orders."""
+    from backend.payments.tasks import reconcile_orders
+
+    with app.app_context():
+        svc = outbox_service()
+        session = get_db().session
+        for _ in range(rounds):
+            for sender in svc.senders_with_work(session):
+                svc.send_pending(session, sender)
+            mine(w3)
+            svc.check_receipts(session)
+        settings = app.extensions["settings"]
+        Indexer(
+            get_db().engine,
+            JsonRpc(settings.rpc_url),
+            deployments_dir=settings.deployments_dir,
+            confirmations=0,
+        ).run(max_seconds=30)
+        session.expire_all()
+        reconcile_orders()
+
+
+def contract(w3: Web3, deployed: Deployments, key: str, name: str | None = None) -> Any:
+    return w3.eth.contract(
+        address=deployed.address(key), abi=artifact(name or deployed.contracts[key].contract).abi
+    )
+
+
+class Api:
+    """A test client that sends the CSRF token with every POST."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.token: str | None = None
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, **kw)
+
+    def post(self, url: str, json: Any = None, **kw: Any) -> Any:
+        if self.token is None:
+            self.token = self.client.get("/api/csrf").get_json()["csrf_token"]
+        resp = self.client.post(url, json=json, headers={"X-CSRFToken": self.token}, **kw)
+        body = resp.get_json(silent=True)
+        if isinstance(body, dict) and "csrf_token" in body:
+            self.token = body["csrf_token"]
+        return resp
+
+    def signup(self, email: str) -> dict[str, Any]:
+        resp = self.post("/api/accounts/signup", {"email": email, "password": PASSWORD})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        return resp.get_json()
+
+
+def counts(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        s = get_db().session
+        return {
+            m.__tablename__: s.scalar(sa.select(sa.func.count()).select_from(m))
+            for m in (Order, OutboxTx, AuditLog, PaymentEventRecord, CheckIn)
+        }
+
+
+def listing_id(app: Flask, kind: str) -> int:
+    with app.app_context():
+        return get_db().session.scalar(sa.select(Listing.id).where(Listing.payment_kind == kind))
+
+
+@pytest.fixture
+def shop_app(make_app: Callable[..., Flask], deployed: Deployments, w3: Web3) -> Flask:
+    """An app with the demo shop loaded and its listings, roles and perk set on chain."""
+    app = make_app()
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+    load_demo_data(app)
+    drive(app, w3)
+    with app.app_context():
+        ids = get_db().session.scalars(sa.select(Listing.chain_listing_id)).all()
+    assert ids and all(i is not None for i in ids), ids
+    return app

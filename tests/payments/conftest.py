@@ -1,0 +1,1 @@
+from tests.nfts.shop_helpers import shop_app  # noqa: F401

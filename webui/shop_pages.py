@@ -1,0 +1,185 @@
+"""The shop's pages: a town's shop, checkout (test card), order status, my collection and the
+venue's ticket check-in. Pages call the services; no business rule lives here."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from markupsafe import Markup
+
+from backend.accounts.roles import VERIFIER, current_user, has_town_role
+from backend.core.db import get_db
+from backend.core.errors import AppError, NotFound
+from backend.nfts.routes import shop_service
+from backend.nfts.services import CheckInService, is_test_chain, qr_svg
+from backend.payments.routes import order_service
+from backend.payments.services import payment_provider
+
+bp = Blueprint("shop", __name__)
+
+
+def _locale() -> str:
+    return str(get_locale() or "ja")
+
+
+def _int(value: object) -> object:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return value
+
+
+def _render_shop(slug: str, error: AppError | None = None, notice: str = "", status: int = 200):
+    shop = shop_service()
+    town = shop.town(slug)
+    user = current_user()
+    message = ""
+    if error is not None:
+        from flask_babel import gettext
+
+        try:
+            message = gettext(error.message, **error.details)
+        except (KeyError, ValueError, TypeError):
+            message = error.message
+    body = render_template(
+        "shop/town.html",
+        town=town,
+        collections=shop.shop(town, _locale()),
+        user=user,
+        error=message,
+        notice=notice,
+        request_key=uuid.uuid4().hex,
+        test_mode=is_test_chain(),
+        card_test_mode=payment_provider().test_mode,
+        is_verifier=has_town_role(user, town.id, VERIFIER),
+    )
+    return body, status
+
+
+@bp.get("/towns/<slug>")
+def town(slug: str):
+    return _render_shop(slug, notice=request.args.get("notice", ""))
+
+
+@bp.post("/towns/<slug>/buy")
+def buy(slug: str):
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=url_for("shop.town", slug=slug)))
+    try:
+        placed = order_service().place(
+            user,
+            _int(request.form.get("listing_id")),
+            _int(request.form.get("quantity")),
+            request.form.get("idempotency_key"),
+        )
+    except AppError as exc:
+        get_db().session.rollback()
+        return _render_shop(slug, error=exc, status=exc.status)
+    return redirect(placed.redirect_url)
+
+
+@bp.post("/towns/<slug>/faucet")
+def faucet(slug: str):
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=url_for("shop.town", slug=slug)))
+    try:
+        order_service().faucet(user)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _render_shop(slug, error=exc, status=exc.status)
+    return redirect(url_for("shop.town", slug=slug, notice="faucet"))
+
+
+@bp.get("/shop/orders/<public_id>")
+def order(public_id: str):
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    o = order_service().get(user, public_id)
+    return render_template("shop/order.html", order=o, listing=o.listing)
+
+
+@bp.route("/shop/test-checkout/<public_id>", methods=["GET", "POST"])
+def test_checkout(public_id: str):
+    provider = payment_provider()
+    if provider.name != "test":
+        raise NotFound("There is no such page.")
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    svc = order_service()
+    o = svc.get(user, public_id)
+    if request.method == "POST":
+        choice = request.form.get("choice")
+        if choice in ("paid", "declined") and o.status == "pending_payment":
+            payload, headers = provider.signed_event(o.public_id, choice, int(o.amount))  # type: ignore[attr-defined]
+            svc.handle_webhook(provider, payload, headers)
+        return redirect(url_for("shop.order", public_id=public_id))
+    return render_template("shop/test_checkout.html", order=o, listing=o.listing)
+
+
+@bp.get("/my/collection")
+def my_collection():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    items = shop_service().my_collection(user, _locale())
+    for item in items:
+        item["qr"] = Markup(qr_svg(item["ticket_code"]))  # noqa: S704 - SVG we generate
+    orders = order_service().my_orders(user)
+    return render_template("shop/my_collection.html", items=items, orders=orders)
+
+
+@bp.route("/towns/<slug>/checkin", methods=["GET", "POST"])
+def checkin(slug: str):
+    shop = shop_service()
+    town = shop.town(slug)
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    svc = CheckInService(get_db().session, shop)
+    code = (request.form.get("code") or request.args.get("code") or "").strip()
+    ticket, error, done, status = None, "", None, 200
+    try:
+        if request.method == "POST" and request.form.get("perk_id"):
+            done = svc.check_in(
+                user,
+                town,
+                code,
+                _int(request.form.get("perk_id")),
+                request.form.get("idempotency_key"),
+                _locale(),
+            )
+        if code:
+            ticket = svc.lookup(user, town, code, _locale())
+        else:
+            from backend.accounts.roles import require_town_role
+
+            require_town_role(user, town.id, VERIFIER)
+    except AppError as exc:
+        get_db().session.rollback()
+        from flask_babel import gettext
+
+        try:
+            error = gettext(exc.message, **exc.details)
+        except (KeyError, ValueError, TypeError):
+            error = exc.message
+        status = exc.status
+        if exc.status in (401, 403):
+            raise
+    return Response(
+        render_template(
+            "shop/checkin.html",
+            town=town,
+            code=code,
+            ticket=ticket,
+            error=error,
+            done=done,
+            request_key=uuid.uuid4().hex,
+        ),
+        status=status,
+    )
