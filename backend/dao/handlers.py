@@ -1,0 +1,134 @@
+"""Indexer handlers: the governors' events projected onto dao_proposals / dao_votes.
+
+Imported from backend/dao/tasks.py so they register in the web app and the worker alike. Each
+handler runs inside the indexing transaction; `revert` undoes `apply` when a reorg drops events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.chain.indexer import ChainEvent, register_handler
+from backend.dao.models import DaoProposal, DaoVote
+
+GOVERNOR = "TownGovernor"
+
+
+def _proposal(s: Session, ev: ChainEvent) -> DaoProposal | None:
+    return s.scalar(
+        select(DaoProposal).where(
+            DaoProposal.governor_address == ev.contract_address,
+            DaoProposal.proposal_id == str(int(ev.args["proposalId"])),
+        )
+    )
+
+
+def created(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is None:
+            continue  # proposed outside the platform: not listed (no bilingual text)
+        p.created_block = ev.block_number
+        p.created_tx_hash = ev.tx_hash
+        p.snapshot_block = int(ev.args["voteStart"])
+        p.deadline_block = int(ev.args["voteEnd"])
+
+
+def uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.created_block = p.created_tx_hash = p.snapshot_block = p.deadline_block = None
+
+
+def vote_cast(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is None:
+            continue
+        voter = str(ev.args["voter"])
+        v = s.scalar(select(DaoVote).where(DaoVote.proposal_row_id == p.id, DaoVote.voter == voter))
+        if v is None:
+            v = DaoVote(proposal_row_id=p.id, voter=voter)
+            s.add(v)
+        v.support = int(ev.args["support"])
+        v.weight = Decimal(int(ev.args["weight"]))
+        v.state = "counted"
+        v.tx_hash = ev.tx_hash
+        v.block_number = ev.block_number
+    s.flush()
+
+
+def vote_uncast(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is None:
+            continue
+        v = s.scalar(
+            select(DaoVote).where(
+                DaoVote.proposal_row_id == p.id, DaoVote.voter == str(ev.args["voter"])
+            )
+        )
+        if v is None:
+            continue
+        if v.user_id is None:
+            s.delete(v)
+        else:  # ours: back to "submitted"; the relayed transaction is re-mined or fails
+            v.state, v.tx_hash, v.block_number = "submitted", None, None
+
+
+def queued(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.queued_eta = int(ev.args["etaSeconds"])
+            p.queued_tx_hash = ev.tx_hash
+
+
+def unqueued(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.queued_eta = p.queued_tx_hash = None
+
+
+def executed(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.executed_tx_hash = ev.tx_hash
+            p.executed_block = ev.block_number
+
+
+def unexecuted(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.executed_tx_hash = p.executed_block = None
+
+
+def canceled(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.canceled = True
+
+
+def uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        p = _proposal(s, ev)
+        if p is not None:
+            p.canceled = False
+
+
+HANDLERS = [
+    register_handler("ProposalCreated", created, uncreated, contract=GOVERNOR),
+    register_handler("VoteCast", vote_cast, vote_uncast, contract=GOVERNOR),
+    register_handler("ProposalQueued", queued, unqueued, contract=GOVERNOR),
+    register_handler("ProposalExecuted", executed, unexecuted, contract=GOVERNOR),
+    register_handler("ProposalCanceled", canceled, uncanceled, contract=GOVERNOR),
+]

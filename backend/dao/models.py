@@ -1,0 +1,104 @@
+"""The DAO as the web shows it: proposals (with their bilingual text) and the votes cast.
+
+The chain is the truth: proposal states and tallies are read from the governors; these rows hold
+what the chain does not (titles in two languages, who asked) and a projection of the indexed
+ProposalCreated / VoteCast / ProposalQueued / ProposalExecuted events (backend/dao/handlers.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.db import Base, utcnow
+from backend.core.models import TokenAmount
+
+CARD = "card"  # towns.<slug>.CardChamber: 1 ambassador card = 1 vote
+RESIDENT = "resident"  # towns.<slug>.ResidentChamber: 1 verified resident = 1 vote
+CHAMBERS = (CARD, RESIDENT)
+CHAMBER_KEYS = {CARD: "CardChamber", RESIDENT: "ResidentChamber"}
+
+
+class DaoProposal(Base):
+    """One treasury spending proposal on one chamber of a town."""
+
+    __tablename__ = "dao_proposals"
+    __table_args__ = (UniqueConstraint("governor_address", "proposal_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    chamber: Mapped[str] = mapped_column(String(16))
+    governor_address: Mapped[str] = mapped_column(String(42))
+    # uint256 as decimal text (Governor ids are hashes, too large for every SQL integer type)
+    proposal_id: Mapped[str] = mapped_column(String(80))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    title_ja: Mapped[str] = mapped_column(String(200), default="")
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    body_ja: Mapped[str] = mapped_column(Text, default="")
+    body_en: Mapped[str] = mapped_column(Text, default="")
+    # The on-chain actions, exactly as proposed (needed again to queue and execute).
+    description: Mapped[str] = mapped_column(Text)
+    targets: Mapped[list[str]] = mapped_column(JSON)
+    values: Mapped[list[str]] = mapped_column(JSON)
+    calldatas: Mapped[list[str]] = mapped_column(JSON)
+    # The payout this proposal asks for: `amount` of `token` ("yen" | "points") to `recipient`.
+    token: Mapped[str] = mapped_column(String(16))
+    token_address: Mapped[str] = mapped_column(String(42))
+    recipient: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(TokenAmount)
+    treasury_address: Mapped[str] = mapped_column(String(42))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Outbox rows of the admin calls (propose, queue, execute).
+    propose_tx_id: Mapped[int | None] = mapped_column()
+    queue_tx_id: Mapped[int | None] = mapped_column()
+    execute_tx_id: Mapped[int | None] = mapped_column()
+    # From indexed events.
+    created_block: Mapped[int | None] = mapped_column()
+    created_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    snapshot_block: Mapped[int | None] = mapped_column()
+    deadline_block: Mapped[int | None] = mapped_column()
+    queued_eta: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds
+    queued_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    executed_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    executed_block: Mapped[int | None] = mapped_column()
+    canceled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def title(self, locale: str) -> str:
+        first, second = (self.title_ja, self.title_en)
+        return (first or second) if locale == "ja" else (second or first)
+
+    def body(self, locale: str) -> str:
+        first, second = (self.body_ja, self.body_en)
+        return (first or second) if locale == "ja" else (second or first)
+
+    @property
+    def proposal_id_int(self) -> int:
+        return int(self.proposal_id)
+
+    def actions(self) -> tuple[list[str], list[int], list[str]]:
+        return list(self.targets), [int(v) for v in self.values], list(self.calldatas)
+
+
+class DaoVote(Base):
+    """One vote: submitted by us (user_id set, until the chain counts it) or indexed from a
+    VoteCast event (anyone's)."""
+
+    __tablename__ = "dao_votes"
+    __table_args__ = (UniqueConstraint("proposal_row_id", "voter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_row_id: Mapped[int] = mapped_column(ForeignKey("dao_proposals.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(42))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    support: Mapped[int] = mapped_column()
+    weight: Mapped[Decimal] = mapped_column(TokenAmount, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="submitted")  # | "counted"
+    nonce: Mapped[int | None] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column()
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,162 @@
+"""OpenAPI path items for the DAO API (merged by backend/core/openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.core.openapi import error_response, json_body, json_response
+
+_BASE = "/api/towns/{slug}/dao/proposals"
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_PID = {"name": "pid", "in": "path", "required": True, "schema": {"type": "integer"}}
+_PROPOSAL = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "chamber": {"type": "string", "enum": ["card", "resident"]},
+        "proposal_id": {"type": "string", "description": "the Governor's uint256 id, decimal"},
+        "governor": {"type": "string"},
+        "title": {"type": "string"},
+        "token": {"type": "string", "enum": ["yen", "points"]},
+        "recipient": {"type": "string"},
+        "amount": {"type": "string", "description": "whole token units, decimal"},
+    },
+}
+_RESULTS = {
+    "type": "object",
+    "properties": {
+        "state": {
+            "type": "string",
+            "description": "submitting | failed | pending | active | canceled | defeated | "
+            "succeeded | queued | expired | executed (from governor.state())",
+        },
+        "votes": {
+            "type": "object",
+            "properties": {k: {"type": "integer"} for k in ("for", "against", "abstain")},
+        },
+        "snapshot": {"type": ["integer", "null"]},
+        "deadline": {"type": ["integer", "null"]},
+        "quorum": {"type": ["integer", "null"]},
+        "voters_counted": {"type": "integer"},
+        "votes_processing": {"type": "integer"},
+        "executed_tx_hash": {"type": ["string", "null"]},
+        "payouts": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ELIGIBILITY = {
+    "type": "object",
+    "properties": {
+        "can_vote": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "weight": {"type": "integer"},
+        "snapshot": {"type": ["integer", "null"]},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    params = [_SLUG] if extra.pop("town_only", False) else [_SLUG, _PID]
+    return {"summary": summary, "parameters": params, "responses": responses, **extra}
+
+
+_STAFF_ERRORS = {
+    "401": error_response("Not signed in."),
+    "403": error_response("Not staff of this town."),
+    "404": error_response("No such town or proposal."),
+    "409": error_response("The proposal is not in the right state (wrong_state)."),
+}
+
+PATHS = {
+    _BASE: {
+        "get": _op(
+            "A town's proposals, newest first.",
+            {"200": json_response("Proposals.", {"type": "object"})},
+            town_only=True,
+        ),
+        "post": _op(
+            "Staff: propose a treasury payout (sent on chain by the platform's admin key).",
+            {
+                "201": json_response("Created (idempotent by idempotency_key).", _PROPOSAL),
+                "400": error_response("Invalid input or not enough in the treasury."),
+                "401": error_response("Not signed in."),
+                "403": error_response("Not staff of this town."),
+            },
+            town_only=True,
+            requestBody=json_body(
+                {
+                    "type": "object",
+                    "required": ["recipient", "amount", "idempotency_key"],
+                    "properties": {
+                        "chamber": {"type": "string", "enum": ["card", "resident"]},
+                        "token": {"type": "string", "enum": ["yen", "points"]},
+                        "recipient": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+                        "amount": {"type": "integer", "minimum": 1},
+                        "title_ja": {"type": "string", "maxLength": 200},
+                        "title_en": {"type": "string", "maxLength": 200},
+                        "body_ja": {"type": "string", "maxLength": 5000},
+                        "body_en": {"type": "string", "maxLength": 5000},
+                        "idempotency_key": {"type": "string", "minLength": 8, "maxLength": 100},
+                    },
+                }
+            ),
+        ),
+    },
+    _BASE + "/{pid}": {
+        "get": _op(
+            "A proposal with its live results and the caller's eligibility.",
+            {"200": json_response("The proposal."), "404": error_response("Not found.")},
+        ),
+    },
+    _BASE + "/{pid}/results": {
+        "get": _op(
+            "Live results: governor state and proposalVotes(), indexed votes and the payout.",
+            {"200": json_response("Results.", _RESULTS), "404": error_response("Not found.")},
+        ),
+    },
+    _BASE + "/{pid}/eligibility": {
+        "get": _op(
+            "Whether the signed-in user may vote, with what weight and why (nothing signed).",
+            {"200": json_response("Eligibility.", _ELIGIBILITY)},
+        ),
+    },
+    _BASE + "/{pid}/votes": {
+        "post": _op(
+            "Vote For / Against / Abstain without gas (EIP-712 ballot relayed by the platform).",
+            {
+                "202": json_response("The vote was signed and queued for the chain."),
+                "400": error_response("Invalid support value (invalid_support)."),
+                "401": error_response("Not signed in."),
+                "403": error_response("No voting weight at the snapshot (not_eligible)."),
+                "404": error_response("No such town or proposal."),
+                "409": error_response("Already voted (already_voted) or voting is closed."),
+            },
+            requestBody=json_body(
+                {
+                    "type": "object",
+                    "required": ["support"],
+                    "properties": {
+                        "support": {
+                            "oneOf": [
+                                {"type": "string", "enum": ["for", "against", "abstain"]},
+                                {"type": "integer", "enum": [0, 1, 2]},
+                            ]
+                        }
+                    },
+                }
+            ),
+        ),
+    },
+    _BASE + "/{pid}/queue": {
+        "post": _op(
+            "Staff: queue a succeeded proposal in the treasury timelock.",
+            {"202": json_response("Queued for the chain."), **_STAFF_ERRORS},
+        ),
+    },
+    _BASE + "/{pid}/execute": {
+        "post": _op(
+            "Staff: execute a queued proposal after the delay (pays out from the treasury).",
+            {"202": json_response("Sent to the chain."), **_STAFF_ERRORS},
+        ),
+    },
+}

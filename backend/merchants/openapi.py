@@ -1,0 +1,214 @@
+"""OpenAPI path items for the merchants API (merged by backend/core/openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.core.openapi import error_response, json_body, json_response
+
+_SESSION = [{"session": []}]
+_AMOUNT = {"type": "integer", "minimum": 1, "description": "Whole points (no decimals)."}
+_KEY = {
+    "type": "string",
+    "description": "Idempotency key: the same key twice gives one effect and the first answer.",
+}
+_MERCHANT_ID = {
+    "name": "merchant_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer"},
+}
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _errors(*extra: tuple[str, str]) -> dict[str, Any]:
+    out = {
+        "400": error_response(
+            "Invalid input (e.g. amount not a positive whole number); nothing changed."
+        ),
+        "401": error_response("Not signed in."),
+        "403": error_response("Not staff of this merchant or town."),
+        "404": error_response("No such merchant, charge or town."),
+    }
+    out.update({status: error_response(text) for status, text in extra})
+    return out
+
+
+PATHS = {
+    "/api/towns/{slug}/merchants": {
+        "post": {
+            "summary": "Register a shop in the town (town staff); it is registered on chain "
+            "through the outbox.",
+            "security": _SESSION,
+            "parameters": [_SLUG],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["name_ja", "name_en"],
+                    "properties": {"name_ja": {"type": "string"}, "name_en": {"type": "string"}},
+                }
+            ),
+            "responses": {"201": json_response("The merchant."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}": {
+        "get": {
+            "summary": "A merchant (its staff only).",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "responses": {"200": json_response("The merchant."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}/charges": {
+        "post": {
+            "summary": "Create a charge the customer pays by opening its QR code (/pay/{code}).",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["amount", "idempotency_key"],
+                    "properties": {"amount": _AMOUNT, "idempotency_key": _KEY},
+                }
+            ),
+            "responses": {"201": json_response("The charge with its code."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}/charges/{charge_id}": {
+        "get": {
+            "summary": "A charge's status (pending, paying, paid, expired), polled by the "
+            "merchant's screen.",
+            "security": _SESSION,
+            "parameters": [
+                _MERCHANT_ID,
+                {
+                    "name": "charge_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                },
+            ],
+            "responses": {"200": json_response("The charge."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}/charge-customer": {
+        "post": {
+            "summary": "Charge a customer by their code (phone) or printed card code + PIN; "
+            "the payment is audit-logged with the staff member who helped.",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["amount", "customer_code", "idempotency_key"],
+                    "properties": {
+                        "amount": _AMOUNT,
+                        "customer_code": {"type": "string"},
+                        "pin": {"type": "string", "description": "For a printed card."},
+                        "idempotency_key": _KEY,
+                    },
+                }
+            ),
+            "responses": {
+                "201": json_response("The charge, paying."),
+                **_errors(("409", "Not enough points, card locked, or code expired.")),
+            },
+        }
+    },
+    "/api/pay/{code}": {
+        "get": {
+            "summary": "What the customer is asked to pay: shop and amount.",
+            "parameters": [_CODE],
+            "responses": {"200": json_response("The charge and its shop."), **_errors()},
+        },
+        "post": {
+            "summary": "Pay the charge with the signed-in customer's points (gasless).",
+            "security": _SESSION,
+            "parameters": [_CODE],
+            "responses": {
+                "200": json_response("The charge, paying until the transfer is confirmed."),
+                **_errors(("409", "Already paid, expired, or not enough points.")),
+            },
+        },
+    },
+    "/api/me/customer-code": {
+        "get": {
+            "summary": "The signed-in customer's current code for a merchant to scan (rotates).",
+            "security": _SESSION,
+            "responses": {
+                "200": json_response("The code."),
+                "401": error_response("Not signed in."),
+            },
+        }
+    },
+    "/api/merchants/{merchant_id}/sales": {
+        "get": {
+            "summary": "The merchant's sales (confirmed transfers to its account) and balance.",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "responses": {"200": json_response("Sales."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}/redeem": {
+        "post": {
+            "summary": "Redeem points for yen: burned on chain, then queued for the town's "
+            "settlement.",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["amount", "idempotency_key"],
+                    "properties": {"amount": _AMOUNT, "idempotency_key": _KEY},
+                }
+            ),
+            "responses": {
+                "201": json_response("The redemption."),
+                **_errors(("409", "More than the merchant's balance.")),
+            },
+        }
+    },
+    "/api/merchants/{merchant_id}/settlements": {
+        "get": {
+            "summary": "The merchant's settlements (requested, settled with bank reference).",
+            "security": _SESSION,
+            "parameters": [_MERCHANT_ID],
+            "responses": {"200": json_response("Settlements."), **_errors()},
+        }
+    },
+    "/api/towns/{slug}/settlements": {
+        "get": {
+            "summary": "The town's settlement queue (town staff).",
+            "security": _SESSION,
+            "parameters": [_SLUG],
+            "responses": {"200": json_response("Settlements."), **_errors()},
+        }
+    },
+    "/api/settlements/{settlement_id}/settle": {
+        "post": {
+            "summary": "Mark a settlement paid with its bank-transfer reference (town staff; "
+            "audit-logged).",
+            "security": _SESSION,
+            "parameters": [
+                {
+                    "name": "settlement_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                }
+            ],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["bank_reference"],
+                    "properties": {"bank_reference": {"type": "string"}},
+                }
+            ),
+            "responses": {
+                "200": json_response("The settlement, settled."),
+                **_errors(("409", "Already settled.")),
+            },
+        }
+    },
+}
