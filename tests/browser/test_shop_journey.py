@@ -103,13 +103,19 @@ def test_wallet_user_signs_in_with_siwe_and_gets_a_card_in_my_collection(
     context.expose_function("__walletAddress", lambda: wallet.address)
     context.expose_function(
         "__walletSign",
-        lambda hex_msg: "0x"
-        + wallet.sign_message(encode_defunct(hexstr=hex_msg)).signature.hex().removeprefix("0x"),
+        lambda hex_msg: (
+            "0x"
+            + wallet.sign_message(encode_defunct(hexstr=hex_msg)).signature.hex().removeprefix("0x")
+        ),
     )
     context.expose_function(
         "__walletSignTyped",
-        lambda data: "0x"
-        + wallet.sign_typed_data(full_message=json.loads(data)).signature.hex().removeprefix("0x"),
+        lambda data: (
+            "0x"
+            + wallet.sign_typed_data(full_message=json.loads(data))
+            .signature.hex()
+            .removeprefix("0x")
+        ),
     )
     context.add_init_script(INJECTED_WALLET)
     page = context.new_page()

@@ -8,8 +8,6 @@ Create Date: 2026-11-23 18:16:18.815578
 from collections.abc import Sequence
 
 
-
-
 revision: str = "0005"
 down_revision: str | None = ("0002", "0003", "0004")
 branch_labels: str | Sequence[str] | None = None
