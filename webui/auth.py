@@ -16,11 +16,12 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from backend.accounts.models import User
-from backend.accounts.roles import SESSION_USER_ID, current_user
+from backend.accounts.roles import SESSION_USER_ID, STAFF, current_user, has_town_role
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
 from backend.core.db import get_db
 from backend.core.errors import AppError
+from backend.merchants.services import merchant_service
 from backend.points.services import PointsService
 from backend.regions.models import Town
 
@@ -136,7 +137,15 @@ def me():
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
-    return render_template("auth/me.html", user=user)
+    session_ = get_db().session()
+    towns = session_.scalars(select(Town).order_by(Town.id)).all()
+    return render_template(
+        "auth/me.html",
+        user=user,
+        towns=towns,
+        merchants=merchant_service().merchants_of(user),
+        staff_towns=[t for t in towns if has_town_role(user, t.id, STAFF)],
+    )
 
 
 def _locale() -> str:

@@ -31,6 +31,9 @@ def test_signup_logs_in_and_my_page_shows_the_account(app, client):
     # A custodial account: no crypto words on the page.
     assert "wallet" not in html.lower().replace("wallet-login", "")
     assert counts(app)["users"] == 1 and counts(app)["addresses"] == 1
+    # My page leads to everything a visitor owns.
+    for href in ('href="/points"', 'href="/my/collection"', 'href="/points/code"'):
+        assert href in html
 
 
 def test_signup_without_csrf_token_is_refused_and_creates_nothing(app, client):
