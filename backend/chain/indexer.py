@@ -13,6 +13,11 @@ How it works (see docs/adr/0004-indexer-reorgs.md):
   blocks (hash and parent hash), run the domain handlers, advance the cursors, commit. A worker
   killed mid-chunk leaves nothing behind; UNIQUE(chain_id, tx_hash, log_index) makes a second
   insert of the same log fail the transaction rather than duplicate it.
+- Throughput: the next chunk's eth_getLogs is sent before the current chunk is decoded, so the
+  node computes it meanwhile, and its answer is parsed while PostgreSQL finishes the COPY
+  (_Prefetcher; it is re-checked against the chain inside the transaction that uses it). Logs
+  are turned straight into COPY lines; a ChainEvent is only built for handlers that want one,
+  and the token projection folds a chunk into one upsert per (token, holder).
 - Reorgs: before every chunk the highest stored block's hash is compared with the chain. On a
   mismatch the indexer walks down the stored blocks to the highest one the chain still has
   (the common ancestor), and in ONE transaction tells every handler to `revert` the events
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import http.client
 import json
 import logging
@@ -113,6 +119,7 @@ class Handler:
     apply: HandlerFn
     revert: HandlerFn
     contract: str | None = None  # a contract key, artifact name or address; None: any
+    fold: _Fold | None = field(default=None, compare=False)  # see _Fold
 
     def matches(self, ev: ChainEvent) -> bool:
         return self.matches_source(
@@ -128,6 +135,18 @@ class Handler:
             return True
         c = self.contract
         return c in (key, artifact_name) or c.lower() == address.lower()
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """A shortcut for handlers that only aggregate (the built-in token projection): when
+    indexing, `step(state, contract_address, args)` is called for each of the chunk's events
+    in chain order and then `finish(session, chain_id, state)` once, which must have the same
+    effect as `apply` on those events, without building a ChainEvent per event. `revert`
+    (reorgs, rare and short) still gets ChainEvents."""
+
+    step: Callable[[dict[str, Any], str, dict[str, Any]], None]
+    finish: Callable[[Session, int, dict[str, Any]], None]
 
 
 _HANDLERS: list[Handler] = []
@@ -422,17 +441,48 @@ def _canonical(inp: dict[str, Any]) -> str:
 _BYTES_N = re.compile(r"^bytes([0-9]+)$")
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one chunk. A chunk allocates a few container
+    objects per log (the parsed JSON, ChainEvents) that all die by reference counting when it
+    ends; left on, the collector keeps traversing them mid-chunk, promotes them, and sets off
+    full collections of the whole heap (~80 ms each in a worker that imported web3 and
+    SQLAlchemy) that find nothing. Cyclic garbage made meanwhile is collected afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+_ADDRESS_WORDS: dict[str, str] = {}  # topic or data word -> checksummed address
+
+
+def _address_word(w: str) -> str:
+    # Keyed by the topic string itself: no slicing on the hot path, and a chain's logs name
+    # the same few thousand holders over and over (bounded like an LRU, cleared when full).
+    a = _ADDRESS_WORDS.get(w)
+    if a is None:
+        if len(_ADDRESS_WORDS) >= 131072:
+            _ADDRESS_WORDS.clear()
+        a = _ADDRESS_WORDS[w] = _checksum("0x" + w[-40:])
+    return a
+
+
 def _signed(w: str) -> int:
     v = int(w, 16)
     return v - (1 << 256) if v >> 255 else v
 
 
 def _word_decoder(typ: str) -> Callable[[str], Any] | None:
-    """A decoder of one 32-byte hex word for a static single-word type, else None."""
+    """A decoder of one 32-byte word for a static single-word type, else None. The word is
+    the last 64 hex digits of its argument: a whole 0x topic or a slice of the data."""
     if typ == "address":
-        return lambda w: _checksum("0x" + w[24:64])
+        return _address_word
     if typ.startswith("uint"):
-        return lambda w: int(w, 16)
+        return lambda w: int(w, 16)  # int() accepts the 0x of a topic
     if typ.startswith("int"):
         return _signed
     if typ == "bool":
@@ -440,7 +490,7 @@ def _word_decoder(typ: str) -> Callable[[str], Any] | None:
     m = _BYTES_N.match(typ)
     if m:
         n = int(m[1]) * 2
-        return lambda w: "0x" + w[:n]
+        return lambda w: "0x" + w[-64:][:n]
     return None
 
 
@@ -484,16 +534,15 @@ class EventDecoder:
         if len(topics) != len(self.indexed) + 1:
             return None  # same topic0, other indexing (e.g. ERC-20 vs ERC-721 Transfer)
         args: dict[str, Any] = {}
-        for (name, dec), topic in zip(self.indexed, topics[1:], strict=True):
-            args[name] = dec(topic[2:])
-        body = data[2:]
+        for (name, dec), topic in zip(self.indexed, topics[1:], strict=False):  # checked above
+            args[name] = dec(topic)
         if self.data_words is not None:
-            if len(body) < 64 * len(self.data_words):
+            if len(data) < 2 + 64 * len(self.data_words):
                 return None
-            for i, (name, dec) in enumerate(zip(self.data_names, self.data_words, strict=True)):
-                args[name] = dec(body[64 * i : 64 * i + 64])
+            for i, (name, dec) in enumerate(zip(self.data_names, self.data_words, strict=False)):
+                args[name] = dec(data[2 + 64 * i : 66 + 64 * i])
         elif self.data_types:
-            values = abi_decode(self.data_types, bytes.fromhex(body))
+            values = abi_decode(self.data_types, bytes.fromhex(data[2:]))
             for name, value in zip(self.data_names, values, strict=True):
                 args[name] = _plain(value)
         return args
@@ -522,7 +571,7 @@ def decoders_for(artifact_name: str) -> dict[str, EventDecoder]:
             typ = _canonical(inp)
             if inp.get("indexed"):
                 # Dynamic indexed values are stored as their keccak hash: keep the topic.
-                indexed.append((name, _word_decoder(typ) or (lambda w: "0x" + w)))
+                indexed.append((name, _word_decoder(typ) or (lambda w: w)))
             else:
                 names.append(name)
                 types.append(typ)
@@ -685,6 +734,7 @@ class _Route:
     decoder: EventDecoder
     prefix: str
     sinks: tuple[list[ChainEvent], ...]  # the event lists of the handlers that want it
+    folds: tuple[tuple[Callable[[dict[str, Any], str, dict[str, Any]], None], dict[str, Any]], ...]
 
 
 class _ChunkDecoder:
@@ -703,8 +753,11 @@ class _ChunkDecoder:
         keep_events: bool,
     ) -> None:
         self.chain_id = chain_id
-        # Per handler, in registration order, its events in chain order (as _run_handlers).
-        self.handled: list[tuple[Handler, list[ChainEvent]]] = [(h, []) for h in handlers]
+        # Per handler, in registration order, its events in chain order (as _run_handlers),
+        # or for a handler with a _Fold, the fold's state.
+        self.handled: list[tuple[Handler, list[ChainEvent], dict[str, Any]]] = [
+            (h, [], {}) for h in handlers
+        ]
         self.events: list[ChainEvent] | None = [] if keep_events else None
         self.blocks: dict[int, str] = {}  # block number -> the hash its logs name
         self.count = 0
@@ -717,8 +770,15 @@ class _ChunkDecoder:
                     f"{chain_id}\t{_copy_text(c.key)}\t{c.address}\t{_copy_text(dec.name)}\t",
                     tuple(
                         sink
-                        for h, sink in self.handled
-                        if h.matches_source(dec.name, c.key, c.artifact, c.address)
+                        for h, sink, _ in self.handled
+                        if h.fold is None
+                        and h.matches_source(dec.name, c.key, c.artifact, c.address)
+                    ),
+                    tuple(
+                        (h.fold.step, state)
+                        for h, _, state in self.handled
+                        if h.fold is not None
+                        and h.matches_source(dec.name, c.key, c.artifact, c.address)
                     ),
                 )
                 for topic0, dec in decoders_for(c.artifact).items()
@@ -734,8 +794,12 @@ class _ChunkDecoder:
             topics = lg["topics"]
             if lg.get("removed") or not topics:
                 continue
-            by_topic = self._routes.get(lg["address"].lower())
-            route = None if by_topic is None else by_topic.get(topics[0].lower())
+            # Nodes answer in lower case: try that before paying for .lower().
+            address, topic0 = lg["address"], topics[0]
+            by_topic = self._routes.get(address) or self._routes.get(address.lower())
+            route = (
+                None if by_topic is None else (by_topic.get(topic0) or by_topic.get(topic0.lower()))
+            )
             if route is None:
                 continue
             dec = route.decoder
@@ -754,7 +818,8 @@ class _ChunkDecoder:
                 f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{tx_hash}\t"
                 f"{log_index}\n"
             )
-            self.count += 1
+            for fold_step, state in route.folds:
+                fold_step(state, route.contract.address, args)
             if route.sinks or self.events is not None:
                 c = route.contract
                 ev = ChainEvent(
@@ -773,7 +838,17 @@ class _ChunkDecoder:
                     sink.append(ev)
                 if self.events is not None:
                     self.events.append(ev)
+        self.count += len(lines)
         return "".join(lines)
+
+    def run_handlers(self, session: Session) -> None:
+        """Apply the chunk's events, handler by handler in registration order."""
+        for handler, events, state in self.handled:
+            if handler.fold is not None:
+                if state:
+                    handler.fold.finish(session, self.chain_id, state)
+            elif events:
+                handler.apply(session, events)
 
 
 def _can_copy(session: Session) -> bool:
@@ -919,13 +994,11 @@ class _Prefetcher:
         self._rpc = rpc
         self._ahead: _Ahead | None = None
 
-    def submit(self, addresses: tuple[str, ...], frm: int, to: int) -> None:
+    def submit(
+        self, addresses: tuple[str, ...], frm: int, to: int, before: dict[str, Any] | None
+    ) -> None:
+        """Send eth_getLogs for [frm, to]; `before`: the header of `to`, read just before."""
         self.drop()
-        try:
-            before = self._rpc.headers([to])[0]  # must be read before eth_getLogs is sent
-        except _FETCH_ERRORS as exc:
-            log.info("prefetch of blocks %d-%d failed (%s)", frm, to, exc)
-            return
         pending = self._rpc.send_get_logs(list(addresses), frm, to)
         self._ahead = _Ahead(addresses, frm, to, before, pending)
 
@@ -1100,14 +1173,25 @@ class Indexer:
         return group, frm, to
 
     def _step(self, result: IndexResult, prefetcher: _Prefetcher | None = None) -> str:
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+        with _gc_paused(), Session(self.engine, expire_on_commit=False) as s, s.begin():
             cursor = self._lock(s)
             if cursor is None:
                 return "busy"
-            head = self.rpc.block_number()
+            top = s.scalars(
+                select(ChainBlock)
+                .where(ChainBlock.chain_id == self.chain_id)
+                .order_by(ChainBlock.number.desc())
+                .limit(1)
+            ).first()
+            # The head and the highest stored block's header in one round trip.
+            calls: list[tuple[str, list[Any]]] = [("eth_blockNumber", [])]
+            if top is not None:
+                calls.append(("eth_getBlockByNumber", [hex(top.number), False]))
+            answers = self.rpc.batch(calls)
+            head = int(answers[0], 16)
             target = head - self.confirmations
             result.head, result.target = head, target
-            ancestor = self._find_reorg(s)
+            ancestor = None if top is None else self._find_reorg(s, top, answers[1])
             if ancestor is not None:
                 self._rollback_to(s, ancestor, result)
                 cursor.reorgs += 1
@@ -1128,14 +1212,24 @@ class Indexer:
             to = fetched.to
             for w in group:
                 w.synced_to = to
-            if prefetcher is not None:
-                # Start fetching the chunk after this one (as if this one commits) before the
-                # CPU work on this one; the next step checks that it is still the right one.
-                following = self._plan(watched, target)
-                if following is not None:
-                    g, f, t = following
-                    prefetcher.submit(tuple(sorted(w.address for w in g)), f, t)
-            self._index_range(s, group, fetched, result, prefetcher)
+            # The chunk after this one (as if this one commits), fetched ahead while this one
+            # is decoded and written; the next step checks that it is still the right one.
+            following = None if prefetcher is None else self._plan(watched, target)
+            # One round trip for: the headers of this chunk's blocks, read after its logs and
+            # after this transaction's reorg check (see _index_range), and the header of the
+            # next chunk's last block, which must be read before its eth_getLogs is sent.
+            numbers = sorted(
+                {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}} | {to}
+            )
+            calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+            if following is not None:
+                calls.append(("eth_getBlockByNumber", [hex(following[2]), False]))
+            answers = self.rpc.batch(calls)
+            headers = dict(zip(numbers, answers, strict=False))
+            if prefetcher is not None and following is not None:
+                g, f, t = following
+                prefetcher.submit(tuple(sorted(w.address for w in g)), f, t, answers[-1])
+            self._index_range(s, group, fetched, headers, result, prefetcher)
             self._save_cursor(cursor, watched, head)
             result.chunks += 1
             result.cursor = cursor.block_number
@@ -1154,9 +1248,12 @@ class Indexer:
         s: Session,
         group: list[WatchedContract],
         fetched: _Fetched,
+        headers: dict[int, dict[str, Any] | None],
         result: IndexResult,
         prefetcher: _Prefetcher | None = None,
     ) -> None:
+        """Store a fetched chunk. `headers`: the chain's headers of (at least) the blocks of
+        its logs and of its last block, read after the logs and after the reorg check."""
         to = fetched.to
         copy = _can_copy(s)
         dec = _ChunkDecoder(
@@ -1174,10 +1271,8 @@ class Indexer:
         else:
             dec.feed(fetched.logs)
             store_events(s, ChainEventRecord, dec.events or [])
-        # Read after eth_getLogs and after this transaction's reorg check: the last block has
-        # kept its hash since before the fetch, and each log's block is the chain's block.
-        numbers = sorted(set(dec.blocks) | {to})
-        headers = dict(zip(numbers, self.rpc.headers(numbers), strict=True))
+        # The last block has kept its hash since before the fetch, and each log's block is the
+        # chain's block: the logs are one consistent view of the chain.
         tip = headers[to]
         if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
@@ -1196,30 +1291,20 @@ class Indexer:
                     "parent_hash": h["parentHash"],
                 }
                 for n, h in headers.items()
-                if h is not None
+                if h is not None and (n in dec.blocks or n == to)
             ],
             ["chain_id", "number"],
             ["hash", "parent_hash"],
         )
-        for handler, events in dec.handled:
-            if events:
-                handler.apply(s, events)
+        dec.run_handlers(s)
         result.events += dec.count
 
     # -- reorgs
 
-    def _find_reorg(self, s: Session) -> int | None:
-        """None when the stored blocks are still on the chain, else the common ancestor's
-        number (-1 when no stored block survived)."""
-        top = s.scalars(
-            select(ChainBlock)
-            .where(ChainBlock.chain_id == self.chain_id)
-            .order_by(ChainBlock.number.desc())
-            .limit(1)
-        ).first()
-        if top is None:
-            return None
-        hdr = self.rpc.headers([top.number])[0]
+    def _find_reorg(self, s: Session, top: ChainBlock, hdr: dict[str, Any] | None) -> int | None:
+        """None when the highest stored block `top` is still on the chain (`hdr`: the chain's
+        header at its height), else the common ancestor's number (-1 when no stored block
+        survived)."""
         if hdr is not None and hdr["hash"] == top.hash:
             return None
         below = top.number + 1
@@ -1384,7 +1469,37 @@ def revert_transfers(s: Session, events: Sequence[ChainEvent]) -> None:
         _set_owners(s, nft[0].chain_id, owners)
 
 
-TOKEN_PROJECTION = register_handler("Transfer", apply_transfers, revert_transfers)
+def _fold_transfer(state: dict[str, Any], contract: str, args: dict[str, Any]) -> None:
+    """apply_transfers one event at a time: net balance deltas and last owners of the chunk."""
+    if "value" in args:
+        deltas = state.get("deltas")
+        if deltas is None:
+            deltas = state["deltas"] = defaultdict(int)
+        value = int(args["value"])
+        if args["from"] != ZERO_ADDRESS:
+            deltas[(contract, args["from"])] -= value
+        if args["to"] != ZERO_ADDRESS:
+            deltas[(contract, args["to"])] += value
+    if "tokenId" in args:
+        to = args["to"]
+        owners = state.get("owners")
+        if owners is None:
+            owners = state["owners"] = {}
+        owners[(contract, int(args["tokenId"]))] = None if to == ZERO_ADDRESS else to
+
+
+def _finish_transfers(s: Session, chain_id: int, state: dict[str, Any]) -> None:
+    if "deltas" in state:
+        _apply_balances(s, chain_id, state["deltas"])
+    if "owners" in state:
+        _set_owners(s, chain_id, state["owners"])
+
+
+# One upsert per (token, holder) per chunk, folded as the chunk is decoded.
+TOKEN_PROJECTION = Handler(
+    "Transfer", apply_transfers, revert_transfers, fold=_Fold(_fold_transfer, _finish_transfers)
+)
+_HANDLERS.append(TOKEN_PROJECTION)
 
 
 # ---------------------------------------------------------------- reconciliation
