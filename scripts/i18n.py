@@ -109,6 +109,7 @@ def used_messages() -> set[str]:
 def translated_ja() -> tuple[set[str], list[str]]:
     done: set[str] = set()
     problems: list[str] = []
+    seen: dict[str, tuple[str, object]] = {}  # msgid -> (catalog, translation)
     for po in sorted((TRANSLATIONS / "ja" / "LC_MESSAGES").glob("*.po")):
         with open(po, "rb") as f:
             catalog = read_po(f, locale="ja")
@@ -123,6 +124,12 @@ def translated_ja() -> tuple[set[str], list[str]]:
                 problems.append(f"{po.name}: fuzzy: {key!r}")
             elif all(strings):
                 done.add(key)
+                # Catalogs are merged at runtime: one msgid must read the same everywhere.
+                first = seen.setdefault(key, (po.name, m.string))
+                if first[1] != m.string:
+                    problems.append(
+                        f"{po.name}: {key!r} is {m.string!r} here but {first[1]!r} in {first[0]}"
+                    )
     return done, problems
 
 

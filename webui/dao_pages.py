@@ -1,5 +1,7 @@
 """DAO pages: a town's proposals, a proposal with eligibility, gasless votes and live results,
-and the staff form to propose a treasury payout. Forms post here and call backend/dao/services."""
+the staff form to propose a treasury payout; multi-option polls (list, staff form, vote, live
+results). Forms post here and call backend/dao/services and backend/dao/polls. Own-wallet users
+vote through static/js/dao_wallet.js (the ballot is signed in their wallet)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from flask_babel import lazy_gettext as _l
 
 from backend.accounts.roles import STAFF, current_user, has_town_role
 from backend.core.errors import AppError
+from backend.dao import polls
 from backend.dao import services as dao
-from backend.dao.models import CARD, DaoProposal
+from backend.dao.models import CARD, DaoPoll, DaoProposal
 from backend.regions.models import Town
 
 bp = Blueprint("dao_pages", __name__)
@@ -29,6 +32,13 @@ STATE_LABELS = {
     "queued": _l("Approved, waiting to pay out"),
     "expired": _l("Expired"),
     "executed": _l("Paid out"),
+}
+POLL_STATE_LABELS = {
+    "submitting": _l("Being recorded"),
+    "failed": _l("Could not be recorded"),
+    "active": _l("Voting open"),
+    "ended": _l("Voting has ended"),
+    "canceled": _l("Canceled"),
 }
 TOKEN_LABELS = {"yen": _l("test yen"), "points": _l("points")}
 CHAMBER_LABELS = {
@@ -54,6 +64,7 @@ def _labels() -> dict[str, Any]:
         "dao_state_labels": STATE_LABELS,
         "dao_token_labels": TOKEN_LABELS,
         "dao_chamber_labels": CHAMBER_LABELS,
+        "dao_poll_state_labels": POLL_STATE_LABELS,
     }
 
 
@@ -144,3 +155,96 @@ def staff_action(slug: str, pid: int, action: str):
         else gettext("Execution sent. The payout shows here once the chain confirms it.")
     )
     return redirect(url_for(".proposal", slug=slug, pid=pid))
+
+
+# ---------------------------------------------------------------------------- polls
+
+
+@bp.get("/towns/<slug>/dao/polls")
+def poll_list(slug: str):
+    town = dao.town_by_slug(slug)
+    user = current_user()
+    return render_template(
+        "dao/polls.html",
+        town=town,
+        polls=polls.list_polls(town),
+        is_staff=has_town_role(user, town.id, STAFF),
+    )
+
+
+def _render_new_poll(town: Town, form: dict[str, Any], error: str | None = None, status=200):
+    return render_template(
+        "dao/poll_new.html", town=town, form=form, error=error, slots=range(polls.MAX_OPTIONS)
+    ), status
+
+
+@bp.route("/towns/<slug>/dao/polls/new", methods=["GET", "POST"])
+def new_poll(slug: str):
+    town = dao.town_by_slug(slug)
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    dao.require_town_role(user, town.id, STAFF)
+    if request.method == "GET":
+        form = {"chamber": CARD, "duration_blocks": "300", "idempotency_key": uuid.uuid4().hex}
+        return _render_new_poll(town, form)
+    form = {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
+    data = {
+        **form,
+        "options": [
+            {"ja": form.get(f"option_ja_{i}", ""), "en": form.get(f"option_en_{i}", "")}
+            for i in range(polls.MAX_OPTIONS)
+        ],
+    }
+    try:
+        poll = polls.create_poll(user, town, data, form.get("idempotency_key"))
+    except AppError as exc:
+        return _render_new_poll(town, form, _message(exc), exc.status)
+    flash(gettext("Your poll was submitted. It appears on chain in a few seconds."))
+    return redirect(url_for("dao_pages.poll", slug=slug, poll_id=poll.id))
+
+
+def _render_poll(town: Town, poll: DaoPoll, error: str | None = None, status: int = 200):
+    user = current_user()
+    view = polls.poll_view(poll)
+    total = sum(view.tallies)
+    rows = [
+        {
+            "index": i,
+            "label": poll.option_label(i, _locale()),
+            "weight": view.tallies[i] if i < len(view.tallies) else 0,
+            "percent": round(100 * view.tallies[i] / total) if total else 0,
+        }
+        for i in range(len(poll.options))
+    ]
+    return render_template(
+        "dao/poll.html",
+        town=town,
+        poll=poll,
+        title=poll.title(_locale()),
+        view=view,
+        rows=rows,
+        results=polls.poll_results(poll, view),
+        eligibility=polls.poll_eligibility(user, poll, view),
+        error=error,
+    ), status
+
+
+@bp.get("/towns/<slug>/dao/polls/<int:poll_id>")
+def poll(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    return _render_poll(town, polls.get_poll(town, poll_id))
+
+
+@bp.post("/towns/<slug>/dao/polls/<int:poll_id>/vote")
+def poll_vote(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    poll = polls.get_poll(town, poll_id)
+    if current_user() is None:
+        return redirect(url_for("auth.login", next=url_for(".poll", slug=slug, poll_id=poll_id)))
+    try:
+        polls.cast_poll_vote(current_user(), town, poll, request.form.get("option"))
+    except AppError as exc:
+        return _render_poll(town, poll, _message(exc), exc.status)
+    flash(gettext("Thank you. Your vote was sent; no fee is charged to you."))
+    return redirect(url_for(".poll", slug=slug, poll_id=poll_id))

@@ -1,5 +1,6 @@
 """Merchant pages: the shop's desk (charge by QR, take a customer's code or card, sales,
-redeem, statement), the customer's /pay/<code> page, and the town's settlement queue.
+redeem, statement), the customer's /pay/<code> page, and the town staff's pages: the
+settlement queue, shops (register, add staff) and printed resident cards.
 
 Forms carry csrf_token and a one-time request key, so a double submit has one effect.
 Business rules and rights live in MerchantService; errors are shown on the page.
@@ -20,8 +21,10 @@ from flask import (
 )
 from flask_babel import gettext
 
-from backend.accounts.roles import current_user
-from backend.core.errors import AppError
+from backend.accounts.roles import STAFF, current_user, require_town_role
+from backend.core.db import get_db
+from backend.core.errors import N_, AppError
+from backend.merchants.errors import MerchantNotFound
 from backend.merchants.models import SETTLED
 from backend.merchants.routes import town_by_slug
 from backend.merchants.services import merchant_service
@@ -202,3 +205,96 @@ def settle(settlement_id: int):
     except AppError as exc:
         return settlements(slug, exc)
     return redirect(url_for(".settlements", slug=slug))
+
+
+# ---------------------------------------------------------------------- town staff: shops, cards
+
+
+def _shops(slug: str, error: AppError | None = None, form: dict[str, str] | None = None):
+    svc = merchant_service()
+    town = town_by_slug(slug)
+    rows = svc.town_merchants(current_user(), town)
+    return render_template(
+        "merchants/shops.html",
+        town=town,
+        merchants=rows,
+        staff={m.id: svc.staff_of(m) for m in rows},
+        error=error and _message(error),
+        error_field=error.details.get("field") if error else None,
+        form=form or {},
+        notice=request.args.get("notice"),
+        poll_url=url_for("merchants.town_merchants", slug=town.slug),
+    ), (error.status if error else 200)
+
+
+@bp.get("/towns/<slug>/shops")
+def shops(slug: str):
+    if current_user() is None:
+        return _login()
+    return _shops(slug)
+
+
+@bp.post("/towns/<slug>/shops")
+def register_shop(slug: str):
+    if current_user() is None:
+        return _login()
+    town = town_by_slug(slug)
+    form = {"name_ja": request.form.get("name_ja", ""), "name_en": request.form.get("name_en", "")}
+    try:
+        merchant_service().register_merchant(
+            current_user(), town, request.form.get("name_ja"), request.form.get("name_en")
+        )
+    except AppError as exc:
+        get_db().session.rollback()
+        return _shops(slug, exc, form)
+    return redirect(url_for(".shops", slug=slug, notice="registered"))
+
+
+@bp.post("/towns/<slug>/shops/<int:merchant_id>/staff")
+def add_shop_staff(slug: str, merchant_id: int):
+    if current_user() is None:
+        return _login()
+    town = town_by_slug(slug)
+    svc = merchant_service()
+    email = request.form.get("email", "")
+    try:
+        if svc.merchant(merchant_id).town_id != town.id:
+            raise MerchantNotFound(N_("There is no such shop."))
+        svc.add_staff_by_email(current_user(), merchant_id, email)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _shops(slug, exc, {f"email_{merchant_id}": email})
+    return redirect(url_for(".shops", slug=slug, notice="staff_added"))
+
+
+@bp.route("/towns/<slug>/cards", methods=["GET", "POST"])
+def resident_cards(slug: str):
+    """Issue a printed card: the card code and PIN are shown on this response only."""
+    user = current_user()
+    if user is None:
+        return _login()
+    svc = merchant_service()
+    town = town_by_slug(slug)
+    require_town_role(user, town.id, STAFF)
+    error: AppError | None = None
+    issued = None
+    email = request.form.get("email", "")
+    if request.method == "POST":
+        try:
+            card, pin = svc.issue_card_by_email(user, town, email)
+            issued = {"code": card.card_code, "pin": pin, "email": email.strip().lower()}
+        except AppError as exc:
+            get_db().session.rollback()
+            error = exc
+    resp = Response(
+        render_template(
+            "merchants/cards.html",
+            town=town,
+            issued=issued,
+            email="" if issued else email,
+            error=error and _message(error),
+        ),
+        status=error.status if error else 200,
+    )
+    resp.headers["Cache-Control"] = "no-store"  # the PIN must not be kept anywhere
+    return resp

@@ -43,15 +43,22 @@ def _render_shop(slug: str, error: AppError | None = None, notice: str = "", sta
             message = gettext(error.message, **error.details)
         except (KeyError, ValueError, TypeError):
             message = error.message
+    orders = order_service()
+    wallets = orders.wallets(user)
+    test_mode = is_test_chain()
+    yen_holder = wallets["builtin"] or wallets["wallet"]
     body = render_template(
         "shop/town.html",
+        wallet=wallets["wallet"],
+        builtin=wallets["builtin"],
+        test_yen=orders.test_yen_balance(yen_holder) if test_mode and user else None,
         town=town,
         collections=shop.shop(town, _locale()),
         user=user,
         error=message,
         notice=notice,
         request_key=uuid.uuid4().hex,
-        test_mode=is_test_chain(),
+        test_mode=test_mode,
         card_test_mode=payment_provider().test_mode,
         is_verifier=has_town_role(user, town.id, VERIFIER),
     )

@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
+from backend.chain.forwarder import Signer
 from backend.chain.gateway import Eip712Domain
 
 # OZ 5 Governor: Ballot(uint256 proposalId,uint8 support,address voter,uint256 nonce)
@@ -28,6 +31,17 @@ BALLOT_TYPES = {
         {"name": "nonce", "type": "uint256"},
     ],
 }
+# TownPoll: Ballot(uint256 pollId,uint8 option,address voter) (no nonce: one vote per poll)
+POLL_BALLOT_TYPES = {
+    "EIP712Domain": BALLOT_TYPES["EIP712Domain"],
+    "Ballot": [
+        {"name": "pollId", "type": "uint256"},
+        {"name": "option", "type": "uint8"},
+        {"name": "voter", "type": "address"},
+    ],
+}
+# TownPoll.PollState, in enum order
+POLL_STATES = ("active", "ended", "canceled")
 # Governor.ProposalState, in enum order
 PROPOSAL_STATES = (
     "pending",
@@ -90,3 +104,56 @@ def timelock_salt(governor: str, description: str) -> str:
     """The salt GovernorTimelockControl uses: bytes20(governor) XOR descriptionHash."""
     gov = int(to_checksum_address(governor), 16) << 96
     return "0x" + (gov ^ int.from_bytes(keccak(text=description), "big")).to_bytes(32, "big").hex()
+
+
+def poll_ballot_typed_data(
+    domain: Eip712Domain, poll_id: int, option: int, voter: str
+) -> dict[str, Any]:
+    """The EIP-712 `full_message` a voter signs for `TownPoll.castVoteBySig`."""
+    return {
+        "types": POLL_BALLOT_TYPES,
+        "primaryType": "Ballot",
+        "domain": domain.as_dict(),
+        "message": {
+            "pollId": int(poll_id),
+            "option": int(option),
+            "voter": to_checksum_address(voter),
+        },
+    }
+
+
+def for_browser(typed: dict[str, Any]) -> dict[str, Any]:
+    """`typed` for `eth_signTypedData_v4` in a browser: uint256 values as decimal strings
+    (JavaScript numbers lose precision above 2**53; wallets accept decimal strings)."""
+    out = {**typed, "message": dict(typed["message"])}
+    for name in ("proposalId", "pollId", "nonce"):
+        if name in out["message"]:
+            out["message"][name] = str(int(out["message"][name]))
+    return out
+
+
+_SIGNATURE_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def recover_typed_data_signer(typed: dict[str, Any], signature: Any) -> str | None:
+    """The address that signed EIP-712 `typed` (EOA, 65-byte signature), or None when the
+    signature is malformed or cannot be recovered. Only ECDSA recovery: no RPC."""
+    if not isinstance(signature, str):
+        return None
+    body = signature.removeprefix("0x")
+    if len(body) != 130 or not set(body) <= _SIGNATURE_HEX:
+        return None
+    try:
+        return str(
+            Account.recover_message(encode_typed_data(full_message=typed), signature="0x" + body)
+        )
+    except Exception:  # noqa: BLE001 - any malformed signature (bad v, s out of range) -> None
+        return None
+
+
+def relay_signer(outbox: Any, voter: str) -> Signer:
+    """The relayer's own key as the signer of the forward request that carries a ballot signed
+    in a browser wallet: `castVoteBySig` authenticates the voter by the ballot signature, so
+    the relayer forwards it under its own name and pays the gas (gasless for the voter)."""
+    keys = outbox.keys
+    return keys.account(keys.relayer_for(voter))  # type: ignore[no-any-return]

@@ -34,3 +34,13 @@ class WrongState(Conflict):
 class InsufficientTreasury(AppError):
     status = 400
     code = "insufficient_treasury"
+
+
+class InvalidSignature(AppError):
+    status = 400
+    code = "invalid_signature"
+
+
+class InvalidOption(AppError):
+    status = 400
+    code = "invalid_option"

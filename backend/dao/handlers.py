@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain.indexer import ChainEvent, register_handler
-from backend.dao.models import DaoProposal, DaoVote
+from backend.dao.models import DaoPoll, DaoPollVote, DaoProposal, DaoVote
 
 GOVERNOR = "TownGovernor"
+POLL = "TownPoll"
 
 
 def _proposal(s: Session, ev: ChainEvent) -> DaoProposal | None:
@@ -131,4 +132,104 @@ HANDLERS = [
     register_handler("ProposalQueued", queued, unqueued, contract=GOVERNOR),
     register_handler("ProposalExecuted", executed, unexecuted, contract=GOVERNOR),
     register_handler("ProposalCanceled", canceled, uncanceled, contract=GOVERNOR),
+]
+
+
+# ---------------------------------------------------------------------------- TownPoll
+
+
+def _poll(s: Session, ev: ChainEvent) -> DaoPoll | None:
+    return s.scalar(
+        select(DaoPoll).where(
+            DaoPoll.poll_address == ev.contract_address,
+            DaoPoll.poll_id == int(ev.args["pollId"]),
+        )
+    )
+
+
+def poll_created(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = s.scalar(
+            select(DaoPoll).where(
+                DaoPoll.poll_address == ev.contract_address,
+                DaoPoll.description == str(ev.args["description"]),
+            )
+        )
+        if poll is None:
+            continue  # created outside the platform: not listed (no bilingual text)
+        poll.poll_id = int(ev.args["pollId"])
+        poll.created_block = ev.block_number
+        poll.created_tx_hash = ev.tx_hash
+        poll.snapshot_block = int(ev.args["snapshot"])
+        poll.deadline_block = int(ev.args["deadline"])
+    s.flush()
+
+
+def poll_uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = _poll(s, ev)
+        if poll is not None:
+            poll.poll_id = poll.created_block = poll.created_tx_hash = None
+            poll.snapshot_block = poll.deadline_block = None
+    s.flush()
+
+
+def poll_vote_cast(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = _poll(s, ev)
+        if poll is None:
+            continue
+        voter = str(ev.args["voter"])
+        v = s.scalar(
+            select(DaoPollVote).where(
+                DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == voter
+            )
+        )
+        if v is None:
+            v = DaoPollVote(poll_row_id=poll.id, voter=voter)
+            s.add(v)
+        v.option = int(ev.args["option"])
+        v.weight = Decimal(int(ev.args["weight"]))
+        v.state = "counted"
+        v.tx_hash = ev.tx_hash
+        v.block_number = ev.block_number
+    s.flush()
+
+
+def poll_vote_uncast(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = _poll(s, ev)
+        if poll is None:
+            continue
+        v = s.scalar(
+            select(DaoPollVote).where(
+                DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == str(ev.args["voter"])
+            )
+        )
+        if v is None:
+            continue
+        if v.user_id is None:
+            s.delete(v)
+        else:
+            v.state, v.tx_hash, v.block_number = "submitted", None, None
+
+
+def poll_canceled(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = _poll(s, ev)
+        if poll is not None:
+            poll.canceled = True
+
+
+def poll_uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        poll = _poll(s, ev)
+        if poll is not None:
+            poll.canceled = False
+
+
+POLL_HANDLERS = [
+    register_handler("PollCreated", poll_created, poll_uncreated, contract=POLL),
+    register_handler("VoteCast", poll_vote_cast, poll_vote_uncast, contract=POLL),
+    register_handler("PollCanceled", poll_canceled, poll_uncanceled, contract=POLL),
 ]

@@ -102,3 +102,68 @@ class DaoVote(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+POLL_TOKEN_KEYS = {CARD: "collections.ambassador", RESIDENT: "ResidentPass"}
+POLL_TOKEN_ARTIFACTS = {CARD: "FanCollection", RESIDENT: "ResidentPass"}
+
+
+class DaoPoll(Base):
+    """One advisory multi-option poll on the town's TownPoll (docs/adr/0003).
+
+    `poll_id` (TownPoll's sequential id) is known once the PollCreated event is indexed; the
+    event is matched by `description`, which carries the request key."""
+
+    __tablename__ = "dao_polls"
+    __table_args__ = (UniqueConstraint("poll_address", "poll_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    chamber: Mapped[str] = mapped_column(String(16))
+    poll_address: Mapped[str] = mapped_column(String(42))
+    token_address: Mapped[str] = mapped_column(String(42))
+    poll_id: Mapped[int | None] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    title_ja: Mapped[str] = mapped_column(String(200), default="")
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    # [{"ja": ..., "en": ...}, ...]: option i is options[i]
+    options: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    duration_blocks: Mapped[int] = mapped_column()
+    description: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    create_tx_id: Mapped[int | None] = mapped_column()
+    # From the indexed PollCreated / PollCanceled events.
+    created_block: Mapped[int | None] = mapped_column()
+    created_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    snapshot_block: Mapped[int | None] = mapped_column()
+    deadline_block: Mapped[int | None] = mapped_column()
+    canceled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def title(self, locale: str) -> str:
+        first, second = (self.title_ja, self.title_en)
+        return (first or second) if locale == "ja" else (second or first)
+
+    def option_label(self, index: int, locale: str) -> str:
+        o = self.options[index]
+        first, second = o.get("ja", ""), o.get("en", "")
+        return (first or second) if locale == "ja" else (second or first)
+
+
+class DaoPollVote(Base):
+    """One poll vote: submitted by us (user_id set) until indexed, or indexed (anyone's)."""
+
+    __tablename__ = "dao_poll_votes"
+    __table_args__ = (UniqueConstraint("poll_row_id", "voter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_row_id: Mapped[int] = mapped_column(ForeignKey("dao_polls.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(42))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    option: Mapped[int] = mapped_column()
+    weight: Mapped[Decimal] = mapped_column(TokenAmount, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="submitted")  # | "counted"
+    outbox_tx_id: Mapped[int | None] = mapped_column()
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from flask_babel import get_locale
 
 from backend.accounts.roles import current_user
 from backend.core.errors import N_
+from backend.dao import polls
 from backend.dao import services as dao
 from backend.dao.errors import InvalidInput
 
@@ -76,10 +77,17 @@ def vote(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
     data = _body()
-    v = dao.cast_vote(current_user(), town, p, data.get("support"))
+    v = dao.cast_vote(current_user(), town, p, data.get("support"), data.get("signature"))
     return jsonify(
         {"vote": {"support": v.support, "weight": str(int(v.weight)), "state": v.state}}
     ), 202
+
+
+@bp.post("/proposals/<int:pid>/ballot")
+def ballot(slug: str, pid: int):
+    town = dao.town_by_slug(slug)
+    p = dao.get_proposal(town, pid)
+    return jsonify(dao.prepare_ballot(current_user(), town, p, _body().get("support")))
 
 
 @bp.post("/proposals/<int:pid>/queue")
@@ -96,3 +104,65 @@ def execute(slug: str, pid: int):
     p = dao.get_proposal(town, pid)
     tx = dao.execute_proposal(current_user(), town, p)
     return jsonify({"execute_tx": {"state": tx.state, "tx_hash": tx.tx_hash}}), 202
+
+
+# ---------------------------------------------------------------------------- polls
+
+
+@bp.get("/polls")
+def list_polls(slug: str):
+    town = dao.town_by_slug(slug)
+    return jsonify({"polls": [polls.poll_json(p, _locale()) for p in polls.list_polls(town)]})
+
+
+@bp.post("/polls")
+def create_poll(slug: str):
+    town = dao.town_by_slug(slug)
+    data = _body()
+    poll = polls.create_poll(current_user(), town, data, data.get("idempotency_key"))
+    return jsonify({"poll": polls.poll_json(poll, _locale())}), 201
+
+
+@bp.get("/polls/<int:poll_id>")
+def show_poll(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    poll = polls.get_poll(town, poll_id)
+    view = polls.poll_view(poll)
+    return jsonify(
+        {
+            "poll": polls.poll_json(poll, _locale()),
+            "results": polls.poll_results(poll, view),
+            "eligibility": polls.poll_eligibility(current_user(), poll, view).as_dict(),
+        }
+    )
+
+
+@bp.get("/polls/<int:poll_id>/results")
+def poll_results(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    return jsonify(polls.poll_results(polls.get_poll(town, poll_id)))
+
+
+@bp.get("/polls/<int:poll_id>/eligibility")
+def poll_eligibility(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    poll = polls.get_poll(town, poll_id)
+    return jsonify(polls.poll_eligibility(current_user(), poll).as_dict())
+
+
+@bp.post("/polls/<int:poll_id>/ballot")
+def poll_ballot(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    poll = polls.get_poll(town, poll_id)
+    return jsonify(polls.prepare_poll_ballot(current_user(), town, poll, _body().get("option")))
+
+
+@bp.post("/polls/<int:poll_id>/votes")
+def poll_vote(slug: str, poll_id: int):
+    town = dao.town_by_slug(slug)
+    poll = polls.get_poll(town, poll_id)
+    data = _body()
+    v = polls.cast_poll_vote(current_user(), town, poll, data.get("option"), data.get("signature"))
+    return jsonify(
+        {"vote": {"option": v.option, "weight": str(int(v.weight)), "state": v.state}}
+    ), 202

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
@@ -30,7 +30,10 @@ from backend.chain.governance import (
     PROPOSAL_STATES,
     ballot_typed_data,
     description_hash,
+    for_browser,
     hash_proposal,
+    recover_typed_data_signer,
+    relay_signer,
     signature_hex,
     timelock_salt,
 )
@@ -43,6 +46,7 @@ from backend.dao.errors import (
     AlreadyVoted,
     InsufficientTreasury,
     InvalidInput,
+    InvalidSignature,
     InvalidSupport,
     NotEligible,
     VotingClosed,
@@ -122,18 +126,25 @@ def get_proposal(town: Town, row_id: Any) -> DaoProposal:
     return p
 
 
-def user_address(user: User) -> str | None:
-    """The address a user votes with: the built-in account, else a linked wallet."""
+def user_wallet(user: User) -> tuple[str, str] | None:
+    """(address, kind) a user votes with: the built-in account (CUSTODIAL: the platform signs
+    for them), else their own wallet (EXTERNAL: they sign the ballot in the browser)."""
     rows = (
         _session()
         .scalars(select(Address).where(Address.user_id == user.id).order_by(Address.id))
         .all()
     )
-    for kind in (CUSTODIAL, None):
+    for kind in (CUSTODIAL, EXTERNAL):
         for a in rows:
-            if kind is None or a.kind == kind:
-                return str(a.address)
+            if a.kind == kind:
+                return str(a.address), kind
     return None
+
+
+def user_address(user: User) -> str | None:
+    """The address a user votes with: the built-in account, else a linked wallet."""
+    found = user_wallet(user)
+    return found[0] if found else None
 
 
 # ---------------------------------------------------------------------------- chain status
@@ -198,6 +209,7 @@ class Eligibility:
     address: str | None = None
     support: int | None = None  # how they voted, when they did
     message: str = ""
+    wallet: str | None = None  # "custodial" (built-in, signed for them) | "external" (own wallet)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,12 +225,13 @@ def eligibility(user: User | None, p: DaoProposal, view: ChainView | None = None
     """Whether `user` may vote on `p` now, with what weight and why (nothing is signed)."""
     if user is None:
         return _explain(Eligibility(False, "sign_in"), p)
-    address = user_address(user)
-    if address is None:
+    wallet = user_wallet(user)
+    if wallet is None:
         return _explain(Eligibility(False, "no_wallet"), p)
+    address = wallet[0]
     view = view or chain_view(p)
     gov = p.governor_address
-    e = Eligibility(False, "", snapshot=view.snapshot, address=address)
+    e = Eligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
     token = _read(gov, "token", artifact_name="TownGovernor")
     e.current_weight = int(_read(token, "getVotes", address, artifact_name=_token_artifact(p)))
     if view.state in ("submitting", "failed"):
@@ -265,7 +278,7 @@ def _explain(e: Eligibility, p: DaoProposal) -> Eligibility:
     elif e.reason == "sign_in":
         e.message = gettext("Sign in to see whether you may vote.")
     elif e.reason == "no_wallet":
-        e.message = gettext("Your account has no built-in wallet to vote with.")
+        e.message = gettext("Your account has no wallet to vote with.")
     elif e.reason == "processing":
         e.message = gettext("This proposal is being recorded; voting opens shortly.")
     elif e.reason == "not_started":
@@ -314,28 +327,33 @@ def _account_service() -> AccountService:
     return AccountService(_session(), lambda: get_vault(app))
 
 
-def cast_vote(user: User | None, town: Town, p: DaoProposal, support_value: Any) -> DaoVote:
-    """Sign the user's ballot with their built-in account and queue castVoteBySig (gasless)."""
-    user = require_user() if user is None else user
+def _require_can_vote(user: User, town: Town, p: DaoProposal, support_value: Any) -> Any:
+    """(support, eligibility) when `user` may vote now; the refusals otherwise."""
     if p.town_id != town.id:
         raise NotFound(N_("This proposal does not exist in this town."))
     support = parse_support(support_value)
     e = eligibility(user, p)
     if not e.can_vote:
-        if e.reason == "already_voted":
-            raise AlreadyVoted(N_("You already voted on this proposal."))
-        if e.reason in ("processing", "not_started", "ended"):
-            raise VotingClosed(N_("Voting is not open for this proposal."), reason=e.reason)
-        if e.reason == "no_wallet":
-            raise InvalidInput(N_("Your account has no built-in wallet to vote with."))
-        raise NotEligible(
-            N_("You may not vote on this proposal: %(why)s"), why=e.message, reason=e.reason
-        )
-    signer = _account_service().custodial_signer(user)
-    voter = signer.address
-    gov = p.governor_address
-    s = _session()
-    in_flight = s.scalar(
+        refuse(e)
+    return support, e
+
+
+def refuse(e: Any) -> None:
+    """Raise the error matching a negative eligibility (proposals and polls alike)."""
+    if e.reason == "already_voted":
+        raise AlreadyVoted(N_("You already voted on this proposal."))
+    if e.reason in ("processing", "not_started", "ended", "canceled"):
+        raise VotingClosed(N_("Voting is not open for this proposal."), reason=e.reason)
+    if e.reason == "no_wallet":
+        raise InvalidInput(N_("Your account has no wallet to vote with."))
+    raise NotEligible(
+        N_("You may not vote on this proposal: %(why)s"), why=e.message, reason=e.reason
+    )
+
+
+def _next_nonce(gov: str, voter: str) -> int:
+    """The voter's next governor nonce, counting their ballots not yet on chain."""
+    in_flight = _session().scalar(
         select(func.count(DaoVote.id))
         .join(DaoProposal, DaoProposal.id == DaoVote.proposal_row_id)
         .where(
@@ -344,11 +362,53 @@ def cast_vote(user: User | None, town: Town, p: DaoProposal, support_value: Any)
             DaoProposal.governor_address == gov,
         )
     )
-    nonce = int(_read(gov, "nonces", voter, artifact_name="TownGovernor")) + int(in_flight or 0)
+    return int(_read(gov, "nonces", voter, artifact_name="TownGovernor")) + int(in_flight or 0)
+
+
+def _ballot(p: DaoProposal, support: int, voter: str) -> tuple[dict[str, Any], int]:
+    gov = p.governor_address
+    nonce = _next_nonce(gov, voter)
     domain = _chain().eip712_domain(gov, artifact_name="TownGovernor")
-    signed = signer.sign_typed_data(
-        ballot_typed_data(domain, p.proposal_id_int, support, voter, nonce)
-    )
+    return ballot_typed_data(domain, p.proposal_id_int, support, voter, nonce), nonce
+
+
+def prepare_ballot(user: User | None, town: Town, p: DaoProposal, support_value: Any) -> dict:
+    """The EIP-712 Ballot an own-wallet (SIWE) user signs with eth_signTypedData_v4.
+
+    Same checks as `cast_vote`; nothing is stored. The typed data binds the chamber's domain,
+    the proposal, the choice, the voter and their governor nonce."""
+    user = require_user() if user is None else user
+    support, e = _require_can_vote(user, town, p, support_value)
+    if e.wallet != EXTERNAL:
+        raise InvalidInput(N_("Your built-in account signs your vote for you; just vote."))
+    typed, _nonce = _ballot(p, support, e.address)
+    return {"typed_data": for_browser(typed), "voter": e.address, "support": support}
+
+
+def cast_vote(
+    user: User | None, town: Town, p: DaoProposal, support_value: Any, signature: Any = None
+) -> DaoVote:
+    """Queue castVoteBySig (gasless): the built-in account's ballot is signed here; an own
+    wallet's ballot (from `prepare_ballot`) must come as `signature` and recover to it."""
+    user = require_user() if user is None else user
+    support, e = _require_can_vote(user, town, p, support_value)
+    voter = str(e.address)
+    if e.wallet == EXTERNAL:
+        typed, nonce = _ballot(p, support, voter)
+        if recover_typed_data_signer(typed, signature) != voter:
+            raise InvalidSignature(
+                N_("The signature is not your wallet's signature of this ballot; sign again.")
+            )
+        sig, signer, how = signature_hex(signature), relay_signer(outbox_service(), voter), "wallet"
+    else:
+        user_signer = _account_service().custodial_signer(user)
+        typed, nonce = _ballot(p, support, voter)
+        sig, signer, how = (
+            signature_hex(user_signer.sign_typed_data(typed)),
+            user_signer,
+            "built-in",
+        )
+    s = _session()
     vote = DaoVote(
         proposal_row_id=p.id,
         voter=voter,
@@ -368,10 +428,10 @@ def cast_vote(user: User | None, town: Town, p: DaoProposal, support_value: Any)
         s,
         idempotency_key=f"dao.vote:{p.id}:{voter}",
         sender_kind="relayer",
-        contract=gov,
+        contract=p.governor_address,
         artifact_name="TownGovernor",
         function="castVoteBySig",
-        args=[p.proposal_id_int, support, voter, signature_hex(signed)],
+        args=[p.proposal_id_int, support, voter, sig],
         signer=signer,
         town_id=town.id,
         user_id=user.id,
@@ -381,7 +441,7 @@ def cast_vote(user: User | None, town: Town, p: DaoProposal, support_value: Any)
             subject_type="dao_proposal",
             subject_id=str(p.id),
             amount=None,
-            reason="gasless vote",
+            reason=f"gasless vote ({how} signature)",
             details={"support": support, "weight": e.weight, "voter": voter},
         ),
     )

@@ -50,7 +50,14 @@ PATHS = {
                 }
             ),
             "responses": {"201": json_response("The merchant."), **_errors()},
-        }
+        },
+        "get": {
+            "summary": "The town's shops with their status (registering until the chain "
+            "confirms, then active), for town staff.",
+            "security": _SESSION,
+            "parameters": [_SLUG],
+            "responses": {"200": json_response("The merchants."), **_errors()},
+        },
     },
     "/api/merchants/{merchant_id}": {
         "get": {

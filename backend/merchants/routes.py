@@ -93,6 +93,12 @@ def register(slug: str) -> tuple[Response, int]:
     return jsonify(merchant=merchant_json(m)), 201
 
 
+@bp.get("/api/towns/<slug>/merchants")
+def town_merchants(slug: str) -> Response:
+    rows = merchant_service().town_merchants(current_user(), town_by_slug(slug))
+    return jsonify(merchants=[merchant_json(m) for m in rows])
+
+
 @bp.get("/api/merchants/<int:merchant_id>")
 def merchant(merchant_id: int) -> Response:
     svc = merchant_service()

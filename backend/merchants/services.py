@@ -82,6 +82,7 @@ CODE_WINDOWS_ACCEPTED = 3  # and is accepted for three minutes
 MAX_PIN_TRIES = 5
 _PIN_RE = re.compile(r"\d{4,6}")
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _CUSTOMER_CODE_RE = re.compile(r"P(\d{1,12})-(\d{6})")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 _FAILED_TX = ("failed", "reverted", "cancelled")
@@ -181,6 +182,11 @@ class MerchantService:
             )
         )
 
+    def town_merchants(self, user: User | None, town: Town) -> list[Merchant]:
+        """The town's shops, for town STAFF."""
+        require_town_role(user, town.id, STAFF)
+        return self.merchants_in(town)
+
     def _user_address(self, user: User) -> str:
         address = self.session.scalar(
             select(Address.address)
@@ -255,8 +261,9 @@ class MerchantService:
         return m
 
     def add_staff(self, actor: User | None, merchant: Merchant, user: User) -> MerchantStaff:
-        """Make `user` staff of `merchant` (idempotent). Town STAFF only."""
-        require_town_role(actor, merchant.town_id, STAFF)
+        """Make `user` staff of `merchant` (idempotent; AuditLog "merchant.staff_add" the first
+        time). Town STAFF only."""
+        actor = require_town_role(actor, merchant.town_id, STAFF)
         existing = self.session.scalar(
             select(MerchantStaff).where(
                 MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
@@ -266,8 +273,60 @@ class MerchantService:
             return existing
         row = MerchantStaff(merchant_id=merchant.id, user_id=user.id)
         self.session.add(row)
-        self.session.commit()
+        self.session.add(
+            AuditLog(
+                actor=f"user:{actor.id}",
+                action="merchant.staff_add",
+                subject_type="merchant",
+                subject_id=str(merchant.id),
+                reason="shop staff added by the town",
+                details={"user_id": user.id},
+            )
+        )
+        try:
+            self.session.commit()
+        except IntegrityError:  # a double submit won the race
+            self.session.rollback()
+            found = self.session.scalar(
+                select(MerchantStaff).where(
+                    MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+                )
+            )
+            if found is None:
+                raise
+            return found
         return row
+
+    def user_by_email(self, email: object) -> User:
+        """The account with `email` (InvalidInput when there is none)."""
+        text = email.strip().lower() if isinstance(email, str) else ""
+        if not _EMAIL_RE.fullmatch(text) or len(text) > 254:
+            raise InvalidInput(N_("Enter a valid email address."), field="email")
+        user = self.session.scalar(select(User).where(User.email == text))
+        if user is None:
+            raise InvalidInput(
+                N_("There is no account with this email address. Ask them to sign up first."),
+                field="email",
+            )
+        return user
+
+    def add_staff_by_email(
+        self, actor: User | None, merchant_id: object, email: object
+    ) -> MerchantStaff:
+        """Town STAFF make the account with `email` staff of one of the town's shops."""
+        merchant = self.merchant(merchant_id)
+        require_town_role(actor, merchant.town_id, STAFF)
+        return self.add_staff(actor, merchant, self.user_by_email(email))
+
+    def staff_of(self, merchant: Merchant) -> list[User]:
+        return list(
+            self.session.scalars(
+                select(User)
+                .join(MerchantStaff, MerchantStaff.user_id == User.id)
+                .where(MerchantStaff.merchant_id == merchant.id)
+                .order_by(MerchantStaff.id)
+            )
+        )
 
     # ------------------------------------------------------------------ charges
 
@@ -462,6 +521,7 @@ class MerchantService:
         if card is None:
             card = ResidentCard(user_id=user.id, town_id=town.id)
             self.session.add(card)
+        card.town_id = town.id
         card.card_code = "C" + _short_code(10)
         card.pin_hash = generate_password_hash(pin, method="scrypt")
         card.failed_attempts = 0
@@ -473,11 +533,21 @@ class MerchantService:
                 subject_type="user",
                 subject_id=str(user.id),
                 reason="printed QR card issued",
-                details={"town_id": town.id},
+                details={"town_id": town.id, "issued_by": actor.id, "card_code": card.card_code},
             )
         )
         self.session.commit()
         return card
+
+    def issue_card_by_email(
+        self, actor: User | None, town: Town, email: object
+    ) -> tuple[ResidentCard, str]:
+        """Town STAFF issue a printed card to the resident with `email`: returns the card and
+        its new 6-digit PIN, which is shown once (to print) and only stored hashed."""
+        require_town_role(actor, town.id, STAFF)
+        user = self.user_by_email(email)
+        pin = f"{secrets.randbelow(1_000_000):06d}"
+        return self.issue_card(actor, town, user, pin), pin
 
     def _card_holder(self, code: str, pin: object) -> tuple[User, ResidentCard]:
         card = self.session.scalar(

@@ -42,6 +42,44 @@ def get_order(public_id: str):
     return jsonify({"order": order_json(order_service().get(current_user(), public_id))})
 
 
+@bp.post("/api/shop/wallet-orders/permit")
+def wallet_permit():
+    data = _body()
+    prepared = order_service().wallet_permit(
+        current_user(), data.get("listing_id"), data.get("quantity"), data.get("address")
+    )
+    return jsonify(prepared)
+
+
+@bp.post("/api/shop/wallet-orders/forward-request")
+def wallet_forward_request():
+    data = _body()
+    prepared = order_service().wallet_forward_request(
+        current_user(),
+        data.get("listing_id"),
+        data.get("quantity"),
+        data.get("permit"),
+        data.get("address"),
+    )
+    return jsonify(prepared)
+
+
+@bp.post("/api/shop/wallet-orders")
+def place_wallet_order():
+    data = _body()
+    placed = order_service().place_wallet(
+        current_user(),
+        data.get("listing_id"),
+        data.get("quantity"),
+        data.get("idempotency_key"),
+        data.get("permit"),
+        data.get("forward_request"),
+        data.get("address"),
+    )
+    body = {"order": order_json(placed.order), "redirect_url": placed.redirect_url}
+    return jsonify(body), 201 if placed.created else 200
+
+
 @bp.post("/api/shop/faucet")
 def faucet():
     tx = order_service().faucet(current_user())

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import require_user
 from backend.chain.gateway import ChainUnavailable
 from backend.chain.outbox import AuditEntry, outbox_service
@@ -151,50 +151,9 @@ class OrderService:
             if existing.listing_id != listing_id or existing.quantity != quantity:
                 raise Conflict(N_("This request key was already used for another order."))
             return PlacedOrder(existing, self._next_url(existing), created=False)
-        if isinstance(listing_id, bool) or not isinstance(listing_id, int):
-            raise InvalidInput(N_("Choose something to buy."), field="listing_id")
-        listing = self.session.get(Listing, listing_id)
-        if listing is None:
-            raise UnknownListing(N_("This item is not in the shop."))
-        if (
-            isinstance(quantity, bool)
-            or not isinstance(quantity, int)
-            or not (1 <= quantity <= listing.wallet_cap)
-        ):
-            raise InvalidInput(
-                N_("Choose a quantity from 1 to %(max)s."), field="quantity", max=listing.wallet_cap
-            )
-        now = utcnow()
-        starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
-        if listing.chain_listing_id is None or not starts <= now < ends:
-            raise NotOnSale(N_("This item is not on sale now."))
-        town = listing.town
+        listing = self._listing(listing_id, quantity)
         buyer = self._buyer_address(user, listing.payment_kind)
-        on_chain = chain_listing(listing.chain_listing_id, town)
-        if on_chain is None:
-            raise ServiceUnavailable(N_("The shop cannot be reached right now; try again soon."))
-        if on_chain["paused"]:
-            raise NotOnSale(N_("This item is not on sale now."))
-        remaining = on_chain["supply"] - on_chain["sold"] - self.shop.pending_quantity(listing)
-        if remaining <= 0:
-            raise SoldOut(N_("Sold out."), remaining=0)
-        if quantity > remaining:
-            raise SoldOut(N_("Only %(remaining)s left."), remaining=remaining)
-        minted = self._read_int(sale_key(town), "mintedBy", listing.chain_listing_id, buyer.address)
-        pending_mine = self.session.scalar(
-            select(func.coalesce(func.sum(Order.quantity), 0)).where(
-                Order.listing_id == listing.id,
-                Order.buyer_address == buyer.address,
-                Order.status.in_(("pending_payment", "processing")),
-            )
-        )
-        left = listing.wallet_cap - minted - int(pending_mine or 0)
-        if quantity > left:
-            raise WalletCapExceeded(
-                N_("You can buy at most %(cap)s of these; %(left)s more for you."),
-                cap=listing.wallet_cap,
-                left=max(left, 0),
-            )
+        self._check_supply(listing, quantity, buyer.address)
         amount = int(listing.price) * quantity
         public_id = uuid.uuid4().hex
         order = Order(
@@ -231,6 +190,57 @@ class OrderService:
                 raise
             return PlacedOrder(first, self._next_url(first), created=False)
         return PlacedOrder(order, redirect, created=True)
+
+    def _listing(self, listing_id: object, quantity: object) -> Listing:
+        """The listing, if it is on sale now and `quantity` is within its wallet cap."""
+        if isinstance(listing_id, bool) or not isinstance(listing_id, int):
+            raise InvalidInput(N_("Choose something to buy."), field="listing_id")
+        listing = self.session.get(Listing, listing_id)
+        if listing is None:
+            raise UnknownListing(N_("This item is not in the shop."))
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not (1 <= quantity <= listing.wallet_cap)
+        ):
+            raise InvalidInput(
+                N_("Choose a quantity from 1 to %(max)s."), field="quantity", max=listing.wallet_cap
+            )
+        now = utcnow()
+        starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
+        if listing.chain_listing_id is None or not starts <= now < ends:
+            raise NotOnSale(N_("This item is not on sale now."))
+        return listing
+
+    def _check_supply(self, listing: Listing, quantity: int, buyer: str) -> None:
+        """Refuse a quantity over what is left or over the buyer's per-wallet cap."""
+        town = listing.town
+        assert listing.chain_listing_id is not None  # noqa: S101 - checked by _listing
+        on_chain = chain_listing(listing.chain_listing_id, town)
+        if on_chain is None:
+            raise ServiceUnavailable(N_("The shop cannot be reached right now; try again soon."))
+        if on_chain["paused"]:
+            raise NotOnSale(N_("This item is not on sale now."))
+        remaining = on_chain["supply"] - on_chain["sold"] - self.shop.pending_quantity(listing)
+        if remaining <= 0:
+            raise SoldOut(N_("Sold out."), remaining=0)
+        if quantity > remaining:
+            raise SoldOut(N_("Only %(remaining)s left."), remaining=remaining)
+        minted = self._read_int(sale_key(town), "mintedBy", listing.chain_listing_id, buyer)
+        pending_mine = self.session.scalar(
+            select(func.coalesce(func.sum(Order.quantity), 0)).where(
+                Order.listing_id == listing.id,
+                Order.buyer_address == buyer,
+                Order.status.in_(("pending_payment", "processing")),
+            )
+        )
+        left = listing.wallet_cap - minted - int(pending_mine or 0)
+        if quantity > left:
+            raise WalletCapExceeded(
+                N_("You can buy at most %(cap)s of these; %(left)s more for you."),
+                cap=listing.wallet_cap,
+                left=max(left, 0),
+            )
 
     def _next_url(self, order: Order) -> str:
         if order.status == "pending_payment" and order.provider == "test":
@@ -348,6 +358,271 @@ class OrderService:
                 "payment_ref": order.payment_ref,
             },
         )
+
+    # ----------------------------------------------------------------- external wallets
+
+    def wallets(self, user: User | None) -> dict[str, str | None]:
+        """The user's built-in address and first external (SIWE) address, each or None."""
+        if user is None:
+            return {"builtin": None, "wallet": None}
+        rows = self.session.scalars(
+            select(Address).where(Address.user_id == user.id).order_by(Address.id)
+        ).all()
+        return {
+            "builtin": next((a.address for a in rows if a.kind == CUSTODIAL), None),
+            "wallet": next((a.address for a in rows if a.kind == EXTERNAL), None),
+        }
+
+    def test_yen_balance(self, address: str | None) -> int | None:
+        """Test yen held by `address` (None when unknown or the chain does not answer)."""
+        if address is None:
+            return None
+        try:
+            return int(gateway().read("TestYenStablecoin", "balanceOf", address))
+        except Exception as exc:  # a page must not break when the node is away
+            log.warning("test yen balance: chain read failed: %s", exc)
+            return None
+
+    def _wallet_address(self, user: User, address: object = None) -> str:
+        """The user's external (SIWE) address: `address` if given and theirs, else the first."""
+        rows = self.session.scalars(
+            select(Address.address)
+            .where(Address.user_id == user.id, Address.kind == EXTERNAL)
+            .order_by(Address.id)
+        ).all()
+        if address is not None:
+            rows = [a for a in rows if isinstance(address, str) and a.lower() == address.lower()]
+        if not rows:
+            raise InvalidInput(
+                N_("Sign in with your wallet to pay from it."), code="no_wallet", field="address"
+            )
+        return str(rows[0])
+
+    def _wallet_listing(
+        self, user: User | None, listing_id: object, quantity: object, address: object
+    ) -> tuple[User, Listing, str, int]:
+        """Checks shared by every step of a wallet purchase: (user, listing, address, amount)."""
+        user = user or require_user()
+        listing = self._listing(listing_id, quantity)
+        if listing.payment_kind != "stablecoin":
+            raise InvalidInput(
+                N_("This item cannot be paid from your wallet."), code="not_wallet_payable"
+            )
+        owner = self._wallet_address(user, address)
+        assert isinstance(quantity, int)  # noqa: S101 - checked by _listing
+        self._check_supply(listing, quantity, owner)
+        amount = int(listing.price) * quantity
+        token = token_key(listing.town, listing.payment_kind)
+        balance = self._read_int(token, "balanceOf", owner)
+        in_flight = self._in_flight(owner, listing.payment_kind, listing.town_id)
+        if balance - int(in_flight["amount"]) < amount:
+            raise InsufficientBalance(
+                N_("Not enough test yen: you have %(balance)s and this costs %(amount)s."),
+                balance=balance,
+                amount=amount,
+            )
+        return user, listing, owner, amount
+
+    def _permit_typed_data(
+        self, listing: Listing, owner: str, amount: int, nonce: int, deadline: int
+    ) -> dict[str, Any]:
+        token = token_key(listing.town, listing.payment_kind)
+        return {
+            "types": PERMIT_TYPES,
+            "primaryType": "Permit",
+            "domain": gateway().eip712_domain(token).as_dict(),
+            "message": {
+                "owner": owner,
+                "spender": gateway().address_of(sale_key(listing.town)),
+                "value": amount,
+                "nonce": nonce,
+                "deadline": deadline,
+            },
+        }
+
+    def _permit_nonce(self, listing: Listing, owner: str) -> int:
+        token = token_key(listing.town, listing.payment_kind)
+        in_flight = self._in_flight(owner, listing.payment_kind, listing.town_id)
+        return self._read_int(token, "nonces", owner) + int(in_flight["count"])
+
+    def wallet_permit(
+        self, user: User | None, listing_id: object, quantity: object, address: object = None
+    ) -> dict[str, Any]:
+        """Step 1 of a wallet purchase: the ERC-20 permit (EIP-712) letting PrimarySale take
+        the price from the user's external address, for eth_signTypedData_v4."""
+        _user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
+        deadline = int(utcnow().timestamp()) + PERMIT_TTL
+        nonce = self._permit_nonce(listing, owner)
+        return {
+            "address": owner,
+            "amount": amount,
+            "permit": {"deadline": deadline, "nonce": nonce},
+            "typed_data": self._permit_typed_data(listing, owner, amount, nonce, deadline),
+        }
+
+    def _permit_args(
+        self, listing: Listing, owner: str, amount: int, quantity: int, permit: object
+    ) -> list[Any]:
+        """buyWithPermit's arguments from a permit the owner signed; refused if it is not
+        theirs, not for this price, or out of date."""
+        from backend.chain.typed_signatures import recover_typed_data, split_signature
+
+        if not isinstance(permit, dict):
+            raise InvalidInput(N_("The wallet signature is missing."), field="permit")
+        deadline, nonce, signature = (permit.get(k) for k in ("deadline", "nonce", "signature"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (deadline, nonce)):
+            raise InvalidInput(N_("The wallet signature is missing."), field="permit")
+        assert isinstance(deadline, int) and isinstance(nonce, int)  # noqa: S101
+        if deadline <= int(utcnow().timestamp()) + 60 or nonce != self._permit_nonce(
+            listing, owner
+        ):
+            raise Conflict(
+                N_("The wallet signature is out of date; please try again."),
+                code="stale_signature",
+            )
+        typed = self._permit_typed_data(listing, owner, amount, nonce, deadline)
+        if recover_typed_data(typed, signature) != owner:
+            raise InvalidInput(
+                N_("The wallet signature does not match your wallet address."),
+                code="bad_signature",
+                field="permit",
+            )
+        assert isinstance(signature, str)  # noqa: S101 - it recovered
+        v, r, s = split_signature(signature)
+        return [
+            listing.chain_listing_id,
+            quantity,
+            [0, 0, 0, "0x"],
+            deadline,
+            v,
+            "0x" + r.to_bytes(32, "big").hex(),
+            "0x" + s.to_bytes(32, "big").hex(),
+        ]
+
+    def wallet_forward_request(
+        self,
+        user: User | None,
+        listing_id: object,
+        quantity: object,
+        permit: object,
+        address: object = None,
+    ) -> dict[str, Any]:
+        """Step 2: with the signed permit, the ERC-2771 forward request for
+        PrimarySale.buyWithPermit that the wallet signs next (relayed: no gas for the user)."""
+        _user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
+        assert isinstance(quantity, int)  # noqa: S101
+        args = self._permit_args(listing, owner, amount, quantity, permit)
+        try:
+            prepared = outbox_service().prepare_forward_request(
+                self.session,
+                user_address=owner,
+                contract=sale_key(listing.town),
+                function="buyWithPermit",
+                args=args,
+                artifact_name="PrimarySale",
+            )
+        except ChainUnavailable:
+            raise ServiceUnavailable(
+                N_("The shop cannot be reached right now; try again soon.")
+            ) from None
+        return {
+            "address": owner,
+            "forward_request": prepared["request"],
+            "typed_data": prepared["typed_data"],
+        }
+
+    def place_wallet(
+        self,
+        user: User | None,
+        listing_id: object,
+        quantity: object,
+        idempotency_key: object,
+        permit: object,
+        forward_request: object,
+        address: object = None,
+    ) -> PlacedOrder:
+        """Step 3: place the order with both wallet signatures. They must recover to the user's
+        external address and be exactly this purchase; the forward request is relayed through
+        the outbox (status processing until the mint is indexed). The same key returns the
+        first order."""
+        from backend.chain.typed_signatures import check_forward_request
+
+        user = user or require_user()
+        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
+            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
+        existing = self.session.scalar(
+            select(Order).where(Order.user_id == user.id, Order.idempotency_key == idempotency_key)
+        )
+        if existing is not None:
+            if existing.listing_id != listing_id or existing.quantity != quantity:
+                raise Conflict(N_("This request key was already used for another order."))
+            return PlacedOrder(existing, self._next_url(existing), created=False)
+        user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
+        assert isinstance(quantity, int)  # noqa: S101
+        args = self._permit_args(listing, owner, amount, quantity, permit)
+        outbox = outbox_service()
+        req, reason = check_forward_request(
+            forward_request,
+            user=owner,
+            target=gateway().address_of(sale_key(listing.town)),
+            artifact_name="PrimarySale",
+            function="buyWithPermit",
+            args=args,
+            chain_id=outbox.chain_id,
+            forwarder=outbox.forwarder_address,
+        )
+        if req is None:
+            raise InvalidInput(
+                N_("The wallet signature does not match this purchase; please try again."),
+                code="bad_signature",
+                field="forward_request",
+                reason=reason,
+            )
+        public_id = uuid.uuid4().hex
+        order = Order(
+            public_id=public_id,
+            user_id=user.id,
+            idempotency_key=idempotency_key,
+            listing_id=listing.id,
+            quantity=quantity,
+            amount=Decimal(amount),
+            payment_kind=listing.payment_kind,
+            buyer_address=owner,
+            payment_ref=f"ord_{public_id}",
+            status="processing",
+        )
+        self.session.add(order)
+        try:
+            self.session.flush()
+            tx = outbox.enqueue_call(
+                self.session,
+                idempotency_key=f"order:{public_id}",
+                sender_kind="relayer",
+                contract=sale_key(listing.town),
+                function="buyWithPermit",
+                args=args,
+                forward_request=req,
+                artifact_name="PrimarySale",
+                town_id=listing.town_id,
+                user_id=user.id,
+                audit=self._mint_audit(order, listing, f"user:{user.id}"),
+            )
+            order.outbox_tx_id = tx.id
+            self.session.commit()
+        except IntegrityError:  # a double submit with the same key won the race
+            self.session.rollback()
+            first = self.session.scalar(
+                select(Order).where(
+                    Order.user_id == user.id, Order.idempotency_key == idempotency_key
+                )
+            )
+            if first is None:
+                raise
+            return PlacedOrder(first, self._next_url(first), created=False)
+        except Exception:
+            self.session.rollback()
+            raise
+        return PlacedOrder(order, f"/shop/orders/{public_id}", created=True)
 
     # ----------------------------------------------------------------- reading
 
@@ -489,13 +764,17 @@ class OrderService:
     # ----------------------------------------------------------------- faucet (test mode)
 
     def faucet(self, user: User | None, amount: int = 10_000) -> OutboxTx:
-        """Mint test yen to the user's built-in account (local test chains only, once a day)."""
+        """Mint test yen to the user's built-in account, or to their wallet's address when they
+        signed in with one (local test chains only, once a day)."""
         from backend.nfts.services import is_test_chain
 
         user = user or require_user()
         if not is_test_chain():
             raise NotOnSale(N_("Test yen is only available in test mode."), code="not_test_mode")
-        buyer = self._buyer_address(user, "stablecoin")
+        try:
+            to = self._buyer_address(user, "stablecoin").address
+        except InvalidInput:
+            to = self._wallet_address(user)
         day = utcnow().date().isoformat()
         tx = outbox_service().enqueue_call(
             self.session,
@@ -503,13 +782,13 @@ class OrderService:
             sender_kind="admin",
             contract="TestYenStablecoin",
             function="mint",
-            args=[buyer.address, amount],
+            args=[to, amount],
             user_id=user.id,
             audit=AuditEntry(
                 actor=f"user:{user.id}",
                 action="testyen.mint",
                 subject_type="address",
-                subject_id=buyer.address,
+                subject_id=to,
                 amount=amount,
                 reason="test-mode faucet",
             ),

@@ -133,5 +133,29 @@ def test_wallet_user_signs_in_with_siwe_and_gets_a_card_in_my_collection(
         assert "Sarabetsu Ambassador Card #1" in page.content()
         assert page.locator(".qr svg").count() == 1
         screenshot(page, "wallet-my-collection-en-1280")
+
+        # Test yen to the wallet's own address, then a purchase signed in the wallet.
+        page.goto(base + "/towns/sarabetsu")
+        page.get_by_role("button", name="Get test yen (test mode)").click()
+        page.wait_for_url("**/towns/sarabetsu?notice=faucet")
+        deadline = time.monotonic() + 30
+        while page.get_by_test_id("test-yen-balance").inner_text() != "Your test yen: 10,000":
+            assert time.monotonic() < deadline, "the test yen did not arrive"
+            time.sleep(0.5)
+            page.reload()
+        assert page.locator("button[data-buy=stablecoin]").count() == 0  # no built-in account
+        screenshot(page, "wallet-test-yen-en-1280")
+        page.locator("button[data-buy=wallet]").click()
+        page.wait_for_url("**/shop/orders/**")
+        assert page.locator(".status").count() == 1
+        screenshot(page, "wallet-yen-processing-en-1280")
+        page.locator(".status-completed").wait_for(timeout=30_000)
+        page.get_by_role("link", name="My collection").first.click()
+        page.wait_for_url(base + "/my/collection")
+        assert "Sarabetsu Ambassador Card #2" in page.content()
+        assert page.locator(".qr svg").count() == 2
+        screenshot(page, "wallet-yen-my-collection-en-1280")
+        page.goto(base + "/towns/sarabetsu")
+        assert page.get_by_test_id("test-yen-balance").inner_text() == "Your test yen: 5,000"
     finally:
         context.close()

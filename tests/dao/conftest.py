@@ -165,3 +165,36 @@ def counts(app: Flask) -> dict[str, int]:
             m.__tablename__: s.scalar(sa.select(sa.func.count()).select_from(m))
             for m in (OutboxTx, AuditLog, DaoVote, DaoProposal, Address)
         }
+
+
+def wallet_signin(app: Flask, account: Any) -> Api:
+    """A member signed in with their own wallet (SIWE): no built-in account, an external one."""
+    from eth_account.messages import encode_defunct
+
+    api = new_api(app)
+    body = api.client.get(f"/api/auth/siwe/nonce?address={account.address}").get_json()
+    sig = account.sign_message(encode_defunct(text=body["message"])).signature.hex()
+    resp = api.post(
+        "/api/auth/siwe/verify",
+        {"message": body["message"], "signature": "0x" + sig.removeprefix("0x")},
+    )
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    api.refresh_token()
+    return api
+
+
+def sign_typed(account: Any, typed: dict[str, Any]) -> str:
+    """What eth_signTypedData_v4 returns for the browser-shaped typed data."""
+    sig = account.sign_typed_data(full_message=typed).signature.hex()
+    return "0x" + sig.removeprefix("0x")
+
+
+def poll_counts(app: Flask) -> dict[str, int]:
+    from backend.dao.models import DaoPoll, DaoPollVote
+
+    with app.app_context():
+        s = get_db().session
+        out = counts(app)
+        for m in (DaoPoll, DaoPollVote):
+            out[m.__tablename__] = s.scalar(sa.select(sa.func.count()).select_from(m))
+        return out

@@ -129,3 +129,44 @@ def test_demo_funds_the_treasury_and_opens_the_festival_proposal(
     assert "Next year&#39;s harvest festival budget" in html.get_data(as_text=True)
     r = app.test_client().get(f"/api/towns/{SLUG}/dao/proposals/{p.id}/results").get_json()
     assert r["state"] == "active"
+
+
+def test_poll_form_and_vote_form_render_errors_in_the_page(manual_outbox, town, dao_chain):
+    from tests.dao.conftest import poll_counts
+
+    app = manual_outbox
+    api, uid, _ = signup(app)
+    client = api.client
+    assert client.get(f"/towns/{SLUG}/dao/polls/new").status_code == 403
+    make_staff(app, town, uid)
+    html = client.get(f"/towns/{SLUG}/dao/polls/new").get_data(as_text=True)
+    assert 'for="option_ja_0"' in html and 'for="duration_blocks"' in html
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    form = {
+        "csrf_token": _csrf(html),
+        "idempotency_key": key,
+        "title_en": "Mascot name",
+        "chamber": "card",
+        "duration_blocks": "100",
+        "option_en_0": "Sara",
+    }
+    before = poll_counts(app)
+    resp = client.post(f"/towns/{SLUG}/dao/polls/new", data=form, headers={"Accept-Language": "en"})
+    assert resp.status_code == 400
+    assert "Give the poll 2 to 10 options." in resp.get_data(as_text=True)
+    assert poll_counts(app) == before
+    resp = client.post(f"/towns/{SLUG}/dao/polls/new", data={**form, "option_ja_1": "ベツ"})
+    assert resp.status_code == 302
+    settle(app, dao_chain)
+    url = resp.headers["Location"]
+    page = client.get(url, headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert "アンケート投票" in page and "ベツ" in page
+    assert "カードを持っていません" in page  # staff hold no card
+    before = poll_counts(app)
+    resp = client.post(url + "/vote", data={"csrf_token": _csrf(page), "option": "1"})
+    assert resp.status_code == 403 and "この投票には参加できません" in resp.get_data(as_text=True)
+    resp = client.post(url + "/vote", data={"csrf_token": _csrf(page), "option": "9"})
+    assert resp.status_code == 400
+    assert poll_counts(app) == before
+    listing = app.test_client().get(f"/towns/{SLUG}/dao/polls?lang=en").get_data(as_text=True)
+    assert "Mascot name" in listing

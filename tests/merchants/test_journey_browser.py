@@ -111,3 +111,52 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
     finally:
         for ctx in (phone, desk, town):
             ctx.close()
+
+
+def test_town_staff_register_a_shop_add_staff_and_issue_a_card_on_a_phone(
+    app, world, platform, browser, screenshot
+):
+    """Town staff on a 360 px phone (Japanese): from the settlement queue to the shops page,
+    register a shop (processing until the chain confirms it), add its clerk, issue a card."""
+    base = platform.url
+    phone = browser.new_context(viewport={"width": 360, "height": 740}, locale="ja-JP")
+    try:
+        page = phone.new_page()
+        _log_in(page, base, world.staff, "/towns/sarabetsu/settlements")
+        page.get_by_role("link", name="お店とスタッフ").click()
+        page.wait_for_url(f"{base}/towns/sarabetsu/shops")
+        page.get_by_label("お店の名前（日本語）").fill("パン工房")
+        page.get_by_label("お店の名前（英語）").fill("Bakery")
+        page.get_by_role("button", name="お店を登録する").click()
+        page.wait_for_url(re.compile(r"/towns/sarabetsu/shops\?notice=registered$"))
+        shop = page.locator("section.panel", has_text="パン工房")
+        status = shop.get_by_test_id("shop-status")
+        assert "処理中" in status.inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "staff-1-registering-ja-360")
+        # The page switches to "active" by itself once the chain has confirmed it.
+        page.wait_for_function(
+            "el => el.getAttribute('data-shop-status') === 'active'",
+            arg=status.element_handle(),
+            timeout=30_000,
+        )
+        screenshot(page, "staff-2-active-ja-360")
+
+        shop.get_by_label("アカウントのメールアドレスでスタッフを追加").fill(world.neighbour)
+        shop.get_by_role("button", name="このお店に追加").click()
+        page.wait_for_url(re.compile(r"notice=staff_added$"))
+        assert world.neighbour in page.locator("section.panel", has_text="パン工房").inner_text()
+        screenshot(page, "staff-3-staff-added-ja-360")
+
+        page.get_by_role("link", name="印刷する住民カード").click()
+        page.get_by_label("住民のアカウントのメールアドレス").fill("no-such@example.com")
+        page.get_by_role("button", name="カードを発行する").click()
+        assert page.get_by_role("alert").is_visible()
+        page.get_by_label("住民のアカウントのメールアドレス").fill(world.customer)
+        page.get_by_role("button", name="カードを発行する").click()
+        assert re.fullmatch(r"C[A-Z0-9]{10}", page.get_by_test_id("card-code").inner_text())
+        assert re.fullmatch(r"\d{6}", page.get_by_test_id("card-pin").inner_text())
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "staff-4-card-issued-ja-360")
+    finally:
+        phone.close()

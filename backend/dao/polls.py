@@ -1,0 +1,528 @@
+"""Advisory multi-option polls on the town's TownPoll (docs/adr/0003).
+
+Staff create a poll (sent by the admin role key through the outbox); members see their weight
+(the chamber token's votes at the snapshot, the block before creation) and vote for one option
+without gas: the ballot `Ballot(pollId, option, voter)` is signed by the built-in account here
+or by the member's own wallet in the browser, and relayed as `castVoteBySig`. Results per option
+are read from the contract; indexed PollCreated / VoteCast / PollCanceled events fill
+dao_polls / dao_poll_votes. Every function that changes something commits once or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import gettext, ngettext
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from backend.accounts.models import EXTERNAL, User
+from backend.accounts.roles import STAFF, require_town_role, require_user
+from backend.chain.gateway import ChainUnavailable
+from backend.chain.governance import (
+    POLL_STATES,
+    for_browser,
+    poll_ballot_typed_data,
+    recover_typed_data_signer,
+    relay_signer,
+    signature_hex,
+)
+from backend.chain.outbox import AuditEntry, outbox_service
+from backend.core.errors import N_, NotFound, ServiceUnavailable
+from backend.dao.errors import (
+    AlreadyVoted,
+    InvalidInput,
+    InvalidOption,
+    InvalidSignature,
+    NotEligible,
+    VotingClosed,
+)
+from backend.dao.models import (
+    CARD,
+    CHAMBERS,
+    POLL_TOKEN_ARTIFACTS,
+    POLL_TOKEN_KEYS,
+    DaoPoll,
+    DaoPollVote,
+)
+from backend.dao.services import (
+    FAILED_TX_STATES,
+    MAX_TITLE,
+    _account_service,
+    _chain,
+    _idempotency_key,
+    _read,
+    _session,
+    _text,
+    _tx,
+    _tx_json,
+    user_wallet,
+)
+from backend.regions.models import Town
+
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+MAX_OPTION = 100
+MIN_DURATION, MAX_DURATION = 10, 1_000_000  # blocks
+POLL = "TownPoll"
+
+
+def poll_contract(town: Town) -> str:
+    return f"towns.{town.slug}.TownPoll"
+
+
+def token_key(town: Town, chamber: str) -> str:
+    return f"towns.{town.slug}.{POLL_TOKEN_KEYS[chamber]}"
+
+
+def list_polls(town: Town) -> list[DaoPoll]:
+    return list(
+        _session().scalars(
+            select(DaoPoll).where(DaoPoll.town_id == town.id).order_by(DaoPoll.id.desc())
+        )
+    )
+
+
+def get_poll(town: Town, row_id: Any) -> DaoPoll:
+    try:
+        rid = int(row_id)
+    except (TypeError, ValueError):
+        rid = -1
+    poll = _session().get(DaoPoll, rid) if rid > 0 else None
+    if poll is None or poll.town_id != town.id:
+        raise NotFound(N_("This poll does not exist in this town."))
+    return poll
+
+
+# ---------------------------------------------------------------------------- create
+
+
+@dataclass(frozen=True)
+class PollInput:
+    chamber: str
+    title_ja: str
+    title_en: str
+    options: list[dict[str, str]]
+    duration: int
+
+
+def _option_list(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    raw = data.get("options")
+    if not isinstance(raw, list):
+        raise InvalidInput(N_("Give the poll 2 to 10 options."), field="options")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            item = {"ja": item, "en": ""}
+        if not isinstance(item, dict):
+            raise InvalidInput(N_("Each option needs a label."), field="options")
+        ja, en = _text(item, "ja", MAX_OPTION), _text(item, "en", MAX_OPTION)
+        if ja or en:  # blank rows of the form are left out
+            out.append({"ja": ja, "en": en})
+    if not MIN_OPTIONS <= len(out) <= MAX_OPTIONS:
+        raise InvalidInput(N_("Give the poll 2 to 10 options."), field="options")
+    return out
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_DURATION <= value <= MAX_DURATION
+    ):
+        raise InvalidInput(
+            N_("The poll lasts %(min)s to %(max)s blocks."),
+            field="duration_blocks",
+            min=MIN_DURATION,
+            max=MAX_DURATION,
+        )
+    return value
+
+
+def parse_poll(data: Mapping[str, Any]) -> PollInput:
+    chamber = data.get("chamber") or CARD
+    if chamber not in CHAMBERS:
+        raise InvalidInput(N_("Choose the card chamber or the resident chamber."), field="chamber")
+    out = PollInput(
+        chamber=chamber,
+        title_ja=_text(data, "title_ja", MAX_TITLE),
+        title_en=_text(data, "title_en", MAX_TITLE),
+        options=_option_list(data),
+        duration=_duration(data.get("duration_blocks")),
+    )
+    if not out.title_ja and not out.title_en:
+        raise InvalidInput(N_("Give the poll a title (Japanese or English)."), field="title")
+    return out
+
+
+def create_poll(
+    user: User | None,
+    town: Town,
+    data: Mapping[str, Any],
+    idempotency_key: Any,
+    *,
+    actor: str | None = None,
+) -> DaoPoll:
+    """Staff create a poll (TownPoll.createPoll sent by the admin role key)."""
+    if actor is None:
+        user = require_town_role(user, town.id, STAFF)
+    key = _idempotency_key(idempotency_key)
+    s = _session()
+    existing = s.scalar(select(DaoPoll).where(DaoPoll.idempotency_key == key))
+    if existing is not None:
+        if existing.town_id != town.id:
+            raise InvalidInput(N_("This request key was used for another town."))
+        return existing
+    inp = parse_poll(data)
+    chain = _chain()
+    try:
+        poll_address = chain.address_of(poll_contract(town))
+        token_address = chain.address_of(token_key(town, inp.chamber))
+    except ChainUnavailable as exc:
+        raise ServiceUnavailable(
+            N_("The blockchain node is not answering; please try again shortly.")
+        ) from exc
+    except LookupError:
+        raise InvalidInput(N_("This town has no DAO deployed yet.")) from None
+    title = inp.title_en or inp.title_ja
+    labels = [" / ".join(x for x in (o["ja"], o["en"]) if x) for o in inp.options]
+    description = f"{title}\n\n[furusato:{town.slug}:poll:{key}]"
+    poll = DaoPoll(
+        town_id=town.id,
+        chamber=inp.chamber,
+        poll_address=poll_address,
+        token_address=token_address,
+        idempotency_key=key,
+        title_ja=inp.title_ja,
+        title_en=inp.title_en,
+        options=inp.options,
+        duration_blocks=inp.duration,
+        description=description,
+        created_by=user.id if user is not None else None,
+    )
+    s.add(poll)
+    s.flush()
+    tx = outbox_service().enqueue_call(
+        s,
+        idempotency_key=f"dao.poll:{key}",
+        sender_kind="admin",
+        contract=poll_address,
+        artifact_name=POLL,
+        function="createPoll",
+        args=[token_address, labels, inp.duration, description],
+        town_id=town.id,
+        user_id=user.id if user is not None else None,
+        audit=AuditEntry(
+            actor=actor or f"user:{user.id}",  # type: ignore[union-attr]
+            action="dao.poll_create",
+            subject_type="dao_poll",
+            subject_id=str(poll.id),
+            reason=title,
+            details={"chamber": inp.chamber, "options": len(labels), "blocks": inp.duration},
+        ),
+    )
+    poll.create_tx_id = tx.id
+    s.commit()
+    return poll
+
+
+# ---------------------------------------------------------------------------- chain view
+
+
+@dataclass
+class PollView:
+    state: str  # submitting | failed | active | ended | canceled
+    snapshot: int | None = None
+    deadline: int | None = None
+    tallies: list[int] = field(default_factory=list)
+    total_weight: int = 0
+    total_supply: int | None = None  # voting power at the snapshot (turnout's denominator)
+    head_block: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def poll_view(poll: DaoPoll) -> PollView:
+    if poll.poll_id is None:
+        tx = _tx(poll.create_tx_id)
+        failed = tx is not None and tx.state in FAILED_TX_STATES
+        return PollView(state="failed" if failed else "submitting", tallies=[0] * len(poll.options))
+    addr, pid = poll.poll_address, int(poll.poll_id)
+    state = POLL_STATES[int(_read(addr, "state", pid, artifact_name=POLL))]
+    _token, snapshot, deadline, _count, total = _read(addr, "pollInfo", pid, artifact_name=POLL)
+    tallies = [int(x) for x in _read(addr, "results", pid, artifact_name=POLL)]
+    view = PollView(
+        state=state,
+        snapshot=int(snapshot),
+        deadline=int(deadline),
+        tallies=tallies,
+        total_weight=int(total),
+    )
+    view.total_supply = int(
+        _read(
+            poll.token_address,
+            "getPastTotalSupply",
+            int(snapshot),
+            artifact_name=POLL_TOKEN_ARTIFACTS[poll.chamber],
+        )
+    )
+    try:
+        view.head_block = _chain().status().head_block
+    except ChainUnavailable:
+        view.head_block = None
+    return view
+
+
+# ---------------------------------------------------------------------------- eligibility
+
+
+@dataclass
+class PollEligibility:
+    can_vote: bool
+    reason: str  # eligible | sign_in | no_wallet | processing | ended | canceled |
+    #              already_voted | no_card | card_after_snapshot | no_pass | pass_after_snapshot
+    weight: int = 0
+    current_weight: int = 0
+    snapshot: int | None = None
+    address: str | None = None
+    option: int | None = None
+    message: str = ""
+    wallet: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _my_vote(poll: DaoPoll, address: str) -> DaoPollVote | None:
+    return _session().scalar(
+        select(DaoPollVote).where(DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == address)
+    )
+
+
+def poll_eligibility(
+    user: User | None, poll: DaoPoll, view: PollView | None = None
+) -> PollEligibility:
+    """Whether `user` may vote in `poll` now, with what weight and why (nothing signed)."""
+    if user is None:
+        return _explain(PollEligibility(False, "sign_in"), poll)
+    wallet = user_wallet(user)
+    if wallet is None:
+        return _explain(PollEligibility(False, "no_wallet"), poll)
+    address = wallet[0]
+    view = view or poll_view(poll)
+    e = PollEligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
+    artifact = POLL_TOKEN_ARTIFACTS[poll.chamber]
+    e.current_weight = int(_read(poll.token_address, "getVotes", address, artifact_name=artifact))
+    if view.state in ("submitting", "failed"):
+        e.reason = "processing" if view.state == "submitting" else "ended"
+        return _explain(e, poll)
+    e.weight = int(
+        _read(poll.token_address, "getPastVotes", address, view.snapshot, artifact_name=artifact)
+    )
+    mine = _my_vote(poll, address)
+    voted = mine is not None or bool(
+        _read(poll.poll_address, "hasVoted", int(poll.poll_id or 0), address, artifact_name=POLL)
+    )
+    if voted:
+        e.reason, e.option = "already_voted", mine.option if mine else None
+    elif view.state != "active":
+        e.reason = view.state  # ended | canceled
+    elif e.weight > 0:
+        e.can_vote, e.reason = True, "eligible"
+    elif e.current_weight > 0:
+        e.reason = "card_after_snapshot" if poll.chamber == CARD else "pass_after_snapshot"
+    else:
+        e.reason = "no_card" if poll.chamber == CARD else "no_pass"
+    return _explain(e, poll)
+
+
+def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
+    n, block, card = e.weight, e.snapshot, poll.chamber == CARD
+    messages = {
+        "sign_in": lambda: gettext("Sign in to see whether you may vote."),
+        "no_wallet": lambda: gettext("Your account has no wallet to vote with."),
+        "processing": lambda: gettext("This poll is being recorded; voting opens shortly."),
+        "ended": lambda: gettext("Voting has ended."),
+        "canceled": lambda: gettext("This poll was canceled."),
+        "already_voted": lambda: gettext("You already voted in this poll."),
+        "card_after_snapshot": lambda: gettext(
+            "You got your card after the poll was announced (block %(block)s), so it does "
+            "not count for this poll.",
+            block=block,
+        ),
+        "pass_after_snapshot": lambda: gettext(
+            "You got your resident pass after the poll was announced (block %(block)s).",
+            block=block,
+        ),
+        "no_card": lambda: gettext(
+            "You hold no ambassador card at the snapshot (block %(block)s).", block=block
+        ),
+        "no_pass": lambda: gettext(
+            "You held no resident pass at the snapshot (block %(block)s).", block=block
+        ),
+    }
+    if e.reason == "eligible":
+        e.message = (
+            ngettext(
+                "You may vote, weight %(num)d, because you hold %(num)d ambassador card.",
+                "You may vote, weight %(num)d, because you hold %(num)d ambassador cards.",
+                n,
+            )
+            if card
+            else gettext("You may vote, weight 1, because you hold a resident pass.")
+        )
+    elif e.reason in messages:
+        e.message = messages[e.reason]()
+    return e
+
+
+# ---------------------------------------------------------------------------- voting
+
+
+def parse_option(poll: DaoPoll, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(poll.options):
+        raise InvalidOption(N_("Choose one of the %(count)s options."), count=len(poll.options))
+    return value
+
+
+def _require_can_vote(user: User, town: Town, poll: DaoPoll, value: Any) -> Any:
+    if poll.town_id != town.id:
+        raise NotFound(N_("This poll does not exist in this town."))
+    option = parse_option(poll, value)
+    e = poll_eligibility(user, poll)
+    if not e.can_vote:
+        if e.reason == "already_voted":
+            raise AlreadyVoted(N_("You already voted in this poll."))
+        if e.reason in ("processing", "ended", "canceled"):
+            raise VotingClosed(N_("Voting is not open for this poll."), reason=e.reason)
+        if e.reason == "no_wallet":
+            raise InvalidInput(N_("Your account has no wallet to vote with."))
+        raise NotEligible(
+            N_("You may not vote in this poll: %(why)s"), why=e.message, reason=e.reason
+        )
+    return option, e
+
+
+def _ballot(poll: DaoPoll, option: int, voter: str) -> dict[str, Any]:
+    domain = _chain().eip712_domain(poll.poll_address, artifact_name=POLL)
+    return poll_ballot_typed_data(domain, int(poll.poll_id or 0), option, voter)
+
+
+def prepare_poll_ballot(user: User | None, town: Town, poll: DaoPoll, value: Any) -> dict:
+    """The EIP-712 Ballot an own-wallet user signs (same checks as `cast_poll_vote`)."""
+    user = require_user() if user is None else user
+    option, e = _require_can_vote(user, town, poll, value)
+    if e.wallet != EXTERNAL:
+        raise InvalidInput(N_("Your built-in account signs your vote for you; just vote."))
+    typed = _ballot(poll, option, str(e.address))
+    return {"typed_data": for_browser(typed), "voter": e.address, "option": option}
+
+
+def cast_poll_vote(
+    user: User | None, town: Town, poll: DaoPoll, value: Any, signature: Any = None
+) -> DaoPollVote:
+    """Queue TownPoll.castVoteBySig (gasless) for one option, signed by the built-in account
+    here or (own wallet) given as `signature` over `prepare_poll_ballot`'s typed data."""
+    user = require_user() if user is None else user
+    option, e = _require_can_vote(user, town, poll, value)
+    voter = str(e.address)
+    typed = _ballot(poll, option, voter)
+    if e.wallet == EXTERNAL:
+        if recover_typed_data_signer(typed, signature) != voter:
+            raise InvalidSignature(
+                N_("The signature is not your wallet's signature of this ballot; sign again.")
+            )
+        sig, signer, how = signature_hex(signature), relay_signer(outbox_service(), voter), "wallet"
+    else:
+        user_signer = _account_service().custodial_signer(user)
+        sig, signer, how = (
+            signature_hex(user_signer.sign_typed_data(typed)),
+            user_signer,
+            "built-in",
+        )
+    s = _session()
+    vote = DaoPollVote(
+        poll_row_id=poll.id,
+        voter=voter,
+        user_id=user.id,
+        option=option,
+        weight=Decimal(e.weight),
+        state="submitted",
+    )
+    try:
+        with s.begin_nested():
+            s.add(vote)
+            s.flush()
+    except IntegrityError:
+        raise AlreadyVoted(N_("You already voted in this poll.")) from None
+    tx = outbox_service().enqueue_call(
+        s,
+        idempotency_key=f"dao.poll_vote:{poll.id}:{voter}",
+        sender_kind="relayer",
+        contract=poll.poll_address,
+        artifact_name=POLL,
+        function="castVoteBySig",
+        args=[int(poll.poll_id or 0), option, voter, sig],
+        signer=signer,
+        town_id=town.id,
+        user_id=user.id,
+        audit=AuditEntry(
+            actor=f"user:{user.id}",
+            action="dao.poll_vote",
+            subject_type="dao_poll",
+            subject_id=str(poll.id),
+            reason=f"gasless poll vote ({how} signature)",
+            details={"option": option, "weight": e.weight, "voter": voter},
+        ),
+    )
+    vote.outbox_tx_id = tx.id
+    s.commit()
+    return vote
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def poll_results(poll: DaoPoll, view: PollView | None = None) -> dict[str, Any]:
+    view = view or poll_view(poll)
+    found = _session().execute(
+        select(DaoPollVote.state, func.count(DaoPollVote.id))
+        .where(DaoPollVote.poll_row_id == poll.id)
+        .group_by(DaoPollVote.state)
+    )
+    rows = {str(state): int(n) for state, n in found.all()}
+    return {
+        "poll": poll.id,
+        **view.as_dict(),
+        "voters_counted": int(rows.get("counted", 0)),
+        "votes_processing": int(rows.get("submitted", 0)),
+        "create_tx": _tx_json(_tx(poll.create_tx_id)),
+    }
+
+
+def poll_json(poll: DaoPoll, locale: str) -> dict[str, Any]:
+    return {
+        "id": poll.id,
+        "chamber": poll.chamber,
+        "poll_id": poll.poll_id,
+        "contract": poll.poll_address,
+        "token": poll.token_address,
+        "title": poll.title(locale),
+        "title_ja": poll.title_ja,
+        "title_en": poll.title_en,
+        "options": [
+            {"index": i, "label": poll.option_label(i, locale), **o}
+            for i, o in enumerate(poll.options)
+        ],
+        "duration_blocks": poll.duration_blocks,
+        "snapshot_block": poll.snapshot_block,
+        "deadline_block": poll.deadline_block,
+        "created_at": poll.created_at.isoformat(),
+    }
