@@ -68,6 +68,7 @@ PG_ADMIN = os.environ.get(
 POINTS = "towns.sarabetsu.RegionPoints"
 SINK = "0x000000000000000000000000000000000000bEEF"
 RELAYER_KEYS = DEV_KEYS[5:9]
+RECEIPT_POLL_SECONDS = 0.25
 
 
 class KillWorker(BaseException):
@@ -234,7 +235,13 @@ class Workers:
         self._loop(step, 0.02)
 
     def _receipt_loop(self) -> None:
-        self._loop(lambda svc, session: bool(svc.check_receipts(session, limit=5000)), 0.1)
+        # Receipts change once per block (0.5 s here): poll twice per block, as a beat task
+        # would (every 2 s in production), not in a tight loop that competes with the sender.
+        def step(svc: OutboxService, session: Any) -> bool:
+            svc.check_receipts(session, limit=5000)
+            return False
+
+        self._loop(step, RECEIPT_POLL_SECONDS)
 
     def _bump_loop(self) -> None:
         self._loop(lambda svc, session: bool(svc.bump_stuck(session, stuck_blocks=6)), 1.0)

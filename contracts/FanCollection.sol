@@ -17,16 +17,18 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 /// - ERC-721 with ERC-2981 royalties; `tokenURI(id)` is `baseURI + id` (OpenSea JSON served by the
 ///   backend) and {IERC4906-BatchMetadataUpdate} tells marketplaces to refresh on a new base URI.
 /// - Token ids are sequential from 1 and capped by `maxSupply`.
-/// - Gas: a mint touches one extra storage slot compared with a plain ERC-721 `_mint(to, id)`. That
-///   slot packs the mint counter, the max supply, the flags and a cache of one MINTER_ROLE member
-///   (the first one granted, normally the primary sale contract), so the usual minter passes the
-///   role check without the cold read of AccessControl's role mapping. Other minters fall back to
-///   {AccessControl-hasRole}; the cache is only ever a MINTER_ROLE member (cleared on revoke).
+/// - Gas: a mint touches one extra storage slot compared with a plain ERC-721 `_mint(to, id)`,
+///   read once and written once. That word packs the mint counter, the max supply, the flags and a
+///   cache of one MINTER_ROLE member (the first one granted, normally the primary sale contract),
+///   so the usual minter passes the role check without the cold read of AccessControl's role
+///   mapping. Other minters fall back to {AccessControl-hasRole}; the cache is only ever a
+///   MINTER_ROLE member (cleared on revoke) and never the trusted forwarder, so a call whose
+///   `msg.sender` is the cached minter is a direct call and `_msgSender()` is `msg.sender`.
 /// - Optional soulbound: transfers revert with {FanCollectionSoulbound}; mint and burn still work.
 /// - Optional voting power ({ERC721Votes}, 1 token = 1 vote). A holder who never chose a delegate is
 ///   delegated to themself on receipt, so a holder's voting power is never 0 by omission. When votes
-///   are off, the votes bookkeeping is skipped entirely: {_update} reads one flag that lives in the
-///   same storage slot as the mint counter, so a mint costs about what a plain ERC-721 mint costs.
+///   are off, the votes bookkeeping is skipped entirely: a mint takes the flag from the word it has
+///   already read and calls {ERC721-_update} directly; transfers and burns read it in {_update}.
 /// - Perks ("rights tickets"): the admin sets `perkId -> (usesPerToken, validUntil)`; venue staff
 ///   (VERIFIER_ROLE) mark uses with {usePerk}. Uses are stored per token id, so they follow the
 ///   token when it is resold: a used ticket stays used.
@@ -70,17 +72,22 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         uint64 validUntil;
     }
 
-    /// @dev The hot state, packed in ONE slot (248 bits): a mint reads it once and writes it once.
-    struct State {
-        address cachedMinter;
-        uint32 totalMinted;
-        uint32 maxSupply;
-        Category category;
-        bool soulbound;
-        bool votes;
-    }
-
-    State private _state;
+    /// @dev The hot state, ONE storage word that a mint reads once and writes once (no read-modify-
+    /// write of a packed struct member):
+    ///   bits   0..31   totalMinted (the low bits, so booking `n` ids is `word + n`: it cannot carry
+    ///                  into maxSupply because totalMinted + n <= maxSupply < 2**32)
+    ///   bits  32..63   maxSupply
+    ///   bits  64..71   category
+    ///   bit   72       soulbound
+    ///   bit   73       votes
+    ///   bits  96..255  cachedMinter (0 = none)
+    uint256 private _hot;
+    uint256 private constant _MINTED_MASK = 0xffffffff;
+    uint256 private constant _MAX_SHIFT = 32;
+    uint256 private constant _CATEGORY_SHIFT = 64;
+    uint256 private constant _SOULBOUND_BIT = 1 << 72;
+    uint256 private constant _VOTES_BIT = 1 << 73;
+    uint256 private constant _MINTER_SHIFT = 96;
     uint256 private _totalBurned;
     string private _baseTokenURI;
     mapping(uint256 perkId => Perk) private _perks;
@@ -121,14 +128,10 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         ERC2771Context(trustedForwarder)
     {
         if (config.maxSupply == 0) revert FanCollectionInvalidMaxSupply();
-        _state = State({
-            cachedMinter: address(0),
-            totalMinted: 0,
-            maxSupply: config.maxSupply,
-            category: config.category,
-            soulbound: config.soulbound,
-            votes: config.votes
-        });
+        uint256 word = (uint256(config.maxSupply) << _MAX_SHIFT) | (uint256(config.category) << _CATEGORY_SHIFT);
+        if (config.soulbound) word |= _SOULBOUND_BIT;
+        if (config.votes) word |= _VOTES_BIT;
+        _hot = word;
         _baseTokenURI = config.baseURI;
         if (config.royaltyReceiver != address(0)) _setDefaultRoyalty(config.royaltyReceiver, config.royaltyBps);
         _grantRole(DEFAULT_ADMIN_ROLE, config.admin);
@@ -144,9 +147,16 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     ///
     /// Emits: {Transfer} per token (and {IVotes-DelegateVotesChanged} when votes are on).
     function saleMint(address to, uint256 quantity) external returns (uint256 firstTokenId) {
-        firstTokenId = _reserve(quantity);
-        for (uint256 i = 0; i < quantity; ++i) {
-            _mint(to, firstTokenId + i);
+        bool votes;
+        (firstTokenId, votes) = _reserve(quantity);
+        // after the role check, as before; a zero booking changed nothing and reverts here
+        if (quantity == 0) revert FanCollectionZeroQuantity();
+        // `end` <= maxSupply + 1 < 2**33: no overflow
+        unchecked {
+            uint256 end = firstTokenId + quantity;
+            for (uint256 id = firstTokenId; id < end; ++id) {
+                _mintOne(to, id, votes);
+            }
         }
     }
 
@@ -157,8 +167,9 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     ///
     /// Emits: {Transfer} (and {IVotes-DelegateVotesChanged} when votes are on).
     function mint(address to) external returns (uint256 tokenId) {
-        tokenId = _reserve(1);
-        _mint(to, tokenId);
+        bool votes;
+        (tokenId, votes) = _reserve(1);
+        _mintOne(to, tokenId, votes);
     }
 
     /// @notice Burns `tokenId` (also on soulbound collections).
@@ -174,18 +185,37 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     }
 
     /// @dev Checks MINTER_ROLE (cached minter first) and books `quantity` ids with one read and one
-    /// write of the packed state; returns the first id.
-    function _reserve(uint256 quantity) private returns (uint256 first) {
-        State storage s = _state;
-        address minter = s.cachedMinter;
-        uint256 minted = s.totalMinted;
-        uint256 max = s.maxSupply;
-        if (minter != _msgSender()) _checkRole(MINTER_ROLE);
-        if (quantity == 0) revert FanCollectionZeroQuantity();
-        uint256 remaining = max - minted;
-        if (quantity > remaining) revert FanCollectionMaxSupplyExceeded(quantity, remaining);
-        s.totalMinted = uint32(minted + quantity);
-        return minted + 1;
+    /// write of the hot word; returns the first id and the votes flag (so the mint reads no more).
+    ///
+    /// The cache is never the trusted forwarder (see {_grantRole}), so `msg.sender == minter` means
+    /// a direct call from the cached MINTER_ROLE member, whose `_msgSender()` is `msg.sender`; any
+    /// other caller, forwarded calls included, goes through {AccessControl-_checkRole}, which uses
+    /// `_msgSender()`.
+    function _reserve(uint256 quantity) private returns (uint256 first, bool votes) {
+        uint256 word = _hot;
+        if (address(uint160(word >> _MINTER_SHIFT)) != msg.sender) _checkRole(MINTER_ROLE);
+        uint256 minted = word & _MINTED_MASK;
+        unchecked {
+            // minted <= maxSupply always holds (every booking is checked against it)
+            uint256 remaining = ((word >> _MAX_SHIFT) & _MINTED_MASK) - minted;
+            if (quantity > remaining) revert FanCollectionMaxSupplyExceeded(quantity, remaining);
+            _hot = word + quantity; // stays within the low 32 bits: minted + quantity <= maxSupply
+            first = minted + 1;
+        }
+        votes = word & _VOTES_BIT != 0;
+    }
+
+    /// @dev Mints `tokenId` (a fresh sequential id) to `to`. With votes on, through {_mint} and
+    /// {_update} (self-delegation, vote checkpoints). With votes off, {_update} would only add the
+    /// soulbound check, which a mint (from the zero address) always passes, so this calls
+    /// {ERC721-_update} directly with {ERC721-_mint}'s two checks.
+    function _mintOne(address to, uint256 tokenId, bool votes) private {
+        if (votes) {
+            _mint(to, tokenId);
+        } else {
+            if (to == address(0)) revert ERC721InvalidReceiver(address(0));
+            if (ERC721._update(to, tokenId, address(0)) != address(0)) revert ERC721InvalidSender(address(0));
+        }
     }
 
     // ----------------------------------------------------------------- perks
@@ -266,32 +296,32 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
 
     /// @notice The collection's category.
     function category() external view returns (Category) {
-        return _state.category;
+        return Category(uint8(_hot >> _CATEGORY_SHIFT));
     }
 
     /// @notice Whether transfers between holders are blocked.
     function soulbound() external view returns (bool) {
-        return _state.soulbound;
+        return _hot & _SOULBOUND_BIT != 0;
     }
 
     /// @notice Whether tokens carry voting power (1 token = 1 vote).
     function votesEnabled() external view returns (bool) {
-        return _state.votes;
+        return _hot & _VOTES_BIT != 0;
     }
 
     /// @notice The cap on tokens ever minted.
     function maxSupply() external view returns (uint256) {
-        return _state.maxSupply;
+        return (_hot >> _MAX_SHIFT) & _MINTED_MASK;
     }
 
     /// @notice Tokens ever minted (the last id minted).
     function totalMinted() external view returns (uint256) {
-        return _state.totalMinted;
+        return _hot & _MINTED_MASK;
     }
 
     /// @notice Tokens in existence (minted minus burned).
     function totalSupply() external view returns (uint256) {
-        return _state.totalMinted - _totalBurned;
+        return (_hot & _MINTED_MASK) - _totalBurned;
     }
 
     /// @inheritdoc ERC721
@@ -307,37 +337,45 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
 
     // ----------------------------------------------------------------- internals
 
-    /// @dev Soulbound check, then either plain ERC-721 bookkeeping (votes off: one flag read from
-    /// the packed slot) or votes bookkeeping with self-delegation of a receiver who has no delegate.
+    /// @dev Soulbound check, then either plain ERC-721 bookkeeping (votes off: the flags come from
+    /// one read of the hot word) or votes bookkeeping with self-delegation of a receiver who has no
+    /// delegate. Used by transfers, burns and votes-on mints (see {_mintOne}).
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
-        State storage s = _state;
-        bool votes = s.votes;
-        bool bound = s.soulbound;
-        if (!votes) {
+        uint256 word = _hot;
+        if (word & _VOTES_BIT == 0) {
             from = ERC721._update(to, tokenId, auth);
         } else {
             if (to != address(0) && delegates(to) == address(0)) _delegate(to, to);
             from = super._update(to, tokenId, auth);
         }
-        if (bound && from != address(0) && to != address(0)) revert FanCollectionSoulbound(tokenId);
+        if (word & _SOULBOUND_BIT != 0 && from != address(0) && to != address(0)) {
+            revert FanCollectionSoulbound(tokenId);
+        }
     }
 
     /// @dev Delegation only exists when votes are on (otherwise it would checkpoint phantom votes).
     function _delegate(address account, address delegatee) internal override {
-        if (!_state.votes) revert FanCollectionVotesDisabled();
+        if (_hot & _VOTES_BIT == 0) revert FanCollectionVotesDisabled();
         super._delegate(account, delegatee);
     }
 
-    /// @dev Caches the first MINTER_ROLE member in the hot slot (see the contract notes).
+    /// @dev Caches the first MINTER_ROLE member in the hot word (see the contract notes), unless it
+    /// is the trusted forwarder: {_reserve}'s fast path compares the cache with `msg.sender`.
     function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
         granted = super._grantRole(role, account);
-        if (granted && role == MINTER_ROLE && _state.cachedMinter == address(0)) _state.cachedMinter = account;
+        if (granted && role == MINTER_ROLE && account != trustedForwarder()) {
+            uint256 word = _hot;
+            if (word >> _MINTER_SHIFT == 0) _hot = word | (uint256(uint160(account)) << _MINTER_SHIFT);
+        }
     }
 
     /// @dev Clears the minter cache when its member loses MINTER_ROLE.
     function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
         revoked = super._revokeRole(role, account);
-        if (revoked && role == MINTER_ROLE && _state.cachedMinter == account) _state.cachedMinter = address(0);
+        if (revoked && role == MINTER_ROLE) {
+            uint256 word = _hot;
+            if (address(uint160(word >> _MINTER_SHIFT)) == account) _hot = word & type(uint96).max;
+        }
     }
 
     function _baseURI() internal view override returns (string memory) {

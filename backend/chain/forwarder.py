@@ -8,13 +8,13 @@ nonce, so a request can run at most once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import asdict, dataclass, replace
+from functools import cache, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
+import coincurve
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
@@ -42,6 +42,16 @@ FORWARD_REQUEST_TYPES = {
         {"name": "data", "type": "bytes"},
     ],
 }
+# EIP-712 hashing of the two fixed types above, done directly (eth_account's generic
+# encode_typed_data walks the type tree for every message; the digest is the same).
+_DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_REQUEST_TYPEHASH = keccak(
+    text="ForwardRequest(address from,address to,uint256 value,uint256 gas,uint256 nonce,"
+    "uint48 deadline,bytes data)"
+)
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 @runtime_checkable
@@ -60,12 +70,17 @@ class Signer(Protocol):
 
 
 class LocalSigner:
-    """A `Signer` over a private key held in memory (relayer tooling, tests, benchmarks)."""
+    """A `Signer` over a private key held in memory (relayer tooling, tests, benchmarks).
 
-    __slots__ = ("_account",)
+    Besides `sign_typed_data` it offers `sign_eip712_digest`, which `sign_request` uses to sign
+    a forward request's digest directly (the same signature, ~10x less work).
+    """
+
+    __slots__ = ("_account", "_key")
 
     def __init__(self, private_key: str | bytes) -> None:
         self._account = Account.from_key(private_key)
+        self._key = coincurve.PrivateKey(bytes(self._account.key))
 
     @property
     def address(self) -> str:
@@ -73,6 +88,10 @@ class LocalSigner:
 
     def sign_typed_data(self, full_message: dict[str, Any]) -> Any:
         return self._account.sign_typed_data(full_message=full_message)
+
+    def sign_eip712_digest(self, digest: bytes) -> bytes:
+        """The 65-byte signature (r, s, v = 27/28) of an EIP-712 digest (0x1901 || ...)."""
+        return sign_digest(self._key, digest)
 
     def __repr__(self) -> str:
         return f"LocalSigner(address={self.address!r})"
@@ -131,22 +150,78 @@ def typed_data(request: ForwardRequest, chain_id: int, forwarder: str) -> dict[s
     }
 
 
+@lru_cache(maxsize=64)
+def domain_separator(chain_id: int, forwarder: str) -> bytes:
+    """EIP-712 domain separator of FurusatoForwarder on one chain (computed once per pair)."""
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(text=FORWARDER_NAME)
+        + keccak(text=FORWARDER_VERSION)
+        + chain_id.to_bytes(32, "big")
+        + bytes.fromhex(forwarder.removeprefix("0x").lower()).rjust(32, b"\0")
+    )
+
+
+def request_digest(request: ForwardRequest, chain_id: int, forwarder: str) -> bytes:
+    """The EIP-712 digest of `request` (what `sign_typed_data(typed_data(...))` signs)."""
+    struct_hash = keccak(
+        _REQUEST_TYPEHASH
+        + bytes.fromhex(request.from_address.removeprefix("0x")).rjust(32, b"\0")
+        + bytes.fromhex(request.to.removeprefix("0x")).rjust(32, b"\0")
+        + request.value.to_bytes(32, "big")
+        + request.gas.to_bytes(32, "big")
+        + request.nonce.to_bytes(32, "big")
+        + request.deadline.to_bytes(32, "big")
+        + keccak(bytes.fromhex(request.data.removeprefix("0x")))
+    )
+    return keccak(b"\x19\x01" + domain_separator(chain_id, forwarder) + struct_hash)
+
+
+def sign_digest(key: coincurve.PrivateKey, digest: bytes) -> bytes:
+    """r || s || v (v = 27/28) over a 32-byte digest; RFC 6979 and low-s, as eth_account."""
+    sig = key.sign_recoverable(digest, hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
 def sign_request(
     signer: Signer, request: ForwardRequest, chain_id: int, forwarder: str
 ) -> ForwardRequest:
-    """Return `request` with the signer's signature; the signer must be `request.from_address`."""
+    """Return `request` with the signer's signature; the signer must be `request.from_address`.
+
+    A signer with `sign_eip712_digest(digest) -> bytes` (LocalSigner) signs the digest computed
+    here; any other signer gets the full typed data (`sign_typed_data`), as a wallet would.
+    """
     if signer.address.lower() != request.from_address.lower():
         raise ValueError(f"signer {signer.address} cannot sign for {request.from_address}")
-    signed = signer.sign_typed_data(full_message=typed_data(request, chain_id, forwarder))
-    sig = getattr(signed, "signature", signed)
+    sign_digest_fn = getattr(signer, "sign_eip712_digest", None)
+    if sign_digest_fn is not None:
+        sig: Any = sign_digest_fn(request_digest(request, chain_id, forwarder))
+    else:
+        signed = signer.sign_typed_data(full_message=typed_data(request, chain_id, forwarder))
+        sig = getattr(signed, "signature", signed)
     sig_hex = sig.hex() if isinstance(sig, (bytes, bytearray)) else str(sig)
-    return ForwardRequest(**{**asdict(request), "signature": "0x" + sig_hex.removeprefix("0x")})
+    return replace(request, signature="0x" + sig_hex.removeprefix("0x"))
 
 
 def recover_signer(request: ForwardRequest, chain_id: int, forwarder: str) -> str:
-    """The address that signed `request` (to reject a browser request signed by someone else)."""
-    message = encode_typed_data(full_message=typed_data(request, chain_id, forwarder))
-    return str(Account.recover_message(message, signature=request.signature))
+    """The address that signed `request` (to reject a browser request signed by someone else).
+
+    Raises ValueError for a malformed signature.
+    """
+    sig = bytes.fromhex(request.signature.removeprefix("0x"))
+    if len(sig) != 65 or sig[64] not in (0, 1, 27, 28):
+        raise ValueError("a forward request signature is 65 bytes with v in 27/28")
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")
+    if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
+        raise ValueError("a forward request signature needs 0 < r, s < n")
+    digest = request_digest(request, chain_id, forwarder)
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            sig[:64] + bytes([sig[64] % 27]), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises a bare Exception when nothing recovers
+        raise ValueError("the forward request signature recovers no key") from exc
+    return str(to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:]))
 
 
 def execute_calldata(request: ForwardRequest) -> str:

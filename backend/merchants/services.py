@@ -419,9 +419,11 @@ class MerchantService:
         failed), InsufficientPoints, MerchantNotActive."""
         if user is None:
             raise AuthenticationRequired(N_("Please sign in."))
-        charge = self.charge_by_code(code)
-        charge = self.session.scalar(select(Charge).where(Charge.id == charge.id).with_for_update())
-        assert charge is not None  # noqa: S101
+        found = self.charge_by_code(code)
+        # Re-read under a row lock: two taps of "pay" must not both pay.
+        charge = self.session.scalars(
+            select(Charge).where(Charge.id == found.id).with_for_update()
+        ).one()
         if charge.status in (PAYING, PAID) and charge.payer_user_id == user.id:
             self.session.commit()
             return charge

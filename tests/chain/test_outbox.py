@@ -349,3 +349,84 @@ def test_nonce_used_elsewhere_is_reconciled_without_a_gap(outbox_app, chain, anv
         assert [r.state for r in rows] == ["confirmed", "confirmed"]
         assert rows[1].nonce == rows[0].nonce + 2
         assert chain.eth.get_transaction_count(issuer) == rows[1].nonce + 1
+
+
+# ---------------------------------------------------------------------------- fast signing
+
+
+def test_forward_request_digest_signing_matches_eth_account_typed_data():
+    """sign_request's digest path (LocalSigner) gives eth_account's EIP-712 signature."""
+    import random
+
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from backend.chain.forwarder import (
+        ForwardRequest,
+        LocalSigner,
+        recover_signer,
+        sign_request,
+        typed_data,
+    )
+
+    rng = random.Random(7)
+    for _ in range(25):
+        account = Account.from_key(rng.randbytes(32))
+        req = ForwardRequest(
+            from_address=account.address,
+            to=Account.from_key(rng.randbytes(32)).address,
+            value=rng.randrange(2**64),
+            gas=rng.randrange(10**7),
+            nonce=rng.randrange(10**6),
+            deadline=rng.randrange(2**48),
+            data="0x" + rng.randbytes(rng.randrange(0, 200)).hex(),
+        )
+        chain_id, fwd = rng.choice([1, 31337, 2**40]), Account.from_key(rng.randbytes(32)).address
+        full = typed_data(req, chain_id, fwd)
+        expected = "0x" + bytes(account.sign_typed_data(full_message=full).signature).hex()
+        signed = sign_request(LocalSigner(account.key), req, chain_id, fwd)
+        assert signed.signature == expected
+        assert recover_signer(signed, chain_id, fwd) == account.address
+        message = encode_typed_data(full_message=full)
+        assert Account.recover_message(message, signature=signed.signature) == account.address
+    with pytest.raises(ValueError):
+        recover_signer(ForwardRequest(**{**signed.to_json(), "signature": "0x1234"}), 1, fwd)
+
+
+def test_fast_transaction_signing_matches_eth_account():
+    import random
+
+    import coincurve
+    from eth_account import Account
+
+    from backend.chain.outbox import sign_dynamic_fee_tx
+
+    rng = random.Random(11)
+    for data_len in (0, 1, 55, 56, 300, 70_000):
+        account = Account.from_key(rng.randbytes(32))
+        fields = {
+            "chain_id": rng.choice([1, 31337, 2**40]),
+            "nonce": rng.choice([0, 1, 127, 128, 2**20]),
+            "to": Account.from_key(rng.randbytes(32)).address,
+            "value": rng.choice([0, 1, 10**18]),
+            "data": "0x" + (b"\x01" if data_len == 1 else rng.randbytes(data_len)).hex(),
+            "gas": rng.choice([21_000, 10**6]),
+            "max_fee": rng.randrange(1, 10**12),
+            "tip": rng.randrange(0, 10**9),
+        }
+        raw, tx_hash = sign_dynamic_fee_tx(coincurve.PrivateKey(bytes(account.key)), **fields)
+        ref = account.sign_transaction(
+            {
+                "type": 2,
+                "chainId": fields["chain_id"],
+                "nonce": fields["nonce"],
+                "to": fields["to"],
+                "value": fields["value"],
+                "data": fields["data"],
+                "gas": fields["gas"],
+                "maxFeePerGas": fields["max_fee"],
+                "maxPriorityFeePerGas": fields["tip"],
+            }
+        )
+        assert raw == bytes(ref.raw_transaction)
+        assert tx_hash == bytes(ref.hash)

@@ -395,11 +395,9 @@ def test_gas_mint_without_votes_close_to_plain_erc721(
     plain_erc721: Any,
     gas_report: Any,
 ) -> None:
-    """Mint without votes <= 1.10x a plain OZ ERC721 _mint(to, id) (steady state, fresh recipient).
-
-    A second mint to the same holder is cheaper in both (balance 1 -> 2), so the fixed cost of the
-    id counter (cold read 2,100 + write 2,900 = 5,000 gas, nearly 10% of the 51.7k baseline) weighs
-    more: that case is held to <= 1.12x.
+    """Mint without votes <= 1.10x a plain OZ ERC721 _mint(to, id) (steady state), both to a fresh
+    recipient and to a holder (balance 1 -> 2, cheaper in both, so the fixed ~5,100 gas of the hot
+    word, cold read 2,100 + write 2,900, weighs more: ~1.099x in `make bench-gas`).
     """
     a = chain.accounts
     # warm-up: counters non-zero, recipients fresh in the measured mints
@@ -438,7 +436,7 @@ def test_gas_mint_without_votes_close_to_plain_erc721(
     gas_report("transfer_votes_fresh_receiver", t_votes)
     gas_report("ratio_mint_no_votes_vs_plain", round(novotes / plain, 4))
     assert novotes <= 1.10 * plain, (novotes, plain)
-    assert novotes2 <= 1.12 * plain2, (novotes2, plain2)
+    assert novotes2 <= 1.10 * plain2, (novotes2, plain2)
     gas_report("ratio_mint_no_votes_vs_plain_second", round(novotes2 / plain2, 4))
     assert votes > novotes  # the votes bookkeeping is really skipped when off
 
