@@ -70,7 +70,7 @@ FAILED_TX_STATES = ("reverted", "failed", "cancelled")
 
 
 def _session() -> Session:
-    return get_db().session  # type: ignore[no-any-return]
+    return get_db().session()
 
 
 def _chain() -> Any:

@@ -13,10 +13,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -152,6 +152,7 @@ class OrderService:
                 raise Conflict(N_("This request key was already used for another order."))
             return PlacedOrder(existing, self._next_url(existing), created=False)
         listing = self._listing(listing_id, quantity)
+        quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
         buyer = self._buyer_address(user, listing.payment_kind)
         self._check_supply(listing, quantity, buyer.address)
         amount = int(listing.price) * quantity
@@ -338,7 +339,7 @@ class OrderService:
                 Order.payment_kind == kind,
                 Order.status == "processing",
                 OutboxTx.state.in_(ACTIVE_TX_STATES),
-                Listing.town_id == town_id if kind == "points" else True,
+                Listing.town_id == town_id if kind == "points" else true(),
             )
         ).all()
         return {"amount": sum(int(r[0]) for r in rows), "count": len(rows)}
@@ -404,6 +405,7 @@ class OrderService:
         """Checks shared by every step of a wallet purchase: (user, listing, address, amount)."""
         user = user or require_user()
         listing = self._listing(listing_id, quantity)
+        quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
         if listing.payment_kind != "stablecoin":
             raise InvalidInput(
                 N_("This item cannot be paid from your wallet."), code="not_wallet_payable"
