@@ -16,7 +16,7 @@ from flask_wtf.csrf import generate_csrf
 
 from backend.accounts.errors import InvalidInput
 from backend.accounts.models import User
-from backend.accounts.services import AccountService, AddressKeyStore
+from backend.accounts.services import AccountService, address_key_store
 from backend.chain import siwe_auth
 from backend.chain.custody import get_vault, register_key_store
 from backend.chain.gateway import ChainUnavailable
@@ -33,7 +33,7 @@ _SIWE_NONCE = "siwe_nonce"
 @bp.record_once
 def _register_key_store(state: Any) -> None:
     # Master-key rotation (backend.chain.custody) reaches our table through this factory.
-    register_key_store(state.app, lambda: AddressKeyStore(get_db().session()))
+    register_key_store(state.app, lambda: address_key_store(get_db().session()))
 
 
 def _service() -> AccountService:

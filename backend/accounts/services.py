@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -30,8 +30,8 @@ from backend.accounts.errors import (
 )
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, SiweNonce, User
 from backend.chain import siwe_auth
-from backend.chain.custody import CustodyNotConfigured
-from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
+from backend.chain.custody import CustodyNotConfigured, ModelKeyStore
+from backend.chain.keys import KeyVault, KeyVaultError, SealedSigner
 from backend.core.db import utcnow
 from backend.core.errors import N_
 from backend.core.models import AuditLog
@@ -298,48 +298,9 @@ class AccountService:
         return row.address, private_key
 
 
-class AddressKeyStore:
-    """The custodial keys in ``addresses``, as master-key rotation sees them
-    (backend.chain.custody.SealedKeyStore)."""
-
-    name = "accounts.addresses"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def pending(self, active_key_id: str, after: str | None, limit: int) -> Sequence[SealedKey]:
-        query = select(Address).where(
-            Address.kind == CUSTODIAL, Address.master_key_id != active_key_id
-        )
-        if after is not None:
-            query = query.where(Address.address > after)
-        rows = self.session.scalars(query.order_by(Address.address).limit(limit))
-        return [row.sealed_key() for row in rows]
-
-    def replace(self, old: SealedKey, new: SealedKey) -> bool:
-        done = self.session.execute(
-            update(Address)
-            .where(
-                Address.address == old.address,
-                Address.master_key_id == old.master_key_id,
-                Address.wrapped_data_key == old.wrapped_data_key,
-            )
-            .values(wrapped_data_key=new.wrapped_data_key, master_key_id=new.master_key_id)
-        )
-        return done.rowcount == 1  # type: ignore[attr-defined, no-any-return]
-
-    def commit(self) -> None:
-        self.session.commit()
-
-    def count_pending(self, active_key_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(Address)
-                .where(Address.kind == CUSTODIAL, Address.master_key_id != active_key_id)
-            )
-            or 0
-        )
+def address_key_store(session: Session) -> ModelKeyStore:
+    """The custodial keys in ``addresses``, as master-key rotation sees them."""
+    return ModelKeyStore("accounts.addresses", session, Address, Address.kind == CUSTODIAL)
 
 
 # --- validation ---------------------------------------------------------------------------

@@ -142,6 +142,56 @@ class SealedKeyStore(Protocol):
         ...
 
 
+class ModelKeyStore:
+    """A SealedKeyStore over any table whose rows carry a sealed key in the columns
+    ``address, ciphertext, nonce, wrapped_data_key, master_key_id`` and a ``sealed_key()``
+    method; ``where`` narrows it to the rows that hold keys (e.g. custodial addresses only)."""
+
+    def __init__(self, name: str, session: Any, model: Any, *where: Any) -> None:
+        self.name = name
+        self.session = session
+        self.model = model
+        self.where = where
+
+    def _not_under(self, active_key_id: str) -> tuple[Any, ...]:
+        return (*self.where, self.model.master_key_id != active_key_id)
+
+    def pending(self, active_key_id: str, after: str | None, limit: int) -> Sequence[SealedKey]:
+        from sqlalchemy import select
+
+        m = self.model
+        query = select(m).where(*self._not_under(active_key_id))
+        if after is not None:
+            query = query.where(m.address > after)
+        rows = self.session.scalars(query.order_by(m.address).limit(limit))
+        return [row.sealed_key() for row in rows]
+
+    def replace(self, old: SealedKey, new: SealedKey) -> bool:
+        from sqlalchemy import update
+
+        m = self.model
+        done = self.session.execute(
+            update(m)
+            .where(
+                m.address == old.address,
+                m.master_key_id == old.master_key_id,
+                # Compare-and-set: a row re-wrapped meanwhile is left alone.
+                m.wrapped_data_key == old.wrapped_data_key,
+            )
+            .values(wrapped_data_key=new.wrapped_data_key, master_key_id=new.master_key_id)
+        )
+        return bool(done.rowcount == 1)
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def count_pending(self, active_key_id: str) -> int:
+        from sqlalchemy import func, select
+
+        query = select(func.count()).select_from(self.model).where(*self._not_under(active_key_id))
+        return int(self.session.scalar(query) or 0)
+
+
 @dataclass(frozen=True)
 class RotationReport:
     store: str

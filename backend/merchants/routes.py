@@ -24,9 +24,9 @@ bp = Blueprint("merchants", __name__)
 @bp.record_once
 def _register_key_store(state: Any) -> None:
     # Master-key rotation re-wraps the merchants' custodial keys too.
-    from backend.merchants.keystore import MerchantKeyStore
+    from backend.merchants.keystore import merchant_key_store
 
-    register_key_store(state.app, lambda: MerchantKeyStore(get_db().session()))
+    register_key_store(state.app, lambda: merchant_key_store(get_db().session()))
 
 
 def _body() -> dict[str, Any]:
