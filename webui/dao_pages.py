@@ -6,6 +6,7 @@ vote through static/js/dao_wallet.js (the ballot is signed in their wallet)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -58,6 +59,37 @@ def _message(exc: AppError) -> str:
         return exc.message
 
 
+def _posted_form() -> dict[str, str]:
+    """The submitted form fields, without the CSRF token."""
+    return {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
+
+
+def _staff_user(town: Town) -> tuple[Any, Any]:
+    """(staff member of `town`, None), or (None, a redirect to log in); others are refused."""
+    user = current_user()
+    if user is None:
+        return None, redirect(url_for("auth.login", next=request.path))
+    dao.require_town_role(user, town.id, STAFF)
+    return user, None
+
+
+def _vote_form(
+    cast: Callable[[], Any],
+    render: Callable[[str, int], Any],
+    here: str,
+) -> Any:
+    """Send the posted vote (`cast`); the page again with the error (`render`) when refused,
+    else back to `here` with thanks. Signed-out visitors are sent to log in first."""
+    if current_user() is None:
+        return redirect(url_for("auth.login", next=here))
+    try:
+        cast()
+    except AppError as exc:
+        return render(_message(exc), exc.status)
+    flash(gettext("Thank you. Your vote was sent; no fee is charged to you."))
+    return redirect(here)
+
+
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
     return {
@@ -87,14 +119,13 @@ def _render_new(town: Town, form: dict[str, Any], error: str | None = None, stat
 @bp.route("/towns/<slug>/dao/new", methods=["GET", "POST"])
 def new_proposal(slug: str):
     town = dao.town_by_slug(slug)
-    user = current_user()
-    if user is None:
-        return redirect(url_for("auth.login", next=request.path))
-    dao.require_town_role(user, town.id, STAFF)
+    user, login = _staff_user(town)
+    if login is not None:
+        return login
     if request.method == "GET":
         form = {"chamber": CARD, "token": "yen", "idempotency_key": uuid.uuid4().hex}
         return _render_new(town, form)
-    form = {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
+    form = _posted_form()
     try:
         p = dao.create_proposal(user, town, form, form.get("idempotency_key"))
     except AppError as exc:
@@ -130,14 +161,11 @@ def proposal(slug: str, pid: int):
 def vote(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
-    if current_user() is None:
-        return redirect(url_for("auth.login", next=url_for(".proposal", slug=slug, pid=pid)))
-    try:
-        dao.cast_vote(current_user(), town, p, request.form.get("support"))
-    except AppError as exc:
-        return _render_proposal(town, p, _message(exc), exc.status)
-    flash(gettext("Thank you. Your vote was sent; no fee is charged to you."))
-    return redirect(url_for(".proposal", slug=slug, pid=pid))
+    return _vote_form(
+        lambda: dao.cast_vote(current_user(), town, p, request.form.get("support")),
+        lambda error, status: _render_proposal(town, p, error, status),
+        url_for(".proposal", slug=slug, pid=pid),
+    )
 
 
 @bp.post("/towns/<slug>/dao/proposals/<int:pid>/<any(queue, execute):action>")
@@ -181,14 +209,13 @@ def _render_new_poll(town: Town, form: dict[str, Any], error: str | None = None,
 @bp.route("/towns/<slug>/dao/polls/new", methods=["GET", "POST"])
 def new_poll(slug: str):
     town = dao.town_by_slug(slug)
-    user = current_user()
-    if user is None:
-        return redirect(url_for("auth.login", next=request.path))
-    dao.require_town_role(user, town.id, STAFF)
+    user, login = _staff_user(town)
+    if login is not None:
+        return login
     if request.method == "GET":
         form = {"chamber": CARD, "duration_blocks": "300", "idempotency_key": uuid.uuid4().hex}
         return _render_new_poll(town, form)
-    form = {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
+    form = _posted_form()
     data = {
         **form,
         "options": [
@@ -240,11 +267,8 @@ def poll(slug: str, poll_id: int):
 def poll_vote(slug: str, poll_id: int):
     town = dao.town_by_slug(slug)
     poll = polls.get_poll(town, poll_id)
-    if current_user() is None:
-        return redirect(url_for("auth.login", next=url_for(".poll", slug=slug, poll_id=poll_id)))
-    try:
-        polls.cast_poll_vote(current_user(), town, poll, request.form.get("option"))
-    except AppError as exc:
-        return _render_poll(town, poll, _message(exc), exc.status)
-    flash(gettext("Thank you. Your vote was sent; no fee is charged to you."))
-    return redirect(url_for(".poll", slug=slug, poll_id=poll_id))
+    return _vote_form(
+        lambda: polls.cast_poll_vote(current_user(), town, poll, request.form.get("option")),
+        lambda error, status: _render_poll(town, poll, error, status),
+        url_for(".poll", slug=slug, poll_id=poll_id),
+    )

@@ -6,8 +6,9 @@ handler runs inside the indexing transaction; `revert` undoes `apply` when a reo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +27,52 @@ def _proposal(s: Session, ev: ChainEvent) -> DaoProposal | None:
             DaoProposal.proposal_id == str(int(ev.args["proposalId"])),
         )
     )
+
+
+def _vote_of(s: Session, model: Any, row_column: str, row_id: int, voter: str) -> Any:
+    """The `model` vote (DaoVote / DaoPollVote) of `voter` on the proposal or poll `row_id`."""
+    return s.scalar(select(model).where(getattr(model, row_column) == row_id, model.voter == voter))
+
+
+def _count_vote(
+    s: Session, ev: ChainEvent, model: Any, row_column: str, row_id: int, choice: str
+) -> None:
+    """Record a VoteCast event: the voter's row (ours or a new one) is counted with the
+    event's `choice` (support / option) and weight."""
+    voter = str(ev.args["voter"])
+    v = _vote_of(s, model, row_column, row_id, voter)
+    if v is None:
+        v = model(**{row_column: row_id}, voter=voter)
+        s.add(v)
+    setattr(v, choice, int(ev.args[choice]))
+    v.weight = Decimal(int(ev.args["weight"]))
+    v.state = "counted"
+    v.tx_hash = ev.tx_hash
+    v.block_number = ev.block_number
+
+
+def _uncount_vote(s: Session, ev: ChainEvent, model: Any, row_column: str, row_id: int) -> None:
+    """Undo `_count_vote`: a vote from outside is deleted; ours goes back to "submitted" (the
+    relayed transaction is re-mined or fails)."""
+    v = _vote_of(s, model, row_column, row_id, str(ev.args["voter"]))
+    if v is None:
+        return
+    if v.user_id is None:
+        s.delete(v)
+    else:
+        v.state, v.tx_hash, v.block_number = "submitted", None, None
+
+
+def _set_canceled(
+    s: Session,
+    events: Sequence[ChainEvent],
+    find: Callable[[Session, ChainEvent], Any],
+    value: bool,
+) -> None:
+    for ev in events:
+        row = find(s, ev)
+        if row is not None:
+            row.canceled = value
 
 
 def created(s: Session, events: Sequence[ChainEvent]) -> None:
@@ -49,37 +96,16 @@ def uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
 def vote_cast(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         p = _proposal(s, ev)
-        if p is None:
-            continue
-        voter = str(ev.args["voter"])
-        v = s.scalar(select(DaoVote).where(DaoVote.proposal_row_id == p.id, DaoVote.voter == voter))
-        if v is None:
-            v = DaoVote(proposal_row_id=p.id, voter=voter)
-            s.add(v)
-        v.support = int(ev.args["support"])
-        v.weight = Decimal(int(ev.args["weight"]))
-        v.state = "counted"
-        v.tx_hash = ev.tx_hash
-        v.block_number = ev.block_number
+        if p is not None:
+            _count_vote(s, ev, DaoVote, "proposal_row_id", p.id, "support")
     s.flush()
 
 
 def vote_uncast(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         p = _proposal(s, ev)
-        if p is None:
-            continue
-        v = s.scalar(
-            select(DaoVote).where(
-                DaoVote.proposal_row_id == p.id, DaoVote.voter == str(ev.args["voter"])
-            )
-        )
-        if v is None:
-            continue
-        if v.user_id is None:
-            s.delete(v)
-        else:  # ours: back to "submitted"; the relayed transaction is re-mined or fails
-            v.state, v.tx_hash, v.block_number = "submitted", None, None
+        if p is not None:
+            _uncount_vote(s, ev, DaoVote, "proposal_row_id", p.id)
 
 
 def queued(s: Session, events: Sequence[ChainEvent]) -> None:
@@ -113,17 +139,11 @@ def unexecuted(s: Session, events: Sequence[ChainEvent]) -> None:
 
 
 def canceled(s: Session, events: Sequence[ChainEvent]) -> None:
-    for ev in events:
-        p = _proposal(s, ev)
-        if p is not None:
-            p.canceled = True
+    _set_canceled(s, events, _proposal, True)
 
 
 def uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
-    for ev in events:
-        p = _proposal(s, ev)
-        if p is not None:
-            p.canceled = False
+    _set_canceled(s, events, _proposal, False)
 
 
 HANDLERS = [
@@ -177,55 +197,24 @@ def poll_uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
 def poll_vote_cast(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         poll = _poll(s, ev)
-        if poll is None:
-            continue
-        voter = str(ev.args["voter"])
-        v = s.scalar(
-            select(DaoPollVote).where(
-                DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == voter
-            )
-        )
-        if v is None:
-            v = DaoPollVote(poll_row_id=poll.id, voter=voter)
-            s.add(v)
-        v.option = int(ev.args["option"])
-        v.weight = Decimal(int(ev.args["weight"]))
-        v.state = "counted"
-        v.tx_hash = ev.tx_hash
-        v.block_number = ev.block_number
+        if poll is not None:
+            _count_vote(s, ev, DaoPollVote, "poll_row_id", poll.id, "option")
     s.flush()
 
 
 def poll_vote_uncast(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         poll = _poll(s, ev)
-        if poll is None:
-            continue
-        v = s.scalar(
-            select(DaoPollVote).where(
-                DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == str(ev.args["voter"])
-            )
-        )
-        if v is None:
-            continue
-        if v.user_id is None:
-            s.delete(v)
-        else:
-            v.state, v.tx_hash, v.block_number = "submitted", None, None
+        if poll is not None:
+            _uncount_vote(s, ev, DaoPollVote, "poll_row_id", poll.id)
 
 
 def poll_canceled(s: Session, events: Sequence[ChainEvent]) -> None:
-    for ev in events:
-        poll = _poll(s, ev)
-        if poll is not None:
-            poll.canceled = True
+    _set_canceled(s, events, _poll, True)
 
 
 def poll_uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
-    for ev in events:
-        poll = _poll(s, ev)
-        if poll is not None:
-            poll.canceled = False
+    _set_canceled(s, events, _poll, False)
 
 
 POLL_HANDLERS = [

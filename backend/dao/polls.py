@@ -15,31 +15,15 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from flask_babel import gettext, ngettext
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from flask_babel import gettext
+from sqlalchemy import select
 
 from backend.accounts.models import EXTERNAL, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
-from backend.chain.gateway import ChainUnavailable
-from backend.chain.governance import (
-    POLL_STATES,
-    for_browser,
-    poll_ballot_typed_data,
-    recover_typed_data_signer,
-    relay_signer,
-    signature_hex,
-)
+from backend.chain.governance import POLL_STATES, for_browser, poll_ballot_typed_data
 from backend.chain.outbox import AuditEntry, outbox_service
-from backend.core.errors import N_, NotFound, ServiceUnavailable
-from backend.dao.errors import (
-    AlreadyVoted,
-    InvalidInput,
-    InvalidOption,
-    InvalidSignature,
-    NotEligible,
-    VotingClosed,
-)
+from backend.core.errors import N_, NotFound
+from backend.dao.errors import InvalidInput, InvalidOption
 from backend.dao.models import (
     CARD,
     CHAMBERS,
@@ -51,15 +35,26 @@ from backend.dao.models import (
 from backend.dao.services import (
     FAILED_TX_STATES,
     MAX_TITLE,
-    _account_service,
+    _addresses,
     _chain,
+    _existing,
+    _get_row,
+    _head_block,
     _idempotency_key,
+    _judge_weight,
+    _list_rows,
     _read,
     _session,
     _text,
     _tx,
     _tx_json,
-    user_wallet,
+    _unrecorded_reason,
+    _voter_wallet,
+    add_vote,
+    explain,
+    refuse_with,
+    sign_ballot,
+    vote_counts,
 )
 from backend.regions.models import Town
 
@@ -78,22 +73,11 @@ def token_key(town: Town, chamber: str) -> str:
 
 
 def list_polls(town: Town) -> list[DaoPoll]:
-    return list(
-        _session().scalars(
-            select(DaoPoll).where(DaoPoll.town_id == town.id).order_by(DaoPoll.id.desc())
-        )
-    )
+    return _list_rows(DaoPoll, town)
 
 
 def get_poll(town: Town, row_id: Any) -> DaoPoll:
-    try:
-        rid = int(row_id)
-    except (TypeError, ValueError):
-        rid = -1
-    poll = _session().get(DaoPoll, rid) if rid > 0 else None
-    if poll is None or poll.town_id != town.id:
-        raise NotFound(N_("This poll does not exist in this town."))
-    return poll
+    return _get_row(DaoPoll, town, row_id, N_("This poll does not exist in this town."))
 
 
 # ---------------------------------------------------------------------------- create
@@ -172,22 +156,11 @@ def create_poll(
         user = require_town_role(user, town.id, STAFF)
     key = _idempotency_key(idempotency_key)
     s = _session()
-    existing = s.scalar(select(DaoPoll).where(DaoPoll.idempotency_key == key))
+    existing = _existing(DaoPoll, key, town)
     if existing is not None:
-        if existing.town_id != town.id:
-            raise InvalidInput(N_("This request key was used for another town."))
         return existing
     inp = parse_poll(data)
-    chain = _chain()
-    try:
-        poll_address = chain.address_of(poll_contract(town))
-        token_address = chain.address_of(token_key(town, inp.chamber))
-    except ChainUnavailable as exc:
-        raise ServiceUnavailable(
-            N_("The blockchain node is not answering; please try again shortly.")
-        ) from exc
-    except LookupError:
-        raise InvalidInput(N_("This town has no DAO deployed yet.")) from None
+    poll_address, token_address = _addresses(poll_contract(town), token_key(town, inp.chamber))
     title = inp.title_en or inp.title_ja
     labels = [" / ".join(x for x in (o["ja"], o["en"]) if x) for o in inp.options]
     description = f"{title}\n\n[furusato:{town.slug}:poll:{key}]"
@@ -271,10 +244,7 @@ def poll_view(poll: DaoPoll) -> PollView:
             artifact_name=POLL_TOKEN_ARTIFACTS[poll.chamber],
         )
     )
-    try:
-        view.head_block = _chain().status().head_block
-    except ChainUnavailable:
-        view.head_block = None
+    view.head_block = _head_block()
     return view
 
 
@@ -308,18 +278,16 @@ def poll_eligibility(
     user: User | None, poll: DaoPoll, view: PollView | None = None
 ) -> PollEligibility:
     """Whether `user` may vote in `poll` now, with what weight and why (nothing signed)."""
-    if user is None:
-        return _explain(PollEligibility(False, "sign_in"), poll)
-    wallet = user_wallet(user)
-    if wallet is None:
-        return _explain(PollEligibility(False, "no_wallet"), poll)
+    wallet = _voter_wallet(user)
+    if isinstance(wallet, str):
+        return _explain(PollEligibility(False, wallet), poll)
     address = wallet[0]
     view = view or poll_view(poll)
     e = PollEligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
     artifact = POLL_TOKEN_ARTIFACTS[poll.chamber]
     e.current_weight = int(_read(poll.token_address, "getVotes", address, artifact_name=artifact))
     if view.state in ("submitting", "failed"):
-        e.reason = "processing" if view.state == "submitting" else "ended"
+        e.reason = _unrecorded_reason(view.state)
         return _explain(e, poll)
     e.weight = int(
         _read(poll.token_address, "getPastVotes", address, view.snapshot, artifact_name=artifact)
@@ -332,22 +300,15 @@ def poll_eligibility(
         e.reason, e.option = "already_voted", mine.option if mine else None
     elif view.state != "active":
         e.reason = view.state  # ended | canceled
-    elif e.weight > 0:
-        e.can_vote, e.reason = True, "eligible"
-    elif e.current_weight > 0:
-        e.reason = "card_after_snapshot" if poll.chamber == CARD else "pass_after_snapshot"
     else:
-        e.reason = "no_card" if poll.chamber == CARD else "no_pass"
+        _judge_weight(e, poll.chamber)
     return _explain(e, poll)
 
 
 def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
-    n, block, card = e.weight, e.snapshot, poll.chamber == CARD
+    block = e.snapshot
     messages = {
-        "sign_in": lambda: gettext("Sign in to see whether you may vote."),
-        "no_wallet": lambda: gettext("Your account has no wallet to vote with."),
         "processing": lambda: gettext("This poll is being recorded; voting opens shortly."),
-        "ended": lambda: gettext("Voting has ended."),
         "canceled": lambda: gettext("This poll was canceled."),
         "already_voted": lambda: gettext("You already voted in this poll."),
         "card_after_snapshot": lambda: gettext(
@@ -359,26 +320,8 @@ def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
             "You got your resident pass after the poll was announced (block %(block)s).",
             block=block,
         ),
-        "no_card": lambda: gettext(
-            "You hold no ambassador card at the snapshot (block %(block)s).", block=block
-        ),
-        "no_pass": lambda: gettext(
-            "You held no resident pass at the snapshot (block %(block)s).", block=block
-        ),
     }
-    if e.reason == "eligible":
-        e.message = (
-            ngettext(
-                "You may vote, weight %(num)d, because you hold %(num)d ambassador card.",
-                "You may vote, weight %(num)d, because you hold %(num)d ambassador cards.",
-                n,
-            )
-            if card
-            else gettext("You may vote, weight 1, because you hold a resident pass.")
-        )
-    elif e.reason in messages:
-        e.message = messages[e.reason]()
-    return e
+    return explain(e, poll.chamber, messages)
 
 
 # ---------------------------------------------------------------------------- voting
@@ -398,14 +341,11 @@ def _require_can_vote(user: User, town: Town, poll: DaoPoll, value: Any) -> Any:
     option = parse_option(poll, value)
     e = poll_eligibility(user, poll)
     if not e.can_vote:
-        if e.reason == "already_voted":
-            raise AlreadyVoted(N_("You already voted in this poll."))
-        if e.reason in ("processing", "ended", "canceled"):
-            raise VotingClosed(N_("Voting is not open for this poll."), reason=e.reason)
-        if e.reason == "no_wallet":
-            raise InvalidInput(N_("Your account has no wallet to vote with."))
-        raise NotEligible(
-            N_("You may not vote in this poll: %(why)s"), why=e.message, reason=e.reason
+        refuse_with(
+            e,
+            already_voted=N_("You already voted in this poll."),
+            closed=N_("Voting is not open for this poll."),
+            not_eligible=N_("You may not vote in this poll: %(why)s"),
         )
     return option, e
 
@@ -434,19 +374,7 @@ def cast_poll_vote(
     option, e = _require_can_vote(user, town, poll, value)
     voter = str(e.address)
     typed = _ballot(poll, option, voter)
-    if e.wallet == EXTERNAL:
-        if recover_typed_data_signer(typed, signature) != voter:
-            raise InvalidSignature(
-                N_("The signature is not your wallet's signature of this ballot; sign again.")
-            )
-        sig, signer, how = signature_hex(signature), relay_signer(outbox_service(), voter), "wallet"
-    else:
-        user_signer = _account_service().custodial_signer(user)
-        sig, signer, how = (
-            signature_hex(user_signer.sign_typed_data(typed)),
-            user_signer,
-            "built-in",
-        )
+    sig, signer, how, _ = sign_ballot(user, e, lambda: (typed, None), signature)
     s = _session()
     vote = DaoPollVote(
         poll_row_id=poll.id,
@@ -456,12 +384,7 @@ def cast_poll_vote(
         weight=Decimal(e.weight),
         state="submitted",
     )
-    try:
-        with s.begin_nested():
-            s.add(vote)
-            s.flush()
-    except IntegrityError:
-        raise AlreadyVoted(N_("You already voted in this poll.")) from None
+    add_vote(s, vote, N_("You already voted in this poll."))
     tx = outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.poll_vote:{poll.id}:{voter}",
@@ -492,17 +415,10 @@ def cast_poll_vote(
 
 def poll_results(poll: DaoPoll, view: PollView | None = None) -> dict[str, Any]:
     view = view or poll_view(poll)
-    found = _session().execute(
-        select(DaoPollVote.state, func.count(DaoPollVote.id))
-        .where(DaoPollVote.poll_row_id == poll.id)
-        .group_by(DaoPollVote.state)
-    )
-    rows = {str(state): int(n) for state, n in found.all()}
     return {
         "poll": poll.id,
         **view.as_dict(),
-        "voters_counted": int(rows.get("counted", 0)),
-        "votes_processing": int(rows.get("submitted", 0)),
+        **vote_counts(DaoPollVote.poll_row_id, poll.id),
         "create_tx": _tx_json(_tx(poll.create_tx_id)),
     }
 

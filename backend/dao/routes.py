@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_babel import get_locale
 
 from backend.accounts.roles import current_user
@@ -28,6 +28,27 @@ def _locale() -> str:
     return str(get_locale())
 
 
+def _created(name: str, item: dict[str, Any]) -> tuple[Response, int]:
+    """201 with the new proposal or poll under `name`."""
+    return jsonify({name: item}), 201
+
+
+def _shown(name: str, item: dict[str, Any], results: dict[str, Any], eligibility: Any) -> Response:
+    """A proposal or poll with its live results and the current user's eligibility."""
+    return jsonify({name: item, "results": results, "eligibility": eligibility.as_dict()})
+
+
+def _vote_sent(choice: str, v: Any) -> tuple[Response, int]:
+    """202 with the queued vote (`choice`: support / option)."""
+    return jsonify(
+        {"vote": {choice: getattr(v, choice), "weight": str(int(v.weight)), "state": v.state}}
+    ), 202
+
+
+def _tx_sent(name: str, tx: Any) -> tuple[Response, int]:
+    return jsonify({name: {"state": tx.state, "tx_hash": tx.tx_hash}}), 202
+
+
 @bp.get("/proposals")
 def list_proposals(slug: str):
     town = dao.town_by_slug(slug)
@@ -41,7 +62,7 @@ def create_proposal(slug: str):
     town = dao.town_by_slug(slug)
     data = _body()
     p = dao.create_proposal(current_user(), town, data, data.get("idempotency_key"))
-    return jsonify({"proposal": dao.proposal_json(p, _locale())}), 201
+    return _created("proposal", dao.proposal_json(p, _locale()))
 
 
 @bp.get("/proposals/<int:pid>")
@@ -49,12 +70,11 @@ def show_proposal(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
     view = dao.chain_view(p)
-    return jsonify(
-        {
-            "proposal": dao.proposal_json(p, _locale()),
-            "results": dao.results(p, view),
-            "eligibility": dao.eligibility(current_user(), p, view).as_dict(),
-        }
+    return _shown(
+        "proposal",
+        dao.proposal_json(p, _locale()),
+        dao.results(p, view),
+        dao.eligibility(current_user(), p, view),
     )
 
 
@@ -78,9 +98,7 @@ def vote(slug: str, pid: int):
     p = dao.get_proposal(town, pid)
     data = _body()
     v = dao.cast_vote(current_user(), town, p, data.get("support"), data.get("signature"))
-    return jsonify(
-        {"vote": {"support": v.support, "weight": str(int(v.weight)), "state": v.state}}
-    ), 202
+    return _vote_sent("support", v)
 
 
 @bp.post("/proposals/<int:pid>/ballot")
@@ -94,16 +112,14 @@ def ballot(slug: str, pid: int):
 def queue(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
-    tx = dao.queue_proposal(current_user(), town, p)
-    return jsonify({"queue_tx": {"state": tx.state, "tx_hash": tx.tx_hash}}), 202
+    return _tx_sent("queue_tx", dao.queue_proposal(current_user(), town, p))
 
 
 @bp.post("/proposals/<int:pid>/execute")
 def execute(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
-    tx = dao.execute_proposal(current_user(), town, p)
-    return jsonify({"execute_tx": {"state": tx.state, "tx_hash": tx.tx_hash}}), 202
+    return _tx_sent("execute_tx", dao.execute_proposal(current_user(), town, p))
 
 
 # ---------------------------------------------------------------------------- polls
@@ -120,7 +136,7 @@ def create_poll(slug: str):
     town = dao.town_by_slug(slug)
     data = _body()
     poll = polls.create_poll(current_user(), town, data, data.get("idempotency_key"))
-    return jsonify({"poll": polls.poll_json(poll, _locale())}), 201
+    return _created("poll", polls.poll_json(poll, _locale()))
 
 
 @bp.get("/polls/<int:poll_id>")
@@ -128,12 +144,11 @@ def show_poll(slug: str, poll_id: int):
     town = dao.town_by_slug(slug)
     poll = polls.get_poll(town, poll_id)
     view = polls.poll_view(poll)
-    return jsonify(
-        {
-            "poll": polls.poll_json(poll, _locale()),
-            "results": polls.poll_results(poll, view),
-            "eligibility": polls.poll_eligibility(current_user(), poll, view).as_dict(),
-        }
+    return _shown(
+        "poll",
+        polls.poll_json(poll, _locale()),
+        polls.poll_results(poll, view),
+        polls.poll_eligibility(current_user(), poll, view),
     )
 
 
@@ -163,6 +178,4 @@ def poll_vote(slug: str, poll_id: int):
     poll = polls.get_poll(town, poll_id)
     data = _body()
     v = polls.cast_poll_vote(current_user(), town, poll, data.get("option"), data.get("signature"))
-    return jsonify(
-        {"vote": {"option": v.option, "weight": str(int(v.weight)), "state": v.state}}
-    ), 202
+    return _vote_sent("option", v)

@@ -9,7 +9,7 @@ events live in backend/dao/models.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -64,6 +64,7 @@ MAX_BODY = 5000
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
 FAILED_TX_STATES = ("reverted", "failed", "cancelled")
+NODE_DOWN = N_("The blockchain node is not answering; please try again shortly.")
 
 
 # ---------------------------------------------------------------------------- lookups
@@ -81,9 +82,53 @@ def _read(contract: str, fn: str, *args: Any, artifact_name: str | None = None) 
     try:
         return _chain().read(contract, fn, *args, artifact_name=artifact_name)
     except ChainUnavailable as exc:
-        raise ServiceUnavailable(
-            N_("The blockchain node is not answering; please try again shortly.")
-        ) from exc
+        raise ServiceUnavailable(NODE_DOWN) from exc
+
+
+def _addresses(*keys: str) -> list[str]:
+    """The deployed addresses of `keys`; 503 when the node is down, 400 before a DAO exists."""
+    chain = _chain()
+    try:
+        return [chain.address_of(key) for key in keys]
+    except ChainUnavailable as exc:
+        raise ServiceUnavailable(NODE_DOWN) from exc
+    except LookupError:
+        raise InvalidInput(N_("This town has no DAO deployed yet.")) from None
+
+
+def _head_block() -> int | None:
+    """The chain's latest block for a view, or None while the node is not answering."""
+    try:
+        return _chain().status().head_block
+    except ChainUnavailable:
+        return None
+
+
+def _list_rows(model: Any, town: Town) -> list[Any]:
+    """A town's proposals or polls, newest first."""
+    return list(
+        _session().scalars(select(model).where(model.town_id == town.id).order_by(model.id.desc()))
+    )
+
+
+def _get_row(model: Any, town: Town, row_id: Any, missing: str) -> Any:
+    """The row `row_id` of `town`; NotFound(`missing`) for another town's or an unknown one."""
+    try:
+        rid = int(row_id)
+    except (TypeError, ValueError):
+        rid = -1
+    row = _session().get(model, rid) if rid > 0 else None
+    if row is None or row.town_id != town.id:
+        raise NotFound(missing)
+    return row
+
+
+def _existing(model: Any, key: str, town: Town) -> Any:
+    """The row an earlier request with `key` created (a double submit), if any."""
+    existing = _session().scalar(select(model).where(model.idempotency_key == key))
+    if existing is not None and existing.town_id != town.id:
+        raise InvalidInput(N_("This request key was used for another town."))
+    return existing
 
 
 def town_by_slug(slug: str) -> Town:
@@ -105,25 +150,12 @@ def token_contract(town: Town, token: str) -> tuple[str, str]:
 
 
 def list_proposals(town: Town) -> list[DaoProposal]:
-    return list(
-        _session().scalars(
-            select(DaoProposal)
-            .where(DaoProposal.town_id == town.id)
-            .order_by(DaoProposal.id.desc())
-        )
-    )
+    return _list_rows(DaoProposal, town)
 
 
 def get_proposal(town: Town, row_id: Any) -> DaoProposal:
     """The proposal `row_id` of `town`; NotFound for another town's or an unknown one."""
-    try:
-        rid = int(row_id)
-    except (TypeError, ValueError):
-        rid = -1
-    p = _session().get(DaoProposal, rid) if rid > 0 else None
-    if p is None or p.town_id != town.id:
-        raise NotFound(N_("This proposal does not exist in this town."))
-    return p
+    return _get_row(DaoProposal, town, row_id, N_("This proposal does not exist in this town."))
 
 
 def user_wallet(user: User) -> tuple[str, str] | None:
@@ -145,6 +177,13 @@ def user_address(user: User) -> str | None:
     """The address a user votes with: the built-in account, else a linked wallet."""
     found = user_wallet(user)
     return found[0] if found else None
+
+
+def _voter_wallet(user: User | None) -> tuple[str, str] | str:
+    """(address, kind) `user` would vote with, or why not: "sign_in" | "no_wallet"."""
+    if user is None:
+        return "sign_in"
+    return user_wallet(user) or "no_wallet"
 
 
 # ---------------------------------------------------------------------------- chain status
@@ -188,10 +227,7 @@ def chain_view(p: DaoProposal) -> ChainView:
     )
     if state != "pending":
         view.quorum = int(_read(gov, "quorum", snapshot, artifact_name="TownGovernor"))
-    try:
-        view.head_block = _chain().status().head_block
-    except ChainUnavailable:
-        view.head_block = None
+    view.head_block = _head_block()
     return view
 
 
@@ -223,11 +259,9 @@ def _pending_vote(p: DaoProposal, address: str) -> DaoVote | None:
 
 def eligibility(user: User | None, p: DaoProposal, view: ChainView | None = None) -> Eligibility:
     """Whether `user` may vote on `p` now, with what weight and why (nothing is signed)."""
-    if user is None:
-        return _explain(Eligibility(False, "sign_in"), p)
-    wallet = user_wallet(user)
-    if wallet is None:
-        return _explain(Eligibility(False, "no_wallet"), p)
+    wallet = _voter_wallet(user)
+    if isinstance(wallet, str):
+        return _explain(Eligibility(False, wallet), p)
     address = wallet[0]
     view = view or chain_view(p)
     gov = p.governor_address
@@ -235,7 +269,7 @@ def eligibility(user: User | None, p: DaoProposal, view: ChainView | None = None
     token = _read(gov, "token", artifact_name="TownGovernor")
     e.current_weight = int(_read(token, "getVotes", address, artifact_name=_token_artifact(p)))
     if view.state in ("submitting", "failed"):
-        e.reason = "processing" if view.state == "submitting" else "ended"
+        e.reason = _unrecorded_reason(view.state)
         return _explain(e, p)
     if view.state != "pending":
         e.weight = int(_read(gov, "getVotes", address, view.snapshot, artifact_name="TownGovernor"))
@@ -249,13 +283,24 @@ def eligibility(user: User | None, p: DaoProposal, view: ChainView | None = None
         e.reason = "not_started"
     elif view.state != "active":
         e.reason = "ended"
-    elif e.weight > 0:
+    else:
+        _judge_weight(e, p.chamber)
+    return _explain(e, p)
+
+
+def _unrecorded_reason(state: str) -> str:
+    """Why nobody votes on a proposal or poll that is "submitting" or "failed" on chain."""
+    return "processing" if state == "submitting" else "ended"
+
+
+def _judge_weight(e: Any, chamber: str) -> None:
+    """Set `e`'s verdict on an open vote from its weights (proposals and polls alike)."""
+    if e.weight > 0:
         e.can_vote, e.reason = True, "eligible"
     elif e.current_weight > 0:
-        e.reason = "card_after_snapshot" if p.chamber == CARD else "pass_after_snapshot"
+        e.reason = "card_after_snapshot" if chamber == CARD else "pass_after_snapshot"
     else:
-        e.reason = "no_card" if p.chamber == CARD else "no_pass"
-    return _explain(e, p)
+        e.reason = "no_card" if chamber == CARD else "no_pass"
 
 
 def _token_artifact(p: DaoProposal) -> str:
@@ -263,49 +308,55 @@ def _token_artifact(p: DaoProposal) -> str:
 
 
 def _explain(e: Eligibility, p: DaoProposal) -> Eligibility:
-    n, block = e.weight, e.snapshot
-    card = p.chamber == CARD
+    block = e.snapshot
+    return explain(
+        e,
+        p.chamber,
+        {
+            "processing": lambda: gettext("This proposal is being recorded; voting opens shortly."),
+            "not_started": lambda: gettext("Voting has not started yet."),
+            "already_voted": lambda: gettext("You already voted on this proposal."),
+            "card_after_snapshot": lambda: gettext(
+                "You got your card after the vote was announced (block %(block)s), so it does "
+                "not count for this vote.",
+                block=block,
+            ),
+            "pass_after_snapshot": lambda: gettext(
+                "You got your resident pass after the vote was announced (block %(block)s).",
+                block=block,
+            ),
+        },
+    )
+
+
+def explain(e: Any, chamber: str, own: Mapping[str, Callable[[], str]]) -> Any:
+    """Set `e.message` for its reason: the messages proposals and polls share, then `own`
+    (the reasons whose wording names the proposal or the poll). Returns `e`."""
+    block = e.snapshot
+    messages: dict[str, Callable[[], str]] = {
+        "sign_in": lambda: gettext("Sign in to see whether you may vote."),
+        "no_wallet": lambda: gettext("Your account has no wallet to vote with."),
+        "ended": lambda: gettext("Voting has ended."),
+        "no_card": lambda: gettext(
+            "You hold no ambassador card at the snapshot (block %(block)s).", block=block
+        ),
+        "no_pass": lambda: gettext(
+            "You held no resident pass at the snapshot (block %(block)s).", block=block
+        ),
+        **own,
+    }
     if e.reason == "eligible":
         e.message = (
             ngettext(
                 "You may vote, weight %(num)d, because you hold %(num)d ambassador card.",
                 "You may vote, weight %(num)d, because you hold %(num)d ambassador cards.",
-                n,
+                e.weight,
             )
-            if card
+            if chamber == CARD
             else gettext("You may vote, weight 1, because you hold a resident pass.")
         )
-    elif e.reason == "sign_in":
-        e.message = gettext("Sign in to see whether you may vote.")
-    elif e.reason == "no_wallet":
-        e.message = gettext("Your account has no wallet to vote with.")
-    elif e.reason == "processing":
-        e.message = gettext("This proposal is being recorded; voting opens shortly.")
-    elif e.reason == "not_started":
-        e.message = gettext("Voting has not started yet.")
-    elif e.reason == "ended":
-        e.message = gettext("Voting has ended.")
-    elif e.reason == "already_voted":
-        e.message = gettext("You already voted on this proposal.")
-    elif e.reason == "card_after_snapshot":
-        e.message = gettext(
-            "You got your card after the vote was announced (block %(block)s), so it does "
-            "not count for this vote.",
-            block=block,
-        )
-    elif e.reason == "pass_after_snapshot":
-        e.message = gettext(
-            "You got your resident pass after the vote was announced (block %(block)s).",
-            block=block,
-        )
-    elif e.reason == "no_card":
-        e.message = gettext(
-            "You hold no ambassador card at the snapshot (block %(block)s).", block=block
-        )
-    elif e.reason == "no_pass":
-        e.message = gettext(
-            "You held no resident pass at the snapshot (block %(block)s).", block=block
-        )
+    elif e.reason in messages:
+        e.message = messages[e.reason]()
     return e
 
 
@@ -339,16 +390,54 @@ def _require_can_vote(user: User, town: Town, p: DaoProposal, support_value: Any
 
 
 def refuse(e: Any) -> None:
-    """Raise the error matching a negative eligibility (proposals and polls alike)."""
+    """Raise the error matching a negative eligibility on a proposal."""
+    refuse_with(
+        e,
+        already_voted=N_("You already voted on this proposal."),
+        closed=N_("Voting is not open for this proposal."),
+        not_eligible=N_("You may not vote on this proposal: %(why)s"),
+    )
+
+
+def refuse_with(e: Any, *, already_voted: str, closed: str, not_eligible: str) -> None:
+    """Raise the error matching a negative eligibility (proposals and polls alike), worded
+    with the caller's messages (`not_eligible` takes %(why)s)."""
     if e.reason == "already_voted":
-        raise AlreadyVoted(N_("You already voted on this proposal."))
+        raise AlreadyVoted(already_voted)
     if e.reason in ("processing", "not_started", "ended", "canceled"):
-        raise VotingClosed(N_("Voting is not open for this proposal."), reason=e.reason)
+        raise VotingClosed(closed, reason=e.reason)
     if e.reason == "no_wallet":
         raise InvalidInput(N_("Your account has no wallet to vote with."))
-    raise NotEligible(
-        N_("You may not vote on this proposal: %(why)s"), why=e.message, reason=e.reason
-    )
+    raise NotEligible(not_eligible, why=e.message, reason=e.reason)
+
+
+def sign_ballot(
+    user: User, e: Any, ballot: Callable[[], tuple[dict[str, Any], Any]], signature: Any
+) -> tuple[str, Any, str, Any]:
+    """(signature hex, relay signer, "wallet" | "built-in", extra) of a gasless
+    vote: an own wallet's `signature` must recover to the voter over `ballot()`'s typed data;
+    the built-in account's ballot is signed here. `ballot` returns (typed data, extra)."""
+    voter = str(e.address)
+    if e.wallet == EXTERNAL:
+        typed, extra = ballot()
+        if recover_typed_data_signer(typed, signature) != voter:
+            raise InvalidSignature(
+                N_("The signature is not your wallet's signature of this ballot; sign again.")
+            )
+        return signature_hex(signature), relay_signer(outbox_service(), voter), "wallet", extra
+    user_signer = _account_service().custodial_signer(user)
+    typed, extra = ballot()
+    return signature_hex(user_signer.sign_typed_data(typed)), user_signer, "built-in", extra
+
+
+def add_vote(s: Session, vote: Any, already_voted: str) -> None:
+    """Insert `vote` (savepoint); AlreadyVoted(`already_voted`) when the voter has one."""
+    try:
+        with s.begin_nested():
+            s.add(vote)
+            s.flush()
+    except IntegrityError:
+        raise AlreadyVoted(already_voted) from None
 
 
 def _next_nonce(gov: str, voter: str) -> int:
@@ -393,21 +482,7 @@ def cast_vote(
     user = require_user() if user is None else user
     support, e = _require_can_vote(user, town, p, support_value)
     voter = str(e.address)
-    if e.wallet == EXTERNAL:
-        typed, nonce = _ballot(p, support, voter)
-        if recover_typed_data_signer(typed, signature) != voter:
-            raise InvalidSignature(
-                N_("The signature is not your wallet's signature of this ballot; sign again.")
-            )
-        sig, signer, how = signature_hex(signature), relay_signer(outbox_service(), voter), "wallet"
-    else:
-        user_signer = _account_service().custodial_signer(user)
-        typed, nonce = _ballot(p, support, voter)
-        sig, signer, how = (
-            signature_hex(user_signer.sign_typed_data(typed)),
-            user_signer,
-            "built-in",
-        )
+    sig, signer, how, nonce = sign_ballot(user, e, lambda: _ballot(p, support, voter), signature)
     s = _session()
     vote = DaoVote(
         proposal_row_id=p.id,
@@ -418,12 +493,7 @@ def cast_vote(
         state="submitted",
         nonce=nonce,
     )
-    try:
-        with s.begin_nested():
-            s.add(vote)
-            s.flush()
-    except IntegrityError:
-        raise AlreadyVoted(N_("You already voted on this proposal.")) from None
+    add_vote(s, vote, N_("You already voted on this proposal."))
     tx = outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.vote:{p.id}:{voter}",
@@ -543,24 +613,14 @@ def create_proposal(
         user = require_town_role(user, town.id, STAFF)
     key = _idempotency_key(idempotency_key)
     s = _session()
-    existing = s.scalar(select(DaoProposal).where(DaoProposal.idempotency_key == key))
+    existing = _existing(DaoProposal, key, town)
     if existing is not None:
-        if existing.town_id != town.id:
-            raise InvalidInput(N_("This request key was used for another town."))
         return existing
     inp = parse_proposal(data)
-    chain = _chain()
-    try:
-        gov = chain.address_of(chamber_key(town, inp.chamber))
-        token_key, token_artifact = token_contract(town, inp.token)
-        token_address = chain.address_of(token_key)
-        treasury = chain.address_of(f"towns.{town.slug}.TownTreasury")
-    except ChainUnavailable as exc:
-        raise ServiceUnavailable(
-            N_("The blockchain node is not answering; please try again shortly.")
-        ) from exc
-    except LookupError:
-        raise InvalidInput(N_("This town has no DAO deployed yet.")) from None
+    token_key, token_artifact = token_contract(town, inp.token)
+    gov, token_address, treasury = _addresses(
+        chamber_key(town, inp.chamber), token_key, f"towns.{town.slug}.TownTreasury"
+    )
     if check_treasury:
         balance = int(_read(token_address, "balanceOf", treasury, artifact_name=token_artifact))
         if balance < inp.amount:
@@ -711,6 +771,20 @@ def _admin_call(user: User, town: Town, p: DaoProposal, fn: str, attempt: int) -
 # ---------------------------------------------------------------------------- results
 
 
+def vote_counts(row_column: Any, row_id: int) -> dict[str, int]:
+    """voters_counted / votes_processing of a proposal's or a poll's votes (`row_column` is
+    the vote table's column naming the proposal or poll)."""
+    model = row_column.class_
+    found = _session().execute(
+        select(model.state, func.count(model.id)).where(row_column == row_id).group_by(model.state)
+    )
+    rows = {str(state): int(n) for state, n in found.all()}
+    return {
+        "voters_counted": int(rows.get("counted", 0)),
+        "votes_processing": int(rows.get("submitted", 0)),
+    }
+
+
 def _tx_json(tx: OutboxTx | None) -> dict[str, Any] | None:
     if tx is None:
         return None
@@ -747,21 +821,10 @@ def payouts(p: DaoProposal) -> list[dict[str, Any]]:
 
 def results(p: DaoProposal, view: ChainView | None = None) -> dict[str, Any]:
     view = view or chain_view(p)
-    counted = _session().scalar(
-        select(func.count(DaoVote.id)).where(
-            DaoVote.proposal_row_id == p.id, DaoVote.state == "counted"
-        )
-    )
-    submitted = _session().scalar(
-        select(func.count(DaoVote.id)).where(
-            DaoVote.proposal_row_id == p.id, DaoVote.state == "submitted"
-        )
-    )
     return {
         "proposal": p.id,
         **view.as_dict(),
-        "voters_counted": int(counted or 0),
-        "votes_processing": int(submitted or 0),
+        **vote_counts(DaoVote.proposal_row_id, p.id),
         "propose_tx": _tx_json(_tx(p.propose_tx_id)),
         "queue_tx": _tx_json(_tx(p.queue_tx_id)),
         "execute_tx": _tx_json(_tx(p.execute_tx_id)),
