@@ -61,7 +61,7 @@ import requests
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -1229,6 +1229,9 @@ class Indexer:
             if prefetcher is not None and following is not None:
                 g, f, t = following
                 prefetcher.submit(tuple(sorted(w.address for w in g)), f, t, answers[-1])
+            if self._pg:
+                # A chunk's commit need not wait for its WAL flush: see ADR 0004 ("Durability").
+                s.execute(text("SET LOCAL synchronous_commit = off"))
             self._index_range(s, group, fetched, headers, result, prefetcher)
             self._save_cursor(cursor, watched, head)
             result.chunks += 1
