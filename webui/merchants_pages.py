@@ -279,10 +279,16 @@ def resident_cards(slug: str):
     error: AppError | None = None
     issued = None
     email = request.form.get("email", "")
+    replace = request.form.get("replace") == "1"
     if request.method == "POST":
         try:
-            card, pin = svc.issue_card_by_email(user, town, email)
-            issued = {"code": card.card_code, "pin": pin, "email": email.strip().lower()}
+            card, pin = svc.issue_card_by_email(user, town, email, replace=replace)
+            issued = {
+                "code": card.card_code,
+                "pin": pin,
+                "email": email.strip().lower(),
+                "replaced": replace,
+            }
         except AppError as exc:
             get_db().session.rollback()
             error = exc
@@ -293,6 +299,8 @@ def resident_cards(slug: str):
             issued=issued,
             email="" if issued else email,
             error=error and _message(error),
+            # The resident already holds this town's card: offer to replace it, explicitly.
+            offer_replace=error is not None and error.code == "card_exists",
         ),
         status=error.status if error else 200,
     )

@@ -5,6 +5,8 @@ Domains never see a Web3 object; `Web3Gateway` is the one implementation that ta
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +62,8 @@ class Web3Gateway:
         self.deployments_dir = deployments_dir
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self._chain_id: int | None = None
+        self._block_times: OrderedDict[str, int] = OrderedDict()  # block hash -> timestamp
+        self._block_times_lock = threading.Lock()
 
     @property
     def chain_id(self) -> int:
@@ -103,6 +107,28 @@ class Web3Gateway:
         except (ConnectionError, OSError) as exc:
             raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
 
+    def block_timestamp(self, number: int, block_hash: str | None = None) -> int:
+        """The block's timestamp (Unix seconds). With `block_hash` (as the indexer stores it) the
+        block is fetched by hash and the answer is kept in a per-process LRU cache: a hash names
+        one block forever, whereas a number may name another block after a reorg."""
+        key = block_hash.lower() if block_hash else None
+        if key is not None:
+            with self._block_times_lock:
+                if key in self._block_times:
+                    self._block_times.move_to_end(key)
+                    return self._block_times[key]
+        try:
+            block = self.w3.eth.get_block(block_hash if block_hash else number)  # type: ignore[arg-type]
+        except (ConnectionError, OSError) as exc:
+            raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
+        timestamp = int(block["timestamp"])
+        if key is not None:
+            with self._block_times_lock:
+                self._block_times[key] = timestamp
+                if len(self._block_times) > _BLOCK_TIMES_CACHED:
+                    self._block_times.popitem(last=False)
+        return timestamp
+
     def eip712_domain(self, contract: str, artifact_name: str | None = None) -> Eip712Domain:
         """The contract's EIP-712 domain as it reports it (ERC-5267), for typed-data signing."""
         _fields, name, version, chain_id, verifying, _salt, _ext = self.read(
@@ -122,6 +148,9 @@ class Web3Gateway:
         except RegistryError:
             deployed = False
         return ChainStatus(chain_id=chain_id, head_block=head, contracts_deployed=deployed)
+
+
+_BLOCK_TIMES_CACHED = 4096
 
 
 def _redact(url: str) -> str:

@@ -36,7 +36,11 @@ def load_demo(town: Town) -> None:
     clerk = demo_user(MERCHANT_EMAIL, MERCHANT_PASSWORD, SHOP_JA)
     svc.add_staff(staff, shop, clerk)
     resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
-    card = session.scalar(select(ResidentCard).where(ResidentCard.user_id == resident.id))
+    card = session.scalar(
+        select(ResidentCard).where(
+            ResidentCard.user_id == resident.id, ResidentCard.town_id == town.id
+        )
+    )
     if card is None:
         card = svc.issue_card(staff, town, resident, CARD_PIN)
         card.card_code = CARD_CODE

@@ -55,3 +55,12 @@ class SettlementNotFound(NotFound):
 
 class SettlementNotReady(Conflict):
     code = "settlement_not_ready"
+
+
+class CardExists(Conflict):
+    code = "card_exists"
+
+
+class CardOtherTown(AppError):
+    status = 400
+    code = "card_other_town"

@@ -102,12 +102,17 @@ class Charge(Base):
 
 
 class ResidentCard(Base):
-    """A printed QR card for a resident without a phone: a card code and a hashed PIN."""
+    """A printed QR card for a resident without a phone: a card code and a hashed PIN.
+
+    One card per resident and town: it pays that town's shops only. Each town issues its own;
+    a new card in the same town replaces the old one (new code and PIN) only when staff say so.
+    """
 
     __tablename__ = "resident_cards"
+    __table_args__ = (UniqueConstraint("user_id", "town_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
     card_code: Mapped[str] = mapped_column(String(32), unique=True)
     pin_hash: Mapped[str] = mapped_column(String(255))

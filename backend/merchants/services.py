@@ -37,7 +37,9 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden
 from backend.core.models import AuditLog
 from backend.merchants.errors import (
+    CardExists,
     CardLocked,
+    CardOtherTown,
     ChargeExpired,
     ChargeNotFound,
     ChargeNotPayable,
@@ -71,7 +73,7 @@ from backend.merchants.models import (
 )
 from backend.points.errors import InsufficientPoints
 from backend.points.models import RECEIVED, PointsEntry
-from backend.points.services import PointsService, parse_amount
+from backend.points.services import JST, PointsService, parse_amount
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
@@ -513,50 +515,83 @@ class MerchantService:
                 return self.session.get(User, user_id)
         return None
 
-    def issue_card(self, actor: User | None, town: Town, user: User, pin: object) -> ResidentCard:
-        """A printed card for a resident: a card code and a 4-6 digit PIN (stored hashed).
-        Town STAFF only; a second card replaces the first's code and PIN."""
+    def issue_card(
+        self, actor: User | None, town: Town, user: User, pin: object, replace: bool = False
+    ) -> ResidentCard:
+        """A printed card for a resident in `town`: a card code and a 4-6 digit PIN (stored
+        hashed). Town STAFF only. A resident has one card per town and each pays only its own
+        town's shops; another town's card is never touched. When the resident already holds
+        this town's card, a new one is issued only with `replace` (else CardExists): the old
+        code and PIN stop working at once, and the replacement is audit-logged."""
         actor = require_town_role(actor, town.id, STAFF)
         if not isinstance(pin, str) or not _PIN_RE.fullmatch(pin):
             raise InvalidInput(N_("The PIN must be 4 to 6 digits."), field="pin")
-        card = self.session.scalar(select(ResidentCard).where(ResidentCard.user_id == user.id))
+        card = self.session.scalar(
+            select(ResidentCard)
+            .where(ResidentCard.user_id == user.id, ResidentCard.town_id == town.id)
+            .with_for_update()
+        )
+        old_code = card.card_code if card is not None else None
+        if card is not None and not replace:
+            raise CardExists(
+                N_(
+                    "This resident already has a card for this town, issued on %(date)s. "
+                    "Replace it only if it was lost: the old card stops working."
+                ),
+                date=card.created_at.astimezone(JST).date().isoformat(),
+            )
         if card is None:
             card = ResidentCard(user_id=user.id, town_id=town.id)
             self.session.add(card)
-        card.town_id = town.id
         card.card_code = "C" + _short_code(10)
         card.pin_hash = generate_password_hash(pin, method="scrypt")
         card.failed_attempts = 0
         card.locked_at = None
+        card.created_at = self._now()
+        details: dict[str, Any] = {
+            "town_id": town.id,
+            "issued_by": actor.id,
+            "card_code": card.card_code,
+        }
+        if old_code is not None:
+            details["replaced_card_code"] = old_code
         self.session.add(
             AuditLog(
                 actor=f"user:{actor.id}",
-                action="card.issue",
+                action="card.replace" if old_code is not None else "card.issue",
                 subject_type="user",
                 subject_id=str(user.id),
-                reason="printed QR card issued",
-                details={"town_id": town.id, "issued_by": actor.id, "card_code": card.card_code},
+                reason="printed QR card replaced" if old_code else "printed QR card issued",
+                details=details,
             )
         )
-        self.session.commit()
+        try:
+            self.session.commit()
+        except IntegrityError:  # another staff member issued this town's card at the same time
+            self.session.rollback()
+            raise CardExists(
+                N_("This resident already has a card for this town. Reload the page.")
+            ) from None
         return card
 
     def issue_card_by_email(
-        self, actor: User | None, town: Town, email: object
+        self, actor: User | None, town: Town, email: object, replace: bool = False
     ) -> tuple[ResidentCard, str]:
         """Town STAFF issue a printed card to the resident with `email`: returns the card and
         its new 6-digit PIN, which is shown once (to print) and only stored hashed."""
         require_town_role(actor, town.id, STAFF)
         user = self.user_by_email(email)
         pin = f"{secrets.randbelow(1_000_000):06d}"
-        return self.issue_card(actor, town, user, pin), pin
+        return self.issue_card(actor, town, user, pin, replace=replace), pin
 
-    def _card_holder(self, code: str, pin: object) -> tuple[User, ResidentCard]:
+    def _card_holder(self, code: str, pin: object, town_id: int) -> tuple[User, ResidentCard]:
         card = self.session.scalar(
             select(ResidentCard).where(ResidentCard.card_code == code).with_for_update()
         )
         if card is None:
             raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
+        if card.town_id != town_id:  # before the PIN: a wrong town costs no PIN try
+            raise CardOtherTown(N_("This card is from another town and pays only its shops."))
         if card.locked_at is not None:
             raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
         if (
@@ -601,7 +636,7 @@ class MerchantService:
         code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
         card: ResidentCard | None = None
         if code.startswith("C"):
-            payer, card = self._card_holder(code, pin)
+            payer, card = self._card_holder(code, pin, merchant.town_id)
         else:
             found = self._user_from_code(code)
             if found is None:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -73,6 +74,15 @@ def _expiry_days(session: Session, ev: ChainEvent) -> int:
     return days
 
 
+def block_time(ev: ChainEvent) -> dt.datetime:
+    """When the event's block was mined (the chain's clock, which RegionPoints uses for expiry),
+    never when the indexer happened to see it: a backfill or a slow indexer sees it days later."""
+    gateway = current_app.extensions["chain"]
+    return dt.datetime.fromtimestamp(
+        gateway.block_timestamp(ev.block_number, ev.block_hash), dt.UTC
+    )
+
+
 def _entry(ev: ChainEvent, holder: str, kind: str, counterparty: str | None, ids: dict[str, int]):
     return PointsEntry(
         chain_id=ev.chain_id,
@@ -130,7 +140,7 @@ def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
             .values(
                 programme_id=int(ev.args["programmeId"]),
                 reason=str(ev.args.get("reason", ""))[:500],
-                expires_at=expiry_of(now, _expiry_days(session, ev)),
+                expires_at=_issued_expiry(session, ev),
             )
         )
         tx_id = ids.get(ev.tx_hash)
@@ -140,6 +150,11 @@ def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
                 .where(WelcomeGrant.outbox_tx_id == tx_id)
                 .values(status=GRANT_CONFIRMED, confirmed_at=now)
             )
+
+
+def _issued_expiry(session: Session, ev: ChainEvent) -> dt.datetime | None:
+    days = _expiry_days(session, ev)
+    return expiry_of(block_time(ev), days) if days > 0 else None
 
 
 def revert_issued(session: Session, events: Sequence[ChainEvent]) -> None:

@@ -103,3 +103,39 @@ def test_my_code_page_shows_a_qr(app, user_id):
     _log_in(client)
     page = client.get("/points/code").get_data(as_text=True)
     assert "<svg" in page and f"P{user_id}-" in page
+
+
+def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
+    app, town_id, user_id, w3, monkeypatch
+):
+    """A slow indexer (or a backfill) sees the PointsIssued event 10 days after the block: the
+    lot still expires 181 JST days after the issue block's day, as the contract counts it."""
+    import backend.points.handlers as handlers
+    from backend.chain.indexer_tasks import index_blocks
+    from backend.chain.outbox import outbox_service
+    from backend.chain.outbox_models import OutboxAttempt
+
+    _grant(app, user_id, town_id)
+    with app.app_context():
+        svc, session = outbox_service(), get_db().session
+        for sender in svc.senders_with_work(session):
+            svc.send_pending(session, sender)
+        w3.provider.make_request("anvil_mine", ["0x1"])
+        svc.check_receipts(session)
+        session.commit()
+        tx_hash = session.scalars(sa.select(OutboxAttempt.tx_hash)).one()
+    issued_at = w3.eth.get_block(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]).timestamp
+
+    w3.provider.make_request("evm_increaseTime", [10 * 86_400])
+    w3.provider.make_request("anvil_mine", ["0x2"])
+    indexed_at = dt.datetime.fromtimestamp(w3.eth.get_block("latest").timestamp, dt.UTC)
+    monkeypatch.setattr(handlers, "utcnow", lambda: indexed_at)  # the indexer's clock
+    with app.app_context():
+        index_blocks()
+
+    client = app.test_client()
+    _log_in(client)
+    (lot,) = client.get("/api/points").get_json()["towns"][0]["lots"]
+    issue_day = dt.datetime.fromtimestamp(issued_at, JST).date()
+    assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
+    assert issue_day != indexed_at.astimezone(JST).date()
