@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
     )

@@ -165,6 +165,8 @@ class Settings:
         s = replace(s, **overrides)  # type: ignore[arg-type]
         if not s.secret_key:
             s = replace(s, secret_key=_instance_secret_key(s.instance_path))
-        if not s.master_key:
+        if not s.master_key and s.database_url.startswith("sqlite"):
+            # Only for a laptop's embedded database: a server deployment must bring its own
+            # MASTER_KEY (losing a generated file would lose every custodial account).
             s = replace(s, master_key=_instance_master_key(s.instance_path))
         return s

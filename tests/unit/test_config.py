@@ -45,3 +45,27 @@ def test_bad_values_are_rejected_with_the_setting_named(monkeypatch, tmp_path):
     monkeypatch.setenv("MASTER_KEY_FILE", str(tmp_path / "missing"))
     with pytest.raises(SettingsError, match="MASTER_KEY_FILE"):
         Settings.from_env()
+
+
+def test_a_master_key_is_generated_only_for_the_embedded_database(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("MASTER_KEY", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    local = Settings.from_env()
+    assert local.master_key and (tmp_path / "master_key").exists()
+    assert Settings.from_env().master_key == local.master_key  # kept across restarts
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "server"))
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db/furusato")
+    server = Settings.from_env()
+    assert server.master_key is None and not (tmp_path / "server" / "master_key").exists()
+
+
+def test_session_cookie_is_secure_behind_https(tmp_path):
+    from backend import create_app
+
+    plain = create_app(Settings(instance_path=tmp_path, secret_key="k"))
+    assert plain.config["SESSION_COOKIE_SECURE"] is False
+    https = create_app(
+        Settings(instance_path=tmp_path, secret_key="k", public_url="https://furusato.example")
+    )
+    assert https.config["SESSION_COOKIE_SECURE"] is True
