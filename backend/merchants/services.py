@@ -85,7 +85,9 @@ MAX_PIN_TRIES = 5
 _PIN_RE = re.compile(r"\d{4,6}")
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_CUSTOMER_CODE_RE = re.compile(r"P(\d{1,12})-(\d{6})")
+# The code authorises a merchant to take the customer's points, so it must not be guessable
+# within its one-minute window: 10 digits (1e10 per window) rather than a 6-digit OTP.
+_CUSTOMER_CODE_RE = re.compile(r"P(\d{1,12})-(\d{10})")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 _FAILED_TX = ("failed", "reverted", "cancelled")
 
@@ -502,7 +504,7 @@ class MerchantService:
 
     def _code_digits(self, user_id: int, window: int) -> str:
         mac = hmac.new(self._secret, f"customer-code:{user_id}:{window}".encode(), hashlib.sha256)
-        return f"{int.from_bytes(mac.digest()[:8], 'big') % 1_000_000:06d}"
+        return f"{int.from_bytes(mac.digest()[:8], 'big') % 10**10:010d}"
 
     def _user_from_code(self, code: str) -> User | None:
         m = _CUSTOMER_CODE_RE.fullmatch(code)

@@ -90,7 +90,7 @@ def test_bad_amounts_are_refused_and_change_nothing(app, world, amount):
         assert_error(r, 400, "invalid_amount")
     r = clerk.post(
         f"/api/merchants/{world.merchant_id}/charge-customer",
-        {"amount": amount, "customer_code": "P1-000000", "idempotency_key": "bad-amount-2"},
+        {"amount": amount, "customer_code": "P1-0000000000", "idempotency_key": "bad-amount-2"},
     )
     assert_error(r, 400, "invalid_amount")
     assert snapshot(app) == before
@@ -215,12 +215,16 @@ def test_customer_code_payment_is_audited_with_the_helper(app, world):
     set_balance(app, world, world.customer, 500)
     clerk = world.api(world.clerk)
     code = world.api(world.customer).get("/api/me/customer-code").get_json()["code"]
+    # The code lets the shop take the customer's points: ten digits, not a guessable OTP.
+    prefix, digits = code.split("-")
+    assert len(digits) == 10
     before = snapshot(app)
-    r = clerk.post(
-        f"/api/merchants/{world.merchant_id}/charge-customer",
-        {"amount": 120, "customer_code": "P99999-123456", "idempotency_key": "cc-bad-1"},
-    )
-    assert_error(r, 400, "customer_code_invalid")
+    for guess in ("P99999-1234567890", f"{prefix}-{(int(digits) + 1) % 10**10:010d}"):
+        r = clerk.post(
+            f"/api/merchants/{world.merchant_id}/charge-customer",
+            {"amount": 120, "customer_code": guess, "idempotency_key": "cc-bad-1"},
+        )
+        assert_error(r, 400, "customer_code_invalid")
     assert snapshot(app) == before
     r = clerk.post(
         f"/api/merchants/{world.merchant_id}/charge-customer",
