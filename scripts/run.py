@@ -57,6 +57,9 @@ def main() -> int:
         if node is not None:
             node.stop()  # SIGTERM: anvil dumps its state to instance/anvil-state.json
 
+    # Ctrl-C and SIGTERM both stop everything, even when the shell that started us set SIGINT
+    # to "ignore" (as non-interactive shells do for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         env = dict(os.environ)

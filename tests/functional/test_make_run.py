@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -37,10 +36,22 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _ignore_sigint() -> None:
+    # What a non-interactive shell does to a background job: the worst case for Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_until_healthy(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, dict]:
+    """`make run`, as the README says, in a process group of its own (like a terminal's)."""
     out = open(log, "wb")  # noqa: SIM115 - the child writes to it until it exits
     proc = subprocess.Popen(
-        [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint,  # noqa: PLW1509 - single-threaded here
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -55,8 +66,10 @@ def _run_until_healthy(env: dict[str, str], port: int, log: Path) -> tuple[subpr
 
 
 def _ctrl_c(proc: subprocess.Popen, log: Path) -> None:
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0, log.read_text()
+    """Ctrl-C in a terminal: SIGINT to the whole foreground process group (make and run.py)."""
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(30)
+    assert "stopped: no process left running" in log.read_text(), log.read_text()
 
 
 def test_make_run_comes_up_stops_cleanly_and_restarts_with_its_data(tmp_path):
