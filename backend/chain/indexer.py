@@ -147,6 +147,19 @@ class _Fold:
 
     step: Callable[[dict[str, Any], str, dict[str, Any]], None]
     finish: Callable[[Session, int, dict[str, Any]], None]
+    # Optional: `bind(state, contract_address, names)` -> a step taking the event's values as
+    # a tuple in `names` order (the indexer binds once per contract and event per chunk).
+    binder: Callable[[dict[str, Any], str, tuple[str, ...]], _FoldStep] | None = None
+
+    def bind(self, state: dict[str, Any], contract: str, names: tuple[str, ...]) -> _FoldStep:
+        if self.binder is not None:
+            return self.binder(state, contract, names)
+        step = self.step
+
+        def generic(values: tuple[Any, ...]) -> None:
+            step(state, contract, dict(zip(names, values, strict=True)))
+
+        return generic
 
 
 _HANDLERS: list[Handler] = []
@@ -471,6 +484,10 @@ def _address_word(w: str) -> str:
     return a
 
 
+def _uint_word(w: str) -> int:
+    return int(w, 16)  # int() accepts the 0x of a topic
+
+
 def _signed(w: str) -> int:
     v = int(w, 16)
     return v - (1 << 256) if v >> 255 else v
@@ -482,7 +499,7 @@ def _word_decoder(typ: str) -> Callable[[str], Any] | None:
     if typ == "address":
         return _address_word
     if typ.startswith("uint"):
-        return lambda w: int(w, 16)  # int() accepts the 0x of a topic
+        return _uint_word
     if typ.startswith("int"):
         return _signed
     if typ == "bool":
@@ -547,11 +564,63 @@ class EventDecoder:
                 args[name] = _plain(value)
         return args
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The argument names in the order of `decode`'s dict and of `values`' tuple."""
+        return tuple(n for n, _ in self.indexed) + tuple(self.data_names)
+
+    @property
+    def values(self) -> Callable[[list[str], str], tuple[Any, ...] | None]:
+        """`decode` as a tuple of the values (None where decode gives None), compiled once."""
+        fn = self.__dict__.get("_values")
+        if fn is None:
+            fn = self.__dict__["_values"] = _compile_values(self)
+        return fn
+
     def args_json(self, args: dict[str, Any]) -> str:
         """`args` as compact JSON, escaped for COPY's text format."""
         if self.json_template is not None:
             return self.json_template % tuple(args.values())
         return _copy_text(_JSON.encode(args))
+
+
+def _compile_values(dec: EventDecoder) -> Callable[[list[str], str], tuple[Any, ...] | None]:
+    """A function (topics, data) -> tuple of values, or None, equal to `dec.decode` but
+    without the dict, the zips and a call per word: for single-word data it is generated as
+    one expression, e.g. `(aw(t[1]), aw(t[2]), int(d[2:66], 16))` for an ERC-20 Transfer.
+    The generated source holds only indices and names of this module's decoders."""
+    if dec.data_words is None:
+
+        def slow(topics: list[str], data: str) -> tuple[Any, ...] | None:
+            args = dec.decode(topics, data)
+            return None if args is None else tuple(args.values())
+
+        return slow
+    env: dict[str, Any] = {"_AW": _ADDRESS_WORDS, "_aw": _address_word}
+    parts = []
+
+    def word(i: int, fn: Callable[[str], Any], src: str) -> str:
+        if fn is _address_word:
+            return f"(_AW.get({src}) or _aw({src}))"
+        if fn is _uint_word:
+            return f"int({src}, 16)"
+        env[f"_d{i}"] = fn
+        return f"_d{i}({src})"
+
+    for i, (_, idec) in enumerate(dec.indexed):
+        parts.append(word(i, idec, f"t[{i + 1}]"))
+    base = len(dec.indexed)
+    for j, ddec in enumerate(dec.data_words):
+        parts.append(word(base + j, ddec, f"d[{2 + 64 * j}:{66 + 64 * j}]"))
+    src = (
+        "def _values(t, d):\n"
+        f"    if len(t) != {len(dec.indexed) + 1} or len(d) < {2 + 64 * len(dec.data_words)}:\n"
+        "        return None\n"
+        f"    return ({', '.join(parts)}{',' if len(parts) == 1 else ''})\n"
+    )
+    exec(compile(src, f"<values of {dec.topic0}>", "exec"), env)  # noqa: S102
+    values: Callable[[list[str], str], tuple[Any, ...] | None] = env["_values"]
+    return values
 
 
 @cache
@@ -734,7 +803,16 @@ class _Route:
     decoder: EventDecoder
     prefix: str
     sinks: tuple[list[ChainEvent], ...]  # the event lists of the handlers that want it
-    folds: tuple[tuple[Callable[[dict[str, Any], str, dict[str, Any]], None], dict[str, Any]], ...]
+    steps: tuple[Callable[[tuple[Any, ...]], None], ...]  # the folds' bound steps
+    values: Callable[[list[str], str], tuple[Any, ...] | None]  # EventDecoder.values
+    # prefix + the args' JSON template ('%' of the prefix doubled): one %-format of the
+    # values makes the line up to the args column. None: json.dumps of the args dict.
+    head: str | None
+    names: tuple[str, ...]
+    slow: bool  # a ChainEvent or the args dict is needed (handlers without fold, keep_events)
+
+
+_FoldStep = Callable[[tuple[Any, ...]], None]
 
 
 class _ChunkDecoder:
@@ -742,7 +820,9 @@ class _ChunkDecoder:
 
     A ChainEvent is only built for the events some handler wants (or for every event when
     `keep_events`, i.e. no COPY), and handlers are matched once per contract and event, not
-    once per log: on the hot path a log costs its decode, one %-format and one f-string."""
+    once per log: on the hot path a log costs one generated decode of its words into a tuple
+    (EventDecoder.values), one %-format, one f-string and the folds' steps (bound to the
+    event's argument names once per chunk, see _Fold.bind)."""
 
     def __init__(
         self,
@@ -763,83 +843,117 @@ class _ChunkDecoder:
         self.count = 0
         self._routes: dict[str, dict[str, _Route]] = {}
         for addr, c in contracts.items():
-            self._routes[addr] = {
-                topic0: _Route(
+            by_topic: dict[str, _Route] = {}
+            for topic0, dec in decoders_for(c.artifact).items():
+                prefix = f"{chain_id}\t{_copy_text(c.key)}\t{c.address}\t{_copy_text(dec.name)}\t"
+                wanted = [
+                    (h, sink, state)
+                    for h, sink, state in self.handled
+                    if h.matches_source(dec.name, c.key, c.artifact, c.address)
+                ]
+                sinks = tuple(sink for h, sink, _ in wanted if h.fold is None)
+                names = dec.names
+                steps = tuple(
+                    h.fold.bind(state, c.address, names)
+                    for h, _, state in wanted
+                    if h.fold is not None
+                )
+                head = (
+                    None
+                    if dec.json_template is None
+                    else prefix.replace("%", "%%") + dec.json_template
+                )
+                by_topic[topic0] = _Route(
                     c,
                     dec,
-                    f"{chain_id}\t{_copy_text(c.key)}\t{c.address}\t{_copy_text(dec.name)}\t",
-                    tuple(
-                        sink
-                        for h, sink, _ in self.handled
-                        if h.fold is None
-                        and h.matches_source(dec.name, c.key, c.artifact, c.address)
-                    ),
-                    tuple(
-                        (h.fold.step, state)
-                        for h, _, state in self.handled
-                        if h.fold is not None
-                        and h.matches_source(dec.name, c.key, c.artifact, c.address)
-                    ),
+                    prefix,
+                    sinks,
+                    steps,
+                    dec.values,
+                    head,
+                    names,
+                    bool(sinks) or keep_events or head is None,
                 )
-                for topic0, dec in decoders_for(c.artifact).items()
-            }
+            self._routes[addr] = by_topic
 
     def feed(self, logs: Iterable[dict[str, Any]]) -> str:
         """Decode `logs` (chain order); returns their COPY text. Logs of unknown contracts or
         events are skipped, as in decode_logs."""
         lines: list[str] = []
+        append = lines.append
         blocks = self.blocks
-        last_hex, number = "", -1
+        routes = self._routes
+        last_hex, last_hash, number = "", "", -1
         for lg in logs:
             topics = lg["topics"]
-            if lg.get("removed") or not topics:
+            if not topics or lg.get("removed"):
                 continue
             # Nodes answer in lower case: try that before paying for .lower().
             address, topic0 = lg["address"], topics[0]
-            by_topic = self._routes.get(address) or self._routes.get(address.lower())
+            by_topic = routes.get(address) or routes.get(address.lower())
             route = (
                 None if by_topic is None else (by_topic.get(topic0) or by_topic.get(topic0.lower()))
             )
             if route is None:
                 continue
-            dec = route.decoder
-            args = dec.decode(topics, lg["data"])
-            if args is None:
+            values = route.values(topics, lg["data"])
+            if values is None:
                 continue
-            if lg["blockNumber"] != last_hex:  # logs come grouped by block: parse it once
-                last_hex = lg["blockNumber"]
+            block_hash = lg["blockHash"]
+            if lg["blockNumber"] != last_hex or block_hash != last_hash:
+                # Logs come grouped by block: parse the number and check the hash once.
+                last_hex, last_hash = lg["blockNumber"], block_hash
                 number = int(last_hex, 16)
-            block_hash, tx_hash = lg["blockHash"], lg["transactionHash"]
-            if blocks.setdefault(number, block_hash) != block_hash:
-                raise _ReorgDuringFetch(f"two hashes for block {number} in one answer")
+                if blocks.setdefault(number, block_hash) != block_hash:
+                    raise _ReorgDuringFetch(f"two hashes for block {number} in one answer")
+            tx_hash = lg["transactionHash"]
             log_index = int(lg["logIndex"], 16)
-            # Hashes and numbers need no COPY escaping; args_json is escaped by the decoder.
-            lines.append(
-                f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{tx_hash}\t"
-                f"{log_index}\n"
+            for step in route.steps:
+                step(values)
+            if route.slow:
+                self._slow(route, values, number, block_hash, tx_hash, log_index, append)
+                continue
+            # Hashes and numbers need no COPY escaping; nor does a template's output.
+            append(
+                f"{route.head % values}\t{number}\t{block_hash}\t{tx_hash}\t{log_index}\n"  # type: ignore[operator]
             )
-            for fold_step, state in route.folds:
-                fold_step(state, route.contract.address, args)
-            if route.sinks or self.events is not None:
-                c = route.contract
-                ev = ChainEvent(
-                    self.chain_id,
-                    c.key,
-                    c.address,
-                    c.artifact,
-                    dec.name,
-                    args,
-                    number,
-                    block_hash,
-                    tx_hash,
-                    log_index,
-                )
-                for sink in route.sinks:
-                    sink.append(ev)
-                if self.events is not None:
-                    self.events.append(ev)
         self.count += len(lines)
         return "".join(lines)
+
+    def _slow(
+        self,
+        route: _Route,
+        values: tuple[Any, ...],
+        number: int,
+        block_hash: str,
+        tx_hash: str,
+        log_index: int,
+        append: Callable[[str], None],
+    ) -> None:
+        """The rest of `feed` for a log that needs its args dict or a ChainEvent."""
+        args = dict(zip(route.names, values, strict=True))
+        dec = route.decoder
+        append(
+            f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{tx_hash}\t{log_index}\n"
+        )
+        if route.sinks or self.events is not None:
+            c = route.contract
+            ev = ChainEvent(
+                self.chain_id,
+                c.key,
+                c.address,
+                c.artifact,
+                dec.name,
+                args,
+                number,
+                block_hash,
+                tx_hash,
+                log_index,
+            )
+            for sink in route.sinks:
+                sink.append(ev)
+            if self.events is not None:
+                self.events.append(ev)
 
     def run_handlers(self, session: Session) -> None:
         """Apply the chunk's events, handler by handler in registration order."""
@@ -1215,11 +1329,17 @@ class Indexer:
             # The chunk after this one (as if this one commits), fetched ahead while this one
             # is decoded and written; the next step checks that it is still the right one.
             following = None if prefetcher is None else self._plan(watched, target)
-            # One round trip for: the headers of this chunk's blocks, read after its logs and
-            # after this transaction's reorg check (see _index_range), and the header of the
-            # next chunk's last block, which must be read before its eth_getLogs is sent.
+            # One round trip for: the headers this chunk needs, read after its logs and after
+            # this transaction's reorg check (see _index_range), and the header of the next
+            # chunk's last block, which must be read before its eth_getLogs is sent. A block
+            # whose predecessor also has logs takes its parent hash from them (ADR 0004,
+            # "Parent hashes from the logs"), so only the chunk's last block and the first
+            # block of each run of blocks with logs need a header, and not even that first
+            # one when its predecessor is the highest stored block, checked above.
+            with_logs = {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}}
+            known = None if top is None else top.number
             numbers = sorted(
-                {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}} | {to}
+                {n for n in with_logs if n - 1 not in with_logs and n - 1 != known} | {to}
             )
             calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
             if following is not None:
@@ -1232,7 +1352,7 @@ class Indexer:
             if self._pg:
                 # A chunk's commit need not wait for its WAL flush: see ADR 0004 ("Durability").
                 s.execute(text("SET LOCAL synchronous_commit = off"))
-            self._index_range(s, group, fetched, headers, result, prefetcher)
+            self._index_range(s, group, fetched, headers, result, prefetcher, top)
             self._save_cursor(cursor, watched, head)
             result.chunks += 1
             result.cursor = cursor.block_number
@@ -1254,9 +1374,12 @@ class Indexer:
         headers: dict[int, dict[str, Any] | None],
         result: IndexResult,
         prefetcher: _Prefetcher | None = None,
+        top: ChainBlock | None = None,
     ) -> None:
-        """Store a fetched chunk. `headers`: the chain's headers of (at least) the blocks of
-        its logs and of its last block, read after the logs and after the reorg check."""
+        """Store a fetched chunk. `headers`: the chain's headers of its last block and of every
+        block of its logs whose predecessor has no logs (other headers are fetched here), read
+        after the logs and after the reorg check; `top`: the highest stored block, checked
+        against the chain in this transaction (a parent hash when the chunk continues it)."""
         to = fetched.to
         copy = _can_copy(s)
         dec = _ChunkDecoder(
@@ -1279,26 +1402,48 @@ class Indexer:
         tip = headers[to]
         if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
-        for number, block_hash in dec.blocks.items():
-            hdr = headers[number]
-            if hdr is None or hdr["hash"] != block_hash:
+        # Parent hashes: from the logs of the block below, or from the highest stored block
+        # (checked against the chain at the start of this transaction), else from a header.
+        # (A block whose predecessor only had logs this chunk skipped gets its header now.)
+        hashes = dict(dec.blocks)
+        if top is not None:
+            hashes.setdefault(top.number, top.hash)
+        missing = [n for n in dec.blocks if n - 1 not in hashes and n not in headers]
+        if missing:
+            headers.update(zip(missing, self.rpc.headers(missing), strict=True))
+        rows = []
+        for number, block_hash in sorted(dec.blocks.items()):
+            hdr = headers.get(number)
+            if hdr is not None:
+                # The chain's header (read after the logs) names the logs' hash, and its parent
+                # is the hash the logs of the block below name, if any.
+                parent = hdr["parentHash"]
+                if hdr["hash"] != block_hash or hashes.get(number - 1, parent) != parent:
+                    raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
+            elif number in headers:  # asked for and not there: the chain got shorter
                 raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
-        _upsert(
-            s,
-            ChainBlock,
-            [
+            else:
+                parent = hashes[number - 1]
+            rows.append(
                 {
                     "chain_id": self.chain_id,
-                    "number": n,
-                    "hash": h["hash"],
-                    "parent_hash": h["parentHash"],
+                    "number": number,
+                    "hash": block_hash,
+                    "parent_hash": parent,
                 }
-                for n, h in headers.items()
-                if h is not None and (n in dec.blocks or n == to)
-            ],
-            ["chain_id", "number"],
-            ["hash", "parent_hash"],
-        )
+            )
+        if to not in dec.blocks:
+            rows.append(
+                {
+                    "chain_id": self.chain_id,
+                    "number": to,
+                    "hash": tip["hash"],
+                    "parent_hash": tip["parentHash"],
+                }
+            )
+        elif tip["hash"] != dec.blocks[to]:
+            raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
+        _upsert(s, ChainBlock, rows, ["chain_id", "number"], ["hash", "parent_hash"])
         dec.run_handlers(s)
         result.events += dec.count
 
@@ -1491,6 +1636,34 @@ def _fold_transfer(state: dict[str, Any], contract: str, args: dict[str, Any]) -
         owners[(contract, int(args["tokenId"]))] = None if to == ZERO_ADDRESS else to
 
 
+def _bind_transfer(state: dict[str, Any], contract: str, names: tuple[str, ...]) -> _FoldStep:
+    """_fold_transfer for one contract's Transfer with these argument names, on value tuples."""
+    if names == ("from", "to", "value"):
+        deltas: defaultdict[tuple[str, str], int] = state.setdefault("deltas", defaultdict(int))
+
+        def erc20(values: tuple[Any, ...]) -> None:
+            frm, to, value = values
+            if frm != ZERO_ADDRESS:
+                deltas[(contract, frm)] -= value
+            if to != ZERO_ADDRESS:
+                deltas[(contract, to)] += value
+
+        return erc20
+    if names == ("from", "to", "tokenId"):
+        owners: dict[tuple[str, int], str | None] = state.setdefault("owners", {})
+
+        def erc721(values: tuple[Any, ...]) -> None:
+            _, to, token_id = values
+            owners[(contract, token_id)] = None if to == ZERO_ADDRESS else to
+
+        return erc721
+
+    def other(values: tuple[Any, ...]) -> None:
+        _fold_transfer(state, contract, dict(zip(names, values, strict=True)))
+
+    return other
+
+
 def _finish_transfers(s: Session, chain_id: int, state: dict[str, Any]) -> None:
     if "deltas" in state:
         _apply_balances(s, chain_id, state["deltas"])
@@ -1500,7 +1673,10 @@ def _finish_transfers(s: Session, chain_id: int, state: dict[str, Any]) -> None:
 
 # One upsert per (token, holder) per chunk, folded as the chunk is decoded.
 TOKEN_PROJECTION = Handler(
-    "Transfer", apply_transfers, revert_transfers, fold=_Fold(_fold_transfer, _finish_transfers)
+    "Transfer",
+    apply_transfers,
+    revert_transfers,
+    fold=_Fold(_fold_transfer, _finish_transfers, _bind_transfer),
 )
 _HANDLERS.append(TOKEN_PROJECTION)
 
