@@ -23,6 +23,8 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
+from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
+
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "backend" / "chain" / "abi"
 TX_GAS = 6_000_000  # fixed: anvil under-estimates Votes/Governor transactions against "latest"
@@ -389,23 +391,8 @@ def forward_request(
     frm = Account.from_key(key).address
     deadline = chain.now() + 3600
     nonce = forwarder.functions.nonces(frm).call()
-    domain = {
-        "name": "FurusatoForwarder",
-        "version": "1",
-        "chainId": chain.w3.eth.chain_id,
-        "verifyingContract": forwarder.address,
-    }
-    types = {
-        "ForwardRequest": [
-            {"name": "from", "type": "address"},
-            {"name": "to", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "gas", "type": "uint256"},
-            {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint48"},
-            {"name": "data", "type": "bytes"},
-        ]
-    }
+    domain = forwarder_domain(chain.w3.eth.chain_id, forwarder.address)
+    types = FORWARD_REQUEST_TYPES
     msg = {
         "from": frm,
         "to": to,

@@ -22,6 +22,7 @@ from tests.contracts._points_helpers import (
     sign_permit,
     sign_typed,
 )
+from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
 
 PRICE = 1_000  # yen per token
 NO_VOUCHER = (0, 0, 0, b"")
@@ -458,23 +459,8 @@ def test_forwarded_buy(w3: Web3, env: SimpleNamespace) -> None:
     data = bytes.fromhex(env.sale.encode_abi("buy", [lid, 1, NO_VOUCHER])[2:])
     fwd = env.forwarder
     dl = now(w3) + 600
-    domain = {
-        "name": "FurusatoForwarder",
-        "version": "1",
-        "chainId": w3.eth.chain_id,
-        "verifyingContract": fwd.address,
-    }
-    types = {
-        "ForwardRequest": [
-            {"name": "from", "type": "address"},
-            {"name": "to", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "gas", "type": "uint256"},
-            {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint48"},
-            {"name": "data", "type": "bytes"},
-        ]
-    }
+    domain = forwarder_domain(w3.eth.chain_id, fwd.address)
+    types = FORWARD_REQUEST_TYPES
     msg = {
         "from": b,
         "to": env.sale.address,

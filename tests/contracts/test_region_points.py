@@ -30,6 +30,7 @@ from tests.contracts._points_helpers import (
     sign_typed,
     warp,
 )
+from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
 
 OPEN, MERCHANTS_ONLY = 0, 1
 NONE, ACTIVE, SUSPENDED = 0, 1, 2
@@ -436,23 +437,8 @@ def _forward_request(
     sender = addr(key)
     fwd = env.forwarder
     nonce = fwd.functions.nonces(sender).call() if nonce is None else nonce
-    domain = {
-        "name": "FurusatoForwarder",
-        "version": "1",
-        "chainId": env.w3.eth.chain_id,
-        "verifyingContract": fwd.address,
-    }
-    types = {
-        "ForwardRequest": [
-            {"name": "from", "type": "address"},
-            {"name": "to", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "gas", "type": "uint256"},
-            {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint48"},
-            {"name": "data", "type": "bytes"},
-        ]
-    }
+    domain = forwarder_domain(env.w3.eth.chain_id, fwd.address)
+    types = FORWARD_REQUEST_TYPES
     msg = {
         "from": sender,
         "to": env.points.address,
