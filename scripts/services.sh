@@ -8,6 +8,7 @@ STATE=${FURUSATO_SERVICES_DIR:-/tmp/furusato-services}
 PG_PORT=${PG_PORT:-5432}
 REDIS_PORT=${REDIS_PORT:-6379}
 
+pg_dir() { echo "${FURUSATO_PG_DIR:-/tmp/furusato-pg-$PG_PORT}"; }
 pg_up() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
 redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && head -c5 <&3 | grep -q PONG) 2>/dev/null; }
 
@@ -23,12 +24,15 @@ ensure() {
     command -v pg_ctlcluster >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
       || apt_install postgresql
     bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    data="$STATE/pg"
+    # The server runs as the postgres user, so its folder must be one that user can reach
+    # (not under a private temporary directory): one per port, under /tmp.
+    pgdir=$(pg_dir)
+    data="$pgdir/data"
+    mkdir -p "$data"; chown -R postgres:postgres "$pgdir" 2>/dev/null || true
     if [ ! -f "$data/PG_VERSION" ]; then
-      mkdir -p "$data"; chown postgres:postgres "$data" 2>/dev/null || true
       runuser -u postgres -- "$bindir/initdb" -D "$data" -U postgres --auth=trust >/dev/null
     fi
-    runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$STATE/pg.log" -w \
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$pgdir/server.log" -w \
       -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
     touch "$STATE/pg.started"
     echo "started PostgreSQL on 127.0.0.1:$PG_PORT (data: $data)"
@@ -49,7 +53,7 @@ ensure() {
 stop() {
   if [ -f "$STATE/pg.started" ]; then
     bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    runuser -u postgres -- "$bindir/pg_ctl" -D "$STATE/pg" -m fast stop >/dev/null || true
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$(pg_dir)/data" -m fast stop >/dev/null || true
     rm -f "$STATE/pg.started"
   fi
   if [ -f "$STATE/redis.started" ]; then
