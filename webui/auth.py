@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
-from flask_babel import gettext
 from sqlalchemy import select
 
 from backend.accounts.models import User
@@ -72,10 +71,6 @@ def _welcome(user: User, town_slug: str | None) -> None:
         log.warning("no welcome points for user %s in %s: %s", user.id, town_slug, exc.code)
 
 
-def _message(exc: AppError) -> str:
-    return gettext(exc.message, **exc.details)
-
-
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
     form = {"email": "", "display_name": ""}
@@ -99,7 +94,7 @@ def signup():
     return render_template(
         "auth/signup.html",
         form=form,
-        error=error and _message(error),
+        error=error and error.translated(),
         field=error and error.details.get("field"),
     ), status
 
@@ -121,7 +116,7 @@ def login():
     return render_template(
         "auth/login.html",
         email=email,
-        error=error and _message(error),
+        error=error and error.translated(),
         next=_safe_next(request.args.get("next")),
     ), status
 

@@ -52,13 +52,6 @@ def _locale() -> str:
     return str(get_locale())
 
 
-def _message(exc: AppError) -> str:
-    try:
-        return gettext(exc.message, **exc.details)
-    except (KeyError, ValueError, TypeError):
-        return exc.message
-
-
 def _posted_form() -> dict[str, str]:
     """The submitted form fields, without the CSRF token."""
     return {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
@@ -85,7 +78,7 @@ def _vote_form(
     try:
         cast()
     except AppError as exc:
-        return render(_message(exc), exc.status)
+        return render(exc.translated(), exc.status)
     flash(gettext("Thank you. Your vote was sent; no fee is charged to you."))
     return redirect(here)
 
@@ -129,7 +122,7 @@ def new_proposal(slug: str):
     try:
         p = dao.create_proposal(user, town, form, form.get("idempotency_key"))
     except AppError as exc:
-        return _render_new(town, form, _message(exc), exc.status)
+        return _render_new(town, form, exc.translated(), exc.status)
     flash(gettext("Your proposal was submitted. It appears on chain in a few seconds."))
     return redirect(url_for("dao_pages.proposal", slug=slug, pid=p.id))
 
@@ -176,7 +169,7 @@ def staff_action(slug: str, pid: int, action: str):
     try:
         fn(current_user(), town, p)
     except AppError as exc:
-        return _render_proposal(town, p, _message(exc), exc.status)
+        return _render_proposal(town, p, exc.translated(), exc.status)
     flash(
         gettext("Queued. It can pay out after the waiting time.")
         if action == "queue"
@@ -226,7 +219,7 @@ def new_poll(slug: str):
     try:
         poll = polls.create_poll(user, town, data, form.get("idempotency_key"))
     except AppError as exc:
-        return _render_new_poll(town, form, _message(exc), exc.status)
+        return _render_new_poll(town, form, exc.translated(), exc.status)
     flash(gettext("Your poll was submitted. It appears on chain in a few seconds."))
     return redirect(url_for("dao_pages.poll", slug=slug, poll_id=poll.id))
 

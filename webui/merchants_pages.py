@@ -19,7 +19,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext
 
 from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.core.db import get_db
@@ -35,13 +34,6 @@ bp = Blueprint("merchants_pages", __name__)
 
 def _login() -> Response:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-def _message(exc: AppError) -> str:
-    try:
-        return gettext(exc.message, **exc.details)
-    except (KeyError, ValueError, TypeError):
-        return exc.message
 
 
 def _key() -> str:
@@ -69,7 +61,7 @@ def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = 
         "paying": svc.pending_charges(m),
         "settlements": svc.settlements_of(m),
         "key": _key(),
-        "error": error and _message(error),
+        "error": error and error.translated(),
         "notice": notice,
     }
     return render_template("merchants/desk.html", **context), (error.status if error else 200)
@@ -174,7 +166,7 @@ def pay(code: str):
         charge=c,
         merchant=svc.merchant(c.merchant_id),
         mine=c.payer_user_id == user.id,
-        error=error and _message(error),
+        error=error and error.translated(),
         poll_url=url_for("merchants.charge_for_customer", code=c.code),
     ), (error.status if error else 200)
 
@@ -191,7 +183,7 @@ def settlements(slug: str, error: AppError | None = None):
         settlements=rows,
         merchants=names,
         settled=SETTLED,
-        error=error and _message(error),
+        error=error and error.translated(),
     ), (error.status if error else 200)
 
 
@@ -219,7 +211,7 @@ def _shops(slug: str, error: AppError | None = None, form: dict[str, str] | None
         town=town,
         merchants=rows,
         staff={m.id: svc.staff_of(m) for m in rows},
-        error=error and _message(error),
+        error=error and error.translated(),
         error_field=error.details.get("field") if error else None,
         form=form or {},
         notice=request.args.get("notice"),
@@ -298,7 +290,7 @@ def resident_cards(slug: str):
             town=town,
             issued=issued,
             email="" if issued else email,
-            error=error and _message(error),
+            error=error and error.translated(),
             # The resident already holds this town's card: offer to replace it, explicitly.
             offer_replace=error is not None and error.code == "card_exists",
         ),

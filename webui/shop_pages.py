@@ -37,10 +37,8 @@ def _render_shop(slug: str, error: AppError | None = None, notice: str = "", sta
     user = current_user()
     message = ""
     if error is not None:
-        from flask_babel import gettext
-
         try:
-            message = gettext(error.message, **error.details)
+            message = error.translated()
         except (KeyError, ValueError, TypeError):
             message = error.message
     orders = order_service()
@@ -169,10 +167,9 @@ def checkin(slug: str):
             require_town_role(user, town.id, VERIFIER)
     except AppError as exc:
         get_db().session.rollback()
-        from flask_babel import gettext
 
         try:
-            error = gettext(exc.message, **exc.details)
+            error = exc.translated()
         except (KeyError, ValueError, TypeError):
             error = exc.message
         status = exc.status

@@ -5,11 +5,6 @@ from __future__ import annotations
 from backend.core.errors import N_, AppError, Conflict, NotFound, ServiceUnavailable
 
 
-class InvalidInput(AppError):
-    status = 400
-    code = "invalid_input"
-
-
 class EmailTaken(Conflict):
     code = "email_taken"
 

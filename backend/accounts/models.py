@@ -71,27 +71,11 @@ class Address(Base):
         """The stored sealed key; ValueError for an external address (it has none)."""
         if not self.is_custodial:
             raise ValueError(f"{self.address} is an external address and has no sealed key")
-        assert self.ciphertext is not None and self.nonce is not None  # noqa: S101
-        assert self.wrapped_data_key is not None and self.master_key_id is not None  # noqa: S101
-        return SealedKey(
-            address=self.address,
-            ciphertext=bytes(self.ciphertext),
-            nonce=bytes(self.nonce),
-            wrapped_data_key=bytes(self.wrapped_data_key),
-            master_key_id=self.master_key_id,
-        )
+        return SealedKey.from_row(self)
 
     @classmethod
     def custodial(cls, user: User, sealed: SealedKey) -> Address:
-        return cls(
-            user=user,
-            address=sealed.address,
-            kind=CUSTODIAL,
-            ciphertext=sealed.ciphertext,
-            nonce=sealed.nonce,
-            wrapped_data_key=sealed.wrapped_data_key,
-            master_key_id=sealed.master_key_id,
-        )
+        return cls(user=user, kind=CUSTODIAL, **sealed.columns())
 
     def __repr__(self) -> str:  # never the sealed bytes
         return f"Address(address={self.address!r}, kind={self.kind!r})"

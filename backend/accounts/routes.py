@@ -14,14 +14,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask_wtf.csrf import generate_csrf
 
-from backend.accounts.errors import InvalidInput
 from backend.accounts.models import User
 from backend.accounts.services import AccountService, address_key_store
 from backend.chain import siwe_auth
 from backend.chain.custody import get_vault, register_key_store
 from backend.chain.gateway import ChainUnavailable
 from backend.core.db import get_db
-from backend.core.errors import N_, ServiceUnavailable
+from backend.core.errors import N_, InvalidInput, ServiceUnavailable, json_object
 
 bp = Blueprint("accounts", __name__)
 
@@ -39,13 +38,6 @@ def _register_key_store(state: Any) -> None:
 def _service() -> AccountService:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return AccountService(get_db().session(), lambda: get_vault(app))
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("Send a JSON object."))
-    return data
 
 
 def _current_user(service: AccountService) -> User:
@@ -105,7 +97,7 @@ def csrf_token() -> Response:
 
 @bp.post("/api/accounts/signup")
 def signup() -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     service = _service()
     user = service.signup(
         data.get("email"),
@@ -119,7 +111,7 @@ def signup() -> tuple[Response, int]:
 
 @bp.post("/api/auth/login")
 def login() -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     user = _service().authenticate(data.get("email"), data.get("password"))
     _log_in(user)
     return _signed_in(user)
@@ -178,7 +170,7 @@ def siwe_nonce() -> Response:
 
 @bp.post("/api/auth/siwe/verify")
 def siwe_verify() -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     service = _service()
     current = _optional_user(service)
     # One attempt per issued nonce, whatever the outcome.
@@ -206,7 +198,7 @@ def siwe_verify() -> tuple[Response, int]:
 @bp.post("/api/accounts/export-key")
 def export_key() -> Response:
     """Return the custodial private key after re-checking the password; audit-logged."""
-    data = _body()
+    data = json_object()
     service = _service()
     address, private_key = service.export_private_key(_current_user(service), data.get("password"))
     resp = jsonify(address=address, private_key=private_key)

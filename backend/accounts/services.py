@@ -24,7 +24,6 @@ from backend.accounts.errors import (
     CustodyUnavailable,
     EmailTaken,
     InvalidCredentials,
-    InvalidInput,
     NoCustodialWallet,
     SiweFailed,
 )
@@ -33,7 +32,7 @@ from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore
 from backend.chain.keys import KeyVault, KeyVaultError, SealedSigner
 from backend.core.db import utcnow
-from backend.core.errors import N_
+from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 
 log = logging.getLogger(__name__)

@@ -62,6 +62,7 @@ class Web3Gateway:
         self.deployments_dir = deployments_dir
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self._chain_id: int | None = None
+        self._contracts: dict[tuple[str, str], Any] = {}
         self._block_times: OrderedDict[str, int] = OrderedDict()  # block hash -> timestamp
         self._block_times_lock = threading.Lock()
 
@@ -101,7 +102,13 @@ class Web3Gateway:
     ) -> Any:
         """Call a view function of a deployed contract (by deployments key or address)."""
         name = self._artifact_name(contract, artifact_name)
-        c = self.w3.eth.contract(address=self.address_of(contract), abi=artifact(name).abi)  # type: ignore[call-overload]
+        address = self.address_of(contract)
+        c = self._contracts.get((address, name))
+        if c is None:  # building a contract object parses its ABI: once per process
+            c = self._contracts[(address, name)] = self.w3.eth.contract(
+                address=Web3.to_checksum_address(address),
+                abi=artifact(name).abi,
+            )
         try:
             return getattr(c.functions, function)(*args).call()
         except (ConnectionError, OSError) as exc:

@@ -229,6 +229,29 @@ class SealedKey:
 
     __str__ = __repr__
 
+    def columns(self) -> dict[str, Any]:
+        """The five stored fields, as keyword arguments for a table row that keeps the key."""
+        return {
+            "address": self.address,
+            "ciphertext": self.ciphertext,
+            "nonce": self.nonce,
+            "wrapped_data_key": self.wrapped_data_key,
+            "master_key_id": self.master_key_id,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> SealedKey:
+        """The sealed key kept in a row with those five columns (ValueError if one is empty)."""
+        if None in (row.ciphertext, row.nonce, row.wrapped_data_key, row.master_key_id):
+            raise ValueError(f"{row.address} has no sealed key")
+        return cls(
+            address=row.address,
+            ciphertext=bytes(row.ciphertext),
+            nonce=bytes(row.nonce),
+            wrapped_data_key=bytes(row.wrapped_data_key),
+            master_key_id=row.master_key_id,
+        )
+
 
 def _seal_aad(address: str) -> bytes:
     return _SEAL_AAD_PREFIX + address.encode("ascii")

@@ -40,6 +40,25 @@ class AppError(Exception):
             self.code = code
         self.details = details
 
+    def translated(self) -> str:
+        """The message in the current request's language (for pages)."""
+        return translate(self.message, self.details)
+
+
+class InvalidInput(AppError):
+    """A request's input is malformed or out of range (a field name goes in details)."""
+
+    status = 400
+    code = "invalid_input"
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON body as an object; InvalidInput (400) for anything else."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("Send a JSON object."))
+    return data
+
 
 class NotFound(AppError):
     status = 404
@@ -72,10 +91,16 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+def translate(message: str, details: dict[str, Any] | None = None) -> str:
+    """`message` in the request's language, its %(name)s placeholders filled from `details`."""
     # A placeholder without its value: show the English text rather than fail.
     with contextlib.suppress(KeyError, ValueError, TypeError):
-        message = gettext(message, **(details or {}))
+        return str(gettext(message, **(details or {})))
+    return message
+
+
+def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    message = translate(message, details)
     if _wants_json():
         resp: Response = jsonify(error_body(code, message, details))
         resp.status_code = status

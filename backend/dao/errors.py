@@ -5,11 +5,6 @@ from __future__ import annotations
 from backend.core.errors import AppError, Conflict, Forbidden
 
 
-class InvalidInput(AppError):
-    status = 400
-    code = "invalid_input"
-
-
 class InvalidSupport(AppError):
     status = 400
     code = "invalid_support"

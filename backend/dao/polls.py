@@ -22,8 +22,8 @@ from backend.accounts.models import EXTERNAL, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.chain.governance import POLL_STATES, for_browser, poll_ballot_typed_data
 from backend.chain.outbox import AuditEntry, outbox_service
-from backend.core.errors import N_, NotFound
-from backend.dao.errors import InvalidInput, InvalidOption
+from backend.core.errors import N_, InvalidInput, NotFound
+from backend.dao.errors import InvalidOption
 from backend.dao.models import (
     CARD,
     CHAMBERS,

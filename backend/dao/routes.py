@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from flask_babel import get_locale
 
 from backend.accounts.roles import current_user
-from backend.core.errors import N_
+from backend.core.errors import json_object
 from backend.dao import polls
 from backend.dao import services as dao
-from backend.dao.errors import InvalidInput
 
 bp = Blueprint("dao_api", __name__, url_prefix="/api/towns/<slug>/dao")
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("Send a JSON object."))
-    return data
 
 
 def _locale() -> str:
@@ -60,7 +52,7 @@ def list_proposals(slug: str):
 @bp.post("/proposals")
 def create_proposal(slug: str):
     town = dao.town_by_slug(slug)
-    data = _body()
+    data = json_object()
     p = dao.create_proposal(current_user(), town, data, data.get("idempotency_key"))
     return _created("proposal", dao.proposal_json(p, _locale()))
 
@@ -96,7 +88,7 @@ def proposal_eligibility(slug: str, pid: int):
 def vote(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
-    data = _body()
+    data = json_object()
     v = dao.cast_vote(current_user(), town, p, data.get("support"), data.get("signature"))
     return _vote_sent("support", v)
 
@@ -105,7 +97,7 @@ def vote(slug: str, pid: int):
 def ballot(slug: str, pid: int):
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
-    return jsonify(dao.prepare_ballot(current_user(), town, p, _body().get("support")))
+    return jsonify(dao.prepare_ballot(current_user(), town, p, json_object().get("support")))
 
 
 @bp.post("/proposals/<int:pid>/queue")
@@ -134,7 +126,7 @@ def list_polls(slug: str):
 @bp.post("/polls")
 def create_poll(slug: str):
     town = dao.town_by_slug(slug)
-    data = _body()
+    data = json_object()
     poll = polls.create_poll(current_user(), town, data, data.get("idempotency_key"))
     return _created("poll", polls.poll_json(poll, _locale()))
 
@@ -169,13 +161,15 @@ def poll_eligibility(slug: str, poll_id: int):
 def poll_ballot(slug: str, poll_id: int):
     town = dao.town_by_slug(slug)
     poll = polls.get_poll(town, poll_id)
-    return jsonify(polls.prepare_poll_ballot(current_user(), town, poll, _body().get("option")))
+    return jsonify(
+        polls.prepare_poll_ballot(current_user(), town, poll, json_object().get("option"))
+    )
 
 
 @bp.post("/polls/<int:poll_id>/votes")
 def poll_vote(slug: str, poll_id: int):
     town = dao.town_by_slug(slug)
     poll = polls.get_poll(town, poll_id)
-    data = _body()
+    data = json_object()
     v = polls.cast_poll_vote(current_user(), town, poll, data.get("option"), data.get("signature"))
     return _vote_sent("option", v)

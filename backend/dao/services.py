@@ -41,11 +41,10 @@ from backend.chain.indexer_models import ChainEventRecord
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
-from backend.core.errors import N_, NotFound, ServiceUnavailable
+from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
 from backend.dao.errors import (
     AlreadyVoted,
     InsufficientTreasury,
-    InvalidInput,
     InvalidSignature,
     InvalidSupport,
     NotEligible,

@@ -5,11 +5,6 @@ from __future__ import annotations
 from backend.core.errors import AppError, Conflict, NotFound
 
 
-class InvalidInput(AppError):
-    status = 400
-    code = "invalid_input"
-
-
 class MerchantNotFound(NotFound):
     code = "merchant_not_found"
 

@@ -48,13 +48,7 @@ class Merchant(Base):
         return self.name_ja if locale == "ja" else self.name_en
 
     def sealed_key(self) -> SealedKey:
-        return SealedKey(
-            address=self.address,
-            ciphertext=bytes(self.ciphertext),
-            nonce=bytes(self.nonce),
-            wrapped_data_key=bytes(self.wrapped_data_key),
-            master_key_id=self.master_key_id,
-        )
+        return SealedKey.from_row(self)
 
     def __repr__(self) -> str:  # never the sealed bytes
         return f"Merchant(id={self.id!r}, address={self.address!r})"

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from flask_babel import get_locale
 from sqlalchemy import select
 
 from backend.accounts.roles import current_user, require_user
 from backend.chain.custody import register_key_store
 from backend.core.db import get_db
-from backend.core.errors import N_, NotFound
-from backend.merchants.errors import InvalidInput
+from backend.core.errors import N_, NotFound, json_object
 from backend.merchants.models import Charge, Merchant, Settlement
 from backend.merchants.services import merchant_service
 from backend.regions.models import Town
@@ -27,13 +26,6 @@ def _register_key_store(state: Any) -> None:
     from backend.merchants.keystore import merchant_key_store
 
     register_key_store(state.app, lambda: merchant_key_store(get_db().session()))
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("Send a JSON object."))
-    return data
 
 
 def town_by_slug(slug: str) -> Town:
@@ -86,7 +78,7 @@ def settlement_json(s: Settlement) -> dict[str, Any]:
 
 @bp.post("/api/towns/<slug>/merchants")
 def register(slug: str) -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     m = merchant_service().register_merchant(
         current_user(), town_by_slug(slug), data.get("name_ja"), data.get("name_en")
     )
@@ -109,7 +101,7 @@ def merchant(merchant_id: int) -> Response:
 
 @bp.post("/api/merchants/<int:merchant_id>/charges")
 def create_charge(merchant_id: int) -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     c = merchant_service().create_charge(
         current_user(), merchant_id, data.get("amount"), data.get("idempotency_key")
     )
@@ -124,7 +116,7 @@ def charge_status(merchant_id: int, charge_id: int) -> Response:
 
 @bp.post("/api/merchants/<int:merchant_id>/charge-customer")
 def charge_customer(merchant_id: int) -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     c = merchant_service().charge_customer(
         current_user(),
         merchant_id,
@@ -173,7 +165,7 @@ def sales(merchant_id: int) -> Response:
 
 @bp.post("/api/merchants/<int:merchant_id>/redeem")
 def redeem(merchant_id: int) -> tuple[Response, int]:
-    data = _body()
+    data = json_object()
     s = merchant_service().redeem(
         current_user(), merchant_id, data.get("amount"), data.get("idempotency_key")
     )
@@ -195,6 +187,6 @@ def settlement_queue(slug: str) -> Response:
 
 @bp.post("/api/settlements/<int:settlement_id>/settle")
 def settle(settlement_id: int) -> Response:
-    data = _body()
+    data = json_object()
     s = merchant_service().settle(current_user(), settlement_id, data.get("bank_reference"))
     return jsonify(settlement=settlement_json(s))

@@ -34,7 +34,7 @@ from backend.chain.keys import KeyVault
 from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
-from backend.core.errors import N_, Forbidden
+from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.merchants.errors import (
     CardExists,
@@ -45,7 +45,6 @@ from backend.merchants.errors import (
     ChargeNotPayable,
     CustomerCodeInvalid,
     IdempotencyKeyReused,
-    InvalidInput,
     MerchantNotActive,
     MerchantNotFound,
     SettlementNotFound,
@@ -229,12 +228,8 @@ class MerchantService:
             town_id=town.id,
             name_ja=ja,
             name_en=en,
-            address=sealed.address,
-            ciphertext=sealed.ciphertext,
-            nonce=sealed.nonce,
-            wrapped_data_key=sealed.wrapped_data_key,
-            master_key_id=sealed.master_key_id,
             registered_by=actor.id,
+            **sealed.columns(),
         )
         self.session.add(m)
         try:

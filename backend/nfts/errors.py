@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from backend.core.errors import AppError, Conflict, Forbidden, NotFound
-
-
-class InvalidInput(AppError):
-    code = "invalid_input"
+from backend.core.errors import Conflict, Forbidden, NotFound
 
 
 class UnknownListing(NotFound):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from flask_babel import get_locale
 
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
-from backend.core.errors import N_
-from backend.nfts.errors import InvalidInput
+from backend.core.errors import json_object
 from backend.nfts.services import CheckInService, ShopService, collection_svg
 
 bp = Blueprint("nfts", __name__)
@@ -18,13 +17,6 @@ bp = Blueprint("nfts", __name__)
 
 def shop_service() -> ShopService:
     return ShopService(get_db().session, current_app.config["SECRET_KEY"])
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("Send a JSON object."))
-    return data
 
 
 def _locale() -> str:
@@ -144,7 +136,7 @@ def checkin_lookup(slug: str):
     shop = shop_service()
     town = shop.town(slug)
     view = CheckInService(get_db().session, shop).lookup(
-        current_user(), town, _body().get("code"), _locale()
+        current_user(), town, json_object().get("code"), _locale()
     )
     return jsonify(ticket_json(view))
 
@@ -153,7 +145,7 @@ def checkin_lookup(slug: str):
 def checkin(slug: str):
     shop = shop_service()
     town = shop.town(slug)
-    data = _body()
+    data = json_object()
     row = CheckInService(get_db().session, shop).check_in(
         current_user(),
         town,

@@ -26,8 +26,8 @@ from backend.chain.gateway import ChainUnavailable
 from backend.chain.indexer_models import TokenOwner
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.core.db import utcnow
-from backend.core.errors import N_
-from backend.nfts.errors import InvalidInput, NotYourTicket, TicketRefused
+from backend.core.errors import N_, InvalidInput
+from backend.nfts.errors import NotYourTicket, TicketRefused
 from backend.nfts.models import CATEGORIES, CheckIn, Collection, Listing, Perk
 from backend.regions.models import Town
 

@@ -8,8 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
-from backend.core.errors import N_, NotFound
-from backend.nfts.errors import InvalidInput
+from backend.core.errors import N_, NotFound, json_object
 from backend.nfts.routes import shop_service
 from backend.payments.services import OrderService, order_json, payment_provider
 
@@ -20,16 +19,9 @@ def order_service() -> OrderService:
     return OrderService(get_db().session, shop_service())
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("Send a JSON object."))
-    return data
-
-
 @bp.post("/api/shop/orders")
 def place_order():
-    data = _body()
+    data = json_object()
     placed = order_service().place(
         current_user(), data.get("listing_id"), data.get("quantity"), data.get("idempotency_key")
     )
@@ -44,7 +36,7 @@ def get_order(public_id: str):
 
 @bp.post("/api/shop/wallet-orders/permit")
 def wallet_permit():
-    data = _body()
+    data = json_object()
     prepared = order_service().wallet_permit(
         current_user(), data.get("listing_id"), data.get("quantity"), data.get("address")
     )
@@ -53,7 +45,7 @@ def wallet_permit():
 
 @bp.post("/api/shop/wallet-orders/forward-request")
 def wallet_forward_request():
-    data = _body()
+    data = json_object()
     prepared = order_service().wallet_forward_request(
         current_user(),
         data.get("listing_id"),
@@ -66,7 +58,7 @@ def wallet_forward_request():
 
 @bp.post("/api/shop/wallet-orders")
 def place_wallet_order():
-    data = _body()
+    data = json_object()
     placed = order_service().place_wallet(
         current_user(),
         data.get("listing_id"),

@@ -26,11 +26,10 @@ from backend.chain.gateway import ChainUnavailable
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
-from backend.core.errors import N_, Conflict, ServiceUnavailable
+from backend.core.errors import N_, Conflict, InvalidInput, ServiceUnavailable
 from backend.core.models import AuditLog
 from backend.nfts.errors import (
     InsufficientBalance,
-    InvalidInput,
     NotOnSale,
     SoldOut,
     UnknownListing,
