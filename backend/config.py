@@ -96,6 +96,8 @@ class Settings:
     # of blocks the indexer reads per eth_getLogs chunk (INDEXER_CHUNK_SIZE).
     chain_confirmations: dict[int, int] = field(default_factory=dict)
     indexer_chunk_size: int = 2000
+    # Events per indexer transaction (INDEXER_BATCH_EVENTS): chunks are added until it is reached.
+    indexer_batch_events: int = 10_000
     deployer_private_key: str | None = field(default=None, repr=False)
     relayer_private_key: str | None = field(default=None, repr=False)
     # Outbox (backend/chain/outbox.py): more relayer keys as a comma list, role keys for admin
@@ -150,6 +152,7 @@ class Settings:
             confirmations=_int("CONFIRMATIONS", 2),
             chain_confirmations=_chain_ints("CHAIN_CONFIRMATIONS"),
             indexer_chunk_size=_int("INDEXER_CHUNK_SIZE", 2000),
+            indexer_batch_events=_int("INDEXER_BATCH_EVENTS", 10_000),
             deployer_private_key=_secret("DEPLOYER_PRIVATE_KEY"),
             relayer_private_key=_secret("RELAYER_PRIVATE_KEY"),
             relayer_private_keys=_secret("RELAYER_PRIVATE_KEYS"),

@@ -49,7 +49,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -1081,6 +1081,21 @@ def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetc
 
 
 @dataclass
+class _Chunk:
+    """What the chunks of one transaction share: the decoder (its handler state and counts),
+    the open COPY (PostgreSQL), the block rows to store, and the `known` block (number, hash)
+    the next chunk continues from: the highest stored block, checked at the start of the
+    transaction, then each chunk's last block, which the next chunk reads again (`recheck`)."""
+
+    chain_id: int
+    dec: _ChunkDecoder
+    known: tuple[int, str] | None = None
+    recheck: bool = False
+    write: Callable[[str], None] | None = None
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class _Ahead:
     addresses: tuple[str, ...]
     frm: int
@@ -1095,7 +1110,7 @@ _FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueErr
 class _Prefetcher:
     """Keeps the next chunk's eth_getLogs in flight while the current chunk is decoded and
     COPYed: the node computes it in its own process meanwhile, and its answer is read and
-    parsed while PostgreSQL works through the COPY (see Indexer._index_range).
+    parsed while PostgreSQL works through the COPY (see Indexer._index_chunk).
 
     The next chunk is guessed as if the current one commits; it is only taken if it is the one
     the next step asks for (same contracts and first block, last block not beyond the step's),
@@ -1159,6 +1174,10 @@ class Indexer:
     deployments_dir: Path | None = None
     confirmations: int = 2
     chunk_size: int = 2000
+    # A transaction takes further chunks (one eth_getLogs of `chunk_size` blocks each) of the
+    # same contracts until it holds this many events: node limits size the requests, this the
+    # commits (each costs the lock, reorg check, upserts and commit once).
+    batch_events: int = 10_000
     lease_seconds: int = 120
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _chain_id: int | None = None
@@ -1252,9 +1271,8 @@ class Indexer:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     break
-                last = max_chunks is not None and result.chunks + 1 >= max_chunks
                 try:
-                    step = self._step(result, None if last else prefetcher)
+                    step = self._step(result, prefetcher, max_chunks=max_chunks, deadline=deadline)
                 except _ReorgDuringFetch:
                     continue  # the next step finds the new branch
                 if step == "busy":
@@ -1286,7 +1304,16 @@ class Indexer:
             to = min(to, min(higher))
         return group, frm, to
 
-    def _step(self, result: IndexResult, prefetcher: _Prefetcher | None = None) -> str:
+    def _step(
+        self,
+        result: IndexResult,
+        prefetcher: _Prefetcher,
+        *,
+        max_chunks: int | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        """One transaction: the reorg check, then chunks (one eth_getLogs each) of the same
+        contracts until `batch_events` events, the chunk or time budget, or the target."""
         with _gc_paused(), Session(self.engine, expire_on_commit=False) as s, s.begin():
             cursor = self._lock(s)
             if cursor is None:
@@ -1317,44 +1344,52 @@ class Indexer:
             if plan is None:
                 self._save_cursor(cursor, watched, head)
                 return "done"
-            group, frm, to = plan
-            addresses = tuple(sorted(w.address for w in group))
-            if prefetcher is None:
-                fetched = _fetch(self.rpc, addresses, frm, to)
-            else:
-                fetched = prefetcher.take(addresses, frm, to)
-            to = fetched.to
-            for w in group:
-                w.synced_to = to
-            # The chunk after this one (as if this one commits), fetched ahead while this one
-            # is decoded and written; the next step checks that it is still the right one.
-            following = None if prefetcher is None else self._plan(watched, target)
-            # One round trip for: the headers this chunk needs, read after its logs and after
-            # this transaction's reorg check (see _index_range), and the header of the next
-            # chunk's last block, which must be read before its eth_getLogs is sent. A block
-            # whose predecessor also has logs takes its parent hash from them (ADR 0004,
-            # "Parent hashes from the logs"), so only the chunk's last block and the first
-            # block of each run of blocks with logs need a header, and not even that first
-            # one when its predecessor is the highest stored block, checked above.
-            with_logs = {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}}
-            known = None if top is None else top.number
-            numbers = sorted(
-                {n for n in with_logs if n - 1 not in with_logs and n - 1 != known} | {to}
-            )
-            calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
-            if following is not None:
-                calls.append(("eth_getBlockByNumber", [hex(following[2]), False]))
-            answers = self.rpc.batch(calls)
-            headers = dict(zip(numbers, answers, strict=False))
-            if prefetcher is not None and following is not None:
-                g, f, t = following
-                prefetcher.submit(tuple(sorted(w.address for w in g)), f, t, answers[-1])
             if self._pg:
                 # A chunk's commit need not wait for its WAL flush: see ADR 0004 ("Durability").
                 s.execute(text("SET LOCAL synchronous_commit = off"))
-            self._index_range(s, group, fetched, headers, result, prefetcher, top)
+            group, frm, to = plan
+            addresses = tuple(sorted(w.address for w in group))
+            chunk = _Chunk(
+                self.chain_id,
+                _ChunkDecoder(
+                    self.chain_id,
+                    self._contracts(group),
+                    list(_HANDLERS),
+                    keep_events=not _can_copy(s),
+                ),
+                known=None if top is None else (top.number, top.hash),
+            )
+            chunks = 0
+            with ExitStack() as copying:
+                if chunk.dec.events is None:
+                    chunk.write = copying.enter_context(_copy_in(s, ChainEventRecord))
+                while True:
+                    fetched = prefetcher.take(addresses, frm, to)
+                    to = fetched.to
+                    for w in group:
+                        w.synced_to = to
+                    chunks += 1
+                    # The chunk after this one (as if this one commits), fetched ahead while
+                    # this one is decoded and written; whoever takes it checks that it is still
+                    # the right one. Not past the run's chunk budget.
+                    following = self._plan(watched, target)
+                    if max_chunks is not None and result.chunks + chunks >= max_chunks:
+                        following = None
+                    headers = self._headers(fetched, chunk, following, prefetcher)
+                    self._index_chunk(s, chunk, fetched, headers, prefetcher)
+                    if (
+                        following is None
+                        or tuple(sorted(w.address for w in following[0])) != addresses
+                        or chunk.dec.count >= self.batch_events
+                        or (deadline is not None and time.monotonic() > deadline)
+                    ):
+                        break
+                    _, frm, to = following
+            _upsert(s, ChainBlock, chunk.blocks, ["chain_id", "number"], ["hash", "parent_hash"])
+            chunk.dec.run_handlers(s)
             self._save_cursor(cursor, watched, head)
-            result.chunks += 1
+            result.events += chunk.dec.count
+            result.chunks += chunks
             result.cursor = cursor.block_number
             return "chunk"
 
@@ -1366,52 +1401,83 @@ class Indexer:
     def _contracts(self, watched: Iterable[WatchedContract]) -> dict[str, _Contract]:
         return {w.address.lower(): _Contract(w.key, w.artifact, w.address) for w in watched}
 
-    def _index_range(
+    def _headers(
+        self,
+        fetched: _Fetched,
+        chunk: _Chunk,
+        following: tuple[list[WatchedContract], int, int] | None,
+        prefetcher: _Prefetcher,
+    ) -> dict[int, dict[str, Any] | None]:
+        """One round trip for: the headers this chunk needs, read after its logs and after the
+        transaction's reorg check, and the header of the next chunk's last block, which must be
+        read before its eth_getLogs is sent (then sent). A block whose predecessor also has logs
+        takes its parent hash from them (ADR 0004, "Parent hashes from the logs"), so only the
+        chunk's last block and the first block of each run of blocks with logs need a header,
+        and not even that first one when its predecessor is the `known` block. That one is read
+        again here when an earlier chunk of this transaction stored it (the reorg check at the
+        start of the transaction has not seen it)."""
+        with_logs = {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}}
+        known = None if chunk.known is None else chunk.known[0]
+        wanted = {n for n in with_logs if n - 1 not in with_logs and n - 1 != known}
+        wanted.add(fetched.to)
+        if chunk.recheck and known is not None:
+            wanted.add(known)
+        numbers = sorted(wanted)
+        calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+        if following is not None:
+            calls.append(("eth_getBlockByNumber", [hex(following[2]), False]))
+        answers = self.rpc.batch(calls)
+        if following is not None:
+            g, f, t = following
+            prefetcher.submit(tuple(sorted(w.address for w in g)), f, t, answers[-1])
+        return dict(zip(numbers, answers, strict=False))
+
+    def _index_chunk(
         self,
         s: Session,
-        group: list[WatchedContract],
+        chunk: _Chunk,
         fetched: _Fetched,
         headers: dict[int, dict[str, Any] | None],
-        result: IndexResult,
-        prefetcher: _Prefetcher | None = None,
-        top: ChainBlock | None = None,
+        prefetcher: _Prefetcher,
     ) -> None:
-        """Store a fetched chunk. `headers`: the chain's headers of its last block and of every
-        block of its logs whose predecessor has no logs (other headers are fetched here), read
-        after the logs and after the reorg check; `top`: the highest stored block, checked
-        against the chain in this transaction (a parent hash when the chunk continues it)."""
+        """Decode and write one fetched chunk and check it against the chain. `headers`: the
+        chain's headers of its last block, of every block of its logs whose predecessor has no
+        logs (other headers are fetched here) and of the `known` block when it is rechecked,
+        read after the logs."""
         to = fetched.to
-        copy = _can_copy(s)
-        dec = _ChunkDecoder(
-            self.chain_id, self._contracts(group), list(_HANDLERS), keep_events=not copy
-        )
-        if copy:
-            with _copy_in(s, ChainEventRecord) as write:
-                # Decoded and written in slices, so PostgreSQL parses and indexes one slice
-                # while Python decodes the next. Nothing is visible before the commit, and the
-                # checks below roll the whole transaction back.
-                for i in range(0, len(fetched.logs), 1000):
-                    write(dec.feed(fetched.logs[i : i + 1000]))
-                if prefetcher is not None:
-                    prefetcher.receive()  # while PostgreSQL catches up with the COPY
+        dec = chunk.dec
+        dec.blocks = {}
+        if chunk.write is not None:
+            # Decoded and written in slices, so PostgreSQL parses and indexes one slice while
+            # Python decodes the next. Nothing is visible before the commit, and the checks
+            # below roll the whole transaction back.
+            for i in range(0, len(fetched.logs), 1000):
+                chunk.write(dec.feed(fetched.logs[i : i + 1000]))
+            prefetcher.receive()  # while PostgreSQL catches up with the COPY
         else:
             dec.feed(fetched.logs)
             store_events(s, ChainEventRecord, dec.events or [])
+            dec.events = []
         # The last block has kept its hash since before the fetch, and each log's block is the
         # chain's block: the logs are one consistent view of the chain.
         tip = headers[to]
         if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
-        # Parent hashes: from the logs of the block below, or from the highest stored block
-        # (checked against the chain at the start of this transaction), else from a header.
-        # (A block whose predecessor only had logs this chunk skipped gets its header now.)
         hashes = dict(dec.blocks)
-        if top is not None:
-            hashes.setdefault(top.number, top.hash)
+        if chunk.known is not None:
+            number, known_hash = chunk.known
+            if chunk.recheck:
+                hdr = headers[number]
+                if hdr is None or hdr["hash"] != known_hash:
+                    raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
+            hashes.setdefault(number, known_hash)
+        # Parent hashes: from the logs of the block below, or from the known block (checked
+        # against the chain in this transaction), else from a header. (A block whose
+        # predecessor only had logs this chunk skipped gets its header now.)
         missing = [n for n in dec.blocks if n - 1 not in hashes and n not in headers]
         if missing:
             headers.update(zip(missing, self.rpc.headers(missing), strict=True))
-        rows = []
+        rows = chunk.blocks
         for number, block_hash in sorted(dec.blocks.items()):
             hdr = headers.get(number)
             if hdr is not None:
@@ -1443,9 +1509,8 @@ class Indexer:
             )
         elif tip["hash"] != dec.blocks[to]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
-        _upsert(s, ChainBlock, rows, ["chain_id", "number"], ["hash", "parent_hash"])
-        dec.run_handlers(s)
-        result.events += dec.count
+        # The next chunk of this transaction continues from this one's last block.
+        chunk.known, chunk.recheck = (to, tip["hash"]), True
 
     # -- reorgs
 

@@ -24,26 +24,24 @@ _PROGRAMME_SET = text("event_name = 'ProgrammeSet'")
 
 
 class ChainEventRecord(Base):
-    """One confirmed log, stored once per (chain, block_number, log_index).
+    """One confirmed log, stored once: UNIQUE (chain_id, tx_hash, log_index), as the issue asks.
 
-    A log's `logIndex` is its position in its block, so (block_number, log_index) names one log
-    of the chain, and the rows above the common ancestor are deleted before a new branch is
-    indexed (ADR 0004): the UNIQUE guarantees "stored once" as (tx_hash, log_index) did, and
-    its index of three integers also serves the reorg rollback (block_number > ancestor) and
-    chain-order reads. It is cheap to maintain: keys arrive in order, unlike random tx hashes
-    (COPY of 20,000 rows: ~60 ms with these indexes against ~105 ms with the former three).
+    The primary key is (chain_id, block_number, log_index): a log's `logIndex` is its position in
+    its block, so it names one log of the chain too, and rows above the common ancestor are
+    deleted before a new branch is indexed (ADR 0004). Its keys arrive in order while indexing,
+    which makes it cheap, and it serves the reorg rollback and chain-order reads; there is no
+    surrogate id (migration 0015).
 
     Secondary indexes cost every inserted row, so there are only those a query needs: the
-    points handler's `_expiry_days` (backend/points/handlers.py) reads ProgrammeSet events by
-    contract and block, a partial index that Transfers do not pay for.
+    UNIQUE above (a transaction's events are looked up by tx_hash) and the points handler's
+    `_expiry_days` (backend/points/handlers.py), which reads ProgrammeSet events by contract and
+    block: a partial index that Transfers do not pay for. Measured COPY cost per index is in
+    docs/benchmarks-indexer.md.
     """
 
     __tablename__ = "chain_events"
     __table_args__ = (
-        # The issue's "stored once": UNIQUE (tx_hash, log_index) per chain. Measured: an index on
-        # random tx hashes is ~40 % of COPY's cost, but it is the key callers look logs up by.
         UniqueConstraint("chain_id", "tx_hash", "log_index"),
-        Index("ix_chain_events_chain_id_block_number", "chain_id", "block_number"),
         Index(
             "ix_chain_events_programme_set",
             "chain_id",
@@ -54,16 +52,15 @@ class ChainEventRecord(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    chain_id: Mapped[int] = mapped_column(BigInteger)
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     contract_key: Mapped[str] = mapped_column(String(120))
     contract_address: Mapped[str] = mapped_column(String(42))
     event_name: Mapped[str] = mapped_column(String(80))
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
-    block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
     tx_hash: Mapped[str] = mapped_column(String(66))
-    log_index: Mapped[int] = mapped_column(Integer)
 
 
 class PendingEventRecord(Base):

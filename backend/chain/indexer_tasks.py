@@ -64,6 +64,7 @@ def index_blocks(chain_id: int | None = None, max_seconds: float = 50.0) -> dict
         deployments_dir=settings.deployments_dir,
         confirmations=settings.confirmations_for(actual),
         chunk_size=settings.indexer_chunk_size,
+        batch_events=settings.indexer_batch_events,
         _chain_id=actual,
     )
     result = indexer.run(max_seconds=max_seconds)

@@ -83,7 +83,9 @@ def test_backfill_stores_each_event_once_with_blocks(fresh_chain, engines, make_
     assert make_indexer(live).run().events == 0  # nothing twice
     with Session(live) as s:
         ev = s.scalars(
-            sa.select(ChainEventRecord).order_by(ChainEventRecord.id.desc()).limit(1)
+            sa.select(ChainEventRecord)
+            .order_by(ChainEventRecord.block_number.desc(), ChainEventRecord.log_index.desc())
+            .limit(1)
         ).one()
         block = s.get(ChainBlock, (chain.node.chain_id, ev.block_number))
     assert ev.event_name == "Transfer" and ev.contract_key == "test.Token"

@@ -73,6 +73,7 @@ def _worker(tmp: Path, chain: Chain, db_url: str, queue: str, log: Path) -> subp
         "DEPLOYMENTS_DIR": str(chain.deployments_dir),
         "CONFIRMATIONS": "0",
         "INDEXER_CHUNK_SIZE": "1",
+        "INDEXER_BATCH_EVENTS": str(PER_BLOCK),  # one block per transaction
     }
     with open(log, "ab") as out:
         return subprocess.Popen(
