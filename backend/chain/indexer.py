@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import re
+import select as _select
 import socket
 import time
 from collections import defaultdict
@@ -226,18 +227,23 @@ def pending_events(
 
 
 class JsonRpc:
-    """A thin JSON-RPC client (requests + json): web3's formatters cost more than the fetch.
+    """A thin JSON-RPC client (http.client + json): web3's formatters cost more than the fetch,
+    and requests' machinery ~1 ms of CPU per call (measured: a batch of four headers took
+    2.2 ms of CPU through requests, of which 0.2 ms was parsing), which the indexer pays for
+    every chunk. Calls go over one kept-alive connection; behind an HTTP(S) proxy, which
+    http.client ignores, they go through requests.
 
-    eth_getLogs goes over a connection of its own (http.client) so that the request can be
-    sent now and its answer read later (`send_get_logs`): the node computes the next chunk in
-    its own process while this one decodes and writes the current chunk. A thread would not
-    do: the GIL makes an I/O thread wait up to a switch interval (5 ms) for every socket read
-    while the main thread decodes, which serialises the two again."""
+    eth_getLogs goes over a connection of its own so that the request can be sent now and its
+    answer read later (`send_get_logs`): the node computes the next chunk in its own process
+    while this one decodes and writes the current chunk. A thread would not do: the GIL makes
+    an I/O thread wait up to a switch interval (5 ms) for every socket read while the main
+    thread decodes, which serialises the two again."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url
         self.timeout = timeout
         self._http = requests.Session()
+        self._conn: http.client.HTTPConnection | None = None  # calls other than eth_getLogs
         self._id = 0
         self._logs_conn: http.client.HTTPConnection | None = None
         self._logs_waiting: PendingLogs | None = None  # sent on _logs_conn, answer unread
@@ -246,9 +252,52 @@ class JsonRpc:
 
     def close(self) -> None:
         self._http.close()
+        self._drop_conn()
         self._drop_logs_conn()
 
+    def _connection(self) -> http.client.HTTPConnection:
+        u = urlsplit(self.url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        return cls(u.hostname or "localhost", u.port, timeout=self.timeout)
+
+    def _request_target(self) -> tuple[str, dict[str, str]]:
+        u = urlsplit(self.url)
+        headers = {"Content-Type": "application/json"}
+        if u.username is not None:
+            auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
+        return (u.path or "/") + (f"?{u.query}" if u.query else ""), headers
+
+    def _drop_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def _post(self, payload: Any) -> Any:
+        if not self._direct:
+            return self._post_requests(payload)
+        # A kept-alive connection the node has closed since reads as ready (EOF): replace it
+        # before sending rather than resend after (a call may have side effects).
+        conn = self._conn
+        if conn is not None and (conn.sock is None or _select.select([conn.sock], [], [], 0)[0]):
+            self._drop_conn()
+        if self._conn is None:
+            self._conn = self._connection()
+        path, headers = self._request_target()
+        try:
+            self._conn.request("POST", path, json.dumps(payload), headers)
+            resp = self._conn.getresponse()
+            status, body = resp.status, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_conn()
+            raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+        if resp.will_close:
+            self._drop_conn()
+        if status >= 500 or status == 429:
+            raise ChainUnavailable(f"RPC node answered HTTP {status}")
+        return json.loads(body)
+
+    def _post_requests(self, payload: Any) -> Any:
         try:
             resp = self._http.post(
                 self.url,
@@ -347,23 +396,13 @@ class JsonRpc:
                 ],
             }
         )
-        u = urlsplit(self.url)
-        headers = {"Content-Type": "application/json"}
-        if u.username is not None:
-            auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
-        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        path, headers = self._request_target()
         # A kept-alive connection may have been closed by the node since: then send once more
         # on a new one (eth_getLogs has no side effects); result() may do the same.
         reused = self._logs_conn is not None
         for last in (not reused, True):
             if self._logs_conn is None:
-                cls = (
-                    http.client.HTTPSConnection
-                    if u.scheme == "https"
-                    else http.client.HTTPConnection
-                )
-                self._logs_conn = cls(u.hostname or "localhost", u.port, timeout=self.timeout)
+                self._logs_conn = self._connection()
             try:
                 self._logs_conn.request("POST", path, body, headers)
             except (OSError, http.client.HTTPException) as exc:
@@ -375,7 +414,7 @@ class JsonRpc:
             pending.resend = reused and not last
             return
 
-    def _read_logs_answer(self, pending: PendingLogs) -> Any:
+    def _read_logs_answer(self, pending: PendingLogs) -> bytes:
         if self._logs_waiting is not pending or self._logs_conn is None:
             raise ChainUnavailable("eth_getLogs answer dropped (another request was sent)")
         try:
@@ -396,7 +435,7 @@ class JsonRpc:
             self._drop_logs_conn()
         if status >= 500 or status == 429:
             raise ChainUnavailable(f"RPC node answered HTTP {status}")
-        return json.loads(body)
+        return body
 
     def _drop_logs_conn(self) -> None:
         self._logs_waiting = None
@@ -411,8 +450,14 @@ class PendingLogs:
     def __init__(self, rpc: JsonRpc, addresses: list[str], frm: int, to: int) -> None:
         self.rpc, self.addresses, self.frm, self.to = rpc, addresses, frm, to
         self.logs: list[dict[str, Any]] | None = None
+        self.body: bytes | None = None  # the answer, read and not parsed yet
         self.error: Exception | None = None
         self.resend = False  # sent on a reused connection: may be resent once
+
+    @property
+    def unread(self) -> bool:
+        """Sent and its answer still on the connection (which can take no other request)."""
+        return self.logs is None and self.body is None and self.error is None
 
     def cancel(self) -> None:
         """Forget the request; an unread answer is dropped with its connection."""
@@ -420,13 +465,24 @@ class PendingLogs:
             self.rpc._drop_logs_conn()
         self.error = ChainUnavailable("eth_getLogs cancelled")
 
+    def read(self) -> None:
+        """Read the answer off the connection (not parsed yet), so that it can take the next
+        request; a failure is kept and raised by result()."""
+        if self.unread:
+            try:
+                self.body = self.rpc._read_logs_answer(self)
+            except ChainUnavailable as exc:
+                self.error = exc
+
     def result(self) -> list[dict[str, Any]]:
         """The logs (read and parsed once); a range the node refuses (too many results) is
         fetched again in halves."""
         if self.logs is None:
+            self.read()
             if self.error is not None:
                 raise self.error
-            data = self.rpc._read_logs_answer(self)
+            data = json.loads(self.body or b"null")
+            self.body = None
             if "error" in data:
                 if self.to <= self.frm:
                     raise RpcError(f"eth_getLogs: {data['error']}")
@@ -1075,6 +1131,9 @@ class _Fetched:
     logs: list[dict[str, Any]]
 
 
+_Plan = tuple[tuple[str, ...], int, int]  # a chunk: contract addresses, first and last block
+
+
 def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
     before = rpc.headers([to])[0]
     return _Fetched(addresses, frm, to, before, rpc.get_logs(list(addresses), frm, to))
@@ -1097,72 +1156,101 @@ class _Chunk:
 
 @dataclass
 class _Ahead:
+    """A chunk fetched ahead: planned (its `before` header read) and, once sent, in flight."""
+
     addresses: tuple[str, ...]
     frm: int
     to: int
     before: dict[str, Any] | None
-    pending: PendingLogs
+    pending: PendingLogs | None = None
 
 
 _FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueError)
 
 
 class _Prefetcher:
-    """Keeps the next chunk's eth_getLogs in flight while the current chunk is decoded and
-    COPYed: the node computes it in its own process meanwhile, and its answer is read and
-    parsed while PostgreSQL works through the COPY (see Indexer._index_chunk).
+    """Keeps the node busy with the coming chunks' eth_getLogs while the current chunk is
+    decoded and COPYed, up to two chunks ahead: the one after the current chunk is sent as soon
+    as the connection is free, and the one after that as soon as the previous answer has been
+    read off the socket, before it is parsed (`receive`). So the node computes a chunk in its
+    own process while this one parses the previous answer, reads headers and decodes, and
+    PostgreSQL works through the COPY. (One eth_getLogs connection, one request on it at a
+    time: HTTP/1.1 answers come in order.)
 
-    The next chunk is guessed as if the current one commits; it is only taken if it is the one
-    the next step asks for (same contracts and first block, last block not beyond the step's),
-    otherwise it is dropped and the step fetches its own. Nothing fetched ahead is trusted: the
-    step that takes it checks, inside its transaction and after its reorg check, that the last
-    block still has the hash read before eth_getLogs and that every log's block hash is the
-    chain's. Failures are not raised here: the step then fetches again, and that raises."""
+    Chunks ahead are guessed as if the current ones commit; one is only taken if it is the one
+    the step asks for (same contracts and first block, last block not beyond the step's),
+    otherwise everything ahead is dropped and the step fetches its own. Nothing fetched ahead
+    is trusted: the step that takes it checks, inside its transaction and after its reorg check,
+    that the last block still has the hash read before eth_getLogs was sent (`before`) and that
+    the logs' block hashes are the chain's. Failures are not raised here: the step then fetches
+    again, and that raises."""
 
     def __init__(self, rpc: JsonRpc) -> None:
         self._rpc = rpc
-        self._ahead: _Ahead | None = None
+        self._ahead: list[_Ahead] = []  # consecutive chunks, oldest first
 
-    def submit(
+    def planned(self, frm: int) -> bool:
+        return any(a.frm == frm for a in self._ahead)
+
+    def add(
         self, addresses: tuple[str, ...], frm: int, to: int, before: dict[str, Any] | None
     ) -> None:
-        """Send eth_getLogs for [frm, to]; `before`: the header of `to`, read just before."""
-        self.drop()
-        pending = self._rpc.send_get_logs(list(addresses), frm, to)
-        self._ahead = _Ahead(addresses, frm, to, before, pending)
+        """Fetch [frm, to] ahead; `before`: the header of `to`, read before this call."""
+        self._ahead.append(_Ahead(addresses, frm, to, before))
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send the oldest chunk not sent yet, unless an answer is still on the connection."""
+        if any(a.pending is not None and a.pending.unread for a in self._ahead):
+            return
+        for a in self._ahead:
+            if a.pending is None:
+                a.pending = self._rpc.send_get_logs(list(a.addresses), a.frm, a.to)
+                return
+
+    def _result(self, a: _Ahead) -> list[dict[str, Any]]:
+        if a.pending is None:
+            self._pump()  # it is the oldest unsent one: sent now
+        assert a.pending is not None
+        a.pending.read()
+        self._pump()  # the next chunk is computed while this answer is parsed
+        return a.pending.result()
 
     def receive(self) -> None:
-        """Read and parse the answer of the chunk in flight now."""
-        if self._ahead is not None:
-            try:
-                self._ahead.pending.result()
-            except _FETCH_ERRORS as exc:
-                log.info(
-                    "prefetch of blocks %d-%d failed (%s)", self._ahead.frm, self._ahead.to, exc
-                )
-                self._ahead = None
+        """Read and parse the answer of the oldest chunk in flight (sending the next one)."""
+        for i, a in enumerate(self._ahead):
+            if a.pending is not None and a.pending.logs is None:
+                try:
+                    self._result(a)
+                except _FETCH_ERRORS as exc:
+                    log.info("prefetch of blocks %d-%d failed (%s)", a.frm, a.to, exc)
+                    self._drop(i)
+                return
 
     def take(self, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
         """The chunk fetched ahead if it fits [frm, to] (it may end earlier when the target
         moved on since), else the chunk fetched now."""
-        ahead, self._ahead = self._ahead, None
-        if (
-            ahead is not None
-            and (ahead.addresses, ahead.frm) == (addresses, frm)
-            and ahead.to <= to
-        ):
-            try:
-                return _Fetched(addresses, frm, ahead.to, ahead.before, ahead.pending.result())
-            except _FETCH_ERRORS as exc:
-                log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
-        elif ahead is not None:
-            ahead.pending.cancel()
+        if self._ahead:
+            a = self._ahead[0]
+            if (a.addresses, a.frm) == (addresses, frm) and a.to <= to:
+                try:
+                    logs = self._result(a)
+                except _FETCH_ERRORS as exc:
+                    log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
+                else:
+                    self._ahead.pop(0)
+                    return _Fetched(addresses, frm, a.to, a.before, logs)
+            self.drop()
         return _fetch(self._rpc, addresses, frm, to)
 
+    def _drop(self, start: int) -> None:
+        for a in self._ahead[start:]:
+            if a.pending is not None:
+                a.pending.cancel()
+        del self._ahead[start:]
+
     def drop(self) -> None:
-        if self._ahead is not None:
-            self._ahead.pending.cancel()
-            self._ahead = None
+        self._drop(0)
 
 
 @dataclass
@@ -1274,6 +1362,7 @@ class Indexer:
                 try:
                     step = self._step(result, prefetcher, max_chunks=max_chunks, deadline=deadline)
                 except _ReorgDuringFetch:
+                    prefetcher.drop()
                     continue  # the next step finds the new branch
                 if step == "busy":
                     result.busy = True
@@ -1287,22 +1376,29 @@ class Indexer:
             self._release()
         return result
 
-    def _plan(
-        self, watched: list[WatchedContract], target: int
-    ) -> tuple[list[WatchedContract], int, int] | None:
-        """The next chunk: the contracts furthest behind, from their next block to the chunk
-        size, the target or the next contract's cursor, whichever comes first."""
-        behind = [w for w in watched if w.synced_to < target]
+    def _plan(self, synced: dict[str, int], target: int) -> _Plan | None:
+        """The next chunk: the contracts furthest behind (`synced`: address -> synced_to), from
+        their next block to the chunk size, the target or the next contract's cursor, whichever
+        comes first."""
+        behind = [n for n in synced.values() if n < target]
         if not behind:
             return None
-        low = min(w.synced_to for w in behind)
-        group = [w for w in behind if w.synced_to == low]
+        low = min(behind)
         frm = low + 1
         to = min(frm + self.chunk_size - 1, target)
-        higher = [w.synced_to for w in watched if w.synced_to > low]
+        higher = [n for n in synced.values() if n > low]
         if higher:
             to = min(to, min(higher))
-        return group, frm, to
+        return tuple(sorted(a for a, n in synced.items() if n == low)), frm, to
+
+    def _upcoming(self, synced: dict[str, int], target: int, n: int) -> list[_Plan]:
+        """The next `n` chunks, each planned as if the ones before it commit."""
+        synced, out = dict(synced), list[_Plan]()
+        while len(out) < n and (plan := self._plan(synced, target)) is not None:
+            out.append(plan)
+            for a in plan[0]:
+                synced[a] = plan[2]
+        return out
 
     def _step(
         self,
@@ -1337,18 +1433,22 @@ class Indexer:
                 self._rollback_to(s, ancestor, result)
                 cursor.reorgs += 1
                 return "reorg"
-            watched = list(
-                s.scalars(select(WatchedContract).where(WatchedContract.chain_id == self.chain_id))
-            )
-            plan = self._plan(watched, target)
+            watched = {
+                w.address: w
+                for w in s.scalars(
+                    select(WatchedContract).where(WatchedContract.chain_id == self.chain_id)
+                )
+            }
+            synced = {a: w.synced_to for a, w in watched.items()}
+            plan = self._plan(synced, target)
             if plan is None:
-                self._save_cursor(cursor, watched, head)
+                self._save_cursor(cursor, synced, head)
                 return "done"
             if self._pg:
                 # A chunk's commit need not wait for its WAL flush: see ADR 0004 ("Durability").
                 s.execute(text("SET LOCAL synchronous_commit = off"))
-            group, frm, to = plan
-            addresses = tuple(sorted(w.address for w in group))
+            addresses, frm, to = plan
+            group = [watched[a] for a in addresses]
             chunk = _Chunk(
                 self.chain_id,
                 _ChunkDecoder(
@@ -1366,35 +1466,35 @@ class Indexer:
                 while True:
                     fetched = prefetcher.take(addresses, frm, to)
                     to = fetched.to
-                    for w in group:
-                        w.synced_to = to
+                    for a in addresses:
+                        synced[a] = watched[a].synced_to = to
                     chunks += 1
-                    # The chunk after this one (as if this one commits), fetched ahead while
-                    # this one is decoded and written; whoever takes it checks that it is still
-                    # the right one. Not past the run's chunk budget.
-                    following = self._plan(watched, target)
-                    if max_chunks is not None and result.chunks + chunks >= max_chunks:
-                        following = None
-                    headers = self._headers(fetched, chunk, following, prefetcher)
+                    # The next two chunks (as if this one commits), fetched ahead while this one
+                    # is decoded and written; whoever takes them checks that they are still the
+                    # right ones. Not past the run's chunk budget.
+                    left = 2 if max_chunks is None else max_chunks - result.chunks - chunks
+                    upcoming = self._upcoming(synced, target, min(2, left))
+                    headers = self._headers(fetched, chunk, upcoming, prefetcher)
                     self._index_chunk(s, chunk, fetched, headers, prefetcher)
                     if (
-                        following is None
-                        or tuple(sorted(w.address for w in following[0])) != addresses
+                        not upcoming
+                        or upcoming[0][0] != addresses
                         or chunk.dec.count >= self.batch_events
                         or (deadline is not None and time.monotonic() > deadline)
                     ):
                         break
-                    _, frm, to = following
+                    _, frm, to = upcoming[0]
             _upsert(s, ChainBlock, chunk.blocks, ["chain_id", "number"], ["hash", "parent_hash"])
             chunk.dec.run_handlers(s)
-            self._save_cursor(cursor, watched, head)
+            self._save_cursor(cursor, synced, head)
             result.events += chunk.dec.count
             result.chunks += chunks
             result.cursor = cursor.block_number
-            return "chunk"
+            # Caught up with this step's target: no further step needed to find that out.
+            return "chunk" if self._plan(synced, target) is not None else "done"
 
-    def _save_cursor(self, cursor: ChainCursor, watched: list[WatchedContract], head: int) -> None:
-        cursor.block_number = min((w.synced_to for w in watched), default=-1)
+    def _save_cursor(self, cursor: ChainCursor, synced: dict[str, int], head: int) -> None:
+        cursor.block_number = min(synced.values(), default=-1)
         cursor.head_block = head
         cursor.updated_at = dt.datetime.now(dt.UTC)
 
@@ -1402,15 +1502,12 @@ class Indexer:
         return {w.address.lower(): _Contract(w.key, w.artifact, w.address) for w in watched}
 
     def _headers(
-        self,
-        fetched: _Fetched,
-        chunk: _Chunk,
-        following: tuple[list[WatchedContract], int, int] | None,
-        prefetcher: _Prefetcher,
+        self, fetched: _Fetched, chunk: _Chunk, upcoming: list[_Plan], prefetcher: _Prefetcher
     ) -> dict[int, dict[str, Any] | None]:
         """One round trip for: the headers this chunk needs, read after its logs and after the
-        transaction's reorg check, and the header of the next chunk's last block, which must be
-        read before its eth_getLogs is sent (then sent). A block whose predecessor also has logs
+        transaction's reorg check, and the headers of the last blocks of the upcoming chunks
+        not planned yet, which must be read before their eth_getLogs are sent (then they are
+        handed to the prefetcher). A block whose predecessor also has logs
         takes its parent hash from them (ADR 0004, "Parent hashes from the logs"), so only the
         chunk's last block and the first block of each run of blocks with logs need a header,
         and not even that first one when its predecessor is the `known` block. That one is read
@@ -1423,13 +1520,13 @@ class Indexer:
         if chunk.recheck and known is not None:
             wanted.add(known)
         numbers = sorted(wanted)
-        calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
-        if following is not None:
-            calls.append(("eth_getBlockByNumber", [hex(following[2]), False]))
+        ahead = [p for p in upcoming if not prefetcher.planned(p[1])]
+        calls = [
+            ("eth_getBlockByNumber", [hex(n), False]) for n in [*numbers, *(p[2] for p in ahead)]
+        ]
         answers = self.rpc.batch(calls)
-        if following is not None:
-            g, f, t = following
-            prefetcher.submit(tuple(sorted(w.address for w in g)), f, t, answers[-1])
+        for (addresses, frm, to), before in zip(ahead, answers[len(numbers) :], strict=True):
+            prefetcher.add(addresses, frm, to, before)
         return dict(zip(numbers, answers, strict=False))
 
     def _index_chunk(
