@@ -1122,21 +1122,34 @@ class _ReorgDuringFetch(RuntimeError):
 
 @dataclass(frozen=True)
 class _Fetched:
-    """One chunk's logs, with the header of its last block read *before* eth_getLogs."""
+    """One chunk's logs, with the header of its last block read *before* eth_getLogs and the
+    headers of its last, first and previous blocks read *after* its answer arrived."""
 
     addresses: tuple[str, ...]
     frm: int
     to: int
     before: dict[str, Any] | None
     logs: list[dict[str, Any]]
+    headers: dict[int, dict[str, Any] | None]
 
 
 _Plan = tuple[tuple[str, ...], int, int]  # a chunk: contract addresses, first and last block
 
 
+def _after_numbers(frm: int, to: int) -> list[int]:
+    """The headers read as soon as a chunk's logs have arrived: its last block (it must still
+    have the hash read before the request), its first block and the one before it (the block
+    it continues from, checked against the stored one); other headers a chunk needs (a block
+    with logs whose predecessor has none) are read when it is indexed."""
+    return sorted({max(frm - 1, 0), frm, to})
+
+
 def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
     before = rpc.headers([to])[0]
-    return _Fetched(addresses, frm, to, before, rpc.get_logs(list(addresses), frm, to))
+    logs = rpc.get_logs(list(addresses), frm, to)
+    numbers = _after_numbers(frm, to)
+    headers = dict(zip(numbers, rpc.headers(numbers), strict=True))
+    return _Fetched(addresses, frm, to, before, logs, headers)
 
 
 @dataclass
@@ -1156,13 +1169,15 @@ class _Chunk:
 
 @dataclass
 class _Ahead:
-    """A chunk fetched ahead: planned (its `before` header read) and, once sent, in flight."""
+    """A chunk fetched ahead: planned (its `before` header read) and, once sent, in flight;
+    `headers`: those of _after_numbers, read as soon as its answer was off the socket."""
 
     addresses: tuple[str, ...]
     frm: int
     to: int
     before: dict[str, Any] | None
     pending: PendingLogs | None = None
+    headers: dict[int, dict[str, Any] | None] | None = None
 
 
 _FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueError)
@@ -1170,34 +1185,54 @@ _FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueErr
 
 class _Prefetcher:
     """Keeps the node busy with the coming chunks' eth_getLogs while the current chunk is
-    decoded and COPYed, up to two chunks ahead: the one after the current chunk is sent as soon
-    as the connection is free, and the one after that as soon as the previous answer has been
-    read off the socket, before it is parsed (`receive`). So the node computes a chunk in its
-    own process while this one parses the previous answer, reads headers and decodes, and
-    PostgreSQL works through the COPY. (One eth_getLogs connection, one request on it at a
-    time: HTTP/1.1 answers come in order.)
+    decoded and COPYed. The step says which chunks come next (`ensure`, as if the current ones
+    commit); their last blocks' headers are read (the `before` of ADR 0004, which must precede
+    the request), and the oldest is sent as soon as the eth_getLogs connection is free. When an
+    answer has been read off the socket (`receive`, while PostgreSQL works through the COPY),
+    one batch reads that chunk's headers (_after_numbers) together with the `before` headers of
+    chunks planned since, the next chunk's eth_getLogs is sent, and only then is the answer
+    parsed: the node computes the next chunk while this process parses, decodes and writes, and
+    the header batch does not queue behind an eth_getLogs. (One eth_getLogs connection, one
+    request on it at a time: HTTP/1.1 answers come in order.)
 
-    Chunks ahead are guessed as if the current ones commit; one is only taken if it is the one
-    the step asks for (same contracts and first block, last block not beyond the step's),
-    otherwise everything ahead is dropped and the step fetches its own. Nothing fetched ahead
-    is trusted: the step that takes it checks, inside its transaction and after its reorg check,
-    that the last block still has the hash read before eth_getLogs was sent (`before`) and that
-    the logs' block hashes are the chain's. Failures are not raised here: the step then fetches
-    again, and that raises."""
+    A chunk fetched ahead is only taken if it is the one the step asks for (same contracts and
+    first block, last block not beyond the step's), otherwise everything ahead is dropped and
+    the step fetches its own. Nothing fetched ahead is trusted: the step that takes it checks,
+    inside its transaction and after its reorg check, that the last block kept the hash read
+    before eth_getLogs, that the block before the chunk is the one it continues from, and that
+    the logs' block hashes are the chain's. Failures are not raised here: the step then
+    fetches again, and that raises."""
 
     def __init__(self, rpc: JsonRpc) -> None:
         self._rpc = rpc
-        self._ahead: list[_Ahead] = []  # consecutive chunks, oldest first
+        self._ahead: list[_Ahead] = []  # consecutive chunks, oldest first, `before` read
+        self._wanted: list[_Plan] = []  # the chunks after those, `before` not read yet
 
-    def planned(self, frm: int) -> bool:
-        return any(a.frm == frm for a in self._ahead)
-
-    def add(
-        self, addresses: tuple[str, ...], frm: int, to: int, before: dict[str, Any] | None
-    ) -> None:
-        """Fetch [frm, to] ahead; `before`: the header of `to`, read before this call."""
-        self._ahead.append(_Ahead(addresses, frm, to, before))
+    def ensure(self, upcoming: list[_Plan]) -> None:
+        """Fetch these chunks ahead (the next ones, oldest first) unless they already are."""
+        for plan in upcoming:
+            if not any(a.frm == plan[1] for a in self._ahead) and plan not in self._wanted:
+                self._wanted.append(plan)
+        if self._wanted and not any(a.pending is not None for a in self._ahead):
+            # Nothing in flight to piggyback on: read the `before` headers now.
+            try:
+                self._plan_wanted([])
+            except _FETCH_ERRORS as exc:
+                log.info("prefetch planning failed (%s)", exc)
+                self.drop()
+                return
         self._pump()
+
+    def _plan_wanted(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """One batch of `calls` and the `before` headers of the wanted chunks; the latter move
+        to the chunks ahead. Returns the answers to `calls`."""
+        wanted, self._wanted = self._wanted, []
+        answers = self._rpc.batch(
+            calls + [("eth_getBlockByNumber", [hex(to), False]) for _, _, to in wanted]
+        )
+        for (addresses, frm, to), before in zip(wanted, answers[len(calls) :], strict=True):
+            self._ahead.append(_Ahead(addresses, frm, to, before))
+        return answers[: len(calls)]
 
     def _pump(self) -> None:
         """Send the oldest chunk not sent yet, unless an answer is still on the connection."""
@@ -1212,12 +1247,18 @@ class _Prefetcher:
         if a.pending is None:
             self._pump()  # it is the oldest unsent one: sent now
         assert a.pending is not None
-        a.pending.read()
-        self._pump()  # the next chunk is computed while this answer is parsed
+        if a.headers is None:
+            a.pending.read()
+            if a.pending.error is None:
+                numbers = _after_numbers(a.frm, a.to)
+                calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+                a.headers = dict(zip(numbers, self._plan_wanted(calls), strict=True))
+            self._pump()  # the next chunk is computed while this answer is parsed
         return a.pending.result()
 
     def receive(self) -> None:
-        """Read and parse the answer of the oldest chunk in flight (sending the next one)."""
+        """Read the answer of the oldest chunk in flight, then its headers, send the next one,
+        and parse it."""
         for i, a in enumerate(self._ahead):
             if a.pending is not None and a.pending.logs is None:
                 try:
@@ -1239,8 +1280,8 @@ class _Prefetcher:
                     log.info("prefetch of blocks %d-%d failed (%s): fetching again", frm, to, exc)
                 else:
                     self._ahead.pop(0)
-                    return _Fetched(addresses, frm, a.to, a.before, logs)
-            self.drop()
+                    return _Fetched(addresses, frm, a.to, a.before, logs, a.headers or {})
+        self.drop()
         return _fetch(self._rpc, addresses, frm, to)
 
     def _drop(self, start: int) -> None:
@@ -1248,6 +1289,7 @@ class _Prefetcher:
             if a.pending is not None:
                 a.pending.cancel()
         del self._ahead[start:]
+        self._wanted.clear()
 
     def drop(self) -> None:
         self._drop(0)
@@ -1474,8 +1516,8 @@ class Indexer:
                     # right ones. Not past the run's chunk budget.
                     left = 2 if max_chunks is None else max_chunks - result.chunks - chunks
                     upcoming = self._upcoming(synced, target, min(2, left))
-                    headers = self._headers(fetched, chunk, upcoming, prefetcher)
-                    self._index_chunk(s, chunk, fetched, headers, prefetcher)
+                    prefetcher.ensure(upcoming)
+                    self._index_chunk(s, chunk, fetched, prefetcher)
                     if (
                         not upcoming
                         or upcoming[0][0] != addresses
@@ -1501,47 +1543,13 @@ class Indexer:
     def _contracts(self, watched: Iterable[WatchedContract]) -> dict[str, _Contract]:
         return {w.address.lower(): _Contract(w.key, w.artifact, w.address) for w in watched}
 
-    def _headers(
-        self, fetched: _Fetched, chunk: _Chunk, upcoming: list[_Plan], prefetcher: _Prefetcher
-    ) -> dict[int, dict[str, Any] | None]:
-        """One round trip for: the headers this chunk needs, read after its logs and after the
-        transaction's reorg check, and the headers of the last blocks of the upcoming chunks
-        not planned yet, which must be read before their eth_getLogs are sent (then they are
-        handed to the prefetcher). A block whose predecessor also has logs
-        takes its parent hash from them (ADR 0004, "Parent hashes from the logs"), so only the
-        chunk's last block and the first block of each run of blocks with logs need a header,
-        and not even that first one when its predecessor is the `known` block. That one is read
-        again here when an earlier chunk of this transaction stored it (the reorg check at the
-        start of the transaction has not seen it)."""
-        with_logs = {int(n, 16) for n in {lg["blockNumber"] for lg in fetched.logs}}
-        known = None if chunk.known is None else chunk.known[0]
-        wanted = {n for n in with_logs if n - 1 not in with_logs and n - 1 != known}
-        wanted.add(fetched.to)
-        if chunk.recheck and known is not None:
-            wanted.add(known)
-        numbers = sorted(wanted)
-        ahead = [p for p in upcoming if not prefetcher.planned(p[1])]
-        calls = [
-            ("eth_getBlockByNumber", [hex(n), False]) for n in [*numbers, *(p[2] for p in ahead)]
-        ]
-        answers = self.rpc.batch(calls)
-        for (addresses, frm, to), before in zip(ahead, answers[len(numbers) :], strict=True):
-            prefetcher.add(addresses, frm, to, before)
-        return dict(zip(numbers, answers, strict=False))
-
     def _index_chunk(
-        self,
-        s: Session,
-        chunk: _Chunk,
-        fetched: _Fetched,
-        headers: dict[int, dict[str, Any] | None],
-        prefetcher: _Prefetcher,
+        self, s: Session, chunk: _Chunk, fetched: _Fetched, prefetcher: _Prefetcher
     ) -> None:
-        """Decode and write one fetched chunk and check it against the chain. `headers`: the
-        chain's headers of its last block, of every block of its logs whose predecessor has no
-        logs (other headers are fetched here) and of the `known` block when it is rechecked,
-        read after the logs."""
+        """Decode and write one fetched chunk and check it against the chain's headers, all
+        read after its logs (fetched.headers, and here any other this chunk needs)."""
         to = fetched.to
+        headers = dict(fetched.headers)
         dec = chunk.dec
         dec.blocks = {}
         if chunk.write is not None:
@@ -1560,20 +1568,26 @@ class Indexer:
         tip = headers[to]
         if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
+        # The headers needed besides those read with the logs: a block whose predecessor has
+        # no logs in this chunk and is not the known block takes its parent hash from its own
+        # header (ADR 0004, "Parent hashes from the logs"); the known block is read again when
+        # an earlier chunk of this transaction stored it (`recheck`).
+        known = None if chunk.known is None else chunk.known[0]
+        need = {n for n in dec.blocks if n - 1 not in dec.blocks and n - 1 != known}
+        if chunk.recheck and known is not None:
+            need.add(known)
+        missing = sorted(need - headers.keys())
+        if missing:
+            headers.update(zip(missing, self.rpc.headers(missing), strict=True))
         hashes = dict(dec.blocks)
         if chunk.known is not None:
             number, known_hash = chunk.known
-            if chunk.recheck:
-                hdr = headers[number]
-                if hdr is None or hdr["hash"] != known_hash:
-                    raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
+            # Read after the logs: the chain still has the block this chunk continues from.
+            if number in headers and (
+                headers[number] is None or headers[number]["hash"] != known_hash  # type: ignore[index]
+            ):
+                raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
             hashes.setdefault(number, known_hash)
-        # Parent hashes: from the logs of the block below, or from the known block (checked
-        # against the chain in this transaction), else from a header. (A block whose
-        # predecessor only had logs this chunk skipped gets its header now.)
-        missing = [n for n in dec.blocks if n - 1 not in hashes and n not in headers]
-        if missing:
-            headers.update(zip(missing, self.rpc.headers(missing), strict=True))
         rows = chunk.blocks
         for number, block_hash in sorted(dec.blocks.items()):
             hdr = headers.get(number)
