@@ -1138,10 +1138,10 @@ _Plan = tuple[tuple[str, ...], int, int]  # a chunk: contract addresses, first a
 
 def _after_numbers(frm: int, to: int) -> list[int]:
     """The headers read as soon as a chunk's logs have arrived: its last block (it must still
-    have the hash read before the request), its first block and the one before it (the block
-    it continues from, checked against the stored one); other headers a chunk needs (a block
-    with logs whose predecessor has none) are read when it is indexed."""
-    return sorted({max(frm - 1, 0), frm, to})
+    have the hash read before the request) and the one before its first (the block it
+    continues from, checked against the stored one); other headers a chunk needs (a block with
+    logs whose predecessor has no logs and is not that block) are read when it is indexed."""
+    return sorted({max(frm - 1, 0), to})
 
 
 def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:

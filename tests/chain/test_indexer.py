@@ -263,3 +263,75 @@ def test_reconciliation_reports_every_difference(fresh_chain, engines, make_inde
     with app.app_context(), Session(live) as s:
         report = s.get(ReconciliationReport, out["report_id"])
         assert report is not None and not report.ok and len(report.differences) == 4
+
+
+class _ReorgAfterAnswer(JsonRpc):
+    """A JsonRpc that reorganises the chain once, right after the `at`-th eth_getLogs answer
+    has been read off the socket: that answer comes from the old branch, every header read
+    after it from the new one. The new branch starts `back` blocks below that chunk's first
+    block and mints `value` to account 4 in its first block."""
+
+    def __init__(self, chain: Chain, at: int, back: int, value: int) -> None:
+        super().__init__(chain.node.url)
+        self.chain, self.at, self.back, self.value = chain, at, back, value
+        self.answers, self.fork = 0, -1
+
+    def _read_logs_answer(self, pending: Any) -> bytes:
+        body = super()._read_logs_answer(pending)
+        self.answers += 1
+        if self.answers == self.at:
+            chain = self.chain
+            self.fork = pending.frm - self.back
+            depth = chain.head() - self.fork + 1
+            nonce = chain.w3.eth.get_transaction_count(chain.account(2), self.fork - 1)
+            data = chain.calldata("PlainERC20", "mint", chain.account(4), self.value)
+            chain.rpc("anvil_reorg", [depth, [[chain.signed(chain.token, data, 2, nonce), 0]]])
+        return body
+
+
+@pytest.mark.parametrize(("at", "back"), [(1, 0), (3, 0), (3, 3)])
+def test_reorg_while_chunks_are_fetched_ahead(at, back, fresh_chain, engines, make_indexer):
+    """A reorg between a chunk's eth_getLogs and the headers read after it, while later chunks
+    are fetched ahead and earlier chunks of the same transaction are written but not committed
+    (back=3: the new branch also replaces the previous chunk's blocks): nothing of the old
+    branch is kept, and the projection equals a fresh re-scan."""
+    chain = fresh_chain
+    live, rescan = engines
+    _watch_nft(live, chain)
+    chain.mint(chain.account(3), 10**21)
+    _activity(chain, 4)
+    make_indexer(live).run()  # so that the new branch starts above what is stored
+    _activity(chain, 14)
+    rpc = _ReorgAfterAnswer(chain, at, back, 777)
+    indexer = Indexer(
+        live, rpc, deployments_dir=chain.deployments_dir, confirmations=0, chunk_size=2
+    )
+    result = indexer.run()
+    assert rpc.answers > at + 2, "the reorg must land while the backfill is under way"
+    assert result.caught_up
+    _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
+    snap = projection_snapshot(live, chain.node.chain_id)
+    assert (chain.token, chain.account(4), 777) in snap["balances"]
+    with Session(live) as s:
+        fork_block = s.get(ChainBlock, (chain.node.chain_id, rpc.fork))
+    assert fork_block is not None
+    assert fork_block.hash == chain.rpc("eth_getBlockByNumber", [hex(rpc.fork), False])["hash"]
+
+
+def _transactions_that_wrote_events(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.text("SELECT count(DISTINCT xmin::text) FROM chain_events")))
+
+
+def test_a_transaction_takes_chunks_up_to_batch_events(fresh_chain, engines, make_indexer):
+    chain = fresh_chain
+    live, rescan = engines
+    for i in range(6):
+        chain.mint(chain.account(1), i + 1)  # one event per block
+    many = make_indexer(live, chunk_size=1, batch_events=10_000).run()
+    assert many.chunks >= 6 and many.events == 6
+    assert _transactions_that_wrote_events(live) == 1  # all chunks in one commit
+    few = make_indexer(rescan, chunk_size=1, batch_events=2).run()
+    assert few.events == 6
+    assert _transactions_that_wrote_events(rescan) == 3  # two events per commit
+    assert projection_snapshot(live, 31337) == projection_snapshot(rescan, 31337)

@@ -1,0 +1,76 @@
+"""The indexer's JSON-RPC client against a local HTTP server that misbehaves like real nodes and
+proxies do: it closes kept-alive connections without saying so, and answers 503."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from backend.chain.gateway import ChainUnavailable
+from backend.chain.indexer import JsonRpc
+
+
+class _Node(ThreadingHTTPServer):
+    status = 200
+    connections = 0
+    calls: list[str]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # advertises keep-alive
+    server: _Node
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.calls.append(req["method"])
+        out = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x2a"}).encode()
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+        self.close_connection = True  # and closes it anyway, as an idle timeout would
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def node() -> Iterator[_Node]:
+    server = _Node(("127.0.0.1", 0), _Handler)
+    server.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_connection_the_node_closed_is_replaced_before_the_next_call(node: _Node) -> None:
+    rpc = JsonRpc(f"http://127.0.0.1:{node.server_port}", timeout=5)
+    assert rpc.block_number() == 42
+    assert rpc.block_number() == 42  # not an error: the closed connection is not reused
+    assert node.calls == ["eth_blockNumber", "eth_blockNumber"]  # each call sent once
+    assert node.connections == 2
+    rpc.close()
+
+
+def test_node_errors_and_no_node_are_chain_unavailable(node: _Node) -> None:
+    rpc = JsonRpc(f"http://127.0.0.1:{node.server_port}", timeout=5)
+    node.status = 503
+    with pytest.raises(ChainUnavailable, match="503"):
+        rpc.block_number()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    with pytest.raises(ChainUnavailable):
+        JsonRpc(f"http://127.0.0.1:{free}", timeout=5).block_number()
