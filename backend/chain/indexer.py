@@ -6,19 +6,22 @@ How it works (see docs/adr/0004-indexer-reorgs.md):
   at runtime with `watch_contract` (e.g. a collection created by a factory). Each has its own
   `synced_to` block, so a contract added later backfills from its own from_block while the
   others wait; a fresh database backfills from each deployment block.
-- One chunk = one DB transaction: lock the chain's cursor row (SELECT ... FOR UPDATE SKIP
-  LOCKED on PostgreSQL; a lease on SQLite), check the stored block hashes against the chain,
-  fetch the chunk's logs with one raw eth_getLogs, decode them with eth_abi from a precomputed
-  topic0 map (single-word types are sliced directly), COPY them into `chain_events`, record the
-  blocks (hash and parent hash), run the domain handlers, advance the cursors, commit. A worker
-  killed mid-chunk leaves nothing behind; UNIQUE(chain_id, tx_hash, log_index) makes a second
-  insert of the same log fail the transaction rather than duplicate it.
-- Throughput: the next chunk's eth_getLogs is sent before the current chunk is decoded, so the
-  node computes it meanwhile, and its answer is parsed while PostgreSQL finishes the COPY
-  (_Prefetcher; it is re-checked against the chain inside the transaction that uses it). Logs
-  are turned straight into COPY lines; a ChainEvent is only built for handlers that want one,
-  and the token projection folds a chunk into one upsert per (token, holder).
-- Reorgs: before every chunk the highest stored block's hash is compared with the chain. On a
+- One DB transaction per step: lock the chain's cursor row (SELECT ... FOR UPDATE SKIP LOCKED
+  on PostgreSQL; a lease on SQLite), check the stored block hashes against the chain, then for
+  each chunk (one raw eth_getLogs of `chunk_size` blocks) until the transaction holds
+  `batch_events` events: decode the logs from a precomputed topic0 map (single-word types are
+  sliced directly, others go through eth_abi), COPY them into `chain_events`, check the chunk
+  against headers read after its logs; then record the blocks (hash and parent hash), run the
+  domain handlers, advance the cursors, commit. A worker killed mid-transaction leaves nothing
+  behind; the primary key (chain_id, block_number, log_index) and UNIQUE(chain_id, tx_hash,
+  log_index) make a second insert of the same log fail the transaction rather than duplicate
+  it.
+- Throughput: up to two chunks' eth_getLogs are requested ahead, so the node computes them
+  while this process decodes and PostgreSQL works through the COPY (_Prefetcher; each is
+  re-checked against the chain inside the transaction that uses it). Logs are turned straight
+  into COPY lines; a ChainEvent is only built for handlers that want one, and the token
+  projection folds a transaction's chunks into one upsert per (token, holder).
+- Reorgs: before every transaction the highest stored block's hash is compared with the chain. On a
   mismatch the indexer walks down the stored blocks to the highest one the chain still has
   (the common ancestor), and in ONE transaction tells every handler to `revert` the events
   above it (newest first), deletes those events and blocks, and moves the cursors back; the
@@ -1123,7 +1126,8 @@ class _ReorgDuringFetch(RuntimeError):
 @dataclass(frozen=True)
 class _Fetched:
     """One chunk's logs, with the header of its last block read *before* eth_getLogs and the
-    headers of its last, first and previous blocks read *after* its answer arrived."""
+    headers of _after_numbers (its last block, the block before its first) read *after* its
+    answer arrived."""
 
     addresses: tuple[str, ...]
     frm: int
