@@ -1140,18 +1140,21 @@ class _Fetched:
 _Plan = tuple[tuple[str, ...], int, int]  # a chunk: contract addresses, first and last block
 
 
-def _after_numbers(frm: int, to: int) -> list[int]:
+def _after_numbers(frm: int, to: int, first: bool) -> list[int]:
     """The headers read as soon as a chunk's logs have arrived: its last block (it must still
     have the hash read before the request) and the one before its first (the block it
-    continues from, checked against the stored one); other headers a chunk needs (a block with
-    logs whose predecessor has no logs and is not that block) are read when it is indexed."""
-    return sorted({max(frm - 1, 0), to})
+    continues from, checked against the stored one). A chunk that does not continue one
+    fetched just before (`first`) may not continue a stored block either (a fresh database): its
+    first block is read too, so that a next block's logs have a parent hash. Other headers a
+    chunk needs (a block with logs whose predecessor's hash is not known) are read when it is
+    indexed."""
+    return sorted({max(frm - 1, 0), to} | ({frm} if first else set()))
 
 
 def _fetch(rpc: JsonRpc, addresses: tuple[str, ...], frm: int, to: int) -> _Fetched:
     before = rpc.headers([to])[0]
     logs = rpc.get_logs(list(addresses), frm, to)
-    numbers = _after_numbers(frm, to)
+    numbers = _after_numbers(frm, to, True)
     headers = dict(zip(numbers, rpc.headers(numbers), strict=True))
     return _Fetched(addresses, frm, to, before, logs, headers)
 
@@ -1182,6 +1185,7 @@ class _Ahead:
     before: dict[str, Any] | None
     pending: PendingLogs | None = None
     headers: dict[int, dict[str, Any] | None] | None = None
+    first: bool = False  # not the continuation of a chunk fetched ahead before it
 
 
 _FETCH_ERRORS = (ChainUnavailable, RpcError, requests.RequestException, ValueError)
@@ -1235,7 +1239,8 @@ class _Prefetcher:
             calls + [("eth_getBlockByNumber", [hex(to), False]) for _, _, to in wanted]
         )
         for (addresses, frm, to), before in zip(wanted, answers[len(calls) :], strict=True):
-            self._ahead.append(_Ahead(addresses, frm, to, before))
+            first = not any(a.to == frm - 1 for a in self._ahead)
+            self._ahead.append(_Ahead(addresses, frm, to, before, first=first))
         return answers[: len(calls)]
 
     def _pump(self) -> None:
@@ -1254,7 +1259,7 @@ class _Prefetcher:
         if a.headers is None:
             a.pending.read()
             if a.pending.error is None:
-                numbers = _after_numbers(a.frm, a.to)
+                numbers = _after_numbers(a.frm, a.to, a.first)
                 calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
                 a.headers = dict(zip(numbers, self._plan_wanted(calls), strict=True))
             self._pump()  # the next chunk is computed while this answer is parsed
@@ -1510,26 +1515,28 @@ class Indexer:
                 if chunk.dec.events is None:
                     chunk.write = copying.enter_context(_copy_in(s, ChainEventRecord))
                 while True:
+                    # This chunk and the next two (each as if the ones before it commit) are
+                    # requested ahead unless they already are: the node computes them while this
+                    # process decodes and writes; whoever takes one checks that it is still the
+                    # right one. Not past the run's chunk budget.
+                    left = 3 if max_chunks is None else max_chunks - result.chunks - chunks
+                    prefetcher.ensure(self._upcoming(synced, target, min(3, left)))
                     fetched = prefetcher.take(addresses, frm, to)
                     to = fetched.to
                     for a in addresses:
                         synced[a] = watched[a].synced_to = to
                     chunks += 1
-                    # The next two chunks (as if this one commits), fetched ahead while this one
-                    # is decoded and written; whoever takes them checks that they are still the
-                    # right ones. Not past the run's chunk budget.
-                    left = 2 if max_chunks is None else max_chunks - result.chunks - chunks
-                    upcoming = self._upcoming(synced, target, min(2, left))
-                    prefetcher.ensure(upcoming)
                     self._index_chunk(s, chunk, fetched, prefetcher)
+                    following = self._plan(synced, target)
                     if (
-                        not upcoming
-                        or upcoming[0][0] != addresses
+                        following is None
+                        or following[0] != addresses
                         or chunk.dec.count >= self.batch_events
+                        or (max_chunks is not None and result.chunks + chunks >= max_chunks)
                         or (deadline is not None and time.monotonic() > deadline)
                     ):
                         break
-                    _, frm, to = upcoming[0]
+                    _, frm, to = following
             _upsert(s, ChainBlock, chunk.blocks, ["chain_id", "number"], ["hash", "parent_hash"])
             chunk.dec.run_handlers(s)
             self._save_cursor(cursor, synced, head)
@@ -1572,18 +1579,23 @@ class Indexer:
         tip = headers[to]
         if fetched.before is None or tip is None or fetched.before["hash"] != tip["hash"]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
-        # The headers needed besides those read with the logs: a block whose predecessor has
-        # no logs in this chunk and is not the known block takes its parent hash from its own
-        # header (ADR 0004, "Parent hashes from the logs"); the known block is read again when
-        # an earlier chunk of this transaction stored it (`recheck`).
-        known = None if chunk.known is None else chunk.known[0]
-        need = {n for n in dec.blocks if n - 1 not in dec.blocks and n - 1 != known}
-        if chunk.recheck and known is not None:
-            need.add(known)
+        # Parent hashes (ADR 0004, "Parent hashes from the logs"): a block's parent is the hash
+        # its predecessor has in these logs, else the known block's, else that of a header read
+        # after the logs; a block with logs whose predecessor has none of these is read itself
+        # (its header names its parent). The known block is read again when an earlier chunk
+        # of this transaction stored it (`recheck`).
+        hashes = dict(dec.blocks)
+        if chunk.known is not None:
+            hashes.setdefault(*chunk.known)
+        for number, hdr in headers.items():
+            if hdr is not None:
+                hashes.setdefault(number, hdr["hash"])
+        need = {n for n in dec.blocks if n - 1 not in hashes}
+        if chunk.recheck and chunk.known is not None:
+            need.add(chunk.known[0])
         missing = sorted(need - headers.keys())
         if missing:
             headers.update(zip(missing, self.rpc.headers(missing), strict=True))
-        hashes = dict(dec.blocks)
         if chunk.known is not None:
             number, known_hash = chunk.known
             # Read after the logs: the chain still has the block this chunk continues from.
@@ -1591,7 +1603,6 @@ class Indexer:
                 headers[number] is None or headers[number]["hash"] != known_hash  # type: ignore[index]
             ):
                 raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
-            hashes.setdefault(number, known_hash)
         rows = chunk.blocks
         for number, block_hash in sorted(dec.blocks.items()):
             hdr = headers.get(number)
