@@ -250,8 +250,15 @@ class JsonRpc:
         self._id = 0
         self._logs_conn: http.client.HTTPConnection | None = None
         self._logs_waiting: PendingLogs | None = None  # sent on _logs_conn, answer unread
-        # http.client ignores HTTP(S)_PROXY: behind a proxy, eth_getLogs goes through requests.
+        # http.client ignores HTTP(S)_PROXY: behind a proxy, calls go through requests.
         self._direct = not requests.utils.get_environ_proxies(url)
+        u = urlsplit(url)
+        self._https, self._host, self._port = u.scheme == "https", u.hostname or "localhost", u.port
+        self._path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        self._headers = {"Content-Type": "application/json"}
+        if u.username is not None:
+            auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
 
     def close(self) -> None:
         self._http.close()
@@ -259,17 +266,13 @@ class JsonRpc:
         self._drop_logs_conn()
 
     def _connection(self) -> http.client.HTTPConnection:
-        u = urlsplit(self.url)
-        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-        return cls(u.hostname or "localhost", u.port, timeout=self.timeout)
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=self.timeout)
 
-    def _request_target(self) -> tuple[str, dict[str, str]]:
-        u = urlsplit(self.url)
-        headers = {"Content-Type": "application/json"}
-        if u.username is not None:
-            auth = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode()
-        return (u.path or "/") + (f"?{u.query}" if u.query else ""), headers
+    @staticmethod
+    def _check_status(status: int) -> None:
+        if status >= 500 or status == 429:
+            raise ChainUnavailable(f"RPC node answered HTTP {status}")
 
     def _drop_conn(self) -> None:
         if self._conn is not None:
@@ -286,9 +289,8 @@ class JsonRpc:
             self._drop_conn()
         if self._conn is None:
             self._conn = self._connection()
-        path, headers = self._request_target()
         try:
-            self._conn.request("POST", path, json.dumps(payload), headers)
+            self._conn.request("POST", self._path, json.dumps(payload), self._headers)
             resp = self._conn.getresponse()
             status, body = resp.status, resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -296,8 +298,7 @@ class JsonRpc:
             raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
         if resp.will_close:
             self._drop_conn()
-        if status >= 500 or status == 429:
-            raise ChainUnavailable(f"RPC node answered HTTP {status}")
+        self._check_status(status)
         return json.loads(body)
 
     def _post_requests(self, payload: Any) -> Any:
@@ -310,8 +311,7 @@ class JsonRpc:
             )
         except (TimeoutError, requests.ConnectionError, requests.Timeout) as exc:
             raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise ChainUnavailable(f"RPC node answered HTTP {resp.status_code}")
+        self._check_status(resp.status_code)
         return resp.json()
 
     def call(self, method: str, params: list[Any]) -> Any:
@@ -399,7 +399,6 @@ class JsonRpc:
                 ],
             }
         )
-        path, headers = self._request_target()
         # A kept-alive connection may have been closed by the node since: then send once more
         # on a new one (eth_getLogs has no side effects); result() may do the same.
         reused = self._logs_conn is not None
@@ -407,7 +406,7 @@ class JsonRpc:
             if self._logs_conn is None:
                 self._logs_conn = self._connection()
             try:
-                self._logs_conn.request("POST", path, body, headers)
+                self._logs_conn.request("POST", self._path, body, self._headers)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_logs_conn()
                 if last:
@@ -436,8 +435,7 @@ class JsonRpc:
         self._logs_waiting = None
         if resp.will_close:
             self._drop_logs_conn()
-        if status >= 500 or status == 429:
-            raise ChainUnavailable(f"RPC node answered HTTP {status}")
+        self._check_status(status)
         return body
 
     def _drop_logs_conn(self) -> None:
@@ -1164,12 +1162,11 @@ class _Chunk:
     """What the chunks of one transaction share: the decoder (its handler state and counts),
     the open COPY (PostgreSQL), the block rows to store, and the `known` block (number, hash)
     the next chunk continues from: the highest stored block, checked at the start of the
-    transaction, then each chunk's last block, which the next chunk reads again (`recheck`)."""
+    transaction, then each chunk's last block, which the next chunk reads again (it is the
+    block before its first, one of _after_numbers)."""
 
-    chain_id: int
     dec: _ChunkDecoder
     known: tuple[int, str] | None = None
-    recheck: bool = False
     write: Callable[[str], None] | None = None
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -1500,19 +1497,16 @@ class Indexer:
                 s.execute(text("SET LOCAL synchronous_commit = off"))
             addresses, frm, to = plan
             group = [watched[a] for a in addresses]
+            copy = _can_copy(s)
             chunk = _Chunk(
-                self.chain_id,
                 _ChunkDecoder(
-                    self.chain_id,
-                    self._contracts(group),
-                    list(_HANDLERS),
-                    keep_events=not _can_copy(s),
+                    self.chain_id, self._contracts(group), list(_HANDLERS), keep_events=not copy
                 ),
                 known=None if top is None else (top.number, top.hash),
             )
             chunks = 0
             with ExitStack() as copying:
-                if chunk.dec.events is None:
+                if copy:
                     chunk.write = copying.enter_context(_copy_in(s, ChainEventRecord))
                 while True:
                     # This chunk and the next two (each as if the ones before it commit) are
@@ -1544,7 +1538,7 @@ class Indexer:
             result.chunks += chunks
             result.cursor = cursor.block_number
             # Caught up with this step's target: no further step needed to find that out.
-            return "chunk" if self._plan(synced, target) is not None else "done"
+            return "chunk" if following is not None else "done"
 
     def _save_cursor(self, cursor: ChainCursor, synced: dict[str, int], head: int) -> None:
         cursor.block_number = min(synced.values(), default=-1)
@@ -1582,26 +1576,22 @@ class Indexer:
         # Parent hashes (ADR 0004, "Parent hashes from the logs"): a block's parent is the hash
         # its predecessor has in these logs, else the known block's, else that of a header read
         # after the logs; a block with logs whose predecessor has none of these is read itself
-        # (its header names its parent). The known block is read again when an earlier chunk
-        # of this transaction stored it (`recheck`).
+        # (its header names its parent).
         hashes = dict(dec.blocks)
         if chunk.known is not None:
             hashes.setdefault(*chunk.known)
         for number, hdr in headers.items():
             if hdr is not None:
                 hashes.setdefault(number, hdr["hash"])
-        need = {n for n in dec.blocks if n - 1 not in hashes}
-        if chunk.recheck and chunk.known is not None:
-            need.add(chunk.known[0])
-        missing = sorted(need - headers.keys())
+        missing = sorted({n for n in dec.blocks if n - 1 not in hashes} - headers.keys())
         if missing:
             headers.update(zip(missing, self.rpc.headers(missing), strict=True))
-        if chunk.known is not None:
+        if chunk.known is not None and chunk.known[0] in headers:
+            # Read after the logs (always, when the chunk continues the known block): the chain
+            # still has the block this chunk continues from.
             number, known_hash = chunk.known
-            # Read after the logs: the chain still has the block this chunk continues from.
-            if number in headers and (
-                headers[number] is None or headers[number]["hash"] != known_hash  # type: ignore[index]
-            ):
+            hdr = headers[number]
+            if hdr is None or hdr["hash"] != known_hash:
                 raise _ReorgDuringFetch(f"block {number} changed while fetching logs")
         rows = chunk.blocks
         for number, block_hash in sorted(dec.blocks.items()):
@@ -1636,7 +1626,7 @@ class Indexer:
         elif tip["hash"] != dec.blocks[to]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
         # The next chunk of this transaction continues from this one's last block.
-        chunk.known, chunk.recheck = (to, tip["hash"]), True
+        chunk.known = (to, tip["hash"])
 
     # -- reorgs
 
