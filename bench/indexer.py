@@ -1,14 +1,20 @@
 """Indexer throughput: events/s from anvil into PostgreSQL, next to the ceiling and a baseline.
 
-    .venv/bin/python -m bench.indexer [--blocks 40] [--per-block 500] [--chunk 10]
+    .venv/bin/python -m bench.indexer [--blocks 40] [--per-block 500] [--chunk 10] [--repeat 3]
+                                      [--paired N [--ab-unique]]
 
 All three are measured in the same run, over the same blocks, from the same anvil:
 - raw:      eth_getLogs of the range in the indexer's chunks, JSON parsed, nothing else (ceiling);
             it goes through the indexer's own client (JsonRpc.get_logs: http.client + json), so
             anything that makes the indexer's fetch or parse faster raises the ceiling as well
 - naive:    web3.py get_logs + contract event process_log + one ORM insert per event
-- indexer:  backend.chain.indexer (raw JSON-RPC, eth_abi/topic0 decode, COPY, blocks, the token
-            projection handler, cursors), committed per chunk
+- indexer:  backend.chain.indexer (raw JSON-RPC, topic0 decode, COPY, blocks, the token
+            projection handler, cursors), as the worker runs it (INDEXER_BATCH_EVENTS per commit)
+The table takes the best of --repeat for each path. The machine's speed moves by tens of per cent
+within minutes, so --paired N then times N passes of raw followed at once by the indexer and
+prints the median and range of their ratios (each pair shares the machine's mood); with
+--ab-unique, every other pass runs without the UNIQUE (chain_id, tx_hash, log_index) constraint,
+to measure what it costs (a decision aid: the schema keeps it).
 Needs PostgreSQL (BENCH_PG_ADMIN_URL, default postgres@127.0.0.1:5432) and the anvil binary.
 """
 
@@ -19,6 +25,7 @@ import datetime as dt
 import gc
 import os
 import platform
+import statistics
 import tempfile
 import time
 import uuid
@@ -130,6 +137,65 @@ def bench_indexer(
     return result.events, time.perf_counter() - t
 
 
+UNIQUE = "uq_chain_events_chain_id_tx_hash_log_index"
+
+
+def set_unique(engine: sa.Engine, on: bool) -> None:
+    """Add or drop the UNIQUE (chain_id, tx_hash, log_index) constraint (the table is empty)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE chain_events DROP CONSTRAINT IF EXISTS {UNIQUE}"))
+        if on:
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE chain_events ADD CONSTRAINT {UNIQUE} "
+                    "UNIQUE (chain_id, tx_hash, log_index)"
+                )
+            )
+        uniques = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_constraint "
+                "WHERE conrelid = 'chain_events'::regclass AND contype = 'u'"
+            )
+        ).scalar_one()
+        assert uniques == int(on), f"{uniques} UNIQUE constraints on chain_events"
+
+
+def paired(
+    engine: sa.Engine,
+    rpc: JsonRpc,
+    deployments: Path,
+    token: str,
+    span: tuple[int, int],
+    chunk: int,
+    passes: int,
+    ab_unique: bool,
+) -> None:
+    """Passes of raw then indexer, back to back; the median and range of their ratios."""
+    ratios: dict[str, list[float]] = {}
+    try:
+        for i in range(passes):
+            variant = "without UNIQUE" if ab_unique and i % 2 else "as migrated"
+            truncate(engine)
+            if ab_unique:
+                set_unique(engine, variant == "as migrated")
+            raw_n, raw_t = bench_raw(rpc, token, *span, chunk)
+            n, idx_t = bench_indexer(engine, rpc, deployments, chunk)
+            assert n == raw_n, (n, raw_n)
+            ratios.setdefault(variant, []).append(raw_t / idx_t)
+    finally:
+        if ab_unique:
+            truncate(engine)
+            set_unique(engine, True)
+    print()
+    print("paired passes (raw, then the indexer at once): indexer x raw per pass")
+    for variant, rs in ratios.items():
+        rs.sort()
+        print(
+            f"  {variant:<15} median {statistics.median(rs):.2f}  "
+            f"range {rs[0]:.2f}-{rs[-1]:.2f}  n {len(rs)}:  " + " ".join(f"{r:.2f}" for r in rs)
+        )
+
+
 def truncate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY"))
@@ -141,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-block", type=int, default=500)
     p.add_argument("--chunk", type=int, default=10, help="blocks per eth_getLogs")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--paired", type=int, default=0, help="then N paired raw/indexer passes")
+    p.add_argument(
+        "--ab-unique",
+        action="store_true",
+        help="with --paired: every other pass without the UNIQUE (tx_hash, log_index)",
+    )
     args = p.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-indexer-"))
@@ -205,6 +277,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<34}{rate:>10,.0f}{rate / raw_r:>8.2f}{rate / naive_r:>9.2f}")
         ok = idx_r >= 5000 and idx_r >= 0.6 * raw_r
         print(f"targets (>= 5,000 events/s and >= 0.6x raw): {'met' if ok else 'NOT met'}")
+        if args.paired:
+            paired(
+                engine,
+                rpc,
+                tmp / "deployments",
+                token,
+                (deployed_at, head),
+                args.chunk,
+                args.paired,
+                args.ab_unique,
+            )
         engine.dispose()
     finally:
         node.stop()

@@ -74,6 +74,7 @@ from backend.chain.indexer_models import (
     ChainBlock,
     ChainCursor,
     ChainEventRecord,
+    Hash32,
     PendingEventRecord,
     ReconciliationReport,
     TokenBalance,
@@ -828,6 +829,10 @@ def _event_tuple(ev: ChainEvent) -> tuple[Any, ...]:
     )
 
 
+# tx_hash is bytea (Hash32): COPY takes it as hex after this prefix.
+_TX = Hash32.COPY_PREFIX
+
+
 def _copy_text(value: str) -> str:
     """Escape a value for COPY's text format (backslash, tab, newline, carriage return)."""
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
@@ -845,7 +850,7 @@ def _copy_lines(events: Sequence[ChainEvent]) -> str:
     # Every column but args and contract_key is a number or hex: only those two need escaping.
     return "".join(
         f"{ev.chain_id}\t{_copy_text(ev.contract_key)}\t{ev.contract_address}\t{ev.event_name}\t"
-        f"{_copy_text(enc(ev.args))}\t{ev.block_number}\t{ev.block_hash}\t{ev.tx_hash}\t"
+        f"{_copy_text(enc(ev.args))}\t{ev.block_number}\t{ev.block_hash}\t{_TX}{ev.tx_hash[2:]}\t"
         f"{ev.log_index}\n"
         for ev in events
     )
@@ -972,7 +977,7 @@ class _ChunkDecoder:
                 continue
             # Hashes and numbers need no COPY escaping; nor does a template's output.
             append(
-                f"{route.head % values}\t{number}\t{block_hash}\t{tx_hash}\t{log_index}\n"  # type: ignore[operator]
+                f"{route.head % values}\t{number}\t{block_hash}\t{_TX}{tx_hash[2:]}\t{log_index}\n"  # type: ignore[operator]
             )
         self.count += len(lines)
         return "".join(lines)
@@ -991,7 +996,8 @@ class _ChunkDecoder:
         args = dict(zip(route.names, values, strict=True))
         dec = route.decoder
         append(
-            f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{tx_hash}\t{log_index}\n"
+            f"{route.prefix}{dec.args_json(args)}\t{number}\t{block_hash}\t{_TX}{tx_hash[2:]}"
+            f"\t{log_index}\n"
         )
         if route.sinks or self.events is not None:
             c = route.contract

@@ -58,3 +58,70 @@ def test_audit_log_is_append_only_on_postgresql(pg_url):
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE audit_log"))
     engine.dispose()
+
+
+_TX = "0x" + "ab" * 31 + "cd"
+_BLOCK = "0x" + "11" * 32
+_ROW = {
+    "chain_id": 31337,
+    "contract_key": "points.Token",
+    "contract_address": "0x" + "22" * 20,
+    "event_name": "Transfer",
+    "args": '{"value": 1}',
+    "block_number": 7,
+    "block_hash": _BLOCK,
+    "tx_hash": _TX,
+    "log_index": 3,
+}
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_events_tx_hash_becomes_bytes_and_back_keeping_rows(dialect, pg_database, tmp_path):
+    """0016 converts stored events' tx_hash to 32 bytes (and back on downgrade); the models still
+    read 0x-hex, and the UNIQUE (chain_id, tx_hash, log_index) still holds."""
+    from backend.chain.indexer_models import ChainEventRecord, PendingEventRecord
+
+    url = pg_database("txbytes") if dialect == "postgresql" else f"sqlite:///{tmp_path}/t.db"
+    alembic_upgrade(url, "0015")
+    engine = sa.create_engine(url)
+    cols = ", ".join(_ROW)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO chain_events ({cols}) VALUES ({', '.join(':' + c for c in _ROW)})"
+            ),
+            _ROW,
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO chain_pending_events ({cols}) "
+                f"VALUES ({', '.join(':' + c for c in _ROW)})"
+            ),
+            {**_ROW, "block_number": 9},
+        )
+    alembic_upgrade(url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT tx_hash FROM chain_events")).scalar_one()
+        assert bytes(stored) == bytes.fromhex(_TX[2:])
+    with sa.orm.Session(engine) as s:
+        assert s.scalars(sa.select(ChainEventRecord.tx_hash)).one() == _TX
+        assert s.scalars(sa.select(PendingEventRecord.tx_hash)).one() == _TX
+        found = s.scalars(
+            sa.select(ChainEventRecord).where(
+                ChainEventRecord.tx_hash == _TX.upper().replace("0X", "0x")
+            )
+        ).one()
+        assert (found.block_number, found.log_index) == (7, 3)
+        # The same log in another block (a different primary key) is still refused.
+        s.add(ChainEventRecord(**{**_ROW, "args": {"value": 1}, "block_number": 8}))
+        with pytest.raises(sa.exc.IntegrityError):
+            s.flush()
+        s.rollback()
+        # A value that is not a 32-byte hash never reaches the database.
+        with pytest.raises(sa.exc.StatementError, match="not a 32-byte hash"):
+            s.scalars(sa.select(ChainEventRecord).where(ChainEventRecord.tx_hash == "0x1234")).all()
+    command.downgrade(_cfg(url), "0015")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT tx_hash FROM chain_events")).scalar_one() == _TX
+        assert conn.execute(sa.text("SELECT tx_hash FROM chain_pending_events")).scalar_one() == _TX
+    engine.dispose()
