@@ -45,9 +45,7 @@ def upgrade() -> None:
         else:
             _sqlite_convert(table, to_bytes=True)
             with op.batch_alter_table(table, recreate="always") as batch:
-                batch.alter_column(
-                    "tx_hash", existing_type=sa.String(66), type_=sa.LargeBinary()
-                )
+                batch.alter_column("tx_hash", existing_type=sa.String(66), type_=sa.LargeBinary())
 
 
 def downgrade() -> None:
@@ -60,6 +58,4 @@ def downgrade() -> None:
         else:
             _sqlite_convert(table, to_bytes=False)
             with op.batch_alter_table(table, recreate="always") as batch:
-                batch.alter_column(
-                    "tx_hash", existing_type=sa.LargeBinary(), type_=sa.String(66)
-                )
+                batch.alter_column("tx_hash", existing_type=sa.LargeBinary(), type_=sa.String(66))
