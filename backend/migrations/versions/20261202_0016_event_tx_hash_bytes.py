@@ -35,27 +35,31 @@ def _sqlite_convert(table: str, to_bytes: bool) -> None:
         bind.execute(sa.text(f"UPDATE {table} SET tx_hash = :h WHERE rowid = :r"), new)  # noqa: S608
 
 
-def upgrade() -> None:
+def _retype(to_bytes: bool) -> None:
+    text, raw = sa.String(66), sa.LargeBinary()
     for table in TABLES:
         if op.get_bind().dialect.name == "postgresql":
             op.execute(
-                f"ALTER TABLE {table} ALTER COLUMN tx_hash TYPE bytea "
-                "USING decode(substr(tx_hash, 3), 'hex')"
+                f"ALTER TABLE {table} ALTER COLUMN tx_hash TYPE "
+                + (
+                    "bytea USING decode(substr(tx_hash, 3), 'hex')"
+                    if to_bytes
+                    else "varchar(66) USING '0x' || encode(tx_hash, 'hex')"
+                )
             )
         else:
-            _sqlite_convert(table, to_bytes=True)
+            _sqlite_convert(table, to_bytes)
             with op.batch_alter_table(table, recreate="always") as batch:
-                batch.alter_column("tx_hash", existing_type=sa.String(66), type_=sa.LargeBinary())
+                batch.alter_column(
+                    "tx_hash",
+                    existing_type=text if to_bytes else raw,
+                    type_=raw if to_bytes else text,
+                )
+
+
+def upgrade() -> None:
+    _retype(to_bytes=True)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        if op.get_bind().dialect.name == "postgresql":
-            op.execute(
-                f"ALTER TABLE {table} ALTER COLUMN tx_hash TYPE varchar(66) "
-                "USING '0x' || encode(tx_hash, 'hex')"
-            )
-        else:
-            _sqlite_convert(table, to_bytes=False)
-            with op.batch_alter_table(table, recreate="always") as batch:
-                batch.alter_column("tx_hash", existing_type=sa.LargeBinary(), type_=sa.String(66))
+    _retype(to_bytes=False)
