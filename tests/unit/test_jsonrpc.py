@@ -19,6 +19,11 @@ class _Node(ThreadingHTTPServer):
     status = 200
     connections = 0
     calls: list[str]
+    closed: threading.Event  # set when the node has closed a connection
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        self.closed.set()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,6 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
 def node() -> Iterator[_Node]:
     server = _Node(("127.0.0.1", 0), _Handler)
     server.calls = []
+    server.closed = threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -58,6 +64,9 @@ def node() -> Iterator[_Node]:
 def test_a_connection_the_node_closed_is_replaced_before_the_next_call(node: _Node) -> None:
     rpc = JsonRpc(f"http://127.0.0.1:{node.server_port}", timeout=5)
     assert rpc.block_number() == 42
+    # Between the calls, as an idle timeout would (a close racing a send is another matter:
+    # that call fails with ChainUnavailable and is not resent).
+    assert node.closed.wait(5)
     assert rpc.block_number() == 42  # not an error: the closed connection is not reused
     assert node.calls == ["eth_blockNumber", "eth_blockNumber"]  # each call sent once
     assert node.connections == 2
