@@ -945,6 +945,7 @@ class _ChunkDecoder:
         append = lines.append
         blocks = self.blocks
         routes = self._routes
+        tx = _TX
         last_hex, last_hash, number = "", "", -1
         for lg in logs:
             topics = lg["topics"]
@@ -977,7 +978,7 @@ class _ChunkDecoder:
                 continue
             # Hashes and numbers need no COPY escaping; nor does a template's output.
             append(
-                f"{route.head % values}\t{number}\t{block_hash}\t{_TX}{tx_hash[2:]}\t{log_index}\n"  # type: ignore[operator]
+                f"{route.head % values}\t{number}\t{block_hash}\t{tx}{tx_hash[2:]}\t{log_index}\n"  # type: ignore[operator]
             )
         self.count += len(lines)
         return "".join(lines)

@@ -84,20 +84,11 @@ def test_events_tx_hash_becomes_bytes_and_back_keeping_rows(dialect, pg_database
     url = pg_database("txbytes") if dialect == "postgresql" else f"sqlite:///{tmp_path}/t.db"
     alembic_upgrade(url, "0015")
     engine = sa.create_engine(url)
-    cols = ", ".join(_ROW)
+    insert = f"({', '.join(_ROW)}) VALUES ({', '.join(':' + c for c in _ROW)})"
     with engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO chain_events {insert}"), _ROW)
         conn.execute(
-            sa.text(
-                f"INSERT INTO chain_events ({cols}) VALUES ({', '.join(':' + c for c in _ROW)})"
-            ),
-            _ROW,
-        )
-        conn.execute(
-            sa.text(
-                f"INSERT INTO chain_pending_events ({cols}) "
-                f"VALUES ({', '.join(':' + c for c in _ROW)})"
-            ),
-            {**_ROW, "block_number": 9},
+            sa.text(f"INSERT INTO chain_pending_events {insert}"), {**_ROW, "block_number": 9}
         )
     alembic_upgrade(url)
     with engine.connect() as conn:
@@ -107,9 +98,7 @@ def test_events_tx_hash_becomes_bytes_and_back_keeping_rows(dialect, pg_database
         assert s.scalars(sa.select(ChainEventRecord.tx_hash)).one() == _TX
         assert s.scalars(sa.select(PendingEventRecord.tx_hash)).one() == _TX
         found = s.scalars(
-            sa.select(ChainEventRecord).where(
-                ChainEventRecord.tx_hash == _TX.upper().replace("0X", "0x")
-            )
+            sa.select(ChainEventRecord).where(ChainEventRecord.tx_hash == "0x" + _TX[2:].upper())
         ).one()
         assert (found.block_number, found.log_index) == (7, 3)
         # The same log in another block (a different primary key) is still refused.
