@@ -40,7 +40,8 @@ def test_tourist_buys_an_ambassador_card_by_card_and_sees_it_with_a_ticket_qr(
         page.fill("#email", "tourist@example.com")
         page.fill("#password", "correct horse battery")
         page.locator("form button[type=submit]").first.click()
-        page.goto(base + "/towns/sarabetsu")
+        # Signed up and sent back to the shop it came from (the next= of the link).
+        page.wait_for_url(base + "/towns/sarabetsu")
         page.locator("button[data-buy=card]").click()
         page.wait_for_url("**/shop/test-checkout/**")
         assert "テストモード" in page.content()
