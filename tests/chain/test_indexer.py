@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from backend.chain.gateway import ChainUnavailable
 from backend.chain.indexer import (
     ChainEvent,
     Indexer,
@@ -211,6 +212,48 @@ def test_pending_until_confirmed(fresh_chain, engines, make_indexer):
     with Session(live) as s:
         assert pending_events(s, chain.node.chain_id) == []
     assert tx in {t for t, _ in _stored_ids(live)}
+
+
+class _PendingFetchFails(JsonRpc):
+    """A JsonRpc whose node does not answer eth_getLogs of blocks above `limit` (the pending
+    range; the confirmed chunks are below it)."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__(url)
+        self.limit = limit
+
+    def get_logs(self, addresses: list[str], frm: int, to: int) -> list[dict[str, Any]]:
+        if frm > self.limit:
+            raise ChainUnavailable("node down")
+        return super().get_logs(addresses, frm, to)
+
+
+def test_pending_fetch_fails_after_a_step_keeps_what_it_indexed(fresh_chain, engines, make_indexer):
+    """The caught-up step refreshes the pending events in its own transaction: when the node
+    fails that fetch, the events it indexed are committed all the same, the pending ones stay
+    as they were, and the run raises (the task retries); the next run catches up."""
+    chain = fresh_chain
+    live, _ = engines
+    first = chain.mint(chain.account(8), 99)
+    make_indexer(live, confirmations=2).run()
+    second = chain.mint(chain.account(8), 7)
+    chain.mine(1)  # `first` is confirmed now, `second` is not
+    target = chain.head() - 2
+    indexer = make_indexer(live, confirmations=2)
+    indexer.rpc = _PendingFetchFails(chain.node.url, target)
+    with pytest.raises(ChainUnavailable):
+        indexer.run()
+    assert first in {t for t, _ in _stored_ids(live)}
+    with Session(live) as s:
+        assert [ev.tx_hash for ev in pending_events(s, chain.node.chain_id)] == [first]
+        cursor = s.scalar(sa.text("SELECT block_number FROM chain_cursors"))
+    assert cursor == target
+    make_indexer(live, confirmations=2).run()
+    with Session(live) as s:
+        assert [ev.tx_hash for ev in pending_events(s, chain.node.chain_id)] == [second]
+    ids = _stored_ids(live)
+    assert first in {t for t, _ in ids} and second not in {t for t, _ in ids}
+    assert len(ids) == len(set(ids))
 
 
 def test_one_indexer_per_chain(fresh_chain, engines, make_indexer):
