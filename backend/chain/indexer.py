@@ -1337,38 +1337,47 @@ class Indexer:
 
     # -- setup
 
-    def prepare(self) -> None:
-        """Create the cursor row and watch every contract of the deployments file."""
-        chain_id = self.chain_id
-        with Session(self.engine) as s, s.begin():
-            _upsert(s, ChainCursor, [{"chain_id": chain_id, "block_number": -1}], ["chain_id"], [])
-            if self.deployments_dir is None:
-                return
-            try:
-                deployments = load_deployments(self.deployments_dir, chain_id)
-            except RegistryError:
-                log.warning(
-                    "chain %s: no deployments file, indexing runtime contracts only", chain_id
-                )
-                return
-            rows = [
-                {
-                    "chain_id": chain_id,
-                    "key": c.key,
-                    "artifact": c.contract,
-                    "address": _checksum(c.address),
-                    "from_block": c.block_number,
-                    "synced_to": c.block_number - 1,
-                    "source": "deployments",
-                    "created_at": dt.datetime.now(dt.UTC),
-                }
-                for c in deployments.contracts.values()
-            ]
-            _upsert(s, WatchedContract, rows, ["chain_id", "address"], [])
+    def _deployed(self) -> list[dict[str, Any]]:
+        """The watched_contracts rows of the deployments file's contracts (read once per run;
+        the steps insert those missing, so a run on a database that watches them all writes
+        nothing for them)."""
+        if self.deployments_dir is None:
+            return []
+        try:
+            deployments = load_deployments(self.deployments_dir, self.chain_id)
+        except RegistryError:
+            log.warning(
+                "chain %s: no deployments file, indexing runtime contracts only", self.chain_id
+            )
+            return []
+        return [
+            {
+                "chain_id": self.chain_id,
+                "key": c.key,
+                "artifact": c.contract,
+                "address": _checksum(c.address),
+                "from_block": c.block_number,
+                "synced_to": c.block_number - 1,
+                "source": "deployments",
+                "created_at": dt.datetime.now(dt.UTC),
+            }
+            for c in deployments.contracts.values()
+        ]
 
     # -- locking
 
     def _lock(self, s: Session) -> ChainCursor | None:
+        """The chain's cursor, locked for this transaction (created on a fresh database), or
+        None when another indexer holds it."""
+        cursor = self._try_lock(s)
+        if cursor is None and s.get(ChainCursor, self.chain_id) is None:
+            _upsert(
+                s, ChainCursor, [{"chain_id": self.chain_id, "block_number": -1}], ["chain_id"], []
+            )
+            cursor = self._try_lock(s)
+        return cursor
+
+    def _try_lock(self, s: Session) -> ChainCursor | None:
         q = select(ChainCursor).where(ChainCursor.chain_id == self.chain_id)
         if self._pg:
             return s.scalars(q.with_for_update(skip_locked=True)).first()
@@ -1404,7 +1413,7 @@ class Indexer:
     ) -> IndexResult:
         """Index until caught up with head - confirmations (or a budget runs out), then refresh
         the pending events. Raises ChainUnavailable when the node does not answer."""
-        self.prepare()
+        deployed = self._deployed()
         result = IndexResult(chain_id=self.chain_id)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         prefetcher = _Prefetcher(self.rpc)
@@ -1417,7 +1426,12 @@ class Indexer:
                     break
                 try:
                     step = self._step(
-                        result, prefetcher, failures, max_chunks=max_chunks, deadline=deadline
+                        result,
+                        prefetcher,
+                        failures,
+                        deployed,
+                        max_chunks=max_chunks,
+                        deadline=deadline,
                     )
                 except _ReorgDuringFetch:
                     prefetcher.drop()
@@ -1464,6 +1478,7 @@ class Indexer:
         result: IndexResult,
         prefetcher: _Prefetcher,
         failures: list[Exception],
+        deployed: list[dict[str, Any]],
         *,
         max_chunks: int | None = None,
         deadline: float | None = None,
@@ -1495,12 +1510,11 @@ class Indexer:
                 self._rollback_to(s, ancestor, result)
                 cursor.reorgs += 1
                 return "reorg"
-            watched = {
-                w.address: w
-                for w in s.scalars(
-                    select(WatchedContract).where(WatchedContract.chain_id == self.chain_id)
-                )
-            }
+            watched = self._watched(s)
+            missing = [row for row in deployed if row["address"] not in watched]
+            if missing:  # a fresh database, or contracts deployed since
+                _upsert(s, WatchedContract, missing, ["chain_id", "address"], [])
+                watched = self._watched(s)
             synced = {a: w.synced_to for a, w in watched.items()}
             plan = self._plan(synced, target)
             if plan is None:
@@ -1561,6 +1575,10 @@ class Indexer:
             # the pending events are refreshed in this transaction (no second lock and commit).
             self._refresh_pending(s, watched.values(), result, failures)
             return "done"
+
+    def _watched(self, s: Session) -> dict[str, WatchedContract]:
+        q = select(WatchedContract).where(WatchedContract.chain_id == self.chain_id)
+        return {w.address: w for w in s.scalars(q)}
 
     def _save_cursor(self, cursor: ChainCursor, synced: dict[str, int], head: int) -> None:
         cursor.block_number = min(synced.values(), default=-1)

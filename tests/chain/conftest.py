@@ -138,7 +138,8 @@ def make_indexer(index_chain: Chain) -> Callable[..., Indexer]:
     def make(engine: sa.Engine, **kw: Any) -> Indexer:
         kw.setdefault("confirmations", 0)
         kw.setdefault("chunk_size", 5)
-        return Indexer(engine, JsonRpc(chain.node.url), deployments_dir=chain.deployments_dir, **kw)
+        kw.setdefault("deployments_dir", chain.deployments_dir)
+        return Indexer(engine, JsonRpc(chain.node.url), **kw)
 
     return make
 

@@ -25,6 +25,7 @@ from backend.chain.indexer import (
     watch_contract,
 )
 from backend.chain.indexer_models import ChainBlock, ChainEventRecord, ReconciliationReport
+from backend.chain.registry import DeployedContract, Deployments, load_deployments, save_deployments
 from tests.chain.conftest import Chain
 
 
@@ -279,6 +280,31 @@ def test_runtime_watched_contract_backfills_from_its_block(fresh_chain, engines,
     second = make_indexer(live).run()
     assert second.events == 1  # only the NFT mint: the token is not indexed twice
     assert first.events + second.events == len(_raw_log_ids(chain))
+    _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
+
+
+def test_contract_added_to_the_deployments_file_is_watched_by_the_next_run(
+    fresh_chain, engines, make_indexer, tmp_path
+):
+    """Each run watches the deployments file's contracts that the database does not yet (a
+    fresh database, or a contract deployed since), from their deployment block; the others
+    are not indexed twice."""
+    chain = fresh_chain
+    live, rescan = engines
+    chain.send(chain.nft, chain.calldata("PlainERC721", "mint", chain.account(1), 11))
+    chain.mint(chain.account(1), 5)
+    first = make_indexer(live).run()
+    deployments = load_deployments(chain.deployments_dir, chain.node.chain_id)
+    nft = DeployedContract("test.Nft", "PlainERC721", chain.nft, chain.nft_block, "0x")
+    save_deployments(
+        tmp_path, Deployments(deployments.chain_id, {**deployments.contracts, "test.Nft": nft})
+    )
+    second = make_indexer(live, deployments_dir=tmp_path).run()
+    assert second.events == 1  # the NFT mint only
+    assert first.events + second.events == len(_raw_log_ids(chain))
+    with Session(live) as s:
+        rows = s.execute(sa.text("SELECT key, source FROM watched_contracts ORDER BY key")).all()
+    assert [tuple(r) for r in rows] == [("test.Nft", "deployments"), ("test.Token", "deployments")]
     _assert_equals_fresh_rescan(chain, live, rescan, make_indexer)
 
 
