@@ -11,8 +11,10 @@ All three are measured in the same run, over the same blocks, from the same anvi
 - indexer:  backend.chain.indexer (raw JSON-RPC, topic0 decode, COPY, blocks, the token
             projection handler, cursors), as the worker runs it (INDEXER_BATCH_EVENTS per commit)
 The table takes the best of --repeat for each path. The machine's speed moves by tens of per cent
-within minutes, so --paired N then times N passes of raw followed at once by the indexer and
-prints the median and range of their ratios (each pair shares the machine's mood); with
+within minutes, so the best raw and the best indexer pass may come from different moods; --paired
+N (default 20) then times N passes of raw followed at once by the indexer and prints the median
+and range of their ratios (each pair shares the machine's mood): the 0.6x target is judged on
+that median (on the best-of table with --paired 0); with
 --ab-unique, every other pass runs without the UNIQUE (chain_id, tx_hash, log_index) constraint,
 to measure what it costs (a decision aid: the schema keeps it).
 Needs PostgreSQL (BENCH_PG_ADMIN_URL, default postgres@127.0.0.1:5432) and the anvil binary.
@@ -167,9 +169,10 @@ def paired(
     chunk: int,
     passes: int,
     ab_unique: bool,
-) -> None:
-    """Passes of raw then indexer, back to back; the median and range of their ratios. (With
-    `ab_unique` the constraint may be left dropped: the benchmark's database goes next.)"""
+) -> float:
+    """Passes of raw then indexer, back to back; prints the median and range of their ratios
+    and returns the median of those as migrated. (With `ab_unique` the constraint may be left
+    dropped: the benchmark's database goes next.)"""
     ratios: dict[str, list[float]] = {}
     for i in range(passes):
         variant = "without UNIQUE" if ab_unique and i % 2 else "as migrated"
@@ -188,6 +191,7 @@ def paired(
             f"  {variant:<15} median {statistics.median(rs):.2f}  "
             f"range {rs[0]:.2f}-{rs[-1]:.2f}  n {len(rs)}:  " + " ".join(f"{r:.2f}" for r in rs)
         )
+    return statistics.median(ratios["as migrated"])
 
 
 def truncate(engine: sa.Engine) -> None:
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-block", type=int, default=500)
     p.add_argument("--chunk", type=int, default=10, help="blocks per eth_getLogs")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--paired", type=int, default=0, help="then N paired raw/indexer passes")
+    p.add_argument("--paired", type=int, default=20, help="then N paired raw/indexer passes")
     p.add_argument(
         "--ab-unique",
         action="store_true",
@@ -269,19 +273,26 @@ def main(argv: list[str] | None = None) -> int:
             ("indexer (eth_abi + COPY + handlers)", idx_r),
         ):
             print(f"{name:<34}{rate:>10,.0f}{rate / raw_r:>8.2f}{rate / naive_r:>9.2f}")
-        ok = idx_r >= 5000 and idx_r >= 0.6 * raw_r
-        print(f"targets (>= 5,000 events/s and >= 0.6x raw): {'met' if ok else 'NOT met'}")
+        ratio, judged = idx_r / raw_r, "best of each"
         if args.paired:
-            paired(
-                engine,
-                rpc,
-                tmp / "deployments",
-                token,
-                (deployed_at, head),
-                args.chunk,
-                args.paired,
-                args.ab_unique,
+            ratio, judged = (
+                paired(
+                    engine,
+                    rpc,
+                    tmp / "deployments",
+                    token,
+                    (deployed_at, head),
+                    args.chunk,
+                    args.paired,
+                    args.ab_unique,
+                ),
+                "median of the paired passes",
             )
+        ok = idx_r >= 5000 and ratio >= 0.6
+        print(
+            f"targets: >= 5,000 events/s ({idx_r:,.0f}) and >= 0.6x raw ({ratio:.2f}, {judged}): "
+            f"{'met' if ok else 'NOT met'}"
+        )
         engine.dispose()
     finally:
         node.stop()
