@@ -31,6 +31,7 @@ def test_landing_in_japanese_then_english_and_the_choice_is_remembered(
         screenshot(page, "en")
 
         page.get_by_role("link", name="Sarabetsu").click()
+        page.wait_for_url(live_server.url + "/towns/sarabetsu")
         assert page.locator("h1").inner_text() == "Sarabetsu"
         assert "Sarabetsu Ambassador Card" in page.content()
         page.reload()
