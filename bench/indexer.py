@@ -275,19 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<34}{rate:>10,.0f}{rate / raw_r:>8.2f}{rate / naive_r:>9.2f}")
         ratio, judged = idx_r / raw_r, "best of each"
         if args.paired:
-            ratio, judged = (
-                paired(
-                    engine,
-                    rpc,
-                    tmp / "deployments",
-                    token,
-                    (deployed_at, head),
-                    args.chunk,
-                    args.paired,
-                    args.ab_unique,
-                ),
-                "median of the paired passes",
+            span = (deployed_at, head)
+            deployments = tmp / "deployments"
+            ratio = paired(
+                engine, rpc, deployments, token, span, args.chunk, args.paired, args.ab_unique
             )
+            judged = "median of the paired passes"
         ok = idx_r >= 5000 and ratio >= 0.6
         print(
             f"targets: >= 5,000 events/s ({idx_r:,.0f}) and >= 0.6x raw ({ratio:.2f}, {judged}): "

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -83,6 +84,12 @@ def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deplo
 
 
 # ---------------------------------------------------------------- databases
+
+
+def wait_for_path(page: Any, path: str) -> None:
+    """Wait until the browser page is at `path` itself: a log-in page's own URL ends in
+    "?next=<path>", so a pattern on the whole URL would match before the redirect."""
+    page.wait_for_url(lambda url: urlsplit(url).path == path)
 
 
 def alembic_upgrade(url: str, revision: str = "heads") -> None:

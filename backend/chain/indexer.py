@@ -1716,7 +1716,7 @@ class Indexer:
             delete(ChainBlock).where(ChainBlock.chain_id == chain_id, ChainBlock.number > ancestor)
         )
         s.execute(delete(PendingEventRecord).where(PendingEventRecord.chain_id == chain_id))
-        for w in s.scalars(select(WatchedContract).where(WatchedContract.chain_id == chain_id)):
+        for w in self._watched(s).values():
             if w.synced_to > ancestor:
                 w.synced_to = max(ancestor, w.from_block - 1)
         log.warning(

@@ -8,11 +8,11 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.accounts.conftest import PASSWORD
+from tests.conftest import wait_for_path
 from tests.dao.conftest import SLUG, make_staff, signup
 
 RECIPIENT = "0x00000000000000000000000000000000000000E2"
@@ -56,7 +56,7 @@ def log_in(browser: Any, base: str, email: str, width: int, height: int, lang: s
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.locator("form.form button[type=submit]").click()
-    page.wait_for_url(lambda url: urlsplit(url).path == "/me")
+    wait_for_path(page, "/me")
     return page
 
 

@@ -10,12 +10,12 @@ import json
 import re
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from tests.conftest import wait_for_path
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_journey import log_in, wait_for
 
@@ -52,8 +52,7 @@ def wallet_page(browser: Any, base: str, wallet: Any, width: int, height: int, l
     page = context.new_page()
     page.goto(f"{base}/lang/{lang}?next=/login?next=/me")
     page.locator("[data-siwe-button]").click()
-    # The login page's own URL ends in "next=/me": wait for the path itself.
-    page.wait_for_url(lambda url: urlsplit(url).path == "/me")
+    wait_for_path(page, "/me")
     return page
 
 

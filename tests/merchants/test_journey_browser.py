@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from backend.accounts.models import User
 from backend.core.db import get_db
 from backend.points.services import points_service
+from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD
 
 
@@ -31,8 +31,7 @@ def _log_in(page, base: str, email: str, next_path: str) -> None:
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.locator("form.form button[type=submit]").click()
-    # The login page's own URL ends in "next=<next_path>": wait for the path itself.
-    page.wait_for_url(lambda url: urlsplit(url).path == next_path)
+    wait_for_path(page, next_path)
 
 
 def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screenshot):
