@@ -66,8 +66,13 @@ def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, tow
     assert (body["confirmed"], body["pending_in"], body["available"]) == (500, 0, 500)
     (lot,) = body["lots"]
     assert lot["programme_id"] == 1 and lot["remaining"] == 500 and lot["reason"] == "welcome"
-    # Programme 1 lives 180 days: the lot expires at 00:00 JST of issue day + 181.
-    today = dt.datetime.now(JST).date()
+    # Programme 1 lives 180 days: the lot expires at 00:00 JST of issue day + 181. The issue
+    # day is the JST day of the block that mined the grant (the chain's clock, which the
+    # per-test snapshot rewinds, and which need not be the wall clock's day).
+    with app.app_context():
+        block = get_db().session.scalars(sa.select(OutboxTx.block_number)).one()
+    issued = dt.datetime.fromtimestamp(w3.eth.get_block(block)["timestamp"], JST)
+    today = issued.date()
     assert dt.date.fromisoformat(lot["last_day"]) == today + dt.timedelta(days=180)
     assert [h["kind"] for h in body["history"]] == ["issued"]
     with app.app_context():
