@@ -71,16 +71,15 @@ def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, tow
     # per-test snapshot rewinds, and which need not be the wall clock's day).
     with app.app_context():
         block = get_db().session.scalars(sa.select(OutboxTx.block_number)).one()
-    issued = dt.datetime.fromtimestamp(w3.eth.get_block(block)["timestamp"], JST)
-    today = issued.date()
-    assert dt.date.fromisoformat(lot["last_day"]) == today + dt.timedelta(days=180)
+    issue_day = dt.datetime.fromtimestamp(w3.eth.get_block(block)["timestamp"], JST).date()
+    assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
     assert [h["kind"] for h in body["history"]] == ["issued"]
     with app.app_context():
         assert get_db().session.scalars(sa.select(WelcomeGrant)).one().status == "confirmed"
 
     page = client.get("/points", headers={"Accept-Language": "ja"}).get_data(as_text=True)
     assert "わたしのポイント" in page and "ようこそポイント" in page
-    assert (today + dt.timedelta(days=180)).isoformat() in page
+    assert (issue_day + dt.timedelta(days=180)).isoformat() in page
     client.set_cookie("lang", "en")
     page = client.get("/points").get_data(as_text=True)
     assert "My points" in page and "Welcome points" in page and "Use by" in page
