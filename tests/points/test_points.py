@@ -29,6 +29,14 @@ def _count(app, model) -> int:
         return get_db().session.scalar(sa.select(sa.func.count()).select_from(model))
 
 
+def _issue_day(app, w3) -> dt.date:
+    """The JST day of the block that mined the welcome grant: the chain's clock, which the
+    per-test snapshot rewinds, so not necessarily the wall clock's day."""
+    with app.app_context():
+        block = get_db().session.scalars(sa.select(OutboxTx.block_number)).one()
+    return dt.datetime.fromtimestamp(w3.eth.get_block(block)["timestamp"], JST).date()
+
+
 def _log_in(client) -> None:
     token = client.get("/api/csrf").get_json()["csrf_token"]
     r = client.post(
@@ -66,12 +74,8 @@ def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, tow
     assert (body["confirmed"], body["pending_in"], body["available"]) == (500, 0, 500)
     (lot,) = body["lots"]
     assert lot["programme_id"] == 1 and lot["remaining"] == 500 and lot["reason"] == "welcome"
-    # Programme 1 lives 180 days: the lot expires at 00:00 JST of issue day + 181. The issue
-    # day is the JST day of the block that mined the grant (the chain's clock, which the
-    # per-test snapshot rewinds, and which need not be the wall clock's day).
-    with app.app_context():
-        block = get_db().session.scalars(sa.select(OutboxTx.block_number)).one()
-    issue_day = dt.datetime.fromtimestamp(w3.eth.get_block(block)["timestamp"], JST).date()
+    # Programme 1 lives 180 days: the lot expires at 00:00 JST of issue day + 181.
+    issue_day = _issue_day(app, w3)
     assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
     assert [h["kind"] for h in body["history"]] == ["issued"]
     with app.app_context():
@@ -117,7 +121,6 @@ def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
     import backend.points.handlers as handlers
     from backend.chain.indexer_tasks import index_blocks
     from backend.chain.outbox import outbox_service
-    from backend.chain.outbox_models import OutboxAttempt
 
     _grant(app, user_id, town_id)
     with app.app_context():
@@ -127,8 +130,7 @@ def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
         w3.provider.make_request("anvil_mine", ["0x1"])
         svc.check_receipts(session)
         session.commit()
-        tx_hash = session.scalars(sa.select(OutboxAttempt.tx_hash)).one()
-    issued_at = w3.eth.get_block(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]).timestamp
+    issue_day = _issue_day(app, w3)
 
     w3.provider.make_request("evm_increaseTime", [10 * 86_400])
     w3.provider.make_request("anvil_mine", ["0x2"])
@@ -140,6 +142,5 @@ def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
     client = app.test_client()
     _log_in(client)
     (lot,) = client.get("/api/points").get_json()["towns"][0]["lots"]
-    issue_day = dt.datetime.fromtimestamp(issued_at, JST).date()
     assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
     assert issue_day != indexed_at.astimezone(JST).date()
