@@ -400,8 +400,8 @@ class Bench:
             self.send(cards.functions.mint(a[v]), MINTER)
         treasury = self.deploy("TownTreasury", 60, [], [ZERO], a[ADMIN])
         gov = self.deploy(
-            "TownGovernor", "Card Chamber", cards.address, treasury.address, 1, 1_000, 0, 4,
-            self.fwd,
+            "TownGovernor", "Card Chamber", cards.address, treasury.address,
+            (1, 1_000, 1, 4, 2, ZERO), self.fwd,
         )  # fmt: skip
         poll = self.deploy("TownPoll", a[ADMIN], self.fwd)
         self.mine(2)

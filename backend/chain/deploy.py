@@ -21,7 +21,17 @@ from eth_account import Account
 from web3 import Web3
 from web3.logs import DISCARD
 
+from backend.chain import safe
 from backend.chain.anvil import DEV_KEYS
+from backend.chain.dao_settings import (
+    LOCAL_CHAIN_IDS,
+    DaoSpec,
+    GovernanceSettingsError,
+    GuardianSpec,
+    chamber_settings,
+    demo_dao,
+    validate,
+)
 from backend.chain.registry import (
     DeployedContract,
     Deployments,
@@ -32,7 +42,10 @@ from backend.chain.registry import (
 )
 
 log = logging.getLogger(__name__)
-LOCAL_CHAIN_IDS = {31337}
+# anvil accounts 7, 8 and 9 own the dev guardian Safe (2 of 3) on a local chain
+DEV_GUARDIAN_KEYS = (DEV_KEYS[7], DEV_KEYS[8], DEV_KEYS[9])
+SAFE_CONTRACTS = ("SafeL2", "SafeProxyFactory", "CompatibilityFallbackHandler")
+__all__ = ["DaoSpec", "GovernanceSettingsError", "GuardianSpec", "deploy_platform", "demo_town"]
 
 
 CATEGORIES = (
@@ -66,14 +79,6 @@ class ProgrammeSpec:
 
 
 @dataclass(frozen=True)
-class DaoSpec:
-    voting_delay: int = 1  # blocks between a proposal and its snapshot
-    voting_period: int = 300  # blocks a vote stays open
-    quorum_percent: int = 4  # of the voting token's supply at the snapshot
-    timelock_delay: int = 60  # seconds between queue and execute
-
-
-@dataclass(frozen=True)
 class TownSpec:
     slug: str
     points_name: str
@@ -101,7 +106,7 @@ def demo_town() -> TownSpec:
                 votes=True,
             ),
         ),
-        dao=DaoSpec(),
+        dao=demo_dao(),  # short periods: refused on any chain but a local test chain
     )
 
 
@@ -136,9 +141,11 @@ class Deployer:
 
     def call(self, contract: Any, fn: str, *args: Any) -> Any:
         """Send `contract.fn(*args)` from the deployer key and return the receipt."""
-        tx = getattr(contract.functions, fn)(*args).build_transaction(
-            {"from": self.account.address}
-        )
+        return self.call_fn(getattr(contract.functions, fn)(*args))
+
+    def call_fn(self, fn: Any) -> Any:
+        """Send a bound contract function call from the deployer key; returns the receipt."""
+        tx = fn.build_transaction({"from": self.account.address})
         tx.pop("nonce", None)
         return self._send(dict(tx))
 
@@ -170,6 +177,7 @@ def _still_current(w3: Web3, c: DeployedContract, local: bool) -> bool:
 def town_keys(town: TownSpec) -> list[str]:
     """Every deployments key a town's full set of contracts is recorded under."""
     keys = [f"towns.{town.slug}.{name}" for name in TOWN_CONTRACTS]
+    keys.append(f"towns.{town.slug}.Guardian")
     if town.dao is not None and any(c.votes for c in town.collections):
         keys.append(f"towns.{town.slug}.CardChamber")
     return keys + [f"towns.{town.slug}.collections.{c.slug}" for c in town.collections]
@@ -192,6 +200,7 @@ def deploy_platform(
     deployments_dir: Path,
     towns: list[TownSpec],
     metadata_base_url: str = "http://127.0.0.1:5000",
+    platform_proposer: str | None = None,
 ) -> Deployments:
     """Deploy what is missing and write the deployments file.
 
@@ -199,9 +208,15 @@ def deploy_platform(
     stablecoin. Per town, as one set (a town with any piece missing or stale is deployed afresh):
     points with their programmes, treasury (timelock), primary sale, resident pass, the
     chambers (a governor per voting token, both proposers on the treasury), polls, and the
-    town's collections created through the factory, with the sale allowed to mint them.
+    town's collections created through the factory, with the sale allowed to mint them, and the
+    town guardian (a Safe) that may cancel queued payouts. Every town's governance settings are
+    checked first: unsafe ones raise GovernanceSettingsError before anything is sent.
+    `platform_proposer` may propose without votes (default: the deployer, which sends the
+    platform's proposals as the `admin` role key).
     """
     chain_id = w3.eth.chain_id
+    for town in towns:
+        validate(town.dao or DaoSpec(), chain_id, town.slug)
     try:
         existing = load_deployments(deployments_dir, chain_id).contracts
     except RegistryError:
@@ -231,13 +246,21 @@ def deploy_platform(
     factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
     if local:
         ensure("TestYenStablecoin", "TestYenStablecoin", d.address)
+    # Safe's singleton, factory and fallback handler: each town's guardian is a proxy of them.
+    for name in SAFE_CONTRACTS:
+        if name not in contracts:
+            contracts = {k: c for k, c in contracts.items() if not k.endswith(".Guardian")}
+        ensure(name, name)
+    proposer = Web3.to_checksum_address(platform_proposer or d.address)
     for town in towns:
         keys = town_keys(town)
         if all(k in contracts for k in keys):
             continue
         prefix = f"towns.{town.slug}."
         contracts = {k: c for k, c in contracts.items() if not k.startswith(prefix)}
-        _deploy_town(d, town, forwarder, factory, metadata_base_url, contracts, bound, save)
+        _deploy_town(
+            d, town, forwarder, factory, metadata_base_url, contracts, bound, save, proposer
+        )
     deployments = Deployments(chain_id, contracts)
     save_deployments(deployments_dir, deployments)
     return deployments
@@ -252,11 +275,14 @@ def _deploy_town(
     contracts: dict[str, DeployedContract],
     bound: Any,
     save: Any,
+    platform_proposer: str,
 ) -> None:
     prefix = f"towns.{town.slug}."
     me = d.address
     fwd = forwarder.address
     dao = town.dao or DaoSpec()
+    chain_id = d.w3.eth.chain_id
+    settings = chamber_settings(dao, chain_id, platform_proposer, town.slug).as_tuple()
 
     def deploy(name: str, contract: str, *args: Any) -> Any:
         contracts[prefix + name] = d.deploy(prefix + name, contract, *args)
@@ -319,10 +345,7 @@ def _deploy_town(
                 f"{town.points_name.removesuffix(' Points')} Card Chamber",
                 voting_token,
                 treasury.address,
-                dao.voting_delay,
-                dao.voting_period,
-                0,
-                dao.quorum_percent,
+                settings,
                 fwd,
             )
         )
@@ -333,10 +356,7 @@ def _deploy_town(
             f"{town.points_name.removesuffix(' Points')} Resident Chamber",
             residents.address,
             treasury.address,
-            dao.voting_delay,
-            dao.voting_period,
-            0,
-            dao.quorum_percent,
+            settings,
             fwd,
         )
     )
@@ -345,9 +365,49 @@ def _deploy_town(
     for chamber in chambers:
         d.call(treasury, "grantRole", proposer, chamber.address)
         d.call(treasury, "grantRole", canceller, chamber.address)
+    # The guardian may cancel a queued payout during the treasury's delay (ADR 0006).
+    guardian = _deploy_guardian(d, town, dao.guardian, treasury.address, contracts, save)
+    d.call(treasury, "grantRole", canceller, guardian)
     # From here only the chambers' votes move treasury funds.
     d.call(treasury, "renounceRole", treasury.functions.DEFAULT_ADMIN_ROLE().call(), me)
     deploy("TownPoll", "TownPoll", me, fwd)
+
+
+def _deploy_guardian(
+    d: Deployer,
+    town: TownSpec,
+    spec: GuardianSpec,
+    treasury: str,
+    contracts: dict[str, DeployedContract],
+    save: Any,
+) -> str:
+    """Create the town's guardian Safe (owners from the settings; anvil's accounts 7-9, 2 of 3,
+    on a local chain when none are given) and record it as towns.<slug>.Guardian."""
+    owners = spec.owners or tuple(Account.from_key(k).address for k in DEV_GUARDIAN_KEYS)
+    key = f"towns.{town.slug}.Guardian"
+    # One guardian per treasury: a town deployed afresh gets a new Safe, not a CREATE2 clash.
+    salt = int.from_bytes(Web3.keccak(text=f"{key}:{treasury}"), "big")
+    address, receipt = safe.create_safe(
+        d.w3,
+        lambda fn: d.call_fn(fn),
+        factory=contracts["SafeProxyFactory"].address,
+        singleton=contracts["SafeL2"].address,
+        fallback_handler=contracts["CompatibilityFallbackHandler"].address,
+        owners=owners,
+        threshold=spec.threshold,
+        salt=salt,
+    )
+    contracts[key] = DeployedContract(
+        key=key,
+        contract="SafeL2",  # a proxy: its ABI is the singleton's
+        address=address,
+        block_number=receipt["blockNumber"],
+        tx_hash="0x" + receipt["transactionHash"].hex().removeprefix("0x"),
+        code_hash=artifact("SafeL2").code_hash,
+    )
+    save()
+    log.info("town %s guardian Safe %s (%d of %s)", town.slug, address, spec.threshold, owners)
+    return address
 
 
 def deployer_key_for(chain_id: int) -> str:
@@ -395,9 +455,18 @@ def main(argv: list[str] | None = None) -> int:
         towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper()))
     if args.demo:
         towns.append(demo_town())
-    deployments = deploy_platform(
-        w3, deployer_key_for(chain_id), args.deployments_dir, towns, args.metadata_base_url
-    )
+    try:
+        deployments = deploy_platform(
+            w3,
+            deployer_key_for(chain_id),
+            args.deployments_dir,
+            towns,
+            args.metadata_base_url,
+            platform_proposer=os.environ.get("PLATFORM_PROPOSER_ADDRESS") or None,
+        )
+    except GovernanceSettingsError as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 2
     print(f"chain {chain_id}: {len(deployments.contracts)} contracts in {args.deployments_dir}")
     return 0
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 ABI_DIR = Path(__file__).resolve().parent / "abi"
+# Safe's own published artifacts (scripts/vendor_safe.py), looked up after ours.
+SAFE_ABI_DIR = Path(__file__).resolve().parent / "safe_abi"
 
 
 class RegistryError(LookupError):
@@ -30,6 +32,8 @@ class Artifact:
 @cache
 def artifact(name: str) -> Artifact:
     path = ABI_DIR / f"{name}.json"
+    if not path.exists():
+        path = SAFE_ABI_DIR / f"{name}.json"
     if not path.exists():
         raise RegistryError(f"no compiled artifact {name}; run `make contracts`")
     data = json.loads(path.read_text())

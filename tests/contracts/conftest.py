@@ -282,6 +282,21 @@ VOTING_PERIOD = 10
 CARD_QUORUM_PERCENT = 50  # of 5 cards -> quorum 2
 RESIDENT_QUORUM_PERCENT = 50  # of 4 residents -> quorum 2
 TIMELOCK_DELAY = 60
+PROPOSAL_THRESHOLD = 1  # votes
+QUORUM_FLOOR = 2  # votes, whatever the supply
+
+
+def chamber_settings(
+    chain: Chain,
+    quorum_percent: int,
+    *,
+    threshold: int = PROPOSAL_THRESHOLD,
+    floor: int = QUORUM_FLOOR,
+    proposer: int | None = None,
+) -> tuple[int, int, int, int, int, str]:
+    """TownGovernor.ChamberSettings; `proposer` is the platform proposer (none by default)."""
+    platform = chain.accounts[proposer] if proposer is not None else "0x" + "00" * 20
+    return (VOTING_DELAY, VOTING_PERIOD, threshold, quorum_percent, floor, platform)
 
 
 @dataclass
@@ -323,10 +338,7 @@ def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contra
         "Sarabetsu Card Chamber",
         cards.address,
         treasury.address,
-        VOTING_DELAY,
-        VOTING_PERIOD,
-        0,
-        CARD_QUORUM_PERCENT,
+        chamber_settings(chain, CARD_QUORUM_PERCENT),
         forwarder.address,
     )
     resident_chamber = chain.deploy(
@@ -334,10 +346,7 @@ def dao(chain: Chain, forwarder: Contract, make_collection: Callable[..., Contra
         "Sarabetsu Resident Chamber",
         residents.address,
         treasury.address,
-        VOTING_DELAY,
-        VOTING_PERIOD,
-        0,
-        RESIDENT_QUORUM_PERCENT,
+        chamber_settings(chain, RESIDENT_QUORUM_PERCENT),
         forwarder.address,
     )
     for gov in (card_chamber, resident_chamber):

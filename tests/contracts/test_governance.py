@@ -15,6 +15,8 @@ from tests.contracts.conftest import (
     DAVE,
     ERIN,
     OUTSIDER,
+    PROPOSAL_THRESHOLD,
+    QUORUM_FLOOR,
     RELAYER,
     TIMELOCK_DELAY,
     VOTING_DELAY,
@@ -89,7 +91,9 @@ def test_chambers_share_one_treasury(w3: Web3, chain: Any, dao: Any, forwarder: 
         assert gov.functions.timelock().call() == dao.treasury.address
         assert gov.functions.votingDelay().call() == VOTING_DELAY
         assert gov.functions.votingPeriod().call() == VOTING_PERIOD
-        assert gov.functions.proposalThreshold().call() == 0
+        assert gov.functions.proposalThreshold().call() == PROPOSAL_THRESHOLD
+        assert gov.functions.quorumFloor().call() == QUORUM_FLOOR
+        assert gov.functions.platformProposer().call() == ZERO
         assert gov.functions.CLOCK_MODE().call() == "mode=blocknumber&from=default"
         assert gov.functions.trustedForwarder().call() == forwarder.address
         assert dao.treasury.functions.hasRole(chain.role("PROPOSER_ROLE"), gov.address).call()
