@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = vendored()
     if args.check:
-        stale = [n for n, text in files.items() if not (OUT / n).exists() or (OUT / n).read_text() != text]
+        stale = [
+            n
+            for n, text in files.items()
+            if not (OUT / n).exists() or (OUT / n).read_text() != text
+        ]
         print("safe_abi: ok" if not stale else f"safe_abi stale: {', '.join(stale)}")
         return 1 if stale else 0
     OUT.mkdir(parents=True, exist_ok=True)

@@ -86,9 +86,7 @@ def tx_hash(safe: Any, tx: SafeTx) -> bytes:
     """The EIP-712 hash the owners sign (`Safe.getTransactionHash`)."""
     nonce = safe.functions.nonce().call() if tx.nonce is None else tx.nonce
     return bytes(
-        safe.functions.getTransactionHash(
-            *tx.args(), ZERO_ADDRESS, ZERO_ADDRESS, int(nonce)
-        ).call()
+        safe.functions.getTransactionHash(*tx.args(), ZERO_ADDRESS, ZERO_ADDRESS, int(nonce)).call()
     )
 
 
@@ -108,9 +106,7 @@ def exec_transaction(safe: Any, send: Send, tx: SafeTx, owner_keys: Sequence[str
     """Sign `tx` with `owner_keys` and execute it (the sender pays gas; any account may send).
     Returns the receipt; a Safe whose inner call reverted emits ExecutionFailure, so check it."""
     signatures = sign(tx_hash(safe, tx), owner_keys)
-    rcpt = send(
-        safe.functions.execTransaction(*tx.args(), ZERO_ADDRESS, ZERO_ADDRESS, signatures)
-    )
+    rcpt = send(safe.functions.execTransaction(*tx.args(), ZERO_ADDRESS, ZERO_ADDRESS, signatures))
     if safe.events.ExecutionFailure().process_receipt(rcpt, errors=DISCARD):
         raise RuntimeError("the Safe transaction's call reverted (ExecutionFailure)")
     return rcpt
