@@ -14,8 +14,9 @@ from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
 from backend.accounts.roles import STAFF, current_user, has_town_role
+from backend.core.db import get_db
 from backend.core.errors import AppError
-from backend.dao import polls
+from backend.dao import external, polls
 from backend.dao import services as dao
 from backend.dao.models import CARD, DaoPoll, DaoProposal
 from backend.regions.models import Town
@@ -41,7 +42,7 @@ POLL_STATE_LABELS = {
     "ended": _l("Voting has ended"),
     "canceled": _l("Canceled"),
 }
-TOKEN_LABELS = {"yen": _l("test yen"), "points": _l("points")}
+TOKEN_LABELS = {"yen": _l("test yen"), "points": _l("points"), "other": _l("other assets")}
 CHAMBER_LABELS = {
     "card": _l("Card holders (1 card = 1 vote)"),
     "resident": _l("Residents (1 person = 1 vote)"),
@@ -97,12 +98,25 @@ def _labels() -> dict[str, Any]:
 def proposals(slug: str):
     town = dao.town_by_slug(slug)
     user = current_user()
+    is_staff = has_town_role(user, town.id, STAFF)
     return render_template(
         "dao/list.html",
         town=town,
         proposals=dao.list_proposals(town),
-        is_staff=has_town_role(user, town.id, STAFF),
+        is_staff=is_staff,
+        alerts=external.open_alerts(town, get_db().session()) if is_staff else [],
     )
+
+
+@bp.post("/towns/<slug>/dao/alerts/<int:aid>/seen")
+def alert_seen(slug: str, aid: int):
+    """Staff mark an alert as checked: it leaves the list (the row stays for the record)."""
+    town = dao.town_by_slug(slug)
+    user, login = _staff_user(town)
+    if login is not None:
+        return login
+    external.mark_seen(get_db().session(), town, aid, user.id)
+    return redirect(url_for(".proposals", slug=slug))
 
 
 def _render_new(town: Town, form: dict[str, Any], error: str | None = None, status: int = 200):

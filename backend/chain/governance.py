@@ -157,3 +157,34 @@ def relay_signer(outbox: Any, voter: str) -> Signer:
     the relayer forwards it under its own name and pays the gas (gasless for the voter)."""
     keys = outbox.keys
     return keys.account(keys.relayer_for(voter))  # type: ignore[no-any-return]
+
+
+_TRANSFER = "a9059cbb"  # transfer(address,uint256)
+
+
+def decode_transfer(calldata: str) -> tuple[str, int] | None:
+    """(recipient, amount) of an ERC-20 `transfer` call's calldata (0x-hex), or None when it is
+    another call."""
+    body = calldata.removeprefix("0x").lower()
+    if len(body) != 8 + 128 or not body.startswith(_TRANSFER):
+        return None
+    to = to_checksum_address("0x" + body[8 + 24 : 8 + 64])
+    return str(to), int(body[8 + 64 :], 16)
+
+
+def timelock_operation_id(
+    targets: Sequence[str], values: Sequence[int], calldatas: Sequence[str], salt: str
+) -> str:
+    """`TimelockController.hashOperationBatch(targets, values, payloads, 0, salt)` as 0x-hex: the
+    id a governor's queued proposal has in the treasury (and that `Cancelled` names)."""
+    encoded = abi_encode(
+        ["address[]", "uint256[]", "bytes[]", "bytes32", "bytes32"],
+        [
+            [to_checksum_address(t) for t in targets],
+            [int(v) for v in values],
+            [bytes.fromhex(c.removeprefix("0x")) for c in calldatas],
+            b"\x00" * 32,
+            bytes.fromhex(salt.removeprefix("0x")),
+        ],
+    )
+    return "0x" + keccak(encoded).hex()

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain.indexer import ChainEvent, register_handler
+from backend.dao import external
 from backend.dao.models import DaoPoll, DaoPollVote, DaoProposal, DaoVote
 
 GOVERNOR = "TownGovernor"
@@ -79,7 +80,11 @@ def created(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         p = _proposal(s, ev)
         if p is None:
-            continue  # proposed outside the platform: not listed (no bilingual text)
+            # Proposed outside the platform: listed all the same, marked, and staff alerted.
+            p = external.record_external(s, ev)
+            if p is None:
+                continue  # not a town chamber's
+        p.proposer = str(ev.args["proposer"])
         p.created_block = ev.block_number
         p.created_tx_hash = ev.tx_hash
         p.snapshot_block = int(ev.args["voteStart"])
@@ -89,7 +94,10 @@ def created(s: Session, events: Sequence[ChainEvent]) -> None:
 def uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         p = _proposal(s, ev)
-        if p is not None:
+        if p is not None and p.external:
+            external.unrecord_external(s, p)
+        elif p is not None:
+            p.proposer = None
             p.created_block = p.created_tx_hash = p.snapshot_block = p.deadline_block = None
 
 

@@ -20,6 +20,8 @@ CARD = "card"  # towns.<slug>.CardChamber: 1 ambassador card = 1 vote
 RESIDENT = "resident"  # towns.<slug>.ResidentChamber: 1 verified resident = 1 vote
 CHAMBERS = (CARD, RESIDENT)
 CHAMBER_KEYS = {CARD: "CardChamber", RESIDENT: "ResidentChamber"}
+PLATFORM = "platform"  # written by town staff on the platform (bilingual text, outbox-sent)
+EXTERNAL = "external"  # created on chain by anyone else: indexed from ProposalCreated
 
 
 class DaoProposal(Base):
@@ -66,6 +68,13 @@ class DaoProposal(Base):
     executed_block: Mapped[int | None] = mapped_column()
     canceled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # PLATFORM or EXTERNAL; `proposer` is the ProposalCreated proposer once indexed.
+    origin: Mapped[str] = mapped_column(String(16), default=PLATFORM, server_default=PLATFORM)
+    proposer: Mapped[str | None] = mapped_column(String(42))
+
+    @property
+    def external(self) -> bool:
+        return self.origin == EXTERNAL
 
     def title(self, locale: str) -> str:
         first, second = (self.title_ja, self.title_en)
@@ -167,3 +176,31 @@ class DaoPollVote(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+EXTERNAL_PROPOSAL = "external_proposal"  # a chamber got a proposal made outside the platform
+PAYOUT_CANCELLED = "payout_cancelled"  # the treasury cancelled a queued operation
+ALERT_KINDS = (EXTERNAL_PROPOSAL, PAYOUT_CANCELLED)
+
+
+class DaoAlert(Base):
+    """Something on chain that town staff must look at (shown on the town's DAO page until a
+    staff member marks it seen). Written by the indexer, deleted again if a reorg drops the
+    event; one row per (event tx, log index)."""
+
+    __tablename__ = "dao_alerts"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    proposal_row_id: Mapped[int | None] = mapped_column(ForeignKey("dao_proposals.id"))
+    contract_address: Mapped[str] = mapped_column(String(42))
+    actor: Mapped[str | None] = mapped_column(String(42))  # proposer / canceller when known
+    details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column()
+    block_number: Mapped[int] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[dt.datetime | None] = mapped_column()
+    seen_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -848,5 +848,7 @@ def proposal_json(p: DaoProposal, locale: str) -> dict[str, Any]:
         "recipient": p.recipient,
         "amount": str(int(p.amount)),
         "treasury": p.treasury_address,
+        "origin": p.origin,  # "platform" | "external" (made on chain outside the platform)
+        "proposer": p.proposer,
         "created_at": p.created_at.isoformat(),
     }
