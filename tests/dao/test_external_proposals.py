@@ -168,9 +168,11 @@ def test_staff_mark_an_alert_checked_others_cannot(
     assert seen.seen_at is not None and seen.seen_by is not None
     assert 'id="dao-alerts"' not in staff.client.get(f"/towns/{SLUG}/dao").get_data(as_text=True)
     with app.app_context():
-        audit = get_db().session.scalars(
-            sa.select(AuditLog).where(AuditLog.action == "dao.alert_seen")
-        ).one()
+        audit = (
+            get_db()
+            .session.scalars(sa.select(AuditLog).where(AuditLog.action == "dao.alert_seen"))
+            .one()
+        )
         assert audit.subject_id == str(alert.id)
 
 
