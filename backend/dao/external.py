@@ -215,6 +215,20 @@ def open_alerts(town: Town, s: Session) -> list[DaoAlert]:
     )
 
 
+def alert_json(a: DaoAlert) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "proposal": a.proposal_row_id,
+        "actor": a.actor,
+        "details": dict(a.details or {}),
+        "contract": a.contract_address,
+        "tx_hash": a.tx_hash,
+        "block_number": a.block_number,
+        "created_at": a.created_at.isoformat(),
+    }
+
+
 def mark_seen(s: Session, town: Town, alert_id: int, user_id: int) -> None:
     """Mark the town's alert `alert_id` as checked by `user_id` (NotFound for another town's)."""
     a = s.get(DaoAlert, alert_id)

@@ -368,3 +368,20 @@ PATHS.update(
         },
     }
 )
+
+PATHS["/api/towns/{slug}/dao/alerts"] = {
+    "get": _op(
+        "Staff: on-chain events the platform did not send that nobody has checked yet "
+        "(proposals made outside the platform, cancelled treasury payouts), newest first.",
+        {
+            "200": json_response(
+                "Alerts: id, kind (external_proposal | payout_cancelled), proposal, actor, "
+                "details, tx_hash, block_number.",
+                {"type": "object"},
+            ),
+            "401": error_response("Not signed in."),
+            "403": error_response("Not staff of this town."),
+        },
+        town_only=True,
+    )
+}

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from flask_babel import get_locale
 
-from backend.accounts.roles import current_user
+from backend.accounts.roles import STAFF, current_user, require_town_role
+from backend.core.db import get_db
 from backend.core.errors import json_object
-from backend.dao import polls
+from backend.dao import external, polls
 from backend.dao import services as dao
 
 bp = Blueprint("dao_api", __name__, url_prefix="/api/towns/<slug>/dao")
@@ -47,6 +48,15 @@ def list_proposals(slug: str):
     return jsonify(
         {"proposals": [dao.proposal_json(p, _locale()) for p in dao.list_proposals(town)]}
     )
+
+
+@bp.get("/alerts")
+def list_alerts(slug: str):
+    """Staff: the town's unchecked alerts (backend/dao/external.py)."""
+    town = dao.town_by_slug(slug)
+    require_town_role(current_user(), town.id, STAFF)
+    rows = external.open_alerts(town, get_db().session())
+    return jsonify({"alerts": [external.alert_json(a) for a in rows]})
 
 
 @bp.post("/proposals")

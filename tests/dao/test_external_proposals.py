@@ -129,6 +129,14 @@ def test_external_proposal_is_indexed_marked_and_alerts_staff(
     assert f"Proposer {tourist.address} asks the treasury to pay 1,000,000" in en
     ja = staff.client.get(f"/towns/{SLUG}/dao", headers=JA).get_data(as_text=True)
     assert "プラットフォームの外で提案が作られました。" in ja
+    # ... and in the JSON API, which members and visitors may not read.
+    alerts = staff.get(f"/api/towns/{SLUG}/dao/alerts").get_json()["alerts"]
+    assert [(a["kind"], a["proposal"], a["actor"]) for a in alerts] == [
+        ("external_proposal", p.id, tourist.address)
+    ]
+    assert alerts[0]["details"]["amount"] == str(DRAIN)
+    assert member.get(f"/api/towns/{SLUG}/dao/alerts").status_code == 403
+    assert new_api(app).get(f"/api/towns/{SLUG}/dao/alerts").status_code == 401
 
     # Votes on it are indexed like any other.
     dao_chain.mine(2)
@@ -239,3 +247,23 @@ def test_guardian_cancellation_is_indexed_and_alerts_staff(
     r = staff.get(f"/api/towns/{SLUG}/dao/proposals/{p.id}/results").get_json()
     assert r["state"] == "canceled"
     assert dao_chain.yen_balance(dao_chain.treasury) >= DRAIN
+
+
+def test_a_reorg_that_drops_the_proposal_drops_its_row_and_alert(
+    manual_outbox: Flask, town: Any, dao_chain: Any, w3: Web3
+) -> None:
+    app = manual_outbox
+    tourist = Tourist(w3, dao_chain)
+    dao_chain.mint_cards(tourist.address, 1)
+    dao_chain.mine(1)
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    tourist.propose(tourist.drain("gone in a reorg"))
+    dao_chain.mine(1)
+    settle(app, dao_chain)
+    props, alerts = _rows(app)
+    assert [p.origin for p in props] == ["external"] and len(alerts) == 1
+    # The blocks holding the proposal are replaced by others (empty, one longer).
+    w3.provider.make_request("evm_revert", [snap])
+    dao_chain.mine(3)
+    settle(app, dao_chain)
+    assert _rows(app) == ([], [])
