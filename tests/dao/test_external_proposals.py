@@ -126,7 +126,7 @@ def test_external_proposal_is_indexed_marked_and_alerts_staff(
     en = staff.client.get(f"/towns/{SLUG}/dao", headers=EN).get_data(as_text=True)
     assert 'id="dao-alerts"' in en and 'data-kind="external_proposal"' in en
     assert "A proposal was made outside the platform." in en
-    assert f"Proposer {tourist.address} asks the treasury to pay 1,000,000" in en
+    assert f"Proposer {tourist.address} asks the treasury to pay 1,000,000 test yen" in en
     ja = staff.client.get(f"/towns/{SLUG}/dao", headers=JA).get_data(as_text=True)
     assert "プラットフォームの外で提案が作られました。" in ja
     # ... and in the JSON API, which members and visitors may not read.
