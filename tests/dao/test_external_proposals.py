@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+import pytest
 from eth_account import Account
 from flask import Flask
 from web3 import Web3
@@ -27,6 +28,12 @@ from tests.dao.conftest import SLUG, make_staff, new_api, settle, signup
 EN = {"Accept-Language": "en"}
 JA = {"Accept-Language": "ja"}
 DRAIN = 1_000_000
+
+
+@pytest.fixture
+def app(make_app: Any, deployed: Any, any_db_url: str) -> Flask:
+    """These tests run on PostgreSQL and on SQLite (the migration and the indexer's handlers)."""
+    return make_app(database_url=any_db_url)
 
 
 class Tourist:
