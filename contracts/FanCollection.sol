@@ -10,6 +10,8 @@ import {Context} from "@openzeppelin/contracts/utils/Context.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IERC4906} from "@openzeppelin/contracts/interfaces/IERC4906.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC5192} from "./interfaces/IERC5192.sol";
 
 /// @title FanCollection
 /// @notice One fan NFT collection of a town (ambassador cards, resident cards, tickets, rights...).
@@ -25,6 +27,8 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 ///   MINTER_ROLE member (cleared on revoke) and never the trusted forwarder, so a call whose
 ///   `msg.sender` is the cached minter is a direct call and `_msgSender()` is `msg.sender`.
 /// - Optional soulbound: transfers revert with {FanCollectionSoulbound}; mint and burn still work.
+///   A soulbound collection says so through ERC-5192 (interface 0xb45a3c0e, {IERC5192-Locked} on
+///   each mint, {locked} true) and refuses approvals, so marketplaces do not list its tokens.
 /// - Optional voting power ({ERC721Votes}, 1 token = 1 vote). A holder who never chose a delegate is
 ///   delegated to themself on receipt, so a holder's voting power is never 0 by omission. When votes
 ///   are off, the votes bookkeeping is skipped entirely: a mint takes the flag from the word it has
@@ -34,7 +38,7 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 ///   token when it is resold: a used ticket stays used.
 /// - Trusts the platform's ERC-2771 forwarder, so holders never need gas. No Multicall (it would
 ///   let anyone spoof `_msgSender()` through the forwarder).
-contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, IERC4906 {
+contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, IERC4906, IERC5192 {
     /// @notice May mint (the primary sale contract, staff).
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
     /// @notice May mark perk uses (venue staff).
@@ -97,6 +101,8 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     error FanCollectionSoulbound(uint256 tokenId);
     /// @dev Minting `requested` more tokens would pass the max supply; `remaining` can still be minted.
     error FanCollectionMaxSupplyExceeded(uint256 requested, uint256 remaining);
+    /// @dev An approval was attempted on a soulbound (ERC-5192 locked) collection.
+    error FanCollectionApprovalDisabled();
     /// @dev A mint of zero tokens was requested.
     error FanCollectionZeroQuantity();
     /// @dev The collection was configured with a max supply of zero.
@@ -147,15 +153,15 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     ///
     /// Emits: {Transfer} per token (and {IVotes-DelegateVotesChanged} when votes are on).
     function saleMint(address to, uint256 quantity) external returns (uint256 firstTokenId) {
-        bool votes;
-        (firstTokenId, votes) = _reserve(quantity);
+        uint256 word;
+        (firstTokenId, word) = _reserve(quantity);
         // after the role check, as before; a zero booking changed nothing and reverts here
         if (quantity == 0) revert FanCollectionZeroQuantity();
         // `end` <= maxSupply + 1 < 2**33: no overflow
         unchecked {
             uint256 end = firstTokenId + quantity;
             for (uint256 id = firstTokenId; id < end; ++id) {
-                _mintOne(to, id, votes);
+                _mintOne(to, id, word);
             }
         }
     }
@@ -167,9 +173,9 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     ///
     /// Emits: {Transfer} (and {IVotes-DelegateVotesChanged} when votes are on).
     function mint(address to) external returns (uint256 tokenId) {
-        bool votes;
-        (tokenId, votes) = _reserve(1);
-        _mintOne(to, tokenId, votes);
+        uint256 word;
+        (tokenId, word) = _reserve(1);
+        _mintOne(to, tokenId, word);
     }
 
     /// @notice Burns `tokenId` (also on soulbound collections).
@@ -185,14 +191,15 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     }
 
     /// @dev Checks MINTER_ROLE (cached minter first) and books `quantity` ids with one read and one
-    /// write of the hot word; returns the first id and the votes flag (so the mint reads no more).
+    /// write of the hot word; returns the first id and the word as read (its flags: the mint reads
+    /// no more).
     ///
     /// The cache is never the trusted forwarder (see {_grantRole}), so `msg.sender == minter` means
     /// a direct call from the cached MINTER_ROLE member, whose `_msgSender()` is `msg.sender`; any
     /// other caller, forwarded calls included, goes through {AccessControl-_checkRole}, which uses
     /// `_msgSender()`.
-    function _reserve(uint256 quantity) private returns (uint256 first, bool votes) {
-        uint256 word = _hot;
+    function _reserve(uint256 quantity) private returns (uint256 first, uint256 word) {
+        word = _hot;
         if (address(uint160(word >> _MINTER_SHIFT)) != msg.sender) _checkRole(MINTER_ROLE);
         uint256 minted = word & _MINTED_MASK;
         unchecked {
@@ -202,20 +209,21 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
             _hot = word + quantity; // stays within the low 32 bits: minted + quantity <= maxSupply
             first = minted + 1;
         }
-        votes = word & _VOTES_BIT != 0;
     }
 
     /// @dev Mints `tokenId` (a fresh sequential id) to `to`. With votes on, through {_mint} and
     /// {_update} (self-delegation, vote checkpoints). With votes off, {_update} would only add the
     /// soulbound check, which a mint (from the zero address) always passes, so this calls
-    /// {ERC721-_update} directly with {ERC721-_mint}'s two checks.
-    function _mintOne(address to, uint256 tokenId, bool votes) private {
-        if (votes) {
+    /// {ERC721-_update} directly with {ERC721-_mint}'s two checks. A soulbound token is locked
+    /// from its mint on ({IERC5192-Locked}); `word` is the hot word {_reserve} read.
+    function _mintOne(address to, uint256 tokenId, uint256 word) private {
+        if (word & _VOTES_BIT != 0) {
             _mint(to, tokenId);
         } else {
             if (to == address(0)) revert ERC721InvalidReceiver(address(0));
             if (ERC721._update(to, tokenId, address(0)) != address(0)) revert ERC721InvalidSender(address(0));
         }
+        if (word & _SOULBOUND_BIT != 0) emit Locked(tokenId);
     }
 
     // ----------------------------------------------------------------- perks
@@ -304,6 +312,13 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         return _hot & _SOULBOUND_BIT != 0;
     }
 
+    /// @notice ERC-5192: whether `tokenId` is locked, i.e. the collection is soulbound. Reverts with
+    /// {IERC721Errors-ERC721NonexistentToken} for a token that does not exist.
+    function locked(uint256 tokenId) external view returns (bool) {
+        _requireOwned(tokenId);
+        return _hot & _SOULBOUND_BIT != 0;
+    }
+
     /// @notice Whether tokens carry voting power (1 token = 1 vote).
     function votesEnabled() external view returns (bool) {
         return _hot & _VOTES_BIT != 0;
@@ -331,8 +346,23 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
         override(ERC721, ERC2981, AccessControl, IERC165)
         returns (bool)
     {
+        // ERC-5192 only where tokens are locked: a marketplace reading it should not list them.
+        if (interfaceId == type(IERC5192).interfaceId) return _hot & _SOULBOUND_BIT != 0;
         return interfaceId == bytes4(0x49064906) || ERC721.supportsInterface(interfaceId)
             || ERC2981.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
+    }
+
+    /// @notice Approves `to` for `tokenId`; refused on a soulbound collection (its tokens are
+    /// locked, an approval could only mislead a marketplace).
+    function approve(address to, uint256 tokenId) public override(ERC721, IERC721) {
+        if (_hot & _SOULBOUND_BIT != 0) revert FanCollectionApprovalDisabled();
+        super.approve(to, tokenId);
+    }
+
+    /// @notice Approves `operator` for every token of the caller; refused on a soulbound collection.
+    function setApprovalForAll(address operator, bool approved) public override(ERC721, IERC721) {
+        if (_hot & _SOULBOUND_BIT != 0) revert FanCollectionApprovalDisabled();
+        super.setApprovalForAll(operator, approved);
     }
 
     // ----------------------------------------------------------------- internals

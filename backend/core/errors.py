@@ -85,7 +85,8 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def _wants_json() -> bool:
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    # /meta/ is read by wallets and marketplaces (tokenURI): JSON errors, never an HTML page.
+    if request.path.startswith(("/api/", "/meta/")) or request.path == "/healthz":
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -38,6 +38,20 @@ PATHS = {
             },
         }
     },
+    "/meta/{town}/resident/{token_id}": {
+        "get": {
+            "summary": "OpenSea-compatible metadata of a resident pass (ResidentPass.tokenURI); "
+            "the pass is soulbound (ERC-5192).",
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": {"type": t}}
+                for n, t in (("town", "string"), ("token_id", "integer"))
+            ],
+            "responses": {
+                "200": json_response("name, description, image, external_url, attributes."),
+                "404": error_response("No such town, or the pass does not exist (revoked)."),
+            },
+        }
+    },
     "/api/shop/my/collection": {
         "get": {
             "summary": "The signed-in user's tokens with perks, uses left and a ticket code.",

@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
 from backend.core.errors import json_object
+from backend.nfts.resident_meta import ResidentMetadata
 from backend.nfts.services import CheckInService, ShopService, collection_svg
 
 bp = Blueprint("nfts", __name__)
@@ -61,6 +62,20 @@ def listings(slug: str):
             }
         )
     return jsonify({"town": town.slug, "collections": out})
+
+
+# Static segments win over variables in Flask's router: these take /meta/<town>/resident/...
+@bp.get("/meta/<town>/resident/<int:token_id>")
+def resident_metadata(town: str, token_id: int):
+    base = current_app.extensions["settings"].public_url
+    return jsonify(ResidentMetadata(get_db().session).metadata(town, token_id, base))
+
+
+@bp.get("/meta/<town>/resident/image.svg")
+def resident_image(town: str):
+    resp = Response(ResidentMetadata(get_db().session).image_svg(town), mimetype="image/svg+xml")
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp
 
 
 @bp.get("/meta/<town>/<collection>/<int:token_id>")

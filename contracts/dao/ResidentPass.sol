@@ -7,18 +7,21 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {Context} from "@openzeppelin/contracts/utils/Context.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {IERC5192} from "../interfaces/IERC5192.sol";
 
 /// @title ResidentPass
 /// @notice The voting token of a town's resident chamber: 1 verified person = 1 vote.
 ///
 /// - Soulbound ERC-721 with {ERC721Votes}: a pass cannot be transferred (only issued and revoked).
+///   It says so through ERC-5192 ({IERC5192-locked} is true, {IERC5192-Locked} on issue) and refuses
+///   approvals, so a marketplace never lists a pass that could never sell.
 /// - Issued by REGISTRAR_ROLE (municipal staff, after an identity check such as a My Number card)
 ///   to at most one address per person and at most one pass per address. `personId` is an opaque
 ///   salted hash the backend derives from the verified identity: it keeps a second wallet of the
 ///   same person from getting a second vote without putting personal data on chain.
 /// - Every holder is delegated to themself when the pass is issued, and delegation to anyone else
 ///   is disabled: a vote is personal, so no address can gather other residents' votes.
-contract ResidentPass is ERC721Votes, AccessControl, ERC2771Context {
+contract ResidentPass is ERC721Votes, AccessControl, ERC2771Context, IERC5192 {
     /// @notice May issue and revoke passes (municipal registry staff).
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
 
@@ -35,6 +38,8 @@ contract ResidentPass is ERC721Votes, AccessControl, ERC2771Context {
     error ResidentPassInvalidPerson();
     /// @dev Passes cannot be transferred.
     error ResidentPassSoulbound(uint256 tokenId);
+    /// @dev Passes are locked (ERC-5192): no one may be approved to move them.
+    error ResidentPassApprovalDisabled();
     /// @dev Votes cannot be delegated: 1 person = 1 vote.
     error ResidentPassDelegationDisabled();
 
@@ -115,16 +120,34 @@ contract ResidentPass is ERC721Votes, AccessControl, ERC2771Context {
         revert ResidentPassDelegationDisabled();
     }
 
-    /// @inheritdoc ERC721
-    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
-        return super.supportsInterface(interfaceId);
+    /// @notice Always true for an existing pass (ERC-5192); reverts with {IERC721Errors-ERC721NonexistentToken}
+    /// otherwise.
+    function locked(uint256 tokenId) external view returns (bool) {
+        _requireOwned(tokenId);
+        return true;
     }
 
-    /// @dev Soulbound (only mint and burn) and self-delegation on issue.
+    /// @notice Disabled: a pass is locked. Always reverts with {ResidentPassApprovalDisabled}.
+    function approve(address, uint256) public pure override {
+        revert ResidentPassApprovalDisabled();
+    }
+
+    /// @notice Disabled: every pass is locked. Always reverts with {ResidentPassApprovalDisabled}.
+    function setApprovalForAll(address, bool) public pure override {
+        revert ResidentPassApprovalDisabled();
+    }
+
+    /// @inheritdoc ERC721
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
+        return interfaceId == type(IERC5192).interfaceId || super.supportsInterface(interfaceId);
+    }
+
+    /// @dev Soulbound (only mint and burn), {IERC5192-Locked} on issue, self-delegation on issue.
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
         if (to != address(0) && delegates(to) == address(0)) _delegate(to, to);
         from = super._update(to, tokenId, auth);
         if (from != address(0) && to != address(0)) revert ResidentPassSoulbound(tokenId);
+        if (from == address(0)) emit Locked(tokenId);
     }
 
     function _baseURI() internal view override returns (string memory) {
