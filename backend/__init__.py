@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.errors import register_error_handlers
     from backend.core.health import bp as health_bp
     from backend.core.i18n import init_i18n
+    from backend.core.limits import init_limits
     from backend.core.openapi import bp as openapi_bp
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_bp)
+    init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
     return app

@@ -114,6 +114,21 @@ class Settings:
     default_locale: str = "ja"
     public_url: str = "http://127.0.0.1:5000"
     testing: bool = False
+    # Rate limits (backend/core/limits.py): "" means Redis when the broker is Redis (shared by
+    # every web host), else memory:// (per process: the embedded run has one).
+    ratelimit_storage_uri: str = ""
+    ratelimit_key_prefix: str = "furusato"
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto (0: none). Wrong
+    # here means every visitor shares the proxy's address, or a client can forge its own.
+    proxy_hops: int = 0
+    # Outgoing mail (backend/core/mail.py). Without SMTP_HOST every mail is written to a file
+    # under instance/mail/ instead (the embedded run).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_security: str = "starttls"  # starttls, ssl or none
+    mail_from: str = "furusato <no-reply@localhost>"
 
     def __post_init__(self) -> None:
         # Derived defaults that depend on instance_path.
@@ -127,6 +142,18 @@ class Settings:
             )
         if self.default_locale not in ("ja", "en"):
             raise SettingsError("DEFAULT_LOCALE must be ja or en")
+        if not self.ratelimit_storage_uri:
+            broker = self.celery_broker_url
+            uri = broker if broker.startswith(("redis://", "rediss://")) else "memory://"
+            object.__setattr__(self, "ratelimit_storage_uri", uri)
+        if self.smtp_security not in ("starttls", "ssl", "none"):
+            raise SettingsError("SMTP_SECURITY must be starttls, ssl or none")
+        if self.proxy_hops < 0:
+            raise SettingsError("PROXY_HOPS must be 0 or more")
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.instance_path / "mail"
 
     def confirmations_for(self, chain_id: int) -> int:
         """Blocks below head that the indexer waits for on `chain_id`."""
@@ -164,6 +191,14 @@ class Settings:
             retired_master_keys=_secret("RETIRED_MASTER_KEYS"),
             default_locale=_env("DEFAULT_LOCALE", "ja") or "ja",
             public_url=_env("PUBLIC_URL", f"http://127.0.0.1:{port}") or "",
+            ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", "") or "",
+            proxy_hops=_int("PROXY_HOPS", 0),
+            smtp_host=_env("SMTP_HOST", "") or "",
+            smtp_port=_int("SMTP_PORT", 587),
+            smtp_username=_env("SMTP_USERNAME"),
+            smtp_password=_secret("SMTP_PASSWORD"),
+            smtp_security=_env("SMTP_SECURITY", "starttls") or "starttls",
+            mail_from=_env("MAIL_FROM", "furusato <no-reply@localhost>") or "",
         )
         s = replace(s, **overrides)  # type: ignore[arg-type]
         if not s.secret_key:

@@ -32,6 +32,8 @@ from backend.chain.registry import Deployments
 from backend.config import Settings
 from backend.models import Base
 
+pytest_plugins = ["tests.mail"]  # smtp_server and mailbox: a real SMTP server (aiosmtpd)
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 PG_ADMIN_URL = os.environ.get(
@@ -193,6 +195,8 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
 
 
 def _make_app(settings: Settings, **overrides: Any) -> Flask:
+    # Rate-limit counters live in this run's Redis: each app counts on its own.
+    overrides.setdefault("ratelimit_key_prefix", f"furusato-test-{uuid.uuid4().hex}")
     app = create_app(replace(settings, **overrides))
     celery = app.extensions["celery"]
     celery.conf.task_default_queue = f"furusato-test-{RUN_ID}"

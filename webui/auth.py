@@ -11,18 +11,18 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from backend.accounts.models import User
-from backend.accounts.roles import SESSION_USER_ID, STAFF, current_user, has_town_role
+from backend.accounts import sessions
+from backend.accounts.roles import STAFF, current_user, has_town_role
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
 from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.merchants.services import merchant_service
-from backend.points.services import PointsService
 from backend.regions.models import Town
+from webui.account_pages import account_mail
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -45,30 +45,10 @@ def _safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else url_for("auth.me")
 
 
-def _log_in(user: User) -> None:
-    session.clear()  # a fresh session on every sign-in
-    session[SESSION_USER_ID] = user.id
-
-
 def _town_in(path: str | None) -> str | None:
     """The town a visitor came from, when they signed up from its pages (/towns/<slug>...)."""
     m = re.match(r"^/towns/([a-z0-9-]+)", path or "")
     return m.group(1) if m else None
-
-
-def _welcome(user: User, town_slug: str | None) -> None:
-    """Welcome points of the town the visitor signed up from. Never blocks the sign-up: the
-    account exists either way, and a failure is logged for staff to grant by hand."""
-    if not town_slug:
-        return
-    session_ = get_db().session()
-    town = session_.scalar(select(Town).where(Town.slug == town_slug))
-    if town is None:
-        return
-    try:
-        PointsService(session_).grant_welcome_points(user, town)
-    except AppError as exc:
-        log.warning("no welcome points for user %s in %s: %s", user.id, town_slug, exc.code)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -87,8 +67,10 @@ def signup():
         except AppError as exc:
             error = exc
         else:
-            _log_in(user)
-            _welcome(user, request.args.get("town") or _town_in(request.args.get("next")))
+            sessions.log_in(user)
+            # Welcome points of the town wait for the mailed link (webui/account_pages.py).
+            town = request.args.get("town") or _town_in(request.args.get("next"))
+            account_mail().send_verification(user, town)
             return redirect(_safe_next(request.args.get("next")))
     status = error.status if error else 200
     return render_template(
@@ -110,7 +92,7 @@ def login():
         except AppError as exc:
             error = exc
         else:
-            _log_in(user)
+            sessions.log_in(user)
             return redirect(_safe_next(request.args.get("next")))
     status = error.status if error else 200
     return render_template(
@@ -123,7 +105,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    sessions.log_out(get_db().session())
     return redirect(url_for("pages.landing"))
 
 

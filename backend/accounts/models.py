@@ -28,6 +28,11 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(80), default="")
     locale: Mapped[str] = mapped_column(String(5), default="ja")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set when the owner followed the link mailed to `email`; welcome points wait for it.
+    email_verified_at: Mapped[dt.datetime | None] = mapped_column()
+    # Sessions carry the epoch they were made in; logout and a password change bump it, so
+    # every cookie saved before no longer signs anyone in (backend/accounts/sessions.py).
+    auth_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     addresses: Mapped[list[Address]] = relationship(
         back_populates="user", order_by="Address.id", lazy="selectin"
@@ -89,6 +94,36 @@ class SiweNonce(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), unique=True)
     issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+VERIFY_EMAIL = "verify_email"
+RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a password
+CHANGE_EMAIL = "change_email"
+TOKEN_PURPOSES = (VERIFY_EMAIL, RESET_PASSWORD, CHANGE_EMAIL)
+
+
+class AccountToken(Base):
+    """A single-use link sent by mail. Only the SHA-256 of the token is stored: a copy of the
+    database cannot be used to verify, reset or take over an account."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN (" + ", ".join(f"'{p}'" for p in TOKEN_PURPOSES) + ")", name="purpose"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The address the link was sent to: the account's (verify, reset) or the new one (change).
+    email: Mapped[str] = mapped_column(String(254))
+    # The town whose welcome points the verification unlocks (the sign-up came from its pages).
+    town_slug: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column()
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask_wtf.csrf import generate_csrf
 
+from backend.accounts import sessions
+from backend.accounts.mail_flows import AccountMail
 from backend.accounts.models import User
 from backend.accounts.services import AccountService, address_key_store
 from backend.chain import siwe_auth
@@ -49,9 +51,13 @@ def _optional_user(service: AccountService) -> User | None:
 
 
 def _log_in(user: User) -> None:
-    # A new session on every sign-in: nothing from before (CSRF token, SIWE nonce) survives.
-    session.clear()
-    session[_USER_ID] = user.id
+    sessions.log_in(user)
+
+
+@bp.before_app_request
+def _drop_revoked_session() -> None:
+    # A cookie from before a logout or password change signs nobody in (sessions.py).
+    sessions.drop_if_revoked(get_db().session())
 
 
 def _user_json(user: User) -> dict[str, Any]:
@@ -61,6 +67,7 @@ def _user_json(user: User) -> dict[str, Any]:
         "email": user.email,
         "display_name": user.display_name,
         "locale": user.locale,
+        "email_verified": user.email_verified_at is not None,
         "created_at": user.created_at.isoformat(),
         "addresses": [
             {"address": a.address, "kind": a.kind, "created_at": a.created_at.isoformat()}
@@ -106,6 +113,8 @@ def signup() -> tuple[Response, int]:
         data.get("locale", "ja"),
     )
     _log_in(user)
+    # No welcome points before the address is verified by the mailed link.
+    AccountMail(get_db().session(), current_app.extensions["settings"]).send_verification(user)
     return _signed_in(user, 201)
 
 
@@ -119,7 +128,7 @@ def login() -> tuple[Response, int]:
 
 @bp.post("/api/auth/logout")
 def logout() -> tuple[Response, int]:
-    session.clear()
+    sessions.log_out(get_db().session())
     return jsonify(ok=True, csrf_token=generate_csrf()), 200
 
 

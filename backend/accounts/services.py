@@ -82,7 +82,13 @@ class AccountService:
     # --- sign-up and sign-in --------------------------------------------------------------
 
     def signup(
-        self, email: object, password: object, display_name: object = "", locale: object = "ja"
+        self,
+        email: object,
+        password: object,
+        display_name: object = "",
+        locale: object = "ja",
+        *,
+        verified: bool = False,
     ) -> User:
         """Create a user with ``email`` (stored lower-cased) and a custodial address, in one
         commit.
@@ -90,10 +96,11 @@ class AccountService:
         Raises :class:`InvalidInput` (bad email, password under 10 characters, bad display
         name or locale), :class:`EmailTaken` (409) if the email is registered, and
         :class:`CustodyUnavailable` (503) if no master key is configured. Nothing is written
-        on failure.
+        on failure. The address is unverified (no welcome points) until its owner follows the
+        mailed link (backend/accounts/mail_flows.py); ``verified`` is for demo data only.
         """
         email = normalise_email(email)
-        password = _check_password(password)
+        password = check_password(password)
         name = _check_display_name(display_name)
         if locale not in LOCALES:
             raise InvalidInput(N_("locale must be ja or en."), field="locale")
@@ -102,9 +109,10 @@ class AccountService:
         sealed = self.vault().create_key()
         user = User(
             email=email,
-            password_hash=generate_password_hash(password, method=_HASH_METHOD),
+            password_hash=password_hash(password),
             display_name=name,
             locale=str(locale),
+            email_verified_at=self._now() if verified else None,
         )
         self.session.add(user)
         self.session.add(Address.custodial(user, sealed))
@@ -315,7 +323,12 @@ def normalise_email(value: object) -> str:
     return email
 
 
-def _check_password(value: object) -> str:
+def password_hash(password: str) -> str:
+    return generate_password_hash(password, method=_HASH_METHOD)
+
+
+def check_password(value: object) -> str:
+    """`value` if it is an acceptable new password; InvalidInput otherwise."""
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
         raise InvalidInput(
             N_("The password must be at least %(min)d characters."),

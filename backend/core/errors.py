@@ -109,6 +109,14 @@ def _respond(status: int, code: str, message: str, details: dict[str, Any] | Non
     return render_template("error.html", status=status, code=code, message=message), status
 
 
+def too_many_requests(exc: HTTPException) -> Any:
+    """A rate limit's 429 (backend/core/limits.py): a translated message, JSON or page, and the
+    Retry-After header the limiter adds."""
+    return _respond(
+        429, "too_many_requests", N_("Too many attempts. Please wait a while and try again.")
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):

@@ -146,7 +146,7 @@ def _venue_user(town: Town) -> None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
             user = AccountService(session, lambda: get_vault(app)).signup(
-                VENUE_EMAIL, VENUE_PASSWORD, "Sarabetsu venue", "ja"
+                VENUE_EMAIL, VENUE_PASSWORD, "Sarabetsu venue", "ja", verified=True
             )
         except AppError as exc:
             log.warning("demo venue user not created: %s", exc.message)

@@ -22,7 +22,9 @@ def demo_user(email: str, password: str, name: str) -> User:
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        user = AccountService(session(), lambda: get_vault(app)).signup(email, password, name)
+        user = AccountService(session(), lambda: get_vault(app)).signup(
+            email, password, name, verified=True
+        )
     return user
 
 

@@ -17,3 +17,10 @@ class InsufficientPoints(AppError):
 
 class PointsNotAvailable(NotFound):
     code = "points_not_available"
+
+
+class EmailNotVerified(AppError):
+    """Welcome points wait until the account's email address is verified (issue 11 §4)."""
+
+    status = 403
+    code = "email_not_verified"

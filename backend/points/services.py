@@ -25,7 +25,7 @@ from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_
-from backend.points.errors import InvalidAmount, PointsNotAvailable
+from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
 from backend.points.models import (
     EXPIRED,
     GRANT_CONFIRMED,
@@ -126,12 +126,15 @@ class PointsService:
 
         The admin role key issues through the outbox; the grant, the outbox row and an AuditLog
         row "points.issue" commit together. Raises PointsNotAvailable when the town has no
-        points contract or the user has no built-in account.
+        points contract or the user has no built-in account, and EmailNotVerified until the
+        user's email address is verified: a fresh account costs nothing, a mailbox does.
         """
         amount = parse_amount(amount)
         existing = self._grant(user.id, town.id)
         if existing is not None:
             return existing
+        if user.email_verified_at is None:
+            raise EmailNotVerified(N_("Confirm your email address to receive welcome points."))
         address = self._custodial_address(user)
         if not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))

@@ -111,36 +111,3 @@ def test_siwe_nonce_rejects_a_bad_address_before_issuing_anything(app, client):
     assert resp.status_code == 400
     assert resp.get_json()["error"]["details"]["field"] == "address"
     assert counts(app) == before
-
-
-def test_signing_up_from_a_town_queues_its_welcome_points(app, client):
-    from sqlalchemy import func, select
-
-    from backend.core.db import get_db
-    from backend.core.models import AuditLog
-    from scripts.demo_data import load_demo_data
-
-    load_demo_data(app)
-
-    def welcome_grants() -> int:
-        with app.app_context():
-            return get_db().session.scalar(
-                select(func.count())
-                .select_from(AuditLog)
-                .where(AuditLog.action == "points.issue", AuditLog.reason == "welcome points")
-            )
-
-    before = welcome_grants()  # the demo's own residents
-    assert _signup(client).status_code == 302  # from no town: no town's points
-    assert welcome_grants() == before
-    client.post("/logout", data={"csrf_token": _token(client, "/me")})
-    resp = client.post(
-        "/signup?next=/towns/sarabetsu",
-        data={
-            "email": "second@example.com",
-            "password": PASSWORD,
-            "csrf_token": _token(client, "/signup?next=/towns/sarabetsu"),
-        },
-    )
-    assert resp.status_code == 302 and resp.headers["Location"] == "/towns/sarabetsu"
-    assert welcome_grants() == before + 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from backend.accounts.models import User
-from backend.core.db import get_db
+from backend.core.db import get_db, utcnow
 from backend.points.services import points_service
 from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD
@@ -51,6 +51,8 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
             user = get_db().session.scalar(
                 sa.select(User).where(User.email == "tourist@example.com")
             )
+            # As if the mailed link was followed (tests/accounts/test_mail_flows.py does it).
+            user.email_verified_at = utcnow()
             points_service().grant_welcome_points(user, world.town())
         _wait_for(customer, lambda: customer.get_by_test_id("balance").first.inner_text() == "500")
         assert customer.get_by_test_id("expiry").first.inner_text() != "期限なし"

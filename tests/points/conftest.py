@@ -46,7 +46,7 @@ def town_id(app: Flask, deployed: Deployments) -> int:
 def user_id(app: Flask) -> int:
     with app.app_context():
         svc = AccountService(get_db().session(), lambda: get_vault(app))
-        return svc.signup("fan@example.com", PASSWORD).id
+        return svc.signup("fan@example.com", PASSWORD, verified=True).id
 
 
 def run_chain(app: Flask, w3: Web3) -> None:

@@ -1,0 +1,151 @@
+"""Rate limits on the endpoints an attacker would hammer: passwords, PINs, codes, sign-ups.
+
+Limits are declared here by endpoint name, not by decorators spread over the blueprints, so one
+table says what is limited and how much (docs/adr/0011-abuse-limits-and-mail.md). Each entry
+gives the limit per client address and, where a request names its target (an email, a card or
+customer code), a second limit per target: guessing one account's password from many addresses
+is stopped too. The per-target limits count failures only (a 4xx answer), so nobody can lock a
+resident out by sending correct requests in their name.
+
+Counters live in Redis when Redis is configured, so every web host shares them; the embedded
+run keeps them in memory (one process). A breach answers 429 with a translated message: JSON
+for the API, the error page for pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, request, session
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from backend.config import Settings
+from backend.core.errors import too_many_requests
+
+log = logging.getLogger(__name__)
+
+
+def _field(*names: str) -> Callable[[], str]:
+    """A limit key from the request's first non-empty field among `names` (JSON or form)."""
+
+    def key() -> str:
+        data: Any = request.get_json(silent=True) if request.is_json else request.form
+        for name in names:
+            value = data.get(name) if isinstance(data, dict) or hasattr(data, "get") else None
+            if isinstance(value, str) and value.strip():
+                return f"{name}:{value.strip().lower()[:254]}"
+        return f"ip:{get_remote_address()}"
+
+    return key
+
+
+def _user_or_ip() -> str:
+    # "user_id" is backend.accounts.sessions.USER_ID; core does not import the domains.
+    user_id = session.get("user_id")
+    return f"user:{user_id}" if user_id is not None else f"ip:{get_remote_address()}"
+
+
+def _failed(resp: Response) -> bool:
+    return 400 <= resp.status_code < 500
+
+
+@dataclass(frozen=True)
+class Rule:
+    limit: str
+    key: Callable[[], str] = get_remote_address
+    failures_only: bool = False  # count only 4xx answers
+    methods: tuple[str, ...] = ("POST",)
+    # Endpoints with the same scope share counters: the page and the API of one action.
+    scope: str = ""
+
+
+_by_email = _field("email")
+_by_code = _field("card_code", "customer_code")
+
+_LOGIN = (
+    Rule("10/minute;100/hour", scope="login"),
+    Rule("10/15 minutes", _by_email, failures_only=True, scope="login"),
+)
+_PASSWORD_CHECK = (Rule("5/15 minutes", _user_or_ip, failures_only=True, scope="password"),)
+_SIGNUP = (Rule("5/minute;30/hour", scope="signup"),)
+_CHARGE = (
+    Rule("30/minute", _user_or_ip, scope="charge"),
+    Rule("10/10 minutes", _by_code, failures_only=True, scope="charge"),
+)
+
+# endpoint -> its rules. An endpoint that does not exist (yet) is skipped, so the table may name
+# endpoints that other branches add.
+LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
+    # Password sign-in: per address, and per account (failed attempts only).
+    "accounts.login": _LOGIN,
+    "auth.login": _LOGIN,
+    # Sign-up: each one costs a wallet key and, once verified, welcome points.
+    "accounts.signup": _SIGNUP,
+    "auth.signup": _SIGNUP,
+    # Password re-checks of a signed-in user (key export), per user.
+    "accounts.export_key": _PASSWORD_CHECK,
+    "account_pages.change_password": _PASSWORD_CHECK,
+    # Mail-sending endpoints: nobody mail-bombs an address through us.
+    "account_pages.forgot_password": (Rule("5/hour"), Rule("3/hour", _by_email)),
+    "account_pages.resend_verification": (Rule("5/hour", _user_or_ip),),
+    "account_pages.change_email": (Rule("5/hour", _user_or_ip),),
+    "account_pages.reset_password": (Rule("10/hour"),),
+    # Charging a customer code or a printed card with its PIN, per shop session and per code.
+    "merchants.charge_customer": _CHARGE,
+    "merchants_pages.charge_customer": _CHARGE,
+    "merchants.customer_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
+    "points_pages.my_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
+    # Paying a charge by its code (the customer's side).
+    "merchants.pay": (Rule("20/minute", _user_or_ip),),
+    # Sign-In with Ethereum: each nonce is a DB row, each verify a signature recovery.
+    "accounts.siwe_nonce": (Rule("30/minute", methods=("GET",)),),
+    "accounts.siwe_verify": (Rule("10/minute"),),
+}
+
+
+def storage_uri(settings: Settings) -> str:
+    return settings.ratelimit_storage_uri or "memory://"
+
+
+def init_limits(app: Flask, settings: Settings) -> Limiter:
+    """Trust `settings.proxy_hops` proxies for the client address, create the limiter and apply
+    LIMITED_ENDPOINTS to the registered views. Call after every blueprint is registered."""
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=storage_uri(settings),
+        key_prefix=settings.ratelimit_key_prefix,
+        headers_enabled=True,
+        strategy="moving-window",
+    )
+    for endpoint, rules in LIMITED_ENDPOINTS.items():
+        view: Any = app.view_functions.get(endpoint)
+        if view is None:
+            continue
+        for rule in rules:
+            view = limiter.limit(
+                rule.limit,
+                key_func=rule.key,
+                methods=list(rule.methods),
+                deduct_when=_failed if rule.failures_only else None,
+                # Each rule counts on its own, even when two endpoints share a key function.
+                scope=f"{rule.scope or endpoint}:{rule.key.__name__}",
+            )(view)
+        app.view_functions[endpoint] = view
+    app.extensions["limiter"] = limiter
+    log.info("rate limits on %s", storage_uri(settings).split("://")[0])
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        return too_many_requests(exc)
+
+    return limiter

@@ -1,0 +1,237 @@
+"""Accounts that cannot be farmed, and sessions that end (issue 11 §4).
+
+Mail goes through a real SMTP server (aiosmtpd, tests/mail.py); each test follows the link
+from the captured mail, as a person would.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.accounts.models import AccountToken, User
+from backend.core.db import get_db
+from backend.core.models import AuditLog
+from tests.accounts.conftest import MASTER_KEY, PASSWORD, Api
+
+TOWN = "/towns/sarabetsu"
+
+
+@pytest.fixture
+def app(make_app, deployed, smtp_server):
+    return make_app(master_key=MASTER_KEY, **smtp_server.settings)
+
+
+def _token(client, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _signup_page(client, email: str, next_: str = TOWN, lang: str = "ja"):
+    return client.post(
+        f"/signup?next={next_}",
+        data={"email": email, "password": PASSWORD, "csrf_token": _token(client, "/signup")},
+        headers={"Accept-Language": lang},
+    )
+
+
+def _welcome_grants(app) -> int:
+    with app.app_context():
+        return get_db().session.scalar(
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "points.issue", AuditLog.reason == "welcome points")
+        )
+
+
+def _path(link: str) -> str:
+    parts = urlsplit(link)
+    return parts.path
+
+
+def _verified(app, email: str) -> bool:
+    with app.app_context():
+        user = get_db().session.scalar(select(User).where(User.email == email))
+        return user.email_verified_at is not None
+
+
+def test_six_signups_in_a_burst_get_no_welcome_points_until_a_mailed_link_is_followed(app, mailbox):
+    from scripts.demo_data import load_demo_data
+
+    load_demo_data(app)
+    before = _welcome_grants(app)  # the demo's own residents, created verified
+
+    # One client signs up six times from the town's page, as fast as it can.
+    client = app.test_client()
+    statuses = []
+    for i in range(6):
+        statuses.append(_signup_page(client, f"farm{i}@example.com").status_code)
+        client.post("/logout", data={"csrf_token": _token(client, "/login")})
+    assert statuses == [302] * 5 + [429]
+    assert _welcome_grants(app) == before  # nothing before a verified address
+
+    mail = mailbox.wait_for("farm0@example.com")
+    assert mail.subject == "メールアドレスの確認"  # decoded from RFC 2047
+    assert "ふるさと" in str(mail.message["From"])
+    link = mail.link()
+    assert link.startswith(app.extensions["settings"].public_url + "/verify-email/")
+
+    page = client.get(_path(link), headers={"Accept-Language": "ja"})
+    assert page.status_code == 200
+    assert "メールアドレスを確認しました" in page.get_data(as_text=True)
+    assert _verified(app, "farm0@example.com")
+    assert _welcome_grants(app) == before + 1
+
+    # The link works once.
+    again = client.get(_path(link), headers={"Accept-Language": "en"})
+    assert again.status_code == 400
+    assert "This link is invalid or has expired." in again.get_data(as_text=True)
+    assert _welcome_grants(app) == before + 1
+
+    # The token is stored hashed: the raw token from the mail is nowhere in the database.
+    raw = _path(link).rsplit("/", 1)[1]
+    with app.app_context():
+        hashes = get_db().session.scalars(select(AccountToken.token_hash)).all()
+    assert raw not in hashes and len(hashes) == 5
+
+
+def test_api_signup_mails_an_english_link_and_reports_verification(app, mailbox):
+    api = Api(app.test_client())
+    resp = api.signup("fan@example.com", locale="en")
+    assert resp.status_code == 201
+    assert resp.get_json()["user"]["email_verified"] is False
+    mail = mailbox.wait_for("fan@example.com")
+    assert mail.subject == "Confirm your email address"
+    assert api.client.get(_path(mail.link())).status_code == 200
+    assert api.get("/api/accounts/me").get_json()["user"]["email_verified"] is True
+
+
+def test_a_cookie_saved_before_logout_no_longer_works(app):
+    api = Api(app.test_client())
+    assert api.signup("fan@example.com").status_code == 201
+    saved = api.client.get_cookie("session").value  # what a thief would copy
+    assert api.post("/api/auth/logout").status_code == 200
+    thief = app.test_client()
+    thief.set_cookie("session", saved)
+    assert thief.get("/api/accounts/me").status_code == 401
+    assert thief.get("/me").status_code == 302  # the page asks to log in
+
+
+def test_a_password_change_signs_out_other_devices_and_keeps_this_one(app):
+    client = app.test_client()
+    assert _signup_page(client, "fan@example.com", next_="/me").status_code == 302
+    other = app.test_client()
+    other.set_cookie("session", client.get_cookie("session").value)  # a second device
+    assert other.get("/api/accounts/me").status_code == 200
+
+    wrong = client.post(
+        "/me/password",
+        data={
+            "current_password": "not the password",
+            "password": "a brand new password",
+            "csrf_token": _token(client, "/me/password"),
+        },
+    )
+    assert wrong.status_code == 401
+    assert other.get("/api/accounts/me").status_code == 200  # a failed change revokes nothing
+
+    ok = client.post(
+        "/me/password",
+        data={
+            "current_password": PASSWORD,
+            "password": "a brand new password",
+            "csrf_token": _token(client, "/me/password"),
+        },
+    )
+    assert ok.status_code == 200
+    assert client.get("/api/accounts/me").status_code == 200
+    assert other.get("/api/accounts/me").status_code == 401
+    api = Api(app.test_client())
+    login = api.post(
+        "/api/auth/login", {"email": "fan@example.com", "password": "a brand new password"}
+    )
+    assert login.status_code == 200
+
+
+def test_password_reset_by_mail_revokes_sessions_and_works_once(app, mailbox):
+    thief = Api(app.test_client())
+    assert thief.signup("fan@example.com").status_code == 201
+    client = app.test_client()
+    resp = client.post(
+        "/forgot-password",
+        data={"email": "fan@example.com", "csrf_token": _token(client, "/forgot-password")},
+        headers={"Accept-Language": "en"},
+    )
+    assert resp.status_code == 200
+    # An unknown address gets the same answer and no mail.
+    same = client.post(
+        "/forgot-password",
+        data={"email": "nobody@example.com", "csrf_token": _token(client, "/forgot-password")},
+        headers={"Accept-Language": "en"},
+    )
+    assert same.get_data(as_text=True) == resp.get_data(as_text=True)
+
+    mail = mailbox.wait_for("fan@example.com", count=2)  # the first is the verification
+    assert mail.subject == "パスワードの再設定"
+    path = _path(mail.link())
+    assert client.get(path).status_code == 200
+    short = client.post(path, data={"password": "short", "csrf_token": _token(client, path)})
+    assert short.status_code == 400  # nothing consumed: the link still works
+    done = client.post(
+        path, data={"password": "a brand new password", "csrf_token": _token(client, path)}
+    )
+    assert done.status_code == 200
+    assert thief.get("/api/accounts/me").status_code == 401  # the old session is gone
+    replay = client.post(
+        path, data={"password": "the attacker's choice", "csrf_token": _token(client, "/login")}
+    )
+    assert replay.status_code == 400
+    api = Api(app.test_client())
+    ok = api.post(
+        "/api/auth/login", {"email": "fan@example.com", "password": "a brand new password"}
+    )
+    assert ok.status_code == 200
+    assert ok.get_json()["user"]["email_verified"] is True  # the mailbox was proved
+    assert not mailbox.to("nobody@example.com")
+
+
+def test_email_change_needs_the_password_and_the_new_mailbox(app, mailbox):
+    client = app.test_client()
+    assert _signup_page(client, "old@example.com", next_="/me").status_code == 302
+    bad = client.post(
+        "/me/email",
+        data={
+            "email": "new@example.com",
+            "password": "not the password",
+            "csrf_token": _token(client, "/me/email"),
+        },
+    )
+    assert bad.status_code == 401 and not mailbox.to("new@example.com")
+    resp = client.post(
+        "/me/email",
+        data={
+            "email": "new@example.com",
+            "password": PASSWORD,
+            "csrf_token": _token(client, "/me/email"),
+        },
+    )
+    assert resp.status_code == 200
+    with app.app_context():  # not moved until the new mailbox answers
+        assert get_db().session.scalar(select(User.email)) == "old@example.com"
+    mail = mailbox.wait_for("new@example.com")
+    assert mail.subject == "新しいメールアドレスの確認"
+    assert client.get(_path(mail.link())).status_code == 200
+    assert client.get("/api/accounts/me").get_json()["user"]["email"] == "new@example.com"
+    assert _verified(app, "new@example.com")
+
+
+def test_embedded_run_writes_each_mail_to_a_file(make_app, deployed, tmp_path):
+    app = make_app(master_key=MASTER_KEY, instance_path=tmp_path)
+    assert Api(app.test_client()).signup("fan@example.com").status_code == 201
+    files = list((tmp_path / "mail").glob("*.eml"))
+    assert len(files) == 1
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600"
+    assert "/verify-email/" in files[0].read_text()

@@ -1,0 +1,145 @@
+"""Account pages reached by mail: verify the address, reset or change the password, change the
+address. The mail flows themselves are backend/accounts/mail_flows.py."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from backend.accounts import sessions
+from backend.accounts.mail_flows import AccountMail
+from backend.accounts.roles import current_user
+from backend.core.db import get_db
+from backend.core.errors import AppError
+from backend.points.services import PointsService
+from backend.regions.models import Town
+
+bp = Blueprint("account_pages", __name__)
+log = logging.getLogger(__name__)
+
+
+def account_mail() -> AccountMail:
+    return AccountMail(get_db().session(), current_app.extensions["settings"])
+
+
+def _done(message_key: str, status: int = 200):
+    return render_template("auth/notice.html", notice=message_key), status
+
+
+def grant_welcome(user, town_slug: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Welcome points of the town the account signed up from, once its address is verified.
+    Never fails the page: a failure is logged for staff to grant by hand."""
+    if not town_slug:
+        return
+    session_ = get_db().session()
+    town = session_.scalar(select(Town).where(Town.slug == town_slug))
+    if town is None:
+        return
+    try:
+        PointsService(session_).grant_welcome_points(user, town)
+    except AppError as exc:
+        session_.rollback()
+        log.warning("no welcome points for user %s in %s: %s", user.id, town_slug, exc.code)
+
+
+@bp.get("/verify-email/<token>")
+def verify_email(token: str):
+    try:
+        verified = account_mail().verify(token)
+    except AppError as exc:
+        return render_template("auth/notice.html", error=exc.translated()), exc.status
+    grant_welcome(verified.user, verified.town_slug)
+    return _done("verified")
+
+
+@bp.post("/me/verify-email")
+def resend_verification():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=url_for("auth.me")))
+    account_mail().send_verification(user)
+    return _done("verification_sent")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password():
+    error = None
+    if request.method == "POST":
+        try:
+            account_mail().send_password_reset(request.form.get("email", ""))
+        except AppError as exc:
+            error = exc
+        else:
+            return _done("reset_sent")
+    return render_template(
+        "auth/forgot.html", error=error and error.translated()
+    ), error.status if error else 200
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    svc = account_mail()
+    error = None
+    try:
+        if request.method == "POST":
+            user = svc.reset_password(token, request.form.get("password", ""))
+            # Whoever held a session (perhaps the one who stole the password) is signed out.
+            sessions.revoke_all(get_db().session(), user.id)
+            return _done("password_reset")
+        svc.check_reset_link(token)
+    except AppError as exc:
+        error = exc
+    return render_template(
+        "auth/reset.html", error=error and error.translated()
+    ), error.status if error else 200
+
+
+@bp.route("/me/password", methods=["GET", "POST"])
+def change_password():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    error = None
+    if request.method == "POST":
+        try:
+            account_mail().change_password(
+                user, request.form.get("current_password", ""), request.form.get("password", "")
+            )
+        except AppError as exc:
+            error = exc
+        else:
+            sessions.keep_current_after_revoking(get_db().session(), user)
+            return _done("password_changed")
+    return render_template(
+        "auth/password.html", error=error and error.translated()
+    ), error.status if error else 200
+
+
+@bp.route("/me/email", methods=["GET", "POST"])
+def change_email():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.path))
+    error = None
+    email = request.form.get("email", "")
+    if request.method == "POST":
+        try:
+            account_mail().request_email_change(user, email, request.form.get("password", ""))
+        except AppError as exc:
+            error = exc
+        else:
+            return _done("email_change_sent")
+    return render_template(
+        "auth/email.html", email=email, error=error and error.translated()
+    ), error.status if error else 200
+
+
+@bp.get("/confirm-email/<token>")
+def confirm_email(token: str):
+    try:
+        account_mail().confirm_email_change(token)
+    except AppError as exc:
+        return render_template("auth/notice.html", error=exc.translated()), exc.status
+    return _done("email_changed")
