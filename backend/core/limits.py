@@ -15,11 +15,12 @@ for the API, the error page for pages.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -149,3 +150,20 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         return too_many_requests(exc)
 
     return limiter
+
+
+def document_limits(paths: dict[str, Any]) -> None:
+    """Add the 429 answer to every documented operation that LIMITED_ENDPOINTS limits."""
+    from backend.core.openapi import error_response  # noqa: PLC0415 - openapi imports us
+
+    for rule in current_app.url_map.iter_rules():
+        rules = LIMITED_ENDPOINTS.get(rule.endpoint)
+        if not rules:
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in {m for r in rules for m in r.methods} & (rule.methods or set()):
+            op = paths.get(path, {}).get(method.lower())
+            if op is not None:
+                op.setdefault("responses", {})["429"] = error_response(
+                    "Too many attempts from this client or for this account; see Retry-After."
+                )

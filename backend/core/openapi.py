@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template
 
 from backend.core.discovery import import_all
+from backend.core.limits import document_limits
 
 bp = Blueprint("openapi", __name__)
 
@@ -56,6 +57,7 @@ def spec() -> dict[str, Any]:
             continue
         for path, item in getattr(importlib.import_module(name), "PATHS", {}).items():
             paths.setdefault(path, {}).update(item)
+    document_limits(paths)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -144,3 +144,16 @@ def test_storage_follows_the_broker(tmp_path, broker, expected):
 
     scheme = "memory" if expected is MemoryStorage else "redis"
     assert storage_uri(settings).split("://")[0] == scheme
+
+
+def test_openapi_declares_the_429_of_every_limited_operation(app, client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path, method in [
+        ("/api/auth/login", "post"),
+        ("/api/accounts/signup", "post"),
+        ("/api/accounts/export-key", "post"),
+        ("/api/auth/siwe/verify", "post"),
+        ("/api/merchants/{merchant_id}/charge-customer", "post"),
+    ]:
+        assert "429" in paths[path][method]["responses"], (path, method)
+    assert "429" not in paths["/api/accounts/me"]["get"]["responses"]
