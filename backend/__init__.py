@@ -16,6 +16,8 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app (pages, JSON API, healthz) with its database, Celery and chain."""
     from backend.chain.gateway import Web3Gateway
+    from backend.chain.role_config import role_addresses
+    from backend.chain.roles_check import roles_cli
     from backend.core.celery_app import celery_init_app
     from backend.core.db import Database
     from backend.core.errors import register_error_handlers
@@ -27,6 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from webui.pages import bp as pages_bp
 
     settings = settings or Settings.from_env()
+    # Refuse a retired `admin` key, an unknown role or a key/address mismatch before serving.
+    role_addresses(settings.role_private_keys, settings.role_addresses)
     app = Flask(
         "furusato",
         template_folder=str(WEBUI / "templates"),
@@ -77,4 +81,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_bp)
     init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
+    app.cli.add_command(roles_cli)
     return app

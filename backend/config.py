@@ -100,10 +100,12 @@ class Settings:
     indexer_batch_events: int = 10_000
     deployer_private_key: str | None = field(default=None, repr=False)
     relayer_private_key: str | None = field(default=None, repr=False)
-    # Outbox (backend/chain/outbox.py): more relayer keys as a comma list, role keys for admin
-    # actions as "name=0xkey,...", and the gas budget (wei).
+    # Outbox (backend/chain/outbox.py): more relayer keys as a comma list, one key per platform
+    # role as "issuer=0xkey,minter=0xkey,..." (the worker signs with them; ADR 0008), the
+    # roles' addresses as "issuer=0xaddr,..." (all the web process needs), and the gas budget.
     relayer_private_keys: str | None = field(default=None, repr=False)
     role_private_keys: str | None = field(default=None, repr=False)
+    role_addresses: str | None = None
     gas_cap_per_user_per_day: int = 10**17
     relayer_low_balance_wei: int = 10**16
     outbox_stuck_blocks: int = 3
@@ -184,6 +186,7 @@ class Settings:
             relayer_private_key=_secret("RELAYER_PRIVATE_KEY"),
             relayer_private_keys=_secret("RELAYER_PRIVATE_KEYS"),
             role_private_keys=_secret("ROLE_PRIVATE_KEYS"),
+            role_addresses=_env("ROLE_ADDRESSES"),
             gas_cap_per_user_per_day=_int("GAS_CAP_PER_USER_PER_DAY", 10**17),
             relayer_low_balance_wei=_int("RELAYER_LOW_BALANCE_WEI", 10**16),
             outbox_stuck_blocks=_int("OUTBOX_STUCK_BLOCKS", 3),

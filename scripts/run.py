@@ -20,7 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from eth_account import Account  # noqa: E402
+
 from backend.chain.anvil import DEV_KEYS, start_anvil  # noqa: E402
+from backend.chain.role_config import role_addresses  # noqa: E402
+from backend.chain.role_keys import DEV_ROLE_KEYS  # noqa: E402
 from backend.config import Settings  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -73,11 +77,25 @@ def main() -> int:
                 extra_args=("--state-interval", "30"),
             )
             env["RPC_URL"] = node.url
-            # anvil's public test keys: key 0 deploys and administers, key 1 relays users'
-            # requests. On a real chain these come from the environment or key files.
+            # anvil's public test keys: key 0 deploys (and then holds no role), key 1 relays
+            # users' requests, keys 10-19 are the role keys, one per role (ADR 0008). On a real
+            # chain these come from the environment or key files.
             env.setdefault("DEPLOYER_PRIVATE_KEY", DEV_KEYS[0])
             env.setdefault("RELAYER_PRIVATE_KEYS", DEV_KEYS[1])
-            env.setdefault("ROLE_PRIVATE_KEYS", f"admin={DEV_KEYS[0]}")
+            env.setdefault(
+                "ROLE_PRIVATE_KEYS", ",".join(f"{n}={k}" for n, k in DEV_ROLE_KEYS.items())
+            )
+            env.setdefault(
+                "ROLE_ADDRESSES",
+                ",".join(f"{n}={Account.from_key(k).address}" for n, k in DEV_ROLE_KEYS.items()),
+            )
+        # Only the worker signs: the web app (and beat, and the demo loader) get the roles'
+        # addresses, never their keys.
+        if env.get("ROLE_PRIVATE_KEYS") and not env.get("ROLE_ADDRESSES"):
+            roles = role_addresses(env["ROLE_PRIVATE_KEYS"], None)
+            env["ROLE_ADDRESSES"] = ",".join(f"{n}={a}" for n, a in roles.items())
+        worker_env = dict(env)
+        env.pop("ROLE_PRIVATE_KEYS", None)
         env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
         py = str(VENV_BIN / "python")
 
@@ -99,13 +117,13 @@ def main() -> int:
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")
 
-        def spawn(name: str, *cmd: str) -> None:
+        def spawn(name: str, *cmd: str, child_env: dict[str, str] | None = None) -> None:
             log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
             children.append(
                 subprocess.Popen(
                     cmd,
                     cwd=ROOT,
-                    env=env,
+                    env=child_env or env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -124,6 +142,7 @@ def main() -> int:
             "solo",
             "--loglevel",
             "INFO",
+            child_env=worker_env,
         )
         spawn(
             "beat",

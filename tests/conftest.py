@@ -31,6 +31,7 @@ from backend.chain.deploy import demo_town, deploy_platform
 from backend.chain.registry import Deployments
 from backend.config import Settings
 from backend.models import Base
+from tests.chain_admin import ROLE_PRIVATE_KEYS
 
 pytest_plugins = ["tests.mail"]  # smtp_server and mailbox: a real SMTP server (aiosmtpd)
 
@@ -178,11 +179,12 @@ def base_settings(
         rpc_timeout=2.0,
         deployments_dir=deployments_dir,
         confirmations=0,
-        # The platform's own keys on anvil: key 0 deployed everything and holds the admin
-        # roles; key 7 relays users' forward requests and pays their gas.
+        # The platform's own keys on anvil: key 0 deployed everything and then renounced every
+        # role; key 7 relays users' forward requests and pays their gas; keys 10-19 are the role
+        # keys, one per role (ADR 0008, tests/chain_admin.py).
         deployer_private_key=anvil.keys[0],
         relayer_private_keys=anvil.keys[7],
-        role_private_keys=f"admin={anvil.keys[0]}",
+        role_private_keys=ROLE_PRIVATE_KEYS,
         master_key=TEST_MASTER_KEY,
         testing=True,
     )

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,15 @@ from backend.chain.registry import (
     artifact,
     load_deployments,
     save_deployments,
+)
+from backend.chain.role_config import parse_role_addresses
+from backend.chain.role_keys import (
+    CONTRACT_ROLES,
+    DEV_ROLE_KEYS,
+    LOCAL_ONLY_ROLES,
+    ROLES,
+    grants_for,
+    role_id,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +80,9 @@ class CollectionSpec:
     soulbound: bool = False
     votes: bool = False
     royalty_bps: int = 500
+    # (perk id, uses per token, valid until (unix s, 0 = no end)), set while the deployer is
+    # still the collection's admin; later perks need the town's timelock.
+    perks: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ def demo_town() -> TownSpec:
                 500,
                 "ambassador_card",
                 votes=True,
+                perks=((1, 3, 0),),  # "Village event entry", 3 uses (backend/nfts/demo.py)
             ),
         ),
         dao=demo_dao(),  # short periods: refused on any chain but a local test chain
@@ -201,6 +215,7 @@ def deploy_platform(
     towns: list[TownSpec],
     metadata_base_url: str = "http://127.0.0.1:5000",
     platform_proposer: str | None = None,
+    role_addresses: Mapping[str, str] | None = None,
 ) -> Deployments:
     """Deploy what is missing and write the deployments file.
 
@@ -211,10 +226,15 @@ def deploy_platform(
     town's collections created through the factory, with the sale allowed to mint them, and the
     town guardian (a Safe) that may cancel queued payouts. Every town's governance settings are
     checked first: unsafe ones raise GovernanceSettingsError before anything is sent.
-    `platform_proposer` may propose without votes (default: the deployer, which sends the
-    platform's proposals as the `admin` role key).
+    `platform_proposer` may propose without votes (default: the `clerk` role key).
+
+    Roles (ADR 0008): each town contract's DEFAULT_ADMIN_ROLE goes to the town's timelock, the
+    operational roles to `role_addresses` (role name -> address; on a local chain anvil's
+    accounts 10-19 by default, elsewhere required), and the deployer renounces every role it
+    had on the town's contracts.
     """
     chain_id = w3.eth.chain_id
+    roles = _role_addresses(role_addresses, chain_id in LOCAL_CHAIN_IDS)
     for town in towns:
         validate(town.dao or DaoSpec(), chain_id, town.slug)
     try:
@@ -244,23 +264,31 @@ def deploy_platform(
 
     forwarder = ensure("FurusatoForwarder", "FurusatoForwarder")
     factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
-    if local:
-        ensure("TestYenStablecoin", "TestYenStablecoin", d.address)
+    if local and "TestYenStablecoin" not in contracts:
+        yen = bound(ensure("TestYenStablecoin", "TestYenStablecoin", d.address))
+        # Test yen is minted by the faucet key only (the deployer keeps its admin: local only).
+        _grant_role_keys(d, yen, "TestYenStablecoin", roles, local)
+        d.call(yen, "renounceRole", yen.functions.MINTER_ROLE().call(), d.address)
     # Safe's singleton, factory and fallback handler: each town's guardian is a proxy of them.
     for name in SAFE_CONTRACTS:
         if name not in contracts:
             contracts = {k: c for k, c in contracts.items() if not k.endswith(".Guardian")}
         ensure(name, name)
-    proposer = Web3.to_checksum_address(platform_proposer or d.address)
+    proposer = Web3.to_checksum_address(platform_proposer or roles["clerk"])
     for town in towns:
         keys = town_keys(town)
         if all(k in contracts for k in keys):
+            points = bound(contracts[f"towns.{town.slug}.RegionPoints"])
+            if points.functions.hasRole(role_id("DEFAULT_ADMIN_ROLE"), d.address).call():
+                # Deployed before ADR 0008: hand it over to the timelock and the role keys now.
+                _assign_roles(d, town, contracts, bound, roles, local)
             continue
         prefix = f"towns.{town.slug}."
         contracts = {k: c for k, c in contracts.items() if not k.startswith(prefix)}
         _deploy_town(
             d, town, forwarder, factory, metadata_base_url, contracts, bound, save, proposer
         )
+        _assign_roles(d, town, contracts, bound, roles, local)
     deployments = Deployments(chain_id, contracts)
     save_deployments(deployments_dir, deployments)
     return deployments
@@ -292,8 +320,6 @@ def _deploy_town(
     points = deploy("RegionPoints", "RegionPoints", town.points_name, town.points_symbol, me, fwd)
     for prog in town.programmes:
         d.call(points, "setProgramme", prog.programme_id, prog.expiry_days, True)
-    # The admin role key registers the town's merchants (through the outbox).
-    d.call(points, "grantRole", points.functions.MERCHANT_ADMIN_ROLE().call(), me)
     treasury = deploy("TownTreasury", "TownTreasury", dao.timelock_delay, [], [ZERO_ADDRESS], me)
     sale = deploy("PrimarySale", "PrimarySale", me, treasury.address, fwd)
     residents = deploy(
@@ -318,7 +344,7 @@ def _deploy_town(
             spec.soulbound,
             spec.votes,
             me,
-            me,
+            treasury.address,  # royalties go to the town, never to a platform key
             spec.royalty_bps,
         )
         receipt = d.call(factory_c, "createCollection", config)
@@ -334,6 +360,8 @@ def _deploy_town(
         save()
         collection = bound(contracts[key])
         d.call(collection, "grantRole", collection.functions.MINTER_ROLE().call(), sale.address)
+        for perk_id, uses, valid_until in spec.perks:
+            d.call(collection, "setPerk", perk_id, uses, valid_until)
         if spec.votes and voting_token is None:
             voting_token = contracts[key].address
     chambers = []
@@ -371,6 +399,49 @@ def _deploy_town(
     # From here only the chambers' votes move treasury funds.
     d.call(treasury, "renounceRole", treasury.functions.DEFAULT_ADMIN_ROLE().call(), me)
     deploy("TownPoll", "TownPoll", me, fwd)
+
+
+def _role_addresses(given: Mapping[str, str] | None, local: bool) -> dict[str, str]:
+    """Every role key's address: the given ones, anvil's accounts 10-19 on a local chain."""
+    if given is None and local:
+        return {n: str(Account.from_key(k).address) for n, k in DEV_ROLE_KEYS.items()}
+    roles = {n: Web3.to_checksum_address(a) for n, a in (given or {}).items()}
+    missing = [n for n in ROLES if n not in roles and (local or n not in LOCAL_ONLY_ROLES)]
+    if missing:
+        raise SystemExit(f"ROLE_ADDRESSES must name every role key; missing: {', '.join(missing)}")
+    return roles
+
+
+def _grant_role_keys(
+    d: Deployer, contract: Any, kind: str, roles: Mapping[str, str], local: bool
+) -> None:
+    for grant in grants_for(kind, local=local):
+        d.call(contract, "grantRole", role_id(grant.role), roles[grant.holder])
+
+
+def _assign_roles(
+    d: Deployer,
+    town: TownSpec,
+    contracts: Mapping[str, DeployedContract],
+    bound: Any,
+    roles: Mapping[str, str],
+    local: bool,
+) -> None:
+    """Hand a freshly deployed town over: operational roles to the role keys, every admin role
+    to the town's timelock, then the deployer renounces all it held (ADR 0008). From here an
+    admin change (setTreasury, setProgramme, grantRole, ...) needs a vote of the chambers."""
+    prefix = f"towns.{town.slug}."
+    timelock = contracts[prefix + "TownTreasury"].address
+    for key, c in contracts.items():
+        if not key.startswith(prefix) or c.contract not in CONTRACT_ROLES:
+            continue
+        contract = bound(c)
+        if c.contract != "TownTreasury":  # the timelock already administers itself
+            _grant_role_keys(d, contract, c.contract, roles, local)
+            d.call(contract, "grantRole", role_id("DEFAULT_ADMIN_ROLE"), timelock)
+        for name in CONTRACT_ROLES[c.contract]:
+            if contract.functions.hasRole(role_id(name), d.address).call():
+                d.call(contract, "renounceRole", role_id(name), d.address)
 
 
 def _deploy_guardian(
@@ -463,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             towns,
             args.metadata_base_url,
             platform_proposer=os.environ.get("PLATFORM_PROPOSER_ADDRESS") or None,
+            role_addresses=parse_role_addresses(os.environ.get("ROLE_ADDRESSES")) or None,
         )
     except GovernanceSettingsError as e:
         print(f"refused: {e}", file=sys.stderr)

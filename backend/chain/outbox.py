@@ -40,7 +40,6 @@ from typing import Any, cast
 
 import coincurve
 import requests
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Table, event, func, insert, literal, or_, select, update
@@ -58,6 +57,7 @@ from backend.chain.forwarder import (
     sign_request,
 )
 from backend.chain.gateway import ChainUnavailable
+from backend.chain.keyring import KeyRing
 from backend.chain.outbox_models import (
     ForwarderNonce,
     GasSpend,
@@ -388,66 +388,6 @@ def sign_dynamic_fee_tx(
         [*fields, sig[64] - 27, int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")]
     )
     return raw, keccak(raw)
-
-
-# ---------------------------------------------------------------------------- keys
-
-
-class KeyRing:
-    """Relayer keys (pay gas for forwarded requests) and role keys (sign admin actions)."""
-
-    def __init__(self, relayers: Sequence[str], roles: dict[str, str]) -> None:
-        self._relayers: list[LocalAccount] = [Account.from_key(k) for k in relayers]
-        self._roles: dict[str, LocalAccount] = {n: Account.from_key(k) for n, k in roles.items()}
-        self._by_address: dict[str, LocalAccount] = {
-            a.address: a for a in [*self._relayers, *self._roles.values()]
-        }
-        self._signing: dict[str, coincurve.PrivateKey] = {
-            address: coincurve.PrivateKey(bytes(a.key)) for address, a in self._by_address.items()
-        }
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KeyRing:
-        relayers = [k.strip() for k in (settings.relayer_private_keys or "").split(",") if k]
-        if settings.relayer_private_key and settings.relayer_private_key not in relayers:
-            relayers.insert(0, settings.relayer_private_key)
-        roles: dict[str, str] = {}
-        if settings.deployer_private_key:
-            roles["deployer"] = settings.deployer_private_key
-        for item in (settings.role_private_keys or "").split(","):
-            name, sep, key = item.strip().partition("=")
-            if sep and key:
-                roles[name.strip()] = key.strip()
-        return cls(relayers, roles)
-
-    @property
-    def relayer_addresses(self) -> list[str]:
-        return [str(a.address) for a in self._relayers]
-
-    def relayer_for(self, user_address: str) -> str:
-        """The relayer of one user: always the same, so the user's requests stay in order."""
-        if not self._relayers:
-            raise AppError("no relayer key is configured", code="no_relayer")
-        return str(self._relayers[int(user_address, 16) % len(self._relayers)].address)
-
-    def role(self, name: str) -> str:
-        try:
-            return str(self._roles[name].address)
-        except KeyError:
-            raise AppError(f"no key configured for role {name!r}", code="no_role_key") from None
-
-    def account(self, address: str) -> LocalAccount:
-        try:
-            return self._by_address[to_checksum_address(address)]
-        except KeyError:
-            raise AppError(f"no key configured for sender {address}", code="no_key") from None
-
-    def signing_key(self, address: str) -> coincurve.PrivateKey:
-        """The sender's key for `sign_dynamic_fee_tx` (address as `account(...)` gives it)."""
-        key = self._signing.get(address)
-        if key is None:
-            key = self._signing[str(self.account(address).address)]
-        return key
 
 
 # ---------------------------------------------------------------------------- service

@@ -37,7 +37,7 @@ def load_demo(town: Town) -> None:
     outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.demo.fund:{town.slug}",
-        sender_kind="admin",
+        sender_kind="faucet",
         contract="TestYenStablecoin",
         function="mint",
         args=[treasury, TREASURY_FUNDING],
@@ -65,5 +65,5 @@ def load_demo(town: Town) -> None:
 
 
 def treasury_recipient(town: Town) -> str:
-    """The demo payout goes to the festival committee: here the admin role key's address."""
-    return outbox_service().keys.role("admin")
+    """The demo payout goes to the festival committee: here the clerk role key's address."""
+    return outbox_service().keys.role("clerk")

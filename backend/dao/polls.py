@@ -1,6 +1,6 @@
 """Advisory multi-option polls on the town's TownPoll (docs/adr/0003).
 
-Staff create a poll (sent by the admin role key through the outbox); members see their weight
+Staff create a poll (sent by the poll_creator role key through the outbox); members see their weight
 (the chamber token's votes at the snapshot, the block before creation) and vote for one option
 without gas: the ballot `Ballot(pollId, option, voter)` is signed by the built-in account here
 or by the member's own wallet in the browser, and relayed as `castVoteBySig`. Results per option
@@ -151,7 +151,7 @@ def create_poll(
     *,
     actor: str | None = None,
 ) -> DaoPoll:
-    """Staff create a poll (TownPoll.createPoll sent by the admin role key)."""
+    """Staff create a poll (TownPoll.createPoll sent by the poll_creator role key)."""
     if actor is None:
         user = require_town_role(user, town.id, STAFF)
     key = _idempotency_key(idempotency_key)
@@ -182,7 +182,7 @@ def create_poll(
     tx = outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.poll:{key}",
-        sender_kind="admin",
+        sender_kind="poll_creator",
         contract=poll_address,
         artifact_name=POLL,
         function="createPoll",

@@ -607,7 +607,7 @@ def create_proposal(
     check_treasury: bool = True,
     actor: str | None = None,
 ) -> DaoProposal:
-    """Staff propose a treasury payout on a chamber (sent on chain by the admin role key)."""
+    """Staff propose a treasury payout on a chamber (sent on chain by the clerk role key)."""
     if actor is None:
         user = require_town_role(user, town.id, STAFF)
     key = _idempotency_key(idempotency_key)
@@ -661,7 +661,7 @@ def create_proposal(
     tx = outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.propose:{key}",
-        sender_kind="admin",
+        sender_kind="clerk",
         contract=gov,
         artifact_name="TownGovernor",
         function="propose",
@@ -742,7 +742,7 @@ def _admin_call(user: User, town: Town, p: DaoProposal, fn: str, attempt: int) -
     tx = outbox_service().enqueue_call(
         s,
         idempotency_key=f"dao.{fn}:{p.id}:{attempt}",
-        sender_kind="admin",
+        sender_kind="clerk",
         contract=p.governor_address,
         artifact_name="TownGovernor",
         function=fn,

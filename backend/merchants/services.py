@@ -216,7 +216,7 @@ class MerchantService:
         self, actor: User | None, town: Town, name_ja: object, name_en: object
     ) -> Merchant:
         """Create a merchant with its own custodial points address and register it on chain
-        (RegionPoints.addMerchant by the admin role key, through the outbox). STAFF only.
+        (RegionPoints.addMerchant by the merchant_admin role key, through the outbox). STAFF only.
         The merchant is "registering" until MerchantAdded is indexed."""
         actor = require_town_role(actor, town.id, STAFF)
         ja = _text(name_ja, "name_ja")
@@ -237,7 +237,7 @@ class MerchantService:
             tx = self._outbox().enqueue_call(
                 self.session,
                 idempotency_key=f"merchants.add:{m.id}",
-                sender_kind="admin",
+                sender_kind="merchant_admin",
                 contract=town.points_address,
                 artifact_name="RegionPoints",
                 function="addMerchant",

@@ -1,9 +1,9 @@
 """Demo shop of a town for `make run`: the ambassador card for 5,000 points, 5,000 test yen or
 5,000 yen by card, its perk "Village event entry" (3 uses), and a venue verifier account.
 
-Chain setup goes through the outbox as the "admin" role key (idempotent keys): the admin may
-mint paid-off-chain orders (PrimarySale MINTER_ROLE) and mark perk uses (VERIFIER_ROLE), the
-perk is set on the collection, and each listing is created on PrimarySale.
+The roles (minter, verifier) and the perk were set at deploy (backend/chain/deploy.py, ADR
+0008); each listing is created on PrimarySale through the outbox by the `catalogue` role key,
+which only a local chain grants (a listing admin picks the lister and the price).
 """
 
 from __future__ import annotations
@@ -37,32 +37,7 @@ def load_demo(town: Town) -> None:
         return
     gw = current_app.extensions["chain"]
     outbox = outbox_service()
-    admin = outbox.keys.role("admin")
     sale = f"towns.{town.slug}.PrimarySale"
-
-    def admin_call(key: str, contract: str, function: str, args: list, artifact: str | None = None):
-        return outbox.enqueue_call(
-            session,
-            idempotency_key=f"demo:{town.slug}:{key}",
-            sender_kind="admin",
-            contract=contract,
-            artifact_name=artifact,
-            function=function,
-            args=args,
-            town_id=town.id,
-        )
-
-    minter = gw.read(sale, "MINTER_ROLE")
-    verifier = gw.read(coll.contract_address, "VERIFIER_ROLE", artifact_name="FanCollection")
-    admin_call("sale-minter", sale, "grantRole", ["0x" + bytes(minter).hex(), admin])
-    admin_call(
-        "ambassador-verifier",
-        coll.contract_address,
-        "grantRole",
-        ["0x" + bytes(verifier).hex(), admin],
-        "FanCollection",
-    )
-    admin_call("ambassador-perk-1", coll.contract_address, "setPerk", [1, 3, 0], "FanCollection")
     if session.scalar(select(Perk.id).where(Perk.collection_id == coll.id)) is None:
         session.add(
             Perk(
@@ -114,7 +89,7 @@ def load_demo(town: Town) -> None:
         tx = outbox.enqueue_call(
             session,
             idempotency_key=f"demo:{town.slug}:listing:{listing.id}",
-            sender_kind="admin",
+            sender_kind="catalogue",
             contract=sale,
             function="createListing",
             args=[struct],

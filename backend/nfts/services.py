@@ -467,7 +467,7 @@ class CheckInService:
         tx = outbox_service().enqueue_call(
             self.session,
             idempotency_key=key,
-            sender_kind="admin",
+            sender_kind="verifier",
             contract=ticket.collection.contract_address or "",
             artifact_name="FanCollection",
             function="usePerk",

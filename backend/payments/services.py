@@ -703,7 +703,7 @@ class OrderService:
         tx = outbox_service().enqueue_call(
             self.session,
             idempotency_key=f"mint:{order.payment_ref}:{order.mint_attempts}",
-            sender_kind="admin",
+            sender_kind="minter",
             contract=sale_key(listing.town),
             function="mintPaidOffChain",
             args=[
@@ -780,7 +780,7 @@ class OrderService:
         tx = outbox_service().enqueue_call(
             self.session,
             idempotency_key=f"faucet:{user.id}:{day}",
-            sender_kind="admin",
+            sender_kind="faucet",
             contract="TestYenStablecoin",
             function="mint",
             args=[to, amount],

@@ -124,7 +124,7 @@ class PointsService:
         """Issue `amount` welcome points (programme 1) to the user's built-in account, once per
         user and programme: a second call returns the first grant and changes nothing.
 
-        The admin role key issues through the outbox; the grant, the outbox row and an AuditLog
+        The issuer role key issues through the outbox; the grant, the outbox row and an AuditLog
         row "points.issue" commit together. Raises PointsNotAvailable when the town has no
         points contract or the user has no built-in account, and EmailNotVerified until the
         user's email address is verified: a fresh account costs nothing, a mailbox does.
@@ -151,7 +151,7 @@ class PointsService:
             tx = self._outbox_service().enqueue_call(
                 self.session,
                 idempotency_key=f"points.welcome:{town.id}:{user.id}:{WELCOME_PROGRAMME}",
-                sender_kind="admin",
+                sender_kind="issuer",
                 contract=town.points_address,
                 artifact_name="RegionPoints",
                 function="issue",

@@ -17,6 +17,7 @@ from backend.chain.forwarder import LocalSigner
 from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.registry import Deployments, artifact
 from backend.core.db import get_db
+from tests.chain_admin import as_timelock, role_address, role_key
 
 POINTS = "towns.sarabetsu.RegionPoints"
 PROGRAMME = 1
@@ -41,15 +42,13 @@ def forwarder(w3: Web3, deployed: Deployments) -> Any:
 @pytest.fixture
 def chain(w3: Web3, deployed: Deployments, anvil: AnvilNode) -> Web3:
     """The reverted-per-test chain with programme 1 active (points issued under it never expire)."""
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
-    points(w3, deployed).functions.setProgramme(PROGRAMME, 0, True).transact({"from": deployer})
-    mine(w3)
+    as_timelock(w3, deployed, points(w3, deployed).functions.setProgramme(PROGRAMME, 0, True))
     return w3
 
 
 def give_points(w3: Web3, deployed: Deployments, anvil: AnvilNode, to: str, amount: int) -> None:
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
-    points(w3, deployed).functions.issue(to, amount, PROGRAMME, "test").transact({"from": deployer})
+    issuer = role_address("issuer")
+    points(w3, deployed).functions.issue(to, amount, PROGRAMME, "test").transact({"from": issuer})
     mine(w3)
 
 
@@ -62,11 +61,11 @@ def user() -> LocalSigner:
 def outbox_app(
     make_app: Callable[..., Flask], chain: Web3, anvil: AnvilNode
 ) -> Callable[..., Flask]:
-    """Apps whose outbox relays with anvil key 7 and signs admin actions as "issuer" (key 0)."""
+    """Apps whose outbox relays with anvil key 7 and signs admin actions as "issuer"."""
 
     def build(**overrides: Any) -> Flask:
         overrides.setdefault("relayer_private_keys", anvil.keys[7])
-        overrides.setdefault("role_private_keys", f"issuer={anvil.keys[0]}")
+        overrides.setdefault("role_private_keys", f"issuer={role_key('issuer')}")
         overrides.setdefault("confirmations", 0)
         app = make_app(**overrides)
         with app.app_context():

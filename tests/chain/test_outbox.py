@@ -38,6 +38,7 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     settle,
     user,
 )
+from tests.chain_admin import role_address
 
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 
@@ -295,7 +296,7 @@ def test_past_its_deadline_a_sent_tx_is_cancelled_with_a_noop(outbox_app, chain,
     app = outbox_app()
     contract = points(chain, _deployed(app))
     before = contract.functions.balanceOf(RECIPIENT).call()
-    relayer = chain.eth.account.from_key(anvil.keys[0]).address
+    relayer = role_address("issuer")
     chain.provider.make_request("evm_setAutomine", [False])
     try:
         with app.app_context():
@@ -331,7 +332,7 @@ def test_a_queued_tx_past_its_deadline_is_cancelled_without_a_nonce(outbox_app, 
 
 def test_nonce_used_elsewhere_is_reconciled_without_a_gap(outbox_app, chain, anvil):
     app = outbox_app()
-    issuer = chain.eth.account.from_key(anvil.keys[0]).address
+    issuer = role_address("issuer")
     with app.app_context():
         svc, session = outbox_service(), get_db().session
         _issue(svc, session, key="a")

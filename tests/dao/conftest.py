@@ -21,17 +21,20 @@ from backend.core.models import AuditLog
 from backend.dao.models import DaoVote
 from backend.regions.models import Town
 from tests.accounts.conftest import PASSWORD, Api
+from tests.chain_admin import as_timelock, role_key
 
 SLUG = "sarabetsu"
 
 
 class DaoChain:
-    """Admin-key helpers on the session's anvil (reverted after each test by `w3`)."""
+    """Chain helpers on the session's anvil (reverted after each test by `w3`). `admin` is a test
+    key that the town's timelock makes a card minter; test yen comes from the faucet role key."""
 
     def __init__(self, w3: Web3, deployed: Deployments, admin_key: str) -> None:
         self.w3 = w3
         self.deployed = deployed
         self.admin = w3.eth.account.from_key(admin_key)
+        self.faucet = w3.eth.account.from_key(role_key("faucet"))
 
     def contract(self, key: str, name: str) -> Any:
         return self.w3.eth.contract(address=self.deployed.address(key), abi=artifact(name).abi)
@@ -52,31 +55,33 @@ class DaoChain:
     def card_chamber(self) -> Any:
         return self.contract(f"towns.{SLUG}.CardChamber", "TownGovernor")
 
-    def send(self, fn: Any) -> Any:
+    def send(self, fn: Any, sender: Any = None) -> Any:
+        sender = sender or self.admin
         tx = fn.build_transaction(
             {
-                "from": self.admin.address,
+                "from": sender.address,
                 "gas": 600_000,  # estimates of the first votes checkpoint can come out short
-                "nonce": self.w3.eth.get_transaction_count(self.admin.address, "pending"),
+                "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
             }
         )
-        signed = self.admin.sign_transaction(tx)
+        signed = sender.sign_transaction(tx)
         h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         rcpt = self.w3.eth.wait_for_transaction_receipt(h)
         if rcpt.status != 1:
-            fn.call({"from": self.admin.address}, rcpt.blockNumber - 1)  # raises the reason
+            fn.call({"from": sender.address}, rcpt.blockNumber - 1)  # raises the reason
         assert rcpt.status == 1, tx
         return rcpt
 
     def mint_cards(self, to: str, n: int) -> None:
         role = self.cards.functions.MINTER_ROLE().call()
         if not self.cards.functions.hasRole(role, self.admin.address).call():
-            self.send(self.cards.functions.grantRole(role, self.admin.address))
+            grant = self.cards.functions.grantRole(role, self.admin.address)
+            as_timelock(self.w3, self.deployed, grant)
         for _ in range(n):
             self.send(self.cards.functions.mint(Web3.to_checksum_address(to)))
 
     def fund_treasury(self, amount: int) -> None:
-        self.send(self.yen.functions.mint(self.treasury, amount))
+        self.send(self.yen.functions.mint(self.treasury, amount), self.faucet)
 
     def yen_balance(self, who: str) -> int:
         return int(self.yen.functions.balanceOf(Web3.to_checksum_address(who)).call())

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 from eth_account import Account
 from flask import Flask
 from web3 import Web3
@@ -23,6 +23,7 @@ from backend.chain.governance import timelock_salt
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.dao.models import DaoAlert, DaoProposal, DaoVote
+from tests.chain_admin import role_address
 from tests.dao.conftest import SLUG, make_staff, new_api, settle, signup
 
 EN = {"Accept-Language": "en"}
@@ -209,7 +210,7 @@ def test_platform_proposals_are_marked_platform_without_alert(
     assert resp.status_code == 201, resp.get_data(as_text=True)
     settle(app, dao_chain)
     (p,), alerts = _rows(app)
-    assert (p.origin, p.proposer) == ("platform", dao_chain.admin.address)
+    assert (p.origin, p.proposer) == ("platform", role_address("clerk"))
     assert p.created_block is not None and alerts == []
 
 

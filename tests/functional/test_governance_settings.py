@@ -23,6 +23,7 @@ from backend.chain.dao_settings import (
 )
 from backend.chain.deploy import TownSpec, demo_town, deploy_platform
 from backend.chain.registry import artifact
+from tests.chain_admin import role_address
 
 OWNERS = GuardianSpec(owners=tuple(Account.create().address for _ in range(3)), threshold=2)
 NOBODY = "0x" + "00" * 20
@@ -104,7 +105,7 @@ def test_a_refused_town_deploys_nothing(w3, anvil, tmp_path) -> None:
 def test_deployed_chambers_carry_the_town_settings(w3, anvil, tmp_path) -> None:
     town = TownSpec("mukawa", "Mukawa Points", "MKW", dao=DaoSpec())  # real-chain defaults
     d = deploy_platform(w3, anvil.keys[0], tmp_path, [town, demo_town()])
-    me = Account.from_key(anvil.keys[0]).address
+    clerk = role_address("clerk")
     gov = w3.eth.contract(
         address=d.address("towns.mukawa.ResidentChamber"), abi=artifact("TownGovernor").abi
     )
@@ -112,7 +113,7 @@ def test_deployed_chambers_carry_the_town_settings(w3, anvil, tmp_path) -> None:
     assert gov.functions.votingDelay().call() == DAY
     assert gov.functions.proposalThreshold().call() == 1
     assert gov.functions.quorumFloor().call() == 5
-    assert gov.functions.platformProposer().call() == me
+    assert gov.functions.platformProposer().call() == clerk  # the clerk role key (ADR 0008)
     treasury = w3.eth.contract(
         address=d.address("towns.mukawa.TownTreasury"), abi=artifact("TownTreasury").abi
     )

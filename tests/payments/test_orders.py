@@ -11,6 +11,7 @@ from backend.core.models import AuditLog
 from backend.nfts.models import Listing
 from backend.payments.models import Order
 from backend.payments.services import payment_provider
+from tests.chain_admin import role_address
 from tests.nfts.shop_helpers import Api, contract, counts, drive, listing_id, mine
 
 SALE = "towns.sarabetsu.PrimarySale"
@@ -115,9 +116,8 @@ def test_a_mint_that_keeps_failing_is_retried_then_refunded_and_the_user_is_told
     order = _buy(api, lid).get_json()["order"]
     with app.app_context():
         chain_id = get_db().session.get(Listing, lid).chain_listing_id
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
     sale = contract(w3, app_deployed(app), SALE)
-    sale.functions.setListingPaused(chain_id, True).transact({"from": deployer})
+    sale.functions.setListingPaused(chain_id, True).transact({"from": role_address("catalogue")})
     mine(w3)
     _webhook(app, api, order["id"])
     for _ in range(4):
@@ -149,8 +149,7 @@ def test_points_purchase_is_relayed_with_a_permit_and_shows_in_my_collection(sho
     me = _address(app, "fan@example.com")
     deployed = app_deployed(app)
     points = contract(w3, deployed, "towns.sarabetsu.RegionPoints")
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
-    points.functions.issue(me, 12_000, 2, "test").transact({"from": deployer})
+    points.functions.issue(me, 12_000, 2, "test").transact({"from": role_address("issuer")})
     mine(w3)
     resp = _buy(api, listing_id(app, "points"), 2)
     assert resp.status_code == 201, resp.get_json()
@@ -217,7 +216,7 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
     app = shop_app
     deployed = app_deployed(app)
     sale = contract(w3, deployed, SALE)
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
+    lister = role_address("catalogue")
     coll = deployed.address("towns.sarabetsu.collections.ambassador")
     block = w3.eth.get_block("latest")["timestamp"]
     struct = (
@@ -229,12 +228,12 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
         5,
         1,
         0,
-        deployer,
+        lister,
         False,
         False,
         2**256 - 1,
     )
-    sale.functions.createListing(struct).transact({"from": deployer})
+    sale.functions.createListing(struct).transact({"from": lister})
     mine(w3)
     with app.app_context():
         s = get_db().session

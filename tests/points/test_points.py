@@ -58,7 +58,7 @@ def test_welcome_points_are_granted_once_and_audited(app, town_id, user_id):
             ("points.issue", 500, str(user_id))
         ]
         tx = get_db().session.scalars(sa.select(OutboxTx)).one()
-        assert tx.sender_kind == "admin" and tx.function == "issue"
+        assert tx.sender_kind == "issuer" and tx.function == "issue"
 
 
 def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, town_id, user_id, w3):
