@@ -234,9 +234,9 @@ def deploy_platform(
     had on the town's contracts.
     """
     chain_id = w3.eth.chain_id
-    roles = _role_addresses(role_addresses, chain_id in LOCAL_CHAIN_IDS)
     for town in towns:
         validate(town.dao or DaoSpec(), chain_id, town.slug)
+    roles = _role_addresses(role_addresses, chain_id in LOCAL_CHAIN_IDS)
     try:
         existing = load_deployments(deployments_dir, chain_id).contracts
     except RegistryError:
