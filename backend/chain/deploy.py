@@ -405,7 +405,7 @@ def _role_addresses(given: Mapping[str, str] | None, local: bool) -> dict[str, s
     """Every role key's address: the given ones, anvil's accounts 10-19 on a local chain."""
     if given is None and local:
         return {n: str(Account.from_key(k).address) for n, k in DEV_ROLE_KEYS.items()}
-    roles = {n: Web3.to_checksum_address(a) for n, a in (given or {}).items()}
+    roles = {n: str(Web3.to_checksum_address(a)) for n, a in (given or {}).items()}
     missing = [n for n in ROLES if n not in roles and (local or n not in LOCAL_ONLY_ROLES)]
     if missing:
         raise SystemExit(f"ROLE_ADDRESSES must name every role key; missing: {', '.join(missing)}")

@@ -91,7 +91,12 @@ def _granted_accounts(w3: Web3, address: str, from_block: int, chunk: int) -> se
     while start <= head:
         end = min(head, start + chunk - 1)
         logs = w3.eth.get_logs(
-            {"address": address, "topics": [ROLE_GRANTED], "fromBlock": start, "toBlock": end}
+            {
+                "address": to_checksum_address(address),
+                "topics": [ROLE_GRANTED],
+                "fromBlock": start,
+                "toBlock": end,
+            }
         )
         for entry in logs:
             found.add(str(to_checksum_address(bytes(entry["topics"][2])[-20:])))
