@@ -15,6 +15,7 @@ from web3.logs import DISCARD
 
 from backend.chain.deploy import demo_town
 from backend.chain.registry import Deployments
+from tests.chain_admin import role_address
 from tests.nfts.shop_helpers import contract, drive
 
 TOWN = demo_town().slug
@@ -23,7 +24,7 @@ BROWSER_ACCEPT = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 def _issue(w3: Web3, deployed: Deployments, holder: str, person: str) -> tuple[Any, int]:
     rp = contract(w3, deployed, f"towns.{TOWN}.ResidentPass")
-    registrar = w3.eth.accounts[0]  # the deployer holds REGISTRAR_ROLE on the dev chain
+    registrar = role_address("registrar")  # the registrar role key (ADR 0008)
     tx = rp.functions.issue(holder, keccak(text=person)).transact({"from": registrar})
     rcpt = w3.eth.wait_for_transaction_receipt(tx)
     (ev,) = rp.events.PassIssued().process_receipt(rcpt, errors=DISCARD)
@@ -76,7 +77,7 @@ def test_missing_or_revoked_pass_is_a_json_404(
         assert resp.status_code == 404
         assert _error(resp)["code"] == "not_found"
 
-    rp.functions.revoke(tid).transact({"from": w3.eth.accounts[0]})
+    rp.functions.revoke(tid).transact({"from": role_address("registrar")})
     drive(shop_app, w3)
     resp = client.get(f"/meta/{TOWN}/resident/{tid}", headers=BROWSER_ACCEPT)
     assert resp.status_code == 404
