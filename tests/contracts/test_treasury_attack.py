@@ -21,6 +21,7 @@ from backend.chain.dao_settings import DaoSpec, chamber_settings
 from backend.chain.deploy import DEV_GUARDIAN_KEYS
 from backend.chain.governance import timelock_salt
 from backend.chain.registry import Deployments, artifact
+from tests.chain_admin import as_timelock, role_key
 
 PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
 FOR = 1
@@ -30,7 +31,7 @@ T = "towns.sarabetsu."
 
 class Town:
     def __init__(self, w3: Web3, deployed: Deployments, admin_key: str, chain: Any) -> None:
-        self.w3, self.chain = w3, chain
+        self.w3, self.chain, self.deployed = w3, chain, deployed
         self.admin = Account.from_key(admin_key)
 
         def c(key: str, name: str) -> Any:
@@ -49,7 +50,10 @@ class Town:
         """What the shop's primary sale does for a paying tourist: mint cards to them."""
         role = self.cards.functions.MINTER_ROLE().call()
         if not self.cards.functions.hasRole(role, self.admin.address).call():
-            self.as_admin(self.cards.functions.grantRole(role, self.admin.address))
+            # The shop's sale contract is the minter; a vote (the timelock) adds this test key.
+            as_timelock(
+                self.w3, self.deployed, self.cards.functions.grantRole(role, self.admin.address)
+            )
         for _ in range(n):
             self.as_admin(self.cards.functions.mint(to))
         self.chain.mine(1)
@@ -58,7 +62,7 @@ class Town:
 @pytest.fixture
 def town(w3: Web3, deployed: Deployments, anvil: Any, chain: Any) -> Town:
     t = Town(w3, deployed, anvil.keys[0], chain)
-    t.as_admin(t.yen.functions.mint(t.treasury.address, TREASURY_YEN))
+    t.chain.send_raw(t.yen.functions.mint(t.treasury.address, TREASURY_YEN), role_key("faucet"))
     return t
 
 
