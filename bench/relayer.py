@@ -41,7 +41,7 @@ from web3 import Web3
 
 from backend import create_app
 from backend.chain.anvil import DEV_KEYS, start_anvil
-from backend.chain.deploy import TownSpec, deploy_platform
+from backend.chain.deploy import ProgrammeSpec, TownSpec, deploy_platform
 from backend.chain.forwarder import (
     ForwardRequest,
     LocalSigner,
@@ -58,6 +58,7 @@ from backend.chain.outbox import (
 )
 from backend.chain.outbox_models import OutboxSender, OutboxTx
 from backend.chain.registry import artifact
+from backend.chain.role_keys import DEV_ROLE_KEYS
 from backend.config import Settings
 from backend.core.db import get_db
 
@@ -68,6 +69,7 @@ PG_ADMIN = os.environ.get(
 POINTS = "towns.sarabetsu.RegionPoints"
 SINK = "0x000000000000000000000000000000000000bEEF"
 RELAYER_KEYS = DEV_KEYS[5:9]
+ISSUER_KEY = DEV_ROLE_KEYS["issuer"]
 RECEIPT_POLL_SECONDS = 0.25
 
 
@@ -132,17 +134,18 @@ def setup(tmp: Path, n_users: int) -> tuple[Env, Any]:
     w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
     deployments_dir = tmp / "deployments"
     deployed = deploy_platform(
-        w3, DEV_KEYS[0], deployments_dir, [TownSpec("sarabetsu", "Sarabetsu Points", "SRB")]
+        w3,
+        DEV_KEYS[0],
+        deployments_dir,
+        [TownSpec("sarabetsu", "Sarabetsu Points", "SRB", programmes=(ProgrammeSpec(1, 0),))],
     )
     pts = w3.eth.contract(address=deployed.address(POINTS), abi=artifact("RegionPoints").abi)
-    deployer = Account.from_key(DEV_KEYS[0]).address
+    issuer = Account.from_key(ISSUER_KEY).address  # the role key that issues (ADR 0008)
     users = [LocalSigner(Account.create().key) for _ in range(n_users)]
-    h = pts.functions.setProgramme(1, 0, True).transact({"from": deployer})
-    w3.eth.wait_for_transaction_receipt(h)
     for i in range(0, n_users, 200):
         chunk = [u.address for u in users[i : i + 200]]
         h = pts.functions.issueBatch(chunk, [10**12] * len(chunk), 1, "bench").transact(
-            {"from": deployer, "gas": 30_000_000}
+            {"from": issuer, "gas": 30_000_000}
         )
         w3.eth.wait_for_transaction_receipt(h)
     db_name, pg_url = _pg_create()
@@ -162,7 +165,7 @@ def make_app(env: Env, relayer_keys: list[str]) -> Any:
         deployments_dir=env.deployments_dir,
         confirmations=0,
         relayer_private_keys=",".join(relayer_keys),
-        role_private_keys=f"issuer={DEV_KEYS[0]}",
+        role_private_keys=f"issuer={ISSUER_KEY}",
         relayer_low_balance_wei=0,
     )
     return create_app(settings)
@@ -464,7 +467,7 @@ def soak(env: Env, n: int, keys: list[str], rate: float = 0.03) -> dict[str, Any
     sink_before = pts.functions.balanceOf(SINK).call()
     issued_before = pts.functions.totalIssued().call()
     fwd_before = {u.address: fwd.functions.nonces(u.address).call() for u in users}
-    senders = [Account.from_key(k).address for k in keys] + [Account.from_key(DEV_KEYS[0]).address]
+    senders = [Account.from_key(k).address for k in keys] + [Account.from_key(ISSUER_KEY).address]
     chain_before = {s: w3.eth.get_transaction_count(s) for s in senders}
 
     def make_service() -> OutboxService:
