@@ -133,14 +133,18 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         if view is None:
             continue
         for rule in rules:
-            view = limiter.limit(
-                rule.limit,
-                key_func=rule.key,
-                methods=list(rule.methods),
-                deduct_when=_failed if rule.failures_only else None,
-                # Each rule counts on its own, even when two endpoints share a key function.
-                scope=f"{rule.scope or endpoint}:{rule.key.__name__}",
-            )(view)
+            options: dict[str, Any] = {
+                "key_func": rule.key,
+                "methods": list(rule.methods),
+                "deduct_when": _failed if rule.failures_only else None,
+            }
+            # Each rule counts on its own (two rules may share a key function); a rule with a
+            # scope shares its counter with every endpoint of that scope.
+            if rule.scope:
+                scope = f"{rule.scope}:{rule.key.__name__}"
+                view = limiter.shared_limit(rule.limit, scope, **options)(view)
+            else:
+                view = limiter.limit(rule.limit, scope=rule.key.__name__, **options)(view)
         app.view_functions[endpoint] = view
     app.extensions["limiter"] = limiter
     log.info("rate limits on %s", storage_uri(settings).split("://")[0])

@@ -97,6 +97,22 @@ def test_login_page_answers_429_with_a_translated_page(app, client):
     assert "Too many attempts. Please wait a while and try again." in resp.get_data(as_text=True)
 
 
+def test_the_login_page_and_the_api_share_one_counter(app, api):
+    for _ in range(6):
+        resp = api.post("/api/auth/login", {"email": "a@example.com", "password": WRONG})
+        assert resp.status_code == 401
+    statuses = []
+    for _ in range(5):
+        html = api.client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        statuses.append(
+            api.client.post(
+                "/login", data={"email": "a@example.com", "password": WRONG, "csrf_token": token}
+            ).status_code
+        )
+    assert statuses == [401] * 4 + [429]
+
+
 def test_key_export_password_checks_are_limited(app, api):
     assert api.signup().status_code == 201
     answers = [
