@@ -235,3 +235,57 @@ def test_embedded_run_writes_each_mail_to_a_file(make_app, deployed, tmp_path):
     assert len(files) == 1
     assert oct(files[0].stat().st_mode & 0o777) == "0o600"
     assert "/verify-email/" in files[0].read_text()
+
+
+def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deployed, any_db_url):
+    """Single use holds under concurrency on PostgreSQL and SQLite: one conditional UPDATE."""
+    import threading
+
+    from backend.accounts.mail_flows import AccountMail, InvalidLink
+    from backend.accounts.services import AccountService
+    from backend.chain.custody import get_vault
+    from backend.points.models import WelcomeGrant
+    from scripts.demo_data import load_demo_data
+
+    app = make_app(master_key=MASTER_KEY, database_url=any_db_url)
+    load_demo_data(app)
+    sent: list[str] = []
+    with app.test_request_context():
+        s = get_db().session()
+        user = AccountService(s, lambda: get_vault(app)).signup("fan@example.com", PASSWORD)
+        mails = AccountMail(
+            s, app.extensions["settings"], send=lambda _s, _to, _subj, body: sent.append(body)
+        )
+        assert mails.send_verification(user, "sarabetsu")
+        user_id = user.id
+    token = re.search(r"/verify-email/(\S+)", sent[0]).group(1)
+
+    from webui.account_pages import grant_welcome
+
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def click() -> None:
+        with app.test_request_context():
+            barrier.wait()
+            try:
+                verified = AccountMail(get_db().session(), app.extensions["settings"]).verify(token)
+            except InvalidLink:
+                outcomes.append("invalid")
+            else:
+                grant_welcome(verified.user, verified.town_slug)
+                outcomes.append("verified")
+            finally:
+                get_db().session.remove()
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["invalid"] * 3 + ["verified"]
+    with app.app_context():
+        grants = get_db().session.scalar(
+            select(func.count()).select_from(WelcomeGrant).where(WelcomeGrant.user_id == user_id)
+        )
+    assert grants == 1
