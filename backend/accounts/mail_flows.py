@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import force_locale, gettext
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
@@ -86,6 +86,10 @@ class AccountMail:
     def _issue(self, user: User, purpose: str, email: str, town_slug: str | None = None) -> str:
         token = secrets.token_urlsafe(32)
         now = self._now()
+        # Links that expired a week ago serve no one: purge them so the table stays small.
+        self.session.execute(
+            delete(AccountToken).where(AccountToken.expires_at < now - dt.timedelta(days=7))
+        )
         # A new link replaces the older unused ones of the same purpose.
         self.session.execute(
             update(AccountToken)

@@ -56,7 +56,10 @@ def _log_in(user: User) -> None:
 
 @bp.before_app_request
 def _drop_revoked_session() -> None:
-    # A cookie from before a logout or password change signs nobody in (sessions.py).
+    # A cookie from before a logout or password change signs nobody in (sessions.py). Static
+    # files and the health check need no user (and /healthz must answer when the DB is down).
+    if request.endpoint in ("static", "health.healthz"):
+        return
     sessions.drop_if_revoked(get_db().session())
 
 

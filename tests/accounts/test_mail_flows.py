@@ -289,3 +289,32 @@ def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deplo
             select(func.count()).select_from(WelcomeGrant).where(WelcomeGrant.user_id == user_id)
         )
     assert grants == 1
+
+
+def test_expired_links_fail_and_old_ones_are_purged(app):
+    import datetime as dt
+
+    from backend.accounts.mail_flows import AccountMail, InvalidLink
+    from backend.accounts.services import AccountService
+    from backend.chain.custody import get_vault
+    from backend.core.db import utcnow
+
+    sent: list[str] = []
+    clock = [utcnow() - dt.timedelta(days=10)]
+    with app.test_request_context():
+        s = get_db().session()
+        user = AccountService(s, lambda: get_vault(app)).signup("fan@example.com", PASSWORD)
+        mails = AccountMail(
+            s,
+            app.extensions["settings"],
+            send=lambda _s, _to, _subj, body: sent.append(body),
+            now=lambda: clock[0],
+        )
+        mails.send_verification(user)
+        old = re.search(r"/verify-email/(\S+)", sent[-1]).group(1)
+        clock[0] = utcnow()
+        with pytest.raises(InvalidLink):  # 10 days old: expired after 2
+            mails.verify(old)
+        mails.send_verification(user)  # issuing purges links expired over a week ago
+        assert s.scalar(select(func.count()).select_from(AccountToken)) == 1
+        assert mails.verify(re.search(r"/verify-email/(\S+)", sent[-1]).group(1)).user.id == user.id
