@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.chain.keys import SealedKey
@@ -18,8 +26,12 @@ REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
 PENDING, PAYING, PAID, EXPIRED, FAILED = "pending", "paying", "paid", "expired", "failed"
 # How a charge was paid
 BY_QR, BY_CUSTOMER_CODE, BY_CARD = "qr", "customer_code", "card"
-# Settlement status: "redeeming" until PointsRedeemed is indexed, then in the town's queue.
-REDEEMING, REQUESTED, SETTLED = "redeeming", "requested", "settled"
+# Settlement status: "redeeming" until PointsRedeemed is indexed, then in the town's queue;
+# "approved" by town staff (two different people above the town's four-eyes amount), then
+# "settled" with the bank reference. "failed": the burn reverted, the shop keeps its points.
+REDEEMING, REQUESTED, APPROVED, SETTLED = "redeeming", "requested", "approved", "settled"
+SETTLEMENT_FAILED = "failed"
+SETTLEMENT_STATUSES = "'redeeming', 'requested', 'approved', 'settled', 'failed'"
 
 
 class Merchant(Base):
@@ -122,7 +134,7 @@ class Settlement(Base):
     __tablename__ = "merchant_settlements"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("status IN ('redeeming', 'requested', 'settled')", name="status"),
+        CheckConstraint(f"status IN ({SETTLEMENT_STATUSES})", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -140,3 +152,111 @@ class Settlement(Base):
     settled_by: Mapped[int | None] = mapped_column()
     settled_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Four eyes: the first approver, and above the town's amount a second, different one.
+    approved_by: Mapped[int | None] = mapped_column()
+    approved_at: Mapped[dt.datetime | None] = mapped_column()
+    second_approved_by: Mapped[int | None] = mapped_column()
+    second_approved_at: Mapped[dt.datetime | None] = mapped_column()
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CustomerCode(Base):
+    """A single-use code the customer's phone asks for: only its keyed hash is stored. The first
+    charge claims it (one conditional UPDATE) and binds it to one shop and one amount."""
+
+    __tablename__ = "customer_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    claimed_at: Mapped[dt.datetime | None] = mapped_column()
+    merchant_id: Mapped[int | None] = mapped_column()
+    amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    charge_id: Mapped[int | None] = mapped_column()
+
+
+class SpendCounter(Base):
+    """Points spent today (JST) by one subject ("user:<id>:town:<id>" or "card:<id>"); raised
+    only by a conditional UPDATE that keeps it within the town's daily limit."""
+
+    __tablename__ = "spend_counters"
+    __table_args__ = (
+        UniqueConstraint("subject", "day"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(60))
+    day: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(TokenAmount, default=0)
+
+
+class CardPinFailures(Base):
+    """Wrong PINs of one card at one shop: a shop can lock the card for itself, not everywhere."""
+
+    __tablename__ = "card_pin_failures"
+    __table_args__ = (UniqueConstraint("card_id", "merchant_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("resident_cards.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class TownMoneySettings(Base):
+    """A town's money rules (daily limits, four-eyes amount; None = the platform default) and
+    its own bank account, the originator of the 全銀協 transfer file."""
+
+    __tablename__ = "town_money_settings"
+
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), primary_key=True)
+    customer_daily_limit: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    card_daily_limit: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    four_eyes_amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    originator_code: Mapped[str | None] = mapped_column(String(10))
+    originator_name: Mapped[str | None] = mapped_column(String(40))
+    bank_code: Mapped[str | None] = mapped_column(String(4))
+    bank_name: Mapped[str | None] = mapped_column(String(15))
+    branch_code: Mapped[str | None] = mapped_column(String(3))
+    branch_name: Mapped[str | None] = mapped_column(String(15))
+    account_type: Mapped[str | None] = mapped_column(String(1))
+    account_number: Mapped[str | None] = mapped_column(String(7))
+    updated_by: Mapped[int | None] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MerchantBankAccount(Base):
+    """Where the town pays a shop: seen and changed by town staff only. Names are half-width
+    katakana, as the 全銀協 format carries them."""
+
+    __tablename__ = "merchant_bank_accounts"
+
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    bank_name: Mapped[str] = mapped_column(String(15))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    branch_name: Mapped[str] = mapped_column(String(15))
+    account_type: Mapped[str] = mapped_column(String(1))
+    account_number: Mapped[str] = mapped_column(String(7))
+    holder_name: Mapped[str] = mapped_column(String(30))
+    updated_by: Mapped[int] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PinPadSession(Base):
+    """A card charge waiting for the resident's PIN on the PIN pad. The pad's URL carries a
+    random token (only its hash is stored); the PIN goes from the pad straight to the server."""
+
+    __tablename__ = "pin_pad_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("merchant_charges.id"), unique=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("resident_cards.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    done_at: Mapped[dt.datetime | None] = mapped_column()

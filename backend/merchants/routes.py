@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, url_for
 from flask_babel import get_locale
 from sqlalchemy import select
 
-from backend.accounts.roles import current_user, require_user
+from backend.accounts.roles import current_user
 from backend.chain.custody import register_key_store
 from backend.core.db import get_db
 from backend.core.errors import N_, NotFound, json_object
@@ -73,6 +73,9 @@ def settlement_json(s: Settlement) -> dict[str, Any]:
         "tx_hash": s.tx_hash,
         "bank_reference": s.bank_reference,
         "settled_at": s.settled_at.isoformat() if s.settled_at else None,
+        "approved_by": s.approved_by,
+        "second_approved_by": s.second_approved_by,
+        "failure_reason": s.failure_reason,
     }
 
 
@@ -116,8 +119,10 @@ def charge_status(merchant_id: int, charge_id: int) -> Response:
 
 @bp.post("/api/merchants/<int:merchant_id>/charge-customer")
 def charge_customer(merchant_id: int) -> tuple[Response, int]:
+    """A customer's single-use code pays at once (201); a printed card's charge waits for the
+    resident's PIN on the PIN pad (202, with the pad's URL). The shop never sends a PIN."""
     data = json_object()
-    c = merchant_service().charge_customer(
+    c, token = merchant_service().charge_customer(
         current_user(),
         merchant_id,
         data.get("amount"),
@@ -125,6 +130,12 @@ def charge_customer(merchant_id: int) -> tuple[Response, int]:
         data.get("idempotency_key"),
         pin=data.get("pin"),
     )
+    if token is not None:
+        return jsonify(
+            charge=charge_json(c),
+            pin_pad_url=url_for("money_pages.pin_pad", token=token),
+            pin_pad_token=token,
+        ), 202
     return jsonify(charge=charge_json(c)), 201
 
 
@@ -140,11 +151,6 @@ def pay(code: str) -> Response:
     svc = merchant_service()
     c = svc.pay_charge(current_user(), code)
     return jsonify(charge=charge_json(c, svc.merchant(c.merchant_id)))
-
-
-@bp.get("/api/me/customer-code")
-def customer_code() -> Response:
-    return jsonify(code=merchant_service().customer_code(require_user()))
 
 
 @bp.get("/api/merchants/<int:merchant_id>/sales")

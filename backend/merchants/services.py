@@ -1,5 +1,6 @@
-"""Merchants: registration (town staff), charges paid by QR, by the customer's rotating code or
-by a printed card with a PIN, sales, redemption (burn) and the town's settlement queue.
+"""Merchants: registration (town staff), charges paid by QR, by the customer's single-use code
+(customer_codes.py) or by a printed card and the PIN pad (cards.py), sales, redemption (burn)
+and the town's settlement queue (settlement_state.py).
 
 Every public method is one unit of work: it commits what it changed, or raises an AppError
 and leaves balances, outbox rows and the audit log as they were. Authorisation is checked here:
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
-import hmac
 import io
 import logging
 import re
@@ -25,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
@@ -36,24 +35,21 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
+from backend.merchants import cards, limits, settlement_state
+from backend.merchants.customer_codes import CustomerCodes
 from backend.merchants.errors import (
     CardExists,
-    CardLocked,
-    CardOtherTown,
     ChargeExpired,
     ChargeNotFound,
     ChargeNotPayable,
-    CustomerCodeInvalid,
     IdempotencyKeyReused,
     MerchantNotActive,
     MerchantNotFound,
     SettlementNotFound,
-    SettlementNotReady,
-    WrongPin,
 )
 from backend.merchants.models import (
     ACTIVE,
-    BY_CARD,
+    APPROVED,
     BY_CUSTOMER_CODE,
     BY_QR,
     EXPIRED,
@@ -78,15 +74,8 @@ from backend.regions.models import Town
 log = logging.getLogger(__name__)
 
 CHARGE_TTL = dt.timedelta(minutes=15)
-CODE_WINDOW_SECONDS = 60  # a customer code changes every minute
-CODE_WINDOWS_ACCEPTED = 3  # and is accepted for three minutes
-MAX_PIN_TRIES = 5
-_PIN_RE = re.compile(r"\d{4,6}")
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-# The code authorises a merchant to take the customer's points, so it must not be guessable
-# within its one-minute window: 10 digits (1e10 per window) rather than a 6-digit OTP.
-_CUSTOMER_CODE_RE = re.compile(r"P(\d{1,12})-(\d{10})")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 _FAILED_TX = ("failed", "reverted", "cancelled")
 
@@ -423,6 +412,9 @@ class MerchantService:
         charge = self.session.scalars(
             select(Charge).where(Charge.id == found.id).with_for_update()
         ).one()
+        if charge.method != BY_QR:  # a card or code charge is paid by its own path only
+            self.session.rollback()
+            raise ChargeNotPayable(N_("This payment request can no longer be paid."))
         if charge.status in (PAYING, PAID) and charge.payer_user_id == user.id:
             self.session.commit()
             return charge
@@ -491,38 +483,17 @@ class MerchantService:
 
     # ------------------------------------------------------------------ customer codes and cards
 
-    def customer_code(self, user: User, at: dt.datetime | None = None) -> str:
-        """The user's code for this minute, shown as a QR on "my code"; it rotates every minute
-        and is accepted for three."""
-        window = int((at or self._now()).timestamp()) // CODE_WINDOW_SECONDS
-        return f"P{user.id}-{self._code_digits(user.id, window)}"
-
-    def _code_digits(self, user_id: int, window: int) -> str:
-        mac = hmac.new(self._secret, f"customer-code:{user_id}:{window}".encode(), hashlib.sha256)
-        return f"{int.from_bytes(mac.digest()[:8], 'big') % 10**10:010d}"
-
-    def _user_from_code(self, code: str) -> User | None:
-        m = _CUSTOMER_CODE_RE.fullmatch(code)
-        if m is None:
-            return None
-        user_id, digits = int(m.group(1)), m.group(2)
-        window = int(self._now().timestamp()) // CODE_WINDOW_SECONDS
-        for w in range(window, window - CODE_WINDOWS_ACCEPTED, -1):
-            if hmac.compare_digest(self._code_digits(user_id, w), digits):
-                return self.session.get(User, user_id)
-        return None
-
     def issue_card(
         self, actor: User | None, town: Town, user: User, pin: object, replace: bool = False
     ) -> ResidentCard:
-        """A printed card for a resident in `town`: a card code and a 4-6 digit PIN (stored
+        """A printed card for a resident in `town`: a card code and a 6-digit PIN (stored
         hashed). Town STAFF only. A resident has one card per town and each pays only its own
         town's shops; another town's card is never touched. When the resident already holds
         this town's card, a new one is issued only with `replace` (else CardExists): the old
         code and PIN stop working at once, and the replacement is audit-logged."""
         actor = require_town_role(actor, town.id, STAFF)
-        if not isinstance(pin, str) or not _PIN_RE.fullmatch(pin):
-            raise InvalidInput(N_("The PIN must be 4 to 6 digits."), field="pin")
+        if not isinstance(pin, str) or not cards.PIN_RE.fullmatch(pin):
+            raise InvalidInput(N_("The PIN must be 6 digits."), field="pin")
         card = self.session.scalar(
             select(ResidentCard)
             .where(ResidentCard.user_id == user.id, ResidentCard.town_id == town.id)
@@ -581,34 +552,6 @@ class MerchantService:
         pin = f"{secrets.randbelow(1_000_000):06d}"
         return self.issue_card(actor, town, user, pin, replace=replace), pin
 
-    def _card_holder(self, code: str, pin: object, town_id: int) -> tuple[User, ResidentCard]:
-        card = self.session.scalar(
-            select(ResidentCard).where(ResidentCard.card_code == code).with_for_update()
-        )
-        if card is None:
-            raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
-        if card.town_id != town_id:  # before the PIN: a wrong town costs no PIN try
-            raise CardOtherTown(N_("This card is from another town and pays only its shops."))
-        if card.locked_at is not None:
-            raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
-        if (
-            not isinstance(pin, str)
-            or not _PIN_RE.fullmatch(pin)
-            or not check_password_hash(card.pin_hash, pin)
-        ):
-            card.failed_attempts += 1
-            left = MAX_PIN_TRIES - card.failed_attempts
-            if left <= 0:
-                card.locked_at = self._now()
-            self.session.commit()  # the count must survive the refusal
-            if left <= 0:
-                raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
-            raise WrongPin(N_("The PIN is wrong (%(left)d tries left)."), left=left)
-        card.failed_attempts = 0
-        user = self.session.get(User, card.user_id)
-        assert user is not None  # noqa: S101
-        return user, card
-
     def charge_customer(
         self,
         staff: User | None,
@@ -617,29 +560,56 @@ class MerchantService:
         customer_code: object,
         idempotency_key: object,
         pin: object = None,
-    ) -> Charge:
-        """The merchant takes a payment from a customer's code (phone) or printed card (+ PIN):
-        the platform signs with the customer's key, authorised by the code/PIN. Every such
-        payment is audit-logged with the staff member who took it."""
+    ) -> tuple[Charge, str | None]:
+        """The merchant takes a payment from a customer's single-use code (phone) or starts one
+        from a printed card: (charge, PIN-pad token or None). A code is claimed for this shop
+        and amount and pays at once; a card charge waits for the resident's PIN on the pad
+        (cards.py). The shop never sends a PIN (PinNotAccepted). Audit-logged with the staff
+        member who took it; within the town's daily limit per customer."""
         merchant = self.require_staff(staff, merchant_id)
         assert staff is not None  # noqa: S101
+        if pin is not None:
+            raise cards.PinNotAccepted(
+                N_("The shop does not send the PIN: the resident types it on the PIN pad."),
+                field="pin",
+            )
         value = parse_amount(amount)
         key = f"charge:{merchant.id}:{_idempotency_key(idempotency_key)}"
         existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
         if existing is not None:
-            return self._same(existing, value)
+            return self._same(existing, value), None
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
         code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
-        card: ResidentCard | None = None
-        if code.startswith("C"):
-            payer, card = self._card_holder(code, pin, merchant.town_id)
-        else:
-            found = self._user_from_code(code)
-            if found is None:
-                raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
-            payer = found
+        try:
+            if code.startswith("C"):
+                return cards.start_card_charge(self, staff, merchant, value, code, key)
+            return self._charge_by_customer_code(staff, merchant, value, code, key), None
+        except IntegrityError:
+            self.session.rollback()
+            existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+            if existing is None:
+                raise
+            return self._same(existing, value), None
+        except Exception:
+            self.session.rollback()
+            raise
+
+    def _charge_by_customer_code(
+        self, staff: User, merchant: Merchant, value: int, code: str, key: str
+    ) -> Charge:
         now = self._now()
+        claim = CustomerCodes(self.session, self._secret).claim(code, merchant.id, value, now)
+        payer = self.session.get(User, claim.user_id)
+        assert payer is not None  # noqa: S101 - a foreign key
+        limit = limits.town_limit(self.session, merchant.town_id, "customer_daily_limit")
+        limits.spend(
+            self.session,
+            f"user:{payer.id}:town:{merchant.town_id}",
+            limits.jst_day(now),
+            value,
+            limit,
+        )
         charge = Charge(
             merchant_id=merchant.id,
             town_id=merchant.town_id,
@@ -647,7 +617,7 @@ class MerchantService:
             status=PENDING,
             idempotency_key=key,
             code=_short_code(),
-            method=BY_CARD if card else BY_CUSTOMER_CODE,
+            method=BY_CUSTOMER_CODE,
             created_by=staff.id,
             payer_user_id=payer.id,
             helper_user_id=staff.id,
@@ -655,31 +625,36 @@ class MerchantService:
             expires_at=now + CHARGE_TTL,
         )
         self.session.add(charge)
-        try:
-            self.session.flush()
-            self._pay(
-                charge,
-                merchant,
-                payer,
-                actor=f"user:{staff.id}",
-                action="points.assisted_payment",
-                details={
-                    "helper_user_id": staff.id,
-                    "method": charge.method,
-                    "card_id": card.id if card else None,
-                },
-            )
-            self.session.commit()
-        except IntegrityError:
-            self.session.rollback()
-            existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
-            if existing is None:
-                raise
-            return self._same(existing, value)
-        except Exception:
-            self.session.rollback()
-            raise
+        self.session.flush()
+        claim.charge_id = charge.id
+        self._pay(
+            charge,
+            merchant,
+            payer,
+            actor=f"user:{staff.id}",
+            action="points.assisted_payment",
+            details={"helper_user_id": staff.id, "method": BY_CUSTOMER_CODE, "code_id": claim.id},
+        )
+        self.session.commit()
         return charge
+
+    def issue_customer_code(self, user: User) -> tuple[str, dt.datetime]:
+        """A fresh single-use code for the signed-in customer, and its expiry."""
+        return CustomerCodes(self.session, self._secret).issue(user.id, self._now())
+
+    def submit_pin(self, staff: User | None, token: object, pin: object) -> Charge:
+        return cards.submit_pin(self, staff, token, pin)
+
+    def now(self) -> dt.datetime:
+        return self._now()
+
+    @staticmethod
+    def new_charge_code() -> str:
+        return _short_code()
+
+    def pay_now(self, *args: Any, **kwargs: Any) -> None:
+        """Queue the payer's relayed transfer for a charge (no commit); see _pay."""
+        self._pay(*args, **kwargs)
 
     # ------------------------------------------------------------------ sales and redemption
 
@@ -746,8 +721,12 @@ class MerchantService:
             return existing
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        # One redemption of this shop at a time: the balance read below then includes every
+        # redemption committed before (two that together exceed it are not both accepted).
+        settlement_state.lock_merchant(self.session, merchant.id)
         _confirmed, available = self.balance(merchant)
         if available < value:
+            self.session.rollback()
             raise InsufficientPoints(
                 N_("Not enough points: %(available)d available, %(amount)d needed."),
                 available=available,
@@ -801,13 +780,15 @@ class MerchantService:
         return s
 
     def settlements_of(self, merchant: Merchant) -> list[Settlement]:
-        return list(
+        rows = list(
             self.session.scalars(
                 select(Settlement)
                 .where(Settlement.merchant_id == merchant.id)
                 .order_by(Settlement.id.desc())
             )
         )
+        settlement_state.refresh_failed(self.session, rows)
+        return rows
 
     def settlement_queue(self, user: User | None, town: Town) -> list[Settlement]:
         """The town's settlements (requested first), for town STAFF."""
@@ -815,44 +796,26 @@ class MerchantService:
         rows = self.session.scalars(
             select(Settlement).where(Settlement.town_id == town.id).order_by(Settlement.id.desc())
         ).all()
-        order = {REQUESTED: 0, REDEEMING: 1, SETTLED: 2}
+        settlement_state.refresh_failed(self.session, rows)
+        order = {REQUESTED: 0, APPROVED: 1, REDEEMING: 2, SETTLED: 3}
         return sorted(rows, key=lambda s: order.get(s.status, 3))
+
+    def approve(self, user: User | None, settlement_id: object) -> Settlement:
+        """Town STAFF approve a requested settlement (four eyes above the town's amount)."""
+        return settlement_state.approve(self.session, user, settlement_id, self._now())
 
     def settle(
         self, user: User | None, settlement_id: object, bank_reference: object
     ) -> Settlement:
-        """Town STAFF mark a requested settlement paid with the bank transfer's reference
-        (AuditLog "settlement.pay"). The same reference again changes nothing."""
+        """Town STAFF mark an approved settlement paid with the bank transfer's reference
+        (AuditLog "settlement.pay"), by compare-and-set. The same reference again changes
+        nothing; concurrent calls: one wins, the others get 409."""
         s = self.session.get(Settlement, settlement_id) if isinstance(settlement_id, int) else None
         if s is None:
             raise SettlementNotFound(N_("There is no such settlement."))
-        user = require_town_role(user, s.town_id, STAFF)
+        require_town_role(user, s.town_id, STAFF)
         ref = _text(bank_reference, "bank_reference", 120)
-        if s.status == SETTLED:
-            if s.bank_reference == ref:
-                return s
-            raise SettlementNotReady(N_("This settlement was already paid."))
-        if s.status != REQUESTED:
-            raise SettlementNotReady(
-                N_("The points of this settlement are not burned on chain yet; try again shortly.")
-            )
-        s.status = SETTLED
-        s.bank_reference = ref
-        s.settled_by = user.id
-        s.settled_at = self._now()
-        self.session.add(
-            AuditLog(
-                actor=f"user:{user.id}",
-                action="settlement.pay",
-                subject_type="settlement",
-                subject_id=str(s.id),
-                amount=s.amount,
-                reason="settled in yen by bank transfer",
-                details={"merchant_id": s.merchant_id, "bank_reference": ref, "ref": s.ref},
-            )
-        )
-        self.session.commit()
-        return s
+        return settlement_state.settle(self.session, user, settlement_id, ref, self._now())
 
     def can_settle(self, user: User | None, town: Town) -> bool:
         return has_town_role(user, town.id, STAFF)

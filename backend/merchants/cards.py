@@ -1,0 +1,303 @@
+"""Printed cards paid with a PIN the resident types on the PIN pad (issue 11 §2, ADR 0009).
+
+1. The clerk enters the amount and the card's code: a pending card charge and a PIN-pad session
+   are made; the shop's request carries no PIN (a `pin` field is refused).
+2. The resident types the 6-digit PIN on the pad page, which posts it straight to the server
+   and is then redirected away: the shop's page learns "paid" or "wrong PIN" only.
+
+Wrong PINs are counted per card AND shop (one shop cannot lock the card everywhere) by ONE
+conditional UPDATE `failures = failures + 1 WHERE failures < MAX_PIN_TRIES`: concurrent guesses
+on SQLite or PostgreSQL get at most MAX_PIN_TRIES - 1 "wrong PIN" answers, then 423.
+Town staff unlock a card (every shop's counter), with an audit row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash
+
+from backend.accounts.models import User
+from backend.accounts.roles import STAFF, require_town_role
+from backend.core.errors import N_, AppError, Conflict, InvalidInput, NotFound
+from backend.core.models import AuditLog
+from backend.merchants import limits
+from backend.merchants.errors import (
+    CardLocked,
+    CardOtherTown,
+    ChargeExpired,
+    CustomerCodeInvalid,
+    MerchantNotActive,
+    WrongPin,
+)
+from backend.merchants.models import (
+    ACTIVE,
+    BY_CARD,
+    EXPIRED,
+    PENDING,
+    CardPinFailures,
+    Charge,
+    Merchant,
+    PinPadSession,
+    ResidentCard,
+)
+
+if TYPE_CHECKING:
+    from backend.merchants.services import MerchantService
+
+MAX_PIN_TRIES = 5
+PIN_RE = re.compile(r"\d{6}")
+PAD_TTL = dt.timedelta(minutes=5)
+
+
+class PinNotAccepted(AppError):
+    status = 400
+    code = "pin_not_accepted"
+
+
+class PinPadNotFound(NotFound):
+    code = "pin_pad_not_found"
+
+
+class PinPadDone(Conflict):
+    code = "pin_pad_done"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def start_card_charge(
+    svc: MerchantService,
+    staff: User,
+    merchant: Merchant,
+    value: int,
+    card_code: str,
+    key: str,
+) -> tuple[Charge, str]:
+    """A pending card charge and its PIN pad; returns (charge, pad token). Commits."""
+    session = svc.session
+    card = session.scalar(select(ResidentCard).where(ResidentCard.card_code == card_code))
+    if card is None:
+        raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
+    if card.town_id != merchant.town_id:
+        raise CardOtherTown(N_("This card is from another town and pays only its shops."))
+    _refuse_if_locked(session, card.id, merchant.id)
+    now = svc.now()
+    charge = Charge(
+        merchant_id=merchant.id,
+        town_id=merchant.town_id,
+        amount=Decimal(value),
+        status=PENDING,
+        idempotency_key=key,
+        code=svc.new_charge_code(),
+        method=BY_CARD,
+        created_by=staff.id,
+        helper_user_id=staff.id,
+        created_at=now,
+        expires_at=now + PAD_TTL,
+    )
+    session.add(charge)
+    session.flush()
+    token = secrets.token_urlsafe(24)
+    session.add(
+        PinPadSession(
+            token_hash=_token_hash(token),
+            charge_id=charge.id,
+            card_id=card.id,
+            merchant_id=merchant.id,
+            created_at=now,
+            expires_at=now + PAD_TTL,
+        )
+    )
+    session.commit()
+    return charge, token
+
+
+def pad_session(session: Session, token: object) -> PinPadSession:
+    if not isinstance(token, str) or not 16 <= len(token) <= 64:
+        raise PinPadNotFound(N_("This PIN pad is not valid. Start the payment again."))
+    pad = session.scalar(
+        select(PinPadSession).where(PinPadSession.token_hash == _token_hash(token))
+    )
+    if pad is None:
+        raise PinPadNotFound(N_("This PIN pad is not valid. Start the payment again."))
+    return pad
+
+
+def _refuse_if_locked(session: Session, card_id: int, merchant_id: int) -> None:
+    failures = session.scalar(
+        select(CardPinFailures.failures).where(
+            CardPinFailures.card_id == card_id, CardPinFailures.merchant_id == merchant_id
+        )
+    )
+    if failures is not None and failures >= MAX_PIN_TRIES:
+        raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
+
+
+def _ensure_counter(session: Session, card_id: int, merchant_id: int) -> None:
+    session.execute(
+        _insert(session)(CardPinFailures)
+        .values(card_id=card_id, merchant_id=merchant_id, failures=0)
+        .on_conflict_do_nothing(index_elements=["card_id", "merchant_id"])
+    )
+
+
+def _count_wrong_pin(session: Session, card_id: int, merchant_id: int, now: dt.datetime) -> int:
+    """One more wrong PIN, atomically; returns the new count, or MAX_PIN_TRIES when the card
+    was already locked here (nothing counted). Commits: the count survives the refusal."""
+    session.rollback()  # nothing of the refused payment may be committed with the count
+    _ensure_counter(session, card_id, merchant_id)
+    row = session.execute(
+        update(CardPinFailures)
+        .where(
+            CardPinFailures.card_id == card_id,
+            CardPinFailures.merchant_id == merchant_id,
+            CardPinFailures.failures < MAX_PIN_TRIES,
+        )
+        .values(failures=CardPinFailures.failures + 1)
+        .returning(CardPinFailures.failures)
+        .execution_options(synchronize_session=False)
+    ).first()
+    n = MAX_PIN_TRIES if row is None else int(row[0])
+    if n >= MAX_PIN_TRIES and row is not None:  # this try locked it: say when
+        session.execute(
+            update(CardPinFailures)
+            .where(CardPinFailures.card_id == card_id, CardPinFailures.merchant_id == merchant_id)
+            .values(locked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+    return n
+
+
+def _pin_ok_or_raise(
+    session: Session, card: ResidentCard, merchant_id: int, pin: object, now: dt.datetime
+) -> None:
+    _refuse_if_locked(session, card.id, merchant_id)
+    good = (
+        isinstance(pin, str)
+        and PIN_RE.fullmatch(pin) is not None
+        and check_password_hash(card.pin_hash, pin)
+    )
+    if not good:
+        n = _count_wrong_pin(session, card.id, merchant_id, now)
+        if n >= MAX_PIN_TRIES:
+            raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
+        raise WrongPin(N_("The PIN is wrong (%(left)d tries left)."), left=MAX_PIN_TRIES - n)
+    # Right PIN: reset this shop's count, unless a concurrent wrong try locked it meanwhile.
+    _ensure_counter(session, card.id, merchant_id)
+    done = session.execute(
+        update(CardPinFailures)
+        .where(
+            CardPinFailures.card_id == card.id,
+            CardPinFailures.merchant_id == merchant_id,
+            CardPinFailures.failures < MAX_PIN_TRIES,
+        )
+        .values(failures=0)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
+
+
+def submit_pin(svc: MerchantService, staff: User | None, token: object, pin: object) -> Charge:
+    """The resident's PIN from the pad: pays the pad's charge or refuses (WrongPin, CardLocked,
+    DailyLimitReached, InsufficientPoints...). Commits."""
+    session = svc.session
+    pad = pad_session(session, token)
+    merchant = svc.require_staff(staff, pad.merchant_id)
+    assert staff is not None  # noqa: S101 - checked by require_staff
+    charge = session.get(Charge, pad.charge_id)
+    card = session.get(ResidentCard, pad.card_id)
+    assert charge is not None and card is not None  # noqa: S101 - foreign keys
+    now = svc.now()
+    if pad.done_at is not None:
+        raise PinPadDone(N_("This payment was already made."))
+    if pad.expires_at <= now or charge.status != PENDING:
+        if charge.status == PENDING:
+            charge.status = EXPIRED
+            session.commit()
+        raise ChargeExpired(N_("This payment request has expired. Ask the shop for a new one."))
+    if merchant.status != ACTIVE:
+        raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+    _pin_ok_or_raise(session, card, merchant.id, pin, now)
+    try:
+        # Claim the pad: two submits of the right PIN must not both pay.
+        claimed = session.execute(
+            update(PinPadSession)
+            .where(PinPadSession.id == pad.id, PinPadSession.done_at.is_(None))
+            .values(done_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise PinPadDone(N_("This payment was already made."))
+        value = int(charge.amount)
+        limit = limits.town_limit(session, card.town_id, "card_daily_limit")
+        limits.spend(session, f"card:{card.id}", limits.jst_day(now), value, limit)
+        payer = session.get(User, card.user_id)
+        assert payer is not None  # noqa: S101
+        charge.payer_user_id = payer.id
+        svc.pay_now(
+            charge,
+            merchant,
+            payer,
+            actor=f"user:{staff.id}",
+            action="points.assisted_payment",
+            details={"helper_user_id": staff.id, "method": BY_CARD, "card_id": card.id},
+        )
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return charge
+
+
+def unlock_card(session: Session, actor: User | None, card_id: object) -> ResidentCard:
+    """Town STAFF of the card's town clear its wrong-PIN counts at every shop (AuditLog
+    "card.unlock" with the counts it cleared). Commits."""
+    card = session.get(ResidentCard, card_id) if isinstance(card_id, int) else None
+    if card is None:
+        raise NotFound(N_("There is no such card."))
+    actor = require_town_role(actor, card.town_id, STAFF)
+    rows = session.scalars(select(CardPinFailures).where(CardPinFailures.card_id == card.id))
+    cleared = {str(r.merchant_id): r.failures for r in rows if r.failures}
+    session.execute(
+        update(CardPinFailures)
+        .where(CardPinFailures.card_id == card.id)
+        .values(failures=0, locked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(
+        AuditLog(
+            actor=f"user:{actor.id}",
+            action="card.unlock",
+            subject_type="card",
+            subject_id=str(card.id),
+            reason="card unlocked by town staff",
+            details={"town_id": card.town_id, "cleared": cleared},
+        )
+    )
+    session.commit()
+    return card
+
+
+def card_by_code(session: Session, code: object) -> ResidentCard:
+    text = code.strip().upper() if isinstance(code, str) else ""
+    card = session.scalar(select(ResidentCard).where(ResidentCard.card_code == text))
+    if card is None:
+        raise InvalidInput(N_("There is no card with this code."), field="card_code")
+    return card
