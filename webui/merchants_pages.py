@@ -24,6 +24,7 @@ from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import N_, AppError
 from backend.merchants.errors import MerchantNotFound
+from backend.merchants.limits import town_limit
 from backend.merchants.models import SETTLED
 from backend.merchants.routes import town_by_slug
 from backend.merchants.services import merchant_service
@@ -92,16 +93,18 @@ def charge_customer(merchant_id: int):
     if current_user() is None:
         return _login()
     try:
-        c = merchant_service().charge_customer(
+        c, pad_token = merchant_service().charge_customer(
             current_user(),
             merchant_id,
             request.form.get("amount"),
             request.form.get("customer_code"),
             request.form.get("key"),
-            pin=request.form.get("pin") or None,
         )
     except AppError as exc:
+        get_db().session.rollback()
         return _desk(merchant_id, exc)
+    if pad_token is not None:  # a printed card: the resident types the PIN on the pad
+        return redirect(url_for("money_pages.pin_pad", token=pad_token), code=303)
     return redirect(url_for(".charge", merchant_id=merchant_id, charge_id=c.id))
 
 
@@ -184,7 +187,22 @@ def settlements(slug: str, error: AppError | None = None):
         merchants=names,
         settled=SETTLED,
         error=error and error.translated(),
+        four_eyes=town_limit(get_db().session(), town.id, "four_eyes_amount"),
+        me=current_user(),
     ), (error.status if error else 200)
+
+
+@bp.post("/settlements/<int:settlement_id>/approve")
+def approve(settlement_id: int):
+    if current_user() is None:
+        return _login()
+    slug = request.form.get("town", "")
+    try:
+        merchant_service().approve(current_user(), settlement_id)
+    except AppError as exc:
+        get_db().session.rollback()
+        return settlements(slug, exc)
+    return redirect(url_for(".settlements", slug=slug))
 
 
 @bp.post("/settlements/<int:settlement_id>/settle")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from backend.accounts.roles import current_user
-from backend.merchants.services import CODE_WINDOW_SECONDS, merchant_service
+from backend.merchants.customer_codes import CODE_TTL
+from backend.merchants.services import merchant_service
 from backend.points.services import points_service
 
 bp = Blueprint("points_pages", __name__)
@@ -34,7 +35,9 @@ def points():
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
     summaries = points_service().summaries_for(user)
-    return render_template("points/index.html", summaries=summaries)
+    return render_template(
+        "points/index.html", summaries=summaries, charges=merchant_service().charges_of(user)
+    )
 
 
 @bp.get("/points/code")
@@ -42,7 +45,12 @@ def my_code():
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
-    code = merchant_service().customer_code(user)
-    return render_template(
-        "points/code.html", code=code, qr=qr_svg(code), refresh=CODE_WINDOW_SECONDS
+    # A new single-use code on every visit; it expires in CODE_TTL, so the page refreshes then.
+    code, _expires = merchant_service().issue_customer_code(user)
+    resp = Response(
+        render_template(
+            "points/code.html", code=code, qr=qr_svg(code), refresh=int(CODE_TTL.total_seconds())
+        )
     )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

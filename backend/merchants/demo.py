@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from werkzeug.security import check_password_hash
 
 from backend.accounts.roles import STAFF, grant_town_role
 from backend.core.db import get_db
@@ -19,7 +20,7 @@ MERCHANT_PASSWORD = "furusato-demo-merchant"  # noqa: S105
 SHOP_JA = "更別村農産物直売所"
 SHOP_EN = "Sarabetsu Farm Market"
 CARD_CODE = "CSARABETSU01"
-CARD_PIN = "1234"
+CARD_PIN = "482916"  # 6 digits (issue 11 §2); the old demo card had "1234"
 
 
 def load_demo(town: Town) -> None:
@@ -41,8 +42,9 @@ def load_demo(town: Town) -> None:
             ResidentCard.user_id == resident.id, ResidentCard.town_id == town.id
         )
     )
-    if card is None:
-        card = svc.issue_card(staff, town, resident, CARD_PIN)
+    # A demo database made before 6-digit PINs holds the card with "1234": re-issue it.
+    if card is None or not check_password_hash(card.pin_hash, CARD_PIN):
+        card = svc.issue_card(staff, town, resident, CARD_PIN, replace=card is not None)
         card.card_code = CARD_CODE
         session.commit()
     print(f"demo shop: {SHOP_EN} (staff {MERCHANT_EMAIL} / {MERCHANT_PASSWORD})")

@@ -101,7 +101,9 @@ def spend(session: Session, subject: str, day: dt.date, amount: int, limit: int)
         raise DailyLimitReached(
             N_("This is over the daily limit of %(limit)d points set by the town."), limit=limit
         )
-    ins_factory = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    ins_factory = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
     session.execute(
         ins_factory(SpendCounter)
         .values(subject=subject, day=day, amount=0)

@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import select
 
 from backend.accounts.roles import STAFF, current_user, require_town_role, require_user
 from backend.core.db import get_db
 from backend.core.errors import json_object
 from backend.merchants import bank_transfer, cards, limits
-from backend.merchants.models import Charge, Merchant, MerchantBankAccount
+from backend.merchants.models import MerchantBankAccount
 from backend.merchants.routes import charge_json, settlement_json, town_by_slug
 from backend.merchants.services import merchant_service
 
@@ -35,15 +34,7 @@ def issue_customer_code() -> tuple[Response, int]:
 def my_charges() -> Response:
     """Every charge taken from the signed-in customer, newest first, the moment it is taken
     (also while it is being paid on chain), with the shop and how it was paid."""
-    user = require_user()
-    session = get_db().session
-    rows = session.execute(
-        select(Charge, Merchant)
-        .join(Merchant, Merchant.id == Charge.merchant_id)
-        .where(Charge.payer_user_id == user.id)
-        .order_by(Charge.id.desc())
-        .limit(500)
-    ).all()
+    rows = merchant_service().charges_of(require_user())
     return jsonify(charges=[charge_json(c, m) for c, m in rows])
 
 

@@ -642,6 +642,18 @@ class MerchantService:
         """A fresh single-use code for the signed-in customer, and its expiry."""
         return CustomerCodes(self.session, self._secret).issue(user.id, self._now())
 
+    def charges_of(self, user: User, limit: int = 500) -> list[tuple[Charge, Merchant]]:
+        """Every charge taken from `user` (newest first) with its shop, from the moment it is
+        taken: a code or card payment shows at once, not only once it is confirmed."""
+        rows = self.session.execute(
+            select(Charge, Merchant)
+            .join(Merchant, Merchant.id == Charge.merchant_id)
+            .where(Charge.payer_user_id == user.id)
+            .order_by(Charge.id.desc())
+            .limit(limit)
+        ).all()
+        return [(c, m) for c, m in rows]
+
     def submit_pin(self, staff: User | None, token: object, pin: object) -> Charge:
         return cards.submit_pin(self, staff, token, pin)
 

@@ -202,3 +202,27 @@ def run_chain(app: Flask, w3: Web3, rounds: int = 3) -> None:
             session.commit()
         index_blocks()
         session.remove()
+
+
+def customer_code(api: Api) -> str:
+    """A fresh single-use code of the signed-in customer (POST /api/me/customer-codes)."""
+    r = api.post("/api/me/customer-codes")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return str(r.get_json()["code"])
+
+
+def start_card_charge(api: Api, merchant_id: int, code: str, key: str, amount: int = 10) -> Any:
+    """The clerk's half of a card payment: the response (202 with the PIN pad, or an error)."""
+    return api.post(
+        f"/api/merchants/{merchant_id}/charge-customer",
+        {"amount": amount, "customer_code": code, "idempotency_key": key},
+    )
+
+
+def pay_by_card(api: Api, merchant_id: int, code: str, pin: str, key: str, amount: int = 10) -> Any:
+    """A whole card payment: the clerk starts it, the resident types `pin` on the pad. Returns
+    the pad's answer (200 when paid), or the clerk's refusal when no pad was opened."""
+    r = start_card_charge(api, merchant_id, code, key, amount)
+    if r.status_code != 202:
+        return r
+    return api.post(f"/api/pin-pad/{r.get_json()['pin_pad_token']}", {"pin": pin})

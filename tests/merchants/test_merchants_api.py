@@ -12,7 +12,15 @@ from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.merchants.models import Charge, Merchant
 from backend.points.services import points_service
-from tests.merchants.conftest import assert_error, run_chain, set_balance, snapshot
+from tests.merchants.conftest import (
+    assert_error,
+    customer_code,
+    pay_by_card,
+    run_chain,
+    set_balance,
+    snapshot,
+    start_card_charge,
+)
 
 
 def _audit_actions(app) -> list[str]:
@@ -61,6 +69,10 @@ def test_charge_pay_redeem_settle_end_to_end_on_chain(app, world, w3):
     run_chain(app, w3)
     queue = staff.get("/api/towns/sarabetsu/settlements").get_json()["settlements"]
     assert [(s["id"], s["status"]) for s in queue] == [(settlement["id"], "requested")]
+    unapproved = staff.post(f"/api/settlements/{settlement['id']}/settle", {"bank_reference": "X"})
+    assert_error(unapproved, 409, "settlement_not_ready")
+    ok = staff.post(f"/api/settlements/{settlement['id']}/approve")
+    assert ok.status_code == 200 and ok.get_json()["settlement"]["status"] == "approved"
     done = staff.post(
         f"/api/settlements/{settlement['id']}/settle", {"bank_reference": "JP-BANK-0001"}
     )
@@ -72,7 +84,7 @@ def test_charge_pay_redeem_settle_end_to_end_on_chain(app, world, w3):
     actions = _audit_actions(app)
     for action in ("merchant.register", "points.issue", "points.pay", "points.burn"):
         assert action in actions
-    assert actions[-1] == "settlement.pay"
+    assert actions[-2:] == ["settlement.approve", "settlement.pay"]
     csv = clerk.get(f"/merchants/{world.merchant_id}/statement.csv").get_data(as_text=True)
     assert ",sale,300," in csv and ",redemption,-300," in csv and "total_sales,,300" in csv
 
@@ -214,12 +226,11 @@ def test_signed_out_requests_are_refused(app, world):
 def test_customer_code_payment_is_audited_with_the_helper(app, world):
     set_balance(app, world, world.customer, 500)
     clerk = world.api(world.clerk)
-    code = world.api(world.customer).get("/api/me/customer-code").get_json()["code"]
-    # The code lets the shop take the customer's points: ten digits, not a guessable OTP.
-    prefix, digits = code.split("-")
-    assert len(digits) == 10
+    code = customer_code(world.api(world.customer))
+    # The code lets the shop take the customer's points once: "P" and 12 random digits.
+    assert len(code) == 13 and code[0] == "P" and code[1:].isdigit()
     before = snapshot(app)
-    for guess in ("P99999-1234567890", f"{prefix}-{(int(digits) + 1) % 10**10:010d}"):
+    for guess in ("P99999-1234567890", f"P{(int(code[1:]) + 1) % 10**12:012d}", "C" + code):
         r = clerk.post(
             f"/api/merchants/{world.merchant_id}/charge-customer",
             {"amount": 120, "customer_code": guess, "idempotency_key": "cc-bad-1"},
@@ -242,26 +253,20 @@ def test_printed_card_wrong_pin_locks_after_five_tries(app, world):
     set_balance(app, world, world.customer, 500)
     with app.app_context():
         staff = world.user(world.staff)
-        card = world.service().issue_card(staff, world.town(), world.user(world.customer), "1234")
+        card = world.service().issue_card(
+            staff, world.town(), world.user(world.customer), "482916"
+        )
         code = card.card_code
     clerk = world.api(world.clerk)
-    url = f"/api/merchants/{world.merchant_id}/charge-customer"
+    pad = start_card_charge(clerk, world.merchant_id, code, "pin-pad-1")
+    assert pad.status_code == 202
+    url = f"/api/pin-pad/{pad.get_json()['pin_pad_token']}"
     before = snapshot(app)
-    for i, left in enumerate([4, 3, 2, 1]):
-        r = clerk.post(
-            url,
-            {"amount": 10, "customer_code": code, "pin": "9999", "idempotency_key": f"pin-{i}-x"},
-        )
-        err = assert_error(r, 403, "wrong_pin")
+    for left in [4, 3, 2, 1]:
+        err = assert_error(clerk.post(url, {"pin": "999999"}), 403, "wrong_pin")
         assert err["details"]["left"] == left
-    r = clerk.post(
-        url, {"amount": 10, "customer_code": code, "pin": "0000", "idempotency_key": "pin-5-x"}
-    )
-    assert_error(r, 423, "card_locked")
-    r = clerk.post(
-        url, {"amount": 10, "customer_code": code, "pin": "1234", "idempotency_key": "pin-6-x"}
-    )
-    assert_error(r, 423, "card_locked")
+    assert_error(clerk.post(url, {"pin": "000000"}), 423, "card_locked")
+    assert_error(clerk.post(url, {"pin": "482916"}), 423, "card_locked")
     after = snapshot(app)
     assert after["outbox"] == before["outbox"] and after["audit"] == before["audit"]
     assert after["charges"] == before["charges"] and after["balances"] == before["balances"]
@@ -271,15 +276,12 @@ def test_printed_card_with_the_right_pin_pays(app, world):
     set_balance(app, world, world.customer, 500)
     with app.app_context():
         card = world.service().issue_card(
-            world.user(world.staff), world.town(), world.user(world.customer), "2468"
+            world.user(world.staff), world.town(), world.user(world.customer), "246813"
         )
         code = card.card_code
-    clerk = world.api(world.clerk)
-    r = clerk.post(
-        f"/api/merchants/{world.merchant_id}/charge-customer",
-        {"amount": 40, "customer_code": code, "pin": "2468", "idempotency_key": "card-ok-1"},
-    )
-    assert r.status_code == 201 and r.get_json()["charge"]["method"] == "card"
+    r = pay_by_card(world.api(world.clerk), world.merchant_id, code, "246813", "card-ok-1", 40)
+    assert r.status_code == 200 and r.get_json()["charge"]["method"] == "card"
+    assert r.get_json()["charge"]["status"] == "paying"
     assert _audit_actions(app)[-1] == "points.assisted_payment"
 
 
