@@ -253,9 +253,7 @@ def test_printed_card_wrong_pin_locks_after_five_tries(app, world):
     set_balance(app, world, world.customer, 500)
     with app.app_context():
         staff = world.user(world.staff)
-        card = world.service().issue_card(
-            staff, world.town(), world.user(world.customer), "482916"
-        )
+        card = world.service().issue_card(staff, world.town(), world.user(world.customer), "482916")
         code = card.card_code
     clerk = world.api(world.clerk)
     pad = start_card_charge(clerk, world.merchant_id, code, "pin-pad-1")

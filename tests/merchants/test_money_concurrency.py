@@ -1,0 +1,247 @@
+"""Issue 11's concurrent attacks on the money paths, replayed with threads on PostgreSQL AND
+SQLite (where `with_for_update()` does nothing, so only conditional UPDATEs hold):
+
+- one customer code sent with 3 charges at once pays once;
+- 39 concurrent wrong PINs from 4 sessions of one shop get at most MAX_PIN_TRIES - 1 "wrong PIN"
+  answers, and lock the card at that shop only;
+- 10 concurrent "settle" calls with different bank references: one success, one audit row;
+- two concurrent redemptions that together exceed the shop's balance: the second is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from backend.accounts.roles import STAFF, grant_town_role
+from backend.chain.indexer_models import TokenBalance
+from backend.chain.outbox import outbox_service
+from backend.chain.registry import Deployments
+from backend.core.db import get_db
+from backend.core.models import AuditLog
+from backend.merchants.cards import MAX_PIN_TRIES
+from backend.merchants.models import (
+    ACTIVE,
+    APPROVED,
+    CardPinFailures,
+    Charge,
+    Merchant,
+    Settlement,
+)
+from tests.merchants.conftest import (
+    assert_error,
+    customer_code,
+    pay_by_card,
+    set_balance,
+    start_card_charge,
+)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], deployed: Deployments, any_db_url: str) -> Flask:
+    app = make_app(database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+    return app
+
+
+def _all_at_once(calls: list[Callable[[], Any]], workers: int | None = None) -> list[Any]:
+    """Run `calls` in threads released together (a barrier when each has its own thread)."""
+    n = workers or len(calls)
+    gate = threading.Barrier(n) if n == len(calls) else None
+    start = threading.Event()
+
+    def run(call: Callable[[], Any]) -> Any:
+        if gate is not None:
+            gate.wait(30)
+        else:
+            start.wait(30)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [pool.submit(run, c) for c in calls]
+        start.set()
+        return [f.result(120) for f in futures]
+
+
+def _count(app: Flask, query: Any) -> int:
+    with app.app_context():
+        return int(get_db().session.scalar(query))
+
+
+def test_one_customer_code_pays_once_whatever_the_request_keys(app, world):
+    set_balance(app, world, world.customer, 500)
+    customer = world.api(world.customer)
+    code = customer_code(customer)
+    clerks = [world.api(world.clerk) for _ in range(3)]
+    url = f"/api/merchants/{world.merchant_id}/charge-customer"
+    answers = _all_at_once(
+        [
+            (
+                lambda c=c, i=i: c.post(
+                    url, {"amount": 100, "customer_code": code, "idempotency_key": f"one-code-{i}"}
+                )
+            )
+            for i, c in enumerate(clerks)
+        ]
+    )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 409, 409], [r.get_data(as_text=True) for r in answers]
+    for r in answers:
+        if r.status_code == 409:
+            assert_error(r, 409, "customer_code_used")
+    assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1
+    mine = customer.get("/api/me/charges").get_json()["charges"]
+    assert [(c["amount"], c["method"], c["status"]) for c in mine] == [
+        (100, "customer_code", "paying")
+    ]
+    # The used code stays used, for another amount and another key too.
+    again = clerks[0].post(url, {"amount": 1, "customer_code": code, "idempotency_key": "one-code-4"})
+    assert_error(again, 409, "customer_code_used")
+
+
+def _second_shop(app: Flask, world: Any) -> int:
+    """Another shop of the same town, with the clerk of the other town's shop as its staff."""
+    with app.app_context():
+        s = get_db().session
+        svc = world.service()
+        shop = svc.register_merchant(world.user(world.staff), world.town(), "二号店", "Shop Two")
+        svc.add_staff(world.user(world.staff), shop, world.user(world.neighbour))
+        shop.status = ACTIVE
+        s.commit()
+        return int(shop.id)
+
+
+def test_concurrent_wrong_pins_lock_the_card_at_that_shop_only(app, world):
+    set_balance(app, world, world.customer, 500)
+    with app.app_context():
+        card = world.service().issue_card(
+            world.user(world.staff), world.town(), world.user(world.customer), "482916"
+        )
+        code, card_id = card.card_code, card.id
+    shop_two = _second_shop(app, world)
+    sessions = [world.api(world.clerk) for _ in range(4)]
+    pads = []
+    for i, api in enumerate(sessions):
+        r = start_card_charge(api, world.merchant_id, code, f"guess-pad-{i}")
+        assert r.status_code == 202, r.get_data(as_text=True)
+        pads.append(f"/api/pin-pad/{r.get_json()['pin_pad_token']}")
+    calls = [
+        (lambda api=sessions[i % 4], url=pads[i % 4], i=i: api.post(url, {"pin": f"{i:06d}"}))
+        for i in range(39)
+    ]
+    # 8 threads: each wrong PIN costs a 32 MiB scrypt; the gate still releases them together.
+    answers = _all_at_once(calls, workers=8)
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {403, 423}, [r.get_data(as_text=True) for r in answers]
+    assert statuses.count(403) <= MAX_PIN_TRIES - 1
+    assert statuses.count(403) + statuses.count(423) == 39
+    with app.app_context():
+        row = get_db().session.scalar(
+            sa.select(CardPinFailures).where(CardPinFailures.card_id == card_id)
+        )
+        assert row.merchant_id == world.merchant_id and row.failures == MAX_PIN_TRIES
+        assert row.locked_at is not None
+    # Locked here, even with the right PIN...
+    assert_error(sessions[0].post(pads[0], {"pin": "482916"}), 423, "card_locked")
+    # ...but one shop cannot lock the card everywhere: the town's other shop still takes it.
+    r = pay_by_card(world.api(world.neighbour), shop_two, code, "482916", "shop-two-1")
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+    # Town staff unlock it, with an audit row; then the first shop takes it again.
+    audits = (
+        sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == "card.unlock")
+    )
+    assert_error(world.api(world.clerk).post(f"/api/cards/{card_id}/unlock"), 403)
+    assert _count(app, audits) == 0
+    r = world.api(world.staff).post(f"/api/cards/{card_id}/unlock")
+    assert r.status_code == 200
+    assert _count(app, audits) == 1
+    r = pay_by_card(sessions[1], world.merchant_id, code, "482916", "after-unlock-1")
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def _approved_settlement(app: Flask, world: Any, amount: int = 300) -> int:
+    with app.app_context():
+        s = get_db().session
+        row = Settlement(
+            town_id=world.town_id,
+            merchant_id=world.merchant_id,
+            amount=Decimal(amount),
+            ref="0x" + "ab" * 32,
+            status=APPROVED,
+            idempotency_key="settle-race-1",
+            requested_by=world.user(world.clerk).id,
+            approved_by=world.user(world.staff).id,
+        )
+        s.add(row)
+        s.commit()
+        return int(row.id)
+
+
+def test_ten_concurrent_settles_one_success_one_audit_row(app, world):
+    sid = _approved_settlement(app, world)
+    with app.app_context():  # a second member of staff, so two people race as well
+        grant_town_role(world.user(world.neighbour), world.town_id, STAFF)
+        get_db().session.commit()
+    staff = [world.api(world.staff if i % 2 else world.neighbour) for i in range(10)]
+    answers = _all_at_once(
+        [
+            (
+                lambda api=api, i=i: api.post(
+                    f"/api/settlements/{sid}/settle", {"bank_reference": f"BANK-{i}"}
+                )
+            )
+            for i, api in enumerate(staff)
+        ]
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200] + [409] * 9, [r.get_data(as_text=True) for r in answers]
+    winner = next(r for r in answers if r.status_code == 200).get_json()["settlement"]
+    rows = (
+        sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == "settlement.pay")
+    )
+    assert _count(app, rows) == 1
+    with app.app_context():
+        audit = get_db().session.scalar(
+            sa.select(AuditLog).where(AuditLog.action == "settlement.pay")
+        )
+        s = get_db().session.get(Settlement, sid)
+        assert s.status == "settled" and s.bank_reference == winner["bank_reference"]
+        assert audit.details["bank_reference"] == s.bank_reference
+
+
+def test_two_redemptions_exceeding_the_balance_are_not_both_accepted(app, world):
+    with app.app_context():
+        s = get_db().session
+        town = world.town()
+        shop = s.get(Merchant, world.merchant_id)
+        s.merge(
+            TokenBalance(
+                chain_id=town.chain_id,
+                contract_address=town.points_address,
+                holder=shop.address,
+                amount=Decimal(500),
+            )
+        )
+        s.commit()
+    clerks = [world.api(world.clerk) for _ in range(2)]
+    url = f"/api/merchants/{world.merchant_id}/redeem"
+    answers = _all_at_once(
+        [
+            (lambda api=api, i=i: api.post(url, {"amount": 300, "idempotency_key": f"rd-{i}-xx"}))
+            for i, api in enumerate(clerks)
+        ]
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409], [
+        r.get_data(as_text=True) for r in answers
+    ]
+    assert_error(next(r for r in answers if r.status_code == 409), 409, "insufficient_points")
+    assert _count(app, sa.select(sa.func.count()).select_from(Settlement)) == 1
