@@ -66,11 +66,14 @@ def to_zengin_kana(text: str) -> str:
     for ch in text.strip():
         if "\u3041" <= ch <= "\u3096":  # hiragana -> katakana
             ch = chr(ord(ch) + 0x60)
-        if ch in _KANA:
-            out.append(_KANA[ch])
-            continue
         if ch in "ーｰ－―‐":
             out.append("-")
+            continue
+        if "\uff66" <= ch <= "\uff9f":  # already half-width katakana
+            out.append(ch)
+            continue
+        if ch in _KANA:
+            out.append(_KANA[ch])
             continue
         if ch in "　":
             out.append(" ")

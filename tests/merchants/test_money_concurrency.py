@@ -103,7 +103,9 @@ def test_one_customer_code_pays_once_whatever_the_request_keys(app, world):
         (100, "customer_code", "paying")
     ]
     # The used code stays used, for another amount and another key too.
-    again = clerks[0].post(url, {"amount": 1, "customer_code": code, "idempotency_key": "one-code-4"})
+    again = clerks[0].post(
+        url, {"amount": 1, "customer_code": code, "idempotency_key": "one-code-4"}
+    )
     assert_error(again, 409, "customer_code_used")
 
 
