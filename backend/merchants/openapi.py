@@ -101,8 +101,9 @@ PATHS = {
     },
     "/api/merchants/{merchant_id}/charge-customer": {
         "post": {
-            "summary": "Charge a customer by their code (phone) or printed card code + PIN; "
-            "the payment is audit-logged with the staff member who helped.",
+            "summary": "Charge a customer by their single-use code (pays at once, 201) or start "
+            "a printed card's charge (202 with the PIN pad; the resident types the PIN there). "
+            "Audit-logged with the staff member who helped.",
             "security": _SESSION,
             "parameters": [_MERCHANT_ID],
             "requestBody": json_body(
@@ -112,14 +113,26 @@ PATHS = {
                     "properties": {
                         "amount": _AMOUNT,
                         "customer_code": {"type": "string"},
-                        "pin": {"type": "string", "description": "For a printed card."},
+                        "pin": {
+                            "type": "string",
+                            "description": "Refused (400 pin_not_accepted): the shop never "
+                            "sends a card's PIN.",
+                        },
                         "idempotency_key": _KEY,
                     },
                 }
             ),
             "responses": {
                 "201": json_response("The charge, paying."),
-                **_errors(("409", "Not enough points, card locked, or code expired.")),
+                "202": json_response("A card charge waiting for the PIN: pin_pad_url."),
+                **_errors(
+                    (
+                        "409",
+                        "Code already used (customer_code_used), daily limit reached, "
+                        "not enough points.",
+                    ),
+                    ("423", "The card is locked at this shop."),
+                ),
             },
         }
     },
@@ -138,16 +151,6 @@ PATHS = {
                 **_errors(("409", "Already paid, expired, or not enough points.")),
             },
         },
-    },
-    "/api/me/customer-code": {
-        "get": {
-            "summary": "The signed-in customer's current code for a merchant to scan (rotates).",
-            "security": _SESSION,
-            "responses": {
-                "200": json_response("The code."),
-                "401": error_response("Not signed in."),
-            },
-        }
     },
     "/api/merchants/{merchant_id}/sales": {
         "get": {
@@ -194,8 +197,8 @@ PATHS = {
     },
     "/api/settlements/{settlement_id}/settle": {
         "post": {
-            "summary": "Mark a settlement paid with its bank-transfer reference (town staff; "
-            "audit-logged).",
+            "summary": "Mark an approved settlement paid with its bank-transfer reference (town "
+            "staff; compare-and-set: of concurrent calls one wins; audit-logged).",
             "security": _SESSION,
             "parameters": [
                 {
@@ -214,7 +217,7 @@ PATHS = {
             ),
             "responses": {
                 "200": json_response("The settlement, settled."),
-                **_errors(("409", "Already settled.")),
+                **_errors(("409", "Not approved yet, failed, or already settled.")),
             },
         }
     },
