@@ -96,6 +96,7 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
         # Town staff settle it with the bank transfer's reference.
         staff = town.new_page()
         _log_in(staff, base, world.staff, "/towns/sarabetsu/settlements")
+        staff.get_by_role("button", name="Approve").click()  # below the four-eyes amount: one
         staff.get_by_label("Bank transfer reference").fill("MIZUHO-2026-0001")
         staff.get_by_role("button", name="Mark as paid").click()
         # The form posts and comes back to the same URL: wait for the reference shown as paid.

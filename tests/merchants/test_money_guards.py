@@ -187,13 +187,17 @@ def test_the_towns_daily_limit_per_card(app, world):
         code = card.card_code
     staff, clerk = world.api(world.staff), world.api(world.clerk)
     assert staff.post("/api/towns/sarabetsu/money-settings", {"card_daily_limit": 100}).status_code
-    assert pay_by_card(clerk, world.merchant_id, code, "864209", "card-limit-1", 80).status_code == 200
+    assert (
+        pay_by_card(clerk, world.merchant_id, code, "864209", "card-limit-1", 80).status_code == 200
+    )
     before = snapshot(app)
     r = pay_by_card(clerk, world.merchant_id, code, "864209", "card-limit-2", 30)
     assert_error(r, 409, "daily_limit_reached")
     after = snapshot(app)
     assert after["outbox"] == before["outbox"] and after["audit"] == before["audit"]
-    assert pay_by_card(clerk, world.merchant_id, code, "864209", "card-limit-3", 20).status_code == 200
+    assert (
+        pay_by_card(clerk, world.merchant_id, code, "864209", "card-limit-3", 20).status_code == 200
+    )
 
 
 # ------------------------------------------------------------------ §3 settlements
