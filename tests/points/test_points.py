@@ -4,6 +4,7 @@ pending, each lot's expiry date and history, in Japanese and English."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
 
@@ -109,8 +110,13 @@ def test_points_pages_need_a_sign_in(app):
 def test_my_code_page_shows_a_qr(app, user_id):
     client = app.test_client()
     _log_in(client)
-    page = client.get("/points/code").get_data(as_text=True)
-    assert "<svg" in page and f"P{user_id}-" in page
+    first = client.get("/points/code").get_data(as_text=True)
+    second = client.get("/points/code").get_data(as_text=True)
+    codes = [
+        re.search(r'data-testid="customer-code">(P\d{12})<', p).group(1) for p in (first, second)
+    ]
+    # A fresh single-use code on every visit (the old ones were "P<user id>-<digits>").
+    assert "<svg" in first and codes[0] != codes[1] and f"P{user_id}-" not in first
 
 
 def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
