@@ -9,7 +9,8 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from markupsafe import Markup
 
 from backend.accounts.roles import current_user
-from backend.merchants.customer_codes import CODE_TTL
+from backend.core.db import get_db
+from backend.merchants.customer_codes import CODE_TTL, charges_of
 from backend.merchants.services import merchant_service
 from backend.points.services import points_service
 
@@ -36,7 +37,7 @@ def points():
         return redirect(url_for("auth.login", next=request.path))
     summaries = points_service().summaries_for(user)
     return render_template(
-        "points/index.html", summaries=summaries, charges=merchant_service().charges_of(user)
+        "points/index.html", summaries=summaries, charges=charges_of(get_db().session(), user)
     )
 
 

@@ -15,15 +15,22 @@ import hmac
 import re
 import secrets
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.accounts.models import User
 from backend.core.errors import N_, Conflict
+from backend.merchants import limits
 from backend.merchants.errors import CustomerCodeInvalid
-from backend.merchants.models import CustomerCode
+from backend.merchants.models import BY_CUSTOMER_CODE, PENDING, Charge, CustomerCode, Merchant
+
+if TYPE_CHECKING:
+    from backend.merchants.services import MerchantService
 
 CODE_TTL = dt.timedelta(minutes=3)
+CHARGE_TTL = dt.timedelta(minutes=15)  # as a QR charge: how long it may stay "pending"
 CODE_RE = re.compile(r"P\d{12}")
 
 
@@ -77,3 +84,59 @@ class CustomerCodes:
                 N_("This customer code was already used. Ask the customer for a new one.")
             )
         raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
+
+
+def charge_by_customer_code(
+    svc: MerchantService, staff: User, merchant: Merchant, value: int, code: str, key: str
+) -> Charge:
+    """Claim `code` for this shop and amount, count it against the customer's daily limit and
+    queue the payment, in one transaction (commits; the caller rolls back on any error)."""
+    session = svc.session
+    now = svc.now()
+    claim = CustomerCodes(session, svc.secret).claim(code, merchant.id, value, now)
+    payer = session.get(User, claim.user_id)
+    assert payer is not None  # noqa: S101 - a foreign key
+    limit = limits.town_limit(session, merchant.town_id, "customer_daily_limit")
+    limits.spend(
+        session, f"user:{payer.id}:town:{merchant.town_id}", limits.jst_day(now), value, limit
+    )
+    charge = Charge(
+        merchant_id=merchant.id,
+        town_id=merchant.town_id,
+        amount=Decimal(value),
+        status=PENDING,
+        idempotency_key=key,
+        code=svc.new_charge_code(),
+        method=BY_CUSTOMER_CODE,
+        created_by=staff.id,
+        payer_user_id=payer.id,
+        helper_user_id=staff.id,
+        created_at=now,
+        expires_at=now + CHARGE_TTL,
+    )
+    session.add(charge)
+    session.flush()
+    claim.charge_id = charge.id
+    svc.pay_now(
+        charge,
+        merchant,
+        payer,
+        actor=f"user:{staff.id}",
+        action="points.assisted_payment",
+        details={"helper_user_id": staff.id, "method": BY_CUSTOMER_CODE, "code_id": claim.id},
+    )
+    session.commit()
+    return charge
+
+
+def charges_of(session: Session, user: User, limit: int = 500) -> list[tuple[Charge, Merchant]]:
+    """Every charge taken from `user` (newest first) with its shop, from the moment it is
+    taken: a code or card payment shows at once, not only once it is confirmed."""
+    rows = session.execute(
+        select(Charge, Merchant)
+        .join(Merchant, Merchant.id == Charge.merchant_id)
+        .where(Charge.payer_user_id == user.id)
+        .order_by(Charge.id.desc())
+        .limit(limit)
+    ).all()
+    return [(c, m) for c, m in rows]

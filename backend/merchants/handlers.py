@@ -17,6 +17,7 @@ from backend.merchants.models import (
     REDEEMING,
     REGISTERING,
     REQUESTED,
+    SETTLEMENT_FAILED,
     SUSPENDED,
     Charge,
     Merchant,
@@ -84,9 +85,11 @@ def apply_redeemed(session: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         ref = str(ev.args["ref"]).lower()
         session.execute(
+            # The chain is the truth: a burn seen on chain is requested even if its outbox row
+            # was judged failed (settlement_state.refresh_failed) before the event arrived.
             update(Settlement)
-            .where(Settlement.ref == ref, Settlement.status == REDEEMING)
-            .values(status=REQUESTED, tx_hash=ev.tx_hash, redeemed_at=now)
+            .where(Settlement.ref == ref, Settlement.status.in_((REDEEMING, SETTLEMENT_FAILED)))
+            .values(status=REQUESTED, tx_hash=ev.tx_hash, redeemed_at=now, failure_reason=None)
         )
 
 

@@ -16,6 +16,7 @@ from backend.accounts.roles import STAFF, current_user, require_town_role, requi
 from backend.core.db import get_db
 from backend.core.errors import json_object
 from backend.merchants import bank_transfer, cards, limits
+from backend.merchants.customer_codes import charges_of
 from backend.merchants.models import MerchantBankAccount
 from backend.merchants.routes import charge_json, settlement_json, town_by_slug
 from backend.merchants.services import merchant_service
@@ -34,7 +35,7 @@ def issue_customer_code() -> tuple[Response, int]:
 def my_charges() -> Response:
     """Every charge taken from the signed-in customer, newest first, the moment it is taken
     (also while it is being paid on chain), with the shop and how it was paid."""
-    rows = merchant_service().charges_of(require_user())
+    rows = charges_of(get_db().session(), require_user())
     return jsonify(charges=[charge_json(c, m) for c, m in rows])
 
 

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
@@ -35,10 +34,9 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
-from backend.merchants import cards, limits, settlement_state
-from backend.merchants.customer_codes import CustomerCodes
+from backend.merchants import card_issue, cards, settlement_state
+from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
-    CardExists,
     ChargeExpired,
     ChargeNotFound,
     ChargeNotPayable,
@@ -50,7 +48,6 @@ from backend.merchants.errors import (
 from backend.merchants.models import (
     ACTIVE,
     APPROVED,
-    BY_CUSTOMER_CODE,
     BY_QR,
     EXPIRED,
     FAILED,
@@ -68,7 +65,7 @@ from backend.merchants.models import (
 )
 from backend.points.errors import InsufficientPoints
 from backend.points.models import RECEIVED, PointsEntry
-from backend.points.services import JST, PointsService, parse_amount
+from backend.points.services import PointsService, parse_amount
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
@@ -486,61 +483,8 @@ class MerchantService:
     def issue_card(
         self, actor: User | None, town: Town, user: User, pin: object, replace: bool = False
     ) -> ResidentCard:
-        """A printed card for a resident in `town`: a card code and a 6-digit PIN (stored
-        hashed). Town STAFF only. A resident has one card per town and each pays only its own
-        town's shops; another town's card is never touched. When the resident already holds
-        this town's card, a new one is issued only with `replace` (else CardExists): the old
-        code and PIN stop working at once, and the replacement is audit-logged."""
-        actor = require_town_role(actor, town.id, STAFF)
-        if not isinstance(pin, str) or not cards.PIN_RE.fullmatch(pin):
-            raise InvalidInput(N_("The PIN must be 6 digits."), field="pin")
-        card = self.session.scalar(
-            select(ResidentCard)
-            .where(ResidentCard.user_id == user.id, ResidentCard.town_id == town.id)
-            .with_for_update()
-        )
-        old_code = card.card_code if card is not None else None
-        if card is not None and not replace:
-            raise CardExists(
-                N_(
-                    "This resident already has a card for this town, issued on %(date)s. "
-                    "Replace it only if it was lost: the old card stops working."
-                ),
-                date=card.created_at.astimezone(JST).date().isoformat(),
-            )
-        if card is None:
-            card = ResidentCard(user_id=user.id, town_id=town.id)
-            self.session.add(card)
-        card.card_code = "C" + _short_code(10)
-        card.pin_hash = generate_password_hash(pin, method="scrypt")
-        card.failed_attempts = 0
-        card.locked_at = None
-        card.created_at = self._now()
-        details: dict[str, Any] = {
-            "town_id": town.id,
-            "issued_by": actor.id,
-            "card_code": card.card_code,
-        }
-        if old_code is not None:
-            details["replaced_card_code"] = old_code
-        self.session.add(
-            AuditLog(
-                actor=f"user:{actor.id}",
-                action="card.replace" if old_code is not None else "card.issue",
-                subject_type="user",
-                subject_id=str(user.id),
-                reason="printed QR card replaced" if old_code else "printed QR card issued",
-                details=details,
-            )
-        )
-        try:
-            self.session.commit()
-        except IntegrityError:  # another staff member issued this town's card at the same time
-            self.session.rollback()
-            raise CardExists(
-                N_("This resident already has a card for this town. Reload the page.")
-            ) from None
-        return card
+        """A printed card for a resident in `town` (card_issue.issue_card)."""
+        return card_issue.issue_card(self.session, actor, town, user, pin, self._now(), replace)
 
     def issue_card_by_email(
         self, actor: User | None, town: Town, email: object, replace: bool = False
@@ -584,7 +528,7 @@ class MerchantService:
         try:
             if code.startswith("C"):
                 return cards.start_card_charge(self, staff, merchant, value, code, key)
-            return self._charge_by_customer_code(staff, merchant, value, code, key), None
+            return charge_by_customer_code(self, staff, merchant, value, code, key), None
         except IntegrityError:
             self.session.rollback()
             existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
@@ -595,64 +539,9 @@ class MerchantService:
             self.session.rollback()
             raise
 
-    def _charge_by_customer_code(
-        self, staff: User, merchant: Merchant, value: int, code: str, key: str
-    ) -> Charge:
-        now = self._now()
-        claim = CustomerCodes(self.session, self._secret).claim(code, merchant.id, value, now)
-        payer = self.session.get(User, claim.user_id)
-        assert payer is not None  # noqa: S101 - a foreign key
-        limit = limits.town_limit(self.session, merchant.town_id, "customer_daily_limit")
-        limits.spend(
-            self.session,
-            f"user:{payer.id}:town:{merchant.town_id}",
-            limits.jst_day(now),
-            value,
-            limit,
-        )
-        charge = Charge(
-            merchant_id=merchant.id,
-            town_id=merchant.town_id,
-            amount=Decimal(value),
-            status=PENDING,
-            idempotency_key=key,
-            code=_short_code(),
-            method=BY_CUSTOMER_CODE,
-            created_by=staff.id,
-            payer_user_id=payer.id,
-            helper_user_id=staff.id,
-            created_at=now,
-            expires_at=now + CHARGE_TTL,
-        )
-        self.session.add(charge)
-        self.session.flush()
-        claim.charge_id = charge.id
-        self._pay(
-            charge,
-            merchant,
-            payer,
-            actor=f"user:{staff.id}",
-            action="points.assisted_payment",
-            details={"helper_user_id": staff.id, "method": BY_CUSTOMER_CODE, "code_id": claim.id},
-        )
-        self.session.commit()
-        return charge
-
     def issue_customer_code(self, user: User) -> tuple[str, dt.datetime]:
         """A fresh single-use code for the signed-in customer, and its expiry."""
         return CustomerCodes(self.session, self._secret).issue(user.id, self._now())
-
-    def charges_of(self, user: User, limit: int = 500) -> list[tuple[Charge, Merchant]]:
-        """Every charge taken from `user` (newest first) with its shop, from the moment it is
-        taken: a code or card payment shows at once, not only once it is confirmed."""
-        rows = self.session.execute(
-            select(Charge, Merchant)
-            .join(Merchant, Merchant.id == Charge.merchant_id)
-            .where(Charge.payer_user_id == user.id)
-            .order_by(Charge.id.desc())
-            .limit(limit)
-        ).all()
-        return [(c, m) for c, m in rows]
 
     def submit_pin(self, staff: User | None, token: object, pin: object) -> Charge:
         return cards.submit_pin(self, staff, token, pin)
@@ -664,8 +553,11 @@ class MerchantService:
     def new_charge_code() -> str:
         return _short_code()
 
-    def pay_now(self, *args: Any, **kwargs: Any) -> None:
-        """Queue the payer's relayed transfer for a charge (no commit); see _pay."""
+    @property
+    def secret(self) -> bytes:
+        return self._secret
+
+    def pay_now(self, *args: Any, **kwargs: Any) -> None:  # for cards.py, customer_codes.py
         self._pay(*args, **kwargs)
 
     # ------------------------------------------------------------------ sales and redemption

@@ -362,3 +362,29 @@ def test_zengin_kana_conversion():
     assert to_zengin_kana("ちょくばいしょ") == "ﾁﾖｸﾊﾞｲｼﾖ"  # small kana become large
     assert to_zengin_kana("パーク（カ") == "ﾊﾟ-ｸ(ｶ"
     assert to_zengin_kana("ｆｕｒｕ１２") == "FURU12"
+
+
+def test_the_demo_card_made_with_a_four_digit_pin_is_reissued_with_six(app, world):
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    from backend.merchants.demo import CARD_CODE, CARD_PIN, load_demo
+    from backend.merchants.models import ResidentCard
+    from backend.points.demo import RESIDENT_EMAIL, RESIDENT_PASSWORD, demo_user
+
+    assert len(CARD_PIN) == 6 and CARD_PIN.isdigit()
+    with app.app_context():
+        s = get_db().session
+        resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
+        s.add(  # as a demo database made before migration 0018 holds it
+            ResidentCard(
+                user_id=resident.id,
+                town_id=world.town_id,
+                card_code=CARD_CODE,
+                pin_hash=generate_password_hash("1234"),
+            )
+        )
+        s.commit()
+        load_demo(world.town())
+        card = s.scalar(sa.select(ResidentCard).where(ResidentCard.user_id == resident.id))
+        assert card.card_code == CARD_CODE and check_password_hash(card.pin_hash, CARD_PIN)
+        assert not check_password_hash(card.pin_hash, "1234")
