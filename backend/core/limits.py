@@ -79,6 +79,7 @@ _CHARGE = (
     Rule("30/minute", _user_or_ip, scope="charge"),
     Rule("10/10 minutes", _by_code, failures_only=True, scope="charge"),
 )
+_PIN = (Rule("10/10 minutes", _user_or_ip, failures_only=True, scope="pin"),)
 
 # endpoint -> its rules. An endpoint that does not exist (yet) is skipped, so the table may name
 # endpoints that other branches add.
@@ -101,6 +102,12 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     "merchants.charge_customer": _CHARGE,
     "merchants_pages.charge_customer": _CHARGE,
     "merchants.customer_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
+    # A new single-use customer code (docs/adr/0009-money-paths.md), per customer.
+    "money.issue_customer_code": (Rule("30/minute", _user_or_ip),),
+    # The resident's PIN on the PIN pad, per shop session (wrong PINs only); the card's own
+    # lock-out (5 per card and shop, one conditional UPDATE) holds behind it.
+    "money.pin_pad_submit": _PIN,
+    "money_pages.pin_pad_submit": _PIN,
     "points_pages.my_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
     # Paying a charge by its code (the customer's side).
     "merchants.pay": (Rule("20/minute", _user_or_ip),),

@@ -200,6 +200,19 @@ def test_the_towns_daily_limit_per_card(app, world):
     )
 
 
+def test_pin_pad_guessing_is_rate_limited_per_shop_session(app, world):
+    with app.app_context():
+        card = world.service().issue_card(
+            world.user(world.staff), world.town(), world.user(world.customer), "975310"
+        )
+        code = card.card_code
+    clerk = world.api(world.clerk)
+    pad = start_card_charge(clerk, world.merchant_id, code, "pad-rate-1").get_json()
+    url = f"/api/pin-pad/{pad['pin_pad_token']}"
+    answers = [clerk.post(url, {"pin": f"{i:06d}"}).status_code for i in range(11)]
+    assert answers == [403] * 4 + [423] * 6 + [429]
+
+
 # ------------------------------------------------------------------ §3 settlements
 
 
@@ -375,7 +388,7 @@ def test_the_demo_card_made_with_a_four_digit_pin_is_reissued_with_six(app, worl
     with app.app_context():
         s = get_db().session
         resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
-        s.add(  # as a demo database made before migration 0018 holds it
+        s.add(  # as a demo database made before migration 0019 holds it
             ResidentCard(
                 user_id=resident.id,
                 town_id=world.town_id,

@@ -5,8 +5,8 @@ settlements get approvals (four eyes), a failure reason, and the statuses 'appro
 Printed cards keep their PIN hash; PINs are 6 digits from now on, so a card issued with a 4-digit
 PIN must be replaced by town staff (docs/operations.md); the demo card is re-issued by demo data.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 12:31:20.490381
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 import backend.core.db
 
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
