@@ -11,6 +11,8 @@ _USER = {
         "email": {"type": ["string", "null"]},
         "display_name": {"type": "string"},
         "locale": {"type": "string", "enum": ["ja", "en"]},
+        # Welcome points wait until the owner followed the link mailed at sign-up.
+        "email_verified": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
         "addresses": {
             "type": "array",
