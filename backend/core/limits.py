@@ -101,7 +101,6 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     # Charging a customer code or a printed card with its PIN, per shop session and per code.
     "merchants.charge_customer": _CHARGE,
     "merchants_pages.charge_customer": _CHARGE,
-    "merchants.customer_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
     # A new single-use customer code (docs/adr/0009-money-paths.md), per customer.
     "money.issue_customer_code": (Rule("30/minute", _user_or_ip),),
     # The resident's PIN on the PIN pad, per shop session (wrong PINs only); the card's own

@@ -401,3 +401,34 @@ def test_the_demo_card_made_with_a_four_digit_pin_is_reissued_with_six(app, worl
         card = s.scalar(sa.select(ResidentCard).where(ResidentCard.user_id == resident.id))
         assert card.card_code == CARD_CODE and check_password_hash(card.pin_hash, CARD_PIN)
         assert not check_password_hash(card.pin_hash, "1234")
+
+
+def test_town_staff_unlock_a_card_on_the_cards_page(app, world):
+    set_balance(app, world, world.customer, 500)
+    with app.app_context():
+        card = world.service().issue_card(
+            world.user(world.staff), world.town(), world.user(world.customer), "314159"
+        )
+        code, card_id = card.card_code, card.id
+    clerk, staff = world.api(world.clerk), world.api(world.staff)
+    pad = start_card_charge(clerk, world.merchant_id, code, "unlock-page-1").get_json()
+    for _ in range(5):
+        clerk.post(f"/api/pin-pad/{pad['pin_pad_token']}", {"pin": "000000"})
+
+    def form(api, data):
+        token = api.client.get("/api/csrf").get_json()["csrf_token"]
+        return api.client.post("/towns/sarabetsu/cards/unlock", data={"csrf_token": token, **data})
+
+    assert form(clerk, {"card_code": code}).status_code == 403
+    assert _audits(app, "card.unlock") == []
+    r = form(staff, {"card_code": "CNOSUCHCARD"})
+    assert r.status_code == 302 and "error=" in r.headers["Location"]
+    r = form(staff, {"card_code": code.lower()})
+    assert r.status_code == 302 and r.headers["Location"].endswith("notice=unlocked")
+    page = staff.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'data-testid="card-unlocked"' in page
+    (audit,) = _audits(app, "card.unlock")
+    assert audit.subject_id == str(card_id)
+    assert audit.details["cleared"] == {str(world.merchant_id): 5}
+    ok = pay_by_card(clerk, world.merchant_id, code, "314159", "unlock-page-2")
+    assert ok.status_code == 200
