@@ -7,7 +7,6 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Context} from "@openzeppelin/contracts/utils/Context.sol";
 import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 /// @notice What a partner town's points contract must answer (implemented by {RegionPoints}).
 interface IRegionPointsPartner {
@@ -22,14 +21,16 @@ interface IRegionPointsPartner {
 /// many days they live. Holders spend them at registered merchants; merchants redeem (burn) them and
 /// the town settles in yen off chain.
 ///
-/// Expiry (see docs/adr/0002-points-expiry.md): every issuance is a lot that expires at the start
-/// (00:00 JST) of day `issueDay + expiryDays + 1`. The contract counts, per expiry day, the points
-/// issued and keeps the earliest pending expiry in the same storage slot as the pause flag and the
-/// transfer policy. From that moment on, NO transfer, payment, partner payment or redemption can
-/// execute until the EXPIRER (the indexer) has burned the expired lots (oldest first, per holder,
-/// as computed from this contract's own events) and called {completeSweep}. Balances are frozen
-/// while a sweep is pending, so an expired point can never be paid or redeemed; the contract also
-/// caps the points burned for a day at the points issued for that day.
+/// Expiry (see docs/adr/0002-points-expiry.md), in the spirit of ERC-7818: every issuance is a lot
+/// that expires at the start (00:00 JST) of day `issueDay + expiryDays + 1`. Each holder keeps at
+/// most MAX_LOTS lots (amount, expiry day), sorted by expiry. {balanceOf} leaves expired lots out,
+/// so an expired point can never be paid or redeemed; a debit first burns the holder's expired
+/// lots ({PointsExpired}, a {Transfer} to the zero address) and then consumes the lots that expire
+/// first, then the points that never expire. Nothing waits for a sweep: {expire} only burns the
+/// expired lots of holders who do not move (so that {totalSupply} and the indexer's totals follow),
+/// it never gates spending. A person-to-person transfer moves the consumed lot pieces, with their
+/// expiry, to the recipient ({PointsLotMoved}); points paid to an active merchant no longer expire
+/// (merchant revenue is settled in yen).
 ///
 /// Partner towns (共同利用): two towns that both called {setPartner} for each other accept each
 /// other's points. A holder of this town's points pays a merchant of the partner town with
@@ -44,8 +45,12 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
 
     /// @notice Expiry days start at 00:00 JST (UTC+9).
     uint256 public constant DAY_OFFSET = 9 hours;
-    /// @notice Longest programme lifetime, which bounds the scan for the next expiry day.
+    /// @notice Longest programme lifetime.
     uint32 public constant MAX_EXPIRY_DAYS = 3650;
+    /// @notice Lots a holder keeps; a further expiry day joins the lot expiring just before it.
+    uint256 public constant MAX_LOTS = 16;
+    /// @notice Supply cap: a lot's amount is stored in 96 bits.
+    uint256 public constant MAX_SUPPLY = type(uint96).max;
 
     enum TransferPolicy {
         OPEN,
@@ -62,7 +67,6 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     struct Config {
         bool paused;
         TransferPolicy policy;
-        uint40 sweepDueAt; // start of the earliest expiry day not yet swept; 0 = none
     }
 
     struct Programme {
@@ -74,17 +78,20 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     mapping(uint256 programmeId => Programme) private _programmes;
     mapping(address account => MerchantStatus) private _merchants;
     mapping(address town => bool) private _partnerIntent;
-    mapping(uint256 day => uint256) private _expiringOn;
-    mapping(uint256 word => uint256) private _expiryDayBits;
-    uint256 private _lastExpiryDay;
+    /// @dev Per holder, up to MAX_LOTS lots `(expiryDay << 96) | amount`, sorted by expiry day,
+    /// packed two per storage slot; the first zero entry ends the list.
+    mapping(address holder => uint128[16]) private _lots;
 
     /// @notice Points ever issued, redeemed (including partner payments) and expired.
     uint256 public totalIssued;
     uint256 public totalRedeemed;
     uint256 public totalExpired;
 
-    /// @dev Emitted when `amount` points were issued to `to` under `programmeId` for `reason`.
-    event PointsIssued(address indexed to, uint256 amount, uint256 indexed programmeId, string reason);
+    /// @dev Emitted when `amount` points were issued to `to` under `programmeId` for `reason`,
+    /// expiring at `expiresAt` (0 = never); right after the mint's {Transfer}.
+    event PointsIssued(
+        address indexed to, uint256 amount, uint256 indexed programmeId, uint40 expiresAt, string reason
+    );
     /// @dev Emitted once per {issueBatch}: `recipients` accounts received `total` points (see their
     /// {Transfer} events) expiring at `expiresAt` (0 = never).
     event PointsBatchIssued(
@@ -92,10 +99,12 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     );
     /// @dev Emitted when merchant `merchant` redeemed (burned) `amount` points for settlement `ref`.
     event PointsRedeemed(address indexed merchant, uint256 amount, bytes32 indexed ref);
-    /// @dev Emitted when the sweep burned `amount` expired points of `holder` from the lots of `day`.
+    /// @dev Emitted when `amount` expired points of `holder` were burned on JST `day`: all of its lots
+    /// whose expiry day is `day` or earlier (right after their {Transfer} to the zero address).
     event PointsExpired(address indexed holder, uint256 amount, uint256 indexed day);
-    /// @dev Emitted when the sweep of expiry `day` was completed; `nextDueAt` is the next expiry (0 = none).
-    event ExpirySweepCompleted(uint256 indexed day, uint40 nextDueAt);
+    /// @dev Emitted when a transfer moved `amount` points of `from`'s lot expiring on `day` to
+    /// `to`'s lots (a recipient that is not an active merchant), after the transfer's {Transfer}.
+    event PointsLotMoved(address indexed from, address indexed to, uint256 day, uint256 amount);
     event ProgrammeSet(uint256 indexed programmeId, uint32 expiryDays, bool active);
     event TransferPolicySet(TransferPolicy policy);
     event MerchantAdded(address indexed merchant);
@@ -124,10 +133,7 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     error RegionPointsMerchantAlreadyActive(address account);
     error RegionPointsMerchantNotActive(address account);
     error RegionPointsUnknownMerchant(address account);
-    error RegionPointsExpirySweepPending(uint40 dueAt);
-    error RegionPointsNotYetExpired(uint256 day);
-    error RegionPointsSweepNotDue(uint256 day, uint40 dueAt);
-    error RegionPointsExpiryExceedsLots(uint256 day, uint256 requested, uint256 remaining);
+    error RegionPointsSupplyCapExceeded(uint256 supply);
     error RegionPointsInvalidPartner(address town);
     error RegionPointsNotPartner(address town);
     error RegionPointsNotPartnerMerchant(address town, address merchant);
@@ -160,9 +166,34 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         return _config.policy;
     }
 
-    /// @notice Start of the earliest expiry day not yet swept (0 = none). Transfers stop from then on.
-    function sweepDueAt() external view returns (uint40) {
-        return _config.sweepDueAt;
+    /// @notice The points `account` can spend now: its balance without its expired lots.
+    function balanceOf(address account) public view override returns (uint256) {
+        (uint256 expired,) = _expiredLots(account, _today());
+        return super.balanceOf(account) - expired;
+    }
+
+    /// @notice The balance including expired lots not yet burned (what the {Transfer} events sum to).
+    function rawBalanceOf(address account) external view returns (uint256) {
+        return super.balanceOf(account);
+    }
+
+    /// @notice Points of `account` that have expired and are not yet burned.
+    function expiredBalanceOf(address account) external view returns (uint256 amount) {
+        (amount,) = _expiredLots(account, _today());
+    }
+
+    /// @notice The lots of `account` (expiry day, amount), soonest first, expired ones included
+    /// until they are burned. Points not in a lot never expire.
+    function lotsOf(address account) external view returns (uint256[] memory expiryDays, uint256[] memory amounts) {
+        uint128[16] storage l = _lots[account];
+        uint256 n;
+        while (n < MAX_LOTS && l[n] != 0) ++n;
+        expiryDays = new uint256[](n);
+        amounts = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            expiryDays[i] = l[i] >> 96;
+            amounts[i] = uint96(l[i]);
+        }
     }
 
     function programme(uint256 programmeId) external view returns (uint32 expiryDays, bool active) {
@@ -188,11 +219,6 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         return _partnerIntent[town] && IRegionPointsPartner(town).partnerIntent(address(this));
     }
 
-    /// @notice Points issued for expiry `day` not yet burned by a sweep (some may have been spent).
-    function expiringOn(uint256 day) external view returns (uint256) {
-        return _expiringOn[day];
-    }
-
     /// @notice The expiry day (JST day number) of the points issued now under a programme of
     /// `expiryDays` days, and the time they expire; (0, 0) when they never expire.
     function expiryOf(uint32 expiryDays) public view returns (uint256 day, uint40 expiresAt) {
@@ -216,13 +242,13 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         whenNotPaused
     {
         if (amount == 0) revert RegionPointsZeroAmount();
-        _recordLot(programmeId, amount);
-        _mint(to, amount);
-        emit PointsIssued(to, amount, programmeId, reason);
+        (uint256 day, uint40 expiresAt) = _recordIssue(programmeId, amount);
+        _creditLot(to, day, amount);
+        emit PointsIssued(to, amount, programmeId, expiresAt, reason);
     }
 
     /// @notice Issues `amounts[i]` points to `to[i]` under one programme and reason; one lot.
-    /// Costs about 25,000 gas per new recipient: one summary event, no per-recipient string.
+    /// One summary event, no per-recipient string; each recipient gets a lot.
     ///
     /// Requirements:
     /// - the caller has ISSUER_ROLE; the contract is not paused; `programmeId` is active;
@@ -239,13 +265,15 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         if (n != amounts.length) revert RegionPointsLengthMismatch(n, amounts.length);
         uint256 total = 0;
         for (uint256 i; i < n; ++i) {
-            uint256 amount = amounts[i];
-            if (amount == 0) revert RegionPointsZeroAmount();
-            total += amount;
-            _mint(to[i], amount);
+            total += amounts[i];
         }
         if (total == 0) revert RegionPointsZeroAmount();
-        uint40 expiresAt = _recordLot(programmeId, total);
+        (uint256 day, uint40 expiresAt) = _recordIssue(programmeId, total);
+        for (uint256 i; i < n; ++i) {
+            uint256 amount = amounts[i];
+            if (amount == 0) revert RegionPointsZeroAmount();
+            _creditLot(to[i], day, amount);
+        }
         emit PointsBatchIssued(programmeId, n, total, expiresAt, reason);
     }
 
@@ -273,7 +301,7 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         emit TransferPolicySet(policy);
     }
 
-    /// @notice Stops transfers, payments, issuing and redemption (not the expiry sweep).
+    /// @notice Stops transfers, payments, issuing and redemption (not {expire}).
     ///
     /// Requirements: the caller has PAUSER_ROLE; the contract is not paused.
     ///
@@ -332,12 +360,12 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     /// @notice Burns `amount` of the caller's points for yen settlement `ref` (off chain).
     ///
     /// Requirements:
-    /// - the caller is an active merchant; the contract is not paused; no expiry sweep is pending;
-    /// - `amount` > 0 and the caller holds at least `amount`.
+    /// - the caller is an active merchant; the contract is not paused;
+    /// - `amount` > 0 and the caller holds at least `amount` unexpired points.
     ///
     /// Emits: {Transfer} to the zero address and {PointsRedeemed}.
     function redeem(uint256 amount, bytes32 ref) external {
-        _requireSpendable(_config);
+        _requireNotPaused();
         address merchant = _msgSender();
         if (!isActiveMerchant(merchant)) revert RegionPointsMerchantNotActive(merchant);
         if (amount == 0) revert RegionPointsZeroAmount();
@@ -365,13 +393,13 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     /// claim `merchantTown` clears with this town. Works under both transfer policies.
     ///
     /// Requirements:
-    /// - the contract is not paused and no expiry sweep is pending;
+    /// - the contract is not paused;
     /// - both towns agreed to be partners; `merchant` is active in `merchantTown`;
-    /// - `amount` > 0 and the caller holds at least `amount`.
+    /// - `amount` > 0 and the caller holds at least `amount` unexpired points.
     ///
     /// Emits: {Transfer} to the zero address and {PartnerPaymentAccepted}.
     function payPartnerMerchant(address merchantTown, address merchant, uint256 amount, bytes32 ref) external {
-        _requireSpendable(_config);
+        _requireNotPaused();
         if (!isPartner(merchantTown)) revert RegionPointsNotPartner(merchantTown);
         if (!IRegionPointsPartner(merchantTown).isActiveMerchant(merchant)) {
             revert RegionPointsNotPartnerMerchant(merchantTown, merchant);
@@ -383,112 +411,160 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
         emit PartnerPaymentAccepted(address(this), merchantTown, merchant, amount, payer, ref);
     }
 
-    // ------------------------------------------------------------------ expiry sweep
+    // ------------------------------------------------------------------ expiry
 
-    /// @notice Burns the expired points of expiry `day` still held by `holders` (oldest lots first,
-    /// as the indexer computes them from this contract's events).
+    /// @notice Burns the expired lots of `holders` (a holder without any is skipped). Only tidies
+    /// {totalSupply} and the projections: expired points are already out of {balanceOf} and are
+    /// burned by the holder's next debit anyway, so a late or missing call blocks nothing.
     ///
-    /// Requirements:
-    /// - the caller has EXPIRER_ROLE; expiry `day` has started;
-    /// - `holders` and `amounts` have the same length; each holder holds its amount;
-    /// - the total does not exceed the points of `day` not yet expired.
+    /// Requirements: the caller has EXPIRER_ROLE.
     ///
-    /// Emits: {Transfer} to the zero address and {PointsExpired} per holder.
-    function expire(uint256 day, address[] calldata holders, uint256[] calldata amounts)
-        external
-        onlyRole(EXPIRER_ROLE)
-    {
-        if (day > _lastExpiryDay || _dayStart(day) > block.timestamp) revert RegionPointsNotYetExpired(day);
-        uint256 n = holders.length;
-        if (n != amounts.length) revert RegionPointsLengthMismatch(n, amounts.length);
-        uint256 total = 0;
-        for (uint256 i; i < n; ++i) {
-            _burn(holders[i], amounts[i]);
-            total += amounts[i];
-            emit PointsExpired(holders[i], amounts[i], day);
+    /// Emits: per holder with expired lots, {Transfer} to the zero address and {PointsExpired}.
+    function expire(address[] calldata holders) external onlyRole(EXPIRER_ROLE) {
+        uint256 today = _today();
+        for (uint256 i; i < holders.length; ++i) {
+            _burnExpired(holders[i], today);
         }
-        uint256 remaining = _expiringOn[day];
-        if (total > remaining) revert RegionPointsExpiryExceedsLots(day, total, remaining);
-        _expiringOn[day] = remaining - total;
-        totalExpired += total;
-    }
-
-    /// @notice Declares the sweep of the earliest pending expiry `day` complete and moves the
-    /// transfer stop to the next expiry day.
-    ///
-    /// Requirements: the caller has EXPIRER_ROLE; `day` is the pending expiry day and has started.
-    ///
-    /// Emits: {ExpirySweepCompleted}.
-    function completeSweep(uint256 day) external onlyRole(EXPIRER_ROLE) {
-        uint40 due = _config.sweepDueAt;
-        if (due == 0 || day > _lastExpiryDay || _dayStart(day) != due) revert RegionPointsSweepNotDue(day, due);
-        if (due > block.timestamp) revert RegionPointsNotYetExpired(day);
-        uint256 next = _nextExpiryDayAfter(day);
-        // `next` is a day number, 0 meaning "no later expiry day" (a sentinel, not a time to hit).
-        // slither-disable-next-line incorrect-equality
-        uint40 nextDueAt = next == 0 ? 0 : _dayStart(next);
-        _config.sweepDueAt = nextDueAt;
-        emit ExpirySweepCompleted(day, nextDueAt);
     }
 
     // ------------------------------------------------------------------ internals
 
-    /// @dev Transfers between accounts pass the pause, the expiry stop and the transfer policy,
-    /// all read from one storage slot (plus the recipient's merchant status under MERCHANTS_ONLY).
-    /// The slot is read once, as a word: `paused` is bits 0-7, `policy` bits 8-15 and
-    /// `sweepDueAt` bits 16-55 (Solidity packs struct members from the low-order end).
+    /// @dev Every debit burns the sender's expired lots first and then consumes its lots soonest
+    /// expiry first; a transfer between accounts also passes the pause and the transfer policy,
+    /// and moves the consumed lot pieces to a recipient that is not an active merchant.
     function _update(address from, address to, uint256 value) internal override {
-        if (from != address(0) && to != address(0)) {
-            uint256 packed;
-            assembly ("memory-safe") {
-                packed := sload(_config.slot)
-            }
-            if (packed & 0xff != 0) revert EnforcedPause();
-            uint256 due = (packed >> 16) & 0xffffffffff;
-            if (due != 0 && block.timestamp >= due) revert RegionPointsExpirySweepPending(uint40(due));
-            // An enum compared with a stored enum; no timestamp or balance is compared for equality.
-            // slither-disable-next-line incorrect-equality
-            if ((packed >> 8) & 0xff == uint8(TransferPolicy.MERCHANTS_ONLY) && _merchants[to] != MerchantStatus.ACTIVE) {
-                revert RegionPointsRecipientNotMerchant(to);
-            }
+        if (from == address(0)) {
+            super._update(from, to, value);
+            uint256 supply = totalSupply();
+            if (supply > MAX_SUPPLY) revert RegionPointsSupplyCapExceeded(supply);
+            return;
+        }
+        uint256 today = _today();
+        _burnExpired(from, today);
+        bool keepsLots = false;
+        if (to != address(0)) {
+            Config memory c = _config;
+            if (c.paused) revert EnforcedPause();
+            bool merchant = _merchants[to] == MerchantStatus.ACTIVE;
+            if (c.policy == TransferPolicy.MERCHANTS_ONLY && !merchant) revert RegionPointsRecipientNotMerchant(to);
+            // A payment to a merchant ends the lots; a transfer to oneself keeps them (else it would
+            // turn expiring points into points that never expire).
+            keepsLots = to == from || !merchant;
         }
         super._update(from, to, value);
+        (uint256[] memory pieces, uint256 n) = _consumeLots(from, value);
+        if (keepsLots && n != 0) {
+            _burnExpired(to, today);
+            for (uint256 i; i < n; ++i) {
+                uint256 day = pieces[i] >> 96;
+                uint256 amount = uint96(pieces[i]);
+                _addLot(to, day, amount);
+                emit PointsLotMoved(from, to, day, amount);
+            }
+        }
     }
 
-    function _requireSpendable(Config memory c) private view {
-        if (c.paused) revert EnforcedPause();
-        if (c.sweepDueAt != 0 && block.timestamp >= c.sweepDueAt) revert RegionPointsExpirySweepPending(c.sweepDueAt);
+    /// @dev Mints `amount` to `to` as a lot of expiry `day` (0: points that never expire), after
+    /// burning `to`'s expired lots so the new lot never joins an expired one.
+    function _creditLot(address to, uint256 day, uint256 amount) private {
+        if (day != 0) _burnExpired(to, _today());
+        _mint(to, amount);
+        if (day != 0) _addLot(to, day, amount);
     }
 
-    function _recordLot(uint256 programmeId, uint256 total) private returns (uint40 expiresAt) {
+    function _recordIssue(uint256 programmeId, uint256 total) private returns (uint256 day, uint40 expiresAt) {
         Programme memory p = _programmes[programmeId];
         if (!p.active) revert RegionPointsProgrammeInactive(programmeId);
         totalIssued += total;
-        if (p.expiryDays == 0) return 0;
-        uint256 day;
-        (day, expiresAt) = expiryOf(p.expiryDays);
-        _expiringOn[day] += total;
-        _expiryDayBits[day >> 8] |= 1 << (day & 0xff);
-        if (day > _lastExpiryDay) _lastExpiryDay = day;
-        uint40 due = _config.sweepDueAt;
-        if (due == 0 || expiresAt < due) _config.sweepDueAt = expiresAt;
+        return expiryOf(p.expiryDays);
     }
 
-    /// @dev The first day after `day` for which points were issued; 0 when there is none.
-    function _nextExpiryDayAfter(uint256 day) private view returns (uint256) {
-        uint256 last = _lastExpiryDay;
-        if (day >= last) return 0;
-        uint256 start = day + 1;
-        uint256 word = start >> 8;
-        uint256 bits = _expiryDayBits[word] & (type(uint256).max << (start & 0xff));
-        // An empty bitmap word (no lots in these 256 days) is skipped; `bits` is not a time.
-        // slither-disable-next-line incorrect-equality
-        while (bits == 0) {
-            ++word;
-            if (word > last >> 8) return 0;
-            bits = _expiryDayBits[word];
+    /// @dev The leading lots of `holder` whose expiry day has come by `today`: their sum and count.
+    function _expiredLots(address holder, uint256 today) private view returns (uint256 amount, uint256 k) {
+        uint128[16] storage l = _lots[holder];
+        for (; k < MAX_LOTS; ++k) {
+            uint128 lot = l[k];
+            if (lot == 0 || lot >> 96 > today) break;
+            amount += uint96(lot);
         }
-        return (word << 8) + Math.log2(bits & (~bits + 1));
+    }
+
+    function _burnExpired(address holder, uint256 today) private {
+        (uint256 amount, uint256 k) = _expiredLots(holder, today);
+        if (k == 0) return;
+        _dropLots(_lots[holder], k);
+        super._update(holder, address(0), amount);
+        totalExpired += amount;
+        emit PointsExpired(holder, amount, today);
+    }
+
+    /// @dev Takes `value` from the lots of `holder`, soonest expiry first (what is left comes from
+    /// points that never expire). Returns the pieces taken `(day << 96) | amount` and their count.
+    function _consumeLots(address holder, uint256 value) private returns (uint256[] memory pieces, uint256 n) {
+        uint128[16] storage l = _lots[holder];
+        pieces = new uint256[](MAX_LOTS);
+        uint256 k;
+        while (value != 0 && k < MAX_LOTS) {
+            uint128 lot = l[k];
+            if (lot == 0) break;
+            uint256 amount = uint96(lot);
+            if (amount > value) {
+                l[k] = lot - uint128(value);
+                pieces[n++] = ((uint256(lot) >> 96) << 96) | value;
+                break;
+            }
+            pieces[n++] = lot;
+            value -= amount;
+            ++k;
+        }
+        if (k != 0) _dropLots(l, k);
+    }
+
+    /// @dev Removes the first `k` lots, shifting the rest to the front.
+    function _dropLots(uint128[16] storage l, uint256 k) private {
+        uint256 i = k;
+        for (; i < MAX_LOTS; ++i) {
+            uint128 lot = l[i];
+            if (lot == 0) break;
+            l[i - k] = lot;
+        }
+        for (uint256 j = i - k; j < i; ++j) {
+            l[j] = 0;
+        }
+    }
+
+    /// @dev Adds `amount` to the lot of expiry `day` of `holder`. With MAX_LOTS lots already, the
+    /// points join the lot expiring just before them (or the earliest lot joins them): a merge only
+    /// ever makes points expire sooner, never later.
+    function _addLot(address holder, uint256 day, uint256 amount) private {
+        uint128[16] storage l = _lots[holder];
+        uint256 c;
+        uint256 p = MAX_LOTS;
+        for (; c < MAX_LOTS; ++c) {
+            uint128 lot = l[c];
+            if (lot == 0) break;
+            uint256 d = lot >> 96;
+            if (d == day) {
+                l[c] = lot + uint128(amount);
+                return;
+            }
+            if (p == MAX_LOTS && d > day) p = c;
+        }
+        if (p == MAX_LOTS) p = c;
+        if (c < MAX_LOTS) {
+            for (uint256 i = c; i > p; --i) {
+                l[i] = l[i - 1];
+            }
+            l[p] = uint128((day << 96) | amount);
+        } else if (p != 0) {
+            l[p - 1] += uint128(amount);
+        } else {
+            l[0] = uint128((day << 96) | (uint96(l[0]) + amount));
+        }
+    }
+
+    function _today() private view returns (uint256) {
+        return (block.timestamp + DAY_OFFSET) / 1 days;
     }
 
     function _dayStart(uint256 day) private pure returns (uint40) {
