@@ -6,7 +6,6 @@ small event-driven expiry indexer (the reference for docs/adr/0002-points-expiry
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,11 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import MismatchedABI
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from backend.points.lots import EVENTS as LOT_EVENTS
+from backend.points.lots import LotBook
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "backend" / "chain" / "abi"
@@ -190,121 +193,24 @@ def sign_permit(
     return sig[64], sig[:32], sig[32:64]
 
 
-# ---------------------------------------------------------------------------- expiry indexer
+# ---------------------------------------------------------------------------- lots from events
 
 
-class ExpiryIndexer:
-    """The reference sweep: rebuilds every account's lots from RegionPoints events.
+def chain_lot_book(points: Contract) -> LotBook:
+    """The backend's LotBook fed with every RegionPoints event on chain, in chain order."""
+    logs = points.w3.eth.get_logs({"address": points.address, "fromBlock": 0, "toBlock": "latest"})
+    book = LotBook()
+    for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
+        for name in LOT_EVENTS:
+            try:
+                args = getattr(points.events, name)().process_log(log)["args"]
+            except MismatchedABI:  # not this event
+                continue
+            book.apply(name, args, (log["blockNumber"], log["transactionIndex"]))
+            break
+    return book
 
-    Rules (docs/adr/0002-points-expiry.md): an issuance is a lot expiring on day
-    issueDay + expiryDays + 1 (JST days); any debit (payment, transfer, redemption, burn) consumes
-    the sender's lots oldest first; a transfer to an active merchant ends the lots (merchant
-    revenue does not expire); a transfer to anyone else (OPEN policy) moves the consumed lot
-    pieces, with their expiry, to the recipient.
-    """
 
-    def __init__(self, points: Contract) -> None:
-        self.points = points
-        self.w3 = points.w3
-
-    def lots(self) -> dict[str, list[list[int]]]:
-        p = self.points
-        ev = p.events
-        logs = self.w3.eth.get_logs({"address": p.address, "fromBlock": 0, "toBlock": "latest"})
-        topic = {
-            name: Web3.keccak(text=sig).hex().removeprefix("0x")
-            for name, sig in {
-                "Transfer": "Transfer(address,address,uint256)",
-                "PointsIssued": "PointsIssued(address,uint256,uint256,string)",
-                "PointsBatchIssued": "PointsBatchIssued(uint256,uint256,uint256,uint40,string)",
-                "ProgrammeSet": "ProgrammeSet(uint256,uint32,bool)",
-                "MerchantAdded": "MerchantAdded(address)",
-                "MerchantSuspended": "MerchantSuspended(address)",
-                "MerchantRemoved": "MerchantRemoved(address)",
-            }.items()
-        }
-        by_topic = {v: k for k, v in topic.items()}
-        programmes: dict[int, int] = {}
-        merchants: dict[str, bool] = {}
-        lots: dict[str, list[list[int]]] = defaultdict(list)
-        # group by transaction, keeping order
-        txs: dict[tuple[int, int], list[Any]] = defaultdict(list)
-        for log in logs:
-            txs[(log["blockNumber"], log["transactionIndex"])].append(log)
-        block_ts: dict[int, int] = {}
-        for (block, _), tx_logs in sorted(txs.items()):
-            decoded = []
-            for log in tx_logs:
-                name = by_topic.get(log["topics"][0].hex().removeprefix("0x"))
-                if name:
-                    decoded.append((name, getattr(ev, name)().process_log(log)["args"]))
-            programme_id = next(
-                (
-                    a["programmeId"]
-                    for n, a in decoded
-                    if n in ("PointsIssued", "PointsBatchIssued")
-                ),
-                None,
-            )
-            for name, a in decoded:
-                if name == "ProgrammeSet":
-                    programmes[a["programmeId"]] = a["expiryDays"]
-                elif name == "MerchantAdded":
-                    merchants[a["merchant"]] = True
-                elif name in ("MerchantSuspended", "MerchantRemoved"):
-                    merchants[a["merchant"]] = False
-                elif name == "Transfer":
-                    frm, to, value = a["from"], a["to"], a["value"]
-                    if frm == ZERO:
-                        days = programmes.get(programme_id, 0)
-                        if days:
-                            if block not in block_ts:
-                                block_ts[block] = self.w3.eth.get_block(block).timestamp
-                            day = (block_ts[block] + DAY_OFFSET) // DAY + days + 1
-                            lots[to].append([day, value])
-                        continue
-                    pieces = self._consume(lots[frm], value)
-                    if to != ZERO and not merchants.get(to, False):
-                        lots[to].extend(pieces)
-                        lots[to].sort()
-        return lots
-
-    @staticmethod
-    def _consume(queue: list[list[int]], value: int) -> list[list[int]]:
-        queue.sort()
-        taken = []
-        while value and queue:
-            day, amount = queue[0]
-            use = min(amount, value)
-            taken.append([day, use])
-            value -= use
-            if use == amount:
-                queue.pop(0)
-            else:
-                queue[0][1] -= use
-        return taken
-
-    def due(self, through_day: int) -> dict[int, dict[str, int]]:
-        """{day: {holder: expired amount}} for every lot expiring on or before `through_day`."""
-        out: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for holder, queue in self.lots().items():
-            for day, amount in queue:
-                if day <= through_day and amount:
-                    out[day][holder] += amount
-        return out
-
-    def sweep(self, expirer: str) -> int:
-        """Burn every expired lot and complete every due sweep; return the points expired."""
-        p = self.points
-        total = 0
-        while True:
-            due_at = p.functions.sweepDueAt().call()
-            if due_at == 0 or due_at > now(self.w3):
-                return total
-            due_day = (due_at + DAY_OFFSET) // DAY
-            for day, holders in sorted(self.due(due_day).items()):
-                addrs = list(holders)
-                amounts = [holders[h] for h in addrs]
-                send(p.functions.expire(day, addrs, amounts), expirer)
-                total += sum(amounts)
-            send(p.functions.completeSweep(due_day), expirer)
+def chain_lots(points: Contract, holder: str) -> list[tuple[int, int]]:
+    days, amounts = points.functions.lotsOf(holder).call()
+    return list(zip(days, amounts, strict=True))

@@ -1,5 +1,6 @@
 """RegionPoints on anvil through the committed artifacts: issuing, policy, merchants, redemption,
-partner towns, permit, ERC-2771 forwarding, expiry sweep, gas targets and supply invariants."""
+partner towns, permit, ERC-2771 forwarding, per-holder expiry lots, gas figures and supply
+invariants."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from tests.contracts._points_helpers import (
     DAY,
     DAY_OFFSET,
     ZERO,
-    ExpiryIndexer,
     addr,
+    chain_lot_book,
+    chain_lots,
     day_start,
     deploy,
     events,
@@ -118,16 +120,17 @@ def test_issue(w3: Web3, env: SimpleNamespace) -> None:
         "to": env.alice,
         "amount": 100,
         "programmeId": P180,
+        "expiresAt": day_start(today(w3) + 181),
         "reason": "car-share thanks",
     }
     day = today(w3) + 180 + 1
     assert bal(env, env.alice) == 100
     assert f.totalIssued().call() == 100
-    assert f.expiringOn(day).call() == 100
-    assert f.sweepDueAt().call() == day_start(day)
-    # never-expiring programme: no lot, no sweep date change
+    assert chain_lots(env.points, env.alice) == [(day, 100)]
+    # never-expiring programme: no lot
     issue(env, env.alice, 5, PNEVER)
-    assert f.sweepDueAt().call() == day_start(day)
+    assert chain_lots(env.points, env.alice) == [(day, 100)]
+    assert bal(env, env.alice) == 105
     assert f.expiryOf(0).call() == [0, 0]
 
 
@@ -174,7 +177,7 @@ def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
         "reason": "gym visit",
     }
     assert len(events(env.points, "Transfer", rc)) == 3
-    assert f.expiringOn(day).call() == 6
+    assert [chain_lots(env.points, x) for x in to] == [[(day, 1)], [(day, 2)], [(day, 3)]]
     assert f.totalIssued().call() == 6
     expect_revert(f.issueBatch(to, [1, 2], P30, "x"), env.issuer, "RegionPointsLengthMismatch")
     expect_revert(f.issueBatch(to, [1, 0, 1], P30, "x"), env.issuer, "RegionPointsZeroAmount")
@@ -198,52 +201,66 @@ def _fresh(n: int, seed: int) -> list[str]:
     ]
 
 
-def test_gas_targets(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None:
+def test_gas_figures(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None:
+    """Gas of the lot design (ADR 0002 and docs/benchmarks.md quote these figures). Safety wins
+    over the old 1.08x target: the bounds below only catch a regression of the lot design."""
     f = env.points.functions
     # batch issue: marginal cost per new recipient
     small = send(f.issueBatch(_fresh(10, 1), [5] * 10, P180, "event"), env.issuer).gasUsed
-    large = send(f.issueBatch(_fresh(110, 2), [5] * 110, P180, "event"), env.issuer).gasUsed
+    large = send(
+        f.issueBatch(_fresh(110, 2), [5] * 110, P180, "event"), env.issuer, gas=12_000_000
+    ).gasUsed
     per_recipient = (large - small) / 100
-    assert per_recipient <= 30_000, per_recipient
 
     # transfer between two holders vs a plain OZ ERC20 (same balances, same cold slots)
     send(env.plain.functions.mint(env.alice, 1000), env.admin)
     send(env.plain.functions.mint(env.bob, 1000), env.admin)
     issue(env, env.alice, 1000, P180)
     issue(env, env.bob, 1000, P180)
-    send(f.addMerchant(env.bob), env.ops)
     plain = send(env.plain.functions.transfer(env.bob, 10), env.alice).gasUsed
-    open_ = send(f.transfer(env.bob, 10), env.alice).gasUsed
+    open_ = send(f.transfer(env.bob, 10), env.alice).gasUsed  # a lot piece moves to bob
+    send(f.addMerchant(env.bob), env.ops)
+    merchant_payment = send(f.transfer(env.bob, 10), env.alice).gasUsed
     send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
     merchants_only = send(f.transfer(env.bob, 10), env.alice).gasUsed
     plain_new = send(env.plain.functions.transfer(env.carol, 10), env.alice).gasUsed
     send(f.setTransferPolicy(OPEN), env.admin)
     open_new = send(f.transfer(env.carol, 10), env.alice).gasUsed
-    # the sweep: marginal cost per holder burned, and completing a day
-    day = today(w3) + 181
-    warp(w3, day_start(day))
-    sweep_10 = send(f.expire(day, _fresh(10, 1), [5] * 10), env.ops).gasUsed
-    sweep_100 = send(f.expire(day, _fresh(100, 2), [5] * 100), env.ops).gasUsed
-    complete = send(f.completeSweep(day), env.ops).gasUsed
+    # three lots consumed by one payment
+    for programme in (P30, P180, PNEVER):
+        issue(env, env.outsider, 10, programme)
+    send(f.setProgramme(60, 60, True), env.admin)
+    issue(env, env.outsider, 10, 60)
+    three_lots = send(f.transfer(env.bob, 35), env.outsider).gasUsed
+    # expire: marginal cost per holder burned, once everything has expired
+    warp(w3, day_start(today(w3) + 181))
+    sweep_10 = send(f.expire(_fresh(10, 1)), env.ops).gasUsed
+    sweep_100 = send(f.expire(_fresh(100, 2)), env.ops).gasUsed
+    # a payment that first burns the payer's expired lot, and one by a holder with nothing expired
+    issue(env, env.carol, 50, PNEVER)
+    pay_burning = send(f.transfer(env.bob, 10), env.carol).gasUsed
     figures = {
         "expire_marginal_per_holder": (sweep_100 - sweep_10) / 90,
-        "completeSweep": complete,
         "issueBatch_gas_10": small,
         "issueBatch_gas_110": large,
         "issueBatch_marginal_per_new_recipient": per_recipient,
         "issueBatch_avg_per_recipient_110": large / 110,
         "plain_erc20_transfer": plain,
         "region_points_transfer_open": open_,
+        "region_points_merchant_payment": merchant_payment,
         "region_points_transfer_merchants_only": merchants_only,
+        "region_points_payment_three_lots": three_lots,
+        "region_points_payment_burning_expired_lot": pay_burning,
         "ratio_open": open_ / plain,
-        "ratio_merchants_only": merchants_only / plain,
+        "ratio_merchant_payment": merchant_payment / plain,
         "plain_erc20_transfer_new_recipient": plain_new,
         "region_points_transfer_open_new_recipient": open_new,
     }
     (artifacts_dir / "gas-region-points.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures, indent=1))
-    assert open_ / plain <= 1.08, figures
-    assert open_new / plain_new <= 1.08, figures
+    assert merchant_payment / plain <= 1.6, figures
+    assert per_recipient <= 60_000, figures
+    assert (sweep_100 - sweep_10) / 90 <= 15_000, figures
 
 
 # ---------------------------------------------------------------------------- policy, pause
@@ -485,9 +502,18 @@ def test_forwarded_transfer_and_replay(w3: Web3, env: SimpleNamespace) -> None:
 # ---------------------------------------------------------------------------- expiry
 
 
-def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
+def _assert_matches_chain(w3: Web3, env: SimpleNamespace, holders: list[str]) -> None:
+    """The LotBook projected from the chain's events equals the chain's lots and balances."""
+    book = chain_lot_book(env.points)
+    t = today(w3)
+    for h in holders:
+        assert book.lots_of(h) == chain_lots(env.points, h), h
+        assert book.spendable(h, t) == bal(env, h), h
+        assert book.raw.get(h, 0) == env.points.functions.rawBalanceOf(h).call(), h
+
+
+def test_expiry_lots(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
-    idx = ExpiryIndexer(env.points)
     issue(env, env.alice, 100, P30)
     day30 = today(w3) + 31
     send(f.transfer(env.shop, 30), env.alice)  # spends the lot's oldest points before expiry
@@ -496,86 +522,97 @@ def test_expiry_sweep(w3: Web3, env: SimpleNamespace) -> None:
     warp(w3, now(w3) + 2 * DAY)
     issue(env, env.alice, 20, P30)  # a later lot
     day32 = today(w3) + 31
-    assert f.sweepDueAt().call() == day_start(day30)
-    # role checks and "too early"
-    expect_revert(
-        f.expire(day30, [env.alice], [1]), env.outsider, "AccessControlUnauthorizedAccount"
-    )
-    expect_revert(f.completeSweep(day30), env.outsider, "AccessControlUnauthorizedAccount")
-    expect_revert(f.expire(day30, [env.alice], [1]), env.ops, "RegionPointsNotYetExpired")
-    expect_revert(f.completeSweep(day30), env.ops, "RegionPointsNotYetExpired")
-    # one second before expiry everything still works
+    assert chain_lots(env.points, env.alice) == [(day30, 70), (day32, 20)]
+    expect_revert(f.expire([env.alice]), env.outsider, "AccessControlUnauthorizedAccount")
+    # one second before expiry everything still works; a gift moves the lot piece with its expiry
     warp(w3, day_start(day30) - 1)
     send(f.transfer(env.carol, 1), env.alice)
-    # at expiry: nothing moves until the sweep is done
+    assert chain_lots(env.points, env.carol) == [(day30, 1)]
+    # at expiry: expired points leave the balance at once, unexpired ones keep moving
     warp(w3, day_start(day30))
-    expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsExpirySweepPending")
-    expect_revert(f.transfer(env.shop, 1), env.bob, "RegionPointsExpirySweepPending")
-    expect_revert(f.redeem(1, b"\x00" * 32), env.shop, "RegionPointsExpirySweepPending")
-    expect_revert(
-        f.payPartnerMerchant(env.points_b.address, env.shop_b, 1, b"\x00" * 32),
-        env.alice,
-        "RegionPointsExpirySweepPending",
-    )
-    send(f.approve(env.bob, 5), env.alice)
-    expect_revert(f.transferFrom(env.alice, env.shop, 5), env.bob, "RegionPointsExpirySweepPending")
-    expect_revert(f.completeSweep(day30 + 1), env.ops, "RegionPointsSweepNotDue")
-    expect_revert(f.expire(day30, [env.alice], [151]), env.ops, "ERC20InsufficientBalance")
-    expect_revert(
-        f.expire(day30, [env.alice, env.bob, env.shop], [96, 50, 30]),
-        env.ops,
-        "RegionPointsExpiryExceedsLots",
-    )
-    expect_revert(f.expire(day30, [env.alice], [1, 2]), env.ops, "RegionPointsLengthMismatch")
-    # the indexer computes FIFO lots from events: alice keeps 100-30-1 = 69 of day30's lot, bob 50,
-    # and carol the 1 point alice gave her (a gift between people moves the lot with its expiry)
-    due = idx.due(day30)
-    assert dict(due[day30]) == {env.alice: 69, env.bob: 50, env.carol: 1}
-    rc = send(f.expire(day30, [env.alice, env.bob, env.carol], [69, 50, 1]), env.ops)
+    assert bal(env, env.alice) == 7 + 20 and bal(env, env.bob) == 0 and bal(env, env.carol) == 0
+    assert f.expiredBalanceOf(env.alice).call() == 69
+    expect_revert(f.transfer(env.shop, 28), env.alice, "ERC20InsufficientBalance")
+    expect_revert(f.transfer(env.shop, 1), env.bob, "ERC20InsufficientBalance")
+    rc = send(f.transfer(env.shop, 5), env.alice)
+    # the payment burned alice's expired lot first, then used her soonest lot (day32)
     assert [dict(e.args) for e in events(env.points, "PointsExpired", rc)] == [
-        {"holder": env.alice, "amount": 69, "day": day30},
-        {"holder": env.bob, "amount": 50, "day": day30},
-        {"holder": env.carol, "amount": 1, "day": day30},
+        {"holder": env.alice, "amount": 69, "day": today(w3)}
     ]
-    rc = send(f.completeSweep(day30), env.ops)
-    assert dict(events(env.points, "ExpirySweepCompleted", rc)[0].args) == {
-        "day": day30,
-        "nextDueAt": day_start(day32),
-    }
-    assert f.sweepDueAt().call() == day_start(day32)
+    assert chain_lots(env.points, env.alice) == [(day32, 15)]
+    assert f.rawBalanceOf(env.alice).call() == 22
+    send(f.redeem(35, b"\x01" * 32), env.shop)
+    send(f.approve(env.bob, 5), env.alice)
+    send(f.transferFrom(env.alice, env.shop, 5), env.bob)
+    # the expirer tidies the supply of holders who do not move; a second call changes nothing
+    supply = f.totalSupply().call()
+    rc = send(f.expire([env.bob, env.carol, env.alice]), env.ops)
+    assert [dict(e.args) for e in events(env.points, "PointsExpired", rc)] == [
+        {"holder": env.bob, "amount": 50, "day": today(w3)},
+        {"holder": env.carol, "amount": 1, "day": today(w3)},
+    ]
+    assert f.totalSupply().call() == supply - 51
+    send(f.expire([env.bob]), env.ops)
     assert f.totalExpired().call() == 120
-    assert bal(env, env.alice) == 7 + 20 and bal(env, env.bob) == 0
-    # after the sweep only unexpired points remain and move again
-    send(f.transfer(env.shop, 27), env.alice)
-    send(f.redeem(57, b"\x01" * 32), env.shop)
-    # alice's payment used her expiring lot (day32) before her never-expiring points, so nothing
-    # is left to expire on day32; the sweep still has to be completed before points move again
+    _assert_matches_chain(w3, env, [env.alice, env.bob, env.carol, env.shop])
+    # day32: alice's remaining 10 of the lot expire, her never-expiring 7 stay spendable
     warp(w3, day_start(day32))
-    expect_revert(f.transfer(env.alice, 0), env.carol, "RegionPointsExpirySweepPending")
-    assert idx.sweep(env.ops) == 0
-    assert f.sweepDueAt().call() == 0
-    send(f.transfer(env.alice, 0), env.carol)
-    # invariant
+    assert bal(env, env.alice) == 7
+    send(f.transfer(env.shop, 7), env.alice)
+    assert bal(env, env.alice) == 0 and f.rawBalanceOf(env.alice).call() == 0
     assert (
         f.totalIssued().call()
         == f.totalSupply().call() + f.totalRedeemed().call() + f.totalExpired().call()
     )
 
 
-def test_next_expiry_scan_spans_bitmap_words(w3: Web3, env: SimpleNamespace) -> None:
+def test_lots_are_bounded_and_merges_only_shorten(w3: Web3, env: SimpleNamespace) -> None:
+    """17 different expiry days: the 17th joins the lot expiring just before it; a lot that is
+    the earliest when the list is full takes the earliest lot in (both expire sooner, never
+    later). A self-transfer keeps the lots (it cannot make points immortal)."""
     f = env.points.functions
-    send(f.setProgramme(50, 1, True), env.admin)
-    send(f.setProgramme(51, 600, True), env.admin)  # > 256 days later: another bitmap word
-    issue(env, env.alice, 3, 50)
-    issue(env, env.alice, 4, 51)
-    d1 = today(w3) + 2
-    d2 = today(w3) + 601
-    warp(w3, day_start(d1))
-    assert ExpiryIndexer(env.points).sweep(env.ops) == 3
-    assert f.sweepDueAt().call() == day_start(d2)
-    warp(w3, day_start(d2) + 5)
-    assert ExpiryIndexer(env.points).sweep(env.ops) == 4
-    assert f.sweepDueAt().call() == 0 and bal(env, env.alice) == 0
+    for d in range(1, 18):
+        send(f.setProgramme(100 + d, 2 * d, True), env.admin)
+        issue(env, env.alice, d, 100 + d)
+    t = today(w3)
+    lots = chain_lots(env.points, env.alice)
+    assert len(lots) == 16
+    assert lots[-1] == (t + 2 * 16 + 1, 16 + 17)
+    send(f.setProgramme(99, 1, True), env.admin)
+    issue(env, env.alice, 1000, 99)
+    assert chain_lots(env.points, env.alice)[0] == (t + 2, 1001)
+    before = chain_lots(env.points, env.alice)
+    send(f.transfer(env.alice, 500), env.alice)
+    assert chain_lots(env.points, env.alice) == before
+    _assert_matches_chain(w3, env, [env.alice])
+
+
+def test_supply_cap(w3: Web3, env: SimpleNamespace) -> None:
+    f = env.points.functions
+    cap = f.MAX_SUPPLY().call()
+    assert cap == 2**96 - 1
+    issue(env, env.alice, cap, P30)
+    expect_revert(f.issue(env.bob, 1, P30, "x"), env.issuer, "RegionPointsSupplyCapExceeded")
+
+
+def test_freeze_reproduction_183_days_on(w3: Web3, env: SimpleNamespace) -> None:
+    """Issue 10 §3 as reproduced: points issued under the 180-day programme, the chain 183 days
+    on, nobody has run any expiry. On 14f85a7 the payment and the merchant redemption revert with
+    RegionPointsExpirySweepPending; now they succeed with the unexpired points."""
+    f = env.points.functions
+    issue(env, env.alice, 500, P180)  # welcome points, expired 183 days on
+    issue(env, env.shop, 300, P180)
+    warp(w3, now(w3) + 3 * DAY)
+    issue(env, env.alice, 200, P30)  # a second programme, expired long before day 183
+    warp(w3, now(w3) + 180 * DAY)
+    issue(env, env.alice, 120, P30)  # points issued recently are spendable
+    assert bal(env, env.alice) == 120 and bal(env, env.shop) == 0
+    send(f.transfer(env.shop, 100), env.alice)  # the payment
+    send(f.redeem(100, b"\x02" * 32), env.shop)  # the merchant redemption
+    assert bal(env, env.alice) == 20 and bal(env, env.shop) == 0
+    expect_revert(f.transfer(env.shop, 21), env.alice, "ERC20InsufficientBalance")
+    assert f.totalExpired().call() == 500 + 200 + 300 - f.expiredBalanceOf(env.shop).call()
+    _assert_matches_chain(w3, env, [env.alice, env.shop])
 
 
 # ---------------------------------------------------------------------------- properties
@@ -611,20 +648,18 @@ _OPS = st.lists(
 def test_property_supply_and_conservation(
     w3: Web3, env: SimpleNamespace, policy: int, ops: list[tuple]
 ) -> None:
-    """total supply == sum of balances; issued == held + redeemed + expired; no expired lot survives
-    a sweep. Holders pay a merchant who redeems; under OPEN they also give points to each other
-    (the lots move with them); under MERCHANTS_ONLY such gifts must revert."""
+    """total supply == sum of raw balances; issued == held + redeemed + expired; the LotBook
+    projected from events equals the chain's lots and balances after every step; a debit of the
+    whole spendable balance always succeeds and one point more always reverts (expired points are
+    never spent, unexpired ones always are). Nobody calls expire: nothing waits for it. Under OPEN
+    holders also give points to each other (the lots move); under MERCHANTS_ONLY gifts revert."""
     snap = w3.provider.make_request("evm_snapshot", [])["result"]
     try:
         f = env.points.functions
         holders = [env.alice, env.bob, env.carol]
-        idx = ExpiryIndexer(env.points)
         send(f.setTransferPolicy(policy), env.admin)
         issued = redeemed = 0
         for op in ops:
-            idx.sweep(
-                env.ops
-            )  # the indexer runs before users act (transfers are stopped otherwise)
             if op[0] == "issue":
                 issue(env, holders[op[1]], op[2], op[3])
                 issued += op[2]
@@ -633,7 +668,9 @@ def test_property_supply_and_conservation(
                 issued += sum(op[1])
             elif op[0] == "pay":
                 who = holders[op[1]]
-                amount = min(op[2], bal(env, who))
+                spendable = bal(env, who)
+                expect_revert(f.transfer(env.shop, spendable + 1), who, "ERC20InsufficientBalance")
+                amount = min(op[2], spendable)
                 if amount:
                     send(f.transfer(env.shop, amount), who)
             elif op[0] == "give":
@@ -650,16 +687,16 @@ def test_property_supply_and_conservation(
                     redeemed += amount
             else:
                 warp(w3, now(w3) + op[1] * DAY)
-        idx.sweep(env.ops)
+            _assert_matches_chain(w3, env, holders + [env.shop])
         everyone = holders + [env.shop]
         supply = f.totalSupply().call()
-        assert supply == sum(bal(env, a) for a in everyone)
+        assert supply == sum(f.rawBalanceOf(a).call() for a in everyone)
         assert f.totalIssued().call() == issued
         assert f.totalRedeemed().call() == redeemed
         assert issued == supply + redeemed + f.totalExpired().call()
-        # no holder keeps a lot whose day has started
-        t = today(w3)
-        for holder, lots in idx.lots().items():
-            assert all(day > t for day, amount in lots if amount), (holder, lots)
+        # the expirer burns every expired lot; then the supply is the spendable sum
+        send(f.expire(everyone), env.ops)
+        assert f.totalSupply().call() == sum(bal(env, a) for a in everyone)
+        _assert_matches_chain(w3, env, everyone)
     finally:
         w3.provider.make_request("evm_revert", [snap])
