@@ -3,6 +3,8 @@
 Within one chunk the indexer calls handlers in registration order, so the Transfer handler below
 always runs before the PointsIssued / PointsBatchIssued / PointsExpired ones of the same
 transaction, which only add detail (programme, reason, expiry, kind) to the rows it wrote.
+`PointsLotMoved` needs no handler: the lots are projected from the stored events by
+backend/points/chain_lots.py.
 """
 
 from __future__ import annotations
@@ -153,6 +155,9 @@ def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
 
 
 def _issued_expiry(session: Session, ev: ChainEvent) -> dt.datetime | None:
+    if "expiresAt" in ev.args:  # the event says it (RegionPoints since issue 10 §3)
+        expires = int(ev.args["expiresAt"])
+        return dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None
     days = _expiry_days(session, ev)
     return expiry_of(block_time(ev), days) if days > 0 else None
 

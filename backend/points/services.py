@@ -1,7 +1,8 @@
 """Points: a holder's balance (confirmed + pending), lots with expiry, history; welcome points.
 
-Balances come from the indexer's ERC-20 projection (chain_token_balances); lots and history from
-`PointsEntry` rows the handlers project from RegionPoints events. "Pending" is what the platform
+Balances come from the indexer's ERC-20 projection (chain_token_balances) minus the holder's
+expired lots, i.e. what `RegionPoints.balanceOf` answers; lots from the LotBook projection of the
+indexed events (backend/points/chain_lots.py), history from `PointsEntry` rows. "Pending" is what the platform
 sent (outbox rows) and the chain has not yet confirmed to the indexer.
 """
 
@@ -25,7 +26,9 @@ from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_
+from backend.points.chain_lots import chain_today, holder_book
 from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
+from backend.points.lots import day_start
 from backend.points.models import (
     EXPIRED,
     GRANT_CONFIRMED,
@@ -209,8 +212,9 @@ class PointsService:
 
     # ------------------------------------------------------------------ reading
 
-    def confirmed_balance(self, town: Town, address: str) -> int:
-        """The balance the indexer has confirmed (0 for an unknown holder)."""
+    def raw_balance(self, town: Town, address: str) -> int:
+        """The balance the indexer has confirmed from Transfer events, expired lots included
+        until they are burned (`rawBalanceOf`; 0 for an unknown holder)."""
         if not town.points_address:
             return 0
         amount = self.session.scalar(
@@ -221,6 +225,14 @@ class PointsService:
             )
         )
         return int(amount or 0)
+
+    def confirmed_balance(self, town: Town, address: str) -> int:
+        """The spendable balance the indexer has confirmed: without expired lots, as the
+        contract's `balanceOf` counts it at the chain's current day."""
+        if not town.points_address:
+            return 0
+        book = holder_book(self.session, town.chain_id, town.points_address, address)
+        return max(self.raw_balance(town, address) - book.expired(address, chain_today()), 0)
 
     def _unindexed_outbox(self, town: Town) -> list[OutboxTx]:
         """Recent live outbox rows to this town's points contract not yet seen by the indexer."""
@@ -282,22 +294,38 @@ class PointsService:
         )
 
     def lots(self, town: Town, address: str) -> list[Lot]:
-        """Each issuance (and each amount received) with what is left of it: debits use the
-        lots that expire first, then the ones that never expire (docs/adr/0002)."""
-        rows = sorted(
-            self.entries(town, address, limit=10_000), key=lambda e: (e.block_number, e.log_index)
-        )
-        lots = [
-            Lot(e.programme_id, e.reason, int(e.amount), int(e.amount), e.recorded_at, e.expires_at)
-            for e in rows
-            if e.kind in (ISSUED, RECEIVED)
-        ]
-        debit = sum(int(e.amount) for e in rows if e.kind in (PAID, REDEEMED, EXPIRED))
-        far = dt.datetime.max.replace(tzinfo=dt.UTC)
-        for lot in sorted(lots, key=lambda lot: lot.expires_at or far):
-            used = min(lot.remaining, debit)
-            lot.remaining -= used
-            debit -= used
+        """The holder's unexpired lots as the contract keeps them (soonest expiry first), then
+        the points that never expire; programme and reason from the issuance with that expiry."""
+        if not town.points_address:
+            return []
+        book = holder_book(self.session, town.chain_id, town.points_address, address)
+        today = chain_today()
+        issued = {
+            e.expires_at.replace(tzinfo=dt.UTC) if e.expires_at.tzinfo is None else e.expires_at: e
+            for e in sorted(
+                self.entries(town, address, limit=10_000), key=lambda e: e.block_number
+            )
+            if e.kind == ISSUED and e.expires_at is not None
+        }
+        lots: list[Lot] = []
+        for day, amount in book.lots_of(address):
+            if day <= today:
+                continue
+            expires = dt.datetime.fromtimestamp(day_start(day), dt.UTC)
+            src = issued.get(expires)
+            lots.append(
+                Lot(
+                    src.programme_id if src else None,
+                    src.reason if src else "",
+                    amount,
+                    amount,
+                    src.recorded_at if src else expires,
+                    expires,
+                )
+            )
+        lasting = self.raw_balance(town, address) - sum(a for _, a in book.lots_of(address))
+        if lasting > 0:
+            lots.append(Lot(None, "", lasting, lasting, utcnow(), None))
         return lots
 
     def summary(self, town: Town, address: str) -> PointsSummary:

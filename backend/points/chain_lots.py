@@ -1,0 +1,60 @@
+"""A holder's lots as the chain sees them: the LotBook fed with the indexed RegionPoints events
+of the holder's transactions, and "today" taken from the chain's clock (never the wall clock,
+which may differ from the chain's on a test chain or a node that lags).
+
+`PointsEntry` rows (one per Transfer involving the holder, written by the handlers) name the
+holder's transactions; their stored events (chain_events) are replayed in chain order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.chain.indexer_models import ChainEventRecord
+from backend.points.lots import EVENTS, LotBook, jst_day
+from backend.points.models import PointsEntry
+
+log = logging.getLogger(__name__)
+
+
+def chain_now() -> int:
+    """The latest block's timestamp; the wall clock when the chain does not answer (then a
+    balance may show points expired a few seconds early or late, never spendable for long)."""
+    try:
+        return int(current_app.extensions["chain"].block_timestamp("latest"))
+    except Exception:  # noqa: BLE001 - any chain error: fall back, the page must still render
+        log.warning("chain clock unavailable; using the wall clock for points expiry")
+        return int(dt.datetime.now(dt.UTC).timestamp())
+
+
+def chain_today() -> int:
+    return jst_day(chain_now())
+
+
+def holder_book(session: Session, chain_id: int, contract: str, holder: str) -> LotBook:
+    """The LotBook of `holder` from the indexed (confirmed) events."""
+    hashes = select(PointsEntry.tx_hash).where(
+        PointsEntry.chain_id == chain_id,
+        PointsEntry.contract_address == contract,
+        PointsEntry.holder == holder,
+    )
+    rows = session.execute(
+        select(
+            ChainEventRecord.event_name,
+            ChainEventRecord.args,
+            ChainEventRecord.tx_hash,
+        )
+        .where(
+            ChainEventRecord.chain_id == chain_id,
+            ChainEventRecord.contract_address == contract,
+            ChainEventRecord.event_name.in_(EVENTS),
+            ChainEventRecord.tx_hash.in_([h for (h,) in session.execute(hashes).all()]),
+        )
+        .order_by(ChainEventRecord.block_number, ChainEventRecord.log_index)
+    )
+    return LotBook().feed((name, args, tx) for name, args, tx in rows)
