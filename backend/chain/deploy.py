@@ -102,13 +102,16 @@ class TownSpec:
 
 
 def demo_town() -> TownSpec:
-    """更別村 / Sarabetsu as `make run` shows it: welcome points (programme 1) expire after
-    180 days, purchased points (programme 2) never; one ambassador card collection that votes."""
+    """更別村 / Sarabetsu as `make run` shows it: the points programme presets of
+    backend/points/programmes.py (welcome 180 days; paid points 180 days, the 資金決済法
+    6-month rule; thank-you 90; event prize 30); one ambassador card collection that votes."""
+    from backend.points.programmes import PRESETS
+
     return TownSpec(
         "sarabetsu",
         "Sarabetsu Points",
         "SRB",
-        programmes=(ProgrammeSpec(1, 180), ProgrammeSpec(2, 0)),
+        programmes=tuple(ProgrammeSpec(p.programme_id, p.expiry_days) for p in PRESETS),
         collections=(
             CollectionSpec(
                 "ambassador",

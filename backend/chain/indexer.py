@@ -1972,7 +1972,13 @@ def reconcile(engine: Engine, rpc: JsonRpc, chain_id: int) -> tuple[int, list[Di
                         TokenBalance.contract_address == w.address,
                     )
                 ).all()
-                sel = _selector("balanceOf(address)")
+                # The projection sums Transfer events; a token whose balanceOf leaves out
+                # expired points (RegionPoints) reports that sum as rawBalanceOf.
+                sel = _selector(
+                    "rawBalanceOf(address)"
+                    if _has_function(w.artifact, "rawBalanceOf")
+                    else "balanceOf(address)"
+                )
                 calls = [call(sel + abi_encode(["address"], [h]).hex()) for h, _ in rows]
                 has_supply = _has_function(w.artifact, "totalSupply")
                 if has_supply:
