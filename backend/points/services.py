@@ -2,8 +2,8 @@
 
 Balances come from the indexer's ERC-20 projection (chain_token_balances) minus the holder's
 expired lots, i.e. what `RegionPoints.balanceOf` answers; lots from the LotBook projection of the
-indexed events (backend/points/chain_lots.py), history from `PointsEntry` rows. "Pending" is what the platform
-sent (outbox rows) and the chain has not yet confirmed to the indexer.
+indexed events (backend/points/chain_lots.py), history from `PointsEntry` rows. "Pending" is
+what the platform sent (outbox rows) and the chain has not yet confirmed to the indexer.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from backend.points.chain_lots import chain_today, holder_book
 from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
 from backend.points.lots import day_start
 from backend.points.models import (
-    EXPIRED,
     GRANT_CONFIRMED,
     ISSUED,
     PAID,
@@ -302,9 +301,7 @@ class PointsService:
         today = chain_today()
         issued = {
             e.expires_at.replace(tzinfo=dt.UTC) if e.expires_at.tzinfo is None else e.expires_at: e
-            for e in sorted(
-                self.entries(town, address, limit=10_000), key=lambda e: e.block_number
-            )
+            for e in sorted(self.entries(town, address, limit=10_000), key=lambda e: e.block_number)
             if e.kind == ISSUED and e.expires_at is not None
         }
         lots: list[Lot] = []

@@ -1,5 +1,5 @@
 """Points tasks. Importing the handlers registers them with the indexer in the web process and
-in the worker; `points.expire_lots` burns expired lots every 15 minutes (backend/points/expiry.py)."""
+in the worker; `points.expire_lots` burns expired lots every 15 minutes (points/expiry.py)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,12 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import MismatchedABI
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    MismatchedABI,
+)
 
 from backend.points.lots import EVENTS as LOT_EVENTS
 from backend.points.lots import LotBook

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from web3 import Web3
 
 from backend.accounts.models import User
-from backend.chain.registry import artifact
 from backend.chain.indexer_tasks import index_blocks
 from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxAlert, OutboxTx
+from backend.chain.registry import artifact
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.points.expiry import ALERT_KIND, expire_due
@@ -193,9 +193,7 @@ def test_points_under_three_programmes_across_expiry_days(app, town_id, user_id,
         assert session.scalar(sa.select(OutboxAlert.kind).where(OutboxAlert.kind == ALERT_KIND))
         tx = session.scalars(sa.select(OutboxTx).where(OutboxTx.function == "expire")).one()
         assert tx.sender_kind == "expirer"
-        assert session.scalars(
-            sa.select(AuditLog).where(AuditLog.action == "points.expire")
-        ).one()
+        assert session.scalars(sa.select(AuditLog).where(AuditLog.action == "points.expire")).one()
     run_chain(app, w3)
     _settle(app, w3)
     assert all(f.expiredBalanceOf(h).call() == 0 for h in queued)
