@@ -534,16 +534,20 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     }
 
     /// @dev Adds `amount` to the lot of expiry `day` of `holder`. With MAX_LOTS lots already, the
-    /// points join the lot expiring just before them (or the earliest lot joins them): a merge only
-    /// ever makes points expire sooner, never later.
+    /// 17 lots (the new one included) become 16 by merging one lot into the lot expiring just
+    /// before it, the one that loses the fewest point-days (amount x days shortened; the soonest
+    /// on a tie). A merge only ever makes points expire sooner, never later, and dust sent to a
+    /// holder to fill its list is what gets merged, not the holder's large lots.
     function _addLot(address holder, uint256 day, uint256 amount) private {
         uint128[16] storage l = _lots[holder];
-        uint256 c;
+        uint256 c = 0;
         uint256 p = MAX_LOTS;
         for (; c < MAX_LOTS; ++c) {
             uint128 lot = l[c];
             if (lot == 0) break;
             uint256 d = lot >> 96;
+            // Lots are keyed by expiry day: equal days share a lot (no time is hit exactly).
+            // slither-disable-next-line incorrect-equality
             if (d == day) {
                 l[c] = lot + uint128(amount);
                 return;
@@ -556,10 +560,31 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
                 l[i] = l[i - 1];
             }
             l[p] = uint128((day << 96) | amount);
-        } else if (p != 0) {
-            l[p - 1] += uint128(amount);
-        } else {
-            l[0] = uint128((day << 96) | (uint96(l[0]) + amount));
+            return;
+        }
+        _mergeInto16(l, p, uint128((day << 96) | amount));
+    }
+
+    function _mergeInto16(uint128[16] storage l, uint256 p, uint128 added) private {
+        // Every element is written by the loop below before it is read.
+        // slither-disable-next-line uninitialized-local
+        uint256[17] memory all;
+        for (uint256 i; i < 17; ++i) {
+            all[i] = i < p ? l[i] : (i == p ? added : l[i - 1]);
+        }
+        uint256 best = 1;
+        uint256 bestCost = type(uint256).max;
+        for (uint256 i = 1; i < 17; ++i) {
+            uint256 cost = uint96(all[i]) * ((all[i] >> 96) - (all[i - 1] >> 96));
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = i;
+            }
+        }
+        all[best - 1] += uint96(all[best]);
+        for (uint256 i; i < 16; ++i) {
+            uint128 lot = uint128(all[i < best ? i : i + 1]);
+            if (l[i] != lot) l[i] = lot;
         }
     }
 

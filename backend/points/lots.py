@@ -3,9 +3,9 @@
 It mirrors the contract's rules (contracts/RegionPoints.sol, docs/adr/0002-points-expiry.md) so
 that what the pages show equals the chain's `lotsOf` / `balanceOf`:
 
-- a lot is (expiry day, amount); expiry day `d` means the points are spent-proof from 00:00 JST of
-  JST day `d` on. A holder keeps at most MAX_LOTS lots, sorted by day; a new day with the list
-  full joins the lot expiring just before it (or the earliest lot joins it);
+- a lot is (expiry day, amount); expiry day `d` means the points cannot be spent from 00:00 JST
+  of JST day `d` on. A holder keeps at most MAX_LOTS lots, sorted by day; with 17, the lot that
+  loses the fewest point-days (amount x days) joins the lot expiring just before it;
 - every debit `Transfer(from, ...)` consumes `from`'s lots soonest first (the burn of expired lots
   is itself such a Transfer and consumes exactly the expired lots; `PointsExpired` follows);
 - a mint becomes a lot when its `PointsIssued` / `PointsBatchIssued` says it expires;
@@ -133,9 +133,11 @@ class LotBook:
                 lot[1] += amount
                 return
         p = next((i for i, (d, _) in enumerate(queue) if d > day), len(queue))
-        if len(queue) < MAX_LOTS:
-            queue.insert(p, [day, amount])
-        elif p:
-            queue[p - 1][1] += amount
-        else:
-            queue[0] = [day, queue[0][1] + amount]
+        queue.insert(p, [day, amount])
+        if len(queue) <= MAX_LOTS:
+            return
+        # 17 lots: merge the one losing the fewest point-days into its sooner neighbour
+        costs = [queue[i][1] * (queue[i][0] - queue[i - 1][0]) for i in range(1, len(queue))]
+        best = 1 + costs.index(min(costs))
+        queue[best - 1][1] += queue[best][1]
+        del queue[best]

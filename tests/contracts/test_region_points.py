@@ -567,9 +567,9 @@ def test_expiry_lots(w3: Web3, env: SimpleNamespace) -> None:
 
 
 def test_lots_are_bounded_and_merges_only_shorten(w3: Web3, env: SimpleNamespace) -> None:
-    """17 different expiry days: the 17th joins the lot expiring just before it; a lot that is
-    the earliest when the list is full takes the earliest lot in (both expire sooner, never
-    later). A self-transfer keeps the lots (it cannot make points immortal)."""
+    """17 different expiry days: the lot losing the fewest point-days joins the lot expiring just
+    before it (points only ever expire sooner). Dust sent to fill a holder's list is what gets
+    merged, not its large lots. A self-transfer keeps the lots (it cannot make points immortal)."""
     f = env.points.functions
     for d in range(1, 18):
         send(f.setProgramme(100 + d, 2 * d, True), env.admin)
@@ -577,14 +577,24 @@ def test_lots_are_bounded_and_merges_only_shorten(w3: Web3, env: SimpleNamespace
     t = today(w3)
     lots = chain_lots(env.points, env.alice)
     assert len(lots) == 16
-    assert lots[-1] == (t + 2 * 16 + 1, 16 + 17)
+    # costs amount x 2 days: the 2 points of day t+5 (the smallest) join day t+3
+    assert lots[:2] == [(t + 3, 3), (t + 7, 3)] and lots[-1] == (t + 35, 17)
     send(f.setProgramme(99, 1, True), env.admin)
-    issue(env, env.alice, 1000, 99)
-    assert chain_lots(env.points, env.alice)[0] == (t + 2, 1001)
+    issue(env, env.alice, 1000, 99)  # the soonest: the 3 points of day t+3 join it
+    assert chain_lots(env.points, env.alice)[:2] == [(t + 2, 1003), (t + 7, 3)]
     before = chain_lots(env.points, env.alice)
     send(f.transfer(env.alice, 500), env.alice)
     assert chain_lots(env.points, env.alice) == before
-    _assert_matches_chain(w3, env, [env.alice])
+    # dust: bob holds 1000 (180 days) and 500 (30 days); 15 one-point lots of other days arrive
+    issue(env, env.bob, 1000, P180)
+    issue(env, env.bob, 500, P30)
+    for d in [*range(1, 15), 16]:  # days t+3 .. t+33 but not t+31 (the 500's day)
+        issue(env, env.bob, 1, 100 + d)
+    lots = chain_lots(env.points, env.bob)
+    assert len(lots) == 16
+    assert (t + 31, 500) in lots and (t + 181, 1000) in lots
+    assert sum(a for _, a in lots) == 1515
+    _assert_matches_chain(w3, env, [env.alice, env.bob])
 
 
 def test_supply_cap(w3: Web3, env: SimpleNamespace) -> None:
