@@ -710,3 +710,51 @@ def test_property_supply_and_conservation(
         _assert_matches_chain(w3, env, everyone)
     finally:
         w3.provider.make_request("evm_revert", [snap])
+
+
+_MANY = st.lists(
+    st.one_of(
+        st.tuples(st.just("issue"), st.integers(0, 1), st.integers(1, 50), st.integers(0, 24)),
+        st.tuples(st.just("give"), st.integers(0, 1), st.integers(1, 60)),
+        st.tuples(st.just("pay"), st.integers(0, 1), st.integers(1, 80)),
+        st.tuples(st.just("days"), st.integers(1, 9)),
+    ),
+    min_size=10,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_MANY)
+def test_property_many_expiry_days(w3: Web3, env: SimpleNamespace, ops: list[tuple]) -> None:
+    """25 programmes (1..49 days): holders fill and overflow their 16 lots, give and pay while
+    days pass. After every step the LotBook equals the chain, the whole spendable balance can
+    always be paid and one point more never can."""
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    try:
+        f = env.points.functions
+        for i in range(25):
+            send(f.setProgramme(300 + i, 1 + 2 * i, True), env.admin)
+        holders = [env.alice, env.bob]
+        for op in ops:
+            if op[0] == "issue":
+                issue(env, holders[op[1]], op[2], 300 + op[3])
+            elif op[0] == "give":
+                who, to = holders[op[1]], holders[1 - op[1]]
+                amount = min(op[2], bal(env, who))
+                send(f.transfer(to, amount), who)
+            elif op[0] == "pay":
+                who = holders[op[1]]
+                spendable = bal(env, who)
+                expect_revert(f.transfer(env.shop, spendable + 1), who, "ERC20InsufficientBalance")
+                if spendable:
+                    send(f.transfer(env.shop, min(op[2], spendable)), who)
+            else:
+                warp(w3, now(w3) + op[1] * DAY)
+            for h in holders:
+                assert len(chain_lots(env.points, h)) <= 16
+            _assert_matches_chain(w3, env, holders + [env.shop])
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
