@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
 from web3 import Web3
 
 from backend.accounts.models import User
@@ -25,6 +26,7 @@ from backend.core.models import AuditLog
 from backend.points.expiry import ALERT_KIND, expire_due
 from backend.points.lots import day_start, jst_day
 from backend.points.services import points_service
+from backend.points.tasks import expire_lots
 from backend.regions.models import Town
 from tests.chain_admin import role_address
 from tests.points.conftest import PASSWORD, run_chain
@@ -191,11 +193,24 @@ def test_points_under_three_programmes_across_expiry_days(app, town_id, user_id,
 
     # nobody moved the friend's expired thank-you piece: the expiry job burns it, audited, with
     # the expirer key, and says it is late (its day started more than 6 hours ago)
+    # the beat task, run by a real Celery worker; "now" is the chain's latest block
+    celery = app.extensions["celery"]
+    with start_worker(
+        celery,
+        pool="solo",
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=[celery.conf.task_default_queue],
+        shutdown_timeout=10,
+    ):
+        out = expire_lots.delay().get(timeout=60)
+    assert out["late"] == [p.address] and out["queued"][p.address] >= 1
     with app.app_context():
         session = get_db().session
-        report = expire_due(session, outbox_service(), now=lambda: _chain_now(w3))
-        queued = report.queued[p.address]
-        assert friend in queued and report.late == [p.address]
+        queued = list(
+            session.scalars(sa.select(OutboxTx).where(OutboxTx.function == "expire")).one().args[0]
+        )
+        assert friend in queued and len(queued) == out["queued"][p.address]
         assert all(f.expiredBalanceOf(h).call() > 0 for h in queued)
         assert session.scalar(sa.select(OutboxAlert.kind).where(OutboxAlert.kind == ALERT_KIND))
         tx = session.scalars(sa.select(OutboxTx).where(OutboxTx.function == "expire")).one()
