@@ -8,7 +8,7 @@ chambers' votes, and the deployer renounces every role it had once a town is set
 
     issuer          RegionPoints  ISSUER_ROLE          points issuing (welcome grants, sales)
     merchant_admin  RegionPoints  MERCHANT_ADMIN_ROLE  registers / suspends shops
-    expirer         RegionPoints  EXPIRER_ROLE         sweeps expired points lots
+    expirer         RegionPoints  EXPIRER_ROLE         burns expired points lots (tidying)
     minter          PrimarySale   MINTER_ROLE          mints a card paid off chain (by card)
     registrar       ResidentPass  REGISTRAR_ROLE       issues / revokes resident passes
     poll_creator    TownPoll      POLL_CREATOR_ROLE    creates / cancels non-binding polls
