@@ -1,8 +1,8 @@
 """Typed settings, read once from the environment, with embedded defaults for a laptop.
 
-Every default runs without a server: SQLite under instance/, a filesystem Celery broker, and the
-local anvil chain that `make run` starts. Set the variables in the README's configuration table to
-switch each part to a real server.
+Every default runs without a server: SQLite under instance/, an embedded SQLite Celery broker,
+and the local anvil chain that `make run` starts. Set the variables in the README's configuration
+table to switch each part to a real server.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ class Settings:
     instance_path: Path = ROOT / "instance"
     secret_key: str = ""
     database_url: str = ""
-    celery_broker_url: str = "filesystem://"
+    # "" = the embedded SQLite broker under instance/ (backend/core/broker.py).
+    celery_broker_url: str = ""
     celery_result_backend: str = ""
     celery_always_eager: bool = False
     rpc_url: str = "http://127.0.0.1:8545"
@@ -138,6 +139,10 @@ class Settings:
         object.__setattr__(self, "instance_path", inst)
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{inst / 'furusato.db'}")
+        if not self.celery_broker_url:
+            from backend.core.broker import default_broker_url
+
+            object.__setattr__(self, "celery_broker_url", default_broker_url(inst))
         if not self.celery_result_backend:
             object.__setattr__(
                 self, "celery_result_backend", f"db+sqlite:///{inst / 'celery-results.db'}"
@@ -161,10 +166,6 @@ class Settings:
         """Blocks below head that the indexer waits for on `chain_id`."""
         return self.chain_confirmations.get(chain_id, self.confirmations)
 
-    @property
-    def broker_folder(self) -> Path:
-        return self.instance_path / "broker"
-
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Read every setting from the environment (see README), then apply overrides."""
@@ -174,7 +175,7 @@ class Settings:
             instance_path=instance,
             secret_key=_secret("SECRET_KEY") or "",
             database_url=_env("DATABASE_URL", "") or "",
-            celery_broker_url=_env("CELERY_BROKER_URL", "filesystem://") or "filesystem://",
+            celery_broker_url=_env("CELERY_BROKER_URL", "") or "",
             celery_result_backend=_env("CELERY_RESULT_BACKEND", "") or "",
             rpc_url=_env("RPC_URL", "http://127.0.0.1:8545") or "",
             deployments_dir=Path(_env("DEPLOYMENTS_DIR", str(ROOT / "deployments")) or ""),

@@ -2,7 +2,9 @@
 
 Starts anvil (chain state kept in instance/anvil-state.json), deploys what is missing, migrates
 the SQLite database, loads demo data, then runs the web app (gunicorn), a Celery worker and Celery
-beat on the filesystem broker. Logs go to instance/logs/. Ctrl-C stops every process it started.
+beat on the embedded SQLite broker (instance/broker.db). Logs go to instance/logs/. A web, worker
+or beat process that exits is started again after a backoff, with a log line: one crash never
+stops the platform. Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
@@ -26,8 +28,63 @@ from backend.chain.anvil import DEV_KEYS, start_anvil  # noqa: E402
 from backend.chain.role_config import role_addresses  # noqa: E402
 from backend.chain.role_keys import DEV_ROLE_KEYS  # noqa: E402
 from backend.config import Settings  # noqa: E402
+from backend.core.broker import prepare_embedded  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
+BACKOFF_FIRST = 1.0  # seconds before the first restart of a crashed process; doubles each time
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0  # a process that ran this long has its backoff reset
+
+
+def say(message: str) -> None:
+    print(time.strftime("%H:%M:%S ") + message, flush=True)
+
+
+class Supervised:
+    """One long-running child (web, worker or beat) that is restarted when it exits."""
+
+    def __init__(self, name: str, cmd: tuple[str, ...], env: dict[str, str], logs: Path) -> None:
+        self.name, self.cmd, self.env, self.logs = name, cmd, env, logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.restarts = 0
+        self.delay = BACKOFF_FIRST
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        log = open(self.logs / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def check(self) -> None:
+        """Notice an exit (schedule a restart with backoff) or restart when the time has come."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                say(f"restarting {self.name} (restart #{self.restarts})")
+                self.start()
+            return
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if now - self.started >= STABLE_AFTER:
+            self.delay = BACKOFF_FIRST
+        say(
+            f"{self.name} exited (code {self.proc.returncode}); restarting in {self.delay:.0f} s "
+            f"(see {self.logs / (self.name + '.log')})"
+        )
+        self.restart_at = now + self.delay
+        self.delay = min(self.delay * 2, BACKOFF_MAX)
 
 
 def _rpc(url: str, method: str, params: list[object]) -> object:
@@ -43,16 +100,17 @@ def main() -> int:
     settings = Settings.from_env()
     logs = settings.instance_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Supervised] = []
     node = None
 
     def stop_all(*_: object) -> None:
-        for proc in reversed(children):
+        procs = [c.proc for c in children if c.proc is not None]
+        for proc in reversed(procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for proc in children:
+        for proc in procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -117,20 +175,14 @@ def main() -> int:
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")
 
+        prepare_embedded(
+            settings.celery_broker_url
+        )  # WAL and kombu's tables before three processes race
+
         def spawn(name: str, *cmd: str, child_env: dict[str, str] | None = None) -> None:
-            log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-            children.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=ROOT,
-                    env=child_env or env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-            log.close()
+            child = Supervised(name, cmd, child_env or env, logs)
+            child.start()
+            children.append(child)
 
         spawn(
             "worker",
@@ -170,9 +222,8 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for proc in children:
-                if proc.poll() is not None:
-                    raise SystemExit(f"a process exited early (code {proc.returncode}); see {logs}")
+            for child in children:
+                child.check()
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:  # noqa: S310 (our http URL)
                     if resp.status == 200:
@@ -182,12 +233,11 @@ def main() -> int:
         else:
             raise SystemExit(f"the platform did not become healthy within 60 s; see {logs}")
         print(f"\nfurusato is running: {url}   (health: {url}/healthz, logs: {logs})")
-        print("Press Ctrl-C to stop everything.")
+        print("Press Ctrl-C to stop everything.", flush=True)
         while True:
-            time.sleep(1)
-            for proc in children:
-                if proc.poll() is not None:
-                    raise SystemExit(f"a process exited (code {proc.returncode}); see {logs}")
+            time.sleep(0.5)
+            for child in children:
+                child.check()
     except KeyboardInterrupt:
         print("\nstopping…")
         return 0

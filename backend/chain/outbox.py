@@ -604,11 +604,17 @@ class OutboxService:
         }
 
     def dispatch(self, sender_addresses: Iterable[str] | None = None) -> None:
-        """Send "chain.send_outbox" for these senders (None: every sender). Call after commit."""
+        """Send "chain.send_outbox" for these senders (None: every sender). Call after commit.
+
+        Bounded (backend/core/broker.py): during a broker outage this returns within the publish
+        timeout and the beat's "chain.send_outbox" sweep sends the committed rows later."""
         from celery import current_app as celery_app
 
+        from backend.core.broker import publish
+
         for address in sender_addresses or [None]:  # type: ignore[list-item]
-            celery_app.send_task("chain.send_outbox", args=[address])
+            if not publish(celery_app, "chain.send_outbox", [address]):
+                return  # the broker is away: one bounded wait per request, not one per sender
 
     # ---------------------------------------------------------------- enqueue helpers
 

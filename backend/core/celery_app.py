@@ -9,6 +9,7 @@ from celery import Celery, Task
 from flask import Flask
 
 from backend.config import Settings
+from backend.core.broker import is_embedded, prepare_embedded, transport_settings
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -30,15 +31,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
     }
-    if settings.celery_broker_url.startswith("filesystem://"):
-        folder = settings.broker_folder
-        for sub in ("queue", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        conf["broker_transport_options"] = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "store_processed": False,
+    conf.update(transport_settings(settings.celery_broker_url))
+    if is_embedded(settings.celery_broker_url):
+        conf["beat_schedule"]["core.purge_broker"] = {
+            "task": "core.purge_broker",
+            "schedule": timedelta(minutes=1),
         }
     return conf
 
@@ -49,6 +46,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
+    prepare_embedded(settings.celery_broker_url)
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_config(settings))
     celery_app.set_default()

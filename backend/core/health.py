@@ -1,12 +1,21 @@
-"""GET /healthz: 200 when the database, the broker and the chain answer; 503 naming what is down."""
+"""GET /healthz: 200 when the database, the broker and the chain answer; 503 naming what is down.
+
+The checks run at once, each in its own thread, and the answer comes within HEALTH_TIMEOUT
+whatever a dependency does: a check still running then is reported down ("timeout"). A
+stalled broker or node thus shows as down in about a second instead of after its own
+connection timeouts and retries (issue 11 §7).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 
 from backend.chain.gateway import ChainUnavailable
 from backend.core.db import get_db
@@ -16,27 +25,39 @@ from backend.core.models import Heartbeat
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
+HEALTH_TIMEOUT = 0.8  # seconds for every check together; /healthz answers within 1 s
+BROKER_TIMEOUT = 0.5
 
-def _check_db() -> dict[str, Any]:
-    db = get_db()
-    db.ping()
-    beat = db.session.scalar(select(Heartbeat).where(Heartbeat.name == "worker"))
+
+def _check_db(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    with Session(engine) as s:
+        beat = s.scalar(select(Heartbeat).where(Heartbeat.name == "worker"))
     return {
         "ok": True,
-        "dialect": db.engine.dialect.name,
+        "dialect": engine.dialect.name,
         "worker_seen_at": beat.seen_at.isoformat() if beat else None,
     }
 
 
-def _check_broker() -> dict[str, Any]:
-    celery = current_app.extensions["celery"]
+def _check_broker(celery: Any) -> dict[str, Any]:
     with celery.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
-        return {"ok": True, "transport": conn.transport_cls}
+        conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
+        return {"ok": True, "transport": conn.transport_cls, "url": conn.as_uri()}
 
 
-def _check_chain() -> dict[str, Any]:
-    st = current_app.extensions["chain"].status()
+def _broker_name(celery: Any) -> dict[str, Any]:
+    """Which broker, even when it is down (no connection is made; the password is masked)."""
+    conn = celery.connection_for_write()
+    try:
+        return {"transport": conn.transport_cls, "url": conn.as_uri()}
+    finally:
+        conn.release()
+
+
+def _check_chain(chain: Any) -> dict[str, Any]:
+    st = chain.status()
     return {
         "ok": True,
         "chain_id": st.chain_id,
@@ -45,21 +66,47 @@ def _check_chain() -> dict[str, Any]:
     }
 
 
+def _run_all(checks: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    threads = []
+    for name, check in checks.items():
+
+        def run(name: str = name, check: Callable[[], dict[str, Any]] = check) -> None:
+            try:
+                results[name] = check()
+            except ChainUnavailable as exc:
+                results[name] = {"ok": False, "reason": str(exc)}
+            except Exception as exc:  # any failure of a dependency means "down", never a 500
+                log.warning("healthz: %s is down: %s", name, type(exc).__name__)
+                results[name] = {"ok": False, "reason": type(exc).__name__}
+
+        t = threading.Thread(target=run, name=f"healthz-{name}", daemon=True)
+        t.start()
+        threads.append(t)
+    deadline = threading.Event()
+    timer = threading.Timer(HEALTH_TIMEOUT, deadline.set)
+    timer.start()
+    for t in threads:
+        while t.is_alive() and not deadline.is_set():
+            t.join(0.02)
+    timer.cancel()
+    return {name: dict(results.get(name) or {"ok": False, "reason": "timeout"}) for name in checks}
+
+
 @bp.get("/healthz")
 def healthz():
-    checks = {"db": _check_db, "broker": _check_broker, "chain": _check_chain}
-    body: dict[str, Any] = {}
-    down = []
-    for name, check in checks.items():
-        try:
-            body[name] = check()
-        except ChainUnavailable as exc:
-            body[name] = {"ok": False, "reason": str(exc)}
-            down.append(name)
-        except Exception as exc:  # any failure of a dependency means "down", never a 500
-            log.warning("healthz: %s is down: %s", name, type(exc).__name__)
-            body[name] = {"ok": False, "reason": type(exc).__name__}
-            down.append(name)
+    engine = get_db().engine
+    celery = current_app.extensions["celery"]
+    chain = current_app.extensions["chain"]
+    body: dict[str, Any] = _run_all(
+        {
+            "db": lambda: _check_db(engine),
+            "broker": lambda: _check_broker(celery),
+            "chain": lambda: _check_chain(chain),
+        }
+    )
+    body["broker"] = {**_broker_name(celery), **body["broker"]}
+    down = [name for name, result in body.items() if not result["ok"]]
     if down:
         body.update(error_body("unavailable", f"down: {', '.join(down)}", {"down": down}))
         body["status"] = "down"

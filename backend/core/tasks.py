@@ -1,10 +1,11 @@
-"""Platform tasks: the beat heartbeat and a round-trip probe."""
+"""Platform tasks: the beat heartbeat, a round-trip probe and the embedded broker's purge."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from sqlalchemy import select
 
+from backend.core.broker import purge_consumed
 from backend.core.db import get_db, utcnow
 from backend.core.models import Heartbeat
 
@@ -27,3 +28,11 @@ def record_heartbeat(name: str = "worker") -> str:
 def echo(payload: dict[str, object]) -> dict[str, object]:
     """Return the payload with the database dialect the worker's app context sees."""
     return {"payload": payload, "dialect": get_db().engine.dialect.name}
+
+
+@shared_task(name="core.purge_broker")
+def purge_broker() -> int:
+    """Delete messages the embedded broker already delivered (kombu never does)."""
+    from flask import current_app
+
+    return purge_consumed(current_app.extensions["settings"].celery_broker_url)

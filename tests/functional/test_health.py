@@ -9,6 +9,7 @@ import pytest
 from backend.chain.anvil import start_anvil
 from backend.chain.deploy import deploy_platform
 from backend.core.tasks import record_heartbeat
+from tests.conftest import REDIS_URL
 
 
 def test_healthz_reports_every_part_up(make_app, any_db_url, deployed, anvil):
@@ -18,7 +19,8 @@ def test_healthz_reports_every_part_up(make_app, any_db_url, deployed, anvil):
     body = resp.get_json()
     assert body["status"] == "ok"
     assert body["db"]["ok"] and body["db"]["dialect"] == any_db_url.split(":")[0].split("+")[0]
-    assert body["broker"] == {"ok": True, "transport": "redis"}
+    assert body["broker"]["ok"] is True and body["broker"]["transport"] == "redis"
+    assert body["broker"]["url"].endswith(REDIS_URL.split("@")[-1].removeprefix("redis://"))
     assert body["chain"]["chain_id"] == 31337
     assert body["chain"]["head_block"] >= deployed.contracts["FurusatoForwarder"].block_number
     assert body["chain"]["contracts_deployed"] is True
