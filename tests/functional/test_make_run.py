@@ -93,7 +93,7 @@ def test_make_run_comes_up_stops_cleanly_and_restarts_with_its_data(tmp_path):
         assert health["status"] == "ok"
         assert health["chain"]["chain_id"] == 31337 and health["chain"]["contracts_deployed"]
         assert health["db"]["dialect"] == "sqlite"
-        assert health["broker"]["transport"] == "filesystem"
+        assert health["broker"]["transport"] == "sqla"  # the embedded SQLite broker
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
             assert "更別村" in resp.read().decode()
         assert len(_processes_with(marker)) >= 5  # run.py, anvil, web (+workers), worker, beat
