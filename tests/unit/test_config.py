@@ -13,7 +13,7 @@ def test_defaults_need_no_server(monkeypatch, tmp_path):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     s = Settings.from_env()
     assert s.database_url == f"sqlite:///{tmp_path / 'furusato.db'}"
-    assert s.celery_broker_url == "filesystem://"
+    assert s.celery_broker_url == f"sqla+sqlite:///{tmp_path.resolve() / 'broker.db'}"
     assert s.rpc_url == "http://127.0.0.1:8545"
     # A dev secret key is made once and kept, so sessions survive a restart.
     assert len(s.secret_key) == 64 and Settings.from_env().secret_key == s.secret_key
