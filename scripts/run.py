@@ -175,9 +175,8 @@ def main() -> int:
         step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
         step("loading demo data", py, "scripts/demo_data.py")
 
-        prepare_embedded(
-            settings.celery_broker_url
-        )  # WAL and kombu's tables before three processes race
+        # WAL and kombu's tables, before web, worker and beat race to create them.
+        prepare_embedded(settings.celery_broker_url)
 
         def spawn(name: str, *cmd: str, child_env: dict[str, str] | None = None) -> None:
             child = Supervised(name, cmd, child_env or env, logs)

@@ -25,7 +25,7 @@ from backend.core.models import Heartbeat
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
-HEALTH_TIMEOUT = 0.8  # seconds for every check together; /healthz answers within 1 s
+HEALTH_TIMEOUT = 0.7  # seconds for every check together; /healthz answers within 1 s
 BROKER_TIMEOUT = 0.5
 
 

@@ -24,6 +24,8 @@ from flask import Flask, Response, current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.config import Settings
@@ -126,14 +128,28 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
     if settings.proxy_hops:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    # The limits' Redis is the broker's by default: its outage must not hang every limited
+    # request (issue 11 §7). Short socket timeouts, and per-process memory counting while it
+    # is away (Flask-Limiter re-checks the storage with a backoff and switches back).
+    # redis-py retries a timed-out call 3 times by default: once is enough here.
+    storage_options: Any = (
+        {"socket_timeout": 0.3, "socket_connect_timeout": 0.3, "retry": Retry(NoBackoff(), 0)}
+        if storage_uri(settings).startswith(("redis://", "rediss://"))
+        else {}
+    )
     limiter = Limiter(
         get_remote_address,
         app=app,
         storage_uri=storage_uri(settings),
+        storage_options=storage_options,
+        in_memory_fallback_enabled=True,
         key_prefix=settings.ratelimit_key_prefix,
         headers_enabled=True,
         strategy="moving-window",
     )
+    # /healthz must answer within 1 s: never wait on the limits' storage (not even its re-check).
+    if "health.healthz" in app.view_functions:
+        limiter.exempt(app.view_functions["health.healthz"])
     for endpoint, rules in LIMITED_ENDPOINTS.items():
         view: Any = app.view_functions.get(endpoint)
         if view is None:

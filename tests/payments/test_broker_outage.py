@@ -1,7 +1,8 @@
 """Issue 11 §7: a broker outage must not take payments down.
 
-A private Redis is the broker. Mid-test it first stalls (SIGSTOP: connections hang, the case that
-made each payment wait 17-38 s) and is then killed. Every request in that time must answer
+A private Redis is the broker (and, as by default, the rate limits' storage). Mid-test it first
+stalls (SIGSTOP: connections hang, the case that made each payment wait 17-38 s) and is then
+killed. Every request in that time must answer
 within 2 s (a bound on behaviour, not a sleep), /healthz within 1 s naming the broker as down,
 and once a new Redis is up a real worker with the beat's sweeps completes every order exactly
 once: the outbox rows in the database carried the work the lost messages did not.
@@ -88,8 +89,11 @@ def test_payments_answer_within_2s_during_a_broker_outage_and_nothing_is_lost(
     make_app: Callable[..., Flask], deployed: Any, w3: Web3, redis: RedisServer, tmp_path: Any
 ) -> None:
     # Results in SQLite: only the broker goes away in this test.
+    # The rate limits count in the broker's Redis, as they do by default on a Redis broker.
     app = make_app(
-        celery_broker_url=redis.url, celery_result_backend=f"db+sqlite:///{tmp_path}/results.db"
+        celery_broker_url=redis.url,
+        ratelimit_storage_uri=redis.url,
+        celery_result_backend=f"db+sqlite:///{tmp_path}/results.db",
     )
     with app.app_context():
         outbox_service().auto_dispatch = False
