@@ -5,7 +5,8 @@ stalls (SIGSTOP: connections hang, the case that made each payment wait 17-38 s)
 killed. Every request in that time must answer
 within 2 s (a bound on behaviour, not a sleep), /healthz within 1 s naming the broker as down,
 and once a new Redis is up a real worker with the beat's sweeps completes every order exactly
-once: the outbox rows in the database carried the work the lost messages did not.
+once: the outbox rows in the database carried the work the lost messages did not. On PostgreSQL
+and SQLite.
 """
 
 from __future__ import annotations
@@ -86,11 +87,17 @@ def redis(tmp_path: Any) -> Any:
 
 
 def test_payments_answer_within_2s_during_a_broker_outage_and_nothing_is_lost(
-    make_app: Callable[..., Flask], deployed: Any, w3: Web3, redis: RedisServer, tmp_path: Any
+    make_app: Callable[..., Flask],
+    any_db_url: str,
+    deployed: Any,
+    w3: Web3,
+    redis: RedisServer,
+    tmp_path: Any,
 ) -> None:
     # Results in SQLite: only the broker goes away in this test.
     # The rate limits count in the broker's Redis, as they do by default on a Redis broker.
     app = make_app(
+        database_url=any_db_url,
         celery_broker_url=redis.url,
         ratelimit_storage_uri=redis.url,
         celery_result_backend=f"db+sqlite:///{tmp_path}/results.db",
