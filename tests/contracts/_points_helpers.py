@@ -203,7 +203,7 @@ def sign_permit(
 def chain_lot_book(points: Contract) -> LotBook:
     """The backend's LotBook fed with every RegionPoints event on chain, in chain order."""
     logs = points.w3.eth.get_logs({"address": points.address, "fromBlock": 0, "toBlock": "latest"})
-    book = LotBook()
+    book = LotBook(strict=True)
     for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
         for name in LOT_EVENTS:
             try:
