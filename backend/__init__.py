@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.i18n import init_i18n
     from backend.core.limits import init_limits
     from backend.core.openapi import bp as openapi_bp
+    from backend.core.safety import check_startup
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["chain"] = Web3Gateway(
         settings.rpc_url, settings.deployments_dir, timeout=settings.rpc_timeout
     )
+    # Before anything is served: refuse a laptop-only configuration on a real chain.
+    app.extensions["chain_id"] = check_startup(settings, app.extensions["chain"])
     CSRFProtect(app)
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)

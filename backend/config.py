@@ -132,6 +132,18 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_security: str = "starttls"  # starttls, ssl or none
     mail_from: str = "furusato <no-reply@localhost>"
+    # The chain the app serves (CHAIN_ID); None: ask the node at RPC_URL at start-up.
+    chain_id: int | None = None
+    # Card payments: PAYMENT_PROVIDER=stripe|test (unset means test, allowed on local test
+    # chains only: see backend/core/safety.py) and Stripe's two secrets.
+    payment_provider: str = ""
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    # FAUCET=on|off; unset: on exactly when the chain is a local test chain.
+    faucet: str = ""
+    # Secrets that from_env generated into instance/ because none was configured: fine on a
+    # laptop, refused on a real chain (a second web host would not share them).
+    generated_secrets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Derived defaults that depend on instance_path.
@@ -203,12 +215,20 @@ class Settings:
             smtp_password=_secret("SMTP_PASSWORD"),
             smtp_security=_env("SMTP_SECURITY", "starttls") or "starttls",
             mail_from=_env("MAIL_FROM", "furusato <no-reply@localhost>") or "",
+            chain_id=_int("CHAIN_ID", 0) or None,
+            payment_provider=_env("PAYMENT_PROVIDER", "") or "",
+            stripe_secret_key=_secret("STRIPE_SECRET_KEY") or "",
+            stripe_webhook_secret=_secret("STRIPE_WEBHOOK_SECRET") or "",
+            faucet=(_env("FAUCET", "") or "").lower(),
         )
         s = replace(s, **overrides)  # type: ignore[arg-type]
+        generated = list(s.generated_secrets)
         if not s.secret_key:
             s = replace(s, secret_key=_instance_secret_key(s.instance_path))
+            generated.append("SECRET_KEY")
         if not s.master_key and s.database_url.startswith("sqlite"):
             # Only for a laptop's embedded database: a server deployment must bring its own
             # MASTER_KEY (losing a generated file would lose every custodial account).
             s = replace(s, master_key=_instance_master_key(s.instance_path))
-        return s
+            generated.append("MASTER_KEY")
+        return replace(s, generated_secrets=tuple(generated))

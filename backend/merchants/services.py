@@ -790,11 +790,12 @@ def merchant_service() -> MerchantService:
     from backend.chain.custody import get_vault
     from backend.chain.outbox import outbox_service
     from backend.core.db import get_db
+    from backend.core.purpose_keys import CUSTOMER_CODE, purpose_key_hex
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return MerchantService(
         get_db().session(),
         vault=lambda: get_vault(app),
         outbox=outbox_service,
-        secret=str(app.config["SECRET_KEY"]),
+        secret=purpose_key_hex(str(app.config["SECRET_KEY"]), CUSTOMER_CODE),
     )

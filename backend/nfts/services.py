@@ -93,10 +93,11 @@ class CollectionView:
 
 
 def is_test_chain() -> bool:
-    from backend.chain.deploy import LOCAL_CHAIN_IDS
+    """Whether the node answers with a local test chain's id (test checkout, faucet)."""
+    from backend.core.safety import is_local_test_chain
 
     try:
-        return int(gateway().chain_id) in LOCAL_CHAIN_IDS
+        return is_local_test_chain(int(gateway().chain_id))
     except Exception:
         return False
 
@@ -105,8 +106,11 @@ class ShopService:
     """What a town's shop shows, NFT metadata, and a holder's collection with ticket codes."""
 
     def __init__(self, session: Session, secret: str) -> None:
+        """`secret` is the app's SECRET_KEY; ticket codes use the key derived for them."""
+        from backend.core.purpose_keys import TICKET, purpose_key_hex
+
         self.session = session
-        self.secret = secret
+        self.secret = purpose_key_hex(secret, TICKET)
 
     # ----------------------------------------------------------------- shop
 
@@ -288,7 +292,7 @@ class ShopService:
 
     def _sign(self, body: str) -> str:
         return hmac.new(
-            ("ticket:" + self.secret).encode(), body.encode(), hashlib.sha256
+            self.secret.encode(), body.encode(), hashlib.sha256
         ).hexdigest()[:32]
 
     def ticket_code(

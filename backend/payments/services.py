@@ -26,7 +26,7 @@ from backend.chain.gateway import ChainUnavailable
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
-from backend.core.errors import N_, Conflict, InvalidInput, ServiceUnavailable
+from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.models import AuditLog
 from backend.nfts.errors import (
     InsufficientBalance,
@@ -72,19 +72,22 @@ PERMIT_TYPES = {
 
 def payment_provider() -> PaymentProvider:
     """The configured card provider: PAYMENT_PROVIDER=stripe with STRIPE_SECRET_KEY and
-    STRIPE_WEBHOOK_SECRET, else the built-in test provider (TEST MODE)."""
+    STRIPE_WEBHOOK_SECRET, else the built-in test provider (TEST MODE, local test chains only:
+    create_app refuses it elsewhere, see backend/core/safety.py)."""
+    from backend.core.purpose_keys import TEST_CARD_WEBHOOK, purpose_key_hex
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     provider = app.extensions.get("payment_provider")
     if provider is None:
-        import os
-
-        kind = app.config.get("PAYMENT_PROVIDER") or os.environ.get("PAYMENT_PROVIDER", "test")
+        settings = app.extensions["settings"]
+        kind = app.config.get("PAYMENT_PROVIDER") or settings.payment_provider or "test"
         if kind == "stripe":
-            provider = StripeProvider(
-                os.environ.get("STRIPE_SECRET_KEY", ""), os.environ.get("STRIPE_WEBHOOK_SECRET", "")
-            )
+            provider = StripeProvider(settings.stripe_secret_key, settings.stripe_webhook_secret)
         else:
-            provider = TestCardProvider(app.config["SECRET_KEY"], "/shop/test-checkout/{order}")
+            provider = TestCardProvider(
+                purpose_key_hex(app.config["SECRET_KEY"], TEST_CARD_WEBHOOK),
+                "/shop/test-checkout/{order}",
+            )
         app.extensions["payment_provider"] = provider
     return provider  # type: ignore[no-any-return]
 
@@ -769,9 +772,11 @@ class OrderService:
         signed in with one (local test chains only, once a day)."""
         from backend.nfts.services import is_test_chain
 
+        settings = current_app.extensions["settings"]
+        if settings.faucet == "off" or not is_test_chain():
+            # Not a feature of real chains at all: the same answer as an unknown URL.
+            raise NotFound(N_("Test yen is only available in test mode."), code="not_test_mode")
         user = user or require_user()
-        if not is_test_chain():
-            raise NotOnSale(N_("Test yen is only available in test mode."), code="not_test_mode")
         try:
             to = self._buyer_address(user, "stablecoin").address
         except InvalidInput:

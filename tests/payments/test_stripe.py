@@ -62,3 +62,11 @@ def test_a_signed_checkout_completed_event_is_a_paid_event():
 def test_a_bad_or_stale_signature_is_refused(header):
     with pytest.raises(BadSignature):
         StripeProvider("sk_test_x", SECRET).parse_webhook(_event(), {"Stripe-Signature": header})
+
+
+def test_an_empty_webhook_secret_accepts_no_event():
+    """Issue 11 §5: with STRIPE_WEBHOOK_SECRET empty, an event "signed" with the empty key was
+    accepted, so anyone could forge a paid checkout."""
+    forged = _signed(_event(), int(time.time()), secret="")
+    with pytest.raises(BadSignature):
+        StripeProvider("sk_test_x", "").parse_webhook(_event(), {"Stripe-Signature": forged})
