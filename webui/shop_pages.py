@@ -111,7 +111,8 @@ def order(public_id: str):
 @bp.route("/shop/test-checkout/<public_id>", methods=["GET", "POST"])
 def test_checkout(public_id: str):
     provider = payment_provider()
-    if provider.name != "test":
+    if provider.name != "test" or not is_test_chain():
+        # The free test checkout exists only on local test chains (issue 11 §5).
         raise NotFound("There is no such page.")
     user = current_user()
     if user is None:
