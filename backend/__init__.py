@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.limits import init_limits
     from backend.core.openapi import bp as openapi_bp
     from backend.core.safety import check_startup
+    from backend.core.web_security import init_web_security
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Before anything is served: refuse a laptop-only configuration on a real chain.
     app.extensions["chain_id"] = check_startup(settings, app.extensions["chain"])
     CSRFProtect(app)
+    init_web_security(app, https=settings.public_url.startswith("https://"))
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)
 
