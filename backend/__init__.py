@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.health import bp as health_bp
     from backend.core.i18n import init_i18n
     from backend.core.limits import init_limits
+    from backend.core.numbers import DbIdConverter
     from backend.core.openapi import bp as openapi_bp
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         static_folder=str(WEBUI / "static"),
         instance_path=str(settings.instance_path),
     )
+    # Before any route exists: ids in URLs are bounded (an id past 2^31-1 is 404, not 500).
+    app.url_map.converters["int"] = DbIdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,

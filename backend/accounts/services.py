@@ -34,6 +34,7 @@ from backend.chain.keys import KeyVault, KeyVaultError, SealedSigner
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class AccountService:
 
     def get_user(self, user_id: int | None) -> User:
         """The user with ``user_id``; :class:`AuthenticationRequired` if there is none."""
-        user = self.session.get(User, user_id) if isinstance(user_id, int) else None
+        user = self.session.get(User, i) if (i := db_id_or_none(user_id)) else None
         if user is None:
             raise AuthenticationRequired(N_("Please sign in."))
         return user

@@ -23,6 +23,7 @@ from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.chain.governance import POLL_STATES, for_browser, poll_ballot_typed_data
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.core.errors import N_, InvalidInput, NotFound
+from backend.core.numbers import is_ascii_digits
 from backend.dao.errors import InvalidOption
 from backend.dao.models import (
     CARD,
@@ -111,7 +112,7 @@ def _option_list(data: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _duration(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if is_ascii_digits(value):
         value = int(value.strip())
     if (
         isinstance(value, bool)
@@ -328,7 +329,7 @@ def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
 
 
 def parse_option(poll: DaoPoll, value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if is_ascii_digits(value):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(poll.options):
         raise InvalidOption(N_("Choose one of the %(count)s options."), count=len(poll.options))

@@ -42,6 +42,7 @@ from backend.chain.outbox import AuditEntry, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
+from backend.core.numbers import is_ascii_digits
 from backend.dao.errors import (
     AlreadyVoted,
     InsufficientTreasury,
@@ -539,7 +540,7 @@ def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
 def _amount(value: Any) -> int:
     if isinstance(value, bool):
         value = None
-    if isinstance(value, str) and value.strip().isdigit():
+    if is_ascii_digits(value):
         value = int(value.strip())
     if not isinstance(value, int) or value <= 0 or value >= MAX_AMOUNT:
         raise InvalidInput(N_("Enter a whole amount greater than zero."), field="amount")

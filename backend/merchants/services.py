@@ -36,6 +36,7 @@ from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.merchants import card_issue, cards, settlement_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
+from backend.core.numbers import db_id_or_none
 from backend.merchants.errors import (
     ChargeExpired,
     ChargeNotFound,
@@ -125,7 +126,7 @@ class MerchantService:
     # ------------------------------------------------------------------ look-ups and rights
 
     def merchant(self, merchant_id: object) -> Merchant:
-        m = self.session.get(Merchant, merchant_id) if isinstance(merchant_id, int) else None
+        m = self.session.get(Merchant, i) if (i := db_id_or_none(merchant_id)) else None
         if m is None:
             raise MerchantNotFound(N_("There is no such shop."))
         return m
@@ -388,7 +389,7 @@ class MerchantService:
     def charge_status(self, user: User | None, merchant_id: object, charge_id: object) -> Charge:
         """A merchant's charge, refreshed (for the merchant's screen to poll)."""
         merchant = self.require_staff(user, merchant_id)
-        charge = self.session.get(Charge, charge_id) if isinstance(charge_id, int) else None
+        charge = self.session.get(Charge, i) if (i := db_id_or_none(charge_id)) else None
         if charge is None or charge.merchant_id != merchant.id:
             raise ChargeNotFound(N_("There is no such payment request."))
         before = charge.status
@@ -714,7 +715,7 @@ class MerchantService:
         """Town STAFF mark an approved settlement paid with the bank transfer's reference
         (AuditLog "settlement.pay"), by compare-and-set. The same reference again changes
         nothing; concurrent calls: one wins, the others get 409."""
-        s = self.session.get(Settlement, settlement_id) if isinstance(settlement_id, int) else None
+        s = self.session.get(Settlement, i) if (i := db_id_or_none(settlement_id)) else None
         if s is None:
             raise SettlementNotFound(N_("There is no such settlement."))
         require_town_role(user, s.town_id, STAFF)

@@ -28,6 +28,7 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 from backend.nfts.errors import (
     InsufficientBalance,
     NotOnSale,
@@ -198,7 +199,8 @@ class OrderService:
         """The listing, if it is on sale now and `quantity` is within its wallet cap."""
         if isinstance(listing_id, bool) or not isinstance(listing_id, int):
             raise InvalidInput(N_("Choose something to buy."), field="listing_id")
-        listing = self.session.get(Listing, listing_id)
+        # An id no row can have (past 2^31-1) is simply unknown, not a database overflow.
+        listing = self.session.get(Listing, listing_id) if db_id_or_none(listing_id) else None
         if listing is None:
             raise UnknownListing(N_("This item is not in the shop."))
         if (

@@ -26,6 +26,7 @@ from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_
+from backend.core.numbers import is_ascii_digits
 from backend.points.chain_lots import chain_today, holder_book
 from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
 from backend.points.lots import day_start
@@ -54,7 +55,7 @@ def parse_amount(value: object) -> int:
     """A whole number of points, 1..MAX_AMOUNT (ints or digit strings); InvalidAmount otherwise."""
     if isinstance(value, bool):
         value = None
-    if isinstance(value, str) and value.strip().isdigit():
+    if is_ascii_digits(value):
         value = int(value.strip())
     if not isinstance(value, int) or value <= 0 or value > MAX_AMOUNT:
         raise InvalidAmount(
