@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 from flask.globals import _cv_app
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -50,8 +52,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite file (and its WAL/shared-memory files) readable by the owner only.
+
+    It holds wrapped keys, e-mail addresses and payment records; with the default umask SQLite
+    would create it 0644. SQLite gives -wal and -shm the database file's mode, and existing
+    files from before are narrowed too."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    db = Path(path)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(db, os.O_CREAT | os.O_RDWR, 0o600))
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if f.exists():
+            f.chmod(0o600)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -34,6 +34,7 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.csv_safe import csv_cell
 from backend.merchants import card_issue, cards, settlement_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.core.numbers import db_id_or_none
@@ -761,7 +762,7 @@ class MerchantService:
                     _as_utc(s.created_at).astimezone(jst).strftime("%Y-%m-%d %H:%M"),
                     "redemption",
                     -int(s.amount),
-                    s.bank_reference or "",
+                    csv_cell(s.bank_reference or ""),  # typed by staff: never a formula
                     s.status,
                     s.tx_hash or "",
                 ]
