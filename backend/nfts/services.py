@@ -27,6 +27,7 @@ from backend.chain.indexer_models import TokenOwner
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput
+from backend.core.idempotency import first_answer
 from backend.nfts.errors import NotYourTicket, TicketRefused
 from backend.nfts.models import CATEGORIES, CheckIn, Collection, Listing, Perk
 from backend.regions.models import Town
@@ -457,6 +458,15 @@ class CheckInService:
             raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
         if perk.uses_left <= 0:
             raise TicketRefused(N_("This ticket has no uses left."), code="used_up")
+        return first_answer(
+            self.session,
+            lambda: self._insert_check_in(verifier, town, ticket, perk, key),
+            lambda: self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key)),
+        )
+
+    def _insert_check_in(
+        self, verifier: User, town: Town, ticket: TicketView, perk: Any, key: str
+    ) -> CheckIn:
         row = CheckIn(
             idempotency_key=key,
             town_id=town.id,

@@ -27,6 +27,7 @@ from backend.chain.outbox import AuditEntry, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.nfts.errors import (
@@ -171,29 +172,30 @@ class OrderService:
             buyer_address=buyer.address,
             payment_ref=f"ord_{public_id}",
         )
-        redirect = f"/shop/orders/{public_id}"
-        if listing.payment_kind == "card":
-            provider = payment_provider()
-            order.status = "pending_payment"
-            order.provider = provider.name
-            self.session.add(order)
-            self.session.flush()
-            redirect = provider.create_checkout(self._checkout(order, listing))
-        else:
-            self._pay_with_token(user, order, listing, buyer, amount)
-        try:
+
+        def write() -> PlacedOrder:
+            redirect = f"/shop/orders/{public_id}"
+            if listing.payment_kind == "card":
+                provider = payment_provider()
+                order.status = "pending_payment"
+                order.provider = provider.name
+                self.session.add(order)
+                self.session.flush()  # a concurrent twin's key fails here, or at the commit
+                redirect = provider.create_checkout(self._checkout(order, listing))
+            else:
+                self._pay_with_token(user, order, listing, buyer, amount)
             self.session.commit()
-        except IntegrityError:  # a double submit with the same key won the race
-            self.session.rollback()
-            first = self.session.scalar(
+            return PlacedOrder(order, redirect, created=True)
+
+        def first() -> PlacedOrder | None:
+            found = self.session.scalar(
                 select(Order).where(
                     Order.user_id == user.id, Order.idempotency_key == idempotency_key
                 )
             )
-            if first is None:
-                raise
-            return PlacedOrder(first, self._next_url(first), created=False)
-        return PlacedOrder(order, redirect, created=True)
+            return PlacedOrder(found, self._next_url(found), created=False) if found else None
+
+        return first_answer(self.session, write, first)
 
     def _listing(self, listing_id: object, quantity: object) -> Listing:
         """The listing, if it is on sale now and `quantity` is within its wallet cap."""
@@ -662,6 +664,13 @@ class OrderService:
             )
         ):
             return "duplicate"
+        return first_answer(
+            self.session, lambda: self._apply_event(provider, event), lambda: "duplicate"
+        )
+
+    def _apply_event(self, provider: PaymentProvider, event: Any) -> str:
+        # The event's row is flushed with the order's lock below: a concurrent delivery of the
+        # same event fails on its UNIQUE key there or at the commit (then: "duplicate").
         self.session.add(
             PaymentEventRecord(
                 provider=provider.name,
@@ -695,11 +704,7 @@ class OrderService:
             elif event.kind == DECLINED:
                 order.status = "declined"
                 result = "processed"
-        try:
-            self.session.commit()
-        except IntegrityError:  # the same event, delivered concurrently
-            self.session.rollback()
-            return "duplicate"
+        self.session.commit()
         return result
 
     def _enqueue_mint(self, order: Order) -> None:

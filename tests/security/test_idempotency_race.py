@@ -1,0 +1,152 @@
+"""Issue 11 §6: a second request with the same idempotency key, sent while the first one is
+still running, gets the first request's answer (not a 500) for orders, check-ins and the card
+webhook; one row is written. On PostgreSQL and SQLite, with real threads through the app."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from backend.chain.outbox import outbox_service
+from backend.core.db import get_db
+from backend.nfts.models import CheckIn, Listing
+from backend.payments.models import Order, PaymentEventRecord
+from scripts.demo_data import load_demo_data
+from tests.nfts.shop_helpers import Api, drive, listing_id
+
+THREADS = 8
+VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
+
+
+@pytest.fixture
+def shop(make_app, deployed, w3, any_db_url) -> Flask:
+    app = make_app(database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+    load_demo_data(app)
+    drive(app, w3)
+    with app.app_context():
+        assert all(get_db().session.scalars(sa.select(Listing.chain_listing_id)).all())
+    return app
+
+
+def _clients(app: Flask, api: Api) -> list[Any]:
+    """THREADS test clients sharing `api`'s session (a test client is not thread-safe)."""
+    cookie = api.client.get_cookie("session")
+    out = []
+    for _ in range(THREADS):
+        c = app.test_client()
+        c.set_cookie("session", cookie.value)
+        out.append(c)
+    return out
+
+
+def _together(calls: list[Callable[[], Any]]) -> list[Any]:
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _count(app: Flask, model: Any) -> int:
+    with app.app_context():
+        return get_db().session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _signed_in(app: Flask, email: str | None = None, password: str | None = None) -> Api:
+    api = Api(app.test_client())
+    if email is None:
+        api.signup("fan@example.com")
+    else:
+        assert api.post("/api/auth/login", {"email": email, "password": password}).status_code == 200
+    api.post("/api/csrf")  # make sure the token is fresh for this session
+    api.token = api.client.get("/api/csrf").get_json()["csrf_token"]
+    return api
+
+
+def _order_together(app: Flask, api: Api, key: str) -> list[Any]:
+    body = {"listing_id": listing_id(app, "card"), "quantity": 1, "idempotency_key": key}
+    headers = {"X-CSRFToken": api.token}
+    return _together(
+        [lambda c=c: c.post("/api/shop/orders", json=body, headers=headers) for c in _clients(app, api)]
+    )
+
+
+def test_concurrent_orders_with_one_key_get_the_first_answer(shop):
+    api = _signed_in(shop)
+    answers = _order_together(shop, api, "race-order-1")
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201}, statuses
+    assert len({r.get_json()["order"]["id"] for r in answers}) == 1
+    assert _count(shop, Order) == 1
+
+
+def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
+    from backend.payments.services import payment_provider
+
+    api = _signed_in(shop)
+    order = api.post(
+        "/api/shop/orders",
+        {"listing_id": listing_id(shop, "card"), "quantity": 1, "idempotency_key": "race-hook"},
+    ).get_json()["order"]
+    with shop.app_context():
+        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
+    clients = [shop.test_client() for _ in range(THREADS)]
+    answers = _together(
+        [
+            lambda c=c: c.post("/api/payments/webhooks/test", data=payload, headers=headers)
+            for c in clients
+        ]
+    )
+    assert all(r.status_code == 200 for r in answers), [
+        (r.status_code, r.get_json()) for r in answers
+    ]
+    results = sorted(r.get_json()["result"] for r in answers)
+    assert results.count("processed") == 1 and set(results) <= {"processed", "duplicate"}
+    assert _count(shop, PaymentEventRecord) == 1
+
+
+def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
+    from backend.payments.services import payment_provider
+
+    fan = _signed_in(shop)
+    order = fan.post(
+        "/api/shop/orders",
+        {"listing_id": listing_id(shop, "card"), "quantity": 1, "idempotency_key": "race-card"},
+    ).get_json()["order"]
+    with shop.app_context():
+        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
+    fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
+    drive(shop, w3)
+    (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
+    venue = _signed_in(shop, *VENUE)
+    body = {"code": token["ticket_code"], "perk_id": 1, "idempotency_key": "race-use-1"}
+    hdrs = {"X-CSRFToken": venue.token}
+    answers = _together(
+        [
+            lambda c=c: c.post("/api/shop/towns/sarabetsu/checkin", json=body, headers=hdrs)
+            for c in _clients(shop, venue)
+        ]
+    )
+    assert all(r.status_code == 201 for r in answers), [
+        (r.status_code, r.get_json()) for r in answers
+    ]
+    assert len({str(r.get_json()) for r in answers}) == 1
+    assert _count(shop, CheckIn) == 1
