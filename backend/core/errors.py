@@ -52,11 +52,25 @@ class InvalidInput(AppError):
     code = "invalid_input"
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def json_object() -> dict[str, Any]:
-    """The request's JSON body as an object; InvalidInput (400) for anything else."""
+    """The request's JSON body as an object; InvalidInput (400) for anything else.
+
+    Text with a NUL character is refused here: PostgreSQL cannot store it (a 500 otherwise)."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidInput(N_("Send a JSON object."))
+    if _has_nul(data):
+        raise InvalidInput(N_("Text must not contain NUL characters."))
     return data
 
 

@@ -50,6 +50,36 @@ def json_response(description: str, schema: dict[str, Any] | None = None) -> dic
     return {"description": description, "content": content}
 
 
+UNSAFE = ("post", "put", "patch", "delete")
+# Routes that authenticate otherwise (a provider's signature) and so need neither.
+NO_SESSION_PATHS = ("/api/payments/webhooks/{provider_name}",)
+
+
+def _framework_errors(path: str, method: str, op: dict[str, Any]) -> None:
+    """Declare what the app's own layers answer on every route of a kind (issue 11 §6), so that
+    a generated client knows them: 400 without the CSRF token, 413 for a body over 1 MiB, 404
+    for an id no row can have."""
+    responses = op.setdefault("responses", {})
+    if method in UNSAFE and path not in NO_SESSION_PATHS:
+        responses.setdefault(
+            "400", error_response("Invalid input, or the X-CSRFToken header is missing or stale.")
+        )
+    if method in UNSAFE:
+        responses.setdefault("413", error_response("The request body is over 1 MiB."))
+    if "{" in path:
+        responses.setdefault("404", error_response("Nothing with this id or name."))
+
+
+def _security(path: str, method: str, op: dict[str, Any]) -> None:
+    """Every POST needs the session cookie and the CSRF token; a GET sends the cookie if any."""
+    if path in NO_SESSION_PATHS:
+        op["security"] = []
+    elif method in UNSAFE:
+        op["security"] = [{"session": [], "csrf": []}]
+    else:
+        op.setdefault("security", [{"session": []}, {}])
+
+
 def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name in import_all("openapi"):
@@ -58,6 +88,10 @@ def spec() -> dict[str, Any]:
         for path, item in getattr(importlib.import_module(name), "PATHS", {}).items():
             paths.setdefault(path, {}).update(item)
     document_limits(paths)
+    for path, item in paths.items():
+        for method, op in item.items():
+            _framework_errors(path, method, op)
+            _security(path, method, op)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -73,7 +107,19 @@ def spec() -> dict[str, Any]:
         "components": {
             "schemas": {"Error": ERROR},
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "Set by POST /api/auth/login or /api/accounts/signup.",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRFToken",
+                    "description": "The csrf_token from GET /api/csrf (same session); "
+                    "required on every POST, PUT, PATCH and DELETE.",
+                },
             },
         },
     }

@@ -95,4 +95,3 @@ def check_startup(settings: Settings, chain: _ChainIdSource) -> int | None:
             "See docs/operations.md, 'Start-up refusals'."
         )
     return chain_id
-

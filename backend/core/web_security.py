@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_talisman import Talisman
+
+from backend.core.errors import N_, InvalidInput
 
 MAX_CONTENT_LENGTH = 1024 * 1024
 
@@ -37,6 +39,17 @@ CSP = {
 
 def init_web_security(app: Flask, *, https: bool) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        # PostgreSQL cannot store NUL in text: a NUL in the path, query or form would reach a
+        # query and fail there as a 500. JSON bodies are checked by errors.json_object.
+        texts = [request.path, *request.args.values()]
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            texts += request.form.values()
+        if any("\x00" in t for t in texts):
+            raise InvalidInput(N_("Text must not contain NUL characters."))
+
     Talisman(
         app,
         force_https=False,

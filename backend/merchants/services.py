@@ -31,10 +31,10 @@ from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.chain.keys import KeyVault
 from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
+from backend.core.csv_safe import csv_cell
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
-from backend.core.csv_safe import csv_cell
 from backend.merchants import card_issue, cards, settlement_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.core.numbers import db_id_or_none

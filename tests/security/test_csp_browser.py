@@ -21,7 +21,10 @@ def people(app):
     town = load_demo_data(app)
     with app.app_context():
         accounts = AccountService(get_db().session(), lambda: get_vault(app))
-        users = {e: accounts.signup(e, PASSWORD) for e in ("staff@example.com", "clerk@example.com", "tourist@example.com")}
+        users = {
+            e: accounts.signup(e, PASSWORD)
+            for e in ("staff@example.com", "clerk@example.com", "tourist@example.com")
+        }
         grant_town_role(users["staff@example.com"], town.id, STAFF)
         get_db().session.commit()
         svc = merchant_service()
@@ -38,11 +41,13 @@ def _visit(browser, base: str, email: str | None, paths: list[str]) -> list[str]
     problems: list[str] = []
     page.on(
         "console",
-        lambda m: problems.append(f"{page.url}: {m.text}")
-        # (a missing favicon logs "Failed to load resource": not a script problem)
-        if (m.type == "error" and "Failed to load resource" not in m.text)
-        or "Content Security Policy" in m.text
-        else None,
+        lambda m: (
+            problems.append(f"{page.url}: {m.text}")
+            # (a missing favicon logs "Failed to load resource": not a script problem)
+            if (m.type == "error" and "Failed to load resource" not in m.text)
+            or "Content Security Policy" in m.text
+            else None
+        ),
     )
     page.on("pageerror", lambda e: problems.append(f"{page.url}: {e}"))
     try:
@@ -65,20 +70,33 @@ def _visit(browser, base: str, email: str | None, paths: list[str]) -> list[str]
 def test_main_pages_have_no_csp_violations(app, live_server, browser, people):
     base = live_server.url
     shop = people["shop"]
-    problems = _visit(browser, base, None, ["/", "/login", "/signup", "/towns/sarabetsu", "/api/docs"])
+    problems = _visit(
+        browser, base, None, ["/", "/login", "/signup", "/towns/sarabetsu", "/api/docs"]
+    )
     problems += _visit(
         browser,
         base,
         "tourist@example.com",
-        ["/me", "/points", "/points/code", "/my/collection", "/towns/sarabetsu/dao",
-         "/towns/sarabetsu/dao/polls"],
+        [
+            "/me",
+            "/points",
+            "/points/code",
+            "/my/collection",
+            "/towns/sarabetsu/dao",
+            "/towns/sarabetsu/dao/polls",
+        ],
     )
     problems += _visit(
         browser,
         base,
         "staff@example.com",
-        ["/towns/sarabetsu/shops", "/towns/sarabetsu/cards", "/towns/sarabetsu/settlements",
-         "/towns/sarabetsu/dao/new", "/towns/sarabetsu/dao/polls/new"],
+        [
+            "/towns/sarabetsu/shops",
+            "/towns/sarabetsu/cards",
+            "/towns/sarabetsu/settlements",
+            "/towns/sarabetsu/dao/new",
+            "/towns/sarabetsu/dao/polls/new",
+        ],
     )
     problems += _visit(browser, base, "clerk@example.com", ["/merchants", f"/merchants/{shop}"])
     assert not problems, "\n".join(problems)

@@ -61,3 +61,16 @@ def test_a_body_over_one_mib_is_refused_before_it_is_parsed(client):
         headers={"X-CSRFToken": token, "Content-Type": "application/json"},
     )
     assert small.status_code in (400, 401)  # read, and refused for what it says
+
+
+def test_nul_characters_are_refused_not_a_server_error(client):
+    """PostgreSQL cannot store NUL in text; found by the API fuzz test as a 500."""
+    token = client.get("/api/csrf").get_json()["csrf_token"]
+    body = client.post(
+        "/api/auth/login",
+        json={"email": "a\x00@example.com", "password": "x"},
+        headers={"X-CSRFToken": token},
+    )
+    assert body.status_code == 400
+    assert client.get("/api/shop/orders/abc%00def").status_code == 400
+    assert client.get("/towns/sarabetsu?notice=a%00b").status_code == 400

@@ -75,7 +75,9 @@ def _signed_in(app: Flask, email: str | None = None, password: str | None = None
     if email is None:
         api.signup("fan@example.com")
     else:
-        assert api.post("/api/auth/login", {"email": email, "password": password}).status_code == 200
+        assert (
+            api.post("/api/auth/login", {"email": email, "password": password}).status_code == 200
+        )
     api.post("/api/csrf")  # make sure the token is fresh for this session
     api.token = api.client.get("/api/csrf").get_json()["csrf_token"]
     return api
@@ -85,7 +87,10 @@ def _order_together(app: Flask, api: Api, key: str) -> list[Any]:
     body = {"listing_id": listing_id(app, "card"), "quantity": 1, "idempotency_key": key}
     headers = {"X-CSRFToken": api.token}
     return _together(
-        [lambda c=c: c.post("/api/shop/orders", json=body, headers=headers) for c in _clients(app, api)]
+        [
+            lambda c=c: c.post("/api/shop/orders", json=body, headers=headers)
+            for c in _clients(app, api)
+        ]
     )
 
 

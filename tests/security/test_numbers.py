@@ -106,7 +106,9 @@ def test_huge_and_non_ascii_numbers_in_json_are_refused(app, tourist):
         url = re.sub(r"\{slug\}|\{town\}", "sarabetsu", path)
         url = re.sub(r"\{[^}]+\}", "1", url)
         for value in (HUGE, -HUGE, *ODD):
-            resp = client.open(url, method=method, json={name: value}, headers={"X-CSRFToken": token})
+            resp = client.open(
+                url, method=method, json={name: value}, headers={"X-CSRFToken": token}
+            )
             if resp.status_code >= 500:
                 bad.append(f"{method} {url} {name}={value!r}: {resp.status_code}")
     assert not bad, "\n".join(bad)

@@ -43,8 +43,11 @@ def test_the_apps_hmacs_use_the_derived_keys(app):
         ).hexdigest()
         assert headers[provider.HEADER] == expected
         shop = ShopService(get_db().session, secret)
-        assert shop._sign("body") == hmac.new(
-            _hkdf(secret, "ticket").hex().encode(), b"body", hashlib.sha256
-        ).hexdigest()[:32]
+        assert (
+            shop._sign("body")
+            == hmac.new(
+                _hkdf(secret, "ticket").hex().encode(), b"body", hashlib.sha256
+            ).hexdigest()[:32]
+        )
         svc = merchant_service()
         assert svc._secret == _hkdf(secret, "customer-code").hex().encode()

@@ -35,5 +35,7 @@ def test_no_template_uses_inline_handlers_styles_or_javascript_urls():
     for path in _templates():
         text = path.read_text()
         for pattern in (HANDLER, STYLE_ATTR, re.compile(r"javascript:", re.IGNORECASE)):
-            bad += [f"{path.relative_to(TEMPLATES)}: {m.group(0)[:80]}" for m in pattern.finditer(text)]
+            bad += [
+                f"{path.relative_to(TEMPLATES)}: {m.group(0)[:80]}" for m in pattern.finditer(text)
+            ]
     assert not bad, "the CSP refuses these:\n" + "\n".join(bad)
