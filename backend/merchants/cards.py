@@ -29,6 +29,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.core.errors import N_, AppError, Conflict, InvalidInput, NotFound
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 from backend.merchants import limits
 from backend.merchants.errors import (
     CardLocked,
@@ -269,7 +270,7 @@ def submit_pin(svc: MerchantService, staff: User | None, token: object, pin: obj
 def unlock_card(session: Session, actor: User | None, card_id: object) -> ResidentCard:
     """Town STAFF of the card's town clear its wrong-PIN counts at every shop (AuditLog
     "card.unlock" with the counts it cleared). Commits."""
-    card = session.get(ResidentCard, card_id) if isinstance(card_id, int) else None
+    card = session.get(ResidentCard, i) if (i := db_id_or_none(card_id)) else None
     if card is None:
         raise NotFound(N_("There is no such card."))
     actor = require_town_role(actor, card.town_id, STAFF)

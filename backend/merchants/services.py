@@ -35,9 +35,9 @@ from backend.core.csv_safe import csv_cell
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 from backend.merchants import card_issue, cards, settlement_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
-from backend.core.numbers import db_id_or_none
 from backend.merchants.errors import (
     ChargeExpired,
     ChargeNotFound,

@@ -27,6 +27,7 @@ from backend.accounts.roles import STAFF, require_town_role
 from backend.chain.outbox_models import OutboxTx
 from backend.core.errors import N_, Conflict
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 from backend.merchants import limits
 from backend.merchants.errors import SettlementNotFound, SettlementNotReady
 from backend.merchants.models import (
@@ -98,7 +99,7 @@ def refresh_failed(session: Session, rows: Iterable[Settlement]) -> None:
 
 
 def _settlement(session: Session, settlement_id: object) -> Settlement:
-    s = session.get(Settlement, settlement_id) if isinstance(settlement_id, int) else None
+    s = session.get(Settlement, i) if (i := db_id_or_none(settlement_id)) else None
     if s is None:
         raise SettlementNotFound(N_("There is no such settlement."))
     return s
