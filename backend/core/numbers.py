@@ -45,6 +45,11 @@ class DbIdConverter(IntegerConverter):
     Replaces Flask's default `int` converter for every route (registered before any blueprint);
     a route that needs larger numbers names its own `max`."""
 
+    # At most 10 digits (2^31-1 has 10): a longer number never matches, so no rule matches and
+    # the answer is a plain 404 (a match that failed only its max check could answer 405 when
+    # another method is routed on the same path).
+    regex = r"\d{1,10}"
+
     def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: A002
         kwargs.setdefault("max", MAX_DB_ID)
         super().__init__(map, *args, **kwargs)
