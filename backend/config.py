@@ -110,6 +110,9 @@ class Settings:
     gas_cap_per_user_per_day: int = 10**17
     relayer_low_balance_wei: int = 10**16
     outbox_stuck_blocks: int = 3
+    # Deeper than this, vanished outbox transactions mean a reset chain, not a reorg: they are
+    # not re-sent and a "chain_reset" alert is raised (backend/chain/outbox_recovery.py).
+    outbox_max_reorg_depth: int = 64
     # "<key_id>:<64 hex or base64 of 32 bytes>" (see backend/chain/custody.py); retired keys,
     # comma-separated in the same format, only unwrap until `custody rotate` has moved every row.
     master_key: str | None = field(default=None, repr=False)
@@ -203,6 +206,7 @@ class Settings:
             gas_cap_per_user_per_day=_int("GAS_CAP_PER_USER_PER_DAY", 10**17),
             relayer_low_balance_wei=_int("RELAYER_LOW_BALANCE_WEI", 10**16),
             outbox_stuck_blocks=_int("OUTBOX_STUCK_BLOCKS", 3),
+            outbox_max_reorg_depth=_int("OUTBOX_MAX_REORG_DEPTH", 64),
             master_key=_secret("MASTER_KEY"),
             retired_master_keys=_secret("RETIRED_MASTER_KEYS"),
             default_locale=_env("DEFAULT_LOCALE", "ja") or "ja",

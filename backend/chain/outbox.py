@@ -1273,7 +1273,7 @@ class OutboxService:
                 continue
             attempt, receipt = found[t.id]
             block = int(receipt["blockNumber"], 16)
-            if block > head - self.settings.confirmations:
+            if block > head - self.settings.confirmations_for(self.chain_id):
                 continue
             gas_used = int(receipt["gasUsed"], 16)
             fee = gas_used * int(receipt.get("effectiveGasPrice", "0x0"), 16)

@@ -25,6 +25,10 @@ BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=2),
     },
     "chain.bump_stuck_txs": {"task": "chain.bump_stuck_txs", "schedule": timedelta(seconds=15)},
+    "chain.recover_reorged_txs": {
+        "task": "chain.recover_reorged_txs",
+        "schedule": timedelta(seconds=5),
+    },
 }
 
 
@@ -78,3 +82,25 @@ def bump_stuck_txs(self: Any) -> int:
     """Re-price rows unmined after N blocks; cancel with a no-op those past their deadline."""
     svc = outbox_service()
     return _run(self, svc.bump_stuck)  # type: ignore[no-any-return]
+
+
+@shared_task(bind=True, name="chain.recover_reorged_txs", max_retries=MAX_RETRIES)
+def recover_reorged_txs(self: Any) -> dict[str, Any]:
+    """Re-send (or fail) settled rows whose transactions a reorg took off the chain and fill
+    the nonce holes left behind (backend/chain/outbox_recovery.py)."""
+    from backend.chain.outbox_recovery import recover_reorged
+
+    svc = outbox_service()
+
+    def work(session: Any) -> dict[str, Any]:
+        report = recover_reorged(svc, session)
+        return {
+            "reopened": report.reopened,
+            "failed": report.failed,
+            "rebroadcast": report.rebroadcast,
+            "fillers": report.fillers,
+            "moved": report.moved,
+            "chain_reset": report.chain_reset,
+        }
+
+    return _run(self, work)  # type: ignore[no-any-return]
