@@ -47,7 +47,6 @@ from backend.chain.outbox import (
 )
 from backend.chain.outbox_models import OutboxSender, OutboxTx, OutboxTxEvent
 from backend.chain.registry import RegistryError, load_deployments
-from backend.core.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -326,5 +325,3 @@ class OutboxRecovery:
 
 def recover_reorged(svc: OutboxService, session: Session) -> RecoveryReport:
     return OutboxRecovery(svc).run(session)
-
-

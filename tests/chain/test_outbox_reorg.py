@@ -215,8 +215,7 @@ def test_a_nonce_taken_on_the_new_branch_fails_its_row_and_the_rest_is_mined(
     assert drive(
         app,
         chain,
-        lambda: _states(app)["issue-0"] == "failed"
-        and _all_confirmed(app, ["issue-1", "issue-2"]),
+        lambda: _states(app)["issue-0"] == "failed" and _all_confirmed(app, ["issue-1", "issue-2"]),
     )
     assert contract.functions.balanceOf(RECIPIENT).call() == before + 11 + 12
     assert nonce_gap(app, chain, issuer) == 0

@@ -84,9 +84,7 @@ def _owners_match_chain(app, w3) -> bool:
 
 
 @pytest.mark.parametrize("pad", [0, 5])
-def test_orders_shown_completed_are_completed_again_after_a_deep_reorg(
-    shop_app, w3, anvil, pad
-):
+def test_orders_shown_completed_are_completed_again_after_a_deep_reorg(shop_app, w3, anvil, pad):
     app = shop_app
     api = Api(app.test_client())
     api.signup("fan@example.com")
@@ -150,9 +148,7 @@ def test_a_mint_whose_nonce_was_taken_on_the_new_branch_is_minted_again(shop_app
     assert _status(app, card) == "completed"
     with app.app_context():
         s = get_db().session
-        nonce = s.scalar(
-            sa.select(OutboxTx.nonce).where(OutboxTx.function == "mintPaidOffChain")
-        )
+        nonce = s.scalar(sa.select(OutboxTx.nonce).where(OutboxTx.function == "mintPaidOffChain"))
         s.commit()
     revert(w3, snap)
     admin = Account.from_key(anvil.keys[0]).address
