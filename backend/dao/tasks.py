@@ -1,5 +1,22 @@
-"""DAO tasks: none yet; importing the handlers here registers them in the web app and worker."""
+"""DAO tasks; importing the handlers here registers them in the web app and worker."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from celery import shared_task
+
+from backend.core.db import get_db
 from backend.dao import handlers  # noqa: F401  (registers the governors' event handlers)
+
+BEAT_SCHEDULE = {
+    "dao.mark_lost_votes": {"task": "dao.mark_lost_votes", "schedule": timedelta(seconds=5)},
+}
+
+
+@shared_task(name="dao.mark_lost_votes")
+def mark_lost_votes() -> int:
+    """Votes whose transaction failed (e.g. after a deep reorg) are shown as not counted."""
+    from backend.dao.vote_state import mark_lost_votes as run
+
+    return run(get_db().session)

@@ -102,3 +102,47 @@ def test_votes_are_counted_again_after_a_deep_reorg(manual_outbox, town, staff, 
     assert third.post(f"{BASE}/proposals/{pid}/votes", {"support": "abstain"}).status_code == 202
     assert drive(app, w3, lambda: _votes(app).get(a3) == "counted", also=lambda: _index(app))
     assert _results(staff, pid) == _chain_tally(app, dao_chain, pid) == (1, 1, 1)
+
+
+def test_a_vote_whose_nonce_was_taken_is_shown_as_not_counted(
+    manual_outbox, town, staff, dao_chain
+):
+    from backend.chain.outbox_models import OutboxTx
+    from backend.dao.tasks import mark_lost_votes
+    from tests.chain._reorg_helpers import rpc
+
+    app = manual_outbox
+    dao_chain.fund_treasury(100_000)
+    member, _uid, addr = signup(app)
+    dao_chain.mint_cards(addr, 2)
+    pid = open_proposal(app, staff, dao_chain)
+    w3 = dao_chain.w3
+    snap = snapshot(w3)
+    assert member.post(f"{BASE}/proposals/{pid}/votes", {"support": "for"}).status_code == 202
+    settle(app, dao_chain)
+    assert _votes(app) == {addr: "counted"} and _results(staff, pid) == (2, 0, 0)
+    with app.app_context():
+        s = get_db().session
+        nonce = s.get(OutboxTx, s.scalar(sa.select(DaoVote.outbox_tx_id))).nonce
+        s.commit()
+    revert(w3, snap)
+    relayer_key = app.extensions["settings"].relayer_private_keys
+    relayer = Account.from_key(relayer_key).address
+    foreign = Account.sign_transaction(
+        {"to": relayer, "value": 0, "gas": 21_000, "maxFeePerGas": 10**11,
+         "maxPriorityFeePerGas": 10**9, "nonce": nonce, "chainId": w3.eth.chain_id},
+        relayer_key,
+    )  # fmt: skip
+    rpc(w3, "eth_sendRawTransaction", ["0x" + foreign.raw_transaction.hex()])
+    rpc(w3, "anvil_mine", ["0x1"])
+
+    def not_counted() -> bool:
+        with app.app_context():
+            mark_lost_votes()
+        return _votes(app) == {addr: "failed"}
+
+    assert drive(app, w3, not_counted, also=lambda: _index(app))
+    r = staff.get(f"{BASE}/proposals/{pid}/results").get_json()
+    assert (r["voters_counted"], r["votes_processing"]) == (0, 0)
+    assert _results(staff, pid) == _chain_tally(app, dao_chain, pid) == (0, 0, 0)
+    assert nonce_gap(app, w3, relayer) == 0

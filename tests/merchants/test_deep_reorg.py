@@ -120,3 +120,81 @@ def test_charges_and_redemption_follow_the_chain_after_a_deep_reorg(app, world, 
     next_id = _charge(world, clerk, customer, 10, "reorg-charge-3")
     assert drive(app, w3, lambda: _statuses(app)[0][next_id] == "paid", also=lambda: _index(app))
     assert nonce_gap(app, w3, relayer) == 0
+
+
+def test_a_charge_whose_nonce_was_taken_fails_and_its_redemption_too(app, world, w3, anvil):
+    """On the new branch the relayer key's nonce of the charge went to another transaction: the
+    charge is "failed" (the customer's page says nothing was taken), the redemption that burned
+    those points reverts and its settlement is "failed" with an audit row; balances equal the
+    chain's and nothing is owed."""
+    from backend.core.models import AuditLog
+    from backend.merchants.tasks import fail_lost_redemptions
+    from backend.chain.outbox_models import OutboxTx
+    from tests.chain._reorg_helpers import rpc
+
+    with app.app_context():
+        points_service().grant_welcome_points(world.user(world.customer), world.town())
+    run_chain(app, w3)
+    customer, clerk, staff = (
+        world.api(world.customer), world.api(world.clerk), world.api(world.staff)
+    )  # fmt: skip
+    snap = snapshot(w3)
+    charge_id = _charge(world, clerk, customer, 300, "reorg-charge-9")
+    run_chain(app, w3, rounds=1)
+    r = clerk.post(
+        f"/api/merchants/{world.merchant_id}/redeem", {"amount": 300, "idempotency_key": "redeem-9"}
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    settlement_id = r.get_json()["settlement"]["id"]
+    run_chain(app, w3, rounds=1)
+    assert _statuses(app) == ({charge_id: "paid"}, {settlement_id: "requested"})
+    with app.app_context():
+        s = get_db().session
+        charge = s.get(Charge, charge_id)
+        code = charge.code
+        nonce = s.get(OutboxTx, charge.outbox_tx_id).nonce
+        s.commit()
+    revert(w3, snap)
+    relayer_key = app.extensions["settings"].relayer_private_keys
+    relayer = Account.from_key(relayer_key).address
+    foreign = Account.sign_transaction(
+        {"to": relayer, "value": 0, "gas": 21_000, "maxFeePerGas": 10**11,
+         "maxPriorityFeePerGas": 10**9, "nonce": nonce, "chainId": w3.eth.chain_id},
+        relayer_key,
+    )  # fmt: skip
+    rpc(w3, "eth_sendRawTransaction", ["0x" + foreign.raw_transaction.hex()])
+    rpc(w3, "anvil_mine", ["0x1"])
+
+    def settled() -> bool:
+        with app.app_context():
+            fail_lost_redemptions()
+        return _statuses(app) == ({charge_id: "failed"}, {settlement_id: "failed"})
+
+    def refresh() -> None:
+        _index(app)
+        customer.get(f"/api/pay/{code}")  # the customer's page refreshes the charge
+
+    assert drive(app, w3, settled, also=refresh)
+    shown = customer.get(f"/api/pay/{code}").get_json()["charge"]
+    assert shown["status"] == "failed"
+    with app.app_context():
+        merchant = get_db().session.get(Merchant, world.merchant_id)
+        shop_address = merchant.address
+        customer_address = world.user(world.customer).addresses[0].address
+        audit = (
+            get_db()
+            .session.scalars(sa.select(AuditLog).where(AuditLog.action == "settlement.fail"))
+            .all()
+        )
+        assert [a.subject_id for a in audit] == [str(settlement_id)]
+        get_db().session.commit()
+    assert _chain_balance(w3, app, shop_address) == 0
+    assert _chain_balance(w3, app, customer_address) == 500
+    assert _projection_matches_chain(app, w3)
+    queue = staff.get("/api/towns/sarabetsu/settlements").get_json()["settlements"]
+    assert [(q["id"], q["status"]) for q in queue] == [(settlement_id, "failed")]
+    page = staff.get("/towns/sarabetsu/settlements").get_data(as_text=True)
+    assert "失敗（ポイントは消却されていません）" in page
+    refused = staff.post(f"/api/settlements/{settlement_id}/settle", {"bank_reference": "X-1"})
+    assert refused.status_code == 409
+    assert nonce_gap(app, w3, relayer) == 0
