@@ -127,9 +127,9 @@ def test_a_charge_whose_nonce_was_taken_fails_and_its_redemption_too(app, world,
     charge is "failed" (the customer's page says nothing was taken), the redemption that burned
     those points reverts and its settlement is "failed" with an audit row; balances equal the
     chain's and nothing is owed."""
+    from backend.chain.outbox_models import OutboxTx
     from backend.core.models import AuditLog
     from backend.merchants.tasks import fail_lost_redemptions
-    from backend.chain.outbox_models import OutboxTx
     from tests.chain._reorg_helpers import rpc
 
     with app.app_context():
