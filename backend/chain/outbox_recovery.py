@@ -192,7 +192,7 @@ class OutboxRecovery:
             raise RpcUnavailable(f"recovery could not read the chain: {now}")
         head, chain_nonce = int(now[0], 16), int(now[1], 16)
         report.senders[address] = chain_nonce
-        reopened = self._reopen_gone(session, address, chain_nonce, report)
+        reopened = self._reopen_gone(session, address, head, chain_nonce, report)
         self._check_recent(session, address, head, chain_nonce, report)
         if not reopened and sender.next_nonce <= chain_nonce:
             # Nothing of ours is above the chain's nonce: nothing to re-send, no gap possible.
@@ -219,10 +219,13 @@ class OutboxRecovery:
                 self.svc._add_filler(session, address, nonce)
                 fillers += 1
         report.fillers += fillers
-        resend = [t for t in live if t.state in IN_FLIGHT and t.raw_tx]
-        for t in resend:
-            t.sent_block = head  # bump_stuck re-prices it if it is still unmined N blocks on
         session.commit()
+        if not reopened and not fillers:
+            # No hole: the rows above the chain's nonce are ordinary work in flight, which
+            # the receipt check and bump_stuck look after (re-sending them here every pass
+            # would only be noise).
+            return
+        resend = [t for t in live if t.state in IN_FLIGHT and t.raw_tx]
         answers = self.rpc.batch([("eth_sendRawTransaction", [t.raw_tx]) for t in resend])
         for t, res in zip(resend, answers, strict=True):
             if isinstance(res, RpcError) and res.kind not in (
@@ -235,7 +238,7 @@ class OutboxRecovery:
             self.svc.send_pending(session, address)
 
     def _reopen_gone(
-        self, session: Session, address: str, chain_nonce: int, report: RecoveryReport
+        self, session: Session, address: str, head: int, chain_nonce: int, report: RecoveryReport
     ) -> int:
         """Settled rows whose nonce the chain has not used: their transaction left the chain."""
         gone = list(
@@ -263,6 +266,7 @@ class OutboxRecovery:
             was = t.state
             reopen(t, S.SENT, f"reorg: {was} transaction (block {t.block_number}) left the "
                    f"chain; nonce {t.nonce} is free again, re-broadcast", session)  # fmt: skip
+            t.sent_block = head  # bump_stuck re-prices it if it is still unmined N blocks on
             self._take_back_spend(session, t, fee)
             log.warning("outbox tx %s (%s, nonce %s) left the chain: re-sent", t.id, was, t.nonce)
         report.reopened += len(gone)

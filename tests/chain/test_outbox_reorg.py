@@ -27,6 +27,7 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     user,
 )
 from tests.chain._reorg_helpers import drive, no_automine, nonce_gap, revert, rpc, snapshot
+from tests.chain_admin import role_address, role_key
 
 RECIPIENT = "0x000000000000000000000000000000000000c0DE"
 
@@ -183,7 +184,7 @@ def test_a_nonce_taken_on_the_new_branch_fails_its_row_and_the_rest_is_mined(
     outbox_app, chain, anvil
 ):
     app = outbox_app()
-    issuer = Account.from_key(anvil.keys[0]).address
+    issuer = role_address("issuer")
     contract = points(chain, _deployments(app))
     with app.app_context():
         _issue(get_db().session, "warm-up", 1)
@@ -208,7 +209,7 @@ def test_a_nonce_taken_on_the_new_branch_fails_its_row_and_the_rest_is_mined(
     foreign = Account.sign_transaction(
         {"to": issuer, "value": 0, "gas": 21_000, "maxFeePerGas": 10**11,
          "maxPriorityFeePerGas": 10**9, "nonce": first, "chainId": chain.eth.chain_id},
-        anvil.keys[0],
+        role_key("issuer"),
     )  # fmt: skip
     rpc(chain, "eth_sendRawTransaction", ["0x" + foreign.raw_transaction.hex()])
     mine(chain)
@@ -223,7 +224,7 @@ def test_a_nonce_taken_on_the_new_branch_fails_its_row_and_the_rest_is_mined(
 
 def test_a_chain_reset_raises_an_alert_and_sends_nothing(outbox_app, chain, anvil):
     app = outbox_app(outbox_max_reorg_depth=3)
-    issuer = Account.from_key(anvil.keys[0]).address
+    issuer = role_address("issuer")
     with app.app_context():
         _issue(get_db().session, "warm-up", 1)
         get_db().session.commit()
@@ -275,3 +276,26 @@ def test_receipts_wait_for_the_chains_own_confirmations(outbox_app, chain, anvil
         mine(chain)
         svc.check_receipts(session)
         assert session.get(OutboxTx, tx_id).state == "confirmed"
+
+
+def test_without_a_reorg_recovery_leaves_work_in_flight_alone(outbox_app, chain, anvil):
+    """Rows in the pool above the chain's nonce are ordinary work: recovery neither re-sends
+    them nor moves their sent_block (which would keep bump_stuck from ever re-pricing them)."""
+    app = outbox_app()
+    with app.app_context():
+        session = get_db().session
+        _issue(session, "warm-up", 1)
+        session.commit()
+    settle(app, chain)
+    with no_automine(chain), app.app_context():
+        svc, session = outbox_service(), get_db().session
+        tx = _issue(session, "in-flight", 2)
+        session.commit()
+        svc.send_pending(session, tx.sender_address)
+        tx_id = tx.id
+        sent_block = session.get(OutboxTx, tx_id).sent_block
+        report = recover_reorged(svc, session)
+        assert (report.reopened, report.rebroadcast, report.fillers) == (0, 0, 0)
+        row = session.get(OutboxTx, tx_id)
+        assert (row.state, row.sent_block) == ("sent", sent_block)
+        session.commit()

@@ -17,6 +17,7 @@ from backend.core.db import get_db
 from backend.payments.models import Order
 from backend.payments.services import payment_provider
 from tests.chain._reorg_helpers import drive, nonce_gap, revert, rpc, snapshot
+from tests.chain_admin import role_address
 from tests.nfts.shop_helpers import Api, contract, listing_id
 from tests.nfts.shop_helpers import drive as shop_drive
 
@@ -42,6 +43,21 @@ def _index_and_reconcile(app) -> None:
         get_db().session.expire_all()
         reconcile_orders()
         get_db().session.remove()
+
+
+def _mint_sender(app) -> tuple[str, str, int]:
+    """(address, key, nonce) of the key that sent the (first) card mint."""
+    from backend.chain.outbox import outbox_service
+
+    with app.app_context():
+        s = get_db().session
+        row = s.scalar(
+            sa.select(OutboxTx).where(OutboxTx.function == "mintPaidOffChain").order_by(OutboxTx.id)
+        )
+        out = (row.sender_address, outbox_service().keys.account(row.sender_address).key.hex(),
+               int(row.nonce))  # fmt: skip
+        s.commit()
+        return out
 
 
 def _status(app, public_id: str) -> str:
@@ -91,8 +107,7 @@ def test_orders_shown_completed_are_completed_again_after_a_deep_reorg(shop_app,
     me = _address(app, "fan@example.com")
     deployed = app.extensions["chain"].deployments()
     points = contract(w3, deployed, "towns.sarabetsu.RegionPoints")
-    deployer = w3.eth.account.from_key(anvil.keys[0]).address
-    points.functions.issue(me, 12_000, 2, "test").transact({"from": deployer})
+    points.functions.issue(me, 12_000, 2, "test").transact({"from": role_address("issuer")})
     rpc(w3, "anvil_mine", ["0x1"])
     snap = snapshot(w3)
     start = w3.eth.block_number
@@ -130,8 +145,8 @@ def test_orders_shown_completed_are_completed_again_after_a_deep_reorg(shop_app,
         assert len(mints) == 1  # sent again, not minted twice
         s.commit()
     relayer = Account.from_key(app.extensions["settings"].relayer_private_keys).address
-    admin = Account.from_key(anvil.keys[0]).address
-    assert nonce_gap(app, w3, relayer) == nonce_gap(app, w3, admin) == 0
+    minter = _mint_sender(app)[0]
+    assert nonce_gap(app, w3, relayer) == nonce_gap(app, w3, minter) == 0
     # The next order is minted.
     nxt = _card_order(app, api, "reorg-card-0002")
     assert drive(app, w3, lambda: _status(app, nxt) == "completed",
@@ -146,16 +161,12 @@ def test_a_mint_whose_nonce_was_taken_on_the_new_branch_is_minted_again(shop_app
     card = _card_order(app, api, "reorg-card-0003")
     shop_drive(app, w3, rounds=1)
     assert _status(app, card) == "completed"
-    with app.app_context():
-        s = get_db().session
-        nonce = s.scalar(sa.select(OutboxTx.nonce).where(OutboxTx.function == "mintPaidOffChain"))
-        s.commit()
+    admin, admin_key, nonce = _mint_sender(app)
     revert(w3, snap)
-    admin = Account.from_key(anvil.keys[0]).address
     foreign = Account.sign_transaction(
         {"to": admin, "value": 0, "gas": 21_000, "maxFeePerGas": 10**11,
          "maxPriorityFeePerGas": 10**9, "nonce": nonce, "chainId": w3.eth.chain_id},
-        anvil.keys[0],
+        admin_key,
     )  # fmt: skip
     rpc(w3, "eth_sendRawTransaction", ["0x" + foreign.raw_transaction.hex()])
     rpc(w3, "anvil_mine", ["0x1"])
