@@ -299,3 +299,43 @@ def test_without_a_reorg_recovery_leaves_work_in_flight_alone(outbox_app, chain,
         row = session.get(OutboxTx, tx_id)
         assert (row.state, row.sent_block) == ("sent", sent_block)
         session.commit()
+
+
+def test_a_chain_without_the_forwarders_deployment_raises_chain_reset(
+    outbox_app, chain, anvil, tmp_path
+):
+    """RPC_URL pointing at another chain (or a reset one where the contracts were deployed
+    again elsewhere): the forwarder's recorded deployment transaction is not in its block, so
+    nothing is re-sent and `chain_reset` is raised."""
+    import json
+    import shutil
+
+    app = outbox_app()
+    source = app.extensions["settings"].deployments_dir
+    shutil.copytree(source, tmp_path / "deployments")
+    path = tmp_path / "deployments" / f"{chain.eth.chain_id}.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["FurusatoForwarder"]["tx_hash"] = "0x" + "ab" * 32
+    path.write_text(json.dumps(data))
+    with app.app_context():
+        _issue(get_db().session, "warm-up", 1)
+        get_db().session.commit()
+    settle(app, chain)
+    other = outbox_app(deployments_dir=tmp_path / "deployments")
+    with other.app_context():
+        session = get_db().session
+        report = recover_reorged(outbox_service(), session)
+        assert report.chain_reset and report.rebroadcast == 0
+        alert = session.scalars(
+            sa.select(OutboxAlert).where(OutboxAlert.kind == "chain_reset")
+        ).one()
+        assert "forwarder's deployment transaction" in alert.message
+        session.commit()
+    with app.app_context():  # the real deployments: the chain is the one they describe
+        session = get_db().session
+        assert not recover_reorged(outbox_service(), session).chain_reset
+        alert = session.scalars(
+            sa.select(OutboxAlert).where(OutboxAlert.kind == "chain_reset")
+        ).one()
+        assert alert.resolved_at is not None  # resolved by itself once the chain is back
+        session.commit()
