@@ -75,8 +75,12 @@ def problems(settings: Settings, chain_id: int | None) -> list[str]:
         found.append(f"PAYMENT_PROVIDER={provider!r} is unknown (use stripe).")
     if settings.faucet == "on":
         found.append("FAUCET=on: the test-yen faucet exists only on local test chains.")
-    for name, value in (("SECRET_KEY", settings.secret_key), ("MASTER_KEY", settings.master_key)):
-        if not value or name in settings.generated_secrets:
+    secrets: tuple[tuple[str, str | None], ...] = (
+        ("SECRET_KEY", settings.secret_key),
+        ("MASTER_KEY", settings.master_key),
+    )
+    for name, secret in secrets:
+        if not secret or name in settings.generated_secrets:
             found.append(
                 f"{name} is missing (a key generated into instance/ is for a laptop only): "
                 "set it, the same on every web host."
