@@ -26,6 +26,7 @@ from backend.chain import safe
 from backend.chain.anvil import DEV_KEYS
 from backend.chain.dao_settings import (
     LOCAL_CHAIN_IDS,
+    MIN_GUARDIAN_THRESHOLD,
     DaoSpec,
     GovernanceSettingsError,
     GuardianSpec,
@@ -519,14 +520,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metadata-base-url", default=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     )
+    # A real chain refuses a town without guardian owners (ADR 0006): they are the town's
+    # own people, so they can only come from the operator, never from a default.
+    parser.add_argument(
+        "--guardian-owners",
+        default=os.environ.get("GUARDIAN_OWNERS", ""),
+        metavar="0xA,0xB,0xC",
+        help="addresses of the --town guardians' Safe owners (env GUARDIAN_OWNERS)",
+    )
+    parser.add_argument(
+        "--guardian-threshold",
+        type=int,
+        default=int(os.environ.get("GUARDIAN_THRESHOLD", MIN_GUARDIAN_THRESHOLD)),
+        help="signatures the guardian needs to cancel a payout (env GUARDIAN_THRESHOLD)",
+    )
     args = parser.parse_args(argv)
+    owners = tuple(a.strip() for a in args.guardian_owners.split(",") if a.strip())
+    bad = [a for a in owners if not Web3.is_address(a)]
+    if bad:
+        print(f"refused: --guardian-owners: {', '.join(bad)} is not an address", file=sys.stderr)
+        return 2
+    dao = DaoSpec(
+        guardian=GuardianSpec(
+            tuple(Web3.to_checksum_address(a) for a in owners), args.guardian_threshold
+        )
+    )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     w3 = Web3(Web3.HTTPProvider(args.rpc_url, request_kwargs={"timeout": 30}))
     chain_id = w3.eth.chain_id
     towns = []
     for spec in args.town:
         slug, _, symbol = spec.partition(":")
-        towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper()))
+        towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper(), dao=dao))
     if args.demo:
         towns.append(demo_town())
     try:

@@ -22,7 +22,8 @@ from backend.chain.dao_settings import (
     validate,
 )
 from backend.chain.deploy import TownSpec, demo_town, deploy_platform
-from backend.chain.registry import artifact
+from backend.chain.registry import artifact, load_deployments
+from backend.chain.safe import contract as safe_contract
 from tests.chain_admin import role_address
 
 OWNERS = GuardianSpec(owners=tuple(Account.create().address for _ in range(3)), threshold=2)
@@ -145,5 +146,58 @@ def test_deploy_cli_refuses_a_weak_town_on_a_real_chain(tmp_path) -> None:
         assert "refused: town 'sarabetsu': unsafe governance settings for chain 1" in r.stderr
         assert "voting_period 300s < 259200s" in r.stderr
         assert w3.eth.block_number == 0 and not out.exists()
+    finally:
+        node.stop()
+
+
+def test_deploy_cli_deploys_a_town_on_a_real_chain_with_its_guardians(tmp_path) -> None:
+    """The operator's path on a real chain (README "Real servers"): role addresses and the
+    town's guardian owners come from the environment, the safe defaults apply, and the town's
+    guardian Safe is owned by exactly those people. Without owners the same command is refused."""
+    node = start_anvil(tmp_path / "anvil.log", chain_id=1)
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        owners = [Account.from_key(k).address for k in node.keys[5:8]]
+        roles = ",".join(
+            f"{name}={Account.from_key(node.keys[10 + i]).address}"
+            for i, name in enumerate(("issuer", "merchant_admin", "verifier", "minter"))
+        )
+        roles += "," + ",".join(
+            f"{name}={Account.from_key(node.keys[14 + i]).address}"
+            for i, name in enumerate(("poll_creator", "clerk", "registrar", "expirer"))
+        )
+        env = {
+            **os.environ,
+            "DEPLOYER_PRIVATE_KEY": node.keys[0],
+            "ROLE_ADDRESSES": roles,
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        }
+        out = tmp_path / "deployments"
+        cmd = [sys.executable, "-m", "backend.chain.deploy", "--rpc-url", node.url]
+        cmd += ["--town", "mukawa:MKW", "--deployments-dir", str(out)]
+        refused = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert "guardian.owners not set" in refused.stderr
+
+        bad = subprocess.run(
+            [*cmd, "--guardian-owners", "0x1234"], capture_output=True, text=True, env=env
+        )
+        assert bad.returncode == 2 and "0x1234 is not an address" in bad.stderr
+
+        ok = subprocess.run(
+            [*cmd, "--guardian-owners", ",".join(owners), "--guardian-threshold", "2"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert ok.returncode == 0, ok.stderr
+        d = load_deployments(out, 1)
+        guardian = safe_contract(w3, "SafeL2", d.address("towns.mukawa.Guardian"))
+        assert sorted(guardian.functions.getOwners().call()) == sorted(owners)
+        assert guardian.functions.getThreshold().call() == 2
+        treasury = w3.eth.contract(
+            address=d.address("towns.mukawa.TownTreasury"), abi=artifact("TownTreasury").abi
+        )
+        assert treasury.functions.getMinDelay().call() == 2 * DAY
     finally:
         node.stop()
