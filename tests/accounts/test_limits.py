@@ -173,3 +173,28 @@ def test_openapi_declares_the_429_of_every_limited_operation(app, client):
     ]:
         assert "429" in paths[path][method]["responses"], (path, method)
     assert "429" not in paths["/api/accounts/me"]["get"]["responses"]
+
+
+def test_every_limited_endpoint_exists(app):
+    """A renamed endpoint would silently lose its limit (init_limits skips unknown names)."""
+    from backend.core.limits import LIMITED_ENDPOINTS
+
+    missing = sorted(set(LIMITED_ENDPOINTS) - set(app.view_functions))
+    assert missing == []
+
+
+def test_siwe_verify_guessing_is_limited(app, api):
+    """Forged SIWE signatures: ten are checked and refused, then 429 with a translated message;
+    the nonce endpoint has its own, looser limit."""
+    info = api.get("/api/auth/siwe/nonce").get_json()
+    message = f"127.0.0.1:5000 wants you to sign in\nNonce: {info['nonce']}\n"
+    answers = [
+        api.post(
+            "/api/auth/siwe/verify", {"message": message, "signature": "0x" + "11" * 65}
+        ).status_code
+        for _ in range(12)
+    ]
+    assert all(400 <= a < 500 and a != 429 for a in answers[:10]), answers
+    assert answers[10:] == [429, 429]
+    nonces = [api.get("/api/auth/siwe/nonce").status_code for _ in range(30)]
+    assert nonces[:28] == [200] * 28 and nonces[-1] == 429
