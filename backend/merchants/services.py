@@ -36,7 +36,7 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
-from backend.merchants import card_issue, cards, settlement_state
+from backend.merchants import card_issue, cards, charge_state, settlement_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
     ChargeExpired,
@@ -448,7 +448,7 @@ class MerchantService:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
         town = self.town_of(merchant)
         address = self._user_address(payer)
-        summary = self.points.summary(town, address)
+        summary = charge_state.payer_summary(self.session, self.points, town, payer.id, address)
         amount = int(charge.amount)
         if summary.available < amount:
             raise InsufficientPoints(
