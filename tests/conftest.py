@@ -275,6 +275,10 @@ class BeatTicker:
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
         self.thread.join(5)
+        # Ticks nobody consumed would otherwise run in a later test's worker (same run queue),
+        # e.g. a stray points.expire_lots before the one that test sends.
+        with self.celery.connection_for_write() as conn:
+            conn.default_channel.queue_purge(self.celery.conf.task_default_queue)
 
 
 @pytest.fixture
