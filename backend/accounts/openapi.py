@@ -54,12 +54,18 @@ PATHS = {
                         **_CREDENTIALS["properties"],
                         "display_name": {"type": "string", "maxLength": 80},
                         "locale": {"type": "string", "enum": ["ja", "en"]},
+                        "town": {
+                            "type": "string",
+                            "maxLength": 64,
+                            "description": "Slug of the town whose welcome points the "
+                            "verification link unlocks.",
+                        },
                     },
                 }
             ),
             "responses": {
                 "201": json_response("Signed up and signed in.", _SIGNED_IN),
-                "400": error_response("Invalid email, password or name; nothing created."),
+                "400": error_response("Invalid email, password, name or town; nothing created."),
                 "409": error_response("An account with this email exists."),
                 "503": error_response("Built-in accounts are unavailable (no master key)."),
             },

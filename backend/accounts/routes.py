@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import select
 
 from backend.accounts import sessions
 from backend.accounts.mail_flows import AccountMail
@@ -23,6 +24,7 @@ from backend.chain.custody import get_vault, register_key_store
 from backend.chain.gateway import ChainUnavailable
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, ServiceUnavailable, json_object
+from backend.regions.models import Town
 
 bp = Blueprint("accounts", __name__)
 
@@ -108,6 +110,7 @@ def csrf_token() -> Response:
 @bp.post("/api/accounts/signup")
 def signup() -> tuple[Response, int]:
     data = json_object()
+    town = _signup_town(data.get("town"))
     service = _service()
     user = service.signup(
         data.get("email"),
@@ -116,9 +119,25 @@ def signup() -> tuple[Response, int]:
         data.get("locale", "ja"),
     )
     _log_in(user)
-    # No welcome points before the address is verified by the mailed link.
-    AccountMail(get_db().session(), current_app.extensions["settings"]).send_verification(user)
+    # No welcome points before the address is verified by the mailed link; the link carries the
+    # town whose welcome points it unlocks, as the sign-up page's does.
+    AccountMail(get_db().session(), current_app.extensions["settings"]).send_verification(
+        user, town
+    )
     return _signed_in(user, 201)
+
+
+def _signup_town(value: object) -> str | None:
+    """The optional `town` of a sign-up: the slug of an existing town, checked before anything
+    is created."""
+    if value is None:
+        return None
+    town = None
+    if isinstance(value, str) and len(value) <= 64:
+        town = get_db().session().scalar(select(Town).where(Town.slug == value))
+    if town is None:
+        raise InvalidInput(N_("This town does not exist."), field="town")
+    return town.slug
 
 
 @bp.post("/api/auth/login")

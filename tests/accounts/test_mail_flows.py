@@ -109,6 +109,29 @@ def test_api_signup_mails_an_english_link_and_reports_verification(app, mailbox)
     assert api.get("/api/accounts/me").get_json()["user"]["email_verified"] is True
 
 
+def test_api_signup_for_a_town_gets_its_welcome_points_once_verified(app, mailbox):
+    """A client of the JSON API (a town's own app) names the town at sign-up: the mailed link
+    then unlocks that town's welcome points, as the sign-up page's link does. An unknown town
+    is refused before anything is created."""
+    from scripts.demo_data import load_demo_data
+
+    load_demo_data(app)
+    before = _welcome_grants(app)
+    api = Api(app.test_client())
+    for bad in ("atlantis", 7, "x" * 65):
+        resp = api.signup("fan@example.com", town=bad)
+        assert resp.status_code == 400, resp.get_json()
+        assert resp.get_json()["error"]["code"] == "invalid_input"
+    with app.app_context():
+        assert get_db().session.scalar(select(User).where(User.email == "fan@example.com")) is None
+
+    assert api.signup("fan@example.com", town="sarabetsu", locale="en").status_code == 201
+    assert _welcome_grants(app) == before
+    mail = mailbox.wait_for("fan@example.com")
+    assert api.client.get(_path(mail.link())).status_code == 200
+    assert _welcome_grants(app) == before + 1
+
+
 def test_a_cookie_saved_before_logout_no_longer_works(app):
     api = Api(app.test_client())
     assert api.signup("fan@example.com").status_code == 201
