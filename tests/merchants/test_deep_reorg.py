@@ -20,6 +20,16 @@ from tests.chain._reorg_helpers import drive, no_automine, nonce_gap, revert, sn
 from tests.merchants.conftest import run_chain
 
 
+@pytest.fixture
+def app(make_app, deployed, any_db_url):
+    """Charges, redemptions and settlements follow the chain on PostgreSQL and on SQLite (the
+    embedded default), where settlement state changes rely on conditional UPDATEs."""
+    app = make_app(database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False  # the tests drive the outbox themselves
+    return app
+
+
 def _index(app) -> None:
     with app.app_context():
         index_blocks()
