@@ -9,7 +9,7 @@ with a private instance directory, SMTP_HOST unset (each mail is a file under in
 PROXY_HOPS=1. Each client is a stream of visitors: it loops over what a visitor does (the town
 page, the shop's listings, an NFT's metadata and image, /healthz) and now and then a new visitor
 signs up from the town's page (/signup?town=sarabetsu), opens the verification link from the mail
-file and looks at /me. Opening the link grants the town's welcome points: a points_welcome_grants
+file and looks at /me. Opening the link grants the town's welcome points: a points_grants
 row, an outbox row, a task through the broker, the worker's transaction on anvil, the indexer's
 confirmation. Every visitor comes from its own address (X-Forwarded-For, as behind one proxy), as
 real sign-ups do, so the per-address sign-up limit (5/minute, 30/hour) is not what is measured.
@@ -241,16 +241,16 @@ def main() -> int:
         drain_deadline = time.monotonic() + 180  # let the worker and indexer finish the grants
         while time.monotonic() < drain_deadline:
             pending = con.execute(
-                "SELECT count(*) FROM points_welcome_grants WHERE status = 'pending'"
+                "SELECT count(*) FROM points_grants WHERE status = 'pending'"
             ).fetchone()[0]
             if not pending:
                 break
             time.sleep(5)
         drained_after = round(time.monotonic() - started - elapsed)
         by_status = dict(con.execute("SELECT state, count(*) FROM outbox_txs GROUP BY state"))
-        grants = dict(con.execute("SELECT status, count(*) FROM points_welcome_grants GROUP BY 1"))
+        grants = dict(con.execute("SELECT status, count(*) FROM points_grants GROUP BY 1"))
         soak_confirmed = con.execute(  # the visitors' grants, without the demo resident's
-            "SELECT count(*) FROM points_welcome_grants g JOIN users u ON u.id = g.user_id"
+            "SELECT count(*) FROM points_grants g JOIN users u ON u.id = g.user_id"
             " WHERE g.status = 'confirmed' AND u.email LIKE 'soak-%'"
         ).fetchone()[0]
         con.close()

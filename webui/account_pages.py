@@ -13,6 +13,7 @@ from backend.accounts.mail_flows import AccountMail
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
 from backend.core.errors import AppError
+from backend.points.programmes import EMAIL_VERIFIED, granted_on
 from backend.points.services import PointsService
 from backend.regions.models import Town
 
@@ -29,19 +30,23 @@ def _done(message_key: str, status: int = 200):
 
 
 def grant_welcome(user, town_slug: str | None) -> None:  # type: ignore[no-untyped-def]
-    """Welcome points of the town the account signed up from, once its address is verified.
-    Never fails the page: a failure is logged for staff to grant by hand."""
+    """The points the town the account signed up from grants on a verified address (the kinds
+    granted on EMAIL_VERIFIED: welcome points). Never fails the page: a failure is logged for
+    staff to grant by hand."""
     if not town_slug:
         return
     session_ = get_db().session()
     town = session_.scalar(select(Town).where(Town.slug == town_slug))
     if town is None:
         return
-    try:
-        PointsService(session_).grant_welcome_points(user, town)
-    except AppError as exc:
-        session_.rollback()
-        log.warning("no welcome points for user %s in %s: %s", user.id, town_slug, exc.code)
+    for programme in granted_on(EMAIL_VERIFIED):
+        try:
+            PointsService(session_).grant(user, town, programme)
+        except AppError as exc:
+            session_.rollback()
+            log.warning(
+                "no %s points for user %s in %s: %s", programme.name, user.id, town_slug, exc.code
+            )
 
 
 @bp.get("/verify-email/<token>")

@@ -12,9 +12,16 @@ from backend.accounts.roles import current_user
 from backend.core.db import get_db
 from backend.merchants.customer_codes import CODE_TTL, charges_of
 from backend.merchants.services import merchant_service
+from backend.points import programmes
 from backend.points.services import points_service
 
 bp = Blueprint("points_pages", __name__)
+
+
+@bp.app_context_processor
+def _inject_programmes() -> dict[str, object]:
+    """Templates label a lot by its programme kind (backend/points/programmes.py)."""
+    return {"programme_by_reason": programmes.by_reason}
 
 
 def qr_svg(data: str) -> Markup:

@@ -1,4 +1,4 @@
-"""Indexer handlers: RegionPoints events -> `PointsEntry` rows (and welcome grants confirmed).
+"""Indexer handlers: RegionPoints events -> `PointsEntry` rows (and platform grants confirmed).
 
 Within one chunk the indexer calls handlers in registration order, so the Transfer handler below
 always runs before the PointsIssued / PointsBatchIssued / PointsExpired ones of the same
@@ -30,7 +30,7 @@ from backend.points.models import (
     RECEIVED,
     REDEEMED,
     PointsEntry,
-    WelcomeGrant,
+    PointsGrant,
 )
 
 POINTS = "RegionPoints"
@@ -148,8 +148,8 @@ def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
         tx_id = ids.get(ev.tx_hash)
         if tx_id is not None:
             session.execute(
-                update(WelcomeGrant)
-                .where(WelcomeGrant.outbox_tx_id == tx_id)
+                update(PointsGrant)
+                .where(PointsGrant.outbox_tx_id == tx_id)
                 .values(status=GRANT_CONFIRMED, confirmed_at=now)
             )
 
@@ -168,8 +168,8 @@ def revert_issued(session: Session, events: Sequence[ChainEvent]) -> None:
         tx_id = ids.get(ev.tx_hash)
         if tx_id is not None:
             session.execute(
-                update(WelcomeGrant)
-                .where(WelcomeGrant.outbox_tx_id == tx_id)
+                update(PointsGrant)
+                .where(PointsGrant.outbox_tx_id == tx_id)
                 .values(status=GRANT_PENDING, confirmed_at=None)
             )
 

@@ -1,4 +1,5 @@
-"""Points tables: a per-holder ledger projected from RegionPoints events, and welcome grants.
+"""Points tables: a per-holder ledger projected from RegionPoints events, and the points the
+platform grants by itself (welcome points today; backend/points/programmes.py says which kinds).
 
 `PointsEntry` rows are written only by the indexer handlers (backend/points/handlers.py), in the
 indexing transaction, and removed by their revert hooks on a reorg: the chain is the truth.
@@ -54,17 +55,21 @@ class PointsEntry(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class WelcomeGrant(Base):
-    """Welcome points for one user from one town's programme: at most one per user and
-    programme (the UNIQUE constraint is the idempotency guard)."""
+class PointsGrant(Base):
+    """Points of one programme kind the platform granted one user in one town: at most one per
+    user, town, programme and grant key. The UNIQUE constraint is the idempotency guard (money
+    safety: two concurrent grants of welcome points insert one row, the other call finds it).
+    A kind granted once per user (welcome) uses the grant key ""; a kind granted repeatedly
+    would name each occasion by its key."""
 
-    __tablename__ = "points_welcome_grants"
-    __table_args__ = (UniqueConstraint("user_id", "town_id", "programme_id"),)
+    __tablename__ = "points_grants"
+    __table_args__ = (UniqueConstraint("user_id", "town_id", "programme_id", "grant_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
     programme_id: Mapped[int] = mapped_column()
+    grant_key: Mapped[str] = mapped_column(String(64), default="", server_default="")
     amount: Mapped[Decimal] = mapped_column(TokenAmount)
     address: Mapped[str] = mapped_column(String(42))
     outbox_tx_id: Mapped[int | None] = mapped_column(index=True)

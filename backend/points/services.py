@@ -1,4 +1,5 @@
-"""Points: a holder's balance (confirmed + pending), lots with expiry, history; welcome points.
+"""Points: a holder's balance (confirmed + pending), lots with expiry, history; the grants of
+the programme kinds the platform issues by itself (welcome points).
 
 Balances come from the indexer's ERC-20 projection (chain_token_balances) minus the holder's
 expired lots, i.e. what `RegionPoints.balanceOf` answers; lots from the LotBook projection of the
@@ -31,20 +32,18 @@ from backend.points.chain_lots import chain_today, holder_book
 from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
 from backend.points.lots import day_start
 from backend.points.models import (
-    GRANT_CONFIRMED,
     ISSUED,
     PAID,
     RECEIVED,
     REDEEMED,
     PointsEntry,
-    WelcomeGrant,
+    PointsGrant,
 )
+from backend.points.programmes import WELCOME, Programme
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
 
-WELCOME_PROGRAMME = 1
-WELCOME_POINTS = 500
 MAX_AMOUNT = 10_000_000  # one payment or redemption; larger needs staff (not built yet)
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _LIVE_OUTBOX = ("queued", "sent", "replaced", "confirmed")
@@ -122,29 +121,48 @@ class PointsService:
     # ------------------------------------------------------------------ issuing
 
     def grant_welcome_points(
-        self, user: User, town: Town, *, amount: int = WELCOME_POINTS
-    ) -> WelcomeGrant:
-        """Issue `amount` welcome points (programme 1) to the user's built-in account, once per
-        user and programme: a second call returns the first grant and changes nothing.
+        self, user: User, town: Town, *, amount: int | None = None
+    ) -> PointsGrant:
+        """The welcome programme's grant (programmes.WELCOME): see `grant`."""
+        return self.grant(user, town, WELCOME, amount=amount)
+
+    def grant(
+        self,
+        user: User,
+        town: Town,
+        programme: Programme,
+        *,
+        amount: int | None = None,
+        key: str = "",
+    ) -> PointsGrant:
+        """Issue `amount` points (the kind's Grant.amount by default) of a kind the platform
+        grants by itself to the user's built-in account, once per user, town, programme and
+        `key`: a second call returns the first grant and changes nothing.
 
         The issuer role key issues through the outbox; the grant, the outbox row and an AuditLog
         row "points.issue" commit together. Raises PointsNotAvailable when the town has no
         points contract or the user has no built-in account, and EmailNotVerified until the
-        user's email address is verified: a fresh account costs nothing, a mailbox does.
+        user's email address is verified (when the kind's Grant asks it: a fresh account costs
+        nothing, a mailbox does).
         """
-        amount = parse_amount(amount)
-        existing = self._grant(user.id, town.id)
+        how = programme.grant
+        if how is None:
+            raise ValueError(f"programme {programme.name!r} is not granted by the platform")
+        amount = parse_amount(how.amount if amount is None else amount)
+        pid = programme.programme_id
+        existing = self._grant(user.id, town.id, pid, key)
         if existing is not None:
             return existing
-        if user.email_verified_at is None:
+        if how.verified_email and user.email_verified_at is None:
             raise EmailNotVerified(N_("Confirm your email address to receive welcome points."))
         address = self._custodial_address(user)
         if not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))
-        grant = WelcomeGrant(
+        grant = PointsGrant(
             user_id=user.id,
             town_id=town.id,
-            programme_id=WELCOME_PROGRAMME,
+            programme_id=pid,
+            grant_key=key,
             amount=Decimal(amount),
             address=address,
         )
@@ -153,43 +171,45 @@ class PointsService:
             self.session.flush()
             tx = self._outbox_service().enqueue_call(
                 self.session,
-                idempotency_key=f"points.welcome:{town.id}:{user.id}:{WELCOME_PROGRAMME}",
+                idempotency_key=f"points.{programme.name}:{town.id}:{user.id}:{pid}"
+                + (f":{key}" if key else ""),
                 sender_kind="issuer",
                 contract=town.points_address,
                 artifact_name="RegionPoints",
                 function="issue",
-                args=(address, amount, WELCOME_PROGRAMME, "welcome"),
+                args=(address, amount, pid, programme.reason),
                 town_id=town.id,
                 audit=AuditEntry(
-                    actor="system:signup",
+                    actor=how.actor,
                     action="points.issue",
                     subject_type="user",
                     subject_id=str(user.id),
                     amount=amount,
-                    reason="welcome points",
-                    details={"town_id": town.id, "programme_id": WELCOME_PROGRAMME},
+                    reason=f"{programme.name} points",
+                    details={"town_id": town.id, "programme_id": pid},
                 ),
             )
             grant.outbox_tx_id = tx.id
             self.session.commit()
         except IntegrityError:  # a concurrent call won
             self.session.rollback()
-            found = self._grant(user.id, town.id)
+            found = self._grant(user.id, town.id, pid, key)
             if found is None:
                 raise
             return found
         except Exception:
             self.session.rollback()
             raise
-        log.info("welcome points for user %s in town %s queued", user.id, town.id)
+        log.info("%s points for user %s in town %s queued", programme.name, user.id, town.id)
         return grant
 
-    def _grant(self, user_id: int, town_id: int) -> WelcomeGrant | None:
+    def _grant(self, user_id: int, town_id: int, programme_id: int, key: str) -> PointsGrant | None:
         return self.session.scalar(
-            select(WelcomeGrant).where(
-                WelcomeGrant.user_id == user_id,
-                WelcomeGrant.town_id == town_id,
-                WelcomeGrant.programme_id == WELCOME_PROGRAMME,
+            select(PointsGrant).where(
+                PointsGrant.user_id == user_id,
+                PointsGrant.town_id == town_id,
+                PointsGrant.programme_id == programme_id,
+                PointsGrant.grant_key == key,
             )
         )
 
@@ -356,10 +376,6 @@ class PointsService:
                 seen.add((t.chain_id, t.points_address))
                 out.append(self.summary(t, address))
         return out
-
-    def welcome_confirmed(self, user: User, town: Town) -> bool:
-        grant = self._grant(user.id, town.id)
-        return grant is not None and grant.status == GRANT_CONFIRMED
 
 
 def points_service() -> PointsService:

@@ -267,7 +267,7 @@ def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deplo
     from backend.accounts.mail_flows import AccountMail, InvalidLink
     from backend.accounts.services import AccountService
     from backend.chain.custody import get_vault
-    from backend.points.models import WelcomeGrant
+    from backend.points.models import PointsGrant
     from scripts.demo_data import load_demo_data
 
     app = make_app(master_key=MASTER_KEY, database_url=any_db_url)
@@ -309,7 +309,7 @@ def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deplo
     assert sorted(outcomes) == ["invalid"] * 3 + ["verified"]
     with app.app_context():
         grants = get_db().session.scalar(
-            select(func.count()).select_from(WelcomeGrant).where(WelcomeGrant.user_id == user_id)
+            select(func.count()).select_from(PointsGrant).where(PointsGrant.user_id == user_id)
         )
     assert grants == 1
 

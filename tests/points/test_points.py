@@ -13,7 +13,7 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.points.handlers import expiry_of
-from backend.points.models import WelcomeGrant
+from backend.points.models import PointsGrant
 from backend.points.services import JST, points_service
 from backend.regions.models import Town
 from tests.points.conftest import PASSWORD, run_chain
@@ -52,7 +52,7 @@ def test_welcome_points_are_granted_once_and_audited(app, town_id, user_id):
     first = _grant(app, user_id, town_id)
     second = _grant(app, user_id, town_id)
     assert first.id == second.id and first.status == "pending" and int(first.amount) == 500
-    assert _count(app, WelcomeGrant) == 1 and _count(app, OutboxTx) == 1
+    assert _count(app, PointsGrant) == 1 and _count(app, OutboxTx) == 1
     with app.app_context():
         rows = get_db().session.scalars(sa.select(AuditLog)).all()
         assert [(r.action, int(r.amount), r.subject_id) for r in rows] == [
@@ -80,7 +80,7 @@ def test_points_page_shows_pending_then_balance_lots_expiry_and_history(app, tow
     assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
     assert [h["kind"] for h in body["history"]] == ["issued"]
     with app.app_context():
-        assert get_db().session.scalars(sa.select(WelcomeGrant)).one().status == "confirmed"
+        assert get_db().session.scalars(sa.select(PointsGrant)).one().status == "confirmed"
 
     page = client.get("/points", headers={"Accept-Language": "ja"}).get_data(as_text=True)
     assert "わたしのポイント" in page and "ようこそポイント" in page

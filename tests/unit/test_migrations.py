@@ -114,3 +114,63 @@ def test_events_tx_hash_becomes_bytes_and_back_keeping_rows(dialect, pg_database
         assert conn.execute(sa.text("SELECT tx_hash FROM chain_events")).scalar_one() == _TX
         assert conn.execute(sa.text("SELECT tx_hash FROM chain_pending_events")).scalar_one() == _TX
     engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_welcome_grants_move_to_points_grants_keeping_ids_and_once_per_user(
+    dialect, pg_database, tmp_path
+):
+    """0020 moves `points_welcome_grants` rows to `points_grants` with their ids and the grant
+    key "": a second welcome grant of the same user, town and programme is still refused, a new
+    grant gets the next id, and a downgrade moves the rows back."""
+    from backend.points.models import PointsGrant
+
+    url = pg_database("grants") if dialect == "postgresql" else f"sqlite:///{tmp_path}/g.db"
+    alembic_upgrade(url, "0019")
+    engine = sa.create_engine(url)
+    now = {"at": "2026-12-01 00:00:00+00:00"}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, display_name, locale, created_at, auth_epoch)"
+                " VALUES (3, 'fan', 'ja', :at, 0)"
+            ),
+            now,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO towns (id, slug, name_ja, name_en, prefecture_ja, prefecture_en,"
+                " chain_id, points_symbol, created_at)"
+                " VALUES (5, 'sarabetsu', '更別村', 'Sarabetsu', '北海道', 'Hokkaido', 31337,"
+                " 'SRB', :at)"
+            ),
+            now,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO points_welcome_grants (id, user_id, town_id, programme_id, amount,"
+                " address, outbox_tx_id, status, created_at)"
+                " VALUES (7, 3, 5, 1, 500, :addr, 11, 'confirmed', :at)"
+            ),
+            {**now, "addr": "0x" + "33" * 20},
+        )
+    alembic_upgrade(url)
+    with sa.orm.Session(engine) as s:
+        (grant,) = s.scalars(sa.select(PointsGrant)).all()
+        assert (grant.id, grant.user_id, grant.town_id, grant.programme_id) == (7, 3, 5, 1)
+        assert (grant.grant_key, int(grant.amount), grant.status) == ("", 500, "confirmed")
+        assert grant.outbox_tx_id == 11
+        fields = {"user_id": 3, "town_id": 5, "amount": 500, "address": "0x" + "33" * 20}
+        s.add(PointsGrant(programme_id=1, **fields))
+        with pytest.raises(sa.exc.IntegrityError):
+            s.flush()
+        s.rollback()
+        s.add(PointsGrant(programme_id=3, **fields))
+        s.flush()
+        assert s.scalars(sa.select(PointsGrant.id).where(PointsGrant.programme_id == 3)).one() == 8
+        s.rollback()
+    command.downgrade(_cfg(url), "0019")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, user_id, status FROM points_welcome_grants"))
+        assert rows.all() == [(7, 3, "confirmed")]
+    engine.dispose()
