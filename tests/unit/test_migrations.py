@@ -122,7 +122,7 @@ def test_welcome_grants_move_to_points_grants_keeping_ids_and_once_per_user(
 ):
     """0020 moves `points_welcome_grants` rows to `points_grants` with their ids and the grant
     key "": a second welcome grant of the same user, town and programme is still refused, a new
-    grant gets the next id, and a downgrade moves the rows back."""
+    grant gets an id after the copied ones, and a downgrade moves the rows back."""
     from backend.points.models import PointsGrant
 
     url = pg_database("grants") if dialect == "postgresql" else f"sqlite:///{tmp_path}/g.db"
@@ -167,7 +167,8 @@ def test_welcome_grants_move_to_points_grants_keeping_ids_and_once_per_user(
         s.rollback()
         s.add(PointsGrant(programme_id=3, **fields))
         s.flush()
-        assert s.scalars(sa.select(PointsGrant.id).where(PointsGrant.programme_id == 3)).one() == 8
+        # After the copied ids (PostgreSQL's refused insert above used up id 8 of the sequence).
+        assert s.scalars(sa.select(PointsGrant.id).where(PointsGrant.programme_id == 3)).one() > 7
         s.rollback()
     command.downgrade(_cfg(url), "0019")
     with engine.connect() as conn:
