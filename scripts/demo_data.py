@@ -14,8 +14,8 @@ from sqlalchemy import select
 from backend import create_app
 from backend.core.db import get_db
 from backend.core.discovery import import_all
-from backend.nfts.models import Collection
 from backend.regions.models import Town
+from backend.shop.models import Collection
 
 SARABETSU = {
     "slug": "sarabetsu",

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from backend.core.db import get_db
 from backend.core.i18n import LANG_COOKIE, LOCALES
-from backend.nfts.models import Collection
 from backend.regions.models import Town
+from backend.shop.models import Collection
 
 bp = Blueprint("pages", __name__)
 

@@ -9,13 +9,15 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_babel import get_locale
 from markupsafe import Markup
 
-from backend.accounts.roles import VERIFIER, current_user, has_town_role
+from backend.accounts.roles import VERIFIER, current_user, has_town_role, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import AppError, NotFound
-from backend.nfts.routes import shop_service
-from backend.nfts.services import CheckInService, is_test_chain, qr_svg
-from backend.payments.routes import order_service
-from backend.payments.services import payment_provider
+from backend.shop.catalog import is_test_chain
+from backend.shop.checkin import CheckInService
+from backend.shop.images import qr_svg
+from backend.shop.order_routes import card_payment_service, order_service, wallet_order_service
+from backend.shop.providers import payment_provider
+from backend.shop.routes import shop_service
 
 bp = Blueprint("shop", __name__)
 
@@ -41,7 +43,7 @@ def _render_shop(slug: str, error: AppError | None = None, notice: str = "", sta
             message = error.translated()
         except (KeyError, ValueError, TypeError):
             message = error.message
-    orders = order_service()
+    orders = wallet_order_service()
     wallets = orders.wallets(user)
     test_mode = is_test_chain()
     yen_holder = wallets["builtin"] or wallets["wallet"]
@@ -92,7 +94,7 @@ def faucet(slug: str):
     if user is None:
         return redirect(url_for("auth.login", next=url_for("shop.town", slug=slug)))
     try:
-        order_service().faucet(user)
+        wallet_order_service().faucet(user)
     except AppError as exc:
         get_db().session.rollback()
         return _render_shop(slug, error=exc, status=exc.status)
@@ -117,13 +119,12 @@ def test_checkout(public_id: str):
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
-    svc = order_service()
-    o = svc.get(user, public_id)
+    o = order_service().get(user, public_id)
     if request.method == "POST":
         choice = request.form.get("choice")
         if choice in ("paid", "declined") and o.status == "pending_payment":
             payload, headers = provider.signed_event(o.public_id, choice, int(o.amount))  # type: ignore[attr-defined]
-            svc.handle_webhook(provider, payload, headers)
+            card_payment_service().handle_webhook(provider, payload, headers)
         return redirect(url_for("shop.order", public_id=public_id))
     return render_template("shop/test_checkout.html", order=o, listing=o.listing)
 
@@ -163,8 +164,6 @@ def checkin(slug: str):
         if code:
             ticket = svc.lookup(user, town, code, _locale())
         else:
-            from backend.accounts.roles import require_town_role
-
             require_town_role(user, town.id, VERIFIER)
     except AppError as exc:
         get_db().session.rollback()

@@ -121,7 +121,7 @@ def demo_town() -> TownSpec:
                 500,
                 "ambassador_card",
                 votes=True,
-                perks=((1, 3, 0),),  # "Village event entry", 3 uses (backend/nfts/demo.py)
+                perks=((1, 3, 0),),  # "Village event entry", 3 uses (backend/shop/demo.py)
             ),
         ),
         dao=demo_dao(),  # short periods: refused on any chain but a local test chain

@@ -14,10 +14,9 @@ from flask import Flask
 
 from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
-from backend.nfts.models import CheckIn, Listing
-from backend.payments.models import Order, PaymentEventRecord
+from backend.shop.models import CheckIn, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
-from tests.nfts.shop_helpers import Api, drive, listing_id
+from tests.shop.shop_helpers import Api, drive, listing_id
 
 THREADS = 8
 VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
@@ -104,7 +103,7 @@ def test_concurrent_orders_with_one_key_get_the_first_answer(shop):
 
 
 def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
-    from backend.payments.services import payment_provider
+    from backend.shop.providers import payment_provider
 
     api = _signed_in(shop)
     order = api.post(
@@ -129,7 +128,7 @@ def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
 
 
 def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
-    from backend.payments.services import payment_provider
+    from backend.shop.providers import payment_provider
 
     fan = _signed_in(shop)
     order = fan.post(

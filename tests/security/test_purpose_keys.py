@@ -31,8 +31,8 @@ def test_every_purpose_has_its_own_hkdf_key():
 def test_the_apps_hmacs_use_the_derived_keys(app):
     from backend.core.db import get_db
     from backend.merchants.services import merchant_service
-    from backend.nfts.services import ShopService
-    from backend.payments.services import payment_provider
+    from backend.shop.catalog import ShopService
+    from backend.shop.providers import payment_provider
 
     secret = app.config["SECRET_KEY"]
     with app.test_request_context():

@@ -10,8 +10,10 @@ from flask_babel import get_locale
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
 from backend.core.errors import json_object
-from backend.nfts.resident_meta import ResidentMetadata
-from backend.nfts.services import CheckInService, ShopService, collection_svg
+from backend.shop.catalog import ShopService
+from backend.shop.checkin import CheckInService
+from backend.shop.images import collection_svg
+from backend.shop.resident_meta import ResidentMetadata
 
 bp = Blueprint("nfts", __name__)
 

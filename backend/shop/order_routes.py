@@ -1,4 +1,5 @@
-"""Orders JSON API and the card providers' webhooks (signature-checked, CSRF-exempt)."""
+"""Orders JSON API (blueprint "payments") and the card providers' webhooks (signature-checked,
+CSRF-exempt)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ from flask import Blueprint, jsonify, request
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
 from backend.core.errors import N_, NotFound, json_object
-from backend.nfts.routes import shop_service
-from backend.nfts.services import is_test_chain
-from backend.payments.services import OrderService, order_json, payment_provider
+from backend.shop.card_payments import CardPaymentService
+from backend.shop.catalog import is_test_chain
+from backend.shop.orders import OrderService, order_json
+from backend.shop.providers import payment_provider
+from backend.shop.routes import shop_service
+from backend.shop.wallet_orders import WalletOrderService
 
 bp = Blueprint("payments", __name__)
 
 
 def order_service() -> OrderService:
     return OrderService(get_db().session, shop_service())
+
+
+def wallet_order_service() -> WalletOrderService:
+    return WalletOrderService(get_db().session, order_service())
+
+
+def card_payment_service() -> CardPaymentService:
+    return CardPaymentService(get_db().session)
 
 
 @bp.post("/api/shop/orders")
@@ -38,7 +50,7 @@ def get_order(public_id: str):
 @bp.post("/api/shop/wallet-orders/permit")
 def wallet_permit():
     data = json_object()
-    prepared = order_service().wallet_permit(
+    prepared = wallet_order_service().wallet_permit(
         current_user(), data.get("listing_id"), data.get("quantity"), data.get("address")
     )
     return jsonify(prepared)
@@ -47,7 +59,7 @@ def wallet_permit():
 @bp.post("/api/shop/wallet-orders/forward-request")
 def wallet_forward_request():
     data = json_object()
-    prepared = order_service().wallet_forward_request(
+    prepared = wallet_order_service().wallet_forward_request(
         current_user(),
         data.get("listing_id"),
         data.get("quantity"),
@@ -60,7 +72,7 @@ def wallet_forward_request():
 @bp.post("/api/shop/wallet-orders")
 def place_wallet_order():
     data = json_object()
-    placed = order_service().place_wallet(
+    placed = wallet_order_service().place_wallet(
         current_user(),
         data.get("listing_id"),
         data.get("quantity"),
@@ -75,7 +87,7 @@ def place_wallet_order():
 
 @bp.post("/api/shop/faucet")
 def faucet():
-    tx = order_service().faucet(current_user())
+    tx = wallet_order_service().faucet(current_user())
     return jsonify({"status": "processing", "outbox_tx_id": tx.id}), 202
 
 
@@ -85,7 +97,7 @@ def webhook(provider_name: str):
     if provider.name != provider_name or (provider.name == "test" and not is_test_chain()):
         # The test provider's webhook exists only on local test chains.
         raise NotFound(N_("There is no such payment provider."))
-    result = order_service().handle_webhook(provider, request.get_data(), request.headers)
+    result = card_payment_service().handle_webhook(provider, request.get_data(), request.headers)
     return jsonify({"result": result})
 
 

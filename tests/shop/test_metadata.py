@@ -16,7 +16,7 @@ from web3.logs import DISCARD
 from backend.chain.deploy import demo_town
 from backend.chain.registry import Deployments
 from tests.chain_admin import role_address
-from tests.nfts.shop_helpers import contract, drive
+from tests.shop.shop_helpers import contract, drive
 
 TOWN = demo_town().slug
 BROWSER_ACCEPT = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

@@ -17,8 +17,7 @@ from backend.chain.outbox_models import OutboxTx
 from backend.chain.registry import Deployments, artifact
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.nfts.models import CheckIn, Listing
-from backend.payments.models import Order, PaymentEventRecord
+from backend.shop.models import CheckIn, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
 
 PASSWORD = "correct horse battery"
@@ -30,7 +29,7 @@ def mine(w3: Web3, blocks: int = 1) -> None:
 
 def drive(app: Flask, w3: Web3, rounds: int = 3) -> None:
     """Send every queued outbox row, mine, read receipts, then index and reconcile orders."""
-    from backend.payments.tasks import reconcile_orders
+    from backend.shop.tasks import reconcile_orders
 
     with app.app_context():
         svc = outbox_service()

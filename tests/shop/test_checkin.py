@@ -7,16 +7,16 @@ import datetime as dt
 import sqlalchemy as sa
 
 from backend.core.db import get_db
-from backend.nfts.models import CheckIn, Collection
-from backend.nfts.services import ShopService
 from backend.regions.models import Town
-from tests.nfts.shop_helpers import Api, counts, drive, listing_id
+from backend.shop.catalog import ShopService
+from backend.shop.models import CheckIn, Collection
+from tests.shop.shop_helpers import Api, counts, drive, listing_id
 
 VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
 
 
 def _bought_card(app, w3) -> tuple[Api, dict]:
-    from backend.payments.services import payment_provider
+    from backend.shop.providers import payment_provider
 
     fan = Api(app.test_client())
     fan.signup("fan@example.com")

@@ -1,7 +1,8 @@
-"""The shop (listings with chain supply), NFT metadata, "my collection", tickets and check-in.
+"""The shop's catalogue: listings with their chain supply, NFT metadata, "my collection" and
+ticket codes. Check-in is in backend/shop/checkin.py, generated images in backend/shop/images.py.
 
 Chain facts (remaining supply, owners, perk uses) come from the chain gateway and the indexer's
-projection; SQL mirrors what the shop shows. Writes go through the outbox (one commit each).
+projection; SQL mirrors what the shop shows.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -21,16 +21,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import Address, User
-from backend.accounts.roles import VERIFIER, require_town_role
 from backend.chain.gateway import ChainUnavailable
 from backend.chain.indexer_models import TokenOwner
-from backend.chain.outbox import AuditEntry, outbox_service
 from backend.core.db import utcnow
-from backend.core.errors import N_, InvalidInput
-from backend.core.idempotency import first_answer
-from backend.nfts.errors import NotYourTicket, TicketRefused
-from backend.nfts.models import CATEGORIES, CheckIn, Collection, Listing, Perk
+from backend.core.errors import N_, NotFound
+from backend.core.purpose_keys import TICKET, purpose_key_hex
+from backend.core.safety import is_local_test_chain
 from backend.regions.models import Town
+from backend.shop.errors import NotYourTicket, TicketRefused
+from backend.shop.models import CheckIn, Collection, Listing, Order, Perk
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +94,6 @@ class CollectionView:
 
 def is_test_chain() -> bool:
     """Whether the node answers with a local test chain's id (test checkout, faucet)."""
-    from backend.core.safety import is_local_test_chain
-
     try:
         return is_local_test_chain(int(gateway().chain_id))
     except Exception:
@@ -108,16 +105,12 @@ class ShopService:
 
     def __init__(self, session: Session, secret: str) -> None:
         """`secret` is the app's SECRET_KEY; ticket codes use the key derived for them."""
-        from backend.core.purpose_keys import TICKET, purpose_key_hex
-
         self.session = session
         self.secret = purpose_key_hex(secret, TICKET)
 
     # ----------------------------------------------------------------- shop
 
     def town(self, slug: str) -> Town:
-        from backend.core.errors import NotFound
-
         t = self.session.scalar(select(Town).where(Town.slug == slug))
         if t is None:
             raise NotFound(N_("There is no town called %(slug)s."), slug=slug)
@@ -133,8 +126,6 @@ class ShopService:
 
     def pending_quantity(self, listing: Listing) -> int:
         """Tokens of `listing` in orders the chain has not confirmed yet."""
-        from backend.payments.models import Order
-
         return int(
             self.session.scalar(
                 select(func.coalesce(func.sum(Order.quantity), 0)).where(
@@ -181,8 +172,6 @@ class ShopService:
     # ----------------------------------------------------------------- metadata
 
     def collection(self, town_slug: str, collection_slug: str) -> Collection:
-        from backend.core.errors import NotFound
-
         c = self.session.scalar(
             select(Collection)
             .join(Town, Town.id == Collection.town_id)
@@ -204,8 +193,6 @@ class ShopService:
 
     def metadata(self, town_slug: str, collection_slug: str, token_id: int, base_url: str) -> dict:
         """OpenSea-compatible JSON of a minted token; NotFound for a token not minted."""
-        from backend.core.errors import NotFound
-
         c = self.collection(town_slug, collection_slug)
         if token_id < 1 or self.owner_of(c, token_id) is None:
             raise NotFound(N_("This token has not been minted."), token_id=token_id)
@@ -339,162 +326,3 @@ class ShopService:
 
 def image_path(town_slug: str, collection_slug: str) -> str:
     return f"/meta/{town_slug}/{collection_slug}/image.svg"
-
-
-CATEGORY_COLOURS = dict(
-    zip(
-        CATEGORIES,
-        ("#1b6e53", "#2a5ba8", "#b2472c", "#7a3fa0", "#a06a12", "#3c6e8f", "#8f3c5d", "#4f6e1b"),
-        strict=True,
-    )
-)
-
-
-def collection_svg(collection: Collection) -> str:
-    """A generated card image for a collection (no external asset needed)."""
-    from markupsafe import escape
-
-    colour = CATEGORY_COLOURS.get(collection.category, "#1b6e53")
-    name = escape(collection.name_en)
-    town = escape(collection.town.name_en)
-    cat = escape(collection.category.replace("_", " ").title())
-    return (
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 600 380" role="img" '
-        f'aria-label="{name}">'
-        f'<rect width="600" height="380" rx="28" fill="{colour}"/>'
-        '<circle cx="500" cy="90" r="120" fill="#ffffff" opacity="0.12"/>'
-        '<path d="M0 300 Q150 240 300 300 T600 300 V380 H0 Z" fill="#ffffff" opacity="0.18"/>'
-        f'<text x="36" y="70" font-family="sans-serif" font-size="26" fill="#fff">{town}</text>'
-        f'<text x="36" y="200" font-family="sans-serif" font-size="34" font-weight="bold" '
-        f'fill="#fff">{name}</text>'
-        f'<text x="36" y="250" font-family="sans-serif" font-size="22" fill="#fff">{cat}</text>'
-        "</svg>"
-    )
-
-
-def qr_svg(text: str) -> str:
-    """An inline SVG QR code of `text`."""
-    import qrcode
-    import qrcode.image.svg
-
-    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
-    buf = io.BytesIO()
-    img.save(buf)
-    svg = buf.getvalue().decode()
-    return svg[svg.index("<svg") :] if "<svg" in svg else svg
-
-
-# ----------------------------------------------------------------------- check-in
-
-
-@dataclass
-class TicketView:
-    town: Town
-    collection: Collection
-    token_id: int
-    holder: str
-    perks: list[PerkView] = field(default_factory=list)
-
-
-class CheckInService:
-    """Venue staff (VERIFIER) read a ticket QR and mark one use of a perk on chain."""
-
-    def __init__(self, session: Session, shop: ShopService) -> None:
-        self.session = session
-        self.shop = shop
-
-    def lookup(self, verifier: User | None, town: Town, code: object, locale: str) -> TicketView:
-        """The ticket's holder and uses left. Raises AuthenticationRequired/Forbidden (not a
-        verifier of `town`) and TicketRefused (invalid, expired, another town, transferred)."""
-        require_town_role(verifier, town.id, VERIFIER)
-        data = self.shop.read_ticket(code)
-        if data["t"] != town.slug:
-            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
-        c = self.session.get(Collection, int(data["c"]))
-        if c is None or c.town_id != town.id:
-            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
-        token_id = int(data["i"])
-        owner = self.shop.owner_of(c, token_id)
-        if owner is None or owner != data["h"]:
-            raise TicketRefused(
-                N_("This ticket was transferred to someone else: it is no longer valid."),
-                code="transferred",
-            )
-        perks = self.shop.perks(c, locale)
-        for p in perks:
-            p.uses_left = self.shop.uses_left(c, token_id, p.perk_id)
-        return TicketView(town, c, token_id, owner, perks)
-
-    def check_in(
-        self,
-        verifier: User | None,
-        town: Town,
-        code: object,
-        perk_id: object,
-        idempotency_key: object,
-        locale: str = "en",
-    ) -> CheckIn:
-        """Mark one use of `perk_id` on the ticket (usePerk by the verifier role key, via the
-        outbox). The same idempotency key returns the first check-in and changes nothing."""
-        require_town_role(verifier, town.id, VERIFIER)
-        assert verifier is not None
-        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
-            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
-        key = f"checkin:{town.id}:{idempotency_key}"
-        existing = self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key))
-        if existing is not None:
-            return existing
-        ticket = self.lookup(verifier, town, code, locale)
-        perk = next((p for p in ticket.perks if p.perk_id == perk_id), None)
-        if perk is None or isinstance(perk_id, bool):
-            raise InvalidInput(N_("This ticket has no such perk."), perk_id=str(perk_id))
-        if perk.valid_until is not None and perk.valid_until < utcnow():
-            raise TicketRefused(N_("This perk has expired."), code="perk_expired")
-        if perk.uses_left is None:
-            from backend.core.errors import ServiceUnavailable
-
-            raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
-        if perk.uses_left <= 0:
-            raise TicketRefused(N_("This ticket has no uses left."), code="used_up")
-        return first_answer(
-            self.session,
-            lambda: self._insert_check_in(verifier, town, ticket, perk, key),
-            lambda: self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key)),
-        )
-
-    def _insert_check_in(
-        self, verifier: User, town: Town, ticket: TicketView, perk: Any, key: str
-    ) -> CheckIn:
-        row = CheckIn(
-            idempotency_key=key,
-            town_id=town.id,
-            collection_id=ticket.collection.id,
-            token_id=ticket.token_id,
-            perk_id=perk.perk_id,
-            holder_address=ticket.holder,
-            verifier_user_id=verifier.id,
-            status="processing",
-        )
-        self.session.add(row)
-        tx = outbox_service().enqueue_call(
-            self.session,
-            idempotency_key=key,
-            sender_kind="verifier",
-            contract=ticket.collection.contract_address or "",
-            artifact_name="FanCollection",
-            function="usePerk",
-            args=[ticket.token_id, perk.perk_id],
-            town_id=town.id,
-            user_id=verifier.id,
-            audit=AuditEntry(
-                actor=f"user:{verifier.id}",
-                action="nft.use_perk",
-                subject_type="token",
-                subject_id=f"{ticket.collection.contract_address}:{ticket.token_id}",
-                reason=f"check-in: perk {perk.perk_id}",
-                details={"holder": ticket.holder, "perk_id": perk.perk_id},
-            ),
-        )
-        row.outbox_tx_id = tx.id
-        self.session.commit()
-        return row

@@ -24,11 +24,11 @@ from web3 import Web3
 from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.payments.services import payment_provider
+from backend.shop.providers import payment_provider
 from scripts.demo_data import load_demo_data
 from tests.conftest import BeatTicker
-from tests.nfts.shop_helpers import Api, drive, listing_id, mine
 from tests.redis_server import RedisServer
+from tests.shop.shop_helpers import Api, drive, listing_id, mine
 
 REQUEST_BOUND = 2.0
 HEALTH_BOUND = 1.0

@@ -1,4 +1,5 @@
-"""Indexer handlers of the shop: listings created, perk uses, and factory-made collections."""
+"""Indexer handlers of the shop: listings created, perk uses, factory-made collections, and orders
+(an order is completed when its mint or buy is indexed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from backend.chain.indexer import ChainEvent, register_handler, watch_contract
 from backend.chain.outbox_models import OutboxTx
-from backend.nfts.models import CheckIn, Listing
+from backend.shop.models import CheckIn, Listing, Order, payment_ref_bytes
 
 
 def outbox_tx_for(session: Session, ev: ChainEvent) -> OutboxTx | None:
@@ -74,8 +75,43 @@ def _noop(session: Session, events: Sequence[ChainEvent]) -> None:
     return None
 
 
+def _order_for(session: Session, ev: ChainEvent) -> Order | None:
+    tx = outbox_tx_for(session, ev)
+    if tx is not None:
+        order = session.scalar(select(Order).where(Order.outbox_tx_id == tx.id))
+        if order is not None:
+            return order
+    ref = ev.args.get("paymentRef")
+    if ref:
+        for order in session.scalars(
+            select(Order).where(Order.status == "processing", Order.payment_kind == "card")
+        ):
+            if payment_ref_bytes(order.payment_ref).lower() == str(ref).lower():
+                return order
+    return None
+
+
+def _minted(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        order = _order_for(session, ev)
+        if order is not None and order.status in ("processing", "failed"):
+            order.status = "completed"
+            order.first_token_id = int(ev.args["firstTokenId"])
+            order.error = None
+
+
+def _minted_revert(session: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        order = _order_for(session, ev)
+        if order is not None and order.status == "completed":
+            order.status = "processing"
+            order.first_token_id = None
+
+
 register_handler(
     "ListingCreated", _listing_created, _listing_created_revert, contract="PrimarySale"
 )
 register_handler("PerkUsed", _perk_used, _perk_used_revert, contract="FanCollection")
 register_handler("CollectionCreated", _collection_created, _noop, contract="FanCollectionFactory")
+register_handler("Purchased", _minted, _minted_revert, contract="PrimarySale")
+register_handler("PaidOffChainMinted", _minted, _minted_revert, contract="PrimarySale")

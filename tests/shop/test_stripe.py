@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from backend.payments.providers import PAID, BadSignature, StripeProvider
+from backend.shop.providers import PAID, BadSignature, StripeProvider
 
 SECRET = "whsec_test_secret"
 

@@ -8,11 +8,10 @@ import sqlalchemy as sa
 from backend.accounts.models import Address, User
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.nfts.models import Listing
-from backend.payments.models import Order
-from backend.payments.services import payment_provider
+from backend.shop.models import Listing, Order
+from backend.shop.providers import payment_provider
 from tests.chain_admin import role_address
-from tests.nfts.shop_helpers import Api, contract, counts, drive, listing_id, mine
+from tests.shop.shop_helpers import Api, contract, counts, drive, listing_id, mine
 
 SALE = "towns.sarabetsu.PrimarySale"
 

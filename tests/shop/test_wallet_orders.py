@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from backend.chain.siwe_auth import build_message
-from tests.nfts.shop_helpers import Api, contract, counts, drive, listing_id
+from tests.shop.shop_helpers import Api, contract, counts, drive, listing_id
 
 WALLET = Account.from_key(b"\x42" * 32)
 OTHER = Account.from_key(b"\x43" * 32)

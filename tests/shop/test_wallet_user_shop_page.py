@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from backend.chain.siwe_auth import build_message
-from tests.nfts.shop_helpers import Api, counts
+from tests.shop.shop_helpers import Api, counts
 
 WALLET = Account.from_key(b"\x44" * 32)
 SHOP = "/towns/sarabetsu"

@@ -14,12 +14,12 @@ from backend.accounts.models import Address, User
 from backend.chain.indexer import Indexer, JsonRpc
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
-from backend.payments.models import Order
-from backend.payments.services import payment_provider
+from backend.shop.models import Order
+from backend.shop.providers import payment_provider
 from tests.chain._reorg_helpers import drive, nonce_gap, revert, rpc, snapshot
 from tests.chain_admin import role_address
-from tests.nfts.shop_helpers import Api, contract, listing_id
-from tests.nfts.shop_helpers import drive as shop_drive
+from tests.shop.shop_helpers import Api, contract, listing_id
+from tests.shop.shop_helpers import drive as shop_drive
 
 
 def _address(app, email: str) -> str:
@@ -30,7 +30,7 @@ def _address(app, email: str) -> str:
 
 
 def _index_and_reconcile(app) -> None:
-    from backend.payments.tasks import reconcile_orders
+    from backend.shop.tasks import reconcile_orders
 
     with app.app_context():
         settings = app.extensions["settings"]

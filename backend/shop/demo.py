@@ -15,10 +15,15 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
+from backend.accounts.models import User
+from backend.accounts.roles import VERIFIER, grant_town_role
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
 from backend.chain.outbox import AuditEntry, outbox_service
 from backend.core.db import get_db, utcnow
-from backend.nfts.models import Collection, Listing, Perk
+from backend.core.errors import AppError
 from backend.regions.models import Town
+from backend.shop.models import Collection, Listing, Perk
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +114,6 @@ def load_demo(town: Town) -> None:
 
 
 def _venue_user(town: Town) -> None:
-    from backend.accounts.models import User
-    from backend.accounts.roles import VERIFIER, grant_town_role
-    from backend.accounts.services import AccountService
-    from backend.chain.custody import get_vault
-    from backend.core.errors import AppError
-
     session = get_db().session
     user = session.scalar(select(User).where(User.email == VENUE_EMAIL))
     if user is None:

@@ -1,0 +1,155 @@
+"""After an order is placed: card-provider webhooks (paid -> mint by the minter key, declined),
+and reconciliation of orders whose chain transaction failed (token orders fail, card orders are
+minted again, then refunded).
+
+A webhook delivered twice is processed once (`PaymentEventRecord`), and a mint has the payment
+reference as its idempotency key. Every public method is one unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.chain.outbox import outbox_service
+from backend.chain.outbox_models import OutboxTx
+from backend.core.idempotency import first_answer
+from backend.core.models import AuditLog
+from backend.shop.catalog import sale_key
+from backend.shop.models import Order, PaymentEventRecord, payment_ref_bytes
+from backend.shop.orders import mint_audit
+from backend.shop.providers import DECLINED, PAID, PaymentProvider, payment_provider
+
+log = logging.getLogger(__name__)
+
+MAX_MINT_ATTEMPTS = 3
+FAILED_TX_STATES = ("failed", "reverted", "cancelled")
+
+
+class CardPaymentService:
+    """Card payments' events and the reconciliation of failed order transactions."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def handle_webhook(self, provider: PaymentProvider, payload: bytes, headers: Any) -> str:
+        """Apply a provider event once: paid -> mint (minter key, via the outbox), declined ->
+        declined. Returns "processed", "duplicate" or "ignored"; BadSignature changes nothing."""
+        event = provider.parse_webhook(payload, headers)
+        if self.session.scalar(
+            select(PaymentEventRecord.id).where(
+                PaymentEventRecord.provider == provider.name,
+                PaymentEventRecord.event_id == event.event_id,
+            )
+        ):
+            return "duplicate"
+        return first_answer(
+            self.session, lambda: self._apply_event(provider, event), lambda: "duplicate"
+        )
+
+    def _apply_event(self, provider: PaymentProvider, event: Any) -> str:
+        # The event's row is flushed with the order's lock below: a concurrent delivery of the
+        # same event fails on its UNIQUE key there or at the commit (then: "duplicate").
+        self.session.add(
+            PaymentEventRecord(
+                provider=provider.name,
+                event_id=event.event_id,
+                kind=event.kind,
+                order_public_id=event.order_public_id,
+            )
+        )
+        order = None
+        if event.order_public_id:
+            order = self.session.scalar(
+                select(Order).where(Order.public_id == event.order_public_id).with_for_update()
+            )
+        result = "ignored"
+        if order is not None and order.status == "pending_payment":
+            if event.kind == PAID:
+                if event.amount_yen is not None and int(event.amount_yen) != int(order.amount):
+                    order.status = "failed"
+                    order.error = "amount mismatch"
+                    log.error(
+                        "order %s: paid %s, expected %s",
+                        order.public_id,
+                        event.amount_yen,
+                        order.amount,
+                    )
+                else:
+                    order.provider_payment_id = event.payment_id
+                    order.status = "processing"
+                    self._enqueue_mint(order)
+                result = "processed"
+            elif event.kind == DECLINED:
+                order.status = "declined"
+                result = "processed"
+        self.session.commit()
+        return result
+
+    def _enqueue_mint(self, order: Order) -> None:
+        listing = order.listing
+        order.mint_attempts += 1
+        tx = outbox_service().enqueue_call(
+            self.session,
+            idempotency_key=f"mint:{order.payment_ref}:{order.mint_attempts}",
+            sender_kind="minter",
+            contract=sale_key(listing.town),
+            function="mintPaidOffChain",
+            args=[
+                listing.chain_listing_id,
+                order.buyer_address,
+                order.quantity,
+                payment_ref_bytes(order.payment_ref),
+            ],
+            town_id=listing.town_id,
+            audit=mint_audit(order, listing, f"payment:{order.provider}"),
+        )
+        order.outbox_tx_id = tx.id
+
+    # ----------------------------------------------------------------- reconciliation
+
+    def reconcile(self) -> dict[str, int]:
+        """Orders whose chain transaction failed: token orders fail (nothing was taken); card
+        orders are minted again, and refunded after MAX_MINT_ATTEMPTS (the user sees it)."""
+        done = {"failed": 0, "retried": 0, "refunded": 0}
+        rows = self.session.execute(
+            select(Order, OutboxTx)
+            .join(OutboxTx, OutboxTx.id == Order.outbox_tx_id)
+            .where(Order.status == "processing", OutboxTx.state.in_(FAILED_TX_STATES))
+            .with_for_update(of=Order, skip_locked=True)
+        ).all()
+        for order, tx in rows:
+            reason = tx.error or tx.state
+            if order.payment_kind != "card":
+                order.status = "failed"
+                order.error = reason
+                done["failed"] += 1
+            elif order.mint_attempts < MAX_MINT_ATTEMPTS:
+                self._enqueue_mint(order)
+                done["retried"] += 1
+            else:
+                self._refund(order, reason)
+                done["refunded"] += 1
+            self.session.commit()
+        return done
+
+    def _refund(self, order: Order, reason: str) -> None:
+        provider = payment_provider()
+        refund_ref = provider.refund(order.provider_payment_id or order.payment_ref)
+        order.status = "refunded"
+        order.refund_ref = refund_ref
+        order.error = reason
+        self.session.add(
+            AuditLog(
+                actor=f"payment:{order.provider}",
+                action="payment.refund",
+                subject_type="order",
+                subject_id=order.public_id,
+                amount=order.amount,
+                reason=f"mint failed {order.mint_attempts} times: {reason}",
+                details={"refund_ref": refund_ref, "payment_ref": order.payment_ref},
+            )
+        )

@@ -1,0 +1,132 @@
+"""Ticket check-in: venue staff (VERIFIER) read a ticket QR and mark one use of a perk on chain
+(through the outbox, one commit each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import User
+from backend.accounts.roles import VERIFIER, require_town_role
+from backend.chain.outbox import AuditEntry, outbox_service
+from backend.core.db import utcnow
+from backend.core.errors import N_, InvalidInput, ServiceUnavailable
+from backend.core.idempotency import first_answer
+from backend.regions.models import Town
+from backend.shop.catalog import PerkView, ShopService
+from backend.shop.errors import TicketRefused
+from backend.shop.models import CheckIn, Collection
+
+
+@dataclass
+class TicketView:
+    town: Town
+    collection: Collection
+    token_id: int
+    holder: str
+    perks: list[PerkView] = field(default_factory=list)
+
+
+class CheckInService:
+    """Venue staff (VERIFIER) read a ticket QR and mark one use of a perk on chain."""
+
+    def __init__(self, session: Session, shop: ShopService) -> None:
+        self.session = session
+        self.shop = shop
+
+    def lookup(self, verifier: User | None, town: Town, code: object, locale: str) -> TicketView:
+        """The ticket's holder and uses left. Raises AuthenticationRequired/Forbidden (not a
+        verifier of `town`) and TicketRefused (invalid, expired, another town, transferred)."""
+        require_town_role(verifier, town.id, VERIFIER)
+        data = self.shop.read_ticket(code)
+        if data["t"] != town.slug:
+            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
+        c = self.session.get(Collection, int(data["c"]))
+        if c is None or c.town_id != town.id:
+            raise TicketRefused(N_("This ticket belongs to another town."), code="other_town")
+        token_id = int(data["i"])
+        owner = self.shop.owner_of(c, token_id)
+        if owner is None or owner != data["h"]:
+            raise TicketRefused(
+                N_("This ticket was transferred to someone else: it is no longer valid."),
+                code="transferred",
+            )
+        perks = self.shop.perks(c, locale)
+        for p in perks:
+            p.uses_left = self.shop.uses_left(c, token_id, p.perk_id)
+        return TicketView(town, c, token_id, owner, perks)
+
+    def check_in(
+        self,
+        verifier: User | None,
+        town: Town,
+        code: object,
+        perk_id: object,
+        idempotency_key: object,
+        locale: str = "en",
+    ) -> CheckIn:
+        """Mark one use of `perk_id` on the ticket (usePerk by the verifier role key, via the
+        outbox). The same idempotency key returns the first check-in and changes nothing."""
+        require_town_role(verifier, town.id, VERIFIER)
+        assert verifier is not None
+        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
+            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
+        key = f"checkin:{town.id}:{idempotency_key}"
+        existing = self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key))
+        if existing is not None:
+            return existing
+        ticket = self.lookup(verifier, town, code, locale)
+        perk = next((p for p in ticket.perks if p.perk_id == perk_id), None)
+        if perk is None or isinstance(perk_id, bool):
+            raise InvalidInput(N_("This ticket has no such perk."), perk_id=str(perk_id))
+        if perk.valid_until is not None and perk.valid_until < utcnow():
+            raise TicketRefused(N_("This perk has expired."), code="perk_expired")
+        if perk.uses_left is None:
+            raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
+        if perk.uses_left <= 0:
+            raise TicketRefused(N_("This ticket has no uses left."), code="used_up")
+        return first_answer(
+            self.session,
+            lambda: self._insert_check_in(verifier, town, ticket, perk, key),
+            lambda: self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key)),
+        )
+
+    def _insert_check_in(
+        self, verifier: User, town: Town, ticket: TicketView, perk: Any, key: str
+    ) -> CheckIn:
+        row = CheckIn(
+            idempotency_key=key,
+            town_id=town.id,
+            collection_id=ticket.collection.id,
+            token_id=ticket.token_id,
+            perk_id=perk.perk_id,
+            holder_address=ticket.holder,
+            verifier_user_id=verifier.id,
+            status="processing",
+        )
+        self.session.add(row)
+        tx = outbox_service().enqueue_call(
+            self.session,
+            idempotency_key=key,
+            sender_kind="verifier",
+            contract=ticket.collection.contract_address or "",
+            artifact_name="FanCollection",
+            function="usePerk",
+            args=[ticket.token_id, perk.perk_id],
+            town_id=town.id,
+            user_id=verifier.id,
+            audit=AuditEntry(
+                actor=f"user:{verifier.id}",
+                action="nft.use_perk",
+                subject_type="token",
+                subject_id=f"{ticket.collection.contract_address}:{ticket.token_id}",
+                reason=f"check-in: perk {perk.perk_id}",
+                details={"holder": ticket.holder, "perk_id": perk.perk_id},
+            ),
+        )
+        row.outbox_tx_id = tx.id
+        self.session.commit()
+        return row

@@ -1,0 +1,353 @@
+"""Orders: buy a listing with points or test yen (permit + buy, signed by the user's built-in
+account and relayed gaslessly) or by card (provider checkout; the mint follows the provider's
+webhook, see backend/shop/card_payments.py). Paying from an external wallet is in
+backend/shop/wallet_orders.py.
+
+Every public method is one unit of work: it commits, or raises an AppError and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+
+from flask import current_app
+from sqlalchemy import func, select, true
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.roles import require_user
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
+from backend.chain.gateway import ChainUnavailable
+from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import utcnow
+from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.core.idempotency import first_answer
+from backend.core.numbers import db_id_or_none
+from backend.shop.catalog import ShopService, chain_listing, gateway, sale_key, token_key
+from backend.shop.errors import (
+    InsufficientBalance,
+    NotOnSale,
+    SoldOut,
+    UnknownListing,
+    WalletCapExceeded,
+)
+from backend.shop.models import Listing, Order
+from backend.shop.providers import CheckoutOrder, payment_provider
+
+PERMIT_TTL = 3600
+ACTIVE_TX_STATES = ("queued", "sent", "replaced")
+PERMIT_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}
+
+
+@dataclass
+class PlacedOrder:
+    order: Order
+    redirect_url: str
+    created: bool
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.public_id,
+        "status": order.status,
+        "payment_kind": order.payment_kind,
+        "listing_id": order.listing_id,
+        "quantity": order.quantity,
+        "amount": int(order.amount),
+        "first_token_id": order.first_token_id,
+        "error": order.error,
+    }
+
+
+def next_url(order: Order) -> str:
+    if order.status == "pending_payment" and order.provider == "test":
+        return f"/shop/test-checkout/{order.public_id}"
+    return f"/shop/orders/{order.public_id}"
+
+
+def read_int(contract: str, fn: str, *args: Any, artifact: str | None = None) -> int:
+    try:
+        return int(gateway().read(contract, fn, *args, artifact_name=artifact))
+    except ChainUnavailable:
+        raise ServiceUnavailable(
+            N_("The shop cannot be reached right now; try again soon.")
+        ) from None
+
+
+def mint_audit(order: Order, listing: Listing, actor: str) -> AuditEntry:
+    return AuditEntry(
+        actor=actor,
+        action="nft.mint",
+        subject_type="order",
+        subject_id=order.public_id,
+        amount=int(order.amount),
+        reason=f"{order.quantity} x {listing.collection.slug} paid by {order.payment_kind}",
+        details={
+            "listing": listing.chain_listing_id,
+            "to": order.buyer_address,
+            "payment_ref": order.payment_ref,
+        },
+    )
+
+
+class OrderService:
+    def __init__(self, session: Session, shop: ShopService) -> None:
+        self.session = session
+        self.shop = shop
+
+    # ----------------------------------------------------------------- placing
+
+    def buyer_address(self, user: User, kind: str) -> Address:
+        rows = self.session.scalars(
+            select(Address).where(Address.user_id == user.id).order_by(Address.id)
+        ).all()
+        custodial = [a for a in rows if a.kind == CUSTODIAL]
+        if custodial:
+            return custodial[0]
+        if kind == "card" and rows:
+            return rows[0]
+        raise InvalidInput(
+            N_("Paying this way needs an account with a built-in wallet; pay by card instead."),
+            code="no_builtin_account",
+        )
+
+    def place(
+        self, user: User | None, listing_id: object, quantity: object, idempotency_key: object
+    ) -> PlacedOrder:
+        """Place an order for `quantity` tokens of a listing. Points and test yen are paid at
+        once (permit + buy relayed for the user); a card order returns the checkout URL.
+
+        Raises AuthenticationRequired, InvalidInput (key, quantity), UnknownListing, NotOnSale,
+        SoldOut, WalletCapExceeded, InsufficientBalance, Conflict (the key was used for another
+        order) and ServiceUnavailable (chain down). The same key returns the first order.
+        """
+        user = user or require_user()
+        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
+            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
+        existing = self.session.scalar(
+            select(Order).where(Order.user_id == user.id, Order.idempotency_key == idempotency_key)
+        )
+        if existing is not None:
+            if existing.listing_id != listing_id or existing.quantity != quantity:
+                raise Conflict(N_("This request key was already used for another order."))
+            return PlacedOrder(existing, next_url(existing), created=False)
+        listing = self.listing_on_sale(listing_id, quantity)
+        quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
+        buyer = self.buyer_address(user, listing.payment_kind)
+        self.check_supply(listing, quantity, buyer.address)
+        amount = int(listing.price) * quantity
+        public_id = uuid.uuid4().hex
+        order = Order(
+            public_id=public_id,
+            user_id=user.id,
+            idempotency_key=idempotency_key,
+            listing_id=listing.id,
+            quantity=quantity,
+            amount=Decimal(amount),
+            payment_kind=listing.payment_kind,
+            buyer_address=buyer.address,
+            payment_ref=f"ord_{public_id}",
+        )
+
+        def write() -> PlacedOrder:
+            redirect = f"/shop/orders/{public_id}"
+            if listing.payment_kind == "card":
+                provider = payment_provider()
+                order.status = "pending_payment"
+                order.provider = provider.name
+                self.session.add(order)
+                self.session.flush()  # a concurrent twin's key fails here, or at the commit
+                redirect = provider.create_checkout(self._checkout(order, listing))
+            else:
+                self._pay_with_token(user, order, listing, buyer, amount)
+            self.session.commit()
+            return PlacedOrder(order, redirect, created=True)
+
+        def first() -> PlacedOrder | None:
+            found = self.session.scalar(
+                select(Order).where(
+                    Order.user_id == user.id, Order.idempotency_key == idempotency_key
+                )
+            )
+            return PlacedOrder(found, next_url(found), created=False) if found else None
+
+        return first_answer(self.session, write, first)
+
+    def listing_on_sale(self, listing_id: object, quantity: object) -> Listing:
+        """The listing, if it is on sale now and `quantity` is within its wallet cap."""
+        if isinstance(listing_id, bool) or not isinstance(listing_id, int):
+            raise InvalidInput(N_("Choose something to buy."), field="listing_id")
+        # An id no row can have (past 2^31-1) is simply unknown, not a database overflow.
+        listing = self.session.get(Listing, listing_id) if db_id_or_none(listing_id) else None
+        if listing is None:
+            raise UnknownListing(N_("This item is not in the shop."))
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not (1 <= quantity <= listing.wallet_cap)
+        ):
+            raise InvalidInput(
+                N_("Choose a quantity from 1 to %(max)s."), field="quantity", max=listing.wallet_cap
+            )
+        now = utcnow()
+        starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
+        if listing.chain_listing_id is None or not starts <= now < ends:
+            raise NotOnSale(N_("This item is not on sale now."))
+        return listing
+
+    def check_supply(self, listing: Listing, quantity: int, buyer: str) -> None:
+        """Refuse a quantity over what is left or over the buyer's per-wallet cap."""
+        town = listing.town
+        assert listing.chain_listing_id is not None  # noqa: S101 - checked by _listing
+        on_chain = chain_listing(listing.chain_listing_id, town)
+        if on_chain is None:
+            raise ServiceUnavailable(N_("The shop cannot be reached right now; try again soon."))
+        if on_chain["paused"]:
+            raise NotOnSale(N_("This item is not on sale now."))
+        remaining = on_chain["supply"] - on_chain["sold"] - self.shop.pending_quantity(listing)
+        if remaining <= 0:
+            raise SoldOut(N_("Sold out."), remaining=0)
+        if quantity > remaining:
+            raise SoldOut(N_("Only %(remaining)s left."), remaining=remaining)
+        minted = read_int(sale_key(town), "mintedBy", listing.chain_listing_id, buyer)
+        pending_mine = self.session.scalar(
+            select(func.coalesce(func.sum(Order.quantity), 0)).where(
+                Order.listing_id == listing.id,
+                Order.buyer_address == buyer,
+                Order.status.in_(("pending_payment", "processing")),
+            )
+        )
+        left = listing.wallet_cap - minted - int(pending_mine or 0)
+        if quantity > left:
+            raise WalletCapExceeded(
+                N_("You can buy at most %(cap)s of these; %(left)s more for you."),
+                cap=listing.wallet_cap,
+                left=max(left, 0),
+            )
+
+    def _checkout(self, order: Order, listing: Listing) -> CheckoutOrder:
+        base = current_app.extensions["settings"].public_url.rstrip("/")
+        return CheckoutOrder(
+            public_id=order.public_id,
+            payment_ref=order.payment_ref,
+            amount_yen=int(order.amount),
+            quantity=order.quantity,
+            description=listing.collection.name_en,
+            success_url=f"{base}/shop/orders/{order.public_id}",
+            cancel_url=f"{base}/towns/{listing.town.slug}",
+        )
+
+    def _pay_with_token(
+        self, user: User, order: Order, listing: Listing, buyer: Address, amount: int
+    ) -> None:
+
+        town = listing.town
+        token = token_key(town, listing.payment_kind)
+        balance = read_int(token, "balanceOf", buyer.address)
+        # Points already promised to buys the chain has not run yet are not spendable twice.
+        in_flight = self.in_flight(buyer.address, listing.payment_kind, town.id)
+        if balance - int(in_flight["amount"]) < amount:
+            message = (
+                N_("Not enough points: you have %(balance)s and this costs %(amount)s.")
+                if listing.payment_kind == "points"
+                else N_("Not enough test yen: you have %(balance)s and this costs %(amount)s.")
+            )
+            raise InsufficientBalance(message, balance=balance, amount=amount)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        signer = AccountService(self.session, lambda: get_vault(app)).custodial_signer(user)
+        sale = gateway().address_of(sale_key(town))
+        nonce = read_int(token, "nonces", buyer.address) + int(in_flight["count"])
+        deadline = int(utcnow().timestamp()) + PERMIT_TTL
+        permit = {
+            "types": PERMIT_TYPES,
+            "primaryType": "Permit",
+            "domain": gateway().eip712_domain(token).as_dict(),
+            "message": {
+                "owner": buyer.address,
+                "spender": sale,
+                "value": amount,
+                "nonce": nonce,
+                "deadline": deadline,
+            },
+        }
+        sig = signer.sign_typed_data(permit)
+        order.status = "processing"
+        self.session.add(order)
+        self.session.flush()
+        tx = outbox_service().enqueue_call(
+            self.session,
+            idempotency_key=f"order:{order.public_id}",
+            sender_kind="relayer",
+            contract=sale_key(town),
+            function="buyWithPermit",
+            args=[
+                listing.chain_listing_id,
+                order.quantity,
+                [0, 0, 0, "0x"],
+                deadline,
+                sig.v,
+                "0x" + sig.r.to_bytes(32, "big").hex(),
+                "0x" + sig.s.to_bytes(32, "big").hex(),
+            ],
+            signer=signer,
+            town_id=town.id,
+            user_id=user.id,
+            audit=mint_audit(order, listing, f"user:{user.id}"),
+        )
+        order.outbox_tx_id = tx.id
+
+    def in_flight(self, address: str, kind: str, town_id: int) -> dict[str, int]:
+        rows = self.session.execute(
+            select(Order.amount)
+            .join(OutboxTx, OutboxTx.id == Order.outbox_tx_id)
+            .join(Listing, Listing.id == Order.listing_id)
+            .where(
+                Order.buyer_address == address,
+                Order.payment_kind == kind,
+                Order.status == "processing",
+                OutboxTx.state.in_(ACTIVE_TX_STATES),
+                Listing.town_id == town_id if kind == "points" else true(),
+            )
+        ).all()
+        return {"amount": sum(int(r[0]) for r in rows), "count": len(rows)}
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, user: User | None, public_id: str) -> Order:
+        """The user's own order; NotFound for someone else's (no hint that it exists)."""
+        user = user or require_user()
+        order = self.session.scalar(select(Order).where(Order.public_id == public_id))
+        if order is None or order.user_id != user.id:
+            raise NotFound(N_("There is no such order."))
+        return order
+
+    def my_orders(self, user: User) -> list[Order]:
+        return list(
+            self.session.scalars(
+                select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(20)
+            )
+        )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -1,1 +1,0 @@
-from tests.nfts.shop_helpers import shop_app  # noqa: F401
