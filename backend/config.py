@@ -101,7 +101,7 @@ class Settings:
     indexer_batch_events: int = 10_000
     deployer_private_key: str | None = field(default=None, repr=False)
     relayer_private_key: str | None = field(default=None, repr=False)
-    # Outbox (backend/chain/outbox.py): more relayer keys as a comma list, one key per platform
+    # Outbox (backend/chain/outbox/): more relayer keys as a comma list, one key per platform
     # role as "issuer=0xkey,minter=0xkey,..." (the worker signs with them; ADR 0008), the
     # roles' addresses as "issuer=0xaddr,..." (all the web process needs), and the gas budget.
     relayer_private_keys: str | None = field(default=None, repr=False)

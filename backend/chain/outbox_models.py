@@ -1,4 +1,4 @@
-"""Tables of the transaction outbox (backend/chain/outbox.py).
+"""Tables of the transaction outbox (backend/chain/outbox/).
 
 One `OutboxTx` per on-chain action, written in the same DB transaction as the business row that
 needs it; every broadcast (first send, re-price, cancel no-op) is an `OutboxAttempt`; every state

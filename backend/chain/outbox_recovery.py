@@ -24,7 +24,7 @@ every 5 s) repairs that, one sender at a time under the sender's row lock:
   nothing is re-sent (raw transactions aimed at another chain's contracts must not go out
   blindly) and an `outbox_alerts` row of kind "chain_reset" is raised for an operator.
 
-The settled states stay terminal for the ordinary state machine (`TRANSITIONS` in outbox.py);
+The settled states stay terminal for the ordinary state machine (`TRANSITIONS` in outbox/states.py);
 the only way out of them is `reopen` below, which writes its own history row.
 """
 
@@ -44,6 +44,9 @@ from backend.chain.outbox import (
     RpcError,
     RpcUnavailable,
     TxState,
+    raise_alert,
+    record_spend,
+    resolve_alerts,
 )
 from backend.chain.outbox_models import OutboxSender, OutboxTx, OutboxTxEvent
 from backend.chain.registry import RegistryError, load_deployments
@@ -123,10 +126,10 @@ class OutboxRecovery:
         reason = self._reset_reason(session, head, nonces)
         if reason is not None:
             report.chain_reset = True
-            self.svc._raise_alert(session, CHAIN_RESET, f"chain {self.svc.chain_id}", reason)
+            raise_alert(session, CHAIN_RESET, f"chain {self.svc.chain_id}", reason)
             session.commit()
             return report
-        self.svc._resolve_alerts(session, CHAIN_RESET, f"chain {self.svc.chain_id}")
+        resolve_alerts(session, CHAIN_RESET, f"chain {self.svc.chain_id}")
         session.commit()
         for address in senders:
             self._recover_sender(session, address, report)
@@ -183,7 +186,7 @@ class OutboxRecovery:
     # ---------------------------------------------------------------- one sender
 
     def _recover_sender(self, session: Session, address: str, report: RecoveryReport) -> None:
-        sender = self.svc._lock_sender(session, address)
+        sender = self.svc.sending.lock_sender(session, address)
         # Read again under the lock: a send or a receipt check may have run since the first read.
         now = self.rpc.batch(
             [("eth_blockNumber", []), ("eth_getTransactionCount", [address, "latest"])]
@@ -216,7 +219,7 @@ class OutboxRecovery:
         for nonce in range(chain_nonce, sender.next_nonce):
             if nonce not in held:
                 # A row that held it failed meanwhile: a no-op keeps the later ones minable.
-                self.svc._add_filler(session, address, nonce)
+                self.svc.sending.add_filler(session, address, nonce)
                 fillers += 1
         report.fillers += fillers
         session.commit()
@@ -324,7 +327,7 @@ class OutboxRecovery:
         for scope, scope_id in (("town", t.town_id), ("user", t.user_id)):
             if scope_id is not None:
                 spends[(scope, scope_id)] = [-fee, -1]
-        self.svc._record_spend(session, spends)
+        record_spend(session, spends)
 
 
 def recover_reorged(svc: OutboxService, session: Session) -> RecoveryReport:

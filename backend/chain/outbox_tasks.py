@@ -1,4 +1,4 @@
-"""Celery tasks that drive the outbox (backend/chain/outbox.py). They take ids, never ORM objects.
+"""Celery tasks that drive the outbox (backend/chain/outbox/). They take ids, never ORM objects.
 
 When the RPC endpoint does not answer, a task rolls back and retries with exponential backoff;
 the beat schedule below also sweeps every sender, so work survives lost task messages.

@@ -1,0 +1,166 @@
+"""Receipts: settle in-flight rows once their transaction (any attempt) is mined with enough
+confirmations (confirmed, reverted with its decoded error, or cancelled), and account the gas
+paid per town and per user and day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.chain.forwarder import ForwardRequest
+from backend.chain.outbox.context import OutboxContext, to_hex, today
+from backend.chain.outbox.errors import ErrorKind, RpcError, RpcUnavailable, decode_revert
+from backend.chain.outbox.states import IN_FLIGHT, S, transition_batched, write_events
+from backend.chain.outbox_models import GasSpend, OutboxAttempt, OutboxTx
+
+
+def record_spend(session: Session, spends: dict[tuple[str, int], list[int]]) -> None:
+    """Add {(scope, id): [wei, count]} to today's gas spend rows (one row lock each)."""
+    day = today()
+    with session.no_autoflush:
+        for (scope, scope_id), (wei, count) in sorted(spends.items()):
+            row = session.scalar(
+                select(GasSpend)
+                .where(
+                    GasSpend.scope == scope,
+                    GasSpend.scope_id == scope_id,
+                    GasSpend.day == day,
+                )
+                .with_for_update()
+            )
+            if row is None:
+                row = GasSpend(scope=scope, scope_id=scope_id, day=day, wei=0, tx_count=0)
+                session.add(row)
+            row.wei = Decimal(int(row.wei or 0) + wei)
+            row.tx_count = (row.tx_count or 0) + count
+
+
+class ReceiptChecker:
+    """Reads receipts of in-flight rows and settles them (worker side)."""
+
+    def __init__(self, ctx: OutboxContext) -> None:
+        self.ctx = ctx
+
+    def gas_spent(
+        self, session: Session, scope: str, scope_id: int, day: dt.date | None = None
+    ) -> int:
+        """Wei of gas paid for a town or a user on `day` (today by default)."""
+        value = session.scalar(
+            select(func.coalesce(func.sum(GasSpend.wei), 0)).where(
+                GasSpend.scope == scope,
+                GasSpend.scope_id == scope_id,
+                GasSpend.day == (day or today()),
+            )
+        )
+        return int(value or 0)
+
+    def check_receipts(self, session: Session, limit: int = 1000) -> dict[str, int]:
+        """Settle in-flight rows whose transaction (any attempt) is mined with enough
+        confirmations: confirmed, reverted (decoded error) or cancelled. Commits."""
+        rows = list(
+            session.scalars(
+                select(OutboxTx)
+                .where(OutboxTx.state.in_(IN_FLIGHT))
+                .order_by(OutboxTx.id)
+                .limit(limit)
+                .execution_options(populate_existing=True)
+            )
+        )
+        counts: dict[str, int] = {}
+        if not rows:
+            session.commit()
+            return counts
+        # Nonces are read BEFORE receipts, in a request of their own (a node may answer a batch
+        # in any order): a nonce used by then whose hashes have no receipt afterwards, two
+        # blocks after it was sent, was taken by another transaction.
+        senders = sorted({t.sender_address for t in rows})
+        first = self.ctx.rpc.batch(
+            [("eth_blockNumber", [])]
+            + [("eth_getTransactionCount", [s, "latest"]) for s in senders]
+        )
+        if isinstance(first[0], RpcError):
+            raise RpcUnavailable(str(first[0]))
+        head = int(first[0], 16)
+        mined_nonce = {
+            s: int(v, 16) if isinstance(v, str) else -1
+            for s, v in zip(senders, first[1:], strict=True)
+        }
+        index: list[tuple[OutboxTx, OutboxAttempt]] = [(t, a) for t in rows for a in t.attempts]
+        receipts = self.ctx.rpc.batch(
+            [("eth_getTransactionReceipt", [a.tx_hash]) for _, a in index]
+        )
+        found: dict[int, tuple[OutboxAttempt, dict[str, Any]]] = {}
+        spends: dict[tuple[str, int], list[int]] = {}
+        events: list[dict[str, Any]] = []
+        for (t, a), r in zip(index, receipts, strict=True):
+            if isinstance(r, dict):
+                found[t.id] = (a, r)
+        for t in rows:
+            if t.id not in found:
+                if (
+                    t.nonce is not None
+                    and mined_nonce.get(t.sender_address, -1) > t.nonce
+                    and head >= (t.sent_block or 0) + 2
+                ):
+                    # Its nonce is used and none of its hashes is mined: another tx took it.
+                    transition_batched(t, S.FAILED, "nonce consumed by another transaction", events)
+                    t.error_kind = ErrorKind.NONCE_TOO_LOW.value
+                    counts["failed"] = counts.get("failed", 0) + 1
+                continue
+            attempt, receipt = found[t.id]
+            block = int(receipt["blockNumber"], 16)
+            if block > head - self.ctx.settings.confirmations_for(self.ctx.chain_id):
+                continue
+            gas_used = int(receipt["gasUsed"], 16)
+            fee = gas_used * int(receipt.get("effectiveGasPrice", "0x0"), 16)
+            t.block_number, t.gas_used, t.fee_paid = block, gas_used, Decimal(fee)
+            t.tx_hash = attempt.tx_hash
+            for scope, scope_id in (("town", t.town_id), ("user", t.user_id)):
+                if scope_id is not None:
+                    acc = spends.setdefault((scope, scope_id), [0, 0])
+                    acc[0] += fee
+                    acc[1] += 1
+            if attempt.kind == "cancel":
+                new = S.CANCELLED
+                reason = "cancel no-op mined"
+            elif int(receipt["status"], 16) == 1:
+                new, reason = S.CONFIRMED, f"mined in block {block}"
+            else:
+                new = S.REVERTED
+                t.error_kind = ErrorKind.REVERTED.value
+                t.error = self._revert_reason(t, block)
+                reason = f"reverted in block {block}: {t.error}"
+            transition_batched(t, new, reason, events)
+            counts[new.value] = counts.get(new.value, 0) + 1
+        write_events(session, events)
+        record_spend(session, spends)
+        session.commit()
+        return counts
+
+    def _revert_reason(self, t: OutboxTx, block: int) -> str:
+        """Replay the call at the block before to read the custom error (best effort).
+
+        The forwarder wraps a failed inner call in FailedCall(); replaying the inner call as the
+        forwarder (ERC-2771 appends the user's address) recovers the target's own error.
+        """
+        try:
+            if t.forward_request:
+                fr = ForwardRequest.from_json(t.forward_request)
+                call = {
+                    "from": self.ctx.forwarder_address,
+                    "to": fr.to,
+                    "data": fr.data + fr.from_address.lower().removeprefix("0x"),
+                }
+            else:
+                call = {"from": t.sender_address, "to": self.ctx.address_of(t.contract),
+                        "data": t.call_data}  # fmt: skip
+            self.ctx.rpc.call("eth_call", [call, to_hex(max(block - 1, 0))])
+        except RpcError as exc:
+            return decode_revert(exc.data)
+        except RpcUnavailable:
+            return "unknown revert (RPC unavailable)"
+        return "reverted (replay succeeded: out of gas or state changed)"
