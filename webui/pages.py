@@ -12,21 +12,14 @@ from sqlalchemy import func, select
 from backend.core.db import get_db
 from backend.core.i18n import LANG_COOKIE, LOCALES
 from backend.regions.models import Town
+from backend.shop.categories import CATEGORIES
 from backend.shop.models import Collection
 
 bp = Blueprint("pages", __name__)
 
 
-CATEGORY_LABELS = {
-    "ambassador_card": _l("Ambassador card"),
-    "resident_card": _l("Digital resident card"),
-    "event_ticket": _l("Event ticket"),
-    "vip_ticket": _l("VIP ticket"),
-    "experience": _l("Experience"),
-    "naming_right": _l("Naming right"),
-    "donation_certificate": _l("Donation certificate"),
-    "lodging_right": _l("Lodging right"),
-}
+# The collections' category labels, from the one list (backend/shop/categories.py).
+CATEGORY_LABELS = {c.key: _l(c.label) for c in CATEGORIES}  # marked with N_ there
 
 
 @bp.app_context_processor

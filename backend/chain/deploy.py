@@ -59,25 +59,13 @@ SAFE_CONTRACTS = ("SafeL2", "SafeProxyFactory", "CompatibilityFallbackHandler")
 __all__ = ["DaoSpec", "GovernanceSettingsError", "GuardianSpec", "deploy_platform", "demo_town"]
 
 
-CATEGORIES = (
-    "ambassador_card",
-    "resident_card",
-    "event_ticket",
-    "vip_ticket",
-    "experience",
-    "naming_right",
-    "donation_certificate",
-    "lodging_right",
-)  # the order of FanCollection.Category
-
-
 @dataclass(frozen=True)
 class CollectionSpec:
     slug: str
     name: str
     symbol: str
     max_supply: int
-    category: str
+    category: str  # a key of backend/shop/categories.py
     soulbound: bool = False
     votes: bool = False
     royalty_bps: int = 500
@@ -335,6 +323,8 @@ def _deploy_town(
         me,
         fwd,
     )
+    from backend.shop.categories import index as category_index
+
     factory_c = bound(factory)
     voting_token = None
     for spec in town.collections:
@@ -344,7 +334,7 @@ def _deploy_town(
             spec.symbol,
             f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
             spec.max_supply,
-            CATEGORIES.index(spec.category),
+            category_index(spec.category),  # backend/shop/categories.py, in the enum's order
             spec.soulbound,
             spec.votes,
             me,

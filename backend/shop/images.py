@@ -8,20 +8,14 @@ import qrcode
 import qrcode.image.svg
 from markupsafe import escape
 
-from backend.shop.models import CATEGORIES, Collection
-
-CATEGORY_COLOURS = dict(
-    zip(
-        CATEGORIES,
-        ("#1b6e53", "#2a5ba8", "#b2472c", "#7a3fa0", "#a06a12", "#3c6e8f", "#8f3c5d", "#4f6e1b"),
-        strict=True,
-    )
-)
+from backend.shop.categories import BY_KEY
+from backend.shop.models import Collection
 
 
 def collection_svg(collection: Collection) -> str:
     """A generated card image for a collection (no external asset needed)."""
-    colour = CATEGORY_COLOURS.get(collection.category, "#1b6e53")
+    category = BY_KEY.get(collection.category)
+    colour = category.colour if category else "#1b6e53"
     name = escape(collection.name_en)
     town = escape(collection.town.name_en)
     cat = escape(collection.category.replace("_", " ").title())

@@ -15,17 +15,6 @@ from backend.core.db import Base, utcnow
 from backend.core.models import TokenAmount
 from backend.regions.models import Town
 
-CATEGORIES = (
-    "ambassador_card",
-    "resident_card",
-    "event_ticket",
-    "vip_ticket",
-    "experience",
-    "naming_right",
-    "donation_certificate",
-    "lodging_right",
-)
-
 
 class Collection(Base):
     __tablename__ = "collections"
@@ -38,7 +27,7 @@ class Collection(Base):
     name_en: Mapped[str] = mapped_column(String(120))
     description_ja: Mapped[str] = mapped_column(Text, default="")
     description_en: Mapped[str] = mapped_column(Text, default="")
-    category: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))  # a key of backend/shop/categories.py
     contract_address: Mapped[str | None] = mapped_column(String(42))
     max_supply: Mapped[int] = mapped_column()
     price_points: Mapped[Decimal | None] = mapped_column(TokenAmount)

@@ -23,27 +23,16 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
+from backend.shop.categories import CATEGORIES
 from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "backend" / "chain" / "abi"
 TX_GAS = 6_000_000  # fixed: anvil under-estimates Votes/Governor transactions against "latest"
 
-CATEGORY = {
-    name: i
-    for i, name in enumerate(
-        [
-            "AMBASSADOR_CARD",
-            "RESIDENT_CARD",
-            "EVENT_TICKET",
-            "VIP_TICKET",
-            "EXPERIENCE",
-            "NAMING_RIGHT",
-            "DONATION_CERTIFICATE",
-            "LODGING_RIGHT",
-        ]
-    )
-}
+# FanCollection.Category member name -> value, from the one list (tests/unit/test_categories.py
+# checks it against the enum).
+CATEGORY = {c.member: i for i, c in enumerate(CATEGORIES)}
 
 
 def artifact(name: str) -> dict[str, Any]:
