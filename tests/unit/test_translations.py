@@ -12,4 +12,4 @@ def test_every_used_message_has_a_japanese_translation():
 def test_the_extraction_sees_templates_and_python():
     used = used_messages()
     assert "Support your favourite town" in used  # a template
-    assert "Ambassador card" in used  # lazy_gettext in webui/pages.py
+    assert "Ambassador card" in used  # N_ in backend/shop/categories.py
