@@ -12,12 +12,16 @@ from markupsafe import Markup
 from backend.accounts.roles import VERIFIER, current_user, has_town_role, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import AppError, NotFound
-from backend.shop.catalog import is_test_chain
-from backend.shop.checkin import CheckInService
 from backend.shop.images import qr_svg
-from backend.shop.order_routes import card_payment_service, order_service, wallet_order_service
-from backend.shop.providers import payment_provider
-from backend.shop.routes import shop_service
+from backend.shop.services import (
+    card_payment_service,
+    checkin_service,
+    on_test_chain,
+    order_service,
+    payment_provider,
+    shop_service,
+    wallet_order_service,
+)
 
 bp = Blueprint("shop", __name__)
 
@@ -45,7 +49,7 @@ def _render_shop(slug: str, error: AppError | None = None, notice: str = "", sta
             message = error.message
     orders = wallet_order_service()
     wallets = orders.wallets(user)
-    test_mode = is_test_chain()
+    test_mode = on_test_chain()
     yen_holder = wallets["builtin"] or wallets["wallet"]
     body = render_template(
         "shop/town.html",
@@ -113,7 +117,7 @@ def order(public_id: str):
 @bp.route("/shop/test-checkout/<public_id>", methods=["GET", "POST"])
 def test_checkout(public_id: str):
     provider = payment_provider()
-    if provider.name != "test" or not is_test_chain():
+    if provider.name != "test" or not on_test_chain():
         # The free test checkout exists only on local test chains (issue 11 §5).
         raise NotFound("There is no such page.")
     user = current_user()
@@ -148,7 +152,7 @@ def checkin(slug: str):
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
-    svc = CheckInService(get_db().session, shop)
+    svc = checkin_service(shop)
     code = (request.form.get("code") or request.args.get("code") or "").strip()
     ticket, error, done, status = None, "", None, 200
     try:

@@ -9,19 +9,20 @@ reference as its idempotency key. Every public method is one unit of work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.outbox import outbox_service
+from backend.chain.outbox import OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.shop.catalog import sale_key
 from backend.shop.models import Order, PaymentEventRecord, payment_ref_bytes
 from backend.shop.orders import mint_audit
-from backend.shop.providers import DECLINED, PAID, PaymentProvider, payment_provider
+from backend.shop.providers import DECLINED, PAID, PaymentProvider
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,17 @@ FAILED_TX_STATES = ("failed", "reverted", "cancelled")
 class CardPaymentService:
     """Card payments' events and the reconciliation of failed order transactions."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        outbox: Callable[[], OutboxService],
+        provider: Callable[[], PaymentProvider],
+    ) -> None:
+        """`provider` gives the configured card provider (refunds go to it)."""
         self.session = session
+        self._outbox = outbox
+        self._provider = provider
 
     def handle_webhook(self, provider: PaymentProvider, payload: bytes, headers: Any) -> str:
         """Apply a provider event once: paid -> mint (minter key, via the outbox), declined ->
@@ -92,7 +102,7 @@ class CardPaymentService:
     def _enqueue_mint(self, order: Order) -> None:
         listing = order.listing
         order.mint_attempts += 1
-        tx = outbox_service().enqueue_call(
+        tx = self._outbox().enqueue_call(
             self.session,
             idempotency_key=f"mint:{order.payment_ref}:{order.mint_attempts}",
             sender_kind="minter",
@@ -137,7 +147,7 @@ class CardPaymentService:
         return done
 
     def _refund(self, order: Order, reason: str) -> None:
-        provider = payment_provider()
+        provider = self._provider()
         refund_ref = provider.refund(order.provider_payment_id or order.payment_ref)
         order.status = "refunded"
         order.refund_ref = refund_ref

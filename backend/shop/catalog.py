@@ -13,19 +13,18 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import Address, User
-from backend.chain.gateway import ChainUnavailable
+from backend.chain.gateway import ChainUnavailable, Web3Gateway
 from backend.chain.indexer_models import TokenOwner
 from backend.core.db import utcnow
 from backend.core.errors import N_, NotFound
-from backend.core.purpose_keys import TICKET, purpose_key_hex
 from backend.core.safety import is_local_test_chain
 from backend.regions.models import Town
 from backend.shop.errors import NotYourTicket, TicketRefused
@@ -38,10 +37,6 @@ TICKET_TTL = dt.timedelta(hours=12)
 ACTIVE_TX_STATES = ("queued", "sent", "replaced")
 
 
-def gateway() -> Any:
-    return current_app.extensions["chain"]
-
-
 def sale_key(town: Town) -> str:
     return f"towns.{town.slug}.PrimarySale"
 
@@ -49,22 +44,6 @@ def sale_key(town: Town) -> str:
 def token_key(town: Town, payment_kind: str) -> str:
     """The ERC-20 a listing is priced in (card listings are recorded against the test yen)."""
     return f"towns.{town.slug}.RegionPoints" if payment_kind == "points" else "TestYenStablecoin"
-
-
-def chain_listing(chain_listing_id: int, town: Town) -> dict[str, int] | None:
-    """PrimarySale.listing(id) as a dict, or None when the chain does not answer."""
-    try:
-        row = gateway().read(sale_key(town), "listing", chain_listing_id)
-    except (ChainUnavailable, Exception) as exc:  # an unreachable node must not break a page
-        log.warning("listing %s: chain read failed: %s", chain_listing_id, exc)
-        return None
-    return {
-        "wallet_cap": int(row[5]),
-        "supply": int(row[6]),
-        "sold": int(row[7]),
-        "paused": bool(row[10]),
-        "price": int(row[11]),
-    }
 
 
 @dataclass
@@ -92,10 +71,10 @@ class CollectionView:
     image_url: str
 
 
-def is_test_chain() -> bool:
+def is_test_chain(chain: Web3Gateway) -> bool:
     """Whether the node answers with a local test chain's id (test checkout, faucet)."""
     try:
-        return is_local_test_chain(int(gateway().chain_id))
+        return is_local_test_chain(int(chain.chain_id))
     except Exception:
         return False
 
@@ -103,10 +82,20 @@ def is_test_chain() -> bool:
 class ShopService:
     """What a town's shop shows, NFT metadata, and a holder's collection with ticket codes."""
 
-    def __init__(self, session: Session, secret: str) -> None:
-        """`secret` is the app's SECRET_KEY; ticket codes use the key derived for them."""
+    def __init__(
+        self,
+        session: Session,
+        *,
+        chain: Callable[[], Web3Gateway],
+        ticket_key: str,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        """`ticket_key` signs ticket codes: the key derived from the app's SECRET_KEY for them
+        (backend/core/purpose_keys.py). `chain` gives the chain gateway when it is needed."""
         self.session = session
-        self.secret = purpose_key_hex(secret, TICKET)
+        self._chain = chain
+        self.secret = ticket_key
+        self._now = now
 
     # ----------------------------------------------------------------- shop
 
@@ -115,6 +104,21 @@ class ShopService:
         if t is None:
             raise NotFound(N_("There is no town called %(slug)s."), slug=slug)
         return t
+
+    def chain_listing(self, chain_listing_id: int, town: Town) -> dict[str, int] | None:
+        """PrimarySale.listing(id) as a dict, or None when the chain does not answer."""
+        try:
+            row = self._chain().read(sale_key(town), "listing", chain_listing_id)
+        except (ChainUnavailable, Exception) as exc:  # an unreachable node must not break a page
+            log.warning("listing %s: chain read failed: %s", chain_listing_id, exc)
+            return None
+        return {
+            "wallet_cap": int(row[5]),
+            "supply": int(row[6]),
+            "sold": int(row[7]),
+            "paused": bool(row[10]),
+            "price": int(row[11]),
+        }
 
     def perks(self, collection: Collection, locale: str) -> list[PerkView]:
         rows = self.session.scalars(
@@ -140,13 +144,13 @@ class ShopService:
         """What is left to sell: the listing's supply on chain less sold and pending orders."""
         if listing.chain_listing_id is None:
             return None
-        on_chain = chain_listing(listing.chain_listing_id, listing.town)
+        on_chain = self.chain_listing(listing.chain_listing_id, listing.town)
         if on_chain is None:
             return None
         return max(0, on_chain["supply"] - on_chain["sold"] - self.pending_quantity(listing))
 
     def shop(self, town: Town, locale: str) -> list[CollectionView]:
-        now = utcnow()
+        now = self._now()
         out = []
         collections = self.session.scalars(
             select(Collection).where(Collection.town_id == town.id).order_by(Collection.id)
@@ -223,8 +227,8 @@ class ShopService:
     def uses_left(self, collection: Collection, token_id: int, perk_id: int) -> int | None:
         try:
             left = int(
-                gateway().read(
-                    collection.contract_address,
+                self._chain().read(
+                    collection.contract_address or "",
                     "perkUsesLeft",
                     token_id,
                     perk_id,
@@ -286,7 +290,7 @@ class ShopService:
     ) -> str:
         """A signed code for a ticket QR: town, collection, token, holder and expiry. It is
         refused after the expiry or once the token has another holder."""
-        exp = int(((now or utcnow()) + TICKET_TTL).timestamp())
+        exp = int(((now or self._now()) + TICKET_TTL).timestamp())
         payload = {
             "t": collection.town.slug,
             "c": collection.id,
@@ -316,7 +320,7 @@ class ShopService:
         if prefix != TICKET_PREFIX or not hmac.compare_digest(sig, self._sign(body)):
             raise TicketRefused(N_("This is not a valid ticket code."), code="invalid_ticket")
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        if int(data["e"]) < (now or utcnow()).timestamp():
+        if int(data["e"]) < (now or self._now()).timestamp():
             raise TicketRefused(
                 N_("This ticket code has expired: ask the holder to open it again."),
                 code="ticket_expired",

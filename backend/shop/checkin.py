@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import VERIFIER, require_town_role
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox import AuditEntry, OutboxService
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer
@@ -33,9 +35,18 @@ class TicketView:
 class CheckInService:
     """Venue staff (VERIFIER) read a ticket QR and mark one use of a perk on chain."""
 
-    def __init__(self, session: Session, shop: ShopService) -> None:
+    def __init__(
+        self,
+        session: Session,
+        shop: ShopService,
+        *,
+        outbox: Callable[[], OutboxService],
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.session = session
         self.shop = shop
+        self._outbox = outbox
+        self._now = now
 
     def lookup(self, verifier: User | None, town: Town, code: object, locale: str) -> TicketView:
         """The ticket's holder and uses left. Raises AuthenticationRequired/Forbidden (not a
@@ -82,7 +93,7 @@ class CheckInService:
         perk = next((p for p in ticket.perks if p.perk_id == perk_id), None)
         if perk is None or isinstance(perk_id, bool):
             raise InvalidInput(N_("This ticket has no such perk."), perk_id=str(perk_id))
-        if perk.valid_until is not None and perk.valid_until < utcnow():
+        if perk.valid_until is not None and perk.valid_until < self._now():
             raise TicketRefused(N_("This perk has expired."), code="perk_expired")
         if perk.uses_left is None:
             raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
@@ -108,7 +119,7 @@ class CheckInService:
             status="processing",
         )
         self.session.add(row)
-        tx = outbox_service().enqueue_call(
+        tx = self._outbox().enqueue_call(
             self.session,
             idempotency_key=key,
             sender_kind="verifier",

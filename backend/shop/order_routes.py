@@ -8,28 +8,17 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from backend.accounts.roles import current_user
-from backend.core.db import get_db
 from backend.core.errors import N_, NotFound, json_object
-from backend.shop.card_payments import CardPaymentService
-from backend.shop.catalog import is_test_chain
-from backend.shop.orders import OrderService, order_json
-from backend.shop.providers import payment_provider
-from backend.shop.routes import shop_service
-from backend.shop.wallet_orders import WalletOrderService
+from backend.shop.orders import order_json
+from backend.shop.services import (
+    card_payment_service,
+    on_test_chain,
+    order_service,
+    payment_provider,
+    wallet_order_service,
+)
 
 bp = Blueprint("payments", __name__)
-
-
-def order_service() -> OrderService:
-    return OrderService(get_db().session, shop_service())
-
-
-def wallet_order_service() -> WalletOrderService:
-    return WalletOrderService(get_db().session, order_service())
-
-
-def card_payment_service() -> CardPaymentService:
-    return CardPaymentService(get_db().session)
 
 
 @bp.post("/api/shop/orders")
@@ -94,7 +83,7 @@ def faucet():
 @bp.post("/api/payments/webhooks/<provider_name>")
 def webhook(provider_name: str):
     provider = payment_provider()
-    if provider.name != provider_name or (provider.name == "test" and not is_test_chain()):
+    if provider.name != provider_name or (provider.name == "test" and not on_test_chain()):
         # The test provider's webhook exists only on local test chains.
         raise NotFound(N_("There is no such payment provider."))
     result = card_payment_service().handle_webhook(provider, request.get_data(), request.headers)

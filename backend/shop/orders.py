@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from flask import current_app
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import require_user
 from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
-from backend.chain.gateway import ChainUnavailable
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.gateway import ChainUnavailable, Web3Gateway
+from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
-from backend.shop.catalog import ShopService, chain_listing, gateway, sale_key, token_key
+from backend.shop.catalog import ShopService, sale_key, token_key
 from backend.shop.errors import (
     InsufficientBalance,
     NotOnSale,
@@ -38,7 +37,7 @@ from backend.shop.errors import (
     WalletCapExceeded,
 )
 from backend.shop.models import Listing, Order
-from backend.shop.providers import CheckoutOrder, payment_provider
+from backend.shop.providers import CheckoutOrder, PaymentProvider
 
 PERMIT_TTL = 3600
 ACTIVE_TX_STATES = ("queued", "sent", "replaced")
@@ -85,15 +84,6 @@ def next_url(order: Order) -> str:
     return f"/shop/orders/{order.public_id}"
 
 
-def read_int(contract: str, fn: str, *args: Any, artifact: str | None = None) -> int:
-    try:
-        return int(gateway().read(contract, fn, *args, artifact_name=artifact))
-    except ChainUnavailable:
-        raise ServiceUnavailable(
-            N_("The shop cannot be reached right now; try again soon.")
-        ) from None
-
-
 def mint_audit(order: Order, listing: Listing, actor: str) -> AuditEntry:
     return AuditEntry(
         actor=actor,
@@ -111,11 +101,39 @@ def mint_audit(order: Order, listing: Listing, actor: str) -> AuditEntry:
 
 
 class OrderService:
-    def __init__(self, session: Session, shop: ShopService) -> None:
+    """Placing and reading orders. `provider` gives the card provider, `accounts` signs a
+    built-in account's permit, `public_url` is where the provider sends the buyer back."""
+
+    def __init__(
+        self,
+        session: Session,
+        shop: ShopService,
+        *,
+        chain: Callable[[], Web3Gateway],
+        outbox: Callable[[], OutboxService],
+        provider: Callable[[], PaymentProvider],
+        accounts: AccountService,
+        public_url: str,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.session = session
         self.shop = shop
+        self._chain = chain
+        self._outbox = outbox
+        self._provider = provider
+        self.accounts = accounts
+        self._public_url = public_url.rstrip("/")
+        self._now = now
 
     # ----------------------------------------------------------------- placing
+
+    def read_int(self, contract: str, fn: str, *args: Any, artifact: str | None = None) -> int:
+        try:
+            return int(self._chain().read(contract, fn, *args, artifact_name=artifact))
+        except ChainUnavailable:
+            raise ServiceUnavailable(
+                N_("The shop cannot be reached right now; try again soon.")
+            ) from None
 
     def buyer_address(self, user: User, kind: str) -> Address:
         rows = self.session.scalars(
@@ -172,7 +190,7 @@ class OrderService:
         def write() -> PlacedOrder:
             redirect = f"/shop/orders/{public_id}"
             if listing.payment_kind == "card":
-                provider = payment_provider()
+                provider = self._provider()
                 order.status = "pending_payment"
                 order.provider = provider.name
                 self.session.add(order)
@@ -209,7 +227,7 @@ class OrderService:
             raise InvalidInput(
                 N_("Choose a quantity from 1 to %(max)s."), field="quantity", max=listing.wallet_cap
             )
-        now = utcnow()
+        now = self._now()
         starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
         if listing.chain_listing_id is None or not starts <= now < ends:
             raise NotOnSale(N_("This item is not on sale now."))
@@ -219,7 +237,7 @@ class OrderService:
         """Refuse a quantity over what is left or over the buyer's per-wallet cap."""
         town = listing.town
         assert listing.chain_listing_id is not None  # noqa: S101 - checked by _listing
-        on_chain = chain_listing(listing.chain_listing_id, town)
+        on_chain = self.shop.chain_listing(listing.chain_listing_id, town)
         if on_chain is None:
             raise ServiceUnavailable(N_("The shop cannot be reached right now; try again soon."))
         if on_chain["paused"]:
@@ -229,7 +247,7 @@ class OrderService:
             raise SoldOut(N_("Sold out."), remaining=0)
         if quantity > remaining:
             raise SoldOut(N_("Only %(remaining)s left."), remaining=remaining)
-        minted = read_int(sale_key(town), "mintedBy", listing.chain_listing_id, buyer)
+        minted = self.read_int(sale_key(town), "mintedBy", listing.chain_listing_id, buyer)
         pending_mine = self.session.scalar(
             select(func.coalesce(func.sum(Order.quantity), 0)).where(
                 Order.listing_id == listing.id,
@@ -246,7 +264,7 @@ class OrderService:
             )
 
     def _checkout(self, order: Order, listing: Listing) -> CheckoutOrder:
-        base = current_app.extensions["settings"].public_url.rstrip("/")
+        base = self._public_url
         return CheckoutOrder(
             public_id=order.public_id,
             payment_ref=order.payment_ref,
@@ -263,7 +281,7 @@ class OrderService:
 
         town = listing.town
         token = token_key(town, listing.payment_kind)
-        balance = read_int(token, "balanceOf", buyer.address)
+        balance = self.read_int(token, "balanceOf", buyer.address)
         # Points already promised to buys the chain has not run yet are not spendable twice.
         in_flight = self.in_flight(buyer.address, listing.payment_kind, town.id)
         if balance - int(in_flight["amount"]) < amount:
@@ -273,15 +291,14 @@ class OrderService:
                 else N_("Not enough test yen: you have %(balance)s and this costs %(amount)s.")
             )
             raise InsufficientBalance(message, balance=balance, amount=amount)
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        signer = AccountService(self.session, lambda: get_vault(app)).custodial_signer(user)
-        sale = gateway().address_of(sale_key(town))
-        nonce = read_int(token, "nonces", buyer.address) + int(in_flight["count"])
-        deadline = int(utcnow().timestamp()) + PERMIT_TTL
+        signer = self.accounts.custodial_signer(user)
+        sale = self._chain().address_of(sale_key(town))
+        nonce = self.read_int(token, "nonces", buyer.address) + int(in_flight["count"])
+        deadline = int(self._now().timestamp()) + PERMIT_TTL
         permit = {
             "types": PERMIT_TYPES,
             "primaryType": "Permit",
-            "domain": gateway().eip712_domain(token).as_dict(),
+            "domain": self._chain().eip712_domain(token).as_dict(),
             "message": {
                 "owner": buyer.address,
                 "spender": sale,
@@ -294,7 +311,7 @@ class OrderService:
         order.status = "processing"
         self.session.add(order)
         self.session.flush()
-        tx = outbox_service().enqueue_call(
+        tx = self._outbox().enqueue_call(
             self.session,
             idempotency_key=f"order:{order.public_id}",
             sender_kind="relayer",

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
-from flask import current_app
 
 from backend.core.errors import N_, AppError, ServiceUnavailable
-from backend.core.purpose_keys import TEST_CARD_WEBHOOK, purpose_key_hex
 
 PAID = "paid"
 DECLINED = "declined"
@@ -206,23 +204,3 @@ class StripeProvider:
             "/refunds", {"payment_intent": payment_id}, idempotency_key=f"refund-{payment_id}"
         )
         return str(refund["id"])
-
-
-def payment_provider() -> PaymentProvider:
-    """The configured card provider: PAYMENT_PROVIDER=stripe with STRIPE_SECRET_KEY and
-    STRIPE_WEBHOOK_SECRET, else the built-in test provider (TEST MODE, local test chains only:
-    create_app refuses it elsewhere, see backend/core/safety.py)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    provider = app.extensions.get("payment_provider")
-    if provider is None:
-        settings = app.extensions["settings"]
-        kind = app.config.get("PAYMENT_PROVIDER") or settings.payment_provider or "test"
-        if kind == "stripe":
-            provider = StripeProvider(settings.stripe_secret_key, settings.stripe_webhook_secret)
-        else:
-            provider = TestCardProvider(
-                purpose_key_hex(app.config["SECRET_KEY"], TEST_CARD_WEBHOOK),
-                "/shop/test-checkout/{order}",
-            )
-        app.extensions["payment_provider"] = provider
-    return provider  # type: ignore[no-any-return]

@@ -10,16 +10,11 @@ from flask_babel import get_locale
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
 from backend.core.errors import json_object
-from backend.shop.catalog import ShopService
-from backend.shop.checkin import CheckInService
 from backend.shop.images import collection_svg
 from backend.shop.resident_meta import ResidentMetadata
+from backend.shop.services import checkin_service, shop_service
 
 bp = Blueprint("nfts", __name__)
-
-
-def shop_service() -> ShopService:
-    return ShopService(get_db().session, current_app.config["SECRET_KEY"])
 
 
 def _locale() -> str:
@@ -152,9 +147,7 @@ def ticket_json(view: Any) -> dict[str, Any]:
 def checkin_lookup(slug: str):
     shop = shop_service()
     town = shop.town(slug)
-    view = CheckInService(get_db().session, shop).lookup(
-        current_user(), town, json_object().get("code"), _locale()
-    )
+    view = checkin_service(shop).lookup(current_user(), town, json_object().get("code"), _locale())
     return jsonify(ticket_json(view))
 
 
@@ -163,7 +156,7 @@ def checkin(slug: str):
     shop = shop_service()
     town = shop.town(slug)
     data = json_object()
-    row = CheckInService(get_db().session, shop).check_in(
+    row = checkin_service(shop).check_in(
         current_user(),
         town,
         data.get("code"),

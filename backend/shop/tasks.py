@@ -9,9 +9,8 @@ from typing import Any
 
 from celery import shared_task
 
-from backend.core.db import get_db
 from backend.shop import handlers  # noqa: F401  (registers the shop's and orders' handlers)
-from backend.shop.card_payments import CardPaymentService
+from backend.shop.services import card_payment_service
 
 BEAT_SCHEDULE = {
     "payments.reconcile_orders": {
@@ -24,4 +23,4 @@ BEAT_SCHEDULE = {
 @shared_task(name="payments.reconcile_orders")
 def reconcile_orders() -> dict[str, Any]:
     """Fail, re-mint or refund orders whose chain transaction failed (see CardPaymentService)."""
-    return CardPaymentService(get_db().session).reconcile()
+    return card_payment_service().reconcile()

@@ -6,20 +6,21 @@ Every public method is one unit of work: it commits, or raises an AppError and c
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, cast
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import require_user
-from backend.chain.gateway import ChainUnavailable
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.gateway import ChainUnavailable, Web3Gateway
+from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
 from backend.chain.typed_signatures import (
     check_forward_request,
@@ -28,7 +29,7 @@ from backend.chain.typed_signatures import (
 )
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
-from backend.shop.catalog import gateway, is_test_chain, sale_key, token_key
+from backend.shop.catalog import is_test_chain, sale_key, token_key
 from backend.shop.errors import InsufficientBalance
 from backend.shop.models import Listing, Order
 from backend.shop.orders import (
@@ -38,7 +39,6 @@ from backend.shop.orders import (
     PlacedOrder,
     mint_audit,
     next_url,
-    read_int,
 )
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,23 @@ class WalletOrderService:
     """Orders paid from the user's external wallet; the listing and supply checks are
     OrderService's."""
 
-    def __init__(self, session: Session, orders: OrderService) -> None:
+    def __init__(
+        self,
+        session: Session,
+        orders: OrderService,
+        *,
+        chain: Callable[[], Web3Gateway],
+        outbox: Callable[[], OutboxService],
+        faucet_enabled: bool,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        """`faucet_enabled`: the FAUCET setting is not "off" (it also needs a local test chain)."""
         self.session = session
         self.orders = orders
+        self._chain = chain
+        self._outbox = outbox
+        self._faucet_enabled = faucet_enabled
+        self._now = now
 
     def wallets(self, user: User | None) -> dict[str, str | None]:
         """The user's built-in address and first external (SIWE) address, each or None."""
@@ -69,7 +83,7 @@ class WalletOrderService:
         if address is None:
             return None
         try:
-            return int(gateway().read("TestYenStablecoin", "balanceOf", address))
+            return int(self._chain().read("TestYenStablecoin", "balanceOf", address))
         except Exception as exc:  # a page must not break when the node is away
             log.warning("test yen balance: chain read failed: %s", exc)
             return None
@@ -105,7 +119,7 @@ class WalletOrderService:
         self.orders.check_supply(listing, quantity, owner)
         amount = int(listing.price) * quantity
         token = token_key(listing.town, listing.payment_kind)
-        balance = read_int(token, "balanceOf", owner)
+        balance = self.orders.read_int(token, "balanceOf", owner)
         in_flight = self.orders.in_flight(owner, listing.payment_kind, listing.town_id)
         if balance - int(in_flight["amount"]) < amount:
             raise InsufficientBalance(
@@ -122,10 +136,10 @@ class WalletOrderService:
         return {
             "types": PERMIT_TYPES,
             "primaryType": "Permit",
-            "domain": gateway().eip712_domain(token).as_dict(),
+            "domain": self._chain().eip712_domain(token).as_dict(),
             "message": {
                 "owner": owner,
-                "spender": gateway().address_of(sale_key(listing.town)),
+                "spender": self._chain().address_of(sale_key(listing.town)),
                 "value": amount,
                 "nonce": nonce,
                 "deadline": deadline,
@@ -135,7 +149,7 @@ class WalletOrderService:
     def _permit_nonce(self, listing: Listing, owner: str) -> int:
         token = token_key(listing.town, listing.payment_kind)
         in_flight = self.orders.in_flight(owner, listing.payment_kind, listing.town_id)
-        return read_int(token, "nonces", owner) + int(in_flight["count"])
+        return self.orders.read_int(token, "nonces", owner) + int(in_flight["count"])
 
     def wallet_permit(
         self, user: User | None, listing_id: object, quantity: object, address: object = None
@@ -143,7 +157,7 @@ class WalletOrderService:
         """Step 1 of a wallet purchase: the ERC-20 permit (EIP-712) letting PrimarySale take
         the price from the user's external address, for eth_signTypedData_v4."""
         _user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
-        deadline = int(utcnow().timestamp()) + PERMIT_TTL
+        deadline = int(self._now().timestamp()) + PERMIT_TTL
         nonce = self._permit_nonce(listing, owner)
         return {
             "address": owner,
@@ -163,7 +177,7 @@ class WalletOrderService:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (deadline, nonce)):
             raise InvalidInput(N_("The wallet signature is missing."), field="permit")
         assert isinstance(deadline, int) and isinstance(nonce, int)  # noqa: S101
-        if deadline <= int(utcnow().timestamp()) + 60 or nonce != self._permit_nonce(
+        if deadline <= int(self._now().timestamp()) + 60 or nonce != self._permit_nonce(
             listing, owner
         ):
             raise Conflict(
@@ -203,7 +217,7 @@ class WalletOrderService:
         assert isinstance(quantity, int)  # noqa: S101
         args = self._permit_args(listing, owner, amount, quantity, permit)
         try:
-            prepared = outbox_service().prepare_forward_request(
+            prepared = self._outbox().prepare_forward_request(
                 self.session,
                 user_address=owner,
                 contract=sale_key(listing.town),
@@ -248,11 +262,11 @@ class WalletOrderService:
         user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
         assert isinstance(quantity, int)  # noqa: S101
         args = self._permit_args(listing, owner, amount, quantity, permit)
-        outbox = outbox_service()
+        outbox = self._outbox()
         req, reason = check_forward_request(
             forward_request,
             user=owner,
-            target=gateway().address_of(sale_key(listing.town)),
+            target=self._chain().address_of(sale_key(listing.town)),
             artifact_name="PrimarySale",
             function="buyWithPermit",
             args=args,
@@ -317,8 +331,7 @@ class WalletOrderService:
     def faucet(self, user: User | None, amount: int = 10_000) -> OutboxTx:
         """Mint test yen to the user's built-in account, or to their wallet's address when they
         signed in with one (local test chains only, once a day)."""
-        settings = current_app.extensions["settings"]
-        if settings.faucet == "off" or not is_test_chain():
+        if not self._faucet_enabled or not is_test_chain(self._chain()):
             # Not a feature of real chains at all: the same answer as an unknown URL.
             raise NotFound(N_("Test yen is only available in test mode."), code="not_test_mode")
         user = user or require_user()
@@ -326,8 +339,8 @@ class WalletOrderService:
             to = self.orders.buyer_address(user, "stablecoin").address
         except InvalidInput:
             to = self._wallet_address(user)
-        day = utcnow().date().isoformat()
-        tx = outbox_service().enqueue_call(
+        day = self._now().date().isoformat()
+        tx = self._outbox().enqueue_call(
             self.session,
             idempotency_key=f"faucet:{user.id}:{day}",
             sender_kind="faucet",

@@ -103,7 +103,7 @@ def test_concurrent_orders_with_one_key_get_the_first_answer(shop):
 
 
 def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
-    from backend.shop.providers import payment_provider
+    from backend.shop.services import payment_provider
 
     api = _signed_in(shop)
     order = api.post(
@@ -128,7 +128,7 @@ def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
 
 
 def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
-    from backend.shop.providers import payment_provider
+    from backend.shop.services import payment_provider
 
     fan = _signed_in(shop)
     order = fan.post(

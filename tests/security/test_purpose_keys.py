@@ -29,10 +29,8 @@ def test_every_purpose_has_its_own_hkdf_key():
 
 
 def test_the_apps_hmacs_use_the_derived_keys(app):
-    from backend.core.db import get_db
     from backend.merchants.services import merchant_service
-    from backend.shop.catalog import ShopService
-    from backend.shop.providers import payment_provider
+    from backend.shop.services import payment_provider, shop_service
 
     secret = app.config["SECRET_KEY"]
     with app.test_request_context():
@@ -42,7 +40,7 @@ def test_the_apps_hmacs_use_the_derived_keys(app):
             _hkdf(secret, "test-card-webhook").hex().encode(), payload, hashlib.sha256
         ).hexdigest()
         assert headers[provider.HEADER] == expected
-        shop = ShopService(get_db().session, secret)
+        shop = shop_service()
         assert (
             shop._sign("body")
             == hmac.new(

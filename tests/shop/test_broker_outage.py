@@ -24,7 +24,7 @@ from web3 import Web3
 from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.shop.providers import payment_provider
+from backend.shop.services import payment_provider
 from scripts.demo_data import load_demo_data
 from tests.conftest import BeatTicker
 from tests.redis_server import RedisServer

@@ -8,15 +8,15 @@ import sqlalchemy as sa
 
 from backend.core.db import get_db
 from backend.regions.models import Town
-from backend.shop.catalog import ShopService
 from backend.shop.models import CheckIn, Collection
+from backend.shop.services import shop_service
 from tests.shop.shop_helpers import Api, counts, drive, listing_id
 
 VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
 
 
 def _bought_card(app, w3) -> tuple[Api, dict]:
-    from backend.shop.providers import payment_provider
+    from backend.shop.services import payment_provider
 
     fan = Api(app.test_client())
     fan.signup("fan@example.com")
@@ -77,7 +77,7 @@ def test_refused_tickets_say_why_and_change_nothing(shop_app, w3):
     with app.app_context():
         s = get_db().session
         coll = s.scalar(sa.select(Collection))
-        shop = ShopService(s, app.config["SECRET_KEY"])
+        shop = shop_service()
         expired = shop.ticket_code(
             coll,
             token["token_id"],

@@ -15,7 +15,7 @@ from backend.chain.indexer import Indexer, JsonRpc
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.shop.models import Order
-from backend.shop.providers import payment_provider
+from backend.shop.services import payment_provider
 from tests.chain._reorg_helpers import drive, nonce_gap, revert, rpc, snapshot
 from tests.chain_admin import role_address
 from tests.shop.shop_helpers import Api, contract, listing_id

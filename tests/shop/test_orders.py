@@ -9,7 +9,7 @@ from backend.accounts.models import Address, User
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.shop.models import Listing, Order
-from backend.shop.providers import payment_provider
+from backend.shop.services import payment_provider
 from tests.chain_admin import role_address
 from tests.shop.shop_helpers import Api, contract, counts, drive, listing_id, mine
 
