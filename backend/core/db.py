@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
-from flask.globals import _cv_app
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -112,10 +111,10 @@ class Database:
 
 def _app_context_id() -> int:
     # Outside an app context (scripts, migrations) every caller shares one session scope.
-    try:
-        return id(_cv_app.get())
-    except LookupError:
+    if not has_app_context():
         return 0
+    # `g` is the app context's own namespace: one per context, living exactly as long.
+    return id(g._get_current_object())  # type: ignore[attr-defined]
 
 
 def get_db() -> Database:
