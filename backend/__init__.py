@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_wtf import CSRFProtect
 
 from backend.config import Settings
+
+if TYPE_CHECKING:
+    from backend.chain.gateway import Web3Gateway
 
 WEBUI = Path(__file__).resolve().parent.parent / "webui"
 
@@ -22,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.db import Database
     from backend.core.errors import register_error_handlers
     from backend.core.health import bp as health_bp
+    from backend.core.health import register_check
     from backend.core.i18n import init_i18n
     from backend.core.limits import init_limits
     from backend.core.numbers import DbIdConverter
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["chain"] = Web3Gateway(
         settings.rpc_url, settings.deployments_dir, timeout=settings.rpc_timeout
     )
+    register_check(app, "chain", _chain_check(app.extensions["chain"]))
     # Before anything is served: refuse a laptop-only configuration on a real chain.
     app.extensions["chain_id"] = check_startup(settings, app.extensions["chain"])
     CSRFProtect(app)
@@ -91,3 +98,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
     app.cli.add_command(roles_cli)
     return app
+
+
+def _chain_check(chain: Web3Gateway) -> Callable[[], dict[str, Any]]:
+    """/healthz's "chain" part: the node's chain id, head block and whether we deployed there."""
+    from backend.chain.gateway import ChainUnavailable
+
+    def check() -> dict[str, Any]:
+        try:
+            st = chain.status()
+        except ChainUnavailable as exc:
+            return {"ok": False, "reason": str(exc)}
+        return {
+            "ok": True,
+            "chain_id": st.chain_id,
+            "head_block": st.head_block,
+            "contracts_deployed": st.contracts_deployed,
+        }
+
+    return check

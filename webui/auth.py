@@ -11,13 +11,12 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from backend.accounts import sessions
 from backend.accounts.roles import STAFF, current_user, has_town_role
-from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
+from backend.accounts.services import AccountService, account_service
 from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.merchants.services import merchant_service
@@ -29,8 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _service() -> AccountService:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return AccountService(get_db().session(), lambda: get_vault(app))
+    return account_service()
 
 
 @bp.app_context_processor

@@ -351,3 +351,14 @@ def _check_display_name(value: object) -> str:
     if not isinstance(value, str) or len(value.strip()) > 80:
         raise InvalidInput(N_("The display name must be text of at most 80 characters."))
     return value.strip()
+
+
+def account_service() -> AccountService:
+    """An AccountService for the current app and request (pages and routes use this one)."""
+    from flask import current_app
+
+    from backend.chain.custody import get_vault
+    from backend.core.db import get_db
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return AccountService(get_db().session(), lambda: get_vault(app))
