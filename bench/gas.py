@@ -44,8 +44,10 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from backend.chain.anvil import ANVIL_BIN, DEV_KEYS, start_anvil
-from backend.chain.registry import artifact
+from backend.chain.registry import add_artifact_dir, artifact
 
+# The plain OpenZeppelin counterparts (contracts/test/) are not shipped: their artifacts live there.
+add_artifact_dir(Path(__file__).resolve().parent.parent / "tests" / "abi")
 TX_GAS = 3_000_000  # fixed: no estimate (anvil under-estimates Votes/Governor against "latest")
 ZERO = "0x" + "00" * 20
 P180, PNEVER = 1, 2  # RegionPoints programmes: points living 180 days, points that never expire

@@ -42,9 +42,16 @@ from web3 import Web3
 from backend.chain.anvil import start_anvil
 from backend.chain.indexer import Indexer, JsonRpc
 from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.registry import DeployedContract, Deployments, artifact, save_deployments
+from backend.chain.registry import (
+    DeployedContract,
+    Deployments,
+    add_artifact_dir,
+    artifact,
+    save_deployments,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+add_artifact_dir(ROOT / "tests" / "abi")  # PlainERC20 (contracts/test/) is not shipped
 PG_ADMIN = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -1,4 +1,5 @@
-"""Compile contracts/ with py-solc-x and write ABI + bytecode artifacts into backend/chain/abi/.
+"""Compile contracts/ with py-solc-x and write ABI + bytecode artifacts into backend/chain/abi/
+(the contracts of contracts/test/, deployed only by tests and benchmarks, into tests/abi/).
 
 The compiler is npm `solc` 0.8.37 (wasm) behind scripts/solc-frontend.cjs, which setup links to
 `$SOLCX_BINARY_PATH/solc-v0.8.37`, so `solcx.install_solc("0.8.37")` finds it and downloads
@@ -20,6 +21,8 @@ import solcx
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "contracts"
 OUT = ROOT / "backend" / "chain" / "abi"
+TEST_OUT = ROOT / "tests" / "abi"  # artifacts of contracts/test/: never shipped with the app
+TEST_SOURCES = "contracts/test/"
 SOLC_VERSION = "0.8.37"
 FRONTEND = ROOT / "scripts" / "solc-frontend.cjs"
 GENERATED_NOTE = (
@@ -58,8 +61,18 @@ def sources() -> dict[str, dict[str, str]]:
     }
 
 
-def compile_all() -> dict[str, str]:
-    """Return {file name: artifact JSON text} for every deployable contract under contracts/."""
+def out_dir(source_name: str) -> Path:
+    """Where the artifacts of one source file go."""
+    return TEST_OUT if source_name.startswith(TEST_SOURCES) else OUT
+
+
+def committed() -> dict[Path, str]:
+    """{artifact path: text} of every artifact on disk (both folders)."""
+    return {p: p.read_text() for d in (OUT, TEST_OUT) for p in sorted(d.glob("*.json"))}
+
+
+def compile_all() -> dict[Path, str]:
+    """Return {artifact path: JSON text} for every deployable contract under contracts/."""
     ensure_compiler()
     srcs = sources()
     out = solcx.compile_standard(
@@ -70,7 +83,7 @@ def compile_all() -> dict[str, str]:
     errors = [e for e in out.get("errors", []) if e["severity"] == "error"]
     if errors:
         raise SystemExit("\n".join(e["formattedMessage"] for e in errors))
-    files: dict[str, str] = {}
+    files: dict[Path, str] = {}
     for src_name in srcs:
         digest = hashlib.sha256(srcs[src_name]["content"].encode()).hexdigest()
         for name, c in out["contracts"].get(src_name, {}).items():
@@ -84,7 +97,9 @@ def compile_all() -> dict[str, str]:
                 "bytecode": "0x" + c["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
             }
-            files[f"{name}.json"] = json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+            files[out_dir(src_name) / f"{name}.json"] = (
+                json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+            )
     return files
 
 
@@ -93,27 +108,25 @@ def main() -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     files = compile_all()
-    existing = {p.name for p in OUT.glob("*.json")}
+    existing = committed()
     if args.check:
-        stale = sorted(
-            n
-            for n, text in files.items()
-            if not (OUT / n).exists() or (OUT / n).read_text() != text
-        )
-        extra = sorted(existing - set(files))
+        stale = sorted(p for p, text in files.items() if existing.get(p) != text)
+        extra = sorted(set(existing) - set(files))
         if stale or extra:
-            print(f"contract artifacts are stale: {stale + extra}; run `make contracts`")
+            names = [p.relative_to(ROOT).as_posix() for p in stale + extra]
+            print(f"contract artifacts are stale: {names}; run `make contracts`")
             return 1
         print(f"contract artifacts are up to date ({len(files)} contracts)")
         return 0
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name in existing - set(files):
-        (OUT / name).unlink()
-    for name, text in files.items():
-        path = OUT / name
-        if not path.exists() or path.read_text() != text:
+    for path in set(existing) - set(files):
+        path.unlink()
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if existing.get(path) != text:
             path.write_text(text)
-    print(f"wrote {len(files)} artifacts to {OUT.relative_to(ROOT)}")
+    print(
+        f"wrote {len(files)} artifacts to {OUT.relative_to(ROOT)} and {TEST_OUT.relative_to(ROOT)}"
+    )
     return 0
 
 

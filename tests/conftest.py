@@ -28,7 +28,7 @@ from web3 import Web3
 from backend import create_app
 from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deploy import demo_town, deploy_platform
-from backend.chain.registry import Deployments
+from backend.chain.registry import Deployments, add_artifact_dir
 from backend.config import Settings
 from backend.models import Base
 from tests.chain_admin import ROLE_PRIVATE_KEYS
@@ -36,6 +36,8 @@ from tests.chain_admin import ROLE_PRIVATE_KEYS
 pytest_plugins = ["tests.mail"]  # smtp_server and mailbox: a real SMTP server (aiosmtpd)
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_ABI_DIR = ROOT / "tests" / "abi"  # contracts only tests deploy (scripts/compile_contracts.py)
+add_artifact_dir(TEST_ABI_DIR)
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -12,6 +12,17 @@ from typing import Any
 ABI_DIR = Path(__file__).resolve().parent / "abi"
 # Safe's own published artifacts (scripts/vendor_safe.py), looked up after ours.
 SAFE_ABI_DIR = Path(__file__).resolve().parent / "safe_abi"
+# Further folders looked up last: tests and benchmarks add tests/abi/, the artifacts of the
+# contracts only they deploy (contracts/test/: mocks, plain OpenZeppelin tokens).
+_EXTRA_DIRS: list[Path] = []
+
+
+def add_artifact_dir(path: Path) -> None:
+    """Also look artifacts up in `path` (after ABI_DIR and SAFE_ABI_DIR)."""
+    path = Path(path).resolve()
+    if path not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(path)
+        artifact.cache_clear()
 
 
 class RegistryError(LookupError):
@@ -31,10 +42,15 @@ class Artifact:
 
 @cache
 def artifact(name: str) -> Artifact:
-    path = ABI_DIR / f"{name}.json"
-    if not path.exists():
-        path = SAFE_ABI_DIR / f"{name}.json"
-    if not path.exists():
+    path = next(
+        (
+            p
+            for p in (d / f"{name}.json" for d in (ABI_DIR, SAFE_ABI_DIR, *_EXTRA_DIRS))
+            if p.exists()
+        ),
+        None,
+    )
+    if path is None:
         raise RegistryError(f"no compiled artifact {name}; run `make contracts`")
     data = json.loads(path.read_text())
     return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"])

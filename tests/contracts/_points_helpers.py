@@ -28,6 +28,7 @@ from backend.points.lots import LotBook
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "backend" / "chain" / "abi"
+ABI_DIRS = (ABI_DIR, ROOT / "tests" / "abi")  # the app's, then contracts/test/'s
 GAS = 5_000_000
 ZERO = "0x" + "00" * 20
 DAY = 86_400
@@ -35,7 +36,8 @@ DAY_OFFSET = 9 * 3600  # RegionPoints expiry days start at 00:00 JST
 
 
 def artifact(name: str) -> dict[str, Any]:
-    return json.loads((ABI_DIR / f"{name}.json").read_text())
+    path = next(p for p in (d / f"{name}.json" for d in ABI_DIRS) if p.exists())
+    return json.loads(path.read_text())
 
 
 def _abi_type(inp: dict[str, Any]) -> str:
@@ -46,7 +48,7 @@ def _abi_type(inp: dict[str, Any]) -> str:
 
 def _selectors() -> dict[str, str]:
     out = {"0x08c379a0": "Error", "0x4e487b71": "Panic"}
-    for path in ABI_DIR.glob("*.json"):
+    for path in (p for d in ABI_DIRS for p in sorted(d.glob("*.json"))):
         for item in json.loads(path.read_text())["abi"]:
             if item["type"] == "error":
                 sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"

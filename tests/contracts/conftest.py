@@ -28,6 +28,7 @@ from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "backend" / "chain" / "abi"
+ABI_DIRS = (ABI_DIR, ROOT / "tests" / "abi")  # the app's, then contracts/test/'s
 TX_GAS = 6_000_000  # fixed: anvil under-estimates Votes/Governor transactions against "latest"
 
 # FanCollection.Category member name -> value, from the one list (tests/unit/test_categories.py
@@ -36,7 +37,8 @@ CATEGORY = {c.member: i for i, c in enumerate(CATEGORIES)}
 
 
 def artifact(name: str) -> dict[str, Any]:
-    return json.loads((ABI_DIR / f"{name}.json").read_text())
+    path = next(p for p in (d / f"{name}.json" for d in ABI_DIRS) if p.exists())
+    return json.loads(path.read_text())
 
 
 def _error_selectors() -> dict[bytes, str]:
@@ -44,7 +46,7 @@ def _error_selectors() -> dict[bytes, str]:
         bytes.fromhex("08c379a0"): "Error",
         bytes.fromhex("4e487b71"): "Panic",
     }
-    for path in ABI_DIR.glob("*.json"):
+    for path in (p for d in ABI_DIRS for p in sorted(d.glob("*.json"))):
         for item in json.loads(path.read_text())["abi"]:
             if item["type"] == "error":
                 sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 
-from scripts.compile_contracts import OUT, compile_all
+from scripts.compile_contracts import OUT, TEST_OUT, committed, compile_all
 
 
 def test_committed_artifacts_match_the_sources():
     fresh = compile_all()
-    committed = {p.name: p.read_text() for p in OUT.glob("*.json")}
-    assert sorted(committed) == sorted(fresh), "run `make contracts`"
-    for name, text in fresh.items():
-        assert committed[name] == text, f"{name} is stale: run `make contracts`"
+    on_disk = committed()
+    assert sorted(on_disk) == sorted(fresh), "run `make contracts`"
+    for path, text in fresh.items():
+        assert on_disk[path] == text, f"{path.name} is stale: run `make contracts`"
+
+
+def test_test_contracts_are_not_shipped_with_the_app():
+    """contracts/test/ (mocks, plain tokens) compile into tests/abi/, never into the app's ABIs."""
+    for path, text in committed().items():
+        from_tests = json.loads(text)["sourceName"].startswith("contracts/test/")
+        assert (path.parent == TEST_OUT) == from_tests, path
+        assert (path.parent == OUT) != from_tests, path
 
 
 def test_artifacts_say_they_are_generated_and_carry_bytecode():
-    for path in OUT.glob("*.json"):
+    for path in committed():
         data = json.loads(path.read_text())
         assert data["_generated"].startswith("GENERATED")
         assert data["abi"] is not None
