@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -97,20 +96,9 @@ def start_card_charge(
         raise CardOtherTown(N_("This card is from another town and pays only its shops."))
     _refuse_if_locked(session, card.id, merchant.id)
     now = svc.now()
-    charge = Charge(
-        merchant_id=merchant.id,
-        town_id=merchant.town_id,
-        amount=Decimal(value),
-        status=PENDING,
-        idempotency_key=key,
-        code=svc.new_charge_code(),
-        method=BY_CARD,
-        created_by=staff.id,
-        helper_user_id=staff.id,
-        created_at=now,
-        expires_at=now + PAD_TTL,
+    charge = svc.new_charge(
+        merchant, value, key, BY_CARD, staff, now=now, ttl=PAD_TTL, helper=staff
     )
-    session.add(charge)
     session.flush()
     token = secrets.token_urlsafe(24)
     session.add(
@@ -252,7 +240,7 @@ def submit_pin(svc: MerchantService, staff: User | None, token: object, pin: obj
         payer = session.get(User, card.user_id)
         assert payer is not None  # noqa: S101
         charge.payer_user_id = payer.id
-        svc.pay_now(
+        svc.queue_payment(
             charge,
             merchant,
             payer,

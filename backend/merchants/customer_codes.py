@@ -24,13 +24,12 @@ from backend.accounts.models import User
 from backend.core.errors import N_, Conflict
 from backend.merchants import limits
 from backend.merchants.errors import CustomerCodeInvalid
-from backend.merchants.models import BY_CUSTOMER_CODE, PENDING, Charge, CustomerCode, Merchant
+from backend.merchants.models import BY_CUSTOMER_CODE, Charge, CustomerCode, Merchant
 
 if TYPE_CHECKING:
     from backend.merchants.services import MerchantService
 
 CODE_TTL = dt.timedelta(minutes=3)
-CHARGE_TTL = dt.timedelta(minutes=15)  # as a QR charge: how long it may stay "pending"
 CODE_RE = re.compile(r"P\d{12}")
 
 
@@ -100,24 +99,12 @@ def charge_by_customer_code(
     limits.spend(
         session, f"user:{payer.id}:town:{merchant.town_id}", limits.jst_day(now), value, limit
     )
-    charge = Charge(
-        merchant_id=merchant.id,
-        town_id=merchant.town_id,
-        amount=Decimal(value),
-        status=PENDING,
-        idempotency_key=key,
-        code=svc.new_charge_code(),
-        method=BY_CUSTOMER_CODE,
-        created_by=staff.id,
-        payer_user_id=payer.id,
-        helper_user_id=staff.id,
-        created_at=now,
-        expires_at=now + CHARGE_TTL,
+    charge = svc.new_charge(
+        merchant, value, key, BY_CUSTOMER_CODE, staff, now=now, payer=payer, helper=staff
     )
-    session.add(charge)
     session.flush()
     claim.charge_id = charge.id
-    svc.pay_now(
+    svc.queue_payment(
         charge,
         merchant,
         payer,

@@ -11,9 +11,7 @@ a charge becomes "paid" and a settlement "requested" only when the indexer sees 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
 import re
 import secrets
@@ -31,12 +29,11 @@ from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.chain.keys import KeyVault
 from backend.chain.outbox import AuditEntry, OutboxService
 from backend.chain.outbox_models import OutboxTx
-from backend.core.csv_safe import csv_cell
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
-from backend.merchants import card_issue, cards, charge_state, settlement_state
+from backend.merchants import card_issue, cards, charge_state, settlement_state, statement
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
     ChargeExpired,
@@ -344,20 +341,7 @@ class MerchantService:
             return self._same(existing, value)
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
-        now = self._now()
-        charge = Charge(
-            merchant_id=merchant.id,
-            town_id=merchant.town_id,
-            amount=Decimal(value),
-            status=PENDING,
-            idempotency_key=key,
-            code=_short_code(),
-            method=BY_QR,
-            created_by=user.id,
-            created_at=now,
-            expires_at=now + CHARGE_TTL,
-        )
-        self.session.add(charge)
+        charge = self.new_charge(merchant, value, key, BY_QR, user)
         try:
             self.session.commit()
         except IntegrityError:
@@ -373,6 +357,40 @@ class MerchantService:
         if int(existing.amount) != value:
             raise IdempotencyKeyReused(N_("This request key was already used for another amount."))
         return existing
+
+    def new_charge(
+        self,
+        merchant: Merchant,
+        value: int,
+        key: str,
+        method: str,
+        created_by: User,
+        *,
+        now: dt.datetime | None = None,
+        ttl: dt.timedelta = CHARGE_TTL,
+        payer: User | None = None,
+        helper: User | None = None,
+    ) -> Charge:
+        """A pending charge of `value` points with a fresh short code, added to the session
+        (QR, customer-code and card charges alike; the caller flushes or commits). `helper` is
+        the staff member who takes a code or card payment for the customer."""
+        now = now or self._now()
+        charge = Charge(
+            merchant_id=merchant.id,
+            town_id=merchant.town_id,
+            amount=Decimal(value),
+            status=PENDING,
+            idempotency_key=key,
+            code=_short_code(),
+            method=method,
+            created_by=created_by.id,
+            payer_user_id=payer.id if payer is not None else None,
+            helper_user_id=helper.id if helper is not None else None,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        self.session.add(charge)
+        return charge
 
     def charge_by_code(self, code: object) -> Charge:
         """The charge with this short code (expiry applied); ChargeNotFound otherwise."""
@@ -425,7 +443,7 @@ class MerchantService:
             raise ChargeNotPayable(N_("This payment request can no longer be paid."))
         merchant = self.merchant(charge.merchant_id)
         try:
-            self._pay(charge, merchant, user, actor=f"user:{user.id}", action="points.pay")
+            self.queue_payment(charge, merchant, user, actor=f"user:{user.id}", action="points.pay")
             charge.payer_user_id = user.id
             self.session.commit()
         except Exception:
@@ -433,7 +451,7 @@ class MerchantService:
             raise
         return charge
 
-    def _pay(
+    def queue_payment(
         self,
         charge: Charge,
         merchant: Merchant,
@@ -443,7 +461,8 @@ class MerchantService:
         action: str,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Check the payer's points and queue the relayed transfer (no commit)."""
+        """Check the payer's points and queue the relayed transfer (no commit). QR charges,
+        customer codes and cards (customer_codes.py, cards.py) all pay through here."""
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
         town = self.town_of(merchant)
@@ -551,16 +570,9 @@ class MerchantService:
     def now(self) -> dt.datetime:
         return self._now()
 
-    @staticmethod
-    def new_charge_code() -> str:
-        return _short_code()
-
     @property
     def secret(self) -> bytes:
         return self._secret
-
-    def pay_now(self, *args: Any, **kwargs: Any) -> None:  # for cards.py, customer_codes.py
-        self._pay(*args, **kwargs)
 
     # ------------------------------------------------------------------ sales and redemption
 
@@ -731,58 +743,8 @@ class MerchantService:
     def statement_csv(
         self, user: User | None, merchant_id: object, frm: object, to: object
     ) -> tuple[str, str]:
-        """(file name, CSV text) of the merchant's sales and settlements from `frm` to `to`
-        (YYYY-MM-DD, JST days, both included)."""
-        merchant = self.require_staff(user, merchant_id)
-        start, end = _period(frm, to)
-        jst = dt.timezone(dt.timedelta(hours=9))
-        lo = dt.datetime.combine(start, dt.time(), jst)
-        hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), jst)
-        out = io.StringIO()
-        w = csv.writer(out)
-        w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash"])
-        total_sales = 0
-        for entry, charge in reversed(self.sales(user, merchant.id, lo, hi)):
-            total_sales += int(entry.amount)
-            w.writerow(
-                [
-                    entry.recorded_at.astimezone(jst).strftime("%Y-%m-%d %H:%M"),
-                    "sale",
-                    int(entry.amount),
-                    charge.code if charge else "",
-                    "confirmed",
-                    entry.tx_hash,
-                ]
-            )
-        for s in reversed(self.settlements_of(merchant)):
-            if not lo <= _as_utc(s.created_at) < hi:
-                continue
-            w.writerow(
-                [
-                    _as_utc(s.created_at).astimezone(jst).strftime("%Y-%m-%d %H:%M"),
-                    "redemption",
-                    -int(s.amount),
-                    csv_cell(s.bank_reference or ""),  # typed by staff: never a formula
-                    s.status,
-                    s.tx_hash or "",
-                ]
-            )
-        w.writerow([])
-        w.writerow(["total_sales", "", total_sales, "", "", ""])
-        name = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.csv"
-        return name, out.getvalue()
-
-
-def _period(frm: object, to: object) -> tuple[dt.date, dt.date]:
-    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
-    try:
-        start = dt.date.fromisoformat(frm) if isinstance(frm, str) and frm else today.replace(day=1)
-        end = dt.date.fromisoformat(to) if isinstance(to, str) and to else today
-    except ValueError:
-        raise InvalidInput(N_("Dates must look like 2026-04-30."), field="from") from None
-    if end < start or (end - start).days > 366:
-        raise InvalidInput(N_("The period must run forward and be at most a year."), field="to")
-    return start, end
+        """(file name, CSV text) of the merchant's sales and settlements (statement.py)."""
+        return statement.statement_csv(self, user, merchant_id, frm, to)
 
 
 def merchant_service() -> MerchantService:

@@ -1,0 +1,81 @@
+"""A shop's CSV statement: its confirmed sales and its redemptions over a period of JST days.
+
+Cells typed by people (the bank reference) go through core.csv_safe, never as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import TYPE_CHECKING
+
+from backend.accounts.models import User
+from backend.core.csv_safe import csv_cell
+from backend.core.errors import N_, InvalidInput
+
+if TYPE_CHECKING:
+    from backend.merchants.services import MerchantService
+
+JST = dt.timezone(dt.timedelta(hours=9))
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def period(frm: object, to: object) -> tuple[dt.date, dt.date]:
+    """The days from `frm` to `to` (YYYY-MM-DD; this month's first day and today by default)."""
+    today = dt.datetime.now(JST).date()
+    try:
+        start = dt.date.fromisoformat(frm) if isinstance(frm, str) and frm else today.replace(day=1)
+        end = dt.date.fromisoformat(to) if isinstance(to, str) and to else today
+    except ValueError:
+        raise InvalidInput(N_("Dates must look like 2026-04-30."), field="from") from None
+    if end < start or (end - start).days > 366:
+        raise InvalidInput(N_("The period must run forward and be at most a year."), field="to")
+    return start, end
+
+
+def statement_csv(
+    svc: MerchantService, user: User | None, merchant_id: object, frm: object, to: object
+) -> tuple[str, str]:
+    """(file name, CSV text) of the merchant's sales and settlements from `frm` to `to`
+    (YYYY-MM-DD, JST days, both included). Merchant staff only."""
+    merchant = svc.require_staff(user, merchant_id)
+    start, end = period(frm, to)
+    lo = dt.datetime.combine(start, dt.time(), JST)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), JST)
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash"])
+    total_sales = 0
+    for entry, charge in reversed(svc.sales(user, merchant.id, lo, hi)):
+        total_sales += int(entry.amount)
+        w.writerow(
+            [
+                entry.recorded_at.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+                "sale",
+                int(entry.amount),
+                charge.code if charge else "",
+                "confirmed",
+                entry.tx_hash,
+            ]
+        )
+    for s in reversed(svc.settlements_of(merchant)):
+        if not lo <= _as_utc(s.created_at) < hi:
+            continue
+        w.writerow(
+            [
+                _as_utc(s.created_at).astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+                "redemption",
+                -int(s.amount),
+                csv_cell(s.bank_reference or ""),  # typed by staff: never a formula
+                s.status,
+                s.tx_hash or "",
+            ]
+        )
+    w.writerow([])
+    w.writerow(["total_sales", "", total_sales, "", "", ""])
+    name = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.csv"
+    return name, out.getvalue()
