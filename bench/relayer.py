@@ -51,10 +51,12 @@ from backend.chain.forwarder import (
     sign_request,
 )
 from backend.chain.outbox import (
+    ContractCall,
     OutboxService,
     RpcClient,
     RpcError,
     RpcUnavailable,
+    Sender,
 )
 from backend.chain.outbox_models import OutboxSender, OutboxTx
 from backend.chain.registry import artifact
@@ -278,17 +280,11 @@ def _enqueue(
     with app.app_context():
         session = get_db().session
         for i in range(n):
-            svc.enqueue_call(
+            svc.enqueue(
                 session,
-                idempotency_key=f"{tag}-{i}",
-                sender_kind="relayer",
-                contract=POINTS,
-                function="transfer",
-                args=[SINK, 1],
-                signer=users[i % len(users)],
-                gas=env.gas,
-                town_id=1,
-                user_id=i % len(users),
+                ContractCall(POINTS, "transfer", [SINK, 1], gas=env.gas),
+                sender=Sender.user(users[i % len(users)], town_id=1, user_id=i % len(users)),
+                key=f"{tag}-{i}",
             )
             session.commit()
 
@@ -483,25 +479,19 @@ def soak(env: Env, n: int, keys: list[str], rate: float = 0.03) -> dict[str, Any
             session = get_db().session
             for i in range(n):
                 if i % 10 == 9:  # an admin action: a duplicate would show in totalIssued
-                    svc.enqueue_call(
+                    svc.enqueue(
                         session,
-                        idempotency_key=f"soak-issue-{i}",
-                        sender_kind="issuer",
-                        contract=POINTS,
-                        function="issue",
-                        args=[SINK, 7, 1, "soak"],
+                        ContractCall(POINTS, "issue", [SINK, 7, 1, "soak"]),
+                        sender=Sender.role("issuer"),
+                        key=f"soak-issue-{i}",
                     )
                     issues += 1
                 else:
-                    svc.enqueue_call(
+                    svc.enqueue(
                         session,
-                        idempotency_key=f"soak-{i}",
-                        sender_kind="relayer",
-                        contract=POINTS,
-                        function="transfer",
-                        args=[SINK, 1],
-                        signer=users[i % len(users)],
-                        gas=env.gas,
+                        ContractCall(POINTS, "transfer", [SINK, 1], gas=env.gas),
+                        sender=Sender.user(users[i % len(users)]),
+                        key=f"soak-{i}",
                     )
                 session.commit()
 

@@ -26,6 +26,7 @@ class OutboxTx(Base):
     __table_args__ = (
         Index("ix_outbox_txs_sender_state", "sender_address", "state"),
         Index("ix_outbox_txs_sender_nonce", "sender_address", "nonce"),
+        Index("ix_outbox_txs_subject", "subject_kind", "subject_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +48,9 @@ class OutboxTx(Base):
     user_address: Mapped[str | None] = mapped_column(String(42), index=True)
     town_id: Mapped[int | None] = mapped_column(index=True)
     user_id: Mapped[int | None] = mapped_column(index=True)
+    # The business row that sent it, e.g. ("charge", 42); None for actions without one.
+    subject_kind: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[int | None] = mapped_column()
     deadline_at: Mapped[dt.datetime | None] = mapped_column()
     gas_limit: Mapped[int | None] = mapped_column()
     max_fee_per_gas: Mapped[Decimal | None] = mapped_column(TokenAmount)

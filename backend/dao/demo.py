@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
 from backend.core.db import get_db
 from backend.dao.models import DaoProposal
 from backend.dao.services import create_proposal
@@ -34,14 +34,12 @@ def load_demo(town: Town) -> None:
         chain.address_of("TestYenStablecoin")
     except LookupError:
         return  # no DAO or no test stablecoin on this chain
-    outbox_service().enqueue_call(
+    outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.demo.fund:{town.slug}",
-        sender_kind="faucet",
-        contract="TestYenStablecoin",
-        function="mint",
-        args=[treasury, TREASURY_FUNDING],
-        town_id=town.id,
+        ContractCall("TestYenStablecoin", "mint", [treasury, TREASURY_FUNDING]),
+        sender=Sender.role("faucet", town_id=town.id),
+        key=f"dao.demo.fund:{town.slug}",
+        subject=Subject("town", town.id),
         audit=AuditEntry(
             actor="demo",
             action="dao.treasury_fund",

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from backend.accounts.models import EXTERNAL, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.chain.governance import POLL_STATES, for_browser, poll_ballot_typed_data
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
 from backend.core.errors import N_, InvalidInput, NotFound
 from backend.core.numbers import is_ascii_digits
 from backend.dao.errors import InvalidOption
@@ -180,16 +180,19 @@ def create_poll(
     )
     s.add(poll)
     s.flush()
-    tx = outbox_service().enqueue_call(
+    tx = outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.poll:{key}",
-        sender_kind="poll_creator",
-        contract=poll_address,
-        artifact_name=POLL,
-        function="createPoll",
-        args=[token_address, labels, inp.duration, description],
-        town_id=town.id,
-        user_id=user.id if user is not None else None,
+        ContractCall(
+            poll_address,
+            "createPoll",
+            [token_address, labels, inp.duration, description],
+            artifact_name=POLL,
+        ),
+        sender=Sender.role(
+            "poll_creator", town_id=town.id, user_id=user.id if user is not None else None
+        ),
+        key=f"dao.poll:{key}",
+        subject=Subject("dao_poll", poll.id),
         audit=AuditEntry(
             actor=actor or f"user:{user.id}",  # type: ignore[union-attr]
             action="dao.poll_create",
@@ -386,17 +389,17 @@ def cast_poll_vote(
         state="submitted",
     )
     add_vote(s, vote, N_("You already voted in this poll."))
-    tx = outbox_service().enqueue_call(
+    tx = outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.poll_vote:{poll.id}:{voter}",
-        sender_kind="relayer",
-        contract=poll.poll_address,
-        artifact_name=POLL,
-        function="castVoteBySig",
-        args=[int(poll.poll_id or 0), option, voter, sig],
-        signer=signer,
-        town_id=town.id,
-        user_id=user.id,
+        ContractCall(
+            poll.poll_address,
+            "castVoteBySig",
+            [int(poll.poll_id or 0), option, voter, sig],
+            artifact_name=POLL,
+        ),
+        sender=Sender.user(signer, town_id=town.id, user_id=user.id),
+        key=f"dao.poll_vote:{poll.id}:{voter}",
+        subject=Subject("dao_poll_vote", vote.id),
         audit=AuditEntry(
             actor=f"user:{user.id}",
             action="dao.poll_vote",

@@ -38,7 +38,7 @@ from backend.chain.governance import (
     timelock_salt,
 )
 from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
@@ -494,17 +494,17 @@ def cast_vote(
         nonce=nonce,
     )
     add_vote(s, vote, N_("You already voted on this proposal."))
-    tx = outbox_service().enqueue_call(
+    tx = outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.vote:{p.id}:{voter}",
-        sender_kind="relayer",
-        contract=p.governor_address,
-        artifact_name="TownGovernor",
-        function="castVoteBySig",
-        args=[p.proposal_id_int, support, voter, sig],
-        signer=signer,
-        town_id=town.id,
-        user_id=user.id,
+        ContractCall(
+            p.governor_address,
+            "castVoteBySig",
+            [p.proposal_id_int, support, voter, sig],
+            artifact_name="TownGovernor",
+        ),
+        sender=Sender.user(signer, town_id=town.id, user_id=user.id),
+        key=f"dao.vote:{p.id}:{voter}",
+        subject=Subject("dao_vote", vote.id),
         audit=AuditEntry(
             actor=f"user:{user.id}",
             action="dao.vote",
@@ -659,16 +659,14 @@ def create_proposal(
     s.add(p)
     s.flush()
     who = actor or f"user:{user.id}"  # type: ignore[union-attr]
-    tx = outbox_service().enqueue_call(
+    tx = outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.propose:{key}",
-        sender_kind="clerk",
-        contract=gov,
-        artifact_name="TownGovernor",
-        function="propose",
-        args=[targets, values, calldatas, description],
-        town_id=town.id,
-        user_id=user.id if user is not None else None,
+        ContractCall(
+            gov, "propose", [targets, values, calldatas, description], artifact_name="TownGovernor"
+        ),
+        sender=Sender.role("clerk", town_id=town.id, user_id=user.id if user is not None else None),
+        key=f"dao.propose:{key}",
+        subject=Subject("dao_proposal", p.id),
         audit=AuditEntry(
             actor=who,
             action="dao.propose",
@@ -740,16 +738,17 @@ def execute_proposal(user: User | None, town: Town, p: DaoProposal) -> OutboxTx:
 def _admin_call(user: User, town: Town, p: DaoProposal, fn: str, attempt: int) -> OutboxTx:
     s = _session()
     targets, values, calldatas = p.actions()
-    tx = outbox_service().enqueue_call(
+    tx = outbox_service().enqueue(
         s,
-        idempotency_key=f"dao.{fn}:{p.id}:{attempt}",
-        sender_kind="clerk",
-        contract=p.governor_address,
-        artifact_name="TownGovernor",
-        function=fn,
-        args=[targets, values, calldatas, description_hash(p.description)],
-        town_id=town.id,
-        user_id=user.id,
+        ContractCall(
+            p.governor_address,
+            fn,
+            [targets, values, calldatas, description_hash(p.description)],
+            artifact_name="TownGovernor",
+        ),
+        sender=Sender.role("clerk", town_id=town.id, user_id=user.id),
+        key=f"dao.{fn}:{p.id}:{attempt}",
+        subject=Subject("dao_proposal", p.id),
         audit=AuditEntry(
             actor=f"user:{user.id}",
             action=f"dao.{fn}",

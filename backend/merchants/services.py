@@ -27,7 +27,7 @@ from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.chain.keys import KeyVault
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
@@ -219,15 +219,14 @@ class MerchantService:
         self.session.add(m)
         try:
             self.session.flush()
-            tx = self._outbox().enqueue_call(
+            tx = self._outbox().enqueue(
                 self.session,
-                idempotency_key=f"merchants.add:{m.id}",
-                sender_kind="merchant_admin",
-                contract=town.points_address,
-                artifact_name="RegionPoints",
-                function="addMerchant",
-                args=(m.address,),
-                town_id=town.id,
+                ContractCall(
+                    town.points_address, "addMerchant", (m.address,), artifact_name="RegionPoints"
+                ),
+                sender=Sender.role("merchant_admin", town_id=town.id),
+                key=f"merchants.add:{m.id}",
+                subject=Subject("merchant", m.id),
                 audit=AuditEntry(
                     actor=f"user:{actor.id}",
                     action="merchant.register",
@@ -475,17 +474,17 @@ class MerchantService:
                 available=summary.available,
                 amount=amount,
             )
-        tx = self._outbox().enqueue_call(
+        tx = self._outbox().enqueue(
             self.session,
-            idempotency_key=f"merchants.charge:{charge.id}:pay",
-            sender_kind="relayer",
-            contract=str(town.points_address),
-            artifact_name="RegionPoints",
-            function="transfer",
-            args=(merchant.address, amount),
-            signer=self._user_signer(payer),
-            town_id=town.id,
-            user_id=payer.id,
+            ContractCall(
+                str(town.points_address),
+                "transfer",
+                (merchant.address, amount),
+                artifact_name="RegionPoints",
+            ),
+            sender=Sender.user(self._user_signer(payer), town_id=town.id, user_id=payer.id),
+            key=f"merchants.charge:{charge.id}:pay",
+            subject=Subject("charge", charge.id),
             audit=AuditEntry(
                 actor=actor,
                 action=action,
@@ -663,17 +662,16 @@ class MerchantService:
         self.session.add(s)
         try:
             self.session.flush()
-            tx = self._outbox().enqueue_call(
+            tx = self._outbox().enqueue(
                 self.session,
-                idempotency_key=f"merchants.redeem:{s.id}",
-                sender_kind="relayer",
-                contract=str(town.points_address),
-                artifact_name="RegionPoints",
-                function="redeem",
-                args=(value, s.ref),
-                signer=self._vault().signer(merchant.sealed_key()),
-                town_id=town.id,
-                user_id=user.id,
+                ContractCall(
+                    str(town.points_address), "redeem", (value, s.ref), artifact_name="RegionPoints"
+                ),
+                sender=Sender.user(
+                    self._vault().signer(merchant.sealed_key()), town_id=town.id, user_id=user.id
+                ),
+                key=f"merchants.redeem:{s.id}",
+                subject=Subject("settlement", s.id),
                 audit=AuditEntry(
                     actor=f"user:{user.id}",
                     action="points.burn",

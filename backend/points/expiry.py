@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender
 from backend.chain.outbox_models import OutboxAlert
 from backend.core.db import utcnow
 from backend.points.chain_lots import chain_now
@@ -85,15 +85,11 @@ def expire_due(
             chunk = holders[i : i + CHUNK]
             digest = hashlib.sha256(",".join(chunk).encode()).hexdigest()[:16]
             amount = sum(book.expired(h, today) for h in chunk)
-            outbox.enqueue_call(
+            outbox.enqueue(
                 session,
-                idempotency_key=f"points.expire:{town.chain_id}:{contract}:{today}:{digest}",
-                sender_kind="expirer",
-                contract=contract,
-                artifact_name="RegionPoints",
-                function="expire",
-                args=(chunk,),
-                town_id=town.id,
+                ContractCall(contract, "expire", (chunk,), artifact_name="RegionPoints"),
+                sender=Sender.role("expirer", town_id=town.id),
+                key=f"points.expire:{town.chain_id}:{contract}:{today}:{digest}",
                 audit=AuditEntry(
                     actor="system:expiry",
                     action="points.expire",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.chain.indexer import pending_events
 from backend.chain.indexer_models import TokenBalance
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_
@@ -169,16 +169,18 @@ class PointsService:
         self.session.add(grant)
         try:
             self.session.flush()
-            tx = self._outbox_service().enqueue_call(
+            tx = self._outbox_service().enqueue(
                 self.session,
-                idempotency_key=f"points.{programme.name}:{town.id}:{user.id}:{pid}"
+                ContractCall(
+                    town.points_address,
+                    "issue",
+                    (address, amount, pid, programme.reason),
+                    artifact_name="RegionPoints",
+                ),
+                sender=Sender.role("issuer", town_id=town.id),
+                key=f"points.{programme.name}:{town.id}:{user.id}:{pid}"
                 + (f":{key}" if key else ""),
-                sender_kind="issuer",
-                contract=town.points_address,
-                artifact_name="RegionPoints",
-                function="issue",
-                args=(address, amount, pid, programme.reason),
-                town_id=town.id,
+                subject=Subject("points_grant", grant.id),
                 audit=AuditEntry(
                     actor=how.actor,
                     action="points.issue",

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.outbox import OutboxService
+from backend.chain.outbox import ContractCall, OutboxService, Sender, Subject
 from backend.chain.outbox_models import OutboxTx
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
@@ -102,19 +102,18 @@ class CardPaymentService:
     def _enqueue_mint(self, order: Order) -> None:
         listing = order.listing
         order.mint_attempts += 1
-        tx = self._outbox().enqueue_call(
+        mint = [
+            listing.chain_listing_id,
+            order.buyer_address,
+            order.quantity,
+            payment_ref_bytes(order.payment_ref),
+        ]
+        tx = self._outbox().enqueue(
             self.session,
-            idempotency_key=f"mint:{order.payment_ref}:{order.mint_attempts}",
-            sender_kind="minter",
-            contract=sale_key(listing.town),
-            function="mintPaidOffChain",
-            args=[
-                listing.chain_listing_id,
-                order.buyer_address,
-                order.quantity,
-                payment_ref_bytes(order.payment_ref),
-            ],
-            town_id=listing.town_id,
+            ContractCall(sale_key(listing.town), "mintPaidOffChain", mint),
+            sender=Sender.role("minter", town_id=listing.town_id),
+            key=f"mint:{order.payment_ref}:{order.mint_attempts}",
+            subject=Subject("order", order.id),
             audit=mint_audit(order, listing, f"payment:{order.provider}"),
         )
         order.outbox_tx_id = tx.id

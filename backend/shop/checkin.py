@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import VERIFIER, require_town_role
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer
@@ -119,16 +119,18 @@ class CheckInService:
             status="processing",
         )
         self.session.add(row)
-        tx = self._outbox().enqueue_call(
+        self.session.flush()  # the row's id is the outbox row's subject
+        tx = self._outbox().enqueue(
             self.session,
-            idempotency_key=key,
-            sender_kind="verifier",
-            contract=ticket.collection.contract_address or "",
-            artifact_name="FanCollection",
-            function="usePerk",
-            args=[ticket.token_id, perk.perk_id],
-            town_id=town.id,
-            user_id=verifier.id,
+            ContractCall(
+                ticket.collection.contract_address or "",
+                "usePerk",
+                [ticket.token_id, perk.perk_id],
+                artifact_name="FanCollection",
+            ),
+            sender=Sender.role("verifier", town_id=town.id, user_id=verifier.id),
+            key=key,
+            subject=Subject("check_in", row.id),
             audit=AuditEntry(
                 actor=f"user:{verifier.id}",
                 action="nft.use_perk",

@@ -19,7 +19,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import VERIFIER, grant_town_role
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
-from backend.chain.outbox import AuditEntry, outbox_service
+from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
 from backend.core.db import get_db, utcnow
 from backend.core.errors import AppError
 from backend.regions.models import Town
@@ -91,14 +91,12 @@ def load_demo(town: Town) -> None:
             False,
             onchain_price,
         ]
-        tx = outbox.enqueue_call(
+        tx = outbox.enqueue(
             session,
-            idempotency_key=f"demo:{town.slug}:listing:{listing.id}",
-            sender_kind="catalogue",
-            contract=sale,
-            function="createListing",
-            args=[struct],
-            town_id=town.id,
+            ContractCall(sale, "createListing", [struct]),
+            sender=Sender.role("catalogue", town_id=town.id),
+            key=f"demo:{town.slug}:listing:{listing.id}",
+            subject=Subject("listing", listing.id),
             audit=AuditEntry(
                 actor="demo",
                 action="nft.listing",

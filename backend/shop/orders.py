@@ -22,7 +22,7 @@ from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import require_user
 from backend.accounts.services import AccountService
 from backend.chain.gateway import ChainUnavailable, Web3Gateway
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -311,24 +311,21 @@ class OrderService:
         order.status = "processing"
         self.session.add(order)
         self.session.flush()
-        tx = self._outbox().enqueue_call(
+        buy = [
+            listing.chain_listing_id,
+            order.quantity,
+            [0, 0, 0, "0x"],
+            deadline,
+            sig.v,
+            "0x" + sig.r.to_bytes(32, "big").hex(),
+            "0x" + sig.s.to_bytes(32, "big").hex(),
+        ]
+        tx = self._outbox().enqueue(
             self.session,
-            idempotency_key=f"order:{order.public_id}",
-            sender_kind="relayer",
-            contract=sale_key(town),
-            function="buyWithPermit",
-            args=[
-                listing.chain_listing_id,
-                order.quantity,
-                [0, 0, 0, "0x"],
-                deadline,
-                sig.v,
-                "0x" + sig.r.to_bytes(32, "big").hex(),
-                "0x" + sig.s.to_bytes(32, "big").hex(),
-            ],
-            signer=signer,
-            town_id=town.id,
-            user_id=user.id,
+            ContractCall(sale_key(town), "buyWithPermit", buy),
+            sender=Sender.user(signer, town_id=town.id, user_id=user.id),
+            key=f"order:{order.public_id}",
+            subject=Subject("order", order.id),
             audit=mint_audit(order, listing, f"user:{user.id}"),
         )
         order.outbox_tx_id = tx.id

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import require_user
 from backend.chain.gateway import ChainUnavailable, Web3Gateway
-from backend.chain.outbox import AuditEntry, OutboxService
+from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.chain.outbox_models import OutboxTx
 from backend.chain.typed_signatures import (
     check_forward_request,
@@ -296,17 +296,14 @@ class WalletOrderService:
         self.session.add(order)
         try:
             self.session.flush()
-            tx = outbox.enqueue_call(
+            tx = outbox.enqueue(
                 self.session,
-                idempotency_key=f"order:{public_id}",
-                sender_kind="relayer",
-                contract=sale_key(listing.town),
-                function="buyWithPermit",
-                args=args,
-                forward_request=req,
-                artifact_name="PrimarySale",
-                town_id=listing.town_id,
-                user_id=user.id,
+                ContractCall(
+                    sale_key(listing.town), "buyWithPermit", args, artifact_name="PrimarySale"
+                ),
+                sender=Sender.signed(req, town_id=listing.town_id, user_id=user.id),
+                key=f"order:{public_id}",
+                subject=Subject("order", order.id),
                 audit=mint_audit(order, listing, f"user:{user.id}"),
             )
             order.outbox_tx_id = tx.id
@@ -340,14 +337,11 @@ class WalletOrderService:
         except InvalidInput:
             to = self._wallet_address(user)
         day = self._now().date().isoformat()
-        tx = self._outbox().enqueue_call(
+        tx = self._outbox().enqueue(
             self.session,
-            idempotency_key=f"faucet:{user.id}:{day}",
-            sender_kind="faucet",
-            contract="TestYenStablecoin",
-            function="mint",
-            args=[to, amount],
-            user_id=user.id,
+            ContractCall("TestYenStablecoin", "mint", [to, amount]),
+            sender=Sender.role("faucet", user_id=user.id),
+            key=f"faucet:{user.id}:{day}",
             audit=AuditEntry(
                 actor=f"user:{user.id}",
                 action="testyen.mint",

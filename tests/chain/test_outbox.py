@@ -14,9 +14,12 @@ from sqlalchemy.orm import Session
 from backend.chain.outbox import (
     TRANSITIONS,
     AuditEntry,
+    ContractCall,
     ErrorKind,
     IdempotencyConflict,
     IllegalTransition,
+    Sender,
+    Subject,
     TxState,
     classify_error,
     decode_revert,
@@ -133,14 +136,11 @@ def test_custom_errors_are_decoded_by_selector():
 
 
 def _issue(svc, session, key="issue-1", amount=100, to=RECIPIENT, **kw: Any):
-    return svc.enqueue_call(
+    return svc.enqueue(
         session,
-        idempotency_key=key,
-        sender_kind="issuer",
-        contract=POINTS,
-        function="issue",
-        args=[to, amount, PROGRAMME, "welcome"],
-        town_id=1,
+        ContractCall(POINTS, "issue", [to, amount, PROGRAMME, "welcome"]),
+        sender=Sender.role("issuer", town_id=1),
+        key=key,
         **kw,
     )
 
@@ -163,6 +163,19 @@ def test_enqueue_is_idempotent_and_a_different_payload_is_a_conflict(outbox_app,
         assert log.details["outbox_tx_id"] == first.id and int(log.amount) == 100
         events = session.scalars(sa.select(OutboxTxEvent.to_state)).all()
         assert events == ["queued"]
+
+
+def test_enqueue_stores_the_business_row_that_sent_it(outbox_app, chain):
+    app = outbox_app()
+    with app.app_context():
+        svc, session = outbox_service(), get_db().session
+        with_subject = _issue(svc, session, key="subject-1", subject=Subject("charge", 42))
+        without = _issue(svc, session, key="subject-2")
+        session.commit()
+        row = session.get(OutboxTx, with_subject.id)
+        assert (row.subject_kind, row.subject_id) == ("charge", 42)
+        row = session.get(OutboxTx, without.id)
+        assert (row.subject_kind, row.subject_id) == (None, None)
 
 
 def test_admin_call_goes_queued_sent_confirmed_with_history_and_town_gas(outbox_app, chain):
@@ -218,16 +231,11 @@ def test_forwarded_user_request_runs_as_the_user_and_records_user_gas(
     contract = points(chain, deployed)
     with app.app_context():
         svc, session = outbox_service(), get_db().session
-        tx = svc.enqueue_call(
+        tx = svc.enqueue(
             session,
-            idempotency_key="pay-1",
-            sender_kind="relayer",
-            contract=POINTS,
-            function="transfer",
-            args=[RECIPIENT, 250],
-            signer=user,
-            town_id=1,
-            user_id=7,
+            ContractCall(POINTS, "transfer", [RECIPIENT, 250]),
+            sender=Sender.user(user, town_id=1, user_id=7),
+            key="pay-1",
         )
         session.commit()
         assert tx.sender_address == chain.eth.account.from_key(anvil.keys[7]).address
@@ -248,14 +256,11 @@ def test_a_reverted_forwarded_request_is_decoded_from_the_target(outbox_app, cha
     app = outbox_app()
     with app.app_context():
         svc, session = outbox_service(), get_db().session
-        tx = svc.enqueue_call(
+        tx = svc.enqueue(
             session,
-            idempotency_key="pay-too-much",
-            sender_kind="relayer",
-            contract=POINTS,
-            function="transfer",
-            args=[RECIPIENT, 5],
-            signer=user,
+            ContractCall(POINTS, "transfer", [RECIPIENT, 5]),
+            sender=Sender.user(user),
+            key="pay-too-much",
         )
         session.commit()
     settle(app, chain)

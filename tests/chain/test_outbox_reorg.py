@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from eth_account import Account
 
-from backend.chain.outbox import outbox_service
+from backend.chain.outbox import ContractCall, Sender, outbox_service
 from backend.chain.outbox_models import OutboxAlert, OutboxTx, OutboxTxEvent
 from backend.chain.outbox_recovery import recover_reorged
 from backend.chain.registry import load_deployments
@@ -40,28 +40,20 @@ def _deployments(app):
 
 
 def _pay(session, signer, key, amount):
-    return outbox_service().enqueue_call(
+    return outbox_service().enqueue(
         session,
-        idempotency_key=key,
-        sender_kind="relayer",
-        contract=POINTS,
-        function="transfer",
-        args=[RECIPIENT, amount],
-        signer=signer,
-        town_id=1,
-        user_id=1,
+        ContractCall(POINTS, "transfer", [RECIPIENT, amount]),
+        sender=Sender.user(signer, town_id=1, user_id=1),
+        key=key,
     )
 
 
 def _issue(session, key, amount):
-    return outbox_service().enqueue_call(
+    return outbox_service().enqueue(
         session,
-        idempotency_key=key,
-        sender_kind="issuer",
-        contract=POINTS,
-        function="issue",
-        args=[RECIPIENT, amount, PROGRAMME, "reorg test"],
-        town_id=1,
+        ContractCall(POINTS, "issue", [RECIPIENT, amount, PROGRAMME, "reorg test"]),
+        sender=Sender.role("issuer", town_id=1),
+        key=key,
     )
 
 

@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from eth_account import Account
 
 import backend.chain.outbox_tasks as outbox_tasks
-from backend.chain.outbox import RpcClient, RpcUnavailable, outbox_service
+from backend.chain.outbox import (
+    ContractCall,
+    RpcClient,
+    RpcUnavailable,
+    Sender,
+    outbox_service,
+)
 from backend.chain.outbox_models import OutboxAlert, OutboxSender, OutboxTx
 from backend.core.db import get_db
 from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
@@ -42,16 +48,11 @@ def _deployments(app):
 
 
 def _pay(svc, session, signer, key="pay-1", amount=100):
-    return svc.enqueue_call(
+    return svc.enqueue(
         session,
-        idempotency_key=key,
-        sender_kind="relayer",
-        contract=POINTS,
-        function="transfer",
-        args=[RECIPIENT, amount],
-        signer=signer,
-        town_id=1,
-        user_id=1,
+        ContractCall(POINTS, "transfer", [RECIPIENT, amount]),
+        sender=Sender.user(signer, town_id=1, user_id=1),
+        key=key,
     )
 
 
@@ -162,13 +163,11 @@ def test_rpc_down_tasks_retry_with_backoff_and_recover(
         with app.app_context():
             svc, session = outbox_service(), get_db().session
             svc.auto_dispatch = True
-            tx = svc.enqueue_call(
+            tx = svc.enqueue(
                 session,
-                idempotency_key="issue-while-down",
-                sender_kind="issuer",
-                contract=POINTS,
-                function="issue",
-                args=[RECIPIENT, 100, PROGRAMME, "down"],
+                ContractCall(POINTS, "issue", [RECIPIENT, 100, PROGRAMME, "down"]),
+                sender=Sender.role("issuer"),
+                key="issue-while-down",
             )
             session.commit()  # dispatches chain.send_outbox after commit
             tx_id = tx.id

@@ -4,11 +4,12 @@
        |         \\--> replaced (re-priced or cancel no-op sent) --> confirmed | reverted | ...
        \\--> cancelled | failed                                   cancelled | failed
 
-Domains call `OutboxService.enqueue_call(session, ...)`, which only ADDS rows to their session;
-after their single commit the Celery task "chain.send_outbox" is sent (after_commit hook). The
-worker side (`send_pending`, `check_receipts`, `bump_stuck`) follows the rules in sending.py:
-nonces under a sender row lock, signed bytes committed before broadcast, a nonce kept until
-consumed on chain, unpaid work left queued with an alert.
+Domains call `OutboxService.enqueue(session, ContractCall(...), sender=Sender...(...),
+key=..., subject=Subject(...))`, which only ADDS rows to their session; after their single
+commit the Celery task "chain.send_outbox" is sent (after_commit hook). The worker side
+(`send_pending`, `check_receipts`, `bump_stuck`) follows the rules in sending.py: nonces under a
+sender row lock, signed bytes committed before broadcast, a nonce kept until consumed on chain,
+unpaid work left queued with an alert.
 
 User actions are ERC-2771 forward requests (backend/chain/forwarder.py) signed by the user and
 executed by relayer keys; a user's requests always go through the same relayer, in order.
@@ -25,7 +26,10 @@ from backend.chain.outbox.enqueue import (
     DEFAULT_DEADLINE_SECONDS,
     DEFAULT_FORWARD_GAS,
     AuditEntry,
+    ContractCall,
     Enqueuer,
+    Sender,
+    Subject,
 )
 from backend.chain.outbox.errors import (
     ErrorKind,
@@ -77,6 +81,7 @@ __all__ = [
     "TRANSITIONS",
     "AuditEntry",
     "BatchSender",
+    "ContractCall",
     "Enqueuer",
     "ErrorKind",
     "GasBudgetExceeded",
@@ -90,7 +95,9 @@ __all__ = [
     "RpcUnavailable",
     "S",
     "SendReport",
+    "Sender",
     "StaleForwardRequest",
+    "Subject",
     "TxState",
     "classify_error",
     "decode_revert",

@@ -1,4 +1,4 @@
-"""The web side of the outbox: `enqueue_call` adds an on-chain action to the caller's session.
+"""The web side of the outbox: `enqueue` adds an on-chain action to the caller's session.
 
 Rows are only ADDED to the caller's session; after its single commit the Celery task
 "chain.send_outbox" is sent (after_commit hook). A user's action is an ERC-2771 forward request
@@ -64,6 +64,68 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ContractCall:
+    """One contract function call. `contract` is a deployments key ("towns.x.RegionPoints") or
+    an address (then give `artifact_name`, whose ABI encodes the call; by default the key's last
+    part). `value` is wei sent along; `gas` the inner call's limit (None: estimated)."""
+
+    contract: str
+    function: str
+    args: Sequence[Any] = ()
+    value: int = 0
+    artifact_name: str | None = None
+    gas: int | None = None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The business row an on-chain action belongs to, e.g. Subject("charge", 42); stored on the
+    outbox row (subject_kind, subject_id)."""
+
+    kind: str
+    id: int
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends, and whose gas it is.
+
+    `kind` is the name of a role key that signs an admin action, or "relayer" for a user's
+    action: an ERC-2771 request signed now with the user's `signer`, or one a browser signed
+    (`forward_request`). `town_id` / `user_id` are charged for the gas (and the user's daily
+    budget is checked)."""
+
+    kind: str
+    signer: Signer | None = None
+    forward_request: ForwardRequest | dict[str, Any] | None = None
+    town_id: int | None = None
+    user_id: int | None = None
+
+    @classmethod
+    def role(cls, role: str, *, town_id: int | None = None, user_id: int | None = None) -> Sender:
+        """An admin action signed by the role key `role` (e.g. "issuer", "clerk")."""
+        return cls(role, town_id=town_id, user_id=user_id)
+
+    @classmethod
+    def user(
+        cls, signer: Signer, *, town_id: int | None = None, user_id: int | None = None
+    ) -> Sender:
+        """A user's action, signed now by `signer` and relayed."""
+        return cls(RELAYER, signer=signer, town_id=town_id, user_id=user_id)
+
+    @classmethod
+    def signed(
+        cls,
+        request: ForwardRequest | dict[str, Any],
+        *,
+        town_id: int | None = None,
+        user_id: int | None = None,
+    ) -> Sender:
+        """A user's action the browser signed (from `prepare_forward_request`), relayed."""
+        return cls(RELAYER, forward_request=request, town_id=town_id, user_id=user_id)
+
+
 class Enqueuer:
     """Adds outbox rows (and their audit rows) to a caller's session; dispatches after commit."""
 
@@ -71,38 +133,33 @@ class Enqueuer:
         self.ctx = ctx
         self.auto_dispatch = True
 
-    def enqueue_call(
+    def enqueue(
         self,
         session: Session,
+        call: ContractCall,
         *,
-        idempotency_key: str,
-        sender_kind: str,
-        contract: str,
-        function: str,
-        args: Sequence[Any] = (),
-        value: int = 0,
-        signer: Signer | None = None,
-        forward_request: ForwardRequest | dict[str, Any] | None = None,
-        artifact_name: str | None = None,
-        town_id: int | None = None,
-        user_id: int | None = None,
-        gas: int | None = None,
-        deadline_seconds: int | None = None,
+        sender: Sender,
+        key: str,
+        subject: Subject | None = None,
         audit: AuditEntry | None = None,
+        deadline_seconds: int | None = None,
     ) -> OutboxTx:
         """Add one on-chain action to `session` (the caller commits it with its business row).
 
-        `sender_kind` is "relayer" for a user's action (give the user's `signer`, which signs an
-        ERC-2771 request now, or a browser-signed `forward_request`), else the name of a role key
-        that signs an admin action. `contract` is a deployments key or an address (then give
-        `artifact_name`). The same `idempotency_key` with the same payload returns the first
-        row and changes nothing; with another payload it raises IdempotencyConflict.
+        `key` is the idempotency key: the same key with the same payload returns the first row
+        and changes nothing; with another payload it raises IdempotencyConflict. `audit` is
+        written with the row; `deadline_seconds` (default: none for a role key, an hour for a
+        user's request) cancels the action if it is not sent by then.
 
         Raises GasBudgetExceeded (user over today's cap), StaleForwardRequest, AppError for an
         unknown role/contract, and ChainUnavailable when a user request must be signed and the
         chain id or the user's forwarder nonce cannot be read.
         """
-        args = list(args)
+        idempotency_key, sender_kind = key, sender.kind
+        contract, function, value, gas = call.contract, call.function, call.value, call.gas
+        signer, forward_request = sender.signer, sender.forward_request
+        town_id, user_id = sender.town_id, sender.user_id
+        args = list(call.args)
         if forward_request is not None and not isinstance(forward_request, ForwardRequest):
             forward_request = ForwardRequest.from_json(forward_request)
         user_address = (
@@ -145,11 +202,12 @@ class Enqueuer:
                         value=value,
                         signer=signer,
                         forward_request=forward_request,
-                        artifact_name=artifact_name or contract.rsplit(".", 1)[-1],
+                        artifact_name=call.artifact_name or contract.rsplit(".", 1)[-1],
                         town_id=town_id,
                         user_id=user_id,
                         gas=gas,
                         deadline_seconds=deadline_seconds,
+                        subject=subject,
                     )
                     session.flush()
                     session.add(
@@ -186,7 +244,7 @@ class Enqueuer:
         """The EIP-712 typed data a browser wallet signs for a user's action (nonce not taken).
 
         Pass the signature back as `forward_request={**request, "signature": sig}` to
-        `enqueue_call`; the nonce is taken then.
+        `enqueue` (`Sender.signed`); the nonce is taken then.
         """
         from backend.chain.forwarder import typed_data
 
@@ -292,6 +350,7 @@ class Enqueuer:
         user_id: int | None,
         gas: int | None,
         deadline_seconds: int | None,
+        subject: Subject | None,
     ) -> OutboxTx:
         now = utcnow()
         tx = OutboxTx(
@@ -305,6 +364,8 @@ class Enqueuer:
             value=Decimal(value),
             town_id=town_id,
             user_id=user_id,
+            subject_kind=subject.kind if subject is not None else None,
+            subject_id=subject.id if subject is not None else None,
         )
         if sender_kind != RELAYER:
             tx.sender_address = self.ctx.keys.role(sender_kind)

@@ -1,6 +1,6 @@
 """`OutboxService`: the outbox's one front door, a thin façade over its parts.
 
-Web side: `enqueue_call` / `prepare_forward_request` (enqueue.py). Worker side:
+Web side: `enqueue` / `prepare_forward_request` (enqueue.py). Worker side:
 `senders_with_work` / `send_pending` / `bump_stuck` (sending.py) and `check_receipts`
 (receipts.py). The parts share one `OutboxContext` (settings, RPC client, keys, chain facts).
 """
@@ -13,10 +13,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from backend.chain.forwarder import ForwardRequest, Signer
 from backend.chain.keyring import KeyRing
 from backend.chain.outbox.context import OutboxContext
-from backend.chain.outbox.enqueue import DEFAULT_DEADLINE_SECONDS, AuditEntry, Enqueuer
+from backend.chain.outbox.enqueue import (
+    DEFAULT_DEADLINE_SECONDS,
+    AuditEntry,
+    ContractCall,
+    Enqueuer,
+    Sender,
+    Subject,
+)
 from backend.chain.outbox.receipts import ReceiptChecker
 from backend.chain.outbox.rpc import RpcClient
 from backend.chain.outbox.sending import BatchSender, SendReport
@@ -81,42 +87,26 @@ class OutboxService:
 
     # ---------------------------------------------------------------- web side
 
-    def enqueue_call(
+    def enqueue(
         self,
         session: Session,
+        call: ContractCall,
         *,
-        idempotency_key: str,
-        sender_kind: str,
-        contract: str,
-        function: str,
-        args: Sequence[Any] = (),
-        value: int = 0,
-        signer: Signer | None = None,
-        forward_request: ForwardRequest | dict[str, Any] | None = None,
-        artifact_name: str | None = None,
-        town_id: int | None = None,
-        user_id: int | None = None,
-        gas: int | None = None,
-        deadline_seconds: int | None = None,
+        sender: Sender,
+        key: str,
+        subject: Subject | None = None,
         audit: AuditEntry | None = None,
+        deadline_seconds: int | None = None,
     ) -> OutboxTx:
-        """See `Enqueuer.enqueue_call`."""
-        return self.enqueuer.enqueue_call(
+        """See `Enqueuer.enqueue`."""
+        return self.enqueuer.enqueue(
             session,
-            idempotency_key=idempotency_key,
-            sender_kind=sender_kind,
-            contract=contract,
-            function=function,
-            args=args,
-            value=value,
-            signer=signer,
-            forward_request=forward_request,
-            artifact_name=artifact_name,
-            town_id=town_id,
-            user_id=user_id,
-            gas=gas,
-            deadline_seconds=deadline_seconds,
+            call,
+            sender=sender,
+            key=key,
+            subject=subject,
             audit=audit,
+            deadline_seconds=deadline_seconds,
         )
 
     def prepare_forward_request(
