@@ -1,0 +1,43 @@
+"""The reorg-safe event indexer (backend/chain/indexer/core.py; split by subsystem next)."""
+
+from backend.chain.indexer.core import (
+    TOKEN_PROJECTION,
+    ZERO_ADDRESS,
+    ChainEvent,
+    Difference,
+    Handler,
+    Indexer,
+    IndexerError,
+    IndexResult,
+    JsonRpc,
+    PendingLogs,
+    RpcError,
+    pending_events,
+    projection_snapshot,
+    reconcile,
+    register_handler,
+    store_report,
+    unregister_handler,
+    watch_contract,
+)
+
+__all__ = [
+    "TOKEN_PROJECTION",
+    "ZERO_ADDRESS",
+    "ChainEvent",
+    "Difference",
+    "Handler",
+    "IndexResult",
+    "Indexer",
+    "IndexerError",
+    "JsonRpc",
+    "PendingLogs",
+    "RpcError",
+    "pending_events",
+    "projection_snapshot",
+    "reconcile",
+    "register_handler",
+    "store_report",
+    "unregister_handler",
+    "watch_contract",
+]
