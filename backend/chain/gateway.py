@@ -1,6 +1,8 @@
 """What the rest of the backend may ask of the chain: a Protocol and plain dataclasses.
 
-Domains never see a Web3 object; `Web3Gateway` is the one implementation that talks JSON-RPC.
+Domains never see a Web3 object; `Web3Gateway` is the one implementation that talks to the
+node: plain JSON-RPC (chain id, head, block times) through backend.chain.rpc.JsonRpc, contract
+reads through web3 (it encodes and decodes the ABI).
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from urllib.parse import urlsplit
 
 from web3 import Web3
 
-from backend.chain.registry import Deployments, RegistryError, artifact, load_deployments
+from backend.chain.errors import ChainUnavailable, RpcError
+from backend.chain.registry import (
+    Deployments,
+    RegistryError,
+    address_of,
+    artifact,
+    load_deployments,
+)
+from backend.chain.rpc import JsonRpc
 
-
-class ChainUnavailable(RuntimeError):
-    """The RPC endpoint did not answer."""
+__all__ = ["ChainGateway", "ChainStatus", "ChainUnavailable", "Eip712Domain", "Web3Gateway"]
 
 
 @dataclass(frozen=True)
@@ -60,17 +68,25 @@ class Web3Gateway:
     def __init__(self, rpc_url: str, deployments_dir: Path, timeout: float = 5.0) -> None:
         self.rpc_url = rpc_url
         self.deployments_dir = deployments_dir
+        self.timeout = timeout
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self._local = threading.local()  # a JsonRpc per thread (it keeps its connection)
         self._chain_id: int | None = None
         self._contracts: dict[tuple[str, str], Any] = {}
         self._block_times: OrderedDict[str, int] = OrderedDict()  # block hash -> timestamp
         self._block_times_lock = threading.Lock()
 
+    def _rpc(self) -> JsonRpc:
+        rpc: JsonRpc | None = getattr(self._local, "rpc", None)
+        if rpc is None:
+            rpc = self._local.rpc = JsonRpc(self.rpc_url, timeout=self.timeout)
+        return rpc
+
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
             try:
-                self._chain_id = int(self.w3.eth.chain_id)
+                self._chain_id = self._rpc().chain_id()
             except Exception as exc:
                 raise ChainUnavailable(
                     f"{type(exc).__name__} from {_redact(self.rpc_url)}"
@@ -83,9 +99,7 @@ class Web3Gateway:
 
     def address_of(self, contract: str) -> str:
         """A deployments key ("towns.sarabetsu.RegionPoints") or an address, checksummed."""
-        if contract.startswith("0x"):
-            return str(Web3.to_checksum_address(contract))
-        return str(Web3.to_checksum_address(self.deployments().address(contract)))
+        return address_of(contract, self.deployments)
 
     def _artifact_name(self, contract: str, artifact_name: str | None) -> str:
         if artifact_name:
@@ -114,7 +128,7 @@ class Web3Gateway:
         except (ConnectionError, OSError) as exc:
             raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
 
-    def block_timestamp(self, number: int, block_hash: str | None = None) -> int:
+    def block_timestamp(self, number: int | str, block_hash: str | None = None) -> int:
         """The block's timestamp (Unix seconds). With `block_hash` (as the indexer stores it) the
         block is fetched by hash and the answer is kept in a per-process LRU cache: a hash names
         one block forever, whereas a number may name another block after a reorg."""
@@ -124,11 +138,17 @@ class Web3Gateway:
                 if key in self._block_times:
                     self._block_times.move_to_end(key)
                     return self._block_times[key]
-        try:
-            block = self.w3.eth.get_block(block_hash if block_hash else number)  # type: ignore[arg-type]
-        except (ConnectionError, OSError) as exc:
-            raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
-        timestamp = int(block["timestamp"])
+        if block_hash:
+            call = ("eth_getBlockByHash", [block_hash, False])
+        else:  # a number, or a tag such as "latest"
+            call = (
+                "eth_getBlockByNumber",
+                [hex(number) if isinstance(number, int) else number, False],
+            )
+        block = self._rpc().call(*call)  # RpcUnavailable (a ChainUnavailable) when unanswered
+        if block is None:
+            raise RpcError(0, f"no block {block_hash or number}", method=call[0])
+        timestamp = int(block["timestamp"], 16)
         if key is not None:
             with self._block_times_lock:
                 self._block_times[key] = timestamp
@@ -145,8 +165,8 @@ class Web3Gateway:
 
     def status(self) -> ChainStatus:
         try:
-            chain_id = self.w3.eth.chain_id
-            head = self.w3.eth.block_number
+            chain_hex, head_hex = self._rpc().batch([("eth_chainId", []), ("eth_blockNumber", [])])
+            chain_id, head = int(chain_hex, 16), int(head_hex, 16)
         except Exception as exc:  # requests/urllib3/JSON-RPC errors all mean "not answering"
             raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc
         try:

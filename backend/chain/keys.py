@@ -41,6 +41,8 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_checksum_address
 
+from backend.chain.errors import ChainError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -68,8 +70,9 @@ _KEY_ID_RE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 _HEX_KEY_RE = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
 
 
-class KeyVaultError(Exception):
-    """Root of every error this module raises on purpose."""
+class KeyVaultError(ChainError):
+    """Root of every error this module raises on purpose (a ChainError, as all the chain
+    package's errors)."""
 
 
 class UnknownMasterKey(KeyVaultError):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from eth_utils import to_checksum_address
+
+from backend.chain.errors import ChainError
 
 ABI_DIR = Path(__file__).resolve().parent / "abi"
 # Safe's own published artifacts (scripts/vendor_safe.py), looked up after ours.
@@ -25,7 +30,7 @@ def add_artifact_dir(path: Path) -> None:
         artifact.cache_clear()
 
 
-class RegistryError(LookupError):
+class RegistryError(ChainError, LookupError):
     """An artifact or a deployment is missing."""
 
 
@@ -115,6 +120,15 @@ def load_deployments(directory: Path, chain_id: int) -> Deployments:
         chain_id=chain_id,
         contracts={k: DeployedContract(key=k, **v) for k, v in data["contracts"].items()},
     )
+
+
+def address_of(contract: str, deployments: Callable[[], Deployments]) -> str:
+    """A deployments key ("towns.sarabetsu.RegionPoints") or an address, as a checksummed
+    address; `deployments` (this chain's file) is only read for a key. Raises RegistryError when
+    the key is not deployed."""
+    if contract.startswith("0x"):
+        return str(to_checksum_address(contract))
+    return str(to_checksum_address(deployments().address(contract)))
 
 
 def save_deployments(directory: Path, deployments: Deployments) -> Path:

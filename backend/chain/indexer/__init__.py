@@ -35,15 +35,17 @@ How it works (see docs/adr/0004-indexer-reorgs.md):
 - Pending: logs above head - confirmations are kept in `chain_pending_events`, replaced on every
   pass, so pages can show "pending" until the event is confirmed and handled.
 
-Modules: events (ChainEvent, the handler registry, watch_contract, pending_events), rpc (the
-JSON-RPC client), decoding (topic0 decoders), storage (COPY lines and upserts, the chunk
-decoder), prefetch (eth_getLogs ahead), core (the Indexer and reorgs), projection (token
-balances and owners), reconcile (the projection against chain reads).
+Modules: events (ChainEvent, the handler registry, watch_contract, pending_events), decoding
+(topic0 decoders), storage (COPY lines and upserts, the chunk decoder), prefetch (eth_getLogs
+ahead), core (the Indexer and reorgs), projection (token balances and owners), reconcile (the
+projection against chain reads). The JSON-RPC client is backend.chain.rpc, the errors
+backend.chain.errors.
 
 Only this package talks to the chain: domains see `ChainEvent` and plain functions.
 """
 
-from backend.chain.indexer.core import Indexer, IndexerError, IndexResult
+from backend.chain.errors import IndexerError
+from backend.chain.indexer.core import Indexer, IndexResult
 from backend.chain.indexer.events import (
     ZERO_ADDRESS,
     ChainEvent,
@@ -60,7 +62,7 @@ from backend.chain.indexer.reconcile import (
     reconcile,
     store_report,
 )
-from backend.chain.indexer.rpc import JsonRpc, PendingLogs, RpcError
+from backend.chain.rpc import JsonRpc, PendingLogs, RpcError
 
 __all__ = [
     "TOKEN_PROJECTION",

@@ -26,7 +26,6 @@ from backend.chain.indexer.events import (
     _run_handlers,
 )
 from backend.chain.indexer.prefetch import _FETCH_ERRORS, _Fetched, _Plan, _Prefetcher
-from backend.chain.indexer.rpc import JsonRpc
 from backend.chain.indexer.storage import (
     _can_copy,
     _ChunkDecoder,
@@ -43,12 +42,9 @@ from backend.chain.indexer_models import (
     WatchedContract,
 )
 from backend.chain.registry import RegistryError, load_deployments
+from backend.chain.rpc import JsonRpc
 
 log = logging.getLogger(__name__)
-
-
-class IndexerError(RuntimeError):
-    """The indexer cannot go on (e.g. a contract's artifact is unknown)."""
 
 
 # ---------------------------------------------------------------- the indexer

@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from backend.chain.gateway import ChainUnavailable
-from backend.chain.indexer.rpc import JsonRpc, PendingLogs, RpcError
+from backend.chain.errors import ChainUnavailable
+from backend.chain.rpc import JsonRpc, PendingLogs, RpcError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from backend.chain.indexer.decoding import _checksum
 from backend.chain.indexer.events import ZERO_ADDRESS
-from backend.chain.indexer.rpc import JsonRpc, RpcError
 from backend.chain.indexer_models import (
     ChainEventRecord,
     ReconciliationReport,
@@ -23,6 +22,7 @@ from backend.chain.indexer_models import (
     WatchedContract,
 )
 from backend.chain.registry import artifact
+from backend.chain.rpc import JsonRpc, RpcError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The indexer's JSON-RPC client: http.client + json, eth_getLogs sent ahead."""
+"""The one hand-written JSON-RPC client of the chain package (http.client + json): the indexer
+reads logs and headers with it, the outbox sends and watches transactions with it, the gateway
+asks it for the chain id, the head and block times. One instance per thread (it keeps its
+connections); errors are RpcUnavailable (a ChainUnavailable: the node did not answer) and
+RpcError (the node answered with a JSON-RPC error)."""
 
 from __future__ import annotations
 
@@ -12,11 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from backend.chain.gateway import ChainUnavailable
+from backend.chain.errors import ChainUnavailable, RpcError, RpcUnavailable
 
-
-class RpcError(RuntimeError):
-    """The node answered with a JSON-RPC error."""
+__all__ = ["ChainUnavailable", "JsonRpc", "PendingLogs", "RpcError", "RpcUnavailable"]
 
 
 class JsonRpc:
@@ -62,7 +64,7 @@ class JsonRpc:
     @staticmethod
     def _check_status(status: int) -> None:
         if status >= 500 or status == 429:
-            raise ChainUnavailable(f"RPC node answered HTTP {status}")
+            raise RpcUnavailable(f"RPC node answered HTTP {status}")
 
     def _drop_conn(self) -> None:
         if self._conn is not None:
@@ -85,7 +87,7 @@ class JsonRpc:
             status, body = resp.status, resp.read()
         except (OSError, http.client.HTTPException) as exc:
             self._drop_conn()
-            raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+            raise RpcUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
         if resp.will_close:
             self._drop_conn()
         self._check_status(status)
@@ -100,7 +102,7 @@ class JsonRpc:
                 timeout=self.timeout,
             )
         except (TimeoutError, requests.ConnectionError, requests.Timeout) as exc:
-            raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+            raise RpcUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
         self._check_status(resp.status_code)
         return resp.json()
 
@@ -108,7 +110,7 @@ class JsonRpc:
         self._id += 1
         data = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
         if "error" in data:
-            raise RpcError(f"{method}: {data['error']}")
+            raise RpcError.of(data["error"], method)
         return data["result"]
 
     def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
@@ -123,11 +125,11 @@ class JsonRpc:
         ]
         data = self._post(payload)
         if isinstance(data, dict):  # the whole batch was refused
-            raise RpcError(str(data.get("error", data)))
+            raise RpcError.of(data.get("error", data))
         out: list[Any] = [None] * len(calls)
         for item in data:
             if "error" in item:
-                raise RpcError(f"{calls[item['id'] - base][0]}: {item['error']}")
+                raise RpcError.of(item["error"], calls[item["id"] - base][0])
             out[item["id"] - base] = item["result"]
         return out
 
@@ -200,7 +202,7 @@ class JsonRpc:
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_logs_conn()
                 if last:
-                    raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+                    raise RpcUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
                 continue
             self._logs_waiting = pending
             pending.resend = reused and not last
@@ -208,20 +210,20 @@ class JsonRpc:
 
     def _read_logs_answer(self, pending: PendingLogs) -> bytes:
         if self._logs_waiting is not pending or self._logs_conn is None:
-            raise ChainUnavailable("eth_getLogs answer dropped (another request was sent)")
+            raise RpcUnavailable("eth_getLogs answer dropped (another request was sent)")
         try:
             resp = self._logs_conn.getresponse()
             status, body = resp.status, resp.read()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             self._drop_logs_conn()
             if not pending.resend:
-                raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+                raise RpcUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
             pending.resend = False
             self._send_logs_request(pending)
             return self._read_logs_answer(pending)
         except (OSError, http.client.HTTPException) as exc:
             self._drop_logs_conn()
-            raise ChainUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
+            raise RpcUnavailable(f"{type(exc).__name__} calling the RPC node") from exc
         self._logs_waiting = None
         if resp.will_close:
             self._drop_logs_conn()
@@ -254,7 +256,7 @@ class PendingLogs:
         """Forget the request; an unread answer is dropped with its connection."""
         if self.logs is None and self.rpc._logs_waiting is self:
             self.rpc._drop_logs_conn()
-        self.error = ChainUnavailable("eth_getLogs cancelled")
+        self.error = RpcUnavailable("eth_getLogs cancelled")
 
     def read(self) -> None:
         """Read the answer off the connection (not parsed yet), so that it can take the next
@@ -276,7 +278,7 @@ class PendingLogs:
             self.body = None
             if "error" in data:
                 if self.to <= self.frm:
-                    raise RpcError(f"eth_getLogs: {data['error']}")
+                    raise RpcError.of(data["error"], "eth_getLogs")
                 self.logs = self.rpc._get_logs_split(self.addresses, self.frm, self.to)
             else:
                 self.logs = data["result"]
