@@ -129,6 +129,10 @@ class ChainBlock(Base):
     number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hash: Mapped[str] = mapped_column(String(66))
     parent_hash: Mapped[str] = mapped_column(String(66))
+    # The header's timestamp (Unix seconds) when the indexer read the header (blocks of events
+    # that reached a domain handler, chunk ends), else None; events rebuilt for a reorg's
+    # revert carry it as block_time.
+    block_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ChainCursor(Base):

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -78,11 +77,11 @@ def _expiry_days(session: Session, ev: ChainEvent) -> int:
 
 def block_time(ev: ChainEvent) -> dt.datetime:
     """When the event's block was mined (the chain's clock, which RegionPoints uses for expiry),
-    never when the indexer happened to see it: a backfill or a slow indexer sees it days later."""
-    gateway = current_app.extensions["chain"]
-    return dt.datetime.fromtimestamp(
-        gateway.block_timestamp(ev.block_number, ev.block_hash), dt.UTC
-    )
+    never when the indexer happened to see it: a backfill or a slow indexer sees it days later.
+    The indexer read it with the block headers (ChainEvent.block_time): no call to the node."""
+    if ev.block_time is None:
+        raise ValueError(f"event {ev.tx_hash}:{ev.log_index} has no block time")
+    return dt.datetime.fromtimestamp(ev.block_time, dt.UTC)
 
 
 def _entry(ev: ChainEvent, holder: str, kind: str, counterparty: str | None, ids: dict[str, int]):

@@ -198,6 +198,43 @@ def test_handlers_apply_and_revert_newest_first(fresh_chain, engines, make_index
     assert all(ev.contract_name == "PlainERC20" and ev.confirmed for _, ev in seen)
 
 
+def test_handler_events_carry_their_block_time(fresh_chain, engines, make_indexer):
+    """Every event a handler gets carries its block's header timestamp (read by the indexer with
+    the headers), applied and reverted (the events rebuilt from the stored rows on a reorg)."""
+    chain = fresh_chain
+    live, _ = engines
+    seen: list[tuple[str, ChainEvent]] = []
+
+    def apply(_s: Session, events: Any) -> None:
+        seen.extend(("apply", ev) for ev in events)
+
+    def revert(_s: Session, events: Any) -> None:
+        seen.extend(("revert", ev) for ev in events)
+
+    handler = register_handler("Transfer", apply, revert, contract="test.Token")
+    try:
+        for i in range(5):
+            chain.rpc("evm_increaseTime", [1_000 + i])  # every block its own time
+            chain.mint(chain.account(7), i + 1)
+        make_indexer(live, chunk_size=3).run()
+        header_time = {
+            ev.block_number: int(
+                chain.rpc("eth_getBlockByNumber", [hex(ev.block_number), False])["timestamp"], 16
+            )
+            for _, ev in seen
+        }
+        chain.rpc("anvil_reorg", [2, []])
+        make_indexer(live).run()
+    finally:
+        unregister_handler(handler)
+    applied = [ev for kind, ev in seen if kind == "apply"]
+    reverted = [ev for kind, ev in seen if kind == "revert"]
+    assert len(applied) == 5 and len(reverted) == 2
+    assert len(set(header_time.values())) == 5
+    for ev in applied + reverted:
+        assert ev.block_time == header_time[ev.block_number], ev
+
+
 def test_pending_until_confirmed(fresh_chain, engines, make_indexer):
     chain = fresh_chain
     live, _ = engines

@@ -150,3 +150,71 @@ def test_lot_expiry_follows_the_issue_block_time_not_the_indexing_time(
     (lot,) = client.get("/api/points").get_json()["towns"][0]["lots"]
     assert dt.date.fromisoformat(lot["last_day"]) == issue_day + dt.timedelta(days=180)
     assert issue_day != indexed_at.astimezone(JST).date()
+
+
+def test_points_handlers_take_the_block_time_from_the_event_not_the_node(
+    app, town_id, user_id, w3, monkeypatch
+):
+    """The indexer hands the points handlers each event's block time (its header's timestamp,
+    read with the chunk's headers): inside the indexing transaction the handlers send the node
+    no eth_getBlockByNumber (nor ByHash). Requests are counted, not timed."""
+    import dataclasses
+
+    from web3.providers import HTTPProvider
+
+    import backend.points.handlers as handlers
+    from backend.chain import rpc as rpc_mod
+    from backend.chain.indexer import events as registry
+
+    inside = [False]
+    sent_inside: list[str] = []
+    seen: list = []
+    real_post, real_request = rpc_mod.JsonRpc._post, HTTPProvider.make_request
+
+    def post(self, payload):
+        if inside[0]:
+            sent_inside.extend(
+                c["method"] for c in (payload if isinstance(payload, list) else [payload])
+            )
+        return real_post(self, payload)
+
+    def make_request(self, method, params):
+        if inside[0]:
+            sent_inside.append(str(method))
+        return real_request(self, method, params)
+
+    monkeypatch.setattr(rpc_mod.JsonRpc, "_post", post)
+    monkeypatch.setattr(HTTPProvider, "make_request", make_request)
+
+    def watched(fn):
+        def run(session, events):
+            inside[0] = True
+            try:
+                seen.extend(events)
+                fn(session, events)
+                for ev in events:
+                    handlers.block_time(ev)
+            finally:
+                inside[0] = False
+
+        return run
+
+    original = list(registry._HANDLERS)  # the indexer holds this very list: edited in place
+    registry._HANDLERS[:] = [
+        dataclasses.replace(h, apply=watched(h.apply))
+        if h.apply.__module__ == handlers.__name__
+        else h
+        for h in original
+    ]
+    try:
+        _grant(app, user_id, town_id)
+        run_chain(app, w3)
+    finally:
+        registry._HANDLERS[:] = original
+
+    assert {"Transfer", "PointsIssued"} <= {ev.event_name for ev in seen}
+    for ev in seen:
+        timestamp = w3.eth.get_block(ev.block_number)["timestamp"]
+        assert ev.block_time == timestamp
+        assert handlers.block_time(ev) == dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    assert sent_inside == [], sent_inside

@@ -337,7 +337,13 @@ class Indexer:
                     ):
                         break
                     _, frm, to = following
-            _upsert(s, ChainBlock, chunk.blocks, ["chain_id", "number"], ["hash", "parent_hash"])
+            _upsert(
+                s,
+                ChainBlock,
+                chunk.blocks,
+                ["chain_id", "number"],
+                ["hash", "parent_hash", "block_time"],
+            )
             chunk.dec.run_handlers(s)
             self._save_cursor(cursor, synced, head)
             result.events += chunk.dec.count
@@ -397,7 +403,10 @@ class Indexer:
         for number, hdr in headers.items():
             if hdr is not None:
                 hashes.setdefault(number, hdr["hash"])
-        missing = sorted({n for n in dec.blocks if n - 1 not in hashes} - headers.keys())
+        # The blocks of events for handlers are read too (in the same batch), for their
+        # block_time: a handler never asks the node for it inside this transaction.
+        timed = {ev.block_number for ev in dec.untimed}
+        missing = sorted(({n for n in dec.blocks if n - 1 not in hashes} | timed) - headers.keys())
         if missing:
             headers.update(zip(missing, self.rpc.headers(missing), strict=True))
         if chunk.known is not None and chunk.known[0] in headers:
@@ -426,6 +435,7 @@ class Indexer:
                     "number": number,
                     "hash": block_hash,
                     "parent_hash": parent,
+                    "block_time": None if hdr is None else int(hdr["timestamp"], 16),
                 }
             )
         if to not in dec.blocks:
@@ -435,10 +445,16 @@ class Indexer:
                     "number": to,
                     "hash": tip["hash"],
                     "parent_hash": tip["parentHash"],
+                    "block_time": int(tip["timestamp"], 16),
                 }
             )
         elif tip["hash"] != dec.blocks[to]:
             raise _ReorgDuringFetch(f"block {to} changed while fetching logs")
+        for ev in dec.untimed:  # each one's header was read and checked above
+            hdr = headers[ev.block_number]
+            assert hdr is not None
+            object.__setattr__(ev, "block_time", int(hdr["timestamp"], 16))  # frozen dataclass
+        dec.untimed = []
         # The next chunk of this transaction continues from this one's last block.
         chunk.known = (to, tip["hash"])
 
@@ -480,7 +496,16 @@ class Indexer:
             )
         )
         names = _artifact_by_address(s, chain_id)
-        _run_handlers(s, [_event_from_row(r, names) for r in rows], revert=True)
+        times: dict[int, int | None] = {
+            number: t
+            for number, t in s.execute(
+                select(ChainBlock.number, ChainBlock.block_time).where(
+                    ChainBlock.chain_id == chain_id, ChainBlock.number > ancestor
+                )
+            )
+        }
+        events = [_event_from_row(r, names, block_time=times.get(r.block_number)) for r in rows]
+        _run_handlers(s, events, revert=True)
         s.execute(
             delete(ChainEventRecord).where(
                 ChainEventRecord.chain_id == chain_id, ChainEventRecord.block_number > ancestor

@@ -36,6 +36,10 @@ class ChainEvent:
     tx_hash: str
     log_index: int
     confirmed: bool = True
+    # When the block was mined (its header's timestamp, Unix seconds), as the chain's contracts
+    # see `block.timestamp`: set on every event a handler gets, from the headers the indexer
+    # reads, so that handlers need not ask the node. None on pending events.
+    block_time: int | None = None
 
 
 HandlerFn = Callable[[Session, Sequence[ChainEvent]], None]
@@ -162,7 +166,10 @@ def _artifact_by_address(session: Session, chain_id: int) -> dict[str, str]:
 
 
 def _event_from_row(
-    r: ChainEventRecord | PendingEventRecord, names: dict[str, str], confirmed: bool = True
+    r: ChainEventRecord | PendingEventRecord,
+    names: dict[str, str],
+    confirmed: bool = True,
+    block_time: int | None = None,
 ) -> ChainEvent:
     return ChainEvent(
         chain_id=r.chain_id,
@@ -176,6 +183,7 @@ def _event_from_row(
         tx_hash=r.tx_hash,
         log_index=r.log_index,
         confirmed=confirmed,
+        block_time=block_time,
     )
 
 

@@ -131,6 +131,9 @@ class _ChunkDecoder:
         ]
         self.events: list[ChainEvent] | None = [] if keep_events else None
         self.blocks: dict[int, str] = {}  # block number -> the hash its logs name
+        # This chunk's events for handlers: their block_time is set from the block headers
+        # once the chunk's headers are read (_Indexer._index_chunk).
+        self.untimed: list[ChainEvent] = []
         self.count = 0
         self._routes: dict[str, dict[str, _Route]] = {}
         for addr, c in contracts.items():
@@ -243,6 +246,8 @@ class _ChunkDecoder:
                 tx_hash,
                 log_index,
             )
+            if route.sinks:
+                self.untimed.append(ev)
             for sink in route.sinks:
                 sink.append(ev)
             if self.events is not None:
