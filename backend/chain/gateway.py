@@ -1,7 +1,7 @@
 """What the rest of the backend may ask of the chain: a Protocol and plain dataclasses.
 
 Domains never see a Web3 object; `Web3Gateway` is the one implementation that talks to the
-node: plain JSON-RPC (chain id, head, block times) through backend.chain.rpc.JsonRpc, contract
+node: plain JSON-RPC (chain id, head, block times) through backend.chain.rpc.RpcClient, contract
 reads through web3 (it encodes and decodes the ABI).
 """
 
@@ -24,7 +24,7 @@ from backend.chain.registry import (
     artifact,
     load_deployments,
 )
-from backend.chain.rpc import JsonRpc
+from backend.chain.rpc import RpcClient
 
 __all__ = ["ChainGateway", "ChainStatus", "ChainUnavailable", "Eip712Domain", "Web3Gateway"]
 
@@ -68,25 +68,18 @@ class Web3Gateway:
     def __init__(self, rpc_url: str, deployments_dir: Path, timeout: float = 5.0) -> None:
         self.rpc_url = rpc_url
         self.deployments_dir = deployments_dir
-        self.timeout = timeout
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-        self._local = threading.local()  # a JsonRpc per thread (it keeps its connection)
+        self.rpc = RpcClient(rpc_url, timeout=timeout)  # a JsonRpc per thread
         self._chain_id: int | None = None
         self._contracts: dict[tuple[str, str], Any] = {}
         self._block_times: OrderedDict[str, int] = OrderedDict()  # block hash -> timestamp
         self._block_times_lock = threading.Lock()
 
-    def _rpc(self) -> JsonRpc:
-        rpc: JsonRpc | None = getattr(self._local, "rpc", None)
-        if rpc is None:
-            rpc = self._local.rpc = JsonRpc(self.rpc_url, timeout=self.timeout)
-        return rpc
-
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
             try:
-                self._chain_id = self._rpc().chain_id()
+                self._chain_id = self.rpc.chain_id()
             except Exception as exc:
                 raise ChainUnavailable(
                     f"{type(exc).__name__} from {_redact(self.rpc_url)}"
@@ -145,7 +138,7 @@ class Web3Gateway:
                 "eth_getBlockByNumber",
                 [hex(number) if isinstance(number, int) else number, False],
             )
-        block = self._rpc().call(*call)  # RpcUnavailable (a ChainUnavailable) when unanswered
+        block = self.rpc.call(*call)  # RpcUnavailable (a ChainUnavailable) when unanswered
         if block is None:
             raise RpcError(0, f"no block {block_hash or number}", method=call[0])
         timestamp = int(block["timestamp"], 16)
@@ -165,7 +158,11 @@ class Web3Gateway:
 
     def status(self) -> ChainStatus:
         try:
-            chain_hex, head_hex = self._rpc().batch([("eth_chainId", []), ("eth_blockNumber", [])])
+            answers = self.rpc.batch([("eth_chainId", []), ("eth_blockNumber", [])])
+            errors = [a for a in answers if isinstance(a, RpcError)]
+            if errors:
+                raise errors[0]
+            chain_hex, head_hex = answers
             chain_id, head = int(chain_hex, 16), int(head_hex, 16)
         except Exception as exc:  # requests/urllib3/JSON-RPC errors all mean "not answering"
             raise ChainUnavailable(f"{type(exc).__name__} from {_redact(self.rpc_url)}") from exc

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from backend.chain.errors import ChainError
 from backend.chain.outbox import (
     IN_FLIGHT,
     ErrorKind,
@@ -76,7 +77,7 @@ class RecoveryReport:
     senders: dict[str, int] = field(default_factory=dict)  # sender -> chain nonce
 
 
-class ReorgTransitionError(RuntimeError):
+class ReorgTransitionError(ChainError, RuntimeError):
     """A state change `reopen` does not allow."""
 
 

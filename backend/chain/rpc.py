@@ -10,7 +10,8 @@ import base64
 import http.client
 import json
 import select as _select
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,7 +19,14 @@ import requests
 
 from backend.chain.errors import ChainUnavailable, RpcError, RpcUnavailable
 
-__all__ = ["ChainUnavailable", "JsonRpc", "PendingLogs", "RpcError", "RpcUnavailable"]
+__all__ = [
+    "ChainUnavailable",
+    "JsonRpc",
+    "PendingLogs",
+    "RpcClient",
+    "RpcError",
+    "RpcUnavailable",
+]
 
 
 class JsonRpc:
@@ -131,6 +139,33 @@ class JsonRpc:
             if "error" in item:
                 raise RpcError.of(item["error"], calls[item["id"] - base][0])
             out[item["id"] - base] = item["result"]
+        return out
+
+    def batch_results(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Send calls in one HTTP request; each answer is the call's result or its RpcError
+        (returned, not raised)."""
+        if not calls:
+            return []
+        base = self._id + 1
+        self._id += len(calls)
+        payload = [
+            {"jsonrpc": "2.0", "id": base + i, "method": m, "params": p}
+            for i, (m, p) in enumerate(calls)
+        ]
+        data = self._post(payload)
+        if not isinstance(data, list):  # the whole batch was refused
+            err = data.get("error") if isinstance(data, dict) else None
+            refused = RpcError(0, "bad batch") if err is None else RpcError.of(err)
+            return [refused] * len(calls)
+        out: list[Any] = [RpcError(0, "missing batch answer")] * len(calls)
+        for item in data:
+            i = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(i, int) or not 0 <= i - base < len(calls):
+                continue
+            err = item.get("error")
+            out[i - base] = (
+                item.get("result") if err is None else RpcError.of(err, calls[i - base][0])
+            )
         return out
 
     def chain_id(self) -> int:
@@ -283,3 +318,62 @@ class PendingLogs:
             else:
                 self.logs = data["result"]
         return self.logs
+
+
+class RpcClient:
+    """The JsonRpc of the calling thread, for objects that threads share (the outbox service,
+    the gateway): a JsonRpc keeps its connections and is for one thread. `batch` answers each
+    call's result or its RpcError, not raised (a batch of transactions is judged one by one).
+
+    A connection the node closed or reset (or refused) is retried once on a fresh one: every
+    call sent through here is safe to repeat (a re-sent transaction is "already known"). A
+    timeout is not retried. An answer that is not JSON reads as the node not answering."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _rpc(self) -> JsonRpc:
+        rpc: JsonRpc | None = getattr(self._local, "rpc", None)
+        if rpc is None:
+            rpc = self._local.rpc = JsonRpc(self.url, timeout=self.timeout)
+        return rpc
+
+    def _send(self, fn: Callable[[JsonRpc], Any]) -> Any:
+        try:
+            try:
+                return fn(self._rpc())
+            except RpcUnavailable as exc:
+                if not _dropped(exc.__cause__):
+                    raise
+                return fn(self._rpc())  # JsonRpc dropped the connection: a fresh one
+        except ValueError as exc:  # json.loads of the answer
+            raise RpcUnavailable("RPC endpoint answered with something other than JSON") from exc
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        """One call; raises RpcUnavailable or RpcError."""
+        return self._send(lambda rpc: rpc.call(method, params))
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Many calls in one request; each result is a value or an RpcError (not raised)."""
+        return self._send(lambda rpc: rpc.batch_results(calls))
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId", []), 16)
+
+    def close(self) -> None:
+        rpc: JsonRpc | None = getattr(self._local, "rpc", None)
+        if rpc is not None:
+            rpc.close()
+            self._local.rpc = None
+
+
+def _dropped(cause: BaseException | None) -> bool:
+    """Whether a failed request's cause is a connection the node closed, reset or refused
+    (not a timeout)."""
+    if isinstance(cause, requests.Timeout | TimeoutError):
+        return False
+    return isinstance(
+        cause, ConnectionError | http.client.RemoteDisconnected | requests.ConnectionError
+    )

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from eth_utils import to_checksum_address
-
 from backend.chain.keyring import KeyRing
 from backend.chain.outbox.rpc import RpcClient
 from backend.chain.outbox.states import RELAYER
 from backend.chain.outbox_models import OutboxTx
-from backend.chain.registry import RegistryError, load_deployments
+from backend.chain.registry import Deployments, RegistryError, address_of, load_deployments
 from backend.config import Settings
 from backend.core.db import utcnow
 from backend.core.errors import AppError
@@ -41,23 +39,25 @@ class OutboxContext:
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(self.rpc.call("eth_chainId", []), 16)
+            self._chain_id = self.rpc.chain_id()
         return self._chain_id
 
     def address_of(self, contract: str) -> str:
         """A deployments key ("towns.x.RegionPoints") or an address, as a checksummed address."""
         if contract.startswith("0x"):
-            return str(to_checksum_address(contract))
+            return address_of(contract, self._deployments)
         cached = self._addresses.get(contract)
         if cached is not None:
             return cached
         try:
-            deployments = load_deployments(self.settings.deployments_dir, self.chain_id)
-            address = str(to_checksum_address(deployments.address(contract)))
+            address = address_of(contract, self._deployments)
         except RegistryError as exc:
             raise AppError(str(exc), code="not_deployed") from None
         self._addresses[contract] = address
         return address
+
+    def _deployments(self) -> Deployments:
+        return load_deployments(self.settings.deployments_dir, self.chain_id)
 
     @property
     def forwarder_address(self) -> str:

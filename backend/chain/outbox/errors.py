@@ -1,82 +1,56 @@
 """Errors of the outbox: the ones callers see (idempotency, stale request, gas budget), the
-RPC endpoint's (unavailable, JSON-RPC error responses and their classification) and the
-decoding of a contract's revert data."""
+RPC endpoint's (unavailable, JSON-RPC error responses and their classification: defined once in
+backend/chain/errors.py) and the decoding of a contract's revert data. All are ChainErrors."""
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from eth_utils import keccak
 
-from backend.chain.gateway import ChainUnavailable
+from backend.chain.errors import (
+    ChainError,
+    ErrorKind,
+    RpcError,
+    RpcUnavailable,
+    classify_error,
+)
 from backend.chain.registry import ABI_DIR
 from backend.core.errors import AppError, Conflict
 
+# The RPC endpoint's errors are the chain package's (backend/chain/errors.py), kept importable here.
+__all__ = [
+    "ErrorKind",
+    "GasBudgetExceeded",
+    "IdempotencyConflict",
+    "RpcError",
+    "RpcUnavailable",
+    "StaleForwardRequest",
+    "classify_error",
+    "decode_revert",
+]
 
-class IdempotencyConflict(Conflict):
+
+class IdempotencyConflict(Conflict, ChainError):
     """The idempotency key was already used for a different request."""
 
     code = "idempotency_conflict"
 
 
-class StaleForwardRequest(Conflict):
+class StaleForwardRequest(Conflict, ChainError):
     """A browser-signed request does not carry the user's next forwarder nonce."""
 
     code = "stale_forward_request"
 
 
-class GasBudgetExceeded(AppError):
+class GasBudgetExceeded(AppError, ChainError):
     """The user has used up today's gas budget."""
 
     status = 429
     code = "gas_budget_exceeded"
-
-
-class RpcUnavailable(ChainUnavailable):
-    """The RPC endpoint did not answer (connection refused, timeout, 5xx)."""
-
-
-class ErrorKind(StrEnum):
-    ALREADY_KNOWN = "already_known"
-    NONCE_TOO_LOW = "nonce_too_low"
-    REPLACEMENT_UNDERPRICED = "replacement_underpriced"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    REVERTED = "reverted"
-    OTHER = "other"
-
-
-class RpcError(Exception):
-    """A JSON-RPC error response; `kind` classifies it."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
-
-    @property
-    def kind(self) -> ErrorKind:
-        return classify_error(self.message)
-
-
-def classify_error(message: str) -> ErrorKind:
-    """Map a node's error text (geth, anvil, erigon, nethermind wordings) to an ErrorKind."""
-    m = message.lower()
-    if "already known" in m or "already imported" in m or "known transaction" in m:
-        return ErrorKind.ALREADY_KNOWN
-    if "nonce too low" in m or "nonce is too low" in m or "oldnonce" in m:
-        return ErrorKind.NONCE_TOO_LOW
-    if "underpriced" in m or "fee too low" in m:
-        return ErrorKind.REPLACEMENT_UNDERPRICED
-    if "insufficient funds" in m or "insufficient balance" in m:
-        return ErrorKind.INSUFFICIENT_FUNDS
-    if "revert" in m:
-        return ErrorKind.REVERTED
-    return ErrorKind.OTHER
 
 
 @cache

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, object_session
 
+from backend.chain.errors import ChainError
 from backend.chain.outbox_models import OutboxTx, OutboxTxEvent
 from backend.core.db import utcnow
 
@@ -51,7 +52,7 @@ IN_FLIGHT = (S.SENT.value, S.REPLACED.value)
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(ChainError, RuntimeError):
     """A state change the outbox state machine does not allow."""
 
 
