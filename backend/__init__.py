@@ -78,8 +78,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     import importlib
 
     import backend.models  # noqa: F401  (every domain's tables on Base.metadata)
+    from backend.composition import register_handlers
     from backend.core.discovery import import_all
 
+    register_handlers()  # every domain's indexer handlers, in one fixed order
     celery = app.extensions["celery"]
     for name in import_all("tasks"):  # registers every domain's Celery tasks with this app
         # A tasks module may declare BEAT_SCHEDULE = {entry: {"task": ..., "schedule": ...}}.

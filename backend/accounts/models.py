@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.chain.keys import SealedKey
+from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
 
 CUSTODIAL = "custodial"

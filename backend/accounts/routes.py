@@ -19,9 +19,7 @@ from backend.accounts import sessions
 from backend.accounts.mail_flows import AccountMail
 from backend.accounts.models import User
 from backend.accounts.services import AccountService, address_key_store
-from backend.chain import siwe_auth
-from backend.chain.custody import get_vault, register_key_store
-from backend.chain.gateway import ChainUnavailable
+from backend.chain.api import ChainUnavailable, get_vault, register_key_store, siwe_auth
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, ServiceUnavailable, json_object
 from backend.regions.models import Town

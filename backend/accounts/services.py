@@ -28,9 +28,14 @@ from backend.accounts.errors import (
     SiweFailed,
 )
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, SiweNonce, User
-from backend.chain import siwe_auth
-from backend.chain.custody import CustodyNotConfigured, ModelKeyStore
-from backend.chain.keys import KeyVault, KeyVaultError, SealedSigner
+from backend.chain.api import (
+    CustodyNotConfigured,
+    KeyVault,
+    KeyVaultError,
+    ModelKeyStore,
+    SealedSigner,
+    siwe_auth,
+)
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
@@ -357,7 +362,7 @@ def account_service() -> AccountService:
     """An AccountService for the current app and request (pages and routes use this one)."""
     from flask import current_app
 
-    from backend.chain.custody import get_vault
+    from backend.chain.api import get_vault
     from backend.core.db import get_db
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]

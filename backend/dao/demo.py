@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
-from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
+from backend.chain.api import AuditEntry, ContractCall, Sender, Subject, outbox_service
 from backend.core.db import get_db
 from backend.dao.models import DaoProposal
 from backend.dao.services import create_proposal

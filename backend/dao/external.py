@@ -19,9 +19,14 @@ from decimal import Decimal
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.chain.governance import decode_transfer, timelock_operation_id, timelock_salt
-from backend.chain.indexer import ChainEvent, register_handler
-from backend.chain.indexer_models import WatchedContract
+from backend.chain import api as chain
+from backend.chain.api import (
+    ChainEvent,
+    decode_transfer,
+    handler,
+    timelock_operation_id,
+    timelock_salt,
+)
 from backend.core.db import utcnow
 from backend.core.errors import N_, NotFound
 from backend.core.models import AuditLog
@@ -68,11 +73,7 @@ def _alert(s: Session, town: Town, kind: str, ev: ChainEvent, **kw: object) -> N
 
 def _watched(s: Session, chain_id: int, key: str) -> str | None:
     """The address the indexer watches under deployments key `key` (same transaction)."""
-    return s.scalar(
-        select(WatchedContract.address).where(
-            WatchedContract.chain_id == chain_id, WatchedContract.key == key
-        )
-    )
+    return chain.watched_address(s, chain_id, key)
 
 
 def _payout(
@@ -249,6 +250,6 @@ def mark_seen(s: Session, town: Town, alert_id: int, user_id: int) -> None:
     s.commit()
 
 
-TREASURY_HANDLERS = [
-    register_handler("Cancelled", treasury_cancelled, treasury_uncancelled, contract=TREASURY),
-]
+TREASURY_HANDLERS = (
+    handler("Cancelled", treasury_cancelled, treasury_uncancelled, contract=TREASURY),
+)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer import ChainEvent, register_handler
+from backend.chain.api import ChainEvent, EventHandler, handler
 from backend.dao import external
 from backend.dao.models import DaoPoll, DaoPollVote, DaoProposal, DaoVote
 
@@ -154,13 +154,13 @@ def uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
     _set_canceled(s, events, _proposal, False)
 
 
-HANDLERS = [
-    register_handler("ProposalCreated", created, uncreated, contract=GOVERNOR),
-    register_handler("VoteCast", vote_cast, vote_uncast, contract=GOVERNOR),
-    register_handler("ProposalQueued", queued, unqueued, contract=GOVERNOR),
-    register_handler("ProposalExecuted", executed, unexecuted, contract=GOVERNOR),
-    register_handler("ProposalCanceled", canceled, uncanceled, contract=GOVERNOR),
-]
+GOVERNOR_HANDLERS = (
+    handler("ProposalCreated", created, uncreated, contract=GOVERNOR),
+    handler("VoteCast", vote_cast, vote_uncast, contract=GOVERNOR),
+    handler("ProposalQueued", queued, unqueued, contract=GOVERNOR),
+    handler("ProposalExecuted", executed, unexecuted, contract=GOVERNOR),
+    handler("ProposalCanceled", canceled, uncanceled, contract=GOVERNOR),
+)
 
 
 # ---------------------------------------------------------------------------- TownPoll
@@ -225,8 +225,15 @@ def poll_uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
     _set_canceled(s, events, _poll, False)
 
 
-POLL_HANDLERS = [
-    register_handler("PollCreated", poll_created, poll_uncreated, contract=POLL),
-    register_handler("VoteCast", poll_vote_cast, poll_vote_uncast, contract=POLL),
-    register_handler("PollCanceled", poll_canceled, poll_uncanceled, contract=POLL),
-]
+POLL_HANDLERS = (
+    handler("PollCreated", poll_created, poll_uncreated, contract=POLL),
+    handler("VoteCast", poll_vote_cast, poll_vote_uncast, contract=POLL),
+    handler("PollCanceled", poll_canceled, poll_uncanceled, contract=POLL),
+)
+
+# Every DAO handler, in the order the indexer runs them (backend/composition.py).
+HANDLERS: tuple[EventHandler, ...] = (
+    *external.TREASURY_HANDLERS,
+    *GOVERNOR_HANDLERS,
+    *POLL_HANDLERS,
+)

@@ -20,8 +20,16 @@ from sqlalchemy import select
 
 from backend.accounts.models import EXTERNAL, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
-from backend.chain.governance import POLL_STATES, for_browser, poll_ballot_typed_data
-from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
+from backend.chain.api import (
+    POLL_STATES,
+    AuditEntry,
+    ContractCall,
+    Sender,
+    Subject,
+    for_browser,
+    outbox_service,
+    poll_ballot_typed_data,
+)
 from backend.core.errors import N_, InvalidInput, NotFound
 from backend.core.numbers import is_ascii_digits
 from backend.dao.errors import InvalidOption

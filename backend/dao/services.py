@@ -23,23 +23,27 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
-from backend.chain.forwarder import encode_call
-from backend.chain.gateway import ChainUnavailable
-from backend.chain.governance import (
+from backend.chain import api as chain_api
+from backend.chain.api import (
     PROPOSAL_STATES,
+    AuditEntry,
+    ChainUnavailable,
+    ContractCall,
+    OutboxTx,
+    Sender,
+    Subject,
     ballot_typed_data,
     description_hash,
+    encode_call,
     for_browser,
+    get_vault,
     hash_proposal,
+    outbox_service,
     recover_typed_data_signer,
     relay_signer,
     signature_hex,
     timelock_salt,
 )
-from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
-from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.numbers import is_ascii_digits
@@ -206,7 +210,7 @@ class ChainView:
 
 
 def _tx(tx_id: int | None) -> OutboxTx | None:
-    return _session().get(OutboxTx, tx_id) if tx_id else None
+    return chain_api.outbox_tx(_session(), tx_id)
 
 
 def chain_view(p: DaoProposal) -> ChainView:
@@ -794,12 +798,7 @@ def payouts(p: DaoProposal) -> list[dict[str, Any]]:
     """The treasury's token transfers in the indexed execute transaction."""
     if not p.executed_tx_hash:
         return []
-    rows = _session().scalars(
-        select(ChainEventRecord).where(
-            ChainEventRecord.tx_hash == p.executed_tx_hash,
-            ChainEventRecord.event_name == "Transfer",
-        )
-    )
+    rows = chain_api.events_of_tx(_session(), p.executed_tx_hash, "Transfer")
     out = []
     for r in rows:
         args = r.args or {}

@@ -1,4 +1,4 @@
-"""DAO tasks; importing the handlers here registers them in the web app and worker."""
+"""DAO tasks (the indexer handlers are in dao/handlers.py, registered by backend/composition.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import timedelta
 from celery import shared_task
 
 from backend.core.db import get_db
-from backend.dao import handlers  # noqa: F401  (registers the governors' event handlers)
 
 BEAT_SCHEDULE = {
     "dao.mark_lost_votes": {"task": "dao.mark_lost_votes", "schedule": timedelta(seconds=5)},

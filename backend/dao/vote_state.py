@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
 from backend.dao.models import DaoPollVote, DaoVote
 
 FAILED_TX_STATES = ("failed", "reverted", "cancelled")
@@ -27,11 +27,13 @@ def mark_lost_votes(session: Session) -> int:
     marked = 0
     model: Any
     for model in (DaoVote, DaoPollVote):
-        votes = session.scalars(
-            select(model)
-            .join(OutboxTx, OutboxTx.id == model.outbox_tx_id)
-            .where(model.state == "submitted", OutboxTx.state.in_(FAILED_TX_STATES))
+        submitted = session.scalars(
+            select(model).where(model.state == "submitted", model.outbox_tx_id.is_not(None))
         ).all()
+        failed = chain.outbox_states(
+            session, (v.outbox_tx_id for v in submitted), only=FAILED_TX_STATES
+        )
+        votes = [v for v in submitted if v.outbox_tx_id in failed]
         for v in votes:
             v.state = NOT_COUNTED
         marked += len(votes)

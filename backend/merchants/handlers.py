@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer import ChainEvent, register_handler
+from backend.chain import api as chain
+from backend.chain.api import ChainEvent, EventHandler, handler
 from backend.core.db import utcnow
 from backend.merchants.models import (
     ACTIVE,
@@ -23,7 +24,6 @@ from backend.merchants.models import (
     Merchant,
     Settlement,
 )
-from backend.points.handlers import outbox_ids
 
 POINTS = "RegionPoints"
 
@@ -58,7 +58,7 @@ def apply_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
         )
     )
     mine = [ev for ev in events if ev.args["to"] in merchants]
-    ids = outbox_ids(session, (ev.tx_hash for ev in mine))
+    ids = chain.outbox_ids(session, (ev.tx_hash for ev in mine))
     now = utcnow()
     for ev in mine:
         tx_id = ids.get(ev.tx_hash)
@@ -103,9 +103,9 @@ def revert_redeemed(session: Session, events: Sequence[ChainEvent]) -> None:
         )
 
 
-HANDLERS = [
-    register_handler("MerchantAdded", apply_added, revert_added, contract=POINTS),
-    register_handler("MerchantSuspended", apply_suspended, revert_suspended, contract=POINTS),
-    register_handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
-    register_handler("PointsRedeemed", apply_redeemed, revert_redeemed, contract=POINTS),
-]
+HANDLERS: tuple[EventHandler, ...] = (
+    handler("MerchantAdded", apply_added, revert_added, contract=POINTS),
+    handler("MerchantSuspended", apply_suspended, revert_suspended, contract=POINTS),
+    handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
+    handler("PointsRedeemed", apply_redeemed, revert_redeemed, contract=POINTS),
+)

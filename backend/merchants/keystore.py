@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from backend.chain.custody import ModelKeyStore
+from backend.chain.api import ModelKeyStore
 from backend.merchants.models import Merchant
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.chain.keys import SealedKey
+from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
 from backend.core.models import TokenAmount
 

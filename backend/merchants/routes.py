@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from sqlalchemy import select
 
 from backend.accounts.roles import current_user
-from backend.chain.custody import register_key_store
+from backend.chain.api import register_key_store
 from backend.core.db import get_db
 from backend.core.errors import N_, NotFound, json_object
 from backend.merchants.models import Charge, Merchant, Settlement

@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import STAFF, has_town_role, require_town_role
-from backend.chain.keys import KeyVault
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
+from backend.chain.api import AuditEntry, ContractCall, KeyVault, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
@@ -319,9 +318,7 @@ class MerchantService:
         if charge.status == PENDING and _as_utc(charge.expires_at) <= self._now():
             charge.status = EXPIRED
         elif charge.status == PAYING and charge.outbox_tx_id is not None:
-            state = self.session.scalar(
-                select(OutboxTx.state).where(OutboxTx.id == charge.outbox_tx_id)
-            )
+            state = chain.outbox_state(self.session, charge.outbox_tx_id)
             if state in _FAILED_TX:
                 charge.status = FAILED
         return charge
@@ -749,8 +746,7 @@ def merchant_service() -> MerchantService:
     """A MerchantService for the current app and request."""
     from flask import current_app
 
-    from backend.chain.custody import get_vault
-    from backend.chain.outbox import outbox_service
+    from backend.chain.api import get_vault, outbox_service
     from backend.core.db import get_db
     from backend.core.purpose_keys import CUSTOMER_CODE, purpose_key_hex
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
 from backend.core.errors import N_, Conflict
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
@@ -64,13 +64,10 @@ def refresh_failed(session: Session, rows: Iterable[Settlement]) -> None:
     waiting = {s.outbox_tx_id: s for s in rows if s.status == REDEEMING and s.outbox_tx_id}
     if not waiting:
         return
-    txs = session.execute(
-        select(OutboxTx.id, OutboxTx.state, OutboxTx.error).where(
-            OutboxTx.id.in_(list(waiting)), OutboxTx.state.in_(_FAILED_TX)
-        )
-    ).all()
+    txs = chain.outbox_states(session, waiting, only=_FAILED_TX)
     changed = False
-    for tx_id, state, error in txs:
+    for tx_id, tx in txs.items():
+        state, error = tx.state, tx.error
         s = waiting[tx_id]
         reason = f"burn {state}" + (f": {error}" if error else "")
         done = session.execute(

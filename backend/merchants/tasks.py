@@ -1,5 +1,5 @@
-"""Merchants' periodic work; importing the handlers registers them with the indexer in the web
-process and in the worker."""
+"""Merchants' periodic work (the indexer handlers are in merchants/handlers.py, registered by
+backend/composition.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from celery import shared_task
 from sqlalchemy import select
 
 from backend.core.db import get_db
-from backend.merchants import handlers as _handlers  # noqa: F401
 
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "merchants.fail_lost_redemptions": {

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer_models import ChainEventRecord
+from backend.chain import api as chain
 from backend.points.lots import EVENTS, LotBook, jst_day
 from backend.points.models import PointsEntry
 
@@ -43,18 +43,11 @@ def holder_book(session: Session, chain_id: int, contract: str, holder: str) -> 
         PointsEntry.contract_address == contract,
         PointsEntry.holder == holder,
     )
-    rows = session.execute(
-        select(
-            ChainEventRecord.event_name,
-            ChainEventRecord.args,
-            ChainEventRecord.tx_hash,
-        )
-        .where(
-            ChainEventRecord.chain_id == chain_id,
-            ChainEventRecord.contract_address == contract,
-            ChainEventRecord.event_name.in_(EVENTS),
-            ChainEventRecord.tx_hash.in_([h for (h,) in session.execute(hashes).all()]),
-        )
-        .order_by(ChainEventRecord.block_number, ChainEventRecord.log_index)
+    rows = chain.indexed_events(
+        session,
+        chain_id,
+        contract,
+        EVENTS,
+        tx_hashes=[h for (h,) in session.execute(hashes).all()],
     )
-    return LotBook().feed((name, args, tx) for name, args, tx in rows)
+    return LotBook().feed((e.event_name, e.args, e.tx_hash) for e in rows)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from backend.accounts.models import User
 from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
+from backend.chain.api import get_vault
 from backend.core.db import get_db
 from backend.points.services import points_service
 from backend.regions.models import Town

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender
-from backend.chain.outbox_models import OutboxAlert
-from backend.core.db import utcnow
+from backend.chain import api as chain
+from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender
 from backend.points.chain_lots import chain_now
 from backend.points.lots import EVENTS, LotBook, day_start, jst_day
 from backend.regions.models import Town
@@ -42,16 +40,8 @@ class ExpiryReport:
 
 def contract_book(session: Session, chain_id: int, contract: str) -> LotBook:
     """Every holder's lots of one RegionPoints contract, from its indexed events."""
-    rows = session.execute(
-        select(ChainEventRecord.event_name, ChainEventRecord.args, ChainEventRecord.tx_hash)
-        .where(
-            ChainEventRecord.chain_id == chain_id,
-            ChainEventRecord.contract_address == contract,
-            ChainEventRecord.event_name.in_(EVENTS),
-        )
-        .order_by(ChainEventRecord.block_number, ChainEventRecord.log_index)
-    )
-    return LotBook().feed((name, args, tx) for name, args, tx in rows)
+    rows = chain.indexed_events(session, chain_id, contract, EVENTS)
+    return LotBook().feed((e.event_name, e.args, e.tx_hash) for e in rows)
 
 
 def expire_due(
@@ -105,28 +95,16 @@ def expire_due(
     return report
 
 
-def _open(session: Session, subject: str) -> OutboxAlert | None:
-    return session.scalar(
-        select(OutboxAlert).where(
-            OutboxAlert.kind == ALERT_KIND,
-            OutboxAlert.subject == subject,
-            OutboxAlert.resolved_at.is_(None),
-        )
-    )
-
-
 def _raise(session: Session, subject: str, holders: int, oldest_day: int) -> None:
-    if _open(session, subject) is None:
+    if not chain.alert_open(session, ALERT_KIND, subject):
         message = (
             f"{holders} holder(s) keep expired points lots since JST day {oldest_day} "
             f"(more than {LATE_AFTER}); spending is not affected, totalSupply is overstated"
         )
         log.error("ALERT %s %s: %s", ALERT_KIND, subject, message)
-        session.add(OutboxAlert(kind=ALERT_KIND, subject=subject, message=message))
+        chain.raise_alert(session, ALERT_KIND, subject, message)
 
 
 def _resolve(session: Session, subject: str) -> None:
-    alert = _open(session, subject)
-    if alert is not None:
-        alert.resolved_at = utcnow()
+    if chain.resolve_alert(session, ALERT_KIND, subject):
         log.warning("resolved %s %s", ALERT_KIND, subject)

@@ -10,15 +10,14 @@ backend/points/chain_lots.py.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer import ZERO_ADDRESS, ChainEvent, register_handler
-from backend.chain.indexer_models import ChainEventRecord
-from backend.chain.outbox_models import OutboxAttempt
+from backend.chain import api as chain
+from backend.chain.api import ZERO_ADDRESS, ChainEvent, EventHandler, handler
 from backend.core.db import utcnow
 from backend.points.models import (
     EXPIRED,
@@ -37,17 +36,6 @@ DAY = 86_400
 DAY_OFFSET = 9 * 3600  # expiry days start at 00:00 JST
 
 
-def outbox_ids(session: Session, tx_hashes: Iterable[str]) -> dict[str, int]:
-    """The outbox row behind each mined transaction hash the platform sent (any attempt)."""
-    hashes = sorted(set(tx_hashes))
-    if not hashes:
-        return {}
-    rows = session.execute(
-        select(OutboxAttempt.tx_hash, OutboxAttempt.tx_id).where(OutboxAttempt.tx_hash.in_(hashes))
-    )
-    return {h: i for h, i in rows}
-
-
 def expiry_of(issued_at: dt.datetime, expiry_days: int) -> dt.datetime | None:
     """00:00 JST of day issueDay + expiryDays + 1, as RegionPoints.expiryOf computes it."""
     if expiry_days <= 0:
@@ -58,15 +46,8 @@ def expiry_of(issued_at: dt.datetime, expiry_days: int) -> dt.datetime | None:
 
 def _expiry_days(session: Session, ev: ChainEvent) -> int:
     """The programme's expiryDays in force at the event's block (from indexed ProgrammeSet)."""
-    rows = session.scalars(
-        select(ChainEventRecord)
-        .where(
-            ChainEventRecord.chain_id == ev.chain_id,
-            ChainEventRecord.contract_address == ev.contract_address,
-            ChainEventRecord.event_name == "ProgrammeSet",
-            ChainEventRecord.block_number <= ev.block_number,
-        )
-        .order_by(ChainEventRecord.block_number, ChainEventRecord.log_index)
+    rows = chain.indexed_events(
+        session, ev.chain_id, ev.contract_address, ["ProgrammeSet"], to_block=ev.block_number
     )
     days = 0
     for r in rows:
@@ -101,7 +82,7 @@ def _entry(ev: ChainEvent, holder: str, kind: str, counterparty: str | None, ids
 
 
 def apply_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
-    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    ids = chain.outbox_ids(session, (ev.tx_hash for ev in events))
     for ev in events:
         frm, to = ev.args["from"], ev.args["to"]
         if frm == ZERO_ADDRESS:
@@ -126,7 +107,7 @@ def revert_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
 
 
 def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
-    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    ids = chain.outbox_ids(session, (ev.tx_hash for ev in events))
     now = utcnow()
     for ev in events:
         # The mint's Transfer is the log just before PointsIssued.
@@ -162,7 +143,7 @@ def _issued_expiry(session: Session, ev: ChainEvent) -> dt.datetime | None:
 
 
 def revert_issued(session: Session, events: Sequence[ChainEvent]) -> None:
-    ids = outbox_ids(session, (ev.tx_hash for ev in events))
+    ids = chain.outbox_ids(session, (ev.tx_hash for ev in events))
     for ev in events:
         tx_id = ids.get(ev.tx_hash)
         if tx_id is not None:
@@ -211,9 +192,9 @@ def _nothing(session: Session, events: Sequence[ChainEvent]) -> None:
     """The Transfer revert removes the rows these handlers only annotated."""
 
 
-HANDLERS = [
-    register_handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
-    register_handler("PointsIssued", apply_issued, revert_issued, contract=POINTS),
-    register_handler("PointsBatchIssued", apply_batch_issued, _nothing, contract=POINTS),
-    register_handler("PointsExpired", apply_expired, _nothing, contract=POINTS),
-]
+HANDLERS: tuple[EventHandler, ...] = (
+    handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
+    handler("PointsIssued", apply_issued, revert_issued, contract=POINTS),
+    handler("PointsBatchIssued", apply_batch_issued, _nothing, contract=POINTS),
+    handler("PointsExpired", apply_expired, _nothing, contract=POINTS),
+)

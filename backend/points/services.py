@@ -21,10 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import CUSTODIAL, Address, User
-from backend.chain.indexer import pending_events
-from backend.chain.indexer_models import TokenBalance
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
+from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.errors import N_
 from backend.core.numbers import is_ascii_digits
@@ -217,9 +215,7 @@ class PointsService:
 
     def _outbox_service(self) -> OutboxService:
         if self._outbox is None:
-            from backend.chain.outbox import outbox_service
-
-            return outbox_service()
+            return chain.outbox_service()
         return self._outbox()
 
     def _custodial_address(self, user: User) -> str:
@@ -239,14 +235,7 @@ class PointsService:
         until they are burned (`rawBalanceOf`; 0 for an unknown holder)."""
         if not town.points_address:
             return 0
-        amount = self.session.scalar(
-            select(TokenBalance.amount).where(
-                TokenBalance.chain_id == town.chain_id,
-                TokenBalance.contract_address == town.points_address,
-                TokenBalance.holder == address,
-            )
-        )
-        return int(amount or 0)
+        return chain.balance_of(self.session, town.chain_id, town.points_address, address)
 
     def confirmed_balance(self, town: Town, address: str) -> int:
         """The spendable balance the indexer has confirmed: without expired lots, as the
@@ -256,18 +245,20 @@ class PointsService:
         book = holder_book(self.session, town.chain_id, town.points_address, address)
         return max(self.raw_balance(town, address) - book.expired(address, chain_today()), 0)
 
-    def _unindexed_outbox(self, town: Town) -> list[OutboxTx]:
-        """Recent live outbox rows to this town's points contract not yet seen by the indexer."""
+    def _unindexed_outbox(self, town: Town) -> list[chain.SentCall]:
+        """Recent live calls to this town's points contract not yet seen by the indexer."""
         since = self._now() - _PENDING_WINDOW
-        rows = self.session.scalars(
-            select(OutboxTx).where(
-                OutboxTx.contract == town.points_address,
-                OutboxTx.state.in_(_LIVE_OUTBOX),
-                OutboxTx.created_at >= since,
-                ~select(PointsEntry.id).where(PointsEntry.outbox_tx_id == OutboxTx.id).exists(),
+        calls = chain.sent_calls(self.session, str(town.points_address), _LIVE_OUTBOX, since)
+        if not calls:
+            return []
+        seen = set(
+            self.session.scalars(
+                select(PointsEntry.outbox_tx_id).where(
+                    PointsEntry.outbox_tx_id.in_([c.id for c in calls])
+                )
             )
-        ).all()
-        return list(rows)
+        )
+        return [c for c in calls if c.id not in seen]
 
     def pending(self, town: Town, address: str) -> tuple[int, int, list[HistoryItem]]:
         """(incoming, outgoing, items) the platform sent for `address` and the indexer has not
@@ -292,8 +283,10 @@ class PointsService:
                 incoming += int(args[1])
                 items.append(HistoryItem(RECEIVED, int(args[1]), tx.created_at, "", True))
         # Logs above head - confirmations that the platform did not send (an outside wallet).
-        ours = {a.tx_hash for tx in rows for a in tx.attempts}
-        for ev in pending_events(self.session, town.chain_id, contract_address=town.points_address):
+        ours = {h for tx in rows for h in tx.tx_hashes}
+        for ev in chain.pending_events(
+            self.session, town.chain_id, contract_address=town.points_address
+        ):
             if ev.event_name != "Transfer" or ev.tx_hash in ours:
                 continue
             if ev.args.get("to") == address:
@@ -382,7 +375,6 @@ class PointsService:
 
 def points_service() -> PointsService:
     """A PointsService for the current app and request."""
-    from backend.chain.outbox import outbox_service
     from backend.core.db import get_db
 
-    return PointsService(get_db().session(), outbox_service)
+    return PointsService(get_db().session(), chain.outbox_service)

@@ -1,5 +1,5 @@
-"""Points tasks. Importing the handlers registers them with the indexer in the web process and
-in the worker; `points.expire_lots` burns expired lots every 15 minutes (points/expiry.py)."""
+"""Points tasks: `points.expire_lots` burns expired lots every 15 minutes (points/expiry.py).
+The indexer handlers are in points/handlers.py, registered by backend/composition.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-
-from backend.points import handlers as _handlers  # noqa: F401
 
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "points.expire_lots": {"task": "points.expire_lots", "schedule": timedelta(minutes=15)},
@@ -18,7 +16,7 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 @shared_task(name="points.expire_lots")
 def expire_lots() -> dict[str, Any]:
     """Queue expire() for holders with expired lots; raise/resolve `points_expiry_late`."""
-    from backend.chain.outbox import outbox_service
+    from backend.chain.api import outbox_service
     from backend.core.db import get_db
     from backend.points.expiry import expire_due
 

@@ -1,0 +1,198 @@
+"""The chain's front door: the only backend.chain module that domains and pages import.
+
+Everything else in backend/chain (the indexer, the outbox and its tables, JSON-RPC, custody
+internals, deployment) is the chain package's own business and may change shape without
+notice; an import-linter contract in pyproject.toml keeps domains on this module. What a domain
+may do, by group:
+
+- **React to events** (`ChainEvent`, `EventHandler`, `handler`, `register_handlers`): a domain
+  declares its handlers as data (a `HANDLERS` tuple of `handler(...)` in its handlers module);
+  the composition root (backend/composition.py) registers them, in a fixed order, in every
+  process. Handlers run inside the indexing transaction and must only touch the database
+  through the session they are given. `watch_contract` adds a contract to index (e.g. one made
+  by a factory).
+- **Send transactions** (`outbox_service`, `OutboxService`, `ContractCall`, `Sender`,
+  `Subject`, `AuditEntry`): `outbox_service().enqueue(session, ContractCall(...), sender=...,
+  key=..., subject=Subject(...))` queues a contract call in the caller's transaction; the
+  relayer sends it. `OutboxTx` is the returned row's type:
+  read its `id`, `state` and `tx_hash`, never query the table.
+- **Read what the chain confirmed or what the platform sent** (read models): balances, owners,
+  indexed events, pending events, the state of sent calls, operator alerts.
+- **Keys and custody** (`get_vault`, `KeyVault`, `SealedKey`, `SealedSigner`,
+  `ModelKeyStore`, `register_key_store`, ...): the custodial vault, and the column type and
+  store protocol of tables that hold sealed keys.
+- **Signatures and calldata** (`siwe_auth`, typed-data and forwarder helpers, governance
+  helpers): pure functions over messages, signatures and ABI-encoded data.
+- **Errors** (`ChainUnavailable`, `KeyVaultError`, `CustodyNotConfigured`, `RegistryError`):
+  what a domain may catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from backend.chain import siwe_auth
+from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
+from backend.chain.forwarder import encode_call
+from backend.chain.gateway import ChainUnavailable
+from backend.chain.governance import (
+    POLL_STATES,
+    PROPOSAL_STATES,
+    ballot_typed_data,
+    decode_transfer,
+    description_hash,
+    for_browser,
+    hash_proposal,
+    poll_ballot_typed_data,
+    recover_typed_data_signer,
+    relay_signer,
+    signature_hex,
+    timelock_operation_id,
+    timelock_salt,
+)
+from backend.chain.indexer import (
+    ZERO_ADDRESS,
+    ChainEvent,
+    Handler,
+    HandlerFn,
+    pending_events,
+    register_handler,
+    watch_contract,
+)
+from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
+from backend.chain.outbox import (
+    AuditEntry,
+    ContractCall,
+    OutboxService,
+    Sender,
+    Subject,
+    outbox_service,
+)
+from backend.chain.outbox_models import OutboxTx
+from backend.chain.read_models import (
+    IndexedEvent,
+    OutboxState,
+    OwnedToken,
+    SentCall,
+    alert_open,
+    balance_of,
+    events_of_tx,
+    indexed_events,
+    outbox_ids,
+    outbox_state,
+    outbox_states,
+    outbox_tx,
+    outbox_tx_for,
+    owner_by_key,
+    owner_of,
+    raise_alert,
+    resolve_alert,
+    sent_calls,
+    tokens_owned_by,
+    watched_address,
+)
+from backend.chain.registry import RegistryError
+from backend.chain.typed_signatures import (
+    check_forward_request,
+    recover_typed_data,
+    split_signature,
+)
+
+__all__ = [
+    # events and handlers
+    "ZERO_ADDRESS",
+    "ChainEvent",
+    "EventHandler",
+    "HandlerFn",
+    "handler",
+    "register_handlers",
+    "watch_contract",
+    # sending
+    "AuditEntry",
+    "ContractCall",
+    "OutboxService",
+    "Sender",
+    "Subject",
+    "OutboxTx",
+    "outbox_service",
+    # read models
+    "IndexedEvent",
+    "OutboxState",
+    "OwnedToken",
+    "SentCall",
+    "alert_open",
+    "balance_of",
+    "indexed_events",
+    "outbox_ids",
+    "outbox_state",
+    "outbox_states",
+    "outbox_tx",
+    "outbox_tx_for",
+    "owner_by_key",
+    "owner_of",
+    "pending_events",
+    "raise_alert",
+    "resolve_alert",
+    "sent_calls",
+    "tokens_owned_by",
+    "events_of_tx",
+    "watched_address",
+    # keys and custody
+    "KeyVault",
+    "ModelKeyStore",
+    "SealedKey",
+    "SealedSigner",
+    "get_vault",
+    "register_key_store",
+    # signatures, calldata, governance
+    "POLL_STATES",
+    "PROPOSAL_STATES",
+    "ballot_typed_data",
+    "check_forward_request",
+    "decode_transfer",
+    "description_hash",
+    "encode_call",
+    "for_browser",
+    "hash_proposal",
+    "poll_ballot_typed_data",
+    "recover_typed_data",
+    "recover_typed_data_signer",
+    "relay_signer",
+    "signature_hex",
+    "siwe_auth",
+    "split_signature",
+    "timelock_operation_id",
+    "timelock_salt",
+    # errors
+    "ChainUnavailable",
+    "CustodyNotConfigured",
+    "KeyVaultError",
+    "RegistryError",
+]
+
+# ---------------------------------------------------------------- handler registration
+
+EventHandler = Handler
+"""One event handler, as a domain declares it (see `handler`)."""
+
+
+def handler(
+    event_name: str, apply: HandlerFn, revert: HandlerFn, *, contract: str | None = None
+) -> EventHandler:
+    """Declare (not register) that `apply(session, events)` handles every confirmed
+    `event_name` of `contract` (a contract key, artifact name or address; None: any) and
+    `revert(session, events)` undoes them, newest first, when a reorg removes them."""
+    return Handler(event_name, apply, revert, contract)
+
+
+_registered: list[EventHandler] = []
+
+
+def register_handlers(handlers: Iterable[EventHandler]) -> None:
+    """Register `handlers` with the indexer, in order. Registering a handler that is already
+    registered is a no-op, so every app the process builds may call this."""
+    for h in handlers:
+        if h in _registered:
+            continue
+        register_handler(h.event_name, h.apply, h.revert, contract=h.contract)
+        _registered.append(h)
