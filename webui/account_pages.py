@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from backend.accounts import sessions
-from backend.accounts.mail_flows import AccountMail
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.points.programmes import EMAIL_VERIFIED, granted_on
 from backend.points.services import PointsService
 from backend.regions.models import Town
+from webui.shared import account_mail
 
 bp = Blueprint("account_pages", __name__)
 log = logging.getLogger(__name__)
-
-
-def account_mail() -> AccountMail:
-    return AccountMail(get_db().session(), current_app.extensions["settings"])
 
 
 def _done(message_key: str, status: int = 200):

@@ -21,7 +21,7 @@ from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.merchants.services import merchant_service
 from backend.regions.models import Town
-from webui.account_pages import account_mail
+from webui.shared import account_mail
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)

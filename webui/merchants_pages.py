@@ -24,11 +24,9 @@ from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import N_, AppError
 from backend.merchants.errors import MerchantNotFound
-from backend.merchants.limits import town_limit
-from backend.merchants.models import SETTLED
-from backend.merchants.routes import town_by_slug
 from backend.merchants.services import merchant_service
-from webui.points_pages import qr_svg
+from backend.regions.services import town_by_slug
+from webui.shared import qr_svg, settlements_page
 
 bp = Blueprint("merchants_pages", __name__)
 
@@ -176,20 +174,7 @@ def pay(code: str):
 
 @bp.get("/towns/<slug>/settlements")
 def settlements(slug: str, error: AppError | None = None):
-    svc = merchant_service()
-    town = town_by_slug(slug)
-    rows = svc.settlement_queue(current_user(), town)
-    names = {m.id: m for m in svc.merchants_in(town)}
-    return render_template(
-        "merchants/settlements.html",
-        town=town,
-        settlements=rows,
-        merchants=names,
-        settled=SETTLED,
-        error=error and error.translated(),
-        four_eyes=town_limit(get_db().session(), town.id, "four_eyes_amount"),
-        me=current_user(),
-    ), (error.status if error else 200)
+    return settlements_page(slug, error)
 
 
 @bp.post("/settlements/<int:settlement_id>/approve")

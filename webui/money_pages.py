@@ -16,8 +16,9 @@ from backend.core.db import get_db
 from backend.core.errors import N_, AppError, InvalidInput
 from backend.merchants import bank_transfer, cards
 from backend.merchants.models import Charge
-from backend.merchants.routes import town_by_slug
 from backend.merchants.services import merchant_service
+from backend.regions.services import town_by_slug
+from webui.shared import settlements_page
 
 bp = Blueprint("money_pages", __name__)
 
@@ -115,9 +116,7 @@ def transfer_file(slug: str) -> Response:
         )
     except AppError as exc:
         session.rollback()
-        from webui.merchants_pages import settlements
-
-        return settlements(slug, exc)  # type: ignore[no-any-return]
+        return settlements_page(slug, exc)  # type: ignore[no-any-return]
     return _no_store(
         Response(
             body,

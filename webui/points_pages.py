@@ -3,10 +3,7 @@ shop scans to take a payment)."""
 
 from __future__ import annotations
 
-import io
-
 from flask import Blueprint, Response, redirect, render_template, request, url_for
-from markupsafe import Markup
 
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
@@ -14,6 +11,7 @@ from backend.merchants.customer_codes import CODE_TTL, charges_of
 from backend.merchants.services import merchant_service
 from backend.points import programmes
 from backend.points.services import points_service
+from webui.shared import qr_svg
 
 bp = Blueprint("points_pages", __name__)
 
@@ -22,19 +20,6 @@ bp = Blueprint("points_pages", __name__)
 def _inject_programmes() -> dict[str, object]:
     """Templates label a lot by its programme kind (backend/points/programmes.py)."""
     return {"programme_by_reason": programmes.by_reason}
-
-
-def qr_svg(data: str) -> Markup:
-    """A QR code of `data` as inline SVG (server-rendered, no script needed)."""
-    import qrcode
-    import qrcode.image.svg
-
-    img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
-    buf = io.BytesIO()
-    img.save(buf)
-    svg = buf.getvalue().decode()
-    svg = svg[svg.index("<svg") :]
-    return Markup(svg.replace("<svg", '<svg role="img" class="qr"', 1))  # noqa: S704
 
 
 @bp.get("/points")

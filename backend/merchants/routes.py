@@ -7,15 +7,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, url_for
 from flask_babel import get_locale
-from sqlalchemy import select
 
 from backend.accounts.roles import current_user
 from backend.chain.api import register_key_store
 from backend.core.db import get_db
-from backend.core.errors import N_, NotFound, json_object
+from backend.core.errors import json_object
 from backend.merchants.models import Charge, Merchant, Settlement
 from backend.merchants.services import merchant_service
-from backend.regions.models import Town
+from backend.regions.services import town_by_slug
 
 bp = Blueprint("merchants", __name__)
 
@@ -26,13 +25,6 @@ def _register_key_store(state: Any) -> None:
     from backend.merchants.keystore import merchant_key_store
 
     register_key_store(state.app, lambda: merchant_key_store(get_db().session()))
-
-
-def town_by_slug(slug: str) -> Town:
-    town = get_db().session.scalar(select(Town).where(Town.slug == slug))
-    if town is None:
-        raise NotFound(N_("There is no such town."))
-    return town
 
 
 def merchant_json(m: Merchant) -> dict[str, Any]:
