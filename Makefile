@@ -40,6 +40,7 @@ lint: setup
 	.venv/bin/ruff format --check backend webui scripts tests bench
 	.venv/bin/mypy
 	$(PY) scripts/check_imports.py
+	.venv/bin/lint-imports
 	$(PY) scripts/i18n.py check
 
 contracts: setup
