@@ -23,8 +23,8 @@ may do, by group:
   store protocol of tables that hold sealed keys.
 - **Signatures and calldata** (`siwe_auth`, typed-data and forwarder helpers, governance
   helpers): pure functions over messages, signatures and ABI-encoded data.
-- **Errors** (`ChainUnavailable`, `KeyVaultError`, `CustodyNotConfigured`, `RegistryError`):
-  what a domain may catch.
+- **Errors** (`ChainError`, the root of every chain error; `ChainUnavailable`, `KeyVaultError`,
+  `CustodyNotConfigured`, `RegistryError`): what a domain may catch.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Iterable
 
 from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
+from backend.chain.errors import ChainError
 from backend.chain.forwarder import encode_call
 from backend.chain.gateway import ChainUnavailable
 from backend.chain.governance import (
@@ -53,12 +54,11 @@ from backend.chain.governance import (
 from backend.chain.indexer import (
     ZERO_ADDRESS,
     ChainEvent,
-    Handler,
-    HandlerFn,
     pending_events,
     register_handler,
     watch_contract,
 )
+from backend.chain.indexer.events import Handler, HandlerFn
 from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
 from backend.chain.outbox import (
     AuditEntry,
@@ -164,6 +164,7 @@ __all__ = [
     "timelock_operation_id",
     "timelock_salt",
     # errors
+    "ChainError",
     "ChainUnavailable",
     "CustodyNotConfigured",
     "KeyVaultError",
