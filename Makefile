@@ -1,13 +1,14 @@
 # furusato: one target for every routine; .ci/run calls the same ones.
 #   make run    the whole platform locally (anvil, contracts, web, worker, beat, demo data)
-#   make test   every test, on real anvil, PostgreSQL, Redis, Celery and chromium
+#   make test   every test, on real anvil, PostgreSQL, Redis, Celery and chromium (in parallel)
+#   make test-fast  the tests that need no server (no anvil, PostgreSQL, Redis or browser)
 SHELL := /bin/bash
 PY := .venv/bin/python
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 PO := $(wildcard webui/translations/*/LC_MESSAGES/*.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: setup run test test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas bench-chain clean
+.PHONY: setup run test test-fast test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas bench-chain clean
 
 setup: .venv/.installed node_modules/.installed $(MO)
 
@@ -34,6 +35,10 @@ test-deps:
 
 test: setup test-deps
 	scripts/test.sh
+
+# No scripts/services.sh: the fast tier starts and reaches no server (tests/conftest.py marks it).
+test-fast: setup
+	$(PY) -m pytest -m fast -q
 
 lint: setup
 	.venv/bin/ruff check backend webui scripts tests bench

@@ -43,8 +43,28 @@ PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN_ID = uuid.uuid4().hex[:8]
+# Names this process's PostgreSQL databases, Celery queue and anvil log. Under pytest-xdist every
+# worker (gw0, gw1, ...) is a process of its own with its own anvil, databases, queue, SQLite files
+# (its own basetemp) and rate-limit prefixes; the worker id in the name keeps them apart.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+RUN_ID = f"{uuid.uuid4().hex[:8]}_{XDIST_WORKER}"
 TEST_MASTER_KEY = "test-master-1:" + "11" * 32  # wraps custodial keys in tests only
+
+
+# ---------------------------------------------------------------- tiers
+
+# Fixtures that start or reach a server (anvil, PostgreSQL, a Celery worker on Redis, chromium).
+# A test that needs none of them, directly or through other fixtures, is marked `fast` unless it
+# is marked `heavy` (it starts a server itself, or runs for tens of seconds).
+# `make test-fast` runs `-m fast`.
+SERVER_FIXTURES = frozenset({"anvil", "pg_database", "celery_worker", "browser", "index_chain"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("heavy") is None and not fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.fast)
 
 
 # ---------------------------------------------------------------- chain
@@ -198,18 +218,32 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
 
 
+RUN_QUEUE = f"furusato-test-{RUN_ID}"  # this process's Celery queue on the shared Redis
+
+
 def _make_app(settings: Settings, **overrides: Any) -> Flask:
     # Rate-limit counters live in this run's Redis: each app counts on its own.
     overrides.setdefault("ratelimit_key_prefix", f"furusato-test-{uuid.uuid4().hex}")
     app = create_app(replace(settings, **overrides))
     celery = app.extensions["celery"]
-    celery.conf.task_default_queue = f"furusato-test-{RUN_ID}"
+    celery.conf.task_default_queue = RUN_QUEUE
     return app
+
+
+def _purge_run_queue() -> None:
+    """Drop tasks an earlier test published to this process's queue with no worker to run them
+    (e.g. an outbox dispatch after commit): a later test's worker must not run them first."""
+    from kombu import Connection
+
+    with Connection(REDIS_URL) as conn:
+        conn.default_channel.queue_purge(RUN_QUEUE)
 
 
 @pytest.fixture
 def make_app(base_settings: Settings, pg_url: str) -> Iterator[Callable[..., Flask]]:
-    """Build apps with settings overrides; tables of every database used are emptied after."""
+    """Build apps with settings overrides; tables of every database used are emptied after.
+    Each test starts with this process's Celery queue empty."""
+    _purge_run_queue()
     used: set[str] = set()
 
     def make(**overrides: Any) -> Flask:

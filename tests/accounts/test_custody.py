@@ -24,6 +24,7 @@ from backend.config import Settings
 from backend.core.db import get_db
 from tests.accounts.conftest import MASTER_KEY, MASTER_KEY_HEX, PASSWORD, Api, assert_error
 from tests.conftest import ROOT
+from tests.factories import UserFactory
 
 NEW_KEY_B64 = base64.b64encode(os.urandom(32)).decode()
 NEW_MASTER_KEY = f"mk-test-2:{NEW_KEY_B64}"
@@ -122,10 +123,8 @@ def test_custodial_signer_signs_for_the_users_address(app):
 
 def test_a_wallet_only_user_has_no_custodial_signer(app):
     with app.app_context():
-        s = get_db().session
-        user = User()
-        s.add(user)
-        s.commit()
+        user = UserFactory(email=None)  # a wallet-only user: no e-mail, no custodial address
+        get_db().session.commit()
         with pytest.raises(NoCustodialWallet) as exc:
             _service(app).custodial_signer(user)
         assert exc.value.status == 404

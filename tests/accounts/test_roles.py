@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from backend.accounts.errors import AuthenticationRequired
-from backend.accounts.models import User
 from backend.accounts.roles import (
     STAFF,
     VERIFIER,
@@ -16,22 +15,18 @@ from backend.accounts.roles import (
 from backend.core.db import get_db
 from backend.core.errors import Forbidden
 from backend.regions.models import Town
+from tests.factories import TownFactory, UserFactory
 
 
 def _town(slug: str) -> Town:
-    t = Town(slug=slug, name_ja=slug, name_en=slug, chain_id=31337)
-    get_db().session.add(t)
-    get_db().session.flush()
-    return t
+    return TownFactory(slug=slug, name_ja=slug, name_en=slug, chain_id=31337)
 
 
 def test_roles_are_per_town_and_per_role(app):
     with app.app_context():
         s = get_db().session
         sarabetsu, toyako = _town("sarabetsu"), _town("toyako")
-        staff = User(email="staff@example.jp")
-        s.add(staff)
-        s.flush()
+        staff = UserFactory(email="staff@example.jp")
         grant_town_role(staff, sarabetsu.id, STAFF)
         grant_town_role(staff, sarabetsu.id, STAFF)  # idempotent
         s.commit()

@@ -9,7 +9,9 @@ the custom error selector against every artifact's ABI), mine, sign typed data.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -365,11 +367,16 @@ def town_poll(chain: Chain, forwarder: Contract) -> Contract:
 def gas_report(artifacts_dir: Path) -> Any:
     """Collects gas figures into test-artifacts/gas-report.json (read by the final report)."""
     path = artifacts_dir / "gas-report.json"
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     def record(key: str, value: Any) -> None:
-        data[key] = value
-        path.write_text(json.dumps(data, indent=1, sort_keys=True))
+        # pytest-xdist workers share this file: read, update and replace it under a lock.
+        with open(artifacts_dir / "gas-report.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+            data[key] = value
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(path)
 
     return record
 

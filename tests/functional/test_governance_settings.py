@@ -126,6 +126,7 @@ def test_deployed_chambers_carry_the_town_settings(w3, anvil, tmp_path) -> None:
     assert demo.functions.quorumFloor().call() == 2
 
 
+@pytest.mark.heavy  # its own anvil (chain 1)
 def test_deploy_cli_refuses_a_weak_town_on_a_real_chain(tmp_path) -> None:
     """An anvil that calls itself chain 1 stands in for a real chain: the demo town's short
     periods are refused with a clear message, and nothing is sent or written."""
@@ -150,6 +151,7 @@ def test_deploy_cli_refuses_a_weak_town_on_a_real_chain(tmp_path) -> None:
         node.stop()
 
 
+@pytest.mark.heavy  # its own anvil (chain 1)
 def test_deploy_cli_deploys_a_town_on_a_real_chain_with_its_guardians(tmp_path) -> None:
     """The operator's path on a real chain (README "Real servers"): role addresses and the
     town's guardian owners come from the environment, the safe defaults apply, and the town's

@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -72,6 +74,7 @@ def _ctrl_c(proc: subprocess.Popen, log: Path) -> None:
     assert "stopped: no process left running" in log.read_text(), log.read_text()
 
 
+@pytest.mark.heavy  # the whole platform
 def test_make_run_comes_up_stops_cleanly_and_restarts_with_its_data(tmp_path):
     port, anvil_port = _free_port(), _free_port()
     instance = tmp_path / "instance"

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from backend.chain.custody import parse_master_key
@@ -51,6 +52,7 @@ def _get(url: str) -> tuple[int, dict]:
         return exc.code, json.load(exc)
 
 
+@pytest.mark.heavy  # the whole platform
 def test_local_servers_recipe_runs_on_a_fresh_postgresql_database_and_redis(tmp_path):
     block = recipe("local-servers")
     # What the recipe must contain, or a new operator fails the way issue 11 §8 describes.

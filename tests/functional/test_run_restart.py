@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.functional.test_make_run import _free_port, _processes_with
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +54,7 @@ def _wait(what: str, check, log: Path, seconds: float = 90):  # type: ignore[no-
     raise AssertionError(f"{what} not seen within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.heavy  # the whole platform
 def test_run_restarts_a_killed_worker_and_beat_and_keeps_serving(tmp_path: Path) -> None:
     port, anvil_port = _free_port(), _free_port()
     instance = tmp_path / "instance"

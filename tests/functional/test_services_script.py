@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 import redis
 import sqlalchemy as sa
 
@@ -33,6 +34,7 @@ def _run(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.heavy  # PostgreSQL and Redis
 def test_starts_servers_where_none_answer_and_stops_only_those(tmp_path):
     pg_port, redis_port = _free_port(), _free_port()
     state = tmp_path / "services"

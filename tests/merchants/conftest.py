@@ -27,6 +27,7 @@ from backend.core.models import AuditLog
 from backend.merchants.models import ACTIVE, Charge, Merchant, ResidentCard, Settlement
 from backend.merchants.services import MerchantService, merchant_service
 from backend.regions.models import Town
+from tests.factories import TownFactory
 
 PASSWORD = "correct horse battery"
 POINTS = "towns.sarabetsu.RegionPoints"
@@ -103,10 +104,9 @@ def _signup(app: Flask, email: str) -> User:
 
 
 def _town(slug: str, chain_id: int, points: str | None) -> Town:
-    town = Town(
+    town = TownFactory(
         slug=slug, name_ja=slug, name_en=slug.title(), chain_id=chain_id, points_address=points
     )
-    get_db().session.add(town)
     get_db().session.commit()
     return town
 

@@ -35,6 +35,7 @@ from backend.merchants.models import (
     Merchant,
     Settlement,
 )
+from tests.factories import SettlementFactory
 from tests.merchants.conftest import (
     assert_error,
     customer_code,
@@ -175,19 +176,15 @@ def test_concurrent_wrong_pins_lock_the_card_at_that_shop_only(app, world):
 
 def _approved_settlement(app: Flask, world: Any, amount: int = 300) -> int:
     with app.app_context():
-        s = get_db().session
-        row = Settlement(
+        row = SettlementFactory(
             town_id=world.town_id,
             merchant_id=world.merchant_id,
             amount=Decimal(amount),
-            ref="0x" + "ab" * 32,
             status=APPROVED,
-            idempotency_key="settle-race-1",
             requested_by=world.user(world.clerk).id,
             approved_by=world.user(world.staff).id,
         )
-        s.add(row)
-        s.commit()
+        get_db().session.commit()
         return int(row.id)
 
 

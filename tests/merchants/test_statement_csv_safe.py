@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from backend.core.db import get_db
-from backend.merchants.models import Settlement
+from tests.factories import SettlementFactory
 
 from .conftest import POINTS  # noqa: F401  (the world fixture's town)
 
@@ -21,17 +21,14 @@ from .conftest import POINTS  # noqa: F401  (the world fixture's town)
 )
 def test_a_formula_in_a_bank_reference_is_written_as_text(app, world, reference):
     with app.app_context():
-        s = Settlement(
+        SettlementFactory(
             town_id=world.town_id,
             merchant_id=world.merchant_id,
             amount=Decimal(300),
-            ref="0x" + "ab" * 32,
             status="settled",
-            idempotency_key="csv-injection",
             requested_by=world.user("clerk@example.com").id,
             bank_reference=reference,
         )
-        get_db().session.add(s)
         get_db().session.commit()
     clerk = world.api("clerk@example.com")
     text = clerk.get(f"/merchants/{world.merchant_id}/statement.csv").get_data(as_text=True)

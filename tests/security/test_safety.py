@@ -42,11 +42,13 @@ def _settings(monkeypatch, tmp_path: Path, rpc_url: str, **env: str) -> Settings
     return Settings.from_env()
 
 
+@pytest.mark.heavy  # its own anvil (chain 1)
 def test_a_safe_configuration_starts_on_a_real_chain(monkeypatch, tmp_path, mainnet_like):
     app = create_app(_settings(monkeypatch, tmp_path, mainnet_like.url, **SAFE))
     assert app.extensions["chain_id"] == 1
 
 
+@pytest.mark.heavy  # its own anvil (chain 1)
 @pytest.mark.parametrize(
     ("change", "named"),
     [

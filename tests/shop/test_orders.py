@@ -11,6 +11,7 @@ from backend.core.models import AuditLog
 from backend.shop.models import Listing, Order
 from backend.shop.services import payment_provider
 from tests.chain_admin import role_address
+from tests.factories import ListingFactory
 from tests.shop.shop_helpers import Api, contract, counts, drive, listing_id, mine
 
 SALE = "towns.sarabetsu.PrimarySale"
@@ -237,7 +238,7 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
     with app.app_context():
         s = get_db().session
         base = s.scalar(sa.select(Listing).where(Listing.payment_kind == "card"))
-        one = Listing(
+        one = ListingFactory(
             town_id=base.town_id,
             collection_id=base.collection_id,
             payment_kind="card",
@@ -248,7 +249,6 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
             ends_at=base.ends_at,
             chain_listing_id=sale.functions.listingCount().call(),
         )
-        s.add(one)
         s.commit()
         lid = one.id
     a, b = Api(app.test_client()), Api(app.test_client())

@@ -58,6 +58,8 @@ def test_a_signed_checkout_completed_event_is_a_paid_event():
         _signed(_event(), int(time.time()), secret="whsec_wrong"),
         _signed(_event(), int(time.time()) - 3600),  # outside the 300 s tolerance
     ],
+    # Fixed ids: pytest-xdist workers collect at different seconds and must agree on names.
+    ids=["empty", "garbled", "other_payload", "wrong_secret", "stale"],
 )
 def test_a_bad_or_stale_signature_is_refused(header):
     with pytest.raises(BadSignature):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scripts.compile_contracts import OUT, TEST_OUT, committed, compile_all
 
 
+@pytest.mark.heavy  # compiles every contract (about a minute)
 def test_committed_artifacts_match_the_sources():
     fresh = compile_all()
     on_disk = committed()
