@@ -21,8 +21,9 @@ def domain_handlers() -> tuple[EventHandler, ...]:
     from backend.dao import handlers as dao
     from backend.merchants import handlers as merchants
     from backend.points import handlers as points
+    from backend.shop import handlers as shop
 
-    return (*dao.HANDLERS, *points.HANDLERS, *merchants.HANDLERS)
+    return (*dao.HANDLERS, *points.HANDLERS, *merchants.HANDLERS, *shop.HANDLERS)
 
 
 def register_handlers() -> None:

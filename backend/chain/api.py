@@ -35,7 +35,7 @@ from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
 from backend.chain.errors import ChainError
 from backend.chain.forwarder import encode_call
-from backend.chain.gateway import ChainUnavailable
+from backend.chain.gateway import ChainGateway, ChainUnavailable, Web3Gateway
 from backend.chain.governance import (
     POLL_STATES,
     PROPOSAL_STATES,
@@ -58,6 +58,7 @@ from backend.chain.indexer import (
     register_handler,
     watch_contract,
 )
+from backend.chain.indexer.events import _HANDLERS as _INDEXER_HANDLERS
 from backend.chain.indexer.events import Handler, HandlerFn
 from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
 from backend.chain.outbox import (
@@ -80,6 +81,7 @@ from backend.chain.read_models import (
     indexed_events,
     outbox_ids,
     outbox_state,
+    outbox_state_in,
     outbox_states,
     outbox_tx,
     outbox_tx_for,
@@ -106,6 +108,7 @@ __all__ = [
     "HandlerFn",
     "handler",
     "register_handlers",
+    "registered_handlers",
     "watch_contract",
     # sending
     "AuditEntry",
@@ -125,6 +128,7 @@ __all__ = [
     "indexed_events",
     "outbox_ids",
     "outbox_state",
+    "outbox_state_in",
     "outbox_states",
     "outbox_tx",
     "outbox_tx_for",
@@ -137,6 +141,9 @@ __all__ = [
     "tokens_owned_by",
     "events_of_tx",
     "watched_address",
+    # the node, as services receive it
+    "ChainGateway",
+    "Web3Gateway",
     # keys and custody
     "KeyVault",
     "ModelKeyStore",
@@ -197,3 +204,8 @@ def register_handlers(handlers: Iterable[EventHandler]) -> None:
             continue
         register_handler(h.event_name, h.apply, h.revert, contract=h.contract)
         _registered.append(h)
+
+
+def registered_handlers() -> tuple[EventHandler, ...]:
+    """Every handler the indexer runs, in order (the chain's own token projection first)."""
+    return tuple(_INDEXER_HANDLERS)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from backend.chain.indexer_models import ChainEventRecord, TokenBalance, TokenOwner, WatchedContract
@@ -45,9 +45,9 @@ def owner_of(session: Session, contract: str, token_id: int) -> str | None:
     return None if owner is None else str(owner)
 
 
-def owner_by_key(session: Session, chain_id: int, key: str, token_id: int) -> str | None:
+def owner_by_key(session: Session, key: str, token_id: int) -> str | None:
     """The indexed owner of token `token_id` of the watched contract `key` (e.g.
-    "towns.<slug>.ResidentPass")."""
+    "towns.<slug>.ResidentPass"; the first one found if several chains watch that key)."""
     owner = session.scalar(
         select(TokenOwner.owner)
         .join(
@@ -55,11 +55,8 @@ def owner_by_key(session: Session, chain_id: int, key: str, token_id: int) -> st
             (WatchedContract.chain_id == TokenOwner.chain_id)
             & (WatchedContract.address == TokenOwner.contract_address),
         )
-        .where(
-            WatchedContract.chain_id == chain_id,
-            WatchedContract.key == key,
-            TokenOwner.token_id == token_id,
-        )
+        .where(WatchedContract.key == key, TokenOwner.token_id == token_id)
+        .limit(1)
     )
     return None if owner is None else str(owner)
 
@@ -71,15 +68,13 @@ class OwnedToken:
     owner: str
 
 
-def tokens_owned_by(
-    session: Session, owners: Collection[str], contracts: Collection[str]
-) -> list[OwnedToken]:
-    """The indexed ERC-721 tokens of `contracts` that `owners` hold, by contract, then token."""
-    if not owners or not contracts:
+def tokens_owned_by(session: Session, owners: Collection[str]) -> list[OwnedToken]:
+    """The indexed ERC-721 tokens (of any contract) that `owners` hold, by contract, then token."""
+    if not owners:
         return []
     rows = session.execute(
         select(TokenOwner.contract_address, TokenOwner.token_id, TokenOwner.owner)
-        .where(TokenOwner.owner.in_(list(owners)), TokenOwner.contract_address.in_(list(contracts)))
+        .where(TokenOwner.owner.in_(list(owners)))
         .order_by(TokenOwner.contract_address, TokenOwner.token_id)
     )
     return [OwnedToken(str(c), int(t), str(o)) for c, t, o in rows]
@@ -232,6 +227,15 @@ def outbox_states(
     if only is not None:
         q = q.where(OutboxTx.state.in_(list(only)))
     return {i: OutboxState(s, e) for i, s, e in session.execute(q)}
+
+
+def outbox_state_in(outbox_tx_id: Any, states: Iterable[str]) -> ColumnElement[bool]:
+    """A SQL condition for a domain's query: the outbox row `outbox_tx_id` (a column holding
+    an outbox id) is in one of `states` (false for NULL)."""
+    return cast(
+        "ColumnElement[bool]",
+        outbox_tx_id.in_(select(OutboxTx.id).where(OutboxTx.state.in_(list(states)))),
+    )
 
 
 def outbox_state(session: Session, outbox_tx_id: int) -> str | None:

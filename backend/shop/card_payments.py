@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.outbox import ContractCall, OutboxService, Sender, Subject
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
+from backend.chain.api import ContractCall, OutboxService, Sender, Subject
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.shop.catalog import sale_key
@@ -124,13 +124,19 @@ class CardPaymentService:
         """Orders whose chain transaction failed: token orders fail (nothing was taken); card
         orders are minted again, and refunded after MAX_MINT_ATTEMPTS (the user sees it)."""
         done = {"failed": 0, "retried": 0, "refunded": 0}
-        rows = self.session.execute(
-            select(Order, OutboxTx)
-            .join(OutboxTx, OutboxTx.id == Order.outbox_tx_id)
-            .where(Order.status == "processing", OutboxTx.state.in_(FAILED_TX_STATES))
+        orders = self.session.scalars(
+            select(Order)
+            .where(
+                Order.status == "processing",
+                chain.outbox_state_in(Order.outbox_tx_id, FAILED_TX_STATES),
+            )
             .with_for_update(of=Order, skip_locked=True)
         ).all()
-        for order, tx in rows:
+        txs = chain.outbox_states(self.session, (o.outbox_tx_id or 0 for o in orders))
+        for order in orders:
+            tx = txs.get(order.outbox_tx_id or 0)
+            if tx is None:  # not selected above: its transaction has not failed
+                continue
             reason = tx.error or tx.state
             if order.payment_kind != "card":
                 order.status = "failed"

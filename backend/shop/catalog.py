@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import Address, User
-from backend.chain.gateway import ChainUnavailable, Web3Gateway
-from backend.chain.indexer_models import TokenOwner
+from backend.chain import api as chain
+from backend.chain.api import ChainUnavailable, Web3Gateway
 from backend.core.db import utcnow
 from backend.core.errors import N_, NotFound
 from backend.core.safety import is_local_test_chain
@@ -187,13 +187,9 @@ class ShopService:
 
     def owner_of(self, collection: Collection, token_id: int) -> str | None:
         """The token's current owner from the indexer's projection (None: not minted/burned)."""
-        row = self.session.scalar(
-            select(TokenOwner.owner).where(
-                TokenOwner.contract_address == collection.contract_address,
-                TokenOwner.token_id == token_id,
-            )
-        )
-        return None if row is None else str(row)
+        if collection.contract_address is None:
+            return None
+        return chain.owner_of(self.session, collection.contract_address, token_id)
 
     def metadata(self, town_slug: str, collection_slug: str, token_id: int, base_url: str) -> dict:
         """OpenSea-compatible JSON of a minted token; NotFound for a token not minted."""
@@ -254,12 +250,19 @@ class ShopService:
         addrs = self.addresses(user)
         if not addrs:
             return []
-        rows = self.session.execute(
-            select(TokenOwner, Collection)
-            .join(Collection, Collection.contract_address == TokenOwner.contract_address)
-            .where(TokenOwner.owner.in_(addrs))
-            .order_by(Collection.id, TokenOwner.token_id)
-        ).all()
+        owned = chain.tokens_owned_by(self.session, addrs)
+        collections: dict[str, list[Collection]] = {}
+        if owned:
+            for c in self.session.scalars(
+                select(Collection).where(
+                    Collection.contract_address.in_({t.contract_address for t in owned})
+                )
+            ):
+                collections.setdefault(str(c.contract_address), []).append(c)
+        rows = sorted(
+            ((t, c) for t in owned for c in collections.get(t.contract_address, [])),
+            key=lambda row: (row[1].id, row[0].token_id),
+        )
         out = []
         for owner_row, c in rows:
             token_id = int(owner_row.token_id)

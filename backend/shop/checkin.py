@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import VERIFIER, require_town_role
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
+from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer

@@ -18,8 +18,7 @@ from sqlalchemy import select
 from backend.accounts.models import User
 from backend.accounts.roles import VERIFIER, grant_town_role
 from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
-from backend.chain.outbox import AuditEntry, ContractCall, Sender, Subject, outbox_service
+from backend.chain.api import AuditEntry, ContractCall, Sender, Subject, get_vault, outbox_service
 from backend.core.db import get_db, utcnow
 from backend.core.errors import AppError
 from backend.regions.models import Town

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer import ChainEvent, register_handler, watch_contract
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
+from backend.chain.api import ChainEvent, EventHandler, OutboxTx, handler, watch_contract
 from backend.shop.models import CheckIn, Listing, Order, payment_ref_bytes
 
 
 def outbox_tx_for(session: Session, ev: ChainEvent) -> OutboxTx | None:
     """The outbox row whose transaction emitted `ev` (its latest attempt's hash)."""
-    return session.scalar(
-        select(OutboxTx).where(func.lower(OutboxTx.tx_hash) == ev.tx_hash.lower())
-    )
+    return chain.outbox_tx_for(session, ev.tx_hash)
 
 
 def _listing_created(session: Session, events: Sequence[ChainEvent]) -> None:
@@ -108,10 +106,10 @@ def _minted_revert(session: Session, events: Sequence[ChainEvent]) -> None:
             order.first_token_id = None
 
 
-register_handler(
-    "ListingCreated", _listing_created, _listing_created_revert, contract="PrimarySale"
+HANDLERS: tuple[EventHandler, ...] = (
+    handler("ListingCreated", _listing_created, _listing_created_revert, contract="PrimarySale"),
+    handler("PerkUsed", _perk_used, _perk_used_revert, contract="FanCollection"),
+    handler("CollectionCreated", _collection_created, _noop, contract="FanCollectionFactory"),
+    handler("Purchased", _minted, _minted_revert, contract="PrimarySale"),
+    handler("PaidOffChainMinted", _minted, _minted_revert, contract="PrimarySale"),
 )
-register_handler("PerkUsed", _perk_used, _perk_used_revert, contract="FanCollection")
-register_handler("CollectionCreated", _collection_created, _noop, contract="FanCollectionFactory")
-register_handler("Purchased", _minted, _minted_revert, contract="PrimarySale")
-register_handler("PaidOffChainMinted", _minted, _minted_revert, contract="PrimarySale")

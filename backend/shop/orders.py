@@ -21,9 +21,16 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import require_user
 from backend.accounts.services import AccountService
-from backend.chain.gateway import ChainUnavailable, Web3Gateway
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
-from backend.chain.outbox_models import OutboxTx
+from backend.chain import api as chain
+from backend.chain.api import (
+    AuditEntry,
+    ChainUnavailable,
+    ContractCall,
+    OutboxService,
+    Sender,
+    Subject,
+    Web3Gateway,
+)
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.idempotency import first_answer
@@ -333,13 +340,12 @@ class OrderService:
     def in_flight(self, address: str, kind: str, town_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Order.amount)
-            .join(OutboxTx, OutboxTx.id == Order.outbox_tx_id)
             .join(Listing, Listing.id == Order.listing_id)
             .where(
                 Order.buyer_address == address,
                 Order.payment_kind == kind,
                 Order.status == "processing",
-                OutboxTx.state.in_(ACTIVE_TX_STATES),
+                chain.outbox_state_in(Order.outbox_tx_id, ACTIVE_TX_STATES),
                 Listing.town_id == town_id if kind == "points" else true(),
             )
         ).all()

@@ -14,7 +14,7 @@ from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer_models import TokenOwner, WatchedContract
+from backend.chain import api as chain
 from backend.core.errors import N_, NotFound
 from backend.regions.models import Town
 
@@ -37,20 +37,7 @@ class ResidentMetadata:
 
     def holder(self, town: Town, token_id: int) -> str | None:
         """The pass's holder from the indexed Transfer events (None: never issued, or revoked)."""
-        owner = self.session.scalar(
-            select(TokenOwner.owner)
-            .join(
-                WatchedContract,
-                (WatchedContract.chain_id == TokenOwner.chain_id)
-                & (WatchedContract.address == TokenOwner.contract_address),
-            )
-            .where(
-                WatchedContract.key == f"towns.{town.slug}.ResidentPass",
-                TokenOwner.token_id == token_id,
-            )
-            .limit(1)
-        )
-        return None if owner is None else str(owner)
+        return chain.owner_by_key(self.session, f"towns.{town.slug}.ResidentPass", token_id)
 
     def metadata(self, town_slug: str, token_id: int, base_url: str) -> dict[str, Any]:
         """OpenSea-compatible JSON of an existing pass; NotFound (JSON 404) otherwise."""

@@ -12,9 +12,7 @@ from collections.abc import Callable
 from flask import Flask, current_app
 
 from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
-from backend.chain.gateway import Web3Gateway
-from backend.chain.outbox import outbox_service
+from backend.chain.api import Web3Gateway, get_vault, outbox_service
 from backend.core.db import get_db
 from backend.core.purpose_keys import TEST_CARD_WEBHOOK, TICKET, purpose_key_hex
 from backend.shop.card_payments import CardPaymentService

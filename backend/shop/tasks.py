@@ -1,6 +1,5 @@
-"""The shop's periodic work: retry or refund card orders whose mint failed. Importing this module
-(web and worker processes do, see backend/core/discovery.py) also registers the shop's indexer
-handlers."""
+"""The shop's periodic work: retry or refund card orders whose mint failed. (The shop's indexer
+handlers are in shop/handlers.py, registered by backend/composition.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from typing import Any
 
 from celery import shared_task
 
-from backend.shop import handlers  # noqa: F401  (registers the shop's and orders' handlers)
 from backend.shop.services import card_payment_service
 
 BEAT_SCHEDULE = {

@@ -19,10 +19,15 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import require_user
-from backend.chain.gateway import ChainUnavailable, Web3Gateway
-from backend.chain.outbox import AuditEntry, ContractCall, OutboxService, Sender, Subject
-from backend.chain.outbox_models import OutboxTx
-from backend.chain.typed_signatures import (
+from backend.chain.api import (
+    AuditEntry,
+    ChainUnavailable,
+    ContractCall,
+    OutboxService,
+    OutboxTx,
+    Sender,
+    Subject,
+    Web3Gateway,
     check_forward_request,
     recover_typed_data,
     split_signature,
