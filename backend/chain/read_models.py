@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.chain.indexer_models import ChainEventRecord, TokenBalance, TokenOwner, WatchedContract
 from backend.chain.outbox_models import OutboxAlert, OutboxAttempt, OutboxTx
+from backend.chain.registry import artifact
 from backend.core.db import utcnow
 
 # ---------------------------------------------------------------- projections (balances, owners)
@@ -162,16 +163,34 @@ class SentCall:
 
     id: int
     function: str
-    args: tuple[Any, ...]
+    args: dict[str, Any]  # by the ABI's parameter names, e.g. {"to": ..., "amount": ...}
     user_address: str | None
     created_at: dt.datetime
     tx_hashes: frozenset[str]  # every attempt's hash
 
 
+def _named(artifact_name: str, function: str, args: list[Any]) -> dict[str, Any]:
+    """`args` of `function` by the names of its parameters in the artifact's ABI (the overload
+    with as many parameters; positional names "0", "1", ... if the ABI has none)."""
+    for item in artifact(artifact_name).abi:
+        if (
+            item.get("type") == "function"
+            and item.get("name") == function
+            and len(item.get("inputs", [])) == len(args)
+        ):
+            params = item["inputs"]
+            return {
+                p.get("name") or str(i): a
+                for i, (p, a) in enumerate(zip(params, args, strict=True))
+            }
+    return {str(i): a for i, a in enumerate(args)}
+
+
 def sent_calls(
-    session: Session, contract: str, states: Iterable[str], since: dt.datetime
+    session: Session, contract: str, artifact_name: str, states: Iterable[str], since: dt.datetime
 ) -> list[SentCall]:
-    """Calls to `contract` queued since `since` whose outbox state is one of `states`."""
+    """Calls to `contract` (ABI `artifact_name`) queued since `since` whose outbox state is one
+    of `states`, their arguments named by the ABI."""
     rows = session.scalars(
         select(OutboxTx).where(
             OutboxTx.contract == contract,
@@ -183,7 +202,7 @@ def sent_calls(
         SentCall(
             tx.id,
             tx.function,
-            tuple(tx.args or ()),
+            _named(artifact_name, tx.function, list(tx.args or ())),
             tx.user_address,
             tx.created_at,
             frozenset(a.tx_hash for a in tx.attempts),

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -248,7 +247,9 @@ class PointsService:
     def _unindexed_outbox(self, town: Town) -> list[chain.SentCall]:
         """Recent live calls to this town's points contract not yet seen by the indexer."""
         since = self._now() - _PENDING_WINDOW
-        calls = chain.sent_calls(self.session, str(town.points_address), _LIVE_OUTBOX, since)
+        calls = chain.sent_calls(
+            self.session, str(town.points_address), "RegionPoints", _LIVE_OUTBOX, since
+        )
         if not calls:
             return []
         seen = set(
@@ -268,20 +269,21 @@ class PointsService:
         if not town.points_address:
             return 0, 0, items
         rows = self._unindexed_outbox(town)
-        for tx in rows:
-            args: list[Any] = list(tx.args or [])
-            if tx.function == "issue" and args and args[0] == address:
-                incoming += int(args[1])
-                items.append(HistoryItem(ISSUED, int(args[1]), tx.created_at, str(args[3]), True))
+        for tx in rows:  # RegionPoints: issue(to, amount, programmeId, reason),
+            args = tx.args  # transfer(to, value), redeem(amount, ref)
+            if tx.function == "issue" and args.get("to") == address:
+                amount = int(args["amount"])
+                items.append(HistoryItem(ISSUED, amount, tx.created_at, str(args["reason"]), True))
+                incoming += amount
             elif tx.user_address == address and tx.function == "transfer":
-                outgoing += int(args[1])
-                items.append(HistoryItem(PAID, int(args[1]), tx.created_at, "", True))
+                outgoing += int(args["value"])
+                items.append(HistoryItem(PAID, int(args["value"]), tx.created_at, "", True))
             elif tx.user_address == address and tx.function == "redeem":
-                outgoing += int(args[0])
-                items.append(HistoryItem(REDEEMED, int(args[0]), tx.created_at, "", True))
-            elif tx.function == "transfer" and args and args[0] == address:
-                incoming += int(args[1])
-                items.append(HistoryItem(RECEIVED, int(args[1]), tx.created_at, "", True))
+                outgoing += int(args["amount"])
+                items.append(HistoryItem(REDEEMED, int(args["amount"]), tx.created_at, "", True))
+            elif tx.function == "transfer" and args.get("to") == address:
+                incoming += int(args["value"])
+                items.append(HistoryItem(RECEIVED, int(args["value"]), tx.created_at, "", True))
         # Logs above head - confirmations that the platform did not send (an outside wallet).
         ours = {h for tx in rows for h in tx.tx_hashes}
         for ev in chain.pending_events(
