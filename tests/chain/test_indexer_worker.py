@@ -77,8 +77,9 @@ def _worker(tmp: Path, chain: Chain, db_url: str, queue: str, log: Path) -> subp
     }
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [str(ROOT / ".venv/bin/celery"), "-A", "backend.worker", "worker", "--pool", "solo"]
-            + ["-Q", queue, "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
+            [str(ROOT / ".venv/bin/celery"), "-A", "tests.chain._worker", "worker"]
+            + ["--pool", "solo", "-Q", queue, "--loglevel", "WARNING"]
+            + ["--without-heartbeat", "--without-gossip"],
             cwd=ROOT,
             env=env,
             stdout=out,
