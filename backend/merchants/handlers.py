@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backend.chain import api as chain
 from backend.chain.api import ChainEvent, EventHandler, handler
 from backend.core.db import utcnow
 from backend.merchants.models import (
@@ -57,16 +56,14 @@ def apply_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
             select(Merchant.address).where(Merchant.address.in_({ev.args["to"] for ev in events}))
         )
     )
-    mine = [ev for ev in events if ev.args["to"] in merchants]
-    ids = chain.outbox_ids(session, (ev.tx_hash for ev in mine))
     now = utcnow()
-    for ev in mine:
-        tx_id = ids.get(ev.tx_hash)
-        if tx_id is None:
+    for ev in events:
+        # The charge whose payment sent this transfer (the indexer names it: ev.subject).
+        if ev.args["to"] not in merchants or ev.subject is None or ev.subject.kind != "charge":
             continue
         session.execute(
             update(Charge)
-            .where(Charge.outbox_tx_id == tx_id, Charge.status.in_((PAYING, "failed")))
+            .where(Charge.id == ev.subject.id, Charge.status.in_((PAYING, "failed")))
             .values(status=PAID, tx_hash=ev.tx_hash, paid_at=now)
         )
 

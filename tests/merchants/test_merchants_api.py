@@ -289,3 +289,35 @@ def test_settle_needs_a_bank_reference_and_staff_of_the_town(app, world):
     assert_error(staff.post("/api/settlements/999/settle", {"bank_reference": "x"}), 404)
     assert_error(staff.post("/api/settlements/999/settle", "not an object"), 400)
     assert snapshot(app) == before
+
+
+def test_the_indexer_names_the_charge_behind_a_payment(app, world, w3):
+    """A payment's Transfer reaches the handlers with its subject, ("charge", id), read from the
+    outbox row that sent it; the welcome grant's with ("points_grant", id); the merchants handler
+    marks the charge paid from it."""
+    from backend.chain.indexer import EventSubject, register_handler, unregister_handler
+
+    seen = []
+    handler = register_handler(
+        "Transfer", lambda _s, evs: seen.extend(evs), lambda _s, evs: None, contract="RegionPoints"
+    )
+    try:
+        with app.app_context():
+            points_service().grant_welcome_points(world.user(world.customer), world.town())
+        run_chain(app, w3)
+        clerk, customer = world.api(world.clerk), world.api(world.customer)
+        r = clerk.post(
+            f"/api/merchants/{world.merchant_id}/charges",
+            {"amount": 30, "idempotency_key": "k-subject-abc"},
+        )
+        assert r.status_code == 201, r.get_data(as_text=True)
+        charge = r.get_json()["charge"]
+        assert customer.post(f"/api/pay/{charge['code']}").status_code == 200
+        run_chain(app, w3)
+    finally:
+        unregister_handler(handler)
+    kinds = [ev.subject.kind if ev.subject else None for ev in seen]
+    assert kinds == ["points_grant", "charge"], kinds
+    assert seen[1].subject == EventSubject("charge", charge["id"])
+    status = clerk.get(f"/api/merchants/{world.merchant_id}/charges/{charge['id']}").get_json()
+    assert status["charge"]["status"] == "paid"

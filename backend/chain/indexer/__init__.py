@@ -49,6 +49,7 @@ from backend.chain.indexer.core import Indexer, IndexResult
 from backend.chain.indexer.events import (
     ZERO_ADDRESS,
     ChainEvent,
+    EventSubject,
     Handler,
     pending_events,
     register_handler,
@@ -69,6 +70,7 @@ __all__ = [
     "ZERO_ADDRESS",
     "ChainEvent",
     "Difference",
+    "EventSubject",
     "Handler",
     "IndexResult",
     "Indexer",

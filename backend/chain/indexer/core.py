@@ -24,6 +24,7 @@ from backend.chain.indexer.events import (
     _artifact_by_address,
     _event_from_row,
     _run_handlers,
+    _set_subjects,
 )
 from backend.chain.indexer.prefetch import _FETCH_ERRORS, _Fetched, _Plan, _Prefetcher
 from backend.chain.indexer.storage import (
@@ -344,6 +345,9 @@ class Indexer:
                 ["chain_id", "number"],
                 ["hash", "parent_hash", "block_time"],
             )
+            # Now that the COPY is closed (a query during it would wait for its connection):
+            # the business rows behind the handlers' events, in one query per 500 tx hashes.
+            _set_subjects(s, chunk.dec.for_handlers)
             chunk.dec.run_handlers(s)
             self._save_cursor(cursor, synced, head)
             result.events += chunk.dec.count
@@ -505,6 +509,7 @@ class Indexer:
             )
         }
         events = [_event_from_row(r, names, block_time=times.get(r.block_number)) for r in rows]
+        _set_subjects(s, events)
         _run_handlers(s, events, revert=True)
         s.execute(
             delete(ChainEventRecord).where(

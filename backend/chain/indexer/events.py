@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import to_checksum_address
 from sqlalchemy import select
@@ -16,9 +16,18 @@ from backend.chain.indexer_models import (
     PendingEventRecord,
     WatchedContract,
 )
+from backend.chain.outbox_models import OutboxAttempt, OutboxTx
 from backend.chain.registry import artifact
 
 ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class EventSubject(NamedTuple):
+    """The business row whose outbox transaction emitted an event, e.g. ("charge", 42): the
+    outbox row's subject_kind and subject_id."""
+
+    kind: str
+    id: int
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,10 @@ class ChainEvent:
     # see `block.timestamp`: set on every event a handler gets, from the headers the indexer
     # reads, so that handlers need not ask the node. None on pending events.
     block_time: int | None = None
+    # The business row that sent the transaction (the outbox row's subject, looked up by the
+    # transaction hash once per chunk); None when the platform did not send it or named none.
+    # Set on every event a handler gets.
+    subject: EventSubject | None = None
 
 
 HandlerFn = Callable[[Session, Sequence[ChainEvent]], None]
@@ -193,3 +206,27 @@ def _run_handlers(session: Session, events: Sequence[ChainEvent], *, revert: boo
         mine = [ev for ev in events if h.matches(ev)]
         if mine:
             (h.revert if revert else h.apply)(session, mine)
+
+
+def _set_subjects(session: Session, events: Sequence[ChainEvent]) -> None:
+    """Set each event's subject: tx hash -> OutboxAttempt -> OutboxTx (subject_kind, subject_id),
+    one query per 500 transaction hashes."""
+    hashes = sorted({ev.tx_hash for ev in events})
+    found: dict[str, EventSubject] = {}
+    for i in range(0, len(hashes), 500):
+        rows = session.execute(
+            select(OutboxAttempt.tx_hash, OutboxTx.subject_kind, OutboxTx.subject_id)
+            .join(OutboxTx, OutboxTx.id == OutboxAttempt.tx_id)
+            .where(
+                OutboxAttempt.tx_hash.in_(hashes[i : i + 500]),
+                OutboxTx.subject_kind.is_not(None),
+                OutboxTx.subject_id.is_not(None),
+            )
+        )
+        for tx_hash, kind, subject_id in rows:
+            if kind is not None and subject_id is not None:  # the query's WHERE, for mypy
+                found[tx_hash] = EventSubject(kind, subject_id)
+    for ev in events:
+        subject = found.get(ev.tx_hash)
+        if subject is not None:
+            object.__setattr__(ev, "subject", subject)  # frozen dataclass

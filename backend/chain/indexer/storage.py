@@ -134,6 +134,7 @@ class _ChunkDecoder:
         # This chunk's events for handlers: their block_time is set from the block headers
         # once the chunk's headers are read (_Indexer._index_chunk).
         self.untimed: list[ChainEvent] = []
+        self.for_handlers: list[ChainEvent] = []  # every chunk's: their subject is set at the end
         self.count = 0
         self._routes: dict[str, dict[str, _Route]] = {}
         for addr, c in contracts.items():
@@ -248,6 +249,7 @@ class _ChunkDecoder:
             )
             if route.sinks:
                 self.untimed.append(ev)
+                self.for_handlers.append(ev)
             for sink in route.sinks:
                 sink.append(ev)
             if self.events is not None:
