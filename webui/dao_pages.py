@@ -1,7 +1,8 @@
 """DAO pages: a town's proposals, a proposal with eligibility, gasless votes and live results,
 the staff form to propose a treasury payout; multi-option polls (list, staff form, vote, live
-results). Forms post here and call backend/dao/services and backend/dao/polls. Own-wallet users
-vote through static/js/dao_wallet.js (the ballot is signed in their wallet)."""
+results). Forms post here and call the DAO's services (backend/dao/proposals.py, treasury.py,
+polls.py). Own-wallet users vote through static/js/dao_wallet.js (the ballot is signed in their
+wallet)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from backend.accounts.roles import STAFF, current_user, has_town_role
+from backend.accounts.models import User
+from backend.accounts.roles import STAFF, current_user, has_town_role, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import AppError
-from backend.dao import external, polls
-from backend.dao import services as dao
+from backend.dao import external
 from backend.dao.models import CARD, DaoPoll, DaoProposal
+from backend.dao.polls import MAX_OPTIONS, PollService
+from backend.dao.proposals import ProposalService
+from backend.dao.treasury import TreasuryService
 from backend.regions.models import Town
 
 bp = Blueprint("dao_pages", __name__)
@@ -49,6 +54,10 @@ CHAMBER_LABELS = {
 }
 
 
+def _town(slug: str) -> Town:
+    return ProposalService.current().town_by_slug(slug)
+
+
 def _locale() -> str:
     return str(get_locale())
 
@@ -58,12 +67,12 @@ def _posted_form() -> dict[str, str]:
     return {k: request.form.get(k, "") for k in request.form if k != "csrf_token"}
 
 
-def _staff_user(town: Town) -> tuple[Any, Any]:
+def _staff_user(town: Town) -> tuple[User | None, WerkzeugResponse | None]:
     """(staff member of `town`, None), or (None, a redirect to log in); others are refused."""
     user = current_user()
     if user is None:
         return None, redirect(url_for("auth.login", next=request.path))
-    dao.require_town_role(user, town.id, STAFF)
+    require_town_role(user, town.id, STAFF)
     return user, None
 
 
@@ -96,13 +105,13 @@ def _labels() -> dict[str, Any]:
 
 @bp.get("/towns/<slug>/dao")
 def proposals(slug: str):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
     user = current_user()
     is_staff = has_town_role(user, town.id, STAFF)
     return render_template(
         "dao/list.html",
         town=town,
-        proposals=dao.list_proposals(town),
+        proposals=ProposalService.current().list_proposals(town),
         is_staff=is_staff,
         alerts=external.open_alerts(town, get_db().session()) if is_staff else [],
     )
@@ -111,10 +120,11 @@ def proposals(slug: str):
 @bp.post("/towns/<slug>/dao/alerts/<int:aid>/seen")
 def alert_seen(slug: str, aid: int):
     """Staff mark an alert as checked: it leaves the list (the row stays for the record)."""
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
     user, login = _staff_user(town)
     if login is not None:
         return login
+    assert user is not None  # noqa: S101 - _staff_user gives a user or a redirect
     external.mark_seen(get_db().session(), town, aid, user.id)
     return redirect(url_for(".proposals", slug=slug))
 
@@ -125,7 +135,7 @@ def _render_new(town: Town, form: dict[str, Any], error: str | None = None, stat
 
 @bp.route("/towns/<slug>/dao/new", methods=["GET", "POST"])
 def new_proposal(slug: str):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
     user, login = _staff_user(town)
     if login is not None:
         return login
@@ -134,7 +144,7 @@ def new_proposal(slug: str):
         return _render_new(town, form)
     form = _posted_form()
     try:
-        p = dao.create_proposal(user, town, form, form.get("idempotency_key"))
+        p = ProposalService.current().create_proposal(user, town, form, form.get("idempotency_key"))
     except AppError as exc:
         return _render_new(town, form, exc.translated(), exc.status)
     flash(gettext("Your proposal was submitted. It appears on chain in a few seconds."))
@@ -143,6 +153,7 @@ def new_proposal(slug: str):
 
 def _render_proposal(town: Town, p: DaoProposal, error: str | None = None, status: int = 200):
     user = current_user()
+    dao = ProposalService.current()
     view = dao.chain_view(p)
     return render_template(
         "dao/proposal.html",
@@ -160,13 +171,14 @@ def _render_proposal(town: Town, p: DaoProposal, error: str | None = None, statu
 
 @bp.get("/towns/<slug>/dao/proposals/<int:pid>")
 def proposal(slug: str, pid: int):
-    town = dao.town_by_slug(slug)
-    return _render_proposal(town, dao.get_proposal(town, pid))
+    town = _town(slug)
+    return _render_proposal(town, ProposalService.current().get_proposal(town, pid))
 
 
 @bp.post("/towns/<slug>/dao/proposals/<int:pid>/vote")
 def vote(slug: str, pid: int):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
+    dao = ProposalService.current()
     p = dao.get_proposal(town, pid)
     return _vote_form(
         lambda: dao.cast_vote(current_user(), town, p, request.form.get("support")),
@@ -177,9 +189,10 @@ def vote(slug: str, pid: int):
 
 @bp.post("/towns/<slug>/dao/proposals/<int:pid>/<any(queue, execute):action>")
 def staff_action(slug: str, pid: int, action: str):
-    town = dao.town_by_slug(slug)
-    p = dao.get_proposal(town, pid)
-    fn = dao.queue_proposal if action == "queue" else dao.execute_proposal
+    town = _town(slug)
+    treasury = TreasuryService.current()
+    p = treasury.get_proposal(town, pid)
+    fn = treasury.queue_proposal if action == "queue" else treasury.execute_proposal
     try:
         fn(current_user(), town, p)
     except AppError as exc:
@@ -197,25 +210,25 @@ def staff_action(slug: str, pid: int, action: str):
 
 @bp.get("/towns/<slug>/dao/polls")
 def poll_list(slug: str):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
     user = current_user()
     return render_template(
         "dao/polls.html",
         town=town,
-        polls=polls.list_polls(town),
+        polls=PollService.current().list_polls(town),
         is_staff=has_town_role(user, town.id, STAFF),
     )
 
 
 def _render_new_poll(town: Town, form: dict[str, Any], error: str | None = None, status=200):
     return render_template(
-        "dao/poll_new.html", town=town, form=form, error=error, slots=range(polls.MAX_OPTIONS)
+        "dao/poll_new.html", town=town, form=form, error=error, slots=range(MAX_OPTIONS)
     ), status
 
 
 @bp.route("/towns/<slug>/dao/polls/new", methods=["GET", "POST"])
 def new_poll(slug: str):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
     user, login = _staff_user(town)
     if login is not None:
         return login
@@ -227,11 +240,11 @@ def new_poll(slug: str):
         **form,
         "options": [
             {"ja": form.get(f"option_ja_{i}", ""), "en": form.get(f"option_en_{i}", "")}
-            for i in range(polls.MAX_OPTIONS)
+            for i in range(MAX_OPTIONS)
         ],
     }
     try:
-        poll = polls.create_poll(user, town, data, form.get("idempotency_key"))
+        poll = PollService.current().create_poll(user, town, data, form.get("idempotency_key"))
     except AppError as exc:
         return _render_new_poll(town, form, exc.translated(), exc.status)
     flash(gettext("Your poll was submitted. It appears on chain in a few seconds."))
@@ -240,6 +253,7 @@ def new_poll(slug: str):
 
 def _render_poll(town: Town, poll: DaoPoll, error: str | None = None, status: int = 200):
     user = current_user()
+    polls = PollService.current()
     view = polls.poll_view(poll)
     total = sum(view.tallies)
     rows = [
@@ -266,13 +280,14 @@ def _render_poll(town: Town, poll: DaoPoll, error: str | None = None, status: in
 
 @bp.get("/towns/<slug>/dao/polls/<int:poll_id>")
 def poll(slug: str, poll_id: int):
-    town = dao.town_by_slug(slug)
-    return _render_poll(town, polls.get_poll(town, poll_id))
+    town = _town(slug)
+    return _render_poll(town, PollService.current().get_poll(town, poll_id))
 
 
 @bp.post("/towns/<slug>/dao/polls/<int:poll_id>/vote")
 def poll_vote(slug: str, poll_id: int):
-    town = dao.town_by_slug(slug)
+    town = _town(slug)
+    polls = PollService.current()
     poll = polls.get_poll(town, poll_id)
     return _vote_form(
         lambda: polls.cast_poll_vote(current_user(), town, poll, request.form.get("option")),

@@ -34,8 +34,14 @@ from collections.abc import Iterable
 from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
 from backend.chain.errors import ChainError
-from backend.chain.forwarder import encode_call
-from backend.chain.gateway import ChainGateway, ChainUnavailable, Web3Gateway
+from backend.chain.forwarder import Signer, encode_call
+from backend.chain.gateway import (
+    ChainGateway,
+    ChainStatus,
+    ChainUnavailable,
+    Eip712Domain,
+    Web3Gateway,
+)
 from backend.chain.governance import (
     POLL_STATES,
     PROPOSAL_STATES,
@@ -144,11 +150,14 @@ __all__ = [
     # the node, as services receive it
     "ChainGateway",
     "Web3Gateway",
+    "ChainStatus",
+    "Eip712Domain",
     # keys and custody
     "KeyVault",
     "ModelKeyStore",
     "SealedKey",
     "SealedSigner",
+    "Signer",
     "get_vault",
     "register_key_store",
     # signatures, calldata, governance

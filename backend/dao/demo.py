@@ -5,13 +5,11 @@ Both go through the outbox (the worker sends them); running it again changes not
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select
 
-from backend.chain.api import AuditEntry, ContractCall, Sender, Subject, outbox_service
-from backend.core.db import get_db
+from backend.chain.api import AuditEntry, ContractCall, Sender, Subject
 from backend.dao.models import DaoProposal
-from backend.dao.services import create_proposal
+from backend.dao.proposals import ProposalService
 from backend.regions.models import Town
 
 TREASURY_FUNDING = 1_000_000  # test yen
@@ -27,14 +25,14 @@ FESTIVAL = {
 
 
 def load_demo(town: Town) -> None:
-    s = get_db().session
-    chain = current_app.extensions["chain"]
+    dao = ProposalService.current()
+    s = dao.session
     try:
-        treasury = chain.address_of(f"towns.{town.slug}.TownTreasury")
-        chain.address_of("TestYenStablecoin")
+        treasury = dao.chain.address_of(f"towns.{town.slug}.TownTreasury")
+        dao.chain.address_of("TestYenStablecoin")
     except LookupError:
         return  # no DAO or no test stablecoin on this chain
-    outbox_service().enqueue(
+    dao.outbox.enqueue(
         s,
         ContractCall("TestYenStablecoin", "mint", [treasury, TREASURY_FUNDING]),
         sender=Sender.role("faucet", town_id=town.id),
@@ -51,17 +49,13 @@ def load_demo(town: Town) -> None:
     )
     s.commit()
     key = f"demo-festival-{town.slug}"
+    # The payout goes to the festival committee: here the clerk role key's address.
     if s.scalar(select(DaoProposal.id).where(DaoProposal.idempotency_key == key)) is None:
-        create_proposal(
+        dao.create_proposal(
             None,
             town,
-            {**FESTIVAL, "recipient": treasury_recipient(town)},
+            {**FESTIVAL, "recipient": dao.outbox.keys.role("clerk")},
             key,
             check_treasury=False,
             actor="demo",
         )
-
-
-def treasury_recipient(town: Town) -> str:
-    """The demo payout goes to the festival committee: here the clerk role key's address."""
-    return outbox_service().keys.role("clerk")

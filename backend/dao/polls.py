@@ -5,7 +5,7 @@ Staff create a poll (sent by the poll_creator role key through the outbox); memb
 without gas: the ballot `Ballot(pollId, option, voter)` is signed by the built-in account here
 or by the member's own wallet in the browser, and relayed as `castVoteBySig`. Results per option
 are read from the contract; indexed PollCreated / VoteCast / PollCanceled events fill
-dao_polls / dao_poll_votes. Every function that changes something commits once or raises.
+dao_polls / dao_poll_votes. Every method that changes something commits once or raises.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from flask_babel import gettext
 from sqlalchemy import select
 
-from backend.accounts.models import EXTERNAL, User
-from backend.accounts.roles import STAFF, require_town_role, require_user
+from backend.accounts.models import User
+from backend.accounts.roles import require_user
 from backend.chain.api import (
     POLL_STATES,
     AuditEntry,
@@ -27,50 +27,32 @@ from backend.chain.api import (
     Sender,
     Subject,
     for_browser,
-    outbox_service,
     poll_ballot_typed_data,
 )
 from backend.core.errors import N_, InvalidInput, NotFound
 from backend.core.numbers import is_ascii_digits
-from backend.dao.errors import InvalidOption
-from backend.dao.models import (
-    CARD,
-    CHAMBERS,
-    POLL_TOKEN_ARTIFACTS,
-    POLL_TOKEN_KEYS,
-    DaoPoll,
-    DaoPollVote,
-)
-from backend.dao.services import (
+from backend.dao.common import (
     FAILED_TX_STATES,
     MAX_TITLE,
-    _addresses,
-    _chain,
-    _existing,
-    _get_row,
-    _head_block,
-    _idempotency_key,
-    _judge_weight,
-    _list_rows,
-    _read,
-    _session,
-    _text,
-    _tx,
-    _tx_json,
-    _unrecorded_reason,
-    _voter_wallet,
-    add_vote,
+    DaoService,
+    chamber_of,
     explain,
+    judge_weight,
     refuse_with,
-    sign_ballot,
-    vote_counts,
+    require_own_wallet,
+    text_field,
+    tx_json,
+    unrecorded_reason,
 )
+from backend.dao.errors import InvalidOption
+from backend.dao.models import POLL_TOKEN_ARTIFACTS, POLL_TOKEN_KEYS, DaoPoll, DaoPollVote
 from backend.regions.models import Town
 
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
 MAX_OPTION = 100
 MIN_DURATION, MAX_DURATION = 10, 1_000_000  # blocks
 POLL = "TownPoll"
+NO_SUCH_POLL = N_("This poll does not exist in this town.")
 
 
 def poll_contract(town: Town) -> str:
@@ -81,15 +63,7 @@ def token_key(town: Town, chamber: str) -> str:
     return f"towns.{town.slug}.{POLL_TOKEN_KEYS[chamber]}"
 
 
-def list_polls(town: Town) -> list[DaoPoll]:
-    return _list_rows(DaoPoll, town)
-
-
-def get_poll(town: Town, row_id: Any) -> DaoPoll:
-    return _get_row(DaoPoll, town, row_id, N_("This poll does not exist in this town."))
-
-
-# ---------------------------------------------------------------------------- create
+# ---------------------------------------------------------------------------- input
 
 
 @dataclass(frozen=True)
@@ -111,7 +85,7 @@ def _option_list(data: Mapping[str, Any]) -> list[dict[str, str]]:
             item = {"ja": item, "en": ""}
         if not isinstance(item, dict):
             raise InvalidInput(N_("Each option needs a label."), field="options")
-        ja, en = _text(item, "ja", MAX_OPTION), _text(item, "en", MAX_OPTION)
+        ja, en = text_field(item, "ja", MAX_OPTION), text_field(item, "en", MAX_OPTION)
         if ja or en:  # blank rows of the form are left out
             out.append({"ja": ja, "en": en})
     if not MIN_OPTIONS <= len(out) <= MAX_OPTIONS:
@@ -119,9 +93,9 @@ def _option_list(data: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _duration(value: Any) -> int:
+def parse_duration(value: object) -> int:
     if is_ascii_digits(value):
-        value = int(value.strip())
+        value = int(str(value).strip())
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -137,85 +111,28 @@ def _duration(value: Any) -> int:
 
 
 def parse_poll(data: Mapping[str, Any]) -> PollInput:
-    chamber = data.get("chamber") or CARD
-    if chamber not in CHAMBERS:
-        raise InvalidInput(N_("Choose the card chamber or the resident chamber."), field="chamber")
+    chamber = chamber_of(data)
     out = PollInput(
         chamber=chamber,
-        title_ja=_text(data, "title_ja", MAX_TITLE),
-        title_en=_text(data, "title_en", MAX_TITLE),
+        title_ja=text_field(data, "title_ja", MAX_TITLE),
+        title_en=text_field(data, "title_en", MAX_TITLE),
         options=_option_list(data),
-        duration=_duration(data.get("duration_blocks")),
+        duration=parse_duration(data.get("duration_blocks")),
     )
     if not out.title_ja and not out.title_en:
         raise InvalidInput(N_("Give the poll a title (Japanese or English)."), field="title")
     return out
 
 
-def create_poll(
-    user: User | None,
-    town: Town,
-    data: Mapping[str, Any],
-    idempotency_key: Any,
-    *,
-    actor: str | None = None,
-) -> DaoPoll:
-    """Staff create a poll (TownPoll.createPoll sent by the poll_creator role key)."""
-    if actor is None:
-        user = require_town_role(user, town.id, STAFF)
-    key = _idempotency_key(idempotency_key)
-    s = _session()
-    existing = _existing(DaoPoll, key, town)
-    if existing is not None:
-        return existing
-    inp = parse_poll(data)
-    poll_address, token_address = _addresses(poll_contract(town), token_key(town, inp.chamber))
-    title = inp.title_en or inp.title_ja
-    labels = [" / ".join(x for x in (o["ja"], o["en"]) if x) for o in inp.options]
-    description = f"{title}\n\n[furusato:{town.slug}:poll:{key}]"
-    poll = DaoPoll(
-        town_id=town.id,
-        chamber=inp.chamber,
-        poll_address=poll_address,
-        token_address=token_address,
-        idempotency_key=key,
-        title_ja=inp.title_ja,
-        title_en=inp.title_en,
-        options=inp.options,
-        duration_blocks=inp.duration,
-        description=description,
-        created_by=user.id if user is not None else None,
-    )
-    s.add(poll)
-    s.flush()
-    tx = outbox_service().enqueue(
-        s,
-        ContractCall(
-            poll_address,
-            "createPoll",
-            [token_address, labels, inp.duration, description],
-            artifact_name=POLL,
-        ),
-        sender=Sender.role(
-            "poll_creator", town_id=town.id, user_id=user.id if user is not None else None
-        ),
-        key=f"dao.poll:{key}",
-        subject=Subject("dao_poll", poll.id),
-        audit=AuditEntry(
-            actor=actor or f"user:{user.id}",  # type: ignore[union-attr]
-            action="dao.poll_create",
-            subject_type="dao_poll",
-            subject_id=str(poll.id),
-            reason=title,
-            details={"chamber": inp.chamber, "options": len(labels), "blocks": inp.duration},
-        ),
-    )
-    poll.create_tx_id = tx.id
-    s.commit()
-    return poll
+def parse_option(poll: DaoPoll, value: object) -> int:
+    if is_ascii_digits(value):
+        value = int(str(value).strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(poll.options):
+        raise InvalidOption(N_("Choose one of the %(count)s options."), count=len(poll.options))
+    return value
 
 
-# ---------------------------------------------------------------------------- chain view
+# ---------------------------------------------------------------------------- views
 
 
 @dataclass
@@ -230,37 +147,6 @@ class PollView:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def poll_view(poll: DaoPoll) -> PollView:
-    if poll.poll_id is None:
-        tx = _tx(poll.create_tx_id)
-        failed = tx is not None and tx.state in FAILED_TX_STATES
-        return PollView(state="failed" if failed else "submitting", tallies=[0] * len(poll.options))
-    addr, pid = poll.poll_address, int(poll.poll_id)
-    state = POLL_STATES[int(_read(addr, "state", pid, artifact_name=POLL))]
-    _token, snapshot, deadline, _count, total = _read(addr, "pollInfo", pid, artifact_name=POLL)
-    tallies = [int(x) for x in _read(addr, "results", pid, artifact_name=POLL)]
-    view = PollView(
-        state=state,
-        snapshot=int(snapshot),
-        deadline=int(deadline),
-        tallies=tallies,
-        total_weight=int(total),
-    )
-    view.total_supply = int(
-        _read(
-            poll.token_address,
-            "getPastTotalSupply",
-            int(snapshot),
-            artifact_name=POLL_TOKEN_ARTIFACTS[poll.chamber],
-        )
-    )
-    view.head_block = _head_block()
-    return view
-
-
-# ---------------------------------------------------------------------------- eligibility
 
 
 @dataclass
@@ -278,43 +164,6 @@ class PollEligibility:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _my_vote(poll: DaoPoll, address: str) -> DaoPollVote | None:
-    return _session().scalar(
-        select(DaoPollVote).where(DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == address)
-    )
-
-
-def poll_eligibility(
-    user: User | None, poll: DaoPoll, view: PollView | None = None
-) -> PollEligibility:
-    """Whether `user` may vote in `poll` now, with what weight and why (nothing signed)."""
-    wallet = _voter_wallet(user)
-    if isinstance(wallet, str):
-        return _explain(PollEligibility(False, wallet), poll)
-    address = wallet[0]
-    view = view or poll_view(poll)
-    e = PollEligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
-    artifact = POLL_TOKEN_ARTIFACTS[poll.chamber]
-    e.current_weight = int(_read(poll.token_address, "getVotes", address, artifact_name=artifact))
-    if view.state in ("submitting", "failed"):
-        e.reason = _unrecorded_reason(view.state)
-        return _explain(e, poll)
-    e.weight = int(
-        _read(poll.token_address, "getPastVotes", address, view.snapshot, artifact_name=artifact)
-    )
-    mine = _my_vote(poll, address)
-    voted = mine is not None or bool(
-        _read(poll.poll_address, "hasVoted", int(poll.poll_id or 0), address, artifact_name=POLL)
-    )
-    if voted:
-        e.reason, e.option = "already_voted", mine.option if mine else None
-    elif view.state != "active":
-        e.reason = view.state  # ended | canceled
-    else:
-        _judge_weight(e, poll.chamber)
-    return _explain(e, poll)
 
 
 def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
@@ -336,105 +185,6 @@ def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
     return explain(e, poll.chamber, messages)
 
 
-# ---------------------------------------------------------------------------- voting
-
-
-def parse_option(poll: DaoPoll, value: Any) -> int:
-    if is_ascii_digits(value):
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(poll.options):
-        raise InvalidOption(N_("Choose one of the %(count)s options."), count=len(poll.options))
-    return value
-
-
-def _require_can_vote(user: User, town: Town, poll: DaoPoll, value: Any) -> Any:
-    if poll.town_id != town.id:
-        raise NotFound(N_("This poll does not exist in this town."))
-    option = parse_option(poll, value)
-    e = poll_eligibility(user, poll)
-    if not e.can_vote:
-        refuse_with(
-            e,
-            already_voted=N_("You already voted in this poll."),
-            closed=N_("Voting is not open for this poll."),
-            not_eligible=N_("You may not vote in this poll: %(why)s"),
-        )
-    return option, e
-
-
-def _ballot(poll: DaoPoll, option: int, voter: str) -> dict[str, Any]:
-    domain = _chain().eip712_domain(poll.poll_address, artifact_name=POLL)
-    return poll_ballot_typed_data(domain, int(poll.poll_id or 0), option, voter)
-
-
-def prepare_poll_ballot(user: User | None, town: Town, poll: DaoPoll, value: Any) -> dict:
-    """The EIP-712 Ballot an own-wallet user signs (same checks as `cast_poll_vote`)."""
-    user = require_user() if user is None else user
-    option, e = _require_can_vote(user, town, poll, value)
-    if e.wallet != EXTERNAL:
-        raise InvalidInput(N_("Your built-in account signs your vote for you; just vote."))
-    typed = _ballot(poll, option, str(e.address))
-    return {"typed_data": for_browser(typed), "voter": e.address, "option": option}
-
-
-def cast_poll_vote(
-    user: User | None, town: Town, poll: DaoPoll, value: Any, signature: Any = None
-) -> DaoPollVote:
-    """Queue TownPoll.castVoteBySig (gasless) for one option, signed by the built-in account
-    here or (own wallet) given as `signature` over `prepare_poll_ballot`'s typed data."""
-    user = require_user() if user is None else user
-    option, e = _require_can_vote(user, town, poll, value)
-    voter = str(e.address)
-    typed = _ballot(poll, option, voter)
-    sig, signer, how, _ = sign_ballot(user, e, lambda: (typed, None), signature)
-    s = _session()
-    vote = DaoPollVote(
-        poll_row_id=poll.id,
-        voter=voter,
-        user_id=user.id,
-        option=option,
-        weight=Decimal(e.weight),
-        state="submitted",
-    )
-    add_vote(s, vote, N_("You already voted in this poll."))
-    tx = outbox_service().enqueue(
-        s,
-        ContractCall(
-            poll.poll_address,
-            "castVoteBySig",
-            [int(poll.poll_id or 0), option, voter, sig],
-            artifact_name=POLL,
-        ),
-        sender=Sender.user(signer, town_id=town.id, user_id=user.id),
-        key=f"dao.poll_vote:{poll.id}:{voter}",
-        subject=Subject("dao_poll_vote", vote.id),
-        audit=AuditEntry(
-            actor=f"user:{user.id}",
-            action="dao.poll_vote",
-            subject_type="dao_poll",
-            subject_id=str(poll.id),
-            reason=f"gasless poll vote ({how} signature)",
-            details={"option": option, "weight": e.weight, "voter": voter},
-        ),
-    )
-    vote.outbox_tx_id = tx.id
-    s.commit()
-    return vote
-
-
-# ---------------------------------------------------------------------------- results
-
-
-def poll_results(poll: DaoPoll, view: PollView | None = None) -> dict[str, Any]:
-    view = view or poll_view(poll)
-    return {
-        "poll": poll.id,
-        **view.as_dict(),
-        **vote_counts(DaoPollVote.poll_row_id, poll.id),
-        "create_tx": _tx_json(_tx(poll.create_tx_id)),
-    }
-
-
 def poll_json(poll: DaoPoll, locale: str) -> dict[str, Any]:
     return {
         "id": poll.id,
@@ -454,3 +204,240 @@ def poll_json(poll: DaoPoll, locale: str) -> dict[str, Any]:
         "deadline_block": poll.deadline_block,
         "created_at": poll.created_at.isoformat(),
     }
+
+
+class PollService(DaoService):
+    """A town's advisory polls, who may vote in them, and their gasless votes."""
+
+    def list_polls(self, town: Town) -> list[DaoPoll]:
+        return self.list_rows(DaoPoll, town)
+
+    def get_poll(self, town: Town, row_id: object) -> DaoPoll:
+        return self.get_row(DaoPoll, town, row_id, NO_SUCH_POLL)
+
+    # ------------------------------------------------------------------ create
+
+    def create_poll(
+        self,
+        user: User | None,
+        town: Town,
+        data: Mapping[str, Any],
+        key_value: object,
+        *,
+        actor: str | None = None,
+    ) -> DaoPoll:
+        """Staff create a poll (TownPoll.createPoll sent by the poll_creator role key)."""
+        user, key, existing = self.start_create(DaoPoll, user, town, key_value, actor)
+        if existing is not None:
+            return existing
+        inp = parse_poll(data)
+        poll_address, token_address = self.addresses(
+            poll_contract(town), token_key(town, inp.chamber)
+        )
+        title = inp.title_en or inp.title_ja
+        labels = [" / ".join(x for x in (o["ja"], o["en"]) if x) for o in inp.options]
+        description = f"{title}\n\n[furusato:{town.slug}:poll:{key}]"
+        poll = DaoPoll(
+            town_id=town.id,
+            chamber=inp.chamber,
+            poll_address=poll_address,
+            token_address=token_address,
+            idempotency_key=key,
+            title_ja=inp.title_ja,
+            title_en=inp.title_en,
+            options=inp.options,
+            duration_blocks=inp.duration,
+            description=description,
+            created_by=user.id if user is not None else None,
+        )
+        self.session.add(poll)
+        self.session.flush()
+        tx = self.outbox.enqueue(
+            self.session,
+            ContractCall(
+                poll_address,
+                "createPoll",
+                [token_address, labels, inp.duration, description],
+                artifact_name=POLL,
+            ),
+            sender=Sender.role(
+                "poll_creator", town_id=town.id, user_id=user.id if user is not None else None
+            ),
+            key=f"dao.poll:{key}",
+            subject=Subject("dao_poll", poll.id),
+            audit=AuditEntry(
+                actor=actor or f"user:{user.id}",  # type: ignore[union-attr]
+                action="dao.poll_create",
+                subject_type="dao_poll",
+                subject_id=str(poll.id),
+                reason=title,
+                details={"chamber": inp.chamber, "options": len(labels), "blocks": inp.duration},
+            ),
+        )
+        poll.create_tx_id = tx.id
+        self.session.commit()
+        return poll
+
+    # ------------------------------------------------------------------ chain view
+
+    def poll_view(self, poll: DaoPoll) -> PollView:
+        if poll.poll_id is None:
+            tx = self.tx(poll.create_tx_id)
+            failed = tx is not None and tx.state in FAILED_TX_STATES
+            return PollView(
+                state="failed" if failed else "submitting", tallies=[0] * len(poll.options)
+            )
+        addr, pid = poll.poll_address, int(poll.poll_id)
+        state = POLL_STATES[int(self.read(addr, "state", pid, artifact_name=POLL))]
+        _token, snapshot, deadline, _count, total = self.read(
+            addr, "pollInfo", pid, artifact_name=POLL
+        )
+        tallies = [int(x) for x in self.read(addr, "results", pid, artifact_name=POLL)]
+        view = PollView(
+            state=state,
+            snapshot=int(snapshot),
+            deadline=int(deadline),
+            tallies=tallies,
+            total_weight=int(total),
+        )
+        view.total_supply = int(
+            self.read(
+                poll.token_address,
+                "getPastTotalSupply",
+                int(snapshot),
+                artifact_name=POLL_TOKEN_ARTIFACTS[poll.chamber],
+            )
+        )
+        view.head_block = self.head_block()
+        return view
+
+    # ------------------------------------------------------------------ eligibility
+
+    def _my_vote(self, poll: DaoPoll, address: str) -> DaoPollVote | None:
+        return self.session.scalar(
+            select(DaoPollVote).where(
+                DaoPollVote.poll_row_id == poll.id, DaoPollVote.voter == address
+            )
+        )
+
+    def poll_eligibility(
+        self, user: User | None, poll: DaoPoll, view: PollView | None = None
+    ) -> PollEligibility:
+        """Whether `user` may vote in `poll` now, with what weight and why (nothing signed)."""
+        wallet = self.voter_wallet(user)
+        if isinstance(wallet, str):
+            return _explain(PollEligibility(False, wallet), poll)
+        address = wallet[0]
+        view = view or self.poll_view(poll)
+        e = PollEligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
+        artifact = POLL_TOKEN_ARTIFACTS[poll.chamber]
+        e.current_weight = int(
+            self.read(poll.token_address, "getVotes", address, artifact_name=artifact)
+        )
+        if view.state in ("submitting", "failed"):
+            e.reason = unrecorded_reason(view.state)
+            return _explain(e, poll)
+        e.weight = int(
+            self.read(
+                poll.token_address, "getPastVotes", address, view.snapshot, artifact_name=artifact
+            )
+        )
+        mine = self._my_vote(poll, address)
+        pid = int(poll.poll_id or 0)
+        voted = mine is not None or bool(
+            self.read(poll.poll_address, "hasVoted", pid, address, artifact_name=POLL)
+        )
+        if voted:
+            e.reason, e.option = "already_voted", mine.option if mine else None
+        elif view.state != "active":
+            e.reason = view.state  # ended | canceled
+        else:
+            judge_weight(e, poll.chamber)
+        return _explain(e, poll)
+
+    # ------------------------------------------------------------------ voting
+
+    def _require_can_vote(
+        self, user: User, town: Town, poll: DaoPoll, value: object
+    ) -> tuple[int, PollEligibility]:
+        if poll.town_id != town.id:
+            raise NotFound(NO_SUCH_POLL)
+        option = parse_option(poll, value)
+        e = self.poll_eligibility(user, poll)
+        if not e.can_vote:
+            refuse_with(
+                e,
+                already_voted=N_("You already voted in this poll."),
+                closed=N_("Voting is not open for this poll."),
+                not_eligible=N_("You may not vote in this poll: %(why)s"),
+            )
+        return option, e
+
+    def _ballot(self, poll: DaoPoll, option: int, voter: str) -> dict[str, Any]:
+        domain = self.chain.eip712_domain(poll.poll_address, artifact_name=POLL)
+        return poll_ballot_typed_data(domain, int(poll.poll_id or 0), option, voter)
+
+    def prepare_poll_ballot(
+        self, user: User | None, town: Town, poll: DaoPoll, value: object
+    ) -> dict[str, Any]:
+        """The EIP-712 Ballot an own-wallet user signs (same checks as `cast_poll_vote`)."""
+        user = require_user() if user is None else user
+        option, e = self._require_can_vote(user, town, poll, value)
+        require_own_wallet(e)
+        typed = self._ballot(poll, option, str(e.address))
+        return {"typed_data": for_browser(typed), "voter": e.address, "option": option}
+
+    def cast_poll_vote(
+        self,
+        user: User | None,
+        town: Town,
+        poll: DaoPoll,
+        value: object,
+        signature: object = None,
+    ) -> DaoPollVote:
+        """Queue TownPoll.castVoteBySig (gasless) for one option, signed by the built-in account
+        here or (own wallet) given as `signature` over `prepare_poll_ballot`'s typed data."""
+        user = require_user() if user is None else user
+        option, e = self._require_can_vote(user, town, poll, value)
+        voter = str(e.address)
+        typed = self._ballot(poll, option, voter)
+        sig, signer, how, _ = self.sign_ballot(user, e, lambda: (typed, None), signature)
+        vote = DaoPollVote(
+            poll_row_id=poll.id,
+            voter=voter,
+            user_id=user.id,
+            option=option,
+            weight=Decimal(e.weight),
+            state="submitted",
+        )
+        self.relay_vote(
+            vote,
+            already_voted=N_("You already voted in this poll."),
+            key=f"dao.poll_vote:{poll.id}:{voter}",
+            contract=poll.poll_address,
+            artifact_name=POLL,
+            args=[int(poll.poll_id or 0), option, voter, sig],
+            signer=signer,
+            town=town,
+            user=user,
+            audit=AuditEntry(
+                actor=f"user:{user.id}",
+                action="dao.poll_vote",
+                subject_type="dao_poll",
+                subject_id=str(poll.id),
+                reason=f"gasless poll vote ({how} signature)",
+                details={"option": option, "weight": e.weight, "voter": voter},
+            ),
+        )
+        return vote
+
+    # ------------------------------------------------------------------ results
+
+    def poll_results(self, poll: DaoPoll, view: PollView | None = None) -> dict[str, Any]:
+        view = view or self.poll_view(poll)
+        return {
+            "poll": poll.id,
+            **view.as_dict(),
+            **self.vote_counts(DaoPollVote.poll_row_id, poll.id),
+            "create_tx": tx_json(self.tx(poll.create_tx_id)),
+        }

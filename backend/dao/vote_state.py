@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
+from backend.dao.common import FAILED_TX_STATES
 from backend.dao.models import DaoPollVote, DaoVote
 
-FAILED_TX_STATES = ("failed", "reverted", "cancelled")
 NOT_COUNTED = "failed"
 
 

@@ -119,11 +119,11 @@ def test_amounts_with_non_ascii_digits_are_invalid_input_not_a_crash(value):
     """ "²".isdigit() is True but int("²") raises ValueError: that was a 500 on every amount
     (points, shop charges, redemptions, DAO payouts, poll durations)."""
     from backend.core.errors import AppError
-    from backend.dao.polls import _duration
-    from backend.dao.services import _amount
+    from backend.dao.polls import parse_duration
+    from backend.dao.proposals import parse_amount as parse_payout
     from backend.points.services import parse_amount
 
-    for parse in (parse_amount, _amount, _duration):
+    for parse in (parse_amount, parse_payout, parse_duration):
         with pytest.raises(AppError) as refused:
             parse(value)
         assert refused.value.status == 400
