@@ -289,10 +289,12 @@ class PollService(DaoService):
             )
         addr, pid = poll.poll_address, int(poll.poll_id)
         state = POLL_STATES[int(self.read(addr, "state", pid, artifact_name=POLL))]
+        # Tallies first: a vote mined between the two reads is then in the total too (votes only
+        # add), so the total shown is never below the sum of the tallies shown with it.
+        tallies = [int(x) for x in self.read(addr, "results", pid, artifact_name=POLL)]
         _token, snapshot, deadline, _count, total = self.read(
             addr, "pollInfo", pid, artifact_name=POLL
         )
-        tallies = [int(x) for x in self.read(addr, "results", pid, artifact_name=POLL)]
         view = PollView(
             state=state,
             snapshot=int(snapshot),
