@@ -166,7 +166,7 @@ def main() -> int:
                 "deploying contracts (only what is missing)",
                 py,
                 "-m",
-                "backend.chain.deploy",
+                "backend.deploy",
                 "--demo",
             )
             # Then a block a second, as on a real chain: voting periods and confirmations are

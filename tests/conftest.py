@@ -27,9 +27,10 @@ from web3 import Web3
 
 from backend import create_app
 from backend.chain.anvil import AnvilNode, start_anvil
-from backend.chain.deploy import demo_town, deploy_platform
+from backend.chain.deploy import deploy_platform
 from backend.chain.registry import Deployments, add_artifact_dir
 from backend.config import Settings
+from backend.deploy import demo_town
 from backend.models import Base
 from tests.chain_admin import ROLE_PRIVATE_KEYS
 

@@ -1,6 +1,9 @@
 """Deploy the platform's contracts to any RPC URL and record them in deployments/<chain_id>.json.
 
-    python -m backend.chain.deploy --rpc-url http://127.0.0.1:8545 [--town sarabetsu:SRB] ...
+    python -m backend.deploy --rpc-url http://127.0.0.1:8545 [--town sarabetsu:SRB] [--demo] ...
+
+(the command lives in backend/deploy.py, which knows the demo town's domain data; this module
+knows no domain: programmes and collection categories come in the TownSpec).
 
 The deployer key comes from DEPLOYER_PRIVATE_KEY or DEPLOYER_PRIVATE_KEY_FILE (on the local
 anvil chain it defaults to anvil's first public test key). Deploying is additive: a key already
@@ -13,7 +16,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,6 @@ from backend.chain.dao_settings import (
     GovernanceSettingsError,
     GuardianSpec,
     chamber_settings,
-    demo_dao,
     validate,
 )
 from backend.chain.registry import (
@@ -56,7 +58,7 @@ log = logging.getLogger(__name__)
 # anvil accounts 7, 8 and 9 own the dev guardian Safe (2 of 3) on a local chain
 DEV_GUARDIAN_KEYS = (DEV_KEYS[7], DEV_KEYS[8], DEV_KEYS[9])
 SAFE_CONTRACTS = ("SafeL2", "SafeProxyFactory", "CompatibilityFallbackHandler")
-__all__ = ["DaoSpec", "GovernanceSettingsError", "GuardianSpec", "deploy_platform", "demo_town"]
+__all__ = ["DaoSpec", "GovernanceSettingsError", "GuardianSpec", "deploy_platform"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class CollectionSpec:
     name: str
     symbol: str
     max_supply: int
-    category: str  # a key of backend/shop/categories.py
+    category: str  # a key of the town's `categories` (backend/shop/categories.py)
     soulbound: bool = False
     votes: bool = False
     royalty_bps: int = 500
@@ -88,32 +90,10 @@ class TownSpec:
     programmes: tuple[ProgrammeSpec, ...] = ()
     collections: tuple[CollectionSpec, ...] = ()
     dao: DaoSpec | None = None
-
-
-def demo_town() -> TownSpec:
-    """更別村 / Sarabetsu as `make run` shows it: the points programme presets of
-    backend/points/programmes.py (welcome 180 days; paid points 180 days, the 資金決済法
-    6-month rule; thank-you 90; event prize 30); one ambassador card collection that votes."""
-    from backend.points.programmes import PRESETS
-
-    return TownSpec(
-        "sarabetsu",
-        "Sarabetsu Points",
-        "SRB",
-        programmes=tuple(ProgrammeSpec(p.programme_id, p.expiry_days) for p in PRESETS),
-        collections=(
-            CollectionSpec(
-                "ambassador",
-                "Sarabetsu Ambassador Card",
-                "SRBAMB",
-                500,
-                "ambassador_card",
-                votes=True,
-                perks=((1, 3, 0),),  # "Village event entry", 3 uses (backend/shop/demo.py)
-            ),
-        ),
-        dao=demo_dao(),  # short periods: refused on any chain but a local test chain
-    )
+    # The collection category keys in the order of `FanCollection.Category` (the caller that
+    # knows the shop passes backend/shop/categories.py KEYS): a collection's category is
+    # deployed as its index here. Needed only by a town with collections.
+    categories: tuple[str, ...] = ()
 
 
 class Deployer:
@@ -323,8 +303,6 @@ def _deploy_town(
         me,
         fwd,
     )
-    from backend.shop.categories import index as category_index
-
     factory_c = bound(factory)
     voting_token = None
     for spec in town.collections:
@@ -334,7 +312,7 @@ def _deploy_town(
             spec.symbol,
             f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
             spec.max_supply,
-            category_index(spec.category),  # backend/shop/categories.py, in the enum's order
+            _category_index(town, spec.category),
             spec.soulbound,
             spec.votes,
             me,
@@ -393,6 +371,13 @@ def _deploy_town(
     # From here only the chambers' votes move treasury funds.
     d.call(treasury, "renounceRole", treasury.functions.DEFAULT_ADMIN_ROLE().call(), me)
     deploy("TownPoll", "TownPoll", me, fwd)
+
+
+def _category_index(town: TownSpec, key: str) -> int:
+    """The `FanCollection.Category` value of a category key (ValueError for an unknown key)."""
+    if key not in town.categories:
+        raise ValueError(f"town {town.slug!r}: category {key!r} is not in its categories")
+    return town.categories.index(key)
 
 
 def _role_addresses(given: Mapping[str, str] | None, local: bool) -> dict[str, str]:
@@ -489,7 +474,8 @@ def deployer_key_for(chain_id: int) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, demo: Callable[[], TownSpec] | None = None) -> int:
+    """The deploy command (`python -m backend.deploy`, which passes the demo town as `demo`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rpc-url", default=os.environ.get("RPC_URL", "http://127.0.0.1:8545"))
     parser.add_argument(
@@ -504,9 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SLUG:SYMBOL",
         help="deploy points for a town, e.g. mukawa:MKW (repeatable)",
     )
-    parser.add_argument(
-        "--demo", action="store_true", help="deploy the demo town 更別村 / Sarabetsu"
-    )
+    if demo is not None:
+        parser.add_argument(
+            "--demo", action="store_true", help="deploy the demo town 更別村 / Sarabetsu"
+        )
     parser.add_argument(
         "--metadata-base-url", default=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     )
@@ -542,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.town:
         slug, _, symbol = spec.partition(":")
         towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper(), dao=dao))
-    if args.demo:
-        towns.append(demo_town())
+    if demo is not None and args.demo:
+        towns.append(demo())
     try:
         deployments = deploy_platform(
             w3,
@@ -559,7 +546,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"chain {chain_id}: {len(deployments.contracts)} contracts in {args.deployments_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

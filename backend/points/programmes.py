@@ -1,7 +1,7 @@
 """Points programme kinds: the one registry (PRESETS), and the 6-month rule for paid points.
 
 Every kind of points programme is one `Programme` entry in PRESETS: its on-chain programme id
-and expiry preset (deployed by backend/chain/deploy.py), the reason string its issues carry on
+and expiry preset (deployed by backend/deploy.py), the reason string its issues carry on
 chain, the label the points page shows for its lots, and, when the platform grants it by itself,
 how (`Grant`). "welcome" is one kind among the others. Adding a kind: one entry here, and its
 label's translations in webui/translations/{ja,en}/LC_MESSAGES/points.po.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from backend.chain.deploy import demo_town, deploy_platform
+from backend.chain.deploy import deploy_platform
 from backend.chain.registry import artifact, load_deployments
+from backend.deploy import demo_town
 
 
 def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_path):

@@ -21,9 +21,10 @@ from backend.chain.dao_settings import (
     demo_dao,
     validate,
 )
-from backend.chain.deploy import TownSpec, demo_town, deploy_platform
+from backend.chain.deploy import TownSpec, deploy_platform
 from backend.chain.registry import artifact, load_deployments
 from backend.chain.safe import contract as safe_contract
+from backend.deploy import demo_town
 from tests.chain_admin import role_address
 
 OWNERS = GuardianSpec(owners=tuple(Account.create().address for _ in range(3)), threshold=2)
@@ -139,7 +140,7 @@ def test_deploy_cli_refuses_a_weak_town_on_a_real_chain(tmp_path) -> None:
             "DEPLOYER_PRIVATE_KEY": node.keys[0],
             "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         }
-        cmd = [sys.executable, "-m", "backend.chain.deploy", "--rpc-url", node.url, "--demo"]
+        cmd = [sys.executable, "-m", "backend.deploy", "--rpc-url", node.url, "--demo"]
         r = subprocess.run(
             [*cmd, "--deployments-dir", str(out)], capture_output=True, text=True, env=env
         )
@@ -175,7 +176,7 @@ def test_deploy_cli_deploys_a_town_on_a_real_chain_with_its_guardians(tmp_path) 
             "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         }
         out = tmp_path / "deployments"
-        cmd = [sys.executable, "-m", "backend.chain.deploy", "--rpc-url", node.url]
+        cmd = [sys.executable, "-m", "backend.deploy", "--rpc-url", node.url]
         cmd += ["--town", "mukawa:MKW", "--deployments-dir", str(out)]
         refused = subprocess.run(cmd, capture_output=True, text=True, env=env)
         assert refused.returncode == 2, refused.stderr

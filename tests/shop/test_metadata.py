@@ -13,8 +13,8 @@ from flask import Flask
 from web3 import Web3
 from web3.logs import DISCARD
 
-from backend.chain.deploy import demo_town
 from backend.chain.registry import Deployments
+from backend.deploy import demo_town
 from tests.chain_admin import role_address
 from tests.shop.shop_helpers import contract, drive
 
