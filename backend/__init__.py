@@ -20,6 +20,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app (pages, JSON API, healthz) with its database, Celery and chain."""
+    from backend.chain.custody import keys_cli
     from backend.chain.gateway import Web3Gateway
     from backend.chain.role_config import role_addresses
     from backend.chain.roles_check import roles_cli
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
     app.cli.add_command(roles_cli)
+    app.cli.add_command(keys_cli)  # keys rotate: walks the key stores the domains registered
     return app
 
 

@@ -114,7 +114,8 @@ class Settings:
     # not re-sent and a "chain_reset" alert is raised (backend/chain/outbox_recovery.py).
     outbox_max_reorg_depth: int = 64
     # "<key_id>:<64 hex or base64 of 32 bytes>" (see backend/chain/custody.py); retired keys,
-    # comma-separated in the same format, only unwrap until `custody rotate` has moved every row.
+    # comma-separated in the same format, only unwrap until `flask --app backend keys rotate`
+    # has moved every row.
     master_key: str | None = field(default=None, repr=False)
     retired_master_keys: str | None = field(default=None, repr=False)
     default_locale: str = "ja"

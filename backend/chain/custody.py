@@ -9,13 +9,15 @@ Settings format (secrets: never logged, never in ``repr``):
   unwrap stored data keys but never wrap new ones.
 
 Rotation: put the new key in ``MASTER_KEY`` and the old one in ``RETIRED_MASTER_KEYS``, deploy,
-run ``python -m backend.chain.custody rotate`` (re-wraps every stored data key under the active
+run ``flask --app backend keys rotate`` (re-wraps every stored data key under the active
 master key; addresses and ciphertexts are unchanged), and once it reports 0 keys left under
 other master keys, drop the old key from ``RETIRED_MASTER_KEYS``.
 
 This package knows no domain: tables that hold sealed keys register a :class:`SealedKeyStore`
 factory on the app with :func:`register_key_store` (accounts does it when its blueprint is
-registered), and rotation walks every registered store.
+registered), and rotation walks every registered store. The ``keys`` command group
+(:data:`keys_cli`) is registered by the composition root (``create_app``), so the app that
+rotation walks is the one flask builds, with every store wired in.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
 
 from backend.chain.keys import (
     KeyVault,
@@ -48,6 +54,7 @@ __all__ = [
     "RotationReport",
     "SealedKeyStore",
     "get_vault",
+    "keys_cli",
     "main",
     "parse_master_key",
     "register_key_store",
@@ -253,38 +260,42 @@ def rotate_app(app: Flask, *, batch_size: int = 200) -> list[RotationReport]:
 # --- command line ------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None, app: Any = None) -> int:
-    """``rotate``: re-wrap every stored key under MASTER_KEY; exit 1 if any are left behind.
-    ``generate-key [--id ID]``: print a new ``<key_id>:<base64>`` line for MASTER_KEY."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """``generate-key [--id ID]``: print a new ``<key_id>:<base64>`` line for MASTER_KEY.
+    (Rotation needs the app: ``flask --app backend keys rotate``, see :data:`keys_cli`.)"""
     parser = argparse.ArgumentParser(prog="python -m backend.chain.custody")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate-key", help="print a new master key line for MASTER_KEY")
     gen.add_argument("--id", default="mk-1", help="key id to put in front of the key")
-    rot = sub.add_parser("rotate", help="re-wrap every custodial key under MASTER_KEY")
-    rot.add_argument("--batch-size", type=int, default=200)
     args = parser.parse_args(argv)
+    line = f"{args.id}:{generate_master_key_text()}"
+    parse_master_key(line)  # validates the id
+    print(line)
+    return 0
 
-    if args.command == "generate-key":
-        line = f"{args.id}:{generate_master_key_text()}"
-        parse_master_key(line)  # validates the id
-        print(line)
-        return 0
 
-    if app is None:
-        from backend import create_app  # the composition root wires in every key store
+@click.group("keys")
+def keys_cli() -> None:
+    """Custodial keys: master-key rotation."""
 
-        app = create_app()
+
+@keys_cli.command("rotate")
+@click.option("--batch-size", type=int, default=200, show_default=True)
+@with_appcontext
+def rotate_command(batch_size: int) -> None:
+    """Re-wrap every custodial key under MASTER_KEY; exit 1 if any are left behind."""
     try:
-        reports = rotate_app(app, batch_size=args.batch_size)
+        reports = rotate_app(current_app, batch_size=batch_size)
     except KeyVaultError as exc:
-        print(f"rotation failed: {exc}", file=sys.stderr)
-        return 1
+        click.echo(f"rotation failed: {exc}", err=True)
+        raise SystemExit(1) from None
     for r in reports:
-        print(
+        click.echo(
             f"{r.store}: {r.rewrapped} re-wrapped under {r.active_key_id}, {r.skipped} skipped, "
             f"{r.remaining} left under other master keys"
         )
-    return 0 if all(r.remaining == 0 for r in reports) else 1
+    if not all(r.remaining == 0 for r in reports):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

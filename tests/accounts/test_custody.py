@@ -11,8 +11,10 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from flask import Flask
 
 from backend.accounts.errors import NoCustodialWallet
 from backend.accounts.models import Address, User
@@ -133,7 +135,12 @@ def test_a_wallet_only_user_has_no_custodial_signer(app):
 # --- rotation ----------------------------------------------------------------------------
 
 
-def test_rotation_rewraps_every_key_and_the_old_key_can_then_go(make_app, deployed, capsys):
+def _rotate(app: Flask, *args: str) -> Result:
+    """`flask --app backend keys rotate` on this app (the command create_app registers)."""
+    return app.test_cli_runner().invoke(args=["keys", "rotate", *args])
+
+
+def test_rotation_rewraps_every_key_and_the_old_key_can_then_go(make_app, deployed):
     old_app = make_app(master_key=MASTER_KEY)
     addresses = _signup(old_app, 3)
     _, before = _users_and_rows(old_app)
@@ -141,13 +148,15 @@ def test_rotation_rewraps_every_key_and_the_old_key_can_then_go(make_app, deploy
 
     # Without the old key the stored rows cannot be re-wrapped: refused, nothing changed.
     lost = make_app(master_key=NEW_MASTER_KEY)
-    assert custody.main(["rotate"], app=lost) == 1
-    assert "mk-test-1" in capsys.readouterr().err
+    refused = _rotate(lost)
+    assert refused.exit_code == 1
+    assert "mk-test-1" in refused.stderr
     assert _users_and_rows(lost)[1] == before
 
     rotating = make_app(master_key=NEW_MASTER_KEY, retired_master_keys=MASTER_KEY)
-    assert custody.main(["rotate", "--batch-size", "2"], app=rotating) == 0
-    out = capsys.readouterr().out
+    done = _rotate(rotating, "--batch-size", "2")
+    assert done.exit_code == 0, done.output
+    out = done.stdout
     assert "3 re-wrapped under mk-test-2" in out and "0 left" in out
 
     _, after = _users_and_rows(rotating)
@@ -199,7 +208,7 @@ def test_rotation_cli_runs_as_a_module(make_app, deployed, pg_url, tmp_path):
     }
     env.pop("MASTER_KEY_FILE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "backend.chain.custody", "rotate"],
+        [sys.executable, "-m", "flask", "--app", "backend", "keys", "rotate"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -225,7 +234,7 @@ def test_no_key_material_in_logs(make_app, deployed, caplog):
     key = api.post("/api/accounts/export-key", {"password": PASSWORD}).get_json()["private_key"]
     assert_error(api.post("/api/accounts/export-key", {"password": "wrong password"}), 401)
     rotating = make_app(master_key=NEW_MASTER_KEY, retired_master_keys=MASTER_KEY)
-    assert custody.main(["rotate"], app=rotating) == 0
+    assert _rotate(rotating).exit_code == 0
     with rotating.app_context():
         user = get_db().session.scalar(sa.select(User))
         _service(rotating).custodial_signer(user).sign_message("hi")
