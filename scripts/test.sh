@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run tests with PostgreSQL and Redis reachable; stop whatever this script had to start.
-#   scripts/test.sh                     every test, in parallel (pytest-xdist, TEST_WORKERS=3)
+#   scripts/test.sh                     every test, in parallel (pytest-xdist, TEST_WORKERS=4)
 #   scripts/test.sh tests/points -x -q  only what the arguments say, in one process (add -n 3
 #                                       to spread it over workers)
 set -euo pipefail
@@ -10,6 +10,6 @@ trap 'scripts/services.sh stop' EXIT
 if [ $# -eq 0 ]; then
   # Every worker has its own anvil, databases, Celery queue and temp dir (tests/conftest.py);
   # loadgroup keeps the tests of one xdist_group on one worker.
-  set -- -n "${TEST_WORKERS:-3}" --dist loadgroup
+  set -- -n "${TEST_WORKERS:-4}" --dist loadgroup
 fi
 .venv/bin/python -m pytest "$@"
