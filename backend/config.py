@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from backend.core.broker import default_broker_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -156,8 +158,6 @@ class Settings:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{inst / 'furusato.db'}")
         if not self.celery_broker_url:
-            from backend.core.broker import default_broker_url
-
             object.__setattr__(self, "celery_broker_url", default_broker_url(inst))
         if not self.celery_result_backend:
             object.__setattr__(

@@ -12,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from backend import create_app
+from backend.chain.registry import load_deployments
 from backend.core.db import get_db
 from backend.core.discovery import import_all
 from backend.regions.models import Town
@@ -28,8 +29,6 @@ SARABETSU = {
 
 
 def load_demo_data(app) -> Town:  # type: ignore[no-untyped-def]
-    from backend.chain.registry import load_deployments
-
     settings = app.extensions["settings"]
     with app.app_context():
         chain = app.extensions["chain"].status()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,9 +35,10 @@ from backend.chain.api import (
     KeyVaultError,
     ModelKeyStore,
     SealedSigner,
+    get_vault,
     siwe_auth,
 )
-from backend.core.db import utcnow
+from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
@@ -360,10 +362,5 @@ def _check_display_name(value: object) -> str:
 
 def account_service() -> AccountService:
     """An AccountService for the current app and request (pages and routes use this one)."""
-    from flask import current_app
-
-    from backend.chain.api import get_vault
-    from backend.core.db import get_db
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return AccountService(get_db().session(), lambda: get_vault(app))

@@ -12,6 +12,7 @@ from typing import Any
 from celery import shared_task
 
 from backend.chain.outbox import RpcUnavailable, outbox_service
+from backend.chain.outbox_recovery import recover_reorged
 from backend.core.db import get_db
 
 RETRY_BASE_SECONDS = 1.0  # 1, 2, 4, ... capped; tests lower it
@@ -88,8 +89,6 @@ def bump_stuck_txs(self: Any) -> int:
 def recover_reorged_txs(self: Any) -> dict[str, Any]:
     """Re-send (or fail) settled rows whose transactions a reorg took off the chain and fill
     the nonce holes left behind (backend/chain/outbox_recovery.py)."""
-    from backend.chain.outbox_recovery import recover_reorged
-
     svc = outbox_service()
 
     def work(session: Any) -> dict[str, Any]:

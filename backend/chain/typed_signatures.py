@@ -11,8 +11,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import to_checksum_address
 
-from backend.chain.forwarder import ForwardRequest, typed_data
+from backend.chain.forwarder import ForwardRequest, encode_call, typed_data
 
 _SIG_RE = re.compile(r"0x[0-9a-fA-F]{130}")
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
@@ -71,10 +72,6 @@ def check_forward_request(
     Returns (request, "") or (None, reason) with reason "malformed", "wrong_call" or
     "bad_signature". The nonce is checked when the outbox takes it.
     """
-    from eth_utils import to_checksum_address
-
-    from backend.chain.forwarder import encode_call
-
     if not isinstance(data, dict):
         return None, "malformed"
     try:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Self, TypeVar
 
+from flask import current_app
 from flask_babel import gettext, ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import STAFF, require_town_role
-from backend.accounts.services import AccountService
+from backend.accounts.services import AccountService, account_service
 from backend.chain import api as chain_api
 from backend.chain.api import (
     AuditEntry,
@@ -33,10 +34,12 @@ from backend.chain.api import (
     Sender,
     Signer,
     Subject,
+    outbox_service,
     recover_typed_data_signer,
     relay_signer,
     signature_hex,
 )
+from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
 from backend.dao.errors import AlreadyVoted, InvalidSignature, NotEligible, VotingClosed
 from backend.dao.models import CARD, CHAMBERS, DaoPoll, DaoPollVote, DaoProposal, DaoVote
@@ -214,12 +217,6 @@ class DaoService:
     @classmethod
     def current(cls) -> Self:
         """This service for the current app and request (or task)."""
-        from flask import current_app
-
-        from backend.accounts.services import account_service
-        from backend.chain.api import outbox_service
-        from backend.core.db import get_db
-
         return cls(
             get_db().session(),
             current_app.extensions["chain"],

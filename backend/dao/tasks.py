@@ -7,6 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from backend.core.db import get_db
+from backend.dao.vote_state import mark_lost_votes as run
 
 BEAT_SCHEDULE = {
     "dao.mark_lost_votes": {"task": "dao.mark_lost_votes", "schedule": timedelta(seconds=5)},
@@ -16,6 +17,4 @@ BEAT_SCHEDULE = {
 @shared_task(name="dao.mark_lost_votes")
 def mark_lost_votes() -> int:
     """Votes whose transaction failed (e.g. after a deep reorg) are shown as not counted."""
-    from backend.dao.vote_state import mark_lost_votes as run
-
     return run(get_db().session)

@@ -12,6 +12,7 @@ from backend.accounts.roles import current_user
 from backend.chain.api import register_key_store
 from backend.core.db import get_db
 from backend.core.errors import json_object
+from backend.merchants.keystore import merchant_key_store
 from backend.merchants.models import Charge, Merchant, Settlement
 from backend.merchants.services import merchant_service
 from backend.regions.services import town_by_slug
@@ -22,7 +23,6 @@ bp = Blueprint("merchants", __name__)
 @bp.record_once
 def _register_key_store(state: Any) -> None:
     # Master-key rotation re-wraps the merchants' custodial keys too.
-    from backend.merchants.keystore import merchant_key_store
 
     register_key_store(state.app, lambda: merchant_key_store(get_db().session()))
 

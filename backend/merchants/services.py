@@ -19,6 +19,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,11 +28,21 @@ from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.chain import api as chain
-from backend.chain.api import AuditEntry, ContractCall, KeyVault, OutboxService, Sender, Subject
-from backend.core.db import utcnow
+from backend.chain.api import (
+    AuditEntry,
+    ContractCall,
+    KeyVault,
+    OutboxService,
+    Sender,
+    Subject,
+    get_vault,
+    outbox_service,
+)
+from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.purpose_keys import CUSTOMER_CODE, purpose_key_hex
 from backend.merchants import card_issue, cards, charge_state, settlement_state, statement
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
@@ -744,12 +755,6 @@ class MerchantService:
 
 def merchant_service() -> MerchantService:
     """A MerchantService for the current app and request."""
-    from flask import current_app
-
-    from backend.chain.api import get_vault, outbox_service
-    from backend.core.db import get_db
-    from backend.core.purpose_keys import CUSTOMER_CODE, purpose_key_hex
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return MerchantService(
         get_db().session(),

@@ -9,6 +9,8 @@ from celery import shared_task
 from sqlalchemy import select
 
 from backend.core.db import get_db
+from backend.merchants.models import REDEEMING, Settlement
+from backend.merchants.settlement_state import refresh_failed
 
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "merchants.fail_lost_redemptions": {
@@ -22,9 +24,6 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 def fail_lost_redemptions() -> int:
     """Settlements whose burn failed (e.g. after a deep reorg) become "failed" even when nobody
     opens a page (pages also refresh them when read: settlement_state.refresh_failed)."""
-    from backend.merchants.models import REDEEMING, Settlement
-    from backend.merchants.settlement_state import refresh_failed
-
     session = get_db().session
     rows = list(session.scalars(select(Settlement).where(Settlement.status == REDEEMING)))
     refresh_failed(session, rows)

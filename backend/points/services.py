@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.chain import api as chain
 from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
-from backend.core.db import utcnow
+from backend.core.db import get_db, utcnow
 from backend.core.errors import N_
 from backend.core.numbers import is_ascii_digits
 from backend.points.chain_lots import chain_today, holder_book
@@ -377,6 +377,4 @@ class PointsService:
 
 def points_service() -> PointsService:
     """A PointsService for the current app and request."""
-    from backend.core.db import get_db
-
     return PointsService(get_db().session(), chain.outbox_service)

@@ -8,6 +8,10 @@ from typing import Any
 
 from celery import shared_task
 
+from backend.chain.api import outbox_service
+from backend.core.db import get_db
+from backend.points.expiry import expire_due
+
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "points.expire_lots": {"task": "points.expire_lots", "schedule": timedelta(minutes=15)},
 }
@@ -16,10 +20,6 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 @shared_task(name="points.expire_lots")
 def expire_lots() -> dict[str, Any]:
     """Queue expire() for holders with expired lots; raise/resolve `points_expiry_late`."""
-    from backend.chain.api import outbox_service
-    from backend.core.db import get_db
-    from backend.points.expiry import expire_due
-
     session = get_db().session
     try:
         report = expire_due(session, outbox_service())

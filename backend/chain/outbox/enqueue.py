@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from celery import current_app as celery_app
 from eth_utils import to_checksum_address
 from sqlalchemy import event, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,7 @@ from backend.chain.forwarder import (
     recover_signer,
     relay_gas_limit,
     sign_request,
+    typed_data,
 )
 from backend.chain.outbox.context import ESTIMATE_MARGIN, OutboxContext, today
 from backend.chain.outbox.errors import (
@@ -41,6 +43,7 @@ from backend.chain.outbox.errors import (
 )
 from backend.chain.outbox.states import RELAYER, S
 from backend.chain.outbox_models import ForwarderNonce, GasSpend, OutboxTx, OutboxTxEvent
+from backend.core.broker import publish
 from backend.core.db import utcnow
 from backend.core.errors import AppError
 from backend.core.models import AuditLog
@@ -246,8 +249,6 @@ class Enqueuer:
         Pass the signature back as `forward_request={**request, "signature": sig}` to
         `enqueue` (`Sender.signed`); the nonce is taken then.
         """
-        from backend.chain.forwarder import typed_data
-
         user = to_checksum_address(user_address)
         data = encode_call(artifact_name or contract.rsplit(".", 1)[-1], function, list(args))
         target = self.ctx.address_of(contract)
@@ -272,10 +273,6 @@ class Enqueuer:
 
         Bounded (backend/core/broker.py): during a broker outage this returns within the publish
         timeout and the beat's "chain.send_outbox" sweep sends the committed rows later."""
-        from celery import current_app as celery_app
-
-        from backend.core.broker import publish
-
         for address in sender_addresses or [None]:  # type: ignore[list-item]
             if not publish(celery_app, "chain.send_outbox", [address]):
                 return  # the broker is away: one bounded wait per request, not one per sender
