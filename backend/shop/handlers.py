@@ -50,7 +50,9 @@ def _perk_used(session: Session, events: Sequence[ChainEvent]) -> None:
 def _perk_used_revert(session: Session, events: Sequence[ChainEvent]) -> None:
     for ev in events:
         tx = outbox_tx_for(session, ev)
-        row = tx and session.scalar(select(CheckIn).where(CheckIn.outbox_tx_id == tx.id))
+        if tx is None:
+            continue
+        row = session.scalar(select(CheckIn).where(CheckIn.outbox_tx_id == tx.id))
         if row is not None:
             row.status = "processing"
 
