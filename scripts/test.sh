@@ -10,6 +10,6 @@ trap 'scripts/services.sh stop' EXIT
 if [ $# -eq 0 ]; then
   # Every worker has its own anvil, databases, Celery queue and temp dir (tests/conftest.py);
   # loadgroup keeps the tests of one xdist_group on one worker.
-  set -- -n "${TEST_WORKERS:-4}" --dist loadgroup
+  set -- -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=30
 fi
 .venv/bin/python -m pytest "$@"
