@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,24 +37,27 @@ def _listing_created_revert(session: Session, events: Sequence[ChainEvent]) -> N
             listing.chain_listing_id = None
 
 
-def _perk_used(session: Session, events: Sequence[ChainEvent]) -> None:
+def _checkins(session: Session, events: Sequence[ChainEvent]) -> Iterator[CheckIn]:
+    """The check-ins whose platform transaction emitted these events."""
     for ev in events:
         tx = outbox_tx_for(session, ev)
-        if tx is None:
-            continue
-        row = session.scalar(select(CheckIn).where(CheckIn.outbox_tx_id == tx.id))
+        row = (
+            None
+            if tx is None
+            else session.scalar(select(CheckIn).where(CheckIn.outbox_tx_id == tx.id))
+        )
         if row is not None:
-            row.status = "done"
+            yield row
+
+
+def _perk_used(session: Session, events: Sequence[ChainEvent]) -> None:
+    for row in _checkins(session, events):
+        row.status = "done"
 
 
 def _perk_used_revert(session: Session, events: Sequence[ChainEvent]) -> None:
-    for ev in events:
-        tx = outbox_tx_for(session, ev)
-        if tx is None:
-            continue
-        row = session.scalar(select(CheckIn).where(CheckIn.outbox_tx_id == tx.id))
-        if row is not None:
-            row.status = "processing"
+    for row in _checkins(session, events):
+        row.status = "processing"
 
 
 def _collection_created(session: Session, events: Sequence[ChainEvent]) -> None:

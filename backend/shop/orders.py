@@ -156,6 +156,23 @@ class OrderService:
             code="no_builtin_account",
         )
 
+    def replay(
+        self, user: User, idempotency_key: object, listing_id: object, quantity: object
+    ) -> PlacedOrder | None:
+        """The order this request key already placed (None: a new key), for every way of
+        placing one. Raises InvalidInput (not a key of 8-100 characters) and Conflict (the key
+        placed another order)."""
+        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
+            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
+        existing = self.session.scalar(
+            select(Order).where(Order.user_id == user.id, Order.idempotency_key == idempotency_key)
+        )
+        if existing is None:
+            return None
+        if existing.listing_id != listing_id or existing.quantity != quantity:
+            raise Conflict(N_("This request key was already used for another order."))
+        return PlacedOrder(existing, next_url(existing), created=False)
+
     def place(
         self, user: User | None, listing_id: object, quantity: object, idempotency_key: object
     ) -> PlacedOrder:
@@ -167,15 +184,9 @@ class OrderService:
         order) and ServiceUnavailable (chain down). The same key returns the first order.
         """
         user = user or require_user()
-        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
-            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
-        existing = self.session.scalar(
-            select(Order).where(Order.user_id == user.id, Order.idempotency_key == idempotency_key)
-        )
-        if existing is not None:
-            if existing.listing_id != listing_id or existing.quantity != quantity:
-                raise Conflict(N_("This request key was already used for another order."))
-            return PlacedOrder(existing, next_url(existing), created=False)
+        replayed = self.replay(user, idempotency_key, listing_id, quantity)
+        if replayed is not None:
+            return replayed
         listing = self.listing_on_sale(listing_id, quantity)
         quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
         buyer = self.buyer_address(user, listing.payment_kind)

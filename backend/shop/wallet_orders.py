@@ -255,15 +255,9 @@ class WalletOrderService:
         the outbox (status processing until the mint is indexed). The same key returns the
         first order."""
         user = user or require_user()
-        if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100:
-            raise InvalidInput(N_("A request key of 8 to 100 characters is required."))
-        existing = self.session.scalar(
-            select(Order).where(Order.user_id == user.id, Order.idempotency_key == idempotency_key)
-        )
-        if existing is not None:
-            if existing.listing_id != listing_id or existing.quantity != quantity:
-                raise Conflict(N_("This request key was already used for another order."))
-            return PlacedOrder(existing, next_url(existing), created=False)
+        replayed = self.orders.replay(user, idempotency_key, listing_id, quantity)
+        if replayed is not None:
+            return replayed
         user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
         assert isinstance(quantity, int)  # noqa: S101
         args = self._permit_args(listing, owner, amount, quantity, permit)
