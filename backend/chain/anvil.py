@@ -29,7 +29,7 @@ DEV_KEYS = (
     "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
-    # accounts 10-19 (anvil starts with --accounts 20): one per platform role key on a dev
+    # accounts 10-19 (anvil starts with --accounts 26): one per platform role key on a dev
     # chain (backend/chain/role_keys.py DEV_ROLE_KEYS)
     "0xf214f2b2cd398c806f84e317254e0f0b801d0643303237d97a22a48e01628897",
     "0x701b615bbdfb9de65240bc28bd21bbc0d996645a3dd57e7b12bc2bdf6f192c82",
@@ -41,6 +41,14 @@ DEV_KEYS = (
     "0x689af8efa8c651a91ad287602527f3af2fe9f6501a7ac4b061667b5a93e037fd",
     "0xde9be858da4a475276426320d5e9262ecfc3ba460bfac56360bfa6c4c28b4ee0",
     "0xdf57089febbacf7ba0bc227dafbffa9fc08a93fdc68e1e42411a14efcf23656e",
+    # accounts 20-25: room for the role keys the town console adds (DEV_ROLE_KEYS takes
+    # 10 + the role's index in ROLES, so ROLES may grow to 16 names)
+    "0xeaa861a9a01391ed3d587d8a5a84ca56ee277629a8b02c22093a419bf240e65d",
+    "0xc511b2aa70776d4ff1d376e8537903dae36896132c90b91d52c1dfbae267cd8b",
+    "0x224b7eb7449992aac96d631d9677f7bf5888245eef6d6eeda31e62d2f29a83e4",
+    "0x4624e0802698b9769f5bdb260a3777fbd4941ad2901f5966b854f953497eec1b",
+    "0x375ad145df13ed97f8ca8e27bb21ebf2a3819e9e0a06509a812db377e533def7",
+    "0x18743e59419b01d1d846d97ea070b5a3368a3e7f6f0242cf497e1baac6972427",
 )
 DEV_ACCOUNTS = len(DEV_KEYS)
 _LISTENING = re.compile(r"Listening on (?P<host>[\d.]+):(?P<port>\d+)")
