@@ -140,6 +140,7 @@ class Bench:
         self.plain20 = self.deploy("PlainERC20")
         self.plain721 = self.deploy("PlainERC721")
         p = self.points.functions
+        self.send(p.grantRole(self.role("SETTINGS_ROLE"), a[ADMIN]), ADMIN)
         self.send(p.setProgramme(P180, 180, True), ADMIN)
         self.send(p.setProgramme(PNEVER, 0, True), ADMIN)
         self.send(p.grantRole(self.role("MERCHANT_ADMIN_ROLE"), a[ADMIN]), ADMIN)

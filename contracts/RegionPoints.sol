@@ -42,6 +42,10 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant MERCHANT_ADMIN_ROLE = keccak256("MERCHANT_ADMIN_ROLE");
     bytes32 public constant EXPIRER_ROLE = keccak256("EXPIRER_ROLE");
+    /// @notice The town's own settings, changed by its staff without a vote (docs/adr/0012):
+    /// programmes (bounded by MAX_EXPIRY_DAYS), the transfer policy and partner towns.
+    /// DEFAULT_ADMIN_ROLE (the town's timelock) is its admin: it grants and revokes it.
+    bytes32 public constant SETTINGS_ROLE = keccak256("SETTINGS_ROLE");
 
     /// @notice Expiry days start at 00:00 JST (UTC+9).
     uint256 public constant DAY_OFFSET = 9 hours;
@@ -279,10 +283,10 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
 
     /// @notice Creates or changes a programme. Changing `expiryDays` affects only later issuances.
     ///
-    /// Requirements: the caller has DEFAULT_ADMIN_ROLE; `expiryDays` <= MAX_EXPIRY_DAYS.
+    /// Requirements: the caller has SETTINGS_ROLE; `expiryDays` <= MAX_EXPIRY_DAYS.
     ///
     /// Emits: {ProgrammeSet}.
-    function setProgramme(uint256 programmeId, uint32 expiryDays, bool active) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setProgramme(uint256 programmeId, uint32 expiryDays, bool active) external onlyRole(SETTINGS_ROLE) {
         if (expiryDays > MAX_EXPIRY_DAYS) revert RegionPointsInvalidExpiry(expiryDays);
         _programmes[programmeId] = Programme(expiryDays, active);
         emit ProgrammeSet(programmeId, expiryDays, active);
@@ -293,10 +297,10 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     /// @notice OPEN: anyone may transfer to anyone. MERCHANTS_ONLY: a transfer's recipient must be an
     /// active merchant (people pay merchants; no person-to-person transfers); merchants redeem.
     ///
-    /// Requirements: the caller has DEFAULT_ADMIN_ROLE.
+    /// Requirements: the caller has SETTINGS_ROLE.
     ///
     /// Emits: {TransferPolicySet}.
-    function setTransferPolicy(TransferPolicy policy) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setTransferPolicy(TransferPolicy policy) external onlyRole(SETTINGS_ROLE) {
         _config.policy = policy;
         emit TransferPolicySet(policy);
     }
@@ -379,10 +383,10 @@ contract RegionPoints is ERC20, ERC20Permit, AccessControl, Pausable, ERC2771Con
     /// @notice Declares (or withdraws) this town's agreement to partner with `town`. The partnership
     /// holds only while both towns declared it ({isPartner}).
     ///
-    /// Requirements: the caller has DEFAULT_ADMIN_ROLE; `town` is a contract other than this one.
+    /// Requirements: the caller has SETTINGS_ROLE; `town` is a contract other than this one.
     ///
     /// Emits: {PartnerSet}.
-    function setPartner(address town, bool accepted) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setPartner(address town, bool accepted) external onlyRole(SETTINGS_ROLE) {
         if (town == address(this) || town.code.length == 0) revert RegionPointsInvalidPartner(town);
         _partnerIntent[town] = accepted;
         emit PartnerSet(town, accepted);

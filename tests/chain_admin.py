@@ -1,9 +1,10 @@
 """Role keys and timelock admin actions for tests on the dev chain (ADR 0008).
 
 After deploy no key administers a town contract: its DEFAULT_ADMIN_ROLE is the town's timelock
-(TownTreasury). A test that needs an admin change (setProgramme, setTreasury, grantRole, ...)
-sends it AS the timelock, which anvil lets us impersonate; operational actions go from the
-role's own dev account (anvil accounts 10-19, unlocked by anvil).
+(TownTreasury). A test that needs an admin change (setTreasury, grantRole, ...) sends it AS the
+timelock, which anvil lets us impersonate; operational actions (setProgramme and the other
+town settings included: SETTINGS_ROLE, ADR 0012) go from the role's own dev account (anvil
+accounts 10-25, unlocked by anvil): `as_role`.
 """
 
 from __future__ import annotations
@@ -51,4 +52,14 @@ def as_timelock(
     finally:
         w3.provider.make_request("anvil_stopImpersonatingAccount", [timelock])
     assert receipt["status"] == 1, f"timelock call reverted: {receipt}"
+    return receipt
+
+
+def as_role(w3: Web3, name: str, fn: Any) -> Any:
+    """Send the bound contract call `fn` from role key `name`'s dev account, mine it; returns
+    the receipt (e.g. `as_role(w3, "town_settings", points.functions.setProgramme(...))`)."""
+    tx_hash = fn.transact({"from": role_address(name)})
+    w3.provider.make_request("anvil_mine", ["0x1"])
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    assert receipt["status"] == 1, f"{name} call reverted: {receipt}"
     return receipt

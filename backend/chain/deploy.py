@@ -290,6 +290,8 @@ def _deploy_town(
         return bound(contracts[prefix + name])
 
     points = deploy("RegionPoints", "RegionPoints", town.points_name, town.points_symbol, me, fwd)
+    # The deployer sets the first programmes itself; _assign_roles renounces the role after.
+    d.call(points, "grantRole", role_id("SETTINGS_ROLE"), me)
     for prog in town.programmes:
         d.call(points, "setProgramme", prog.programme_id, prog.expiry_days, True)
     treasury = deploy("TownTreasury", "TownTreasury", dao.timelock_delay, [], [ZERO_ADDRESS], me)
@@ -408,7 +410,8 @@ def _assign_roles(
 ) -> None:
     """Hand a freshly deployed town over: operational roles to the role keys, every admin role
     to the town's timelock, then the deployer renounces all it held (ADR 0008). From here an
-    admin change (setTreasury, setProgramme, grantRole, ...) needs a vote of the chambers."""
+    admin change (setTreasury, grantRole, ...) needs a vote of the chambers; programmes, the
+    transfer policy and partners are the town_settings key's (SETTINGS_ROLE, ADR 0012)."""
     prefix = f"towns.{town.slug}."
     timelock = contracts[prefix + "TownTreasury"].address
     for key, c in contracts.items():

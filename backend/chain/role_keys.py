@@ -15,6 +15,9 @@ chambers' votes, and the deployer renounces every role it had once a town is set
     verifier        FanCollection VERIFIER_ROLE        marks perk uses at a venue
     clerk           TownGovernor  platformProposer     proposes, queues and executes for staff
     catalogue       PrimarySale   LISTING_ADMIN_ROLE   local chains only (see below)
+    town_settings   RegionPoints  SETTINGS_ROLE        programmes, transfer policy, partner
+                                                       towns: the staff console, no vote
+                                                       (docs/adr/0012-town-settings-role.md)
     faucet          TestYen...    MINTER_ROLE          local chains only: test yen
 
 `catalogue` is local-only because a listing admin chooses the lister, its share and the price:
@@ -41,11 +44,12 @@ ROLES = (
     "expirer",
     "faucet",
     "catalogue",
+    "town_settings",
 )
 LOCAL_ONLY_ROLES = frozenset({"faucet", "catalogue"})
 # The one key that held every role before ADR 0008; refused wherever it is configured.
 RETIRED_ROLES = frozenset({"admin", "deployer"})
-# anvil accounts 10-19, one per role, on a local chain (`make run`, tests).
+# anvil accounts 10-25, one per role (10 + its index in ROLES), on a local chain (make run, tests).
 DEV_ROLE_KEYS: dict[str, str] = {name: DEV_KEYS[10 + i] for i, name in enumerate(ROLES)}
 
 
@@ -65,6 +69,7 @@ TOWN_GRANTS = (
     RoleGrant("RegionPoints", "ISSUER_ROLE", "issuer"),
     RoleGrant("RegionPoints", "MERCHANT_ADMIN_ROLE", "merchant_admin"),
     RoleGrant("RegionPoints", "EXPIRER_ROLE", "expirer"),
+    RoleGrant("RegionPoints", "SETTINGS_ROLE", "town_settings"),
     RoleGrant("PrimarySale", "MINTER_ROLE", "minter"),
     RoleGrant("PrimarySale", "LISTING_ADMIN_ROLE", "catalogue"),
     RoleGrant("ResidentPass", "REGISTRAR_ROLE", "registrar"),
@@ -82,6 +87,7 @@ CONTRACT_ROLES: dict[str, tuple[str, ...]] = {
         "PAUSER_ROLE",
         "MERCHANT_ADMIN_ROLE",
         "EXPIRER_ROLE",
+        "SETTINGS_ROLE",
     ),
     "PrimarySale": ("DEFAULT_ADMIN_ROLE", "LISTING_ADMIN_ROLE", "SIGNER_ROLE", "MINTER_ROLE"),
     "ResidentPass": ("DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE"),

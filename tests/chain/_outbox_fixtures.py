@@ -17,7 +17,7 @@ from backend.chain.forwarder import LocalSigner
 from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.registry import Deployments, artifact
 from backend.core.db import get_db
-from tests.chain_admin import as_timelock, role_address, role_key
+from tests.chain_admin import as_role, role_address, role_key
 
 POINTS = "towns.sarabetsu.RegionPoints"
 PROGRAMME = 1
@@ -42,7 +42,7 @@ def forwarder(w3: Web3, deployed: Deployments) -> Any:
 @pytest.fixture
 def chain(w3: Web3, deployed: Deployments, anvil: AnvilNode) -> Web3:
     """The reverted-per-test chain with programme 1 active (points issued under it never expire)."""
-    as_timelock(w3, deployed, points(w3, deployed).functions.setProgramme(PROGRAMME, 0, True))
+    as_role(w3, "town_settings", points(w3, deployed).functions.setProgramme(PROGRAMME, 0, True))
     return w3
 
 

@@ -67,6 +67,7 @@ def test_each_role_key_holds_its_own_role_only(w3, deployed):
         role_id("MERCHANT_ADMIN_ROLE"), role_address("merchant_admin")
     ).call()
     assert points.functions.hasRole(role_id("EXPIRER_ROLE"), role_address("expirer")).call()
+    assert points.functions.hasRole(role_id("SETTINGS_ROLE"), role_address("town_settings")).call()
     assert sale.functions.hasRole(role_id("MINTER_ROLE"), role_address("minter")).call()
     assert passes.functions.hasRole(role_id("REGISTRAR_ROLE"), role_address("registrar")).call()
     assert cards.functions.hasRole(role_id("VERIFIER_ROLE"), role_address("verifier")).call()
@@ -74,6 +75,7 @@ def test_each_role_key_holds_its_own_role_only(w3, deployed):
     issuer = role_address("issuer")
     assert not sale.functions.hasRole(role_id("MINTER_ROLE"), issuer).call()
     assert not passes.functions.hasRole(role_id("REGISTRAR_ROLE"), issuer).call()
+    assert not points.functions.hasRole(role_id("SETTINGS_ROLE"), issuer).call()
 
 
 @pytest.mark.parametrize("role", ["issuer", "merchant_admin"])
@@ -95,6 +97,8 @@ def test_a_leaked_web_host_key_cannot_mint_cards_issue_passes_move_proceeds_or_g
         "grant itself MINTER_ROLE": cards.functions.grantRole(role_id("MINTER_ROLE"), leaked),
         "grant a registrar": passes.functions.grantRole(role_id("REGISTRAR_ROLE"), leaked),
         "grant an issuer": points.functions.grantRole(role_id("ISSUER_ROLE"), STRAY),
+        "end person-to-person transfers": points.functions.setTransferPolicy(1),
+        "open a programme of its own": points.functions.setProgramme(999, 0, True),
         "create a listing": sale.functions.createListing(
             (
                 cards.address,
@@ -116,6 +120,26 @@ def test_a_leaked_web_host_key_cannot_mint_cards_issue_passes_move_proceeds_or_g
         with pytest.raises(ContractLogicError):
             fn.estimate_gas({"from": leaked})
             pytest.fail(f"the leaked {role} key could {what}")
+
+
+def test_the_town_settings_key_changes_settings_only(w3, deployed):
+    """ADR 0012: the console's settings key sets programmes and the transfer policy without a
+    vote, but cannot issue points, grant roles or keep itself once the timelock revokes it."""
+    points = _contract(w3, deployed, TOWN + "RegionPoints")
+    key = role_address("town_settings")
+    points.functions.setProgramme(999, 30, True).estimate_gas({"from": key})
+    points.functions.setTransferPolicy(1).estimate_gas({"from": key})
+    for fn in (
+        points.functions.issue(key, 1, 1, "x"),
+        points.functions.grantRole(role_id("SETTINGS_ROLE"), STRAY),
+        points.functions.grantRole(role_id("ISSUER_ROLE"), key),
+        points.functions.addMerchant(STRAY),
+    ):
+        with pytest.raises(ContractLogicError):
+            fn.estimate_gas({"from": key})
+    as_timelock(w3, deployed, points.functions.revokeRole(role_id("SETTINGS_ROLE"), key))
+    with pytest.raises(ContractLogicError):
+        points.functions.setProgramme(999, 30, True).estimate_gas({"from": key})
 
 
 def test_admin_changes_go_through_the_timelock(w3, deployed):

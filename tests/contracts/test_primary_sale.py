@@ -52,6 +52,7 @@ def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
     e.points = deploy(
         w3, "RegionPoints", "Mukawa Points", "MKW", e.admin, e.forwarder.address, sender=e.admin
     )
+    send(e.points.functions.grantRole(role("SETTINGS_ROLE"), e.admin), e.admin)
     send(e.points.functions.setProgramme(1, 0, True), e.admin)
     send(e.sale.functions.grantRole(role("SIGNER_ROLE"), e.signer), e.admin)
     send(e.sale.functions.grantRole(role("MINTER_ROLE"), e.minter), e.admin)

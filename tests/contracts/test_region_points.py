@@ -57,6 +57,7 @@ def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
         relayer=a[7],
         outsider=a[8],
         carol=a[9],
+        settings=a[20],  # SETTINGS_ROLE: programmes, transfer policy, partners
     )
     e.forwarder = deploy(w3, "FurusatoForwarder", sender=e.admin)
     e.points = deploy(
@@ -69,11 +70,12 @@ def env(session_w3: Web3, anvil: Any) -> SimpleNamespace:
     for p in (e.points, e.points_b):
         f = p.functions
         send(f.grantRole(role("ISSUER_ROLE"), e.issuer), e.admin)
+        send(f.grantRole(role("SETTINGS_ROLE"), e.settings), e.admin)
         for r in ("MERCHANT_ADMIN_ROLE", "PAUSER_ROLE", "EXPIRER_ROLE"):
             send(f.grantRole(role(r), e.ops), e.admin)
-        send(f.setProgramme(P180, 180, True), e.admin)
-        send(f.setProgramme(PNEVER, 0, True), e.admin)
-        send(f.setProgramme(P30, 30, True), e.admin)
+        send(f.setProgramme(P180, 180, True), e.settings)
+        send(f.setProgramme(PNEVER, 0, True), e.settings)
+        send(f.setProgramme(P30, 30, True), e.settings)
     send(e.points.functions.addMerchant(e.shop), e.ops)
     send(e.points_b.functions.addMerchant(e.shop_b), e.ops)
     return e
@@ -150,16 +152,47 @@ def test_issue_reverts(w3: Web3, env: SimpleNamespace) -> None:
 
 def test_set_programme(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
-    rc = send(f.setProgramme(7, 90, True), env.admin)
+    rc = send(f.setProgramme(7, 90, True), env.settings)
     assert dict(events(env.points, "ProgrammeSet", rc)[0].args) == {
         "programmeId": 7,
         "expiryDays": 90,
         "active": True,
     }
-    expect_revert(f.setProgramme(7, 3651, True), env.admin, "RegionPointsInvalidExpiry")
+    expect_revert(f.setProgramme(7, 3651, True), env.settings, "RegionPointsInvalidExpiry")
     expect_revert(f.setProgramme(7, 10, True), env.issuer, "AccessControlUnauthorizedAccount")
-    send(f.setProgramme(7, 90, False), env.admin)
+    send(f.setProgramme(7, 90, False), env.settings)
     expect_revert(f.issue(env.alice, 1, 7, "x"), env.issuer, "RegionPointsProgrammeInactive")
+
+
+def test_settings_role(w3: Web3, env: SimpleNamespace) -> None:
+    """Programmes, the transfer policy and partners are SETTINGS_ROLE's alone (ADR 0012): not
+    even DEFAULT_ADMIN_ROLE (the timelock) may call them, but it administers the role."""
+    f = env.points.functions
+    settings_role = role("SETTINGS_ROLE")
+    assert f.getRoleAdmin(settings_role).call() == role("DEFAULT_ADMIN_ROLE")
+    assert f.hasRole(settings_role, env.settings).call()
+    calls = (
+        f.setProgramme(7, 90, True),
+        f.setTransferPolicy(MERCHANTS_ONLY),
+        f.setPartner(env.points_b.address, True),
+    )
+    for who in (env.admin, env.issuer, env.ops, env.outsider):
+        for call in calls:
+            expect_revert(call, who, "AccessControlUnauthorizedAccount")
+    for call in calls:
+        send(call, env.settings)
+    # the timelock revokes the role: its holder is refused from then on
+    send(f.revokeRole(settings_role, env.settings), env.admin)
+    assert not f.hasRole(settings_role, env.settings).call()
+    for call in calls:
+        expect_revert(call, env.settings, "AccessControlUnauthorizedAccount")
+    # ... and only the timelock may grant it back
+    expect_revert(
+        f.grantRole(settings_role, env.settings), env.settings, "AccessControlUnauthorizedAccount"
+    )
+    send(f.grantRole(settings_role, env.settings), env.admin)
+    send(f.setProgramme(7, 30, False), env.settings)
+    assert f.programme(7).call() == [30, False]
 
 
 def test_issue_batch(w3: Web3, env: SimpleNamespace) -> None:
@@ -221,15 +254,15 @@ def test_gas_figures(w3: Web3, env: SimpleNamespace, artifacts_dir: Any) -> None
     open_ = send(f.transfer(env.bob, 10), env.alice).gasUsed  # a lot piece moves to bob
     send(f.addMerchant(env.bob), env.ops)
     merchant_payment = send(f.transfer(env.bob, 10), env.alice).gasUsed
-    send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+    send(f.setTransferPolicy(MERCHANTS_ONLY), env.settings)
     merchants_only = send(f.transfer(env.bob, 10), env.alice).gasUsed
     plain_new = send(env.plain.functions.transfer(env.carol, 10), env.alice).gasUsed
-    send(f.setTransferPolicy(OPEN), env.admin)
+    send(f.setTransferPolicy(OPEN), env.settings)
     open_new = send(f.transfer(env.carol, 10), env.alice).gasUsed
     # three lots consumed by one payment
     for programme in (P30, P180, PNEVER):
         issue(env, env.outsider, 10, programme)
-    send(f.setProgramme(60, 60, True), env.admin)
+    send(f.setProgramme(60, 60, True), env.settings)
     issue(env, env.outsider, 10, 60)
     three_lots = send(f.transfer(env.bob, 35), env.outsider).gasUsed
     # expire: marginal cost per holder burned, once everything has expired
@@ -270,7 +303,7 @@ def test_transfer_policy(w3: Web3, env: SimpleNamespace) -> None:
     f = env.points.functions
     issue(env, env.alice, 50)
     expect_revert(f.setTransferPolicy(MERCHANTS_ONLY), env.ops, "AccessControlUnauthorizedAccount")
-    rc = send(f.setTransferPolicy(MERCHANTS_ONLY), env.admin)
+    rc = send(f.setTransferPolicy(MERCHANTS_ONLY), env.settings)
     assert events(env.points, "TransferPolicySet", rc)[0].args.policy == MERCHANTS_ONLY
     assert f.transferPolicy().call() == MERCHANTS_ONLY
     expect_revert(f.transfer(env.bob, 1), env.alice, "RegionPointsRecipientNotMerchant")
@@ -284,7 +317,7 @@ def test_transfer_policy(w3: Web3, env: SimpleNamespace) -> None:
     send(f.transferFrom(env.alice, env.shop, 5), env.bob)
     send(f.suspendMerchant(env.shop), env.ops)
     expect_revert(f.transfer(env.shop, 1), env.alice, "RegionPointsRecipientNotMerchant")
-    send(f.setTransferPolicy(OPEN), env.admin)
+    send(f.setTransferPolicy(OPEN), env.settings)
     send(f.transfer(env.bob, 1), env.alice)
     assert bal(env, env.bob) == 1
 
@@ -366,15 +399,19 @@ def test_partner_towns(w3: Web3, env: SimpleNamespace) -> None:
     expect_revert(
         a.functions.setPartner(b.address, True), env.ops, "AccessControlUnauthorizedAccount"
     )
-    expect_revert(a.functions.setPartner(env.alice, True), env.admin, "RegionPointsInvalidPartner")
-    expect_revert(a.functions.setPartner(a.address, True), env.admin, "RegionPointsInvalidPartner")
-    rc = send(a.functions.setPartner(b.address, True), env.admin)
+    expect_revert(
+        a.functions.setPartner(env.alice, True), env.settings, "RegionPointsInvalidPartner"
+    )
+    expect_revert(
+        a.functions.setPartner(a.address, True), env.settings, "RegionPointsInvalidPartner"
+    )
+    rc = send(a.functions.setPartner(b.address, True), env.settings)
     assert dict(events(a, "PartnerSet", rc)[0].args) == {"town": b.address, "accepted": True}
     assert (
         a.functions.partnerIntent(b.address).call() and not a.functions.isPartner(b.address).call()
     )
     expect_revert(pay, env.alice, "RegionPointsNotPartner")  # only one side agreed
-    send(b.functions.setPartner(a.address, True), env.admin)
+    send(b.functions.setPartner(a.address, True), env.settings)
     assert a.functions.isPartner(b.address).call() and b.functions.isPartner(a.address).call()
     # merchant must be active in the partner town (shop is A's merchant, not B's)
     expect_revert(
@@ -393,7 +430,7 @@ def test_partner_towns(w3: Web3, env: SimpleNamespace) -> None:
         "ERC20InsufficientBalance",
     )
     send(
-        a.functions.setTransferPolicy(MERCHANTS_ONLY), env.admin
+        a.functions.setTransferPolicy(MERCHANTS_ONLY), env.settings
     )  # partner payments work under both
     rc = send(pay, env.alice)
     (ev,) = events(a, "PartnerPaymentAccepted", rc)
@@ -414,7 +451,7 @@ def test_partner_towns(w3: Web3, env: SimpleNamespace) -> None:
     # a suspended partner merchant is refused; a withdrawn partnership stops payments
     send(b.functions.suspendMerchant(env.shop_b), env.ops)
     expect_revert(pay, env.alice, "RegionPointsNotPartnerMerchant")
-    send(b.functions.setPartner(a.address, False), env.admin)
+    send(b.functions.setPartner(a.address, False), env.settings)
     expect_revert(pay, env.alice, "RegionPointsNotPartner")
 
 
@@ -572,14 +609,14 @@ def test_lots_are_bounded_and_merges_only_shorten(w3: Web3, env: SimpleNamespace
     merged, not its large lots. A self-transfer keeps the lots (it cannot make points immortal)."""
     f = env.points.functions
     for d in range(1, 18):
-        send(f.setProgramme(100 + d, 2 * d, True), env.admin)
+        send(f.setProgramme(100 + d, 2 * d, True), env.settings)
         issue(env, env.alice, d, 100 + d)
     t = today(w3)
     lots = chain_lots(env.points, env.alice)
     assert len(lots) == 16
     # costs amount x 2 days: the 2 points of day t+5 (the smallest) join day t+3
     assert lots[:2] == [(t + 3, 3), (t + 7, 3)] and lots[-1] == (t + 35, 17)
-    send(f.setProgramme(99, 1, True), env.admin)
+    send(f.setProgramme(99, 1, True), env.settings)
     issue(env, env.alice, 1000, 99)  # the soonest: the 3 points of day t+3 join it
     assert chain_lots(env.points, env.alice)[:2] == [(t + 2, 1003), (t + 7, 3)]
     before = chain_lots(env.points, env.alice)
@@ -668,7 +705,7 @@ def test_property_supply_and_conservation(
     try:
         f = env.points.functions
         holders = [env.alice, env.bob, env.carol]
-        send(f.setTransferPolicy(policy), env.admin)
+        send(f.setTransferPolicy(policy), env.settings)
         issued = redeemed = 0
         for op in ops:
             if op[0] == "issue":
@@ -737,7 +774,7 @@ def test_property_many_expiry_days(w3: Web3, env: SimpleNamespace, ops: list[tup
     try:
         f = env.points.functions
         for i in range(25):
-            send(f.setProgramme(300 + i, 1 + 2 * i, True), env.admin)
+            send(f.setProgramme(300 + i, 1 + 2 * i, True), env.settings)
         holders = [env.alice, env.bob]
         for op in ops:
             if op[0] == "issue":
