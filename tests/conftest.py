@@ -30,7 +30,7 @@ from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deploy import deploy_platform
 from backend.chain.registry import Deployments, add_artifact_dir
 from backend.config import Settings
-from backend.deploy import demo_town
+from backend.deploy import demo_towns
 from backend.models import Base
 from tests.chain_admin import ROLE_PRIVATE_KEYS
 
@@ -105,8 +105,10 @@ def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deployments:
-    """The platform deployed once per session, as `make run` deploys it (deployments file)."""
-    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, [demo_town()])
+    """The platform deployed once per session, as `make run` deploys it (deployments file): the
+    two demo towns, 更別村 / Sarabetsu and 洞爺湖町 / Lake Toya (toyako), each with its own
+    contracts (backend/deploy.py)."""
+    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, demo_towns())
 
 
 # ---------------------------------------------------------------- databases

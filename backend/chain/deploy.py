@@ -2,7 +2,7 @@
 
     python -m backend.deploy --rpc-url http://127.0.0.1:8545 [--town sarabetsu:SRB] [--demo] ...
 
-(the command lives in backend/deploy.py, which knows the demo town's domain data; this module
+(the command lives in backend/deploy.py, which knows the demo towns' domain data; this module
 knows no domain: programmes and collection categories come in the TownSpec).
 
 The deployer key comes from DEPLOYER_PRIVATE_KEY or DEPLOYER_PRIVATE_KEY_FILE (on the local
@@ -477,8 +477,8 @@ def deployer_key_for(chain_id: int) -> str:
     )
 
 
-def main(argv: list[str] | None = None, demo: Callable[[], TownSpec] | None = None) -> int:
-    """The deploy command (`python -m backend.deploy`, which passes the demo town as `demo`)."""
+def main(argv: list[str] | None = None, demo: Callable[[], list[TownSpec]] | None = None) -> int:
+    """The deploy command (`python -m backend.deploy`, which passes the demo towns as `demo`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rpc-url", default=os.environ.get("RPC_URL", "http://127.0.0.1:8545"))
     parser.add_argument(
@@ -495,7 +495,9 @@ def main(argv: list[str] | None = None, demo: Callable[[], TownSpec] | None = No
     )
     if demo is not None:
         parser.add_argument(
-            "--demo", action="store_true", help="deploy the demo town 更別村 / Sarabetsu"
+            "--demo",
+            action="store_true",
+            help="deploy the demo towns 更別村 / Sarabetsu and 洞爺湖町 / Lake Toya",
         )
     parser.add_argument(
         "--metadata-base-url", default=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None, demo: Callable[[], TownSpec] | None = No
         slug, _, symbol = spec.partition(":")
         towns.append(TownSpec(slug, f"{slug.title()} Points", symbol or slug[:3].upper(), dao=dao))
     if demo is not None and args.demo:
-        towns.append(demo())
+        towns.extend(demo())
     try:
         deployments = deploy_platform(
             w3,

@@ -31,6 +31,7 @@ from tests.factories import TownFactory
 
 PASSWORD = "correct horse battery"
 POINTS = "towns.sarabetsu.RegionPoints"
+OTHER_POINTS = "towns.toyako.RegionPoints"  # the partner town's own points (backend/deploy.py)
 
 
 @pytest.fixture
@@ -91,8 +92,8 @@ class World:
     def service(self) -> MerchantService:
         return merchant_service()
 
-    def town(self) -> Town:
-        town = get_db().session.get(Town, self.town_id)
+    def town(self, town_id: int | None = None) -> Town:
+        town = get_db().session.get(Town, town_id or self.town_id)
         assert town is not None
         return town
 
@@ -113,11 +114,12 @@ def _town(slug: str, chain_id: int, points: str | None) -> Town:
 
 @pytest.fixture
 def world(app: Flask, deployed: Deployments) -> World:
-    """Sarabetsu (the deployed points) and another town, each with staff, a shop and a clerk.
-    The shops are marked active directly (registration on chain is tested on its own)."""
+    """Sarabetsu and Lake Toya (toyako), each on its own deployed points, each with staff, a shop
+    and a clerk. The shops are marked active directly (registration on chain is tested on its
+    own)."""
     with app.app_context():
         town = _town("sarabetsu", deployed.chain_id, deployed.address(POINTS))
-        other = _town("othertown", deployed.chain_id, deployed.address(POINTS))
+        other = _town("toyako", deployed.chain_id, deployed.address(OTHER_POINTS))
         users = {
             e: _signup(app, e)
             for e in (
@@ -142,11 +144,14 @@ def world(app: Flask, deployed: Deployments) -> World:
         return World(app, town.id, other.id, shop.id, shop2.id)
 
 
-def set_balance(app: Flask, world: World, email: str, amount: int) -> None:
-    """Put a confirmed balance in the projection (as if the indexer had seen it)."""
+def set_balance(
+    app: Flask, world: World, email: str, amount: int, town_id: int | None = None
+) -> None:
+    """Put a confirmed balance of a town's points (Sarabetsu's by default) in the projection (as
+    if the indexer had seen it)."""
     with app.app_context():
         s = get_db().session
-        town = world.town()
+        town = world.town(town_id)
         address = world.user(email).addresses[0].address
         s.merge(
             TokenBalance(

@@ -46,8 +46,9 @@ def _pay(world, clerk: str, merchant_id: int, code: str, pin: str, key: str):
 
 def test_each_town_issues_its_own_card_and_each_pays_only_its_towns_shops(app, world):
     set_balance(app, world, world.customer, 500)
+    set_balance(app, world, world.customer, 500, world.other_town_id)  # toyako's own points
     here_code, here_pin = _issue(world.api(world.staff), "sarabetsu", world.customer)
-    there_code, there_pin = _issue(world.api(world.other_staff), "othertown", world.customer)
+    there_code, there_pin = _issue(world.api(world.other_staff), "toyako", world.customer)
 
     cards = _cards(app, world)
     assert cards.keys() == {world.town_id, world.other_town_id}
@@ -75,7 +76,7 @@ def test_a_second_card_in_the_same_town_replaces_the_old_one_only_explicitly(app
     set_balance(app, world, world.customer, 500)
     staff = world.api(world.staff)
     old_code, old_pin = _issue(staff, "sarabetsu", world.customer)
-    there_code, _ = _issue(world.api(world.other_staff), "othertown", world.customer)
+    there_code, _ = _issue(world.api(world.other_staff), "toyako", world.customer)
     cards = _cards(app, world)
 
     # Issuing again: refused with an offer to replace; nothing changed.

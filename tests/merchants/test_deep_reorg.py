@@ -58,7 +58,9 @@ def _charge(world, clerk, customer, amount: int, key: str) -> int:
 
 def _chain_balance(w3, app, address: str) -> int:
     with app.app_context():
-        points = get_db().session.scalar(sa.text("select points_address from towns limit 1"))
+        points = get_db().session.scalar(
+            sa.text("select points_address from towns where slug = 'sarabetsu'")
+        )
         get_db().session.commit()
     c = w3.eth.contract(address=points, abi=artifact("RegionPoints").abi)
     return int(c.functions.balanceOf(address).call())
@@ -68,7 +70,7 @@ def _projection_matches_chain(app, w3) -> bool:
     with app.app_context():
         s = get_db().session
         rows = [(b.holder, int(b.amount)) for b in s.scalars(sa.select(TokenBalance))]
-        points = s.scalar(sa.text("select points_address from towns limit 1"))
+        points = s.scalar(sa.text("select points_address from towns where slug = 'sarabetsu'"))
         s.commit()
     c = w3.eth.contract(address=points, abi=artifact("RegionPoints").abi)
     return all(c.functions.balanceOf(holder).call() == amount for holder, amount in rows)

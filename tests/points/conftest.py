@@ -1,4 +1,5 @@
-"""Points fixtures: the deployed town, one signed-up user, and a chain driver."""
+"""Points fixtures: the deployed towns (Sarabetsu, and Lake Toya on its own contracts), one
+signed-up user, and a chain driver."""
 
 from __future__ import annotations
 
@@ -27,19 +28,29 @@ def app(make_app: Callable[..., Flask], deployed: Deployments) -> Flask:
     return app
 
 
-@pytest.fixture
-def town_id(app: Flask, deployed: Deployments) -> int:
+def _town(app: Flask, deployed: Deployments, slug: str, name_ja: str, name_en: str) -> int:
     with app.app_context():
         town = Town(
-            slug="sarabetsu",
-            name_ja="更別村",
-            name_en="Sarabetsu",
+            slug=slug,
+            name_ja=name_ja,
+            name_en=name_en,
             chain_id=deployed.chain_id,
-            points_address=deployed.address("towns.sarabetsu.RegionPoints"),
+            points_address=deployed.address(f"towns.{slug}.RegionPoints"),
         )
         get_db().session.add(town)
         get_db().session.commit()
         return town.id
+
+
+@pytest.fixture
+def town_id(app: Flask, deployed: Deployments) -> int:
+    return _town(app, deployed, "sarabetsu", "更別村", "Sarabetsu")
+
+
+@pytest.fixture
+def toyako_id(app: Flask, deployed: Deployments) -> int:
+    """洞爺湖町 / Lake Toya: the second demo town, with its own points contract."""
+    return _town(app, deployed, "toyako", "洞爺湖町", "Lake Toya")
 
 
 @pytest.fixture
