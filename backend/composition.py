@@ -20,10 +20,17 @@ def domain_handlers() -> tuple[EventHandler, ...]:
     """Every domain's indexer handlers, in the order the indexer runs them."""
     from backend.dao import handlers as dao
     from backend.merchants import handlers as merchants
+    from backend.partners import handlers as partners
     from backend.points import handlers as points
     from backend.shop import handlers as shop
 
-    return (*dao.HANDLERS, *points.HANDLERS, *merchants.HANDLERS, *shop.HANDLERS)
+    return (
+        *dao.HANDLERS,
+        *points.HANDLERS,
+        *partners.HANDLERS,
+        *merchants.HANDLERS,
+        *shop.HANDLERS,
+    )
 
 
 def register_handlers() -> None:

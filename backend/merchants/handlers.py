@@ -77,6 +77,19 @@ def revert_transfers(session: Session, events: Sequence[ChainEvent]) -> None:
         )
 
 
+def apply_partner_payments(session: Session, events: Sequence[ChainEvent]) -> None:
+    """A charge paid with a partner town's points (payPartnerMerchant on that town's points)."""
+    now = utcnow()
+    for ev in events:
+        if ev.subject is None or ev.subject.kind != "charge":
+            continue
+        session.execute(
+            update(Charge)
+            .where(Charge.id == ev.subject.id, Charge.status.in_((PAYING, "failed")))
+            .values(status=PAID, tx_hash=ev.tx_hash, paid_at=now)
+        )
+
+
 def apply_redeemed(session: Session, events: Sequence[ChainEvent]) -> None:
     now = utcnow()
     for ev in events:
@@ -105,4 +118,6 @@ HANDLERS: tuple[EventHandler, ...] = (
     handler("MerchantSuspended", apply_suspended, revert_suspended, contract=POINTS),
     handler("Transfer", apply_transfers, revert_transfers, contract=POINTS),
     handler("PointsRedeemed", apply_redeemed, revert_redeemed, contract=POINTS),
+    # The charge's payment with partner points: undone like a transfer (by its tx hash).
+    handler("PartnerPaymentAccepted", apply_partner_payments, revert_transfers, contract=POINTS),
 )

@@ -102,6 +102,9 @@ class Charge(Base):
     helper_user_id: Mapped[int | None] = mapped_column()
     outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
+    # Whose points paid: the shop's town, or a partner town's (payPartnerMerchant). None on
+    # charges not paid yet (and on those paid before partner towns existed: the shop's town).
+    points_town_id: Mapped[int | None] = mapped_column(ForeignKey("towns.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     paid_at: Mapped[dt.datetime | None] = mapped_column()

@@ -72,6 +72,7 @@ from backend.merchants.models import (
     ResidentCard,
     Settlement,
 )
+from backend.partners.services import PartnerService, chain_clock
 from backend.points.errors import InsufficientPoints
 from backend.points.models import RECEIVED, PointsEntry
 from backend.points.services import PointsService, parse_amount
@@ -123,6 +124,7 @@ class MerchantService:
         outbox: Callable[[], OutboxService],
         secret: str,
         now: Callable[[], dt.datetime] = utcnow,
+        chain_now: Callable[[], int] = lambda: int(utcnow().timestamp()),
     ) -> None:
         self.session = session
         self._vault = vault
@@ -130,6 +132,7 @@ class MerchantService:
         self._secret = secret.encode()
         self._now = now
         self.points = PointsService(session, outbox, now=now)
+        self.partners = PartnerService(session, outbox=outbox, chain_now=chain_now, now=now)
 
     # ------------------------------------------------------------------ look-ups and rights
 
@@ -424,14 +427,17 @@ class MerchantService:
             self.session.commit()
         return charge
 
-    def pay_charge(self, user: User | None, code: object) -> Charge:
+    def pay_charge(self, user: User | None, code: object, points_town: object = None) -> Charge:
         """The signed-in customer pays a pending charge: a gasless transfer of points to the
-        merchant, signed by the customer's built-in account and relayed. Paying again the same
-        charge changes nothing. Raises ChargeExpired, ChargeNotPayable (paid by someone else,
-        failed), InsufficientPoints, MerchantNotActive."""
+        merchant, signed by the customer's built-in account and relayed. With `points_town`
+        (a town's slug) other than the shop's, the customer pays with that partner town's
+        points (payPartnerMerchant; NotPartners unless the towns' partnership is active, with
+        nothing queued). Paying again the same charge changes nothing. Raises ChargeExpired,
+        ChargeNotPayable (paid by someone else, failed), InsufficientPoints, MerchantNotActive."""
         if user is None:
             raise AuthenticationRequired(N_("Please sign in."))
         found = self.charge_by_code(code)
+        payer_town = self._points_town(found, points_town)
         # Re-read under a row lock: two taps of "pay" must not both pay.
         charge = self.session.scalars(
             select(Charge).where(Charge.id == found.id).with_for_update()
@@ -450,13 +456,99 @@ class MerchantService:
             raise ChargeNotPayable(N_("This payment request can no longer be paid."))
         merchant = self.merchant(charge.merchant_id)
         try:
-            self.queue_payment(charge, merchant, user, actor=f"user:{user.id}", action="points.pay")
+            if payer_town is not None:
+                self.queue_partner_payment(charge, merchant, user, payer_town)
+            else:
+                self.queue_payment(
+                    charge, merchant, user, actor=f"user:{user.id}", action="points.pay"
+                )
             charge.payer_user_id = user.id
             self.session.commit()
         except Exception:
             self.session.rollback()
             raise
         return charge
+
+    def _points_town(self, charge: Charge, slug: object) -> Town | None:
+        """The partner town whose points pay `charge` (None: the shop's own town's points)."""
+        if slug is None or slug == "":
+            return None
+        town = (
+            self.session.scalar(select(Town).where(Town.slug == slug))
+            if isinstance(slug, str)
+            else None
+        )
+        if town is None:
+            raise InvalidInput(N_("There is no such town."), field="points_town")
+        if town.id == charge.town_id:
+            return None
+        self.partners.require_active(town, self.session.get(Town, charge.town_id))  # type: ignore[arg-type]
+        return town
+
+    def payment_options(self, user: User | None, charge: Charge) -> list[tuple[Town, int]]:
+        """The towns whose points `user` may pay `charge` with: the shop's town, then its active
+        partner towns, each with the points available."""
+        if user is None:
+            return []
+        own = self.session.get(Town, charge.town_id)
+        assert own is not None  # noqa: S101 - a foreign key
+        try:
+            address = self._user_address(user)
+        except ChargeNotPayable:
+            return []
+        towns = [own, *self.partners.active_partners(own)]
+        return [(t, self.points.summary(t, address).available) for t in towns if t.points_address]
+
+    def queue_partner_payment(
+        self, charge: Charge, merchant: Merchant, payer: User, payer_town: Town
+    ) -> None:
+        """Check the payer's points of partner town `payer_town` and queue the relayed
+        payPartnerMerchant on that town's points (no commit): the points are burned there and
+        the event is the claim the shop's town clears with `payer_town`."""
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        town = self.town_of(merchant)
+        self.partners.require_active(payer_town, town)
+        address = self._user_address(payer)
+        summary = charge_state.payer_summary(
+            self.session, self.points, payer_town, payer.id, address
+        )
+        amount = int(charge.amount)
+        if summary.available < amount:
+            raise InsufficientPoints(
+                N_("Not enough points: %(available)d available, %(amount)d needed."),
+                available=summary.available,
+                amount=amount,
+            )
+        ref = "0x" + f"charge:{charge.id}".encode().hex().ljust(64, "0")
+        tx = self._outbox().enqueue(
+            self.session,
+            ContractCall(
+                str(payer_town.points_address),
+                "payPartnerMerchant",
+                (str(town.points_address), merchant.address, amount, ref),
+                artifact_name="RegionPoints",
+            ),
+            sender=Sender.user(self._user_signer(payer), town_id=payer_town.id, user_id=payer.id),
+            key=f"merchants.charge:{charge.id}:pay",
+            subject=Subject("charge", charge.id),
+            audit=AuditEntry(
+                actor=f"user:{payer.id}",
+                action="points.pay_partner",
+                subject_type="charge",
+                subject_id=str(charge.id),
+                amount=amount,
+                reason=f"payment to merchant {merchant.id} with partner town points",
+                details={
+                    "merchant_id": merchant.id,
+                    "payer_user_id": payer.id,
+                    "points_town_id": payer_town.id,
+                },
+            ),
+        )
+        charge.outbox_tx_id = tx.id
+        charge.points_town_id = payer_town.id
+        charge.status = PAYING
 
     def queue_payment(
         self,
@@ -504,6 +596,7 @@ class MerchantService:
             ),
         )
         charge.outbox_tx_id = tx.id
+        charge.points_town_id = town.id
         charge.status = PAYING
 
     # ------------------------------------------------------------------ customer codes and cards
@@ -761,4 +854,5 @@ def merchant_service() -> MerchantService:
         vault=lambda: get_vault(app),
         outbox=outbox_service,
         secret=purpose_key_hex(str(app.config["SECRET_KEY"]), CUSTOMER_CODE),
+        chain_now=chain_clock,
     )

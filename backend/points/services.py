@@ -270,7 +270,7 @@ class PointsService:
             return 0, 0, items
         rows = self._unindexed_outbox(town)
         for tx in rows:  # RegionPoints: issue(to, amount, programmeId, reason),
-            args = tx.args  # transfer(to, value), redeem(amount, ref)
+            args = tx.args  # transfer(to, value), redeem(amount, ref), payPartnerMerchant(..)
             if tx.function == "issue" and args.get("to") == address:
                 amount = int(args["amount"])
                 items.append(HistoryItem(ISSUED, amount, tx.created_at, str(args["reason"]), True))
@@ -278,6 +278,9 @@ class PointsService:
             elif tx.user_address == address and tx.function == "transfer":
                 outgoing += int(args["value"])
                 items.append(HistoryItem(PAID, int(args["value"]), tx.created_at, "", True))
+            elif tx.user_address == address and tx.function == "payPartnerMerchant":
+                outgoing += int(args["amount"])  # a partner town's shop: burned here
+                items.append(HistoryItem(PAID, int(args["amount"]), tx.created_at, "", True))
             elif tx.user_address == address and tx.function == "redeem":
                 outgoing += int(args["amount"])
                 items.append(HistoryItem(REDEEMED, int(args["amount"]), tx.created_at, "", True))
