@@ -158,14 +158,17 @@ def pay(code: str):
     c = svc.charge_by_code(code)
     if request.method == "POST":
         try:
-            c = svc.pay_charge(user, code)
+            c = svc.pay_charge(user, code, request.form.get("points_town"))
         except AppError as exc:
+            get_db().session.rollback()
             error = exc
             c = svc.charge_by_code(code)
     return render_template(
         "merchants/pay.html",
         charge=c,
         merchant=svc.merchant(c.merchant_id),
+        options=svc.payment_options(user, c) if c.status == "pending" else [],
+        paid_with=svc.points_town_of(c),
         mine=c.payer_user_id == user.id,
         error=error and error.translated(),
         poll_url=url_for("merchants.charge_for_customer", code=c.code),

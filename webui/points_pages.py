@@ -28,8 +28,12 @@ def points():
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
     summaries = points_service().summaries_for(user)
+    charges = charges_of(get_db().session(), user)
     return render_template(
-        "points/index.html", summaries=summaries, charges=charges_of(get_db().session(), user)
+        "points/index.html",
+        summaries=summaries,
+        charges=charges,
+        points_towns=merchant_service().points_towns([c for c, _m in charges]),
     )
 
 

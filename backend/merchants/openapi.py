@@ -143,12 +143,35 @@ PATHS = {
             "responses": {"200": json_response("The charge and its shop."), **_errors()},
         },
         "post": {
-            "summary": "Pay the charge with the signed-in customer's points (gasless).",
+            "summary": "Pay the charge with the signed-in customer's points (gasless); with "
+            "points_town, with that partner town's points.",
             "security": _SESSION,
             "parameters": [_CODE],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "points_town": {
+                                    "type": "string",
+                                    "description": "A partner town's slug (default: the "
+                                    "shop's town).",
+                                }
+                            },
+                        }
+                    }
+                },
+            },
             "responses": {
                 "200": json_response("The charge, paying until the transfer is confirmed."),
-                **_errors(("409", "Already paid, expired, or not enough points.")),
+                **_errors(
+                    (
+                        "409",
+                        "Already paid, expired, not enough points, or the towns are not partners.",
+                    )
+                ),
             },
         },
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import get_locale
 
 from backend.accounts.roles import current_user
@@ -49,6 +49,7 @@ def charge_json(c: Charge, merchant: Merchant | None = None) -> dict[str, Any]:
         "expires_at": c.expires_at.isoformat(),
         "paid_at": c.paid_at.isoformat() if c.paid_at else None,
         "tx_hash": c.tx_hash,
+        "points_town_id": c.points_town_id,
     }
     if merchant is not None:
         out["shop"] = merchant.name(str(get_locale()))
@@ -141,7 +142,9 @@ def charge_for_customer(code: str) -> Response:
 @bp.post("/api/pay/<code>")
 def pay(code: str) -> Response:
     svc = merchant_service()
-    c = svc.pay_charge(current_user(), code)
+    data = request.get_json(silent=True) if request.content_length else None
+    town = data.get("points_town") if isinstance(data, dict) else None
+    c = svc.pay_charge(current_user(), code, town)
     return jsonify(charge=charge_json(c, svc.merchant(c.merchant_id)))
 
 

@@ -499,6 +499,17 @@ class MerchantService:
         towns = [own, *self.partners.active_partners(own)]
         return [(t, self.points.summary(t, address).available) for t in towns if t.points_address]
 
+    def points_town_of(self, charge: Charge) -> Town | None:
+        """The town whose points paid `charge` (None until it is being paid)."""
+        return self.session.get(Town, charge.points_town_id) if charge.points_town_id else None
+
+    def points_towns(self, charges: list[Charge]) -> dict[int, Town]:
+        """The towns whose points paid `charges`, by id (for a list of charges)."""
+        ids = {c.points_town_id for c in charges if c.points_town_id}
+        if not ids:
+            return {}
+        return {t.id: t for t in self.session.scalars(select(Town).where(Town.id.in_(ids)))}
+
     def queue_partner_payment(
         self, charge: Charge, merchant: Merchant, payer: User, payer_town: Town
     ) -> None:
@@ -704,6 +715,22 @@ class MerchantService:
             for c in self.session.scalars(select(Charge).where(Charge.outbox_tx_id.in_(ids)))
         }
         return [(r, charges.get(r.outbox_tx_id)) for r in rows]
+
+    def partner_sales(
+        self, merchant: Merchant, frm: dt.datetime | None = None, to: dt.datetime | None = None
+    ) -> list[Charge]:
+        """Charges paid with a partner town's points (confirmed), oldest first."""
+        q = select(Charge).where(
+            Charge.merchant_id == merchant.id,
+            Charge.status == PAID,
+            Charge.points_town_id.is_not(None),
+            Charge.points_town_id != Charge.town_id,
+        )
+        if frm is not None:
+            q = q.where(Charge.paid_at >= frm)
+        if to is not None:
+            q = q.where(Charge.paid_at < to)
+        return list(self.session.scalars(q.order_by(Charge.id)))
 
     def pending_charges(self, merchant: Merchant) -> list[Charge]:
         return list(

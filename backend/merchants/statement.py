@@ -48,7 +48,8 @@ def statement_csv(
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), JST)
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash"])
+    w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash", "points_of"])
+    town = svc.town_of(merchant)
     total_sales = 0
     for entry, charge in reversed(svc.sales(user, merchant.id, lo, hi)):
         total_sales += int(entry.amount)
@@ -60,6 +61,25 @@ def statement_csv(
                 charge.code if charge else "",
                 "confirmed",
                 entry.tx_hash,
+                town.slug,
+            ]
+        )
+    # Paid with a partner town's points: burned in that town, cleared between the towns.
+    partner = svc.partner_sales(merchant, lo, hi)
+    towns = svc.points_towns(partner)
+    for charge in partner:
+        total_sales += int(charge.amount)
+        w.writerow(
+            [
+                _as_utc(charge.paid_at or charge.created_at)
+                .astimezone(JST)
+                .strftime("%Y-%m-%d %H:%M"),
+                "partner_sale",
+                int(charge.amount),
+                charge.code,
+                "confirmed",
+                charge.tx_hash or "",
+                towns[charge.points_town_id].slug if charge.points_town_id in towns else "",
             ]
         )
     for s in reversed(svc.settlements_of(merchant)):
@@ -73,9 +93,10 @@ def statement_csv(
                 csv_cell(s.bank_reference or ""),  # typed by staff: never a formula
                 s.status,
                 s.tx_hash or "",
+                town.slug,
             ]
         )
     w.writerow([])
-    w.writerow(["total_sales", "", total_sales, "", "", ""])
+    w.writerow(["total_sales", "", total_sales, "", "", "", ""])
     name = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.csv"
     return name, out.getvalue()
