@@ -17,7 +17,7 @@ from backend.core.models import AuditLog
 from backend.merchants.models import Charge
 from backend.partners.models import ClearingSettlement, PartnerPayment, Partnership
 from backend.partners.services import JST, month_end
-from tests.merchants.conftest import snapshot
+from tests.merchants.conftest import run_chain, snapshot
 from tests.partners.conftest import (
     CLERK,
     CUSTOMER,
@@ -25,10 +25,8 @@ from tests.partners.conftest import (
     TOYAKO_STAFF,
     TOYAKO_STAFF2,
     page_post,
-    partner_up,
     partnership_id,
 )
-from tests.merchants.conftest import run_chain
 
 
 def _charge(towns, amount: int, key: str) -> dict:
