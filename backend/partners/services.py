@@ -18,7 +18,7 @@ paid (the town that issued them owes their value), and the net is what the debto
 A month can be settled once it is over by the chain's clock (JST): two different members of
 the debtor town's staff approve the statement as it stands (four eyes; the figures are kept),
 then one marks it paid with the bank transfer's reference. If the chain changed the month
-(a reorg) after an approval, the approval is dropped and the new figures must be approved.
+(a reorg) after an approval, the approvals are dropped and the new figures must be approved.
 Staff of both towns see the statement; only the debtor town's staff approve and settle.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,8 +77,8 @@ JST = dt.timezone(dt.timedelta(hours=9), "JST")
 SETTINGS_ROLE_KEY = "town_settings"  # the role key that holds SETTINGS_ROLE on RegionPoints
 MAX_RATE = 1_000_000
 _CHANGED = N_(
-    "The chain changed this month's payments since they were approved: your approval is the"
-    " first of the new figures."
+    "The chain changed this month's payments since they were approved: the approvals were"
+    " dropped. Check the new figures and approve again."
 )
 _MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -165,6 +165,11 @@ class Statement:
         if d is None:
             return None
         return self.town_b if d.id == self.town_a.id else self.town_a
+
+    @property
+    def stale(self) -> bool:
+        """The chain changed the month after its figures were approved (or paid)."""
+        return self.settlement is not None and not _same_figures(self.settlement, self.figures())
 
     def figures(self) -> dict[str, Any]:
         d, c = self.debtor, self.creditor
@@ -541,10 +546,11 @@ class PartnerService:
         """Staff of the town that owes approve the month's statement as it stands. The first
         approval records the figures; a second, different member of staff makes it "approved"
         (SecondApproverNeeded for the same person). If the chain changed the month's figures
-        since the first approval, that approval is dropped: this one is the first of the new
-        figures (StatementChanged). AuditLog "clearing.approve"."""
+        since they were approved (a reorg), the approvals are dropped (StatementChanged) and the
+        new figures must be approved afresh. AuditLog "clearing.approve"."""
         user, p = self._require_party(user, town, partner)
         st = self._statement(p, parse_month(month, self.current_month()))
+        self._drop_stale(user, st)
         debtor = self._require_debtor(user, st)
         figures = st.figures()
         now = self._now()
@@ -574,9 +580,6 @@ class PartnerService:
             if user.id in (s.approved_by, s.second_approved_by):
                 return s
             raise ClearingNotReady(N_("This month is already approved."))
-        if not _same_figures(s, figures):
-            self._restate(user, s, figures, now)
-            raise StatementChanged(_CHANGED)
         if s.approved_by == user.id:
             raise SecondApproverNeeded(N_("A second, different member of staff must approve."))
         done = self.session.execute(
@@ -586,6 +589,7 @@ class PartnerService:
                 ClearingSettlement.status == APPROVING,
                 ClearingSettlement.approved_by == s.approved_by,
                 ClearingSettlement.approved_by != user.id,
+                ClearingSettlement.yen == figures["yen"],
             )
             .values(status=CLEARING_APPROVED, second_approved_by=user.id, second_approved_at=now)
             .execution_options(synchronize_session=False)
@@ -600,29 +604,31 @@ class PartnerService:
         self.session.refresh(s)
         return s
 
-    def _restate(
-        self, user: User, s: ClearingSettlement, figures: dict[str, Any], now: dt.datetime
-    ) -> None:
-        old = {k: int(getattr(s, k) or 0) for k in ("points_a_to_b", "points_b_to_a", "yen")}
+    def _drop_stale(self, user: User, st: Statement) -> None:
+        """The chain changed a month whose figures were approved but not paid: drop the
+        approvals (the row; AuditLog "clearing.restate" keeps what they were) and raise
+        StatementChanged. A paid month is never dropped (the page says it changed)."""
+        s = st.settlement
+        if s is None or s.status == SETTLED or _same_figures(s, st.figures()):
+            return
+        old = {
+            "points_a_to_b": int(s.points_a_to_b),
+            "points_b_to_a": int(s.points_b_to_a),
+            "yen": s.yen,
+            "approved_by": s.approved_by,
+            "second_approved_by": s.second_approved_by,
+        }
+        self._clearing_audit(user, "clearing.restate", s, {"before": old, "after": st.figures()})
         done = self.session.execute(
-            update(ClearingSettlement)
+            delete(ClearingSettlement)
             .where(ClearingSettlement.id == s.id, ClearingSettlement.status != SETTLED)
-            .values(
-                status=APPROVING,
-                approved_by=user.id,
-                approved_at=now,
-                second_approved_by=None,
-                second_approved_at=None,
-                **figures,
-            )
             .execution_options(synchronize_session=False)
         )
         if done.rowcount == 1:  # type: ignore[attr-defined]
-            self._clearing_audit(user, "clearing.restate", s, {"before": old, "after": figures})
             self.session.commit()
         else:
             self.session.rollback()
-        self.session.refresh(s)
+        raise StatementChanged(_CHANGED)
 
     def settle_clearing(
         self, user: User | None, town: Town, partner: Town, month: object, bank_reference: object
@@ -645,15 +651,12 @@ class PartnerService:
             if s.bank_reference == ref:
                 return s
             raise ClearingNotReady(N_("This month was already paid."))
+        self._drop_stale(user, st)
         self._require_debtor(user, st)
         if s is None or s.status != CLEARING_APPROVED:
             raise ClearingNotReady(
                 N_("Two members of staff must approve this month before it is paid.")
             )
-        figures = st.figures()
-        if not _same_figures(s, figures):
-            self._restate(user, s, figures, self._now())
-            raise StatementChanged(_CHANGED)
         done = self.session.execute(
             update(ClearingSettlement)
             .where(ClearingSettlement.id == s.id, ClearingSettlement.status == CLEARING_APPROVED)
