@@ -1,12 +1,11 @@
-"""Partner towns fixtures: Sarabetsu and Tōyako each with their own deployed contracts, staff
-(two in Tōyako, for four eyes), a Sarabetsu shop registered on chain and its clerk, and a
-customer holding Tōyako points."""
+"""Partner towns fixtures: Sarabetsu and Tōyako, each on its own contracts (the session's
+`deployed` fixture deploys both demo towns), with staff (two in Tōyako, for four eyes), a
+Sarabetsu shop registered on chain and its clerk, and a customer holding Tōyako points."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,12 +15,9 @@ from web3 import Web3
 
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, grant_town_role
-from backend.chain.anvil import AnvilNode
-from backend.chain.deploy import deploy_platform
 from backend.chain.outbox import outbox_service
 from backend.chain.registry import Deployments
 from backend.core.db import get_db
-from backend.deploy import demo_town
 from backend.merchants.models import Merchant
 from backend.merchants.services import merchant_service
 from backend.points.services import points_service
@@ -36,17 +32,8 @@ CLERK = "clerk@sarabetsu.example"
 CUSTOMER = "tourist@example.com"
 
 
-@pytest.fixture(scope="session")
-def two_towns(
-    session_w3: Web3, anvil: AnvilNode, deployments_dir: Path, deployed: Deployments
-) -> Deployments:
-    """Sarabetsu (the session's deployment) and Tōyako with contracts of its own."""
-    toyako = replace(demo_town(), slug="toyako", points_name="Toyako Points", points_symbol="TYA")
-    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, [demo_town(), toyako])
-
-
 @pytest.fixture
-def app(make_app: Callable[..., Flask], two_towns: Deployments) -> Flask:
+def app(make_app: Callable[..., Flask], deployed: Deployments) -> Flask:
     app = make_app()
     with app.app_context():
         outbox_service().auto_dispatch = False  # tests drive the outbox themselves
@@ -88,12 +75,12 @@ def _town(slug: str, name_ja: str, name_en: str, d: Deployments) -> Town:
 
 
 @pytest.fixture
-def towns(app: Flask, two_towns: Deployments, w3: Web3) -> Towns:
+def towns(app: Flask, deployed: Deployments, w3: Web3) -> Towns:
     """Both towns, their staff, a Sarabetsu shop active on chain, a customer with 500 Tōyako
     welcome points (confirmed)."""
     with app.app_context():
-        sara = _town("sarabetsu", "更別村", "Sarabetsu", two_towns)
-        toya = _town("toyako", "洞爺湖町", "Lake Toya", two_towns)
+        sara = _town("sarabetsu", "更別村", "Sarabetsu", deployed)
+        toya = _town("toyako", "洞爺湖町", "Lake Toya", deployed)
         users = {
             e: _signup(app, e)
             for e in (SARABETSU_STAFF, TOYAKO_STAFF, TOYAKO_STAFF2, CLERK, CUSTOMER)

@@ -31,7 +31,7 @@ N = 10
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask], two_towns: Deployments, any_db_url: str) -> Flask:
+def app(make_app: Callable[..., Flask], deployed: Deployments, any_db_url: str) -> Flask:
     app = make_app(database_url=any_db_url)
     with app.app_context():
         outbox_service().auto_dispatch = False
@@ -40,13 +40,13 @@ def app(make_app: Callable[..., Flask], two_towns: Deployments, any_db_url: str)
 
 
 @pytest.fixture
-def shop(app: Flask, two_towns: Deployments) -> dict[str, Any]:
+def shop(app: Flask, deployed: Deployments) -> dict[str, Any]:
     """Partner towns (active, as if both PartnerSet were indexed), an active Sarabetsu shop, a
     customer with confirmed points in both towns (as if indexed)."""
     with app.app_context():
         s = get_db().session
-        sara = _town("sarabetsu", "更別村", "Sarabetsu", two_towns)
-        toya = _town("toyako", "洞爺湖町", "Lake Toya", two_towns)
+        sara = _town("sarabetsu", "更別村", "Sarabetsu", deployed)
+        toya = _town("toyako", "洞爺湖町", "Lake Toya", deployed)
         users = {e: _signup(app, e) for e in (SARABETSU_STAFF, CLERK, CUSTOMER)}
         grant_town_role(users[SARABETSU_STAFF], sara.id, STAFF)
         s.commit()
