@@ -24,3 +24,21 @@ class EmailNotVerified(AppError):
 
     status = 403
     code = "email_not_verified"
+
+
+class ProgrammeNotFound(NotFound):
+    code = "programme_not_found"
+
+
+class ProgrammeInactive(AppError):
+    """The town closed this programme: nothing is granted from it."""
+
+    status = 409
+    code = "programme_inactive"
+
+
+class DailyCapReached(AppError):
+    """A grant would pass the programme's daily cap (per person or per town); nothing written."""
+
+    status = 409
+    code = "daily_cap_reached"

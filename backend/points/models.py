@@ -76,3 +76,75 @@ class PointsGrant(Base):
     status: Mapped[str] = mapped_column(String(16), default=GRANT_PENDING)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class TownProgramme(Base):
+    """One points programme of one town, as its staff edit it in the console (issue 13 §2):
+    the on-chain programme id, its kind (backend/points/programmes.py PRESETS names), names,
+    the welcome amount (welcome kind), daily caps, expiry and whether it is active. The chain
+    holds (expiry_days, active) (RegionPoints.setProgramme); every change of those is a
+    `PointsSettingChange` with its outbox call."""
+
+    __tablename__ = "points_programmes"
+    __table_args__ = (UniqueConstraint("town_id", "programme_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    programme_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    name_ja: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    welcome_amount: Mapped[int | None] = mapped_column(BigInteger)
+    cap_per_person_day: Mapped[int | None] = mapped_column(BigInteger)  # None: no cap
+    cap_per_town_day: Mapped[int | None] = mapped_column(BigInteger)
+    expiry_days: Mapped[int] = mapped_column()  # 0: never (free kinds only)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def name(self, locale: str | None) -> str:
+        return self.name_ja if (locale or "ja").startswith("ja") else self.name_en
+
+
+SETTING_PROGRAMME = "programme"
+SETTING_TRANSFER_POLICY = "transfer_policy"
+
+
+class PointsSettingChange(Base):
+    """One change a town's staff made to a points setting (a programme, the transfer policy),
+    at most once per town and request key (the form's one-time key: a replayed form changes
+    nothing). `outbox_tx_id` is the setProgramme / setTransferPolicy call when the change goes
+    on chain (None for an off-chain edit: names, caps, welcome amount); its outbox state is
+    the change's queued -> confirmed state."""
+
+    __tablename__ = "points_setting_changes"
+    __table_args__ = (UniqueConstraint("town_id", "request_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    request_key: Mapped[str] = mapped_column(String(64))
+    setting: Mapped[str] = mapped_column(String(32))
+    programme_id: Mapped[int | None] = mapped_column(BigInteger)
+    expiry_days: Mapped[int | None] = mapped_column()
+    active: Mapped[bool | None] = mapped_column()
+    policy: Mapped[str | None] = mapped_column(String(16))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PointsDailyTotal(Base):
+    """Points granted under one programme of one town on one JST day, to one user
+    (`user_id`) or to everyone (`user_id` 0): the counters the daily caps are checked
+    against. A grant adds to both with a guarded UPDATE (`total + amount <= cap`), in the
+    grant's transaction, so concurrent grants never pass a cap together."""
+
+    __tablename__ = "points_daily_totals"
+    __table_args__ = (UniqueConstraint("town_id", "programme_id", "day", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
+    programme_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[dt.date] = mapped_column()
+    user_id: Mapped[int] = mapped_column()  # 0: the whole town
+    total: Mapped[int] = mapped_column(BigInteger, default=0)

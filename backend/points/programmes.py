@@ -94,3 +94,18 @@ def by_reason(reason: str) -> Programme | None:
 def granted_on(trigger: str) -> tuple[Programme, ...]:
     """The kinds the platform grants when `trigger` happens."""
     return tuple(p for p in PRESETS if p.grant is not None and p.grant.trigger == trigger)
+
+
+# The expiries a town's staff choose from in the console (days; 0: never). A paid kind is
+# offered only those within MAX_PAID_DAYS, so the console cannot break the 6-month rule.
+EXPIRY_PRESETS = (30, 60, 90, 180, 365, 0)
+
+
+def expiry_choices(*, paid: bool) -> tuple[int, ...]:
+    """The expiry presets a programme of a paid (or free) kind may use."""
+    return tuple(d for d in EXPIRY_PRESETS if not paid or 1 <= d <= MAX_PAID_DAYS)
+
+
+def kind(name: str) -> Programme | None:
+    """The registry entry of a programme kind by its name ("welcome", "thank-you", ...)."""
+    return next((p for p in PRESETS if p.name == name), None)

@@ -26,7 +26,12 @@ from backend.core.db import get_db, utcnow
 from backend.core.errors import N_
 from backend.core.numbers import is_ascii_digits
 from backend.points.chain_lots import chain_today, holder_book
-from backend.points.errors import EmailNotVerified, InvalidAmount, PointsNotAvailable
+from backend.points.errors import (
+    EmailNotVerified,
+    InvalidAmount,
+    PointsNotAvailable,
+    ProgrammeInactive,
+)
 from backend.points.lots import day_start
 from backend.points.models import (
     ISSUED,
@@ -37,6 +42,7 @@ from backend.points.models import (
     PointsGrant,
 )
 from backend.points.programmes import WELCOME, Programme
+from backend.points.town_settings import jst_day, reserve_daily, town_programme
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
@@ -140,16 +146,24 @@ class PointsService:
         row "points.issue" commit together. Raises PointsNotAvailable when the town has no
         points contract or the user has no built-in account, and EmailNotVerified until the
         user's email address is verified (when the kind's Grant asks it: a fresh account costs
-        nothing, a mailbox does).
+        nothing, a mailbox does). The town's programme row (backend/points/town_settings.py)
+        gives the default amount (its welcome amount), ProgrammeInactive when the town closed
+        it, and DailyCapReached (nothing written) past its daily caps per person or per town.
         """
         how = programme.grant
         if how is None:
             raise ValueError(f"programme {programme.name!r} is not granted by the platform")
-        amount = parse_amount(how.amount if amount is None else amount)
         pid = programme.programme_id
         existing = self._grant(user.id, town.id, pid, key)
         if existing is not None:
             return existing
+        # The town's own row (console, issue 13): its welcome amount, caps and active flag.
+        row = town_programme(self.session, town.id, pid)
+        if amount is None:
+            amount = row.welcome_amount if row is not None and row.welcome_amount else how.amount
+        amount = parse_amount(amount)
+        if row is not None and not row.active:
+            raise ProgrammeInactive(N_("This town does not give these points at the moment."))
         if how.verified_email and user.email_verified_at is None:
             raise EmailNotVerified(N_("Confirm your email address to receive welcome points."))
         address = self._custodial_address(user)
@@ -166,6 +180,9 @@ class PointsService:
         self.session.add(grant)
         try:
             self.session.flush()
+            # Daily caps: the grant's UNIQUE row first (a replay never counts twice), then the
+            # day's counters, in this transaction (DailyCapReached rolls everything back).
+            reserve_daily(self.session, town.id, pid, user.id, amount, jst_day(self._now()), row)
             tx = self._outbox_service().enqueue(
                 self.session,
                 ContractCall(
