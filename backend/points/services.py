@@ -42,7 +42,7 @@ from backend.points.models import (
     PointsGrant,
 )
 from backend.points.programmes import WELCOME, Programme
-from backend.points.town_settings import jst_day, reserve_daily, town_programme
+from backend.points.town_settings import INACTIVE, jst_day, reserve_daily, town_programme
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class PointsService:
             amount = row.welcome_amount if row is not None and row.welcome_amount else how.amount
         amount = parse_amount(amount)
         if row is not None and not row.active:
-            raise ProgrammeInactive(N_("This town does not give these points at the moment."))
+            raise ProgrammeInactive(INACTIVE)
         if how.verified_email and user.email_verified_at is None:
             raise EmailNotVerified(N_("Confirm your email address to receive welcome points."))
         address = self._custodial_address(user)

@@ -70,6 +70,8 @@ MAX_NAME = 120
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
+INACTIVE = N_("This town does not give these points at the moment.")  # ProgrammeInactive
+
 # Change states as the console shows them.
 QUEUED = "queued"
 CONFIRMED = "confirmed"
@@ -238,7 +240,7 @@ def _expiry(value: object, paid: bool) -> int:
 def check_request_key(value: object) -> str:
     if not isinstance(value, str) or not _KEY.fullmatch(value):
         raise InvalidInput(
-            N_("This form has expired. Reload the page and try again."), field="request_key"
+            N_("This form has expired. Reload the page and try again."), field="idempotency_key"
         )
     return value
 
