@@ -4,8 +4,8 @@ change once per town and request key, with its outbox call) and `points_daily_to
 counters of the daily caps). Existing towns get their preset rows the first time the console or
 the API reads their programmes (backend/points/town_settings.py `ensure_seeded`).
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-04 18:20:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import backend.core.db
 
-revision: str = "0023"
-down_revision: str | None = "0022"
+revision: str = "0024"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
