@@ -437,6 +437,9 @@ class TownSettingsService:
         preset = kind(row.kind)
         values = self._values(form, row.kind, bool(preset and preset.paid))
         on_chain = (values["expiry_days"], values["active"]) != (row.expiry_days, row.active)
+        last = self._last_changes(town.id, SETTING_PROGRAMME).get(programme_id)
+        if last is not None and self._states([last]).get(last.id) == FAILED:
+            on_chain = True  # the chain refused the last change: saving again retries it
         for name, value in values.items():
             setattr(row, name, value)
         row.updated_at = self._now()

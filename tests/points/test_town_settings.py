@@ -26,6 +26,7 @@ from backend.points.programmes import MAX_PAID_DAYS, WELCOME, expiry_choices
 from backend.points.services import points_service
 from backend.points.town_settings import (
     CONFIRMED,
+    FAILED,
     MERCHANTS_ONLY,
     QUEUED,
     SAVED,
@@ -236,3 +237,22 @@ def test_the_welcome_grant_reads_the_town_row(app, town_id, staff_id, user_id):
         with pytest.raises(ProgrammeInactive):
             points_service().grant(fan, town, WELCOME, key="again")
         assert get_db().session.scalar(sa.select(sa.func.count()).select_from(PointsGrant)) == 1
+
+
+def test_a_change_the_chain_refused_shows_failed_and_saving_again_retries_it(
+    app, town_id, staff_id
+):
+    with app.app_context():
+        user, town = _ctx(app, staff_id, town_id)
+        svc = town_settings_service()
+        change = svc.create_programme(user, town, THANKS, key())
+        tx = get_db().session.get(OutboxTx, change.outbox_tx_id)
+        tx.state = "failed"  # e.g. the estimate reverted: the key had lost SETTINGS_ROLE
+        get_db().session.commit()
+        assert svc.programme(user, town, change.programme_id).status == FAILED
+        again = svc.update_programme(user, town, change.programme_id, THANKS, key())
+        assert again.outbox_tx_id is not None and again.outbox_tx_id != change.outbox_tx_id
+        assert svc.programme(user, town, change.programme_id).status == QUEUED
+        # once it is on its way, the same values again are an off-chain save
+        same = svc.update_programme(user, town, change.programme_id, THANKS, key())
+        assert same.outbox_tx_id is None
