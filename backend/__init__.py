@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.openapi import bp as openapi_bp
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
+    from backend.onboarding.cli import operators_cli, towns_cli
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
     app.cli.add_command(roles_cli)
+    app.cli.add_command(towns_cli)  # onboarding a town (issue 13)
+    app.cli.add_command(operators_cli)
     app.cli.add_command(keys_cli)  # keys rotate: walks the key stores the domains registered
     return app
 

@@ -23,6 +23,11 @@ may do, by group:
   store protocol of tables that hold sealed keys.
 - **Signatures and calldata** (`siwe_auth`, typed-data and forwarder helpers, governance
   helpers): pure functions over messages, signatures and ABI-encoded data.
+- **Set a town up** (`TownSpec`, `CollectionSpec`, `ProgrammeSpec`, `DaoSpec`, `GuardianSpec`,
+  `SetupStep`, `setup_plan`, `platform_addresses`, `record_deployment`, `role_addresses_for`,
+  `ContractCreation`): a town's contracts as outbox steps sent by the `founder` role key
+  (backend/chain/town_setup.py, ADR 0012); `OutboxService.created_address` reads what a
+  confirmed step created.
 - **Errors** (`ChainError`, the root of every chain error; `ChainUnavailable`, `KeyVaultError`,
   `CustodyNotConfigured`, `RegistryError`): what a domain may catch.
 """
@@ -33,6 +38,7 @@ from collections.abc import Iterable
 
 from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
+from backend.chain.dao_settings import LOCAL_CHAIN_IDS, GuardianSpec
 from backend.chain.errors import ChainError
 from backend.chain.forwarder import Signer, encode_call
 from backend.chain.gateway import (
@@ -70,6 +76,7 @@ from backend.chain.keys import KeyVault, KeyVaultError, SealedKey, SealedSigner
 from backend.chain.outbox import (
     AuditEntry,
     ContractCall,
+    ContractCreation,
     OutboxService,
     Sender,
     Subject,
@@ -100,6 +107,17 @@ from backend.chain.read_models import (
     watched_address,
 )
 from backend.chain.registry import RegistryError
+from backend.chain.roles_check import configured_role_addresses as role_addresses_for
+from backend.chain.town_setup import (
+    CollectionSpec,
+    DaoSpec,
+    ProgrammeSpec,
+    SetupStep,
+    TownSpec,
+    platform_addresses,
+    record_deployment,
+    setup_plan,
+)
 from backend.chain.typed_signatures import (
     check_forward_request,
     recover_typed_data,
@@ -179,6 +197,19 @@ __all__ = [
     "split_signature",
     "timelock_operation_id",
     "timelock_salt",
+    # setting a town up
+    "LOCAL_CHAIN_IDS",
+    "CollectionSpec",
+    "ContractCreation",
+    "DaoSpec",
+    "GuardianSpec",
+    "ProgrammeSpec",
+    "SetupStep",
+    "TownSpec",
+    "platform_addresses",
+    "record_deployment",
+    "role_addresses_for",
+    "setup_plan",
     # errors
     "ChainError",
     "ChainUnavailable",

@@ -236,6 +236,12 @@ def deploy_platform(
 
     forwarder = ensure("FurusatoForwarder", "FurusatoForwarder")
     factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
+    # The founder key creates the collections of towns set up through the outbox (town_setup.py).
+    factory_c = bound(factory)
+    for grant in grants_for("FanCollectionFactory", local=local):
+        holder = roles.get(grant.holder)
+        if holder and not factory_c.functions.hasRole(role_id(grant.role), holder).call():
+            d.call(factory_c, "grantRole", role_id(grant.role), holder)
     if local and "TestYenStablecoin" not in contracts:
         yen = bound(ensure("TestYenStablecoin", "TestYenStablecoin", d.address))
         # Test yen is minted by the faucet key only (the deployer keeps its admin: local only).
@@ -297,30 +303,13 @@ def _deploy_town(
     treasury = deploy("TownTreasury", "TownTreasury", dao.timelock_delay, [], [ZERO_ADDRESS], me)
     sale = deploy("PrimarySale", "PrimarySale", me, treasury.address, fwd)
     residents = deploy(
-        "ResidentPass",
-        "ResidentPass",
-        f"{town.points_name.removesuffix(' Points')} Resident",
-        f"{town.points_symbol}RES",
-        f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/resident/",
-        me,
-        fwd,
+        "ResidentPass", "ResidentPass", *resident_pass_args(town, metadata_base_url, me, fwd)
     )
     factory_c = bound(factory)
     voting_token = None
     for spec in town.collections:
         key = f"{prefix}collections.{spec.slug}"
-        config = (
-            spec.name,
-            spec.symbol,
-            f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
-            spec.max_supply,
-            _category_index(town, spec.category),
-            spec.soulbound,
-            spec.votes,
-            me,
-            treasury.address,  # royalties go to the town, never to a platform key
-            spec.royalty_bps,
-        )
+        config = collection_config(town, spec, metadata_base_url, me, treasury.address)
         receipt = d.call(factory_c, "createCollection", config)
         (event,) = factory_c.events.CollectionCreated().process_receipt(receipt, errors=DISCARD)
         contracts[key] = DeployedContract(
@@ -344,7 +333,7 @@ def _deploy_town(
             deploy(
                 "CardChamber",
                 "TownGovernor",
-                f"{town.points_name.removesuffix(' Points')} Card Chamber",
+                chamber_name(town, "Card Chamber"),
                 voting_token,
                 treasury.address,
                 settings,
@@ -355,7 +344,7 @@ def _deploy_town(
         deploy(
             "ResidentChamber",
             "TownGovernor",
-            f"{town.points_name.removesuffix(' Points')} Resident Chamber",
+            chamber_name(town, "Resident Chamber"),
             residents.address,
             treasury.address,
             settings,
@@ -375,11 +364,58 @@ def _deploy_town(
     deploy("TownPoll", "TownPoll", me, fwd)
 
 
-def _category_index(town: TownSpec, key: str) -> int:
+def category_index(town: TownSpec, key: str) -> int:
     """The `FanCollection.Category` value of a category key (ValueError for an unknown key)."""
     if key not in town.categories:
         raise ValueError(f"town {town.slug!r}: category {key!r} is not in its categories")
     return town.categories.index(key)
+
+
+# What a town's contracts are called and built with, shared with town_setup.py (the same town
+# set up through the outbox).
+
+
+def chamber_name(town: TownSpec, chamber: str) -> str:
+    """e.g. "Sarabetsu Card Chamber"."""
+    return f"{town.points_name.removesuffix(' Points')} {chamber}"
+
+
+def resident_pass_args(
+    town: TownSpec, metadata_base_url: str, admin: str, forwarder: str
+) -> tuple[Any, ...]:
+    """ResidentPass's constructor arguments."""
+    return (
+        f"{town.points_name.removesuffix(' Points')} Resident",
+        f"{town.points_symbol}RES",
+        f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/resident/",
+        admin,
+        forwarder,
+    )
+
+
+def collection_config(
+    town: TownSpec, spec: CollectionSpec, metadata_base_url: str, admin: str, treasury: Any
+) -> tuple[Any, ...]:
+    """`FanCollectionFactory.createCollection`'s config (royalties go to the town's treasury,
+    never to a platform key)."""
+    return (
+        spec.name,
+        spec.symbol,
+        f"{metadata_base_url.rstrip('/')}/meta/{town.slug}/{spec.slug}/",
+        spec.max_supply,
+        category_index(town, spec.category),
+        spec.soulbound,
+        spec.votes,
+        admin,
+        treasury,
+        spec.royalty_bps,
+    )
+
+
+def guardian_salt(key: str, treasury: str) -> int:
+    """The guardian Safe's CREATE2 salt: one guardian per treasury, so a town deployed afresh
+    gets a new Safe, not a CREATE2 clash."""
+    return int.from_bytes(Web3.keccak(text=f"{key}:{treasury}"), "big")
 
 
 def _role_addresses(given: Mapping[str, str] | None, local: bool) -> dict[str, str]:
@@ -438,8 +474,7 @@ def _deploy_guardian(
     on a local chain when none are given) and record it as towns.<slug>.Guardian."""
     owners = spec.owners or tuple(Account.from_key(k).address for k in DEV_GUARDIAN_KEYS)
     key = f"towns.{town.slug}.Guardian"
-    # One guardian per treasury: a town deployed afresh gets a new Safe, not a CREATE2 clash.
-    salt = int.from_bytes(Web3.keccak(text=f"{key}:{treasury}"), "big")
+    salt = guardian_salt(key, treasury)
     address, receipt = safe.create_safe(
         d.w3,
         lambda fn: d.call_fn(fn),

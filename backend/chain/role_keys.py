@@ -18,6 +18,9 @@ chambers' votes, and the deployer renounces every role it had once a town is set
     town_settings   RegionPoints  SETTINGS_ROLE        programmes, transfer policy, partner
                                                        towns: the staff console, no vote
                                                        (docs/adr/0012-town-settings-role.md)
+    founder         FanCollectionFactory DEPLOYER_ROLE sets a new town up through the outbox
+                    (backend/chain/town_setup.py): deploys its contracts, hands every role
+                    over and renounces all it held on them (docs/adr/0013-town-setup.md)
     faucet          TestYen...    MINTER_ROLE          local chains only: test yen
 
 `catalogue` is local-only because a listing admin chooses the lister, its share and the price:
@@ -45,6 +48,7 @@ ROLES = (
     "faucet",
     "catalogue",
     "town_settings",
+    "founder",
 )
 LOCAL_ONLY_ROLES = frozenset({"faucet", "catalogue"})
 # The one key that held every role before ADR 0008; refused wherever it is configured.
@@ -77,7 +81,10 @@ TOWN_GRANTS = (
     RoleGrant("FanCollection", "VERIFIER_ROLE", "verifier"),
 )
 # Platform contracts (one per chain).
-PLATFORM_GRANTS = (RoleGrant("TestYenStablecoin", "MINTER_ROLE", "faucet"),)
+PLATFORM_GRANTS = (
+    RoleGrant("TestYenStablecoin", "MINTER_ROLE", "faucet"),
+    RoleGrant("FanCollectionFactory", "DEPLOYER_ROLE", "founder"),
+)
 
 # Every role each AccessControl contract defines (what `roles check` reads), DEFAULT_ADMIN first.
 CONTRACT_ROLES: dict[str, tuple[str, ...]] = {

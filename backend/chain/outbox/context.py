@@ -4,12 +4,21 @@ facts read once per process (chain id, contract addresses)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+
+from web3 import Web3
 
 from backend.chain.keyring import KeyRing
 from backend.chain.outbox.rpc import RpcClient
 from backend.chain.outbox.states import RELAYER
 from backend.chain.outbox_models import OutboxTx
-from backend.chain.registry import Deployments, RegistryError, address_of, load_deployments
+from backend.chain.registry import (
+    Deployments,
+    RegistryError,
+    address_of,
+    artifact,
+    load_deployments,
+)
 from backend.config import Settings
 from backend.core.db import utcnow
 from backend.core.errors import AppError
@@ -24,6 +33,18 @@ def to_hex(n: int) -> str:
 
 def today() -> dt.date:
     return utcnow().date()
+
+
+CREATE_PREFIX = "create:"  # OutboxTx.contract of a contract creation (enqueue.ContractCreation)
+
+
+def creation_data(artifact_name: str, args: list[Any]) -> str:
+    """The data of a contract-creation transaction: the artifact's bytecode and its ABI-encoded
+    constructor arguments."""
+    art = artifact(artifact_name)
+    built = Web3().eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
+    data = built.data_in_transaction
+    return data if data.startswith("0x") else "0x" + data
 
 
 class OutboxContext:
@@ -64,7 +85,20 @@ class OutboxContext:
         return self.address_of("FurusatoForwarder")
 
     def to_address(self, t: OutboxTx) -> str:
-        """Where a row's transaction goes: the forwarder (relayed request), else its contract."""
+        """Where a row's transaction goes: the forwarder (relayed request), else its contract;
+        "" (no `to`) for a contract creation."""
         if t.sender_kind == RELAYER:
             return self.forwarder_address
+        if t.contract.startswith(CREATE_PREFIX):
+            return ""
         return self.address_of(t.contract)
+
+    def call_params(self, t: OutboxTx) -> dict[str, Any]:
+        """The eth_call / eth_estimateGas object of a role-key row (no `to` for a creation)."""
+        call: dict[str, Any] = {"from": t.sender_address, "data": t.call_data}
+        to = self.to_address(t)
+        if to:
+            call["to"] = to
+        if int(t.value):
+            call["value"] = to_hex(int(t.value))
+        return call

@@ -33,7 +33,13 @@ from backend.chain.forwarder import (
     sign_request,
     typed_data,
 )
-from backend.chain.outbox.context import ESTIMATE_MARGIN, OutboxContext, today
+from backend.chain.outbox.context import (
+    CREATE_PREFIX,
+    ESTIMATE_MARGIN,
+    OutboxContext,
+    creation_data,
+    today,
+)
 from backend.chain.outbox.errors import (
     GasBudgetExceeded,
     IdempotencyConflict,
@@ -79,6 +85,31 @@ class ContractCall:
     value: int = 0
     artifact_name: str | None = None
     gas: int | None = None
+
+
+@dataclass(frozen=True)
+class ContractCreation:
+    """The creation of a contract from its compiled artifact (a transaction with no `to`): the
+    constructor's `args` are ABI-encoded after the artifact's bytecode. The new contract's
+    address is read from the receipt once the row is confirmed (`created_address`)."""
+
+    artifact_name: str
+    args: Sequence[Any] = ()
+    value: int = 0
+    gas: int | None = None
+
+    @property
+    def contract(self) -> str:
+        return CREATE_PREFIX + self.artifact_name
+
+    @property
+    def function(self) -> str:
+        return "constructor"
+
+
+def is_creation(contract: str) -> bool:
+    """True for the `contract` column of a contract-creation row."""
+    return contract.startswith(CREATE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -139,7 +170,7 @@ class Enqueuer:
     def enqueue(
         self,
         session: Session,
-        call: ContractCall,
+        call: ContractCall | ContractCreation,
         *,
         sender: Sender,
         key: str,
@@ -148,6 +179,9 @@ class Enqueuer:
         deadline_seconds: int | None = None,
     ) -> OutboxTx:
         """Add one on-chain action to `session` (the caller commits it with its business row).
+
+        `call` is a contract call, or a `ContractCreation` (a role key only: a creation cannot
+        be relayed).
 
         `key` is the idempotency key: the same key with the same payload returns the first row
         and changes nothing; with another payload it raises IdempotencyConflict. `audit` is
@@ -170,6 +204,8 @@ class Enqueuer:
             if forward_request is not None
             else (signer.address if signer is not None else None)
         )
+        if isinstance(call, ContractCreation) and sender_kind == RELAYER:
+            raise AppError("a contract creation is sent by a role key, never relayed")
         if sender_kind == RELAYER and user_address is None:
             raise AppError("a relayed request needs a user signer or a signed forward request")
         payload_hash = self._payload_hash(
@@ -366,7 +402,11 @@ class Enqueuer:
         )
         if sender_kind != RELAYER:
             tx.sender_address = self.ctx.keys.role(sender_kind)
-            tx.call_data = encode_call(artifact_name, function, args)
+            tx.call_data = (
+                creation_data(contract.removeprefix(CREATE_PREFIX), args)
+                if is_creation(contract)
+                else encode_call(artifact_name, function, args)
+            )
             tx.gas_limit = gas
             if deadline_seconds is not None:
                 tx.deadline_at = now + dt.timedelta(seconds=deadline_seconds)

@@ -8,6 +8,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +18,15 @@ from backend.chain.outbox.context import OutboxContext, to_hex, today
 from backend.chain.outbox.errors import ErrorKind, RpcError, RpcUnavailable, decode_revert
 from backend.chain.outbox.states import IN_FLIGHT, S, transition_batched, write_events
 from backend.chain.outbox_models import GasSpend, OutboxAttempt, OutboxTx
+from backend.chain.registry import RegistryError, artifact
+
+
+def _abi_type(inp: dict[str, Any]) -> str:
+    """An ABI input's canonical type (tuples spelled out)."""
+    t = str(inp["type"])
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in inp["components"]) + ")" + t[5:]
+    return t
 
 
 def record_spend(session: Session, spends: dict[tuple[str, int], list[int]]) -> None:
@@ -141,6 +152,41 @@ class ReceiptChecker:
         session.commit()
         return counts
 
+    def created_address(
+        self, tx_hash: str, event: tuple[str, str, str] | None = None
+    ) -> str | None:
+        """The address a mined transaction created: its receipt's `contractAddress` (a
+        contract creation), or with `event=(artifact, event name, argument)` that address
+        argument of the first such event in its logs (a contract made by a factory). None
+        while there is no receipt. Raises RegistryError for an unknown artifact or event."""
+        receipt = self.ctx.rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if not isinstance(receipt, dict):
+            return None
+        if event is None:
+            created = receipt.get("contractAddress")
+            return str(to_checksum_address(created)) if created else None
+        art_name, event_name, arg = event
+        events = [e for e in artifact(art_name).abi if e.get("type") == "event"]
+        abi = next((e for e in events if e["name"] == event_name), None)
+        if abi is None:
+            raise RegistryError(f"{art_name} has no event {event_name}")
+        types = ",".join(_abi_type(i) for i in abi["inputs"])
+        topic0 = "0x" + keccak(text=f"{event_name}({types})").hex().removeprefix("0x")
+        for entry in receipt.get("logs", []):
+            topics = entry.get("topics") or []
+            if not topics or topics[0].lower() != topic0:
+                continue
+            indexed = [i for i in abi["inputs"] if i.get("indexed")]
+            plain = [i for i in abi["inputs"] if not i.get("indexed")]
+            for n, inp in enumerate(indexed, start=1):
+                if inp["name"] == arg:
+                    return str(to_checksum_address("0x" + topics[n][-40:]))
+            values = abi_decode([_abi_type(i) for i in plain], bytes.fromhex(entry["data"][2:]))
+            for inp, value in zip(plain, values, strict=True):
+                if inp["name"] == arg:
+                    return str(to_checksum_address(value))
+        raise RegistryError(f"transaction {tx_hash} emitted no {event_name}")
+
     def _revert_reason(self, t: OutboxTx, block: int) -> str:
         """Replay the call at the block before to read the custom error (best effort).
 
@@ -156,8 +202,7 @@ class ReceiptChecker:
                     "data": fr.data + fr.from_address.lower().removeprefix("0x"),
                 }
             else:
-                call = {"from": t.sender_address, "to": self.ctx.address_of(t.contract),
-                        "data": t.call_data}  # fmt: skip
+                call = self.ctx.call_params(t)
             self.ctx.rpc.call("eth_call", [call, to_hex(max(block - 1, 0))])
         except RpcError as exc:
             return decode_revert(exc.data)

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.chain.outbox.context import ESTIMATE_MARGIN, GWEI, OutboxContext, to_hex
+from backend.chain.outbox.context import ESTIMATE_MARGIN, GWEI, OutboxContext
 from backend.chain.outbox.errors import ErrorKind, RpcError, decode_revert
 from backend.chain.outbox.signing import sign_call, sign_cancel
 from backend.chain.outbox.states import (
@@ -331,10 +331,7 @@ class BatchSender:
             return
         calls: list[tuple[str, list[Any]]] = []
         for t in rows:
-            call = {"from": address, "to": self.ctx.address_of(t.contract), "data": t.call_data}
-            if int(t.value):
-                call["value"] = to_hex(int(t.value))
-            calls.append(("eth_estimateGas", [call, "pending"]))
+            calls.append(("eth_estimateGas", [self.ctx.call_params(t), "pending"]))
         for t, est in zip(rows, self.ctx.rpc.batch(calls), strict=True):
             if not isinstance(est, RpcError):
                 t.gas_limit = int(int(est, 16) * ESTIMATE_MARGIN)

@@ -19,6 +19,7 @@ from backend.chain.outbox.enqueue import (
     DEFAULT_DEADLINE_SECONDS,
     AuditEntry,
     ContractCall,
+    ContractCreation,
     Enqueuer,
     Sender,
     Subject,
@@ -90,7 +91,7 @@ class OutboxService:
     def enqueue(
         self,
         session: Session,
-        call: ContractCall,
+        call: ContractCall | ContractCreation,
         *,
         sender: Sender,
         key: str,
@@ -152,6 +153,12 @@ class OutboxService:
 
     def check_receipts(self, session: Session, limit: int = 1000) -> dict[str, int]:
         return self.receipts.check_receipts(session, limit)
+
+    def created_address(
+        self, tx_hash: str, event: tuple[str, str, str] | None = None
+    ) -> str | None:
+        """See `ReceiptChecker.created_address`."""
+        return self.receipts.created_address(tx_hash, event)
 
     def gas_spent(
         self, session: Session, scope: str, scope_id: int, day: dt.date | None = None
