@@ -309,6 +309,11 @@ class TownSetupService:
             self.session.flush()
         except IntegrityError:  # a concurrent start with this slug or key won
             self.session.rollback()
+            winner = self.session.scalar(
+                select(TownSetup).where(TownSetup.idempotency_key == idempotency_key)
+            )
+            if idempotency_key is not None and winner is not None and winner.slug == setup.slug:
+                return winner  # the same form sent twice at once: one setup
             raise Conflict(
                 N_("A town with this address name already exists."), field="slug"
             ) from None

@@ -1,0 +1,90 @@
+"""The operator's form sent several times at once (a double click, a retrying proxy) starts one
+setup, on PostgreSQL and SQLite: the UNIQUE slug and idempotency key decide, every caller gets
+the one setup, and its first steps are queued once. Another form for the same slug is a 409."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from backend.accounts.models import User
+from backend.chain.api import outbox_service
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import get_db
+from backend.core.errors import Conflict
+from backend.onboarding.models import TownSetup, TownSetupStep
+from backend.onboarding.services import parse_request, town_setup_service
+from tests.onboarding.conftest import signup
+
+FORM = {"slug": "toyako", "name_ja": "洞爺湖町", "name_en": "Lake Toya", "symbol": "TYA"}
+
+
+@pytest.fixture
+def app(make_app, deployed, deployments_dir, tmp_path, any_db_url):
+    own = tmp_path / "deployments"
+    shutil.copytree(deployments_dir, own)
+    app = make_app(deployments_dir=own, database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False  # nothing is sent: only the rows count here
+    return app
+
+
+def _start_at_once(app, user_id: int, key: str, n: int = 6) -> list[object]:
+    barrier = threading.Barrier(n)
+    results: list[object] = []
+
+    def start() -> None:
+        with app.app_context():
+            try:
+                svc = town_setup_service()
+                barrier.wait()
+                setup = svc.start(
+                    svc.session.get(User, user_id), parse_request(FORM), idempotency_key=key
+                )
+                results.append(setup.id)
+            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+                results.append(exc)
+            finally:
+                get_db().session.remove()
+
+    threads = [threading.Thread(target=start) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_one_form_sent_many_times_at_once_starts_one_setup(app, operator_id):
+    results = _start_at_once(app, operator_id, "form-1")
+    assert all(isinstance(r, int) for r in results), results
+    assert len(set(results)) == 1
+    with app.app_context():
+        s = get_db().session
+        assert s.scalar(sa.select(sa.func.count()).select_from(TownSetup)) == 1
+        steps = s.scalar(sa.select(sa.func.count()).select_from(TownSetupStep))
+        queued = list(s.scalars(sa.select(OutboxTx.idempotency_key)))
+        assert steps > 40
+        # The steps that need nothing (the first contracts) are queued, each once.
+        assert sorted(queued) == sorted(set(queued))
+        assert "town-setup:toyako:RegionPoints" in queued
+        # Another form (another key) for the same slug: 409, nothing written.
+        svc = town_setup_service()
+        with pytest.raises(Conflict):
+            svc.start(s.get(User, operator_id), parse_request(FORM), idempotency_key="form-2")
+        assert s.scalar(sa.select(sa.func.count()).select_from(TownSetup)) == 1
+        assert s.scalar(sa.select(sa.func.count()).select_from(OutboxTx)) == len(queued)
+
+
+def test_a_non_operator_cannot_start_a_setup(app):
+    user_id = signup(app, "fan@example.com")
+    with app.app_context():
+        svc = town_setup_service()
+        from backend.core.errors import Forbidden
+
+        with pytest.raises(Forbidden):
+            svc.start(svc.session.get(User, user_id), parse_request(FORM))
+        assert svc.session.scalar(sa.select(sa.func.count()).select_from(TownSetup)) == 0
