@@ -26,7 +26,7 @@ may do, by group:
 - **Set a town up** (`TownSpec`, `CollectionSpec`, `ProgrammeSpec`, `DaoSpec`, `GuardianSpec`,
   `SetupStep`, `setup_plan`, `platform_addresses`, `record_deployment`, `role_addresses_for`,
   `ContractCreation`): a town's contracts as outbox steps sent by the `founder` role key
-  (backend/chain/town_setup.py, ADR 0012); `OutboxService.created_address` reads what a
+  (backend/chain/town_setup.py, ADR 0013); `OutboxService.created_address` reads what a
   confirmed step created.
 - **Errors** (`ChainError`, the root of every chain error; `ChainUnavailable`, `KeyVaultError`,
   `CustodyNotConfigured`, `RegistryError`): what a domain may catch.

@@ -1,4 +1,4 @@
-"""A town's contracts as a plan of outbox steps, sent by the `founder` role key (ADR 0012).
+"""A town's contracts as a plan of outbox steps, sent by the `founder` role key (ADR 0013).
 
 `python -m backend.deploy` (deploy.py) deploys a town synchronously with the deployer key; a
 town onboarded from the platform (`flask --app backend towns create`, /operator/towns/new) is
@@ -192,6 +192,11 @@ def setup_plan(
         *resident_pass_args(town, metadata_base_url, me, fwd),
     )
     create("TownPoll", "TownPoll", me, fwd)
+    # The founder sets the first programmes itself (SETTINGS_ROLE, ADR 0012); it renounces
+    # the role with every other at the end.
+    if town.programmes:
+        call("RegionPoints.SETTINGS_ROLE.founder", points, "RegionPoints", "grantRole",
+             role_id("SETTINGS_ROLE"), me)  # fmt: skip
     for prog in town.programmes:
         call(
             f"programme.{prog.programme_id}",
@@ -201,6 +206,7 @@ def setup_plan(
             prog.programme_id,
             prog.expiry_days,
             True,
+            after=("RegionPoints.SETTINGS_ROLE.founder",),
         )
     sale = create("PrimarySale", "PrimarySale", me, treasury, fwd)
     voting: Ref | None = None

@@ -19,7 +19,7 @@ from backend.onboarding.models import TownSetup, TownSetupStep
 from backend.onboarding.services import parse_request, town_setup_service
 from tests.onboarding.conftest import signup
 
-FORM = {"slug": "toyako", "name_ja": "洞爺湖町", "name_en": "Lake Toya", "symbol": "TYA"}
+FORM = {"slug": "niseko", "name_ja": "ニセコ町", "name_en": "Niseko", "symbol": "NSK"}
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_one_form_sent_many_times_at_once_starts_one_setup(app, operator_id):
         assert steps > 40
         # The steps that need nothing (the first contracts) are queued, each once.
         assert sorted(queued) == sorted(set(queued))
-        assert "town-setup:toyako:RegionPoints" in queued
+        assert "town-setup:niseko:RegionPoints" in queued
         # Another form (another key) for the same slug: 409, nothing written.
         svc = town_setup_service()
         with pytest.raises(Conflict):

@@ -42,9 +42,9 @@ def test_an_operator_onboards_a_town_on_a_phone(app, platform, browser, mailbox,
         wait_for_path(page, "/operator/towns/new")
         # A bad symbol first: a clear error on the field, nothing started.
         for field, value in [
-            ("slug", "toyako"), ("name_ja", "洞爺湖町"), ("name_en", "Lake Toya"),
+            ("slug", "niseko"), ("name_ja", "ニセコ町"), ("name_en", "Niseko"),
             ("prefecture_ja", "北海道"), ("prefecture_en", "Hokkaido"), ("symbol", "tya"),
-            ("admin_email", "mayor@toyako.example"),
+            ("admin_email", "mayor@niseko.example"),
         ]:  # fmt: skip
             page.fill(f"#{field}", value)
         page.locator("form.form button[type=submit]").click()
@@ -52,9 +52,9 @@ def test_an_operator_onboards_a_town_on_a_phone(app, platform, browser, mailbox,
         assert page.locator("#symbol").get_attribute("aria-invalid") == "true"
         _fits(page, 360)
         screenshot(page, "1-new-town-error-ja-360")
-        page.fill("#symbol", "TYA")
+        page.fill("#symbol", "NSK")
         page.locator("form.form button[type=submit]").click()
-        wait_for_path(page, "/operator/towns/toyako")
+        wait_for_path(page, "/operator/towns/niseko")
         _fits(page, 360)
         screenshot(page, "2-setting-up-ja-360")
         page.wait_for_selector("#setup-state[data-state=live]", timeout=120_000)
@@ -66,10 +66,10 @@ def test_an_operator_onboards_a_town_on_a_phone(app, platform, browser, mailbox,
         _fits(page, 360)
         screenshot(page, "3-live-ja-360")
         page.locator("#setup-live a").click()
-        wait_for_path(page, "/towns/toyako")
-        assert "洞爺湖町" in page.content()
+        wait_for_path(page, "/towns/niseko")
+        assert "ニセコ町" in page.content()
 
-        mail = mailbox.wait_for("mayor@toyako.example")
+        mail = mailbox.wait_for("mayor@niseko.example")
         mayor = phone.browser.new_context(viewport={"width": 360, "height": 740}, locale="ja-JP")
         try:
             p2 = mayor.new_page()
@@ -79,7 +79,7 @@ def test_an_operator_onboards_a_town_on_a_phone(app, platform, browser, mailbox,
             _fits(p2, 360)
             screenshot(p2, "4-invite-ja-360")
             p2.locator("form.form button[type=submit]").click()
-            wait_for_path(p2, "/towns/toyako/admin")
+            wait_for_path(p2, "/towns/niseko/admin")
             _fits(p2, 360)
         finally:
             mayor.close()

@@ -26,9 +26,9 @@ from backend.shop.models import Collection
 from tests.onboarding.conftest import signup, worker_and_beat
 
 ARGS = [
-    "towns", "create", "--slug", "toyako", "--name-ja", "洞爺湖町", "--name-en", "Lake Toya",
-    "--symbol", "TYA", "--prefecture-ja", "北海道", "--prefecture-en", "Hokkaido",
-    "--admin-email", "mayor@toyako.example", "--poll", "0.2",
+    "towns", "create", "--slug", "niseko", "--name-ja", "ニセコ町", "--name-en", "Niseko",
+    "--symbol", "NSK", "--prefecture-ja", "北海道", "--prefecture-en", "Hokkaido",
+    "--admin-email", "mayor@niseko.example", "--poll", "0.2",
 ]  # fmt: skip
 FOUNDER = Account.from_key(DEV_ROLE_KEYS["founder"]).address
 
@@ -50,13 +50,13 @@ def test_towns_create_interrupted_then_continued(app, w3):
     confirmed = {n: a for n, (s, a) in before.items() if s == "confirmed"}
     assert len(confirmed) >= 6 and len(confirmed) < len(before)
     with app.app_context():
-        assert get_db().session.scalar(sa.select(Town).where(Town.slug == "toyako")) is None
+        assert get_db().session.scalar(sa.select(Town).where(Town.slug == "niseko")) is None
 
     # Second run, same arguments: continues to the end.
     with worker_and_beat(app):
         second = runner.invoke(args=ARGS)
     assert second.exit_code == 0, second.output
-    assert "town toyako is live" in second.output
+    assert "town niseko is live" in second.output
     n = len(before)
     assert re.search(
         rf"step \d+/{n} RegionPoints\.renounce\.DEFAULT_ADMIN_ROLE: confirmed", second.output
@@ -71,7 +71,7 @@ def test_towns_create_interrupted_then_continued(app, w3):
         # No step sent twice: one outbox row per step, each broadcast once, all from the founder.
         rows = list(
             s.scalars(
-                sa.select(OutboxTx).where(OutboxTx.idempotency_key.like("town-setup:toyako:%"))
+                sa.select(OutboxTx).where(OutboxTx.idempotency_key.like("town-setup:niseko:%"))
             )
         )
         assert len(rows) == n
@@ -85,19 +85,19 @@ def test_towns_create_interrupted_then_continued(app, w3):
         assert attempts == n
         assert w3.eth.get_transaction_count(FOUNDER) == n
 
-        setup = s.scalar(sa.select(TownSetup).where(TownSetup.slug == "toyako"))
+        setup = s.scalar(sa.select(TownSetup).where(TownSetup.slug == "niseko"))
         assert setup.state == LIVE
-        town = s.scalar(sa.select(Town).where(Town.slug == "toyako"))
+        town = s.scalar(sa.select(Town).where(Town.slug == "niseko"))
         assert (town.name_ja, town.points_symbol, town.prefecture_en) == (
-            "洞爺湖町",
-            "TYA",
+            "ニセコ町",
+            "NSK",
             "Hokkaido",
         )
         settings = app.extensions["settings"]
         deployments = load_deployments(settings.deployments_dir, w3.eth.chain_id)
-        assert town.points_address == deployments.address("towns.toyako.RegionPoints")
+        assert town.points_address == deployments.address("towns.niseko.RegionPoints")
         coll = s.scalar(sa.select(Collection).where(Collection.town_id == town.id))
-        assert coll.contract_address == deployments.address("towns.toyako.collections.ambassador")
+        assert coll.contract_address == deployments.address("towns.niseko.collections.ambassador")
         for key in (
             "TownTreasury",
             "PrimarySale",
@@ -107,16 +107,16 @@ def test_towns_create_interrupted_then_continued(app, w3):
             "TownPoll",
             "Guardian",
         ):
-            assert len(w3.eth.get_code(deployments.address(f"towns.toyako.{key}"))) > 0, key
+            assert len(w3.eth.get_code(deployments.address(f"towns.niseko.{key}"))) > 0, key
         # The first admin was invited (mail + printed link), stored hashed.
         assert "one-time sign-in link" in second.output
         invite = s.scalar(sa.select(TownInvite).where(TownInvite.town_id == town.id))
-        assert invite.email == "mayor@toyako.example" and invite.used_at is None
+        assert invite.email == "mayor@niseko.example" and invite.used_at is None
         link = re.search(r"(http\S+/invite/(\S+))", second.output).group(2)
         assert invite.token_hash != link
 
         # The hand-over (ADR 0008): the timelock administers, the founder holds nothing.
-        timelock = deployments.address("towns.toyako.TownTreasury")
+        timelock = deployments.address("towns.niseko.TownTreasury")
         points = w3.eth.contract(address=town.points_address, abi=artifact("RegionPoints").abi)
         admin = role_id("DEFAULT_ADMIN_ROLE")
         assert points.functions.hasRole(admin, timelock).call()
@@ -124,13 +124,13 @@ def test_towns_create_interrupted_then_continued(app, w3):
         assert not points.functions.hasRole(role_id("ISSUER_ROLE"), FOUNDER).call()
         lines: list[str] = []
         roles = configured_role_addresses(settings, w3.eth.chain_id)
-        assert check(w3, deployments, "toyako", roles, echo=lines.append), "\n".join(lines)
+        assert check(w3, deployments, "niseko", roles, echo=lines.append), "\n".join(lines)
 
     # A welcome grant of the new town confirms on chain: its programmes are active.
     user_id = signup(app, "visitor@example.com")
     with worker_and_beat(app), app.app_context():
         s = get_db().session
-        town = s.scalar(sa.select(Town).where(Town.slug == "toyako"))
+        town = s.scalar(sa.select(Town).where(Town.slug == "niseko"))
         grant = points_service().grant_welcome_points(s.get(User, user_id), town)
         tx_id = grant.outbox_tx_id
         deadline = time.monotonic() + 60

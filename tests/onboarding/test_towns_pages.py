@@ -21,13 +21,13 @@ from backend.onboarding.services import ADMIN_ROLE
 from tests.onboarding.conftest import PASSWORD, signup, worker_and_beat
 
 FORM = {
-    "slug": "toyako",
-    "name_ja": "洞爺湖町",
-    "name_en": "Lake Toya",
+    "slug": "niseko",
+    "name_ja": "ニセコ町",
+    "name_en": "Niseko",
     "prefecture_ja": "北海道",
     "prefecture_en": "Hokkaido",
-    "symbol": "TYA",
-    "admin_email": "mayor@toyako.example",
+    "symbol": "NSK",
+    "admin_email": "mayor@niseko.example",
 }
 
 
@@ -112,7 +112,7 @@ def test_operator_onboards_a_town_and_its_admin_signs_in_once(app, client, opera
     with worker_and_beat(app):
         resp = _post(client, idempotency_key=key)
         assert resp.status_code == 303
-        assert urlsplit(resp.headers["Location"]).path == "/operator/towns/toyako"
+        assert urlsplit(resp.headers["Location"]).path == "/operator/towns/niseko"
         # A double submit (same idempotency key) is the same setup; a new form for a slug
         # already taken is a 409 with nothing written.
         again = _post(client, idempotency_key=key)
@@ -123,12 +123,12 @@ def test_operator_onboards_a_town_and_its_admin_signs_in_once(app, client, opera
         assert taken.status_code == 409
         assert _counts(app)[:2] == counts[:2]
 
-        page = client.get("/operator/towns/toyako").get_data(as_text=True)
+        page = client.get("/operator/towns/niseko").get_data(as_text=True)
         assert "js/town_setup.js" in page and "setup-steps" in page
         seen: set[str] = set()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # poll the status as the page does
-            status = client.get("/operator/towns/toyako/status.json").get_json()
+            status = client.get("/operator/towns/niseko/status.json").get_json()
             seen |= {s["state"] for s in status["steps"]}
             if status["state"] != "running":
                 break
@@ -137,11 +137,11 @@ def test_operator_onboards_a_town_and_its_admin_signs_in_once(app, client, opera
     assert status["confirmed"] == status["total"]
     assert "queued" in seen or "sent" in seen
     listing = client.get("/operator/towns").get_data(as_text=True)
-    assert "洞爺湖町" in listing or "Lake Toya" in listing
-    assert client.get("/towns/toyako").status_code == 200  # the shop page
+    assert "ニセコ町" in listing or "Niseko" in listing
+    assert client.get("/towns/niseko").status_code == 200  # the shop page
 
     # The first admin's link, from the mail: it makes the account and signs in once.
-    mail = mailbox.wait_for("mayor@toyako.example")
+    mail = mailbox.wait_for("mayor@niseko.example")
     link = mail.link()
     path = urlsplit(link).path
     assert path.startswith("/invite/")
@@ -156,11 +156,11 @@ def test_operator_onboards_a_town_and_its_admin_signs_in_once(app, client, opera
         path, data={"csrf_token": token, "password": PASSWORD, "display_name": "町長"}
     )
     assert resp.status_code == 303
-    assert urlsplit(resp.headers["Location"]).path == "/towns/toyako/admin"
-    assert mayor.get("/towns/toyako/admin").status_code == 200
+    assert urlsplit(resp.headers["Location"]).path == "/towns/niseko/admin"
+    assert mayor.get("/towns/niseko/admin").status_code == 200
     with app.app_context():
         s = get_db().session
-        user = s.scalar(sa.select(User).where(User.email == "mayor@toyako.example"))
+        user = s.scalar(sa.select(User).where(User.email == "mayor@niseko.example"))
         roles = set(s.scalars(sa.select(Membership.role).where(Membership.user_id == user.id)))
         assert roles == {ADMIN_ROLE}
     # Used once: a second use (even from another browser) is refused.

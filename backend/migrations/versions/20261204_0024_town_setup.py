@@ -1,6 +1,6 @@
 """town_setups, town_setup_steps, platform_operators, town_invites: onboarding a town
 
-A town's setup through the outbox, one row per transaction (ADR 0012); the platform operators
+A town's setup through the outbox, one row per transaction (ADR 0013); the platform operators
 who may onboard towns; the one-time sign-in links that invite a town's first admin.
 
 Revision ID: 0024
