@@ -3,8 +3,8 @@
 A town's setup through the outbox, one row per transaction (ADR 0013); the platform operators
 who may onboard towns; the one-time sign-in links that invite a town's first admin.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-04 18:30:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import backend.core.db
 from alembic import op
 
-revision: str = "0024"
-down_revision: str | None = "0023"
+revision: str = "0025"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
