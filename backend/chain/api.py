@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+
 from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
 from backend.chain.dao_settings import LOCAL_CHAIN_IDS, GuardianSpec
@@ -195,6 +197,7 @@ __all__ = [
     "signature_hex",
     "siwe_auth",
     "split_signature",
+    "checksum_address",
     "timelock_operation_id",
     "timelock_salt",
     # setting a town up
@@ -249,3 +252,17 @@ def register_handlers(handlers: Iterable[EventHandler]) -> None:
 def registered_handlers() -> tuple[EventHandler, ...]:
     """Every handler the indexer runs, in order (the chain's own token projection first)."""
     return tuple(_INDEXER_HANDLERS)
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def checksum_address(text: str) -> str | None:
+    """`text` as an EIP-55 checksummed address, or None when it is not an address (including
+    a mixed-case address whose checksum is wrong: a typo, not another address)."""
+    if not isinstance(text, str) or not is_hex_address(text):
+        return None
+    body = text[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(text):
+        return None
+    return str(to_checksum_address(text))

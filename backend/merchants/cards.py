@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -290,3 +291,18 @@ def card_by_code(session: Session, code: object) -> ResidentCard:
     if card is None:
         raise InvalidInput(N_("There is no card with this code."), field="card_code")
     return card
+
+
+def card_holders(session: Session, town_id: int, codes: Iterable[str]) -> dict[str, int]:
+    """The resident (user id) of each of `codes` that is a card of this town (codes as
+    printed, upper case; unknown codes and other towns' cards are left out)."""
+    wanted = sorted(set(codes))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(ResidentCard.card_code, ResidentCard.user_id).where(
+                ResidentCard.town_id == town_id, ResidentCard.card_code.in_(wanted[i : i + 500])
+            )
+        )
+        found.update({str(c): int(u) for c, u in rows})
+    return found

@@ -58,6 +58,20 @@ class CustomerCodes:
         self.session.commit()
         return code, expires
 
+    def holder(self, code: str, now: dt.datetime) -> int | None:
+        """The customer (user id) a valid code names: unclaimed and not expired (None
+        otherwise). Reading it claims nothing: the code still pays one shop."""
+        if not CODE_RE.fullmatch(code):
+            return None
+        user_id = self.session.scalar(
+            select(CustomerCode.user_id).where(
+                CustomerCode.code_hash == self._hash(code),
+                CustomerCode.claimed_at.is_(None),
+                CustomerCode.expires_at > now,
+            )
+        )
+        return None if user_id is None else int(user_id)
+
     def claim(self, code: str, merchant_id: int, amount: int, now: dt.datetime) -> CustomerCode:
         """Claim `code` for one charge (no commit: the claim stands or falls with the charge).
         CustomerCodeInvalid: no such code or expired. CustomerCodeUsed: already claimed."""

@@ -1,4 +1,5 @@
-"""A town's money rules (daily limits per customer and per printed card, the four-eyes amount)
+"""A town's money rules (daily limits per customer and per printed card, the four-eyes amounts
+of settlements and of points issued by staff)
 and the daily spend counters that enforce the limits.
 
 A counter is raised by ONE conditional UPDATE (`amount + v <= limit`), so two charges at the
@@ -25,12 +26,20 @@ from backend.points.services import JST
 DEFAULT_CUSTOMER_DAILY_LIMIT = 30_000
 DEFAULT_CARD_DAILY_LIMIT = 10_000
 DEFAULT_FOUR_EYES_AMOUNT = 100_000
+# Points issued by staff in one batch above this need a second member of staff (issuing).
+DEFAULT_ISSUE_FOUR_EYES_AMOUNT = 100_000
 MAX_SETTING = 10**9
-LIMIT_FIELDS = ("customer_daily_limit", "card_daily_limit", "four_eyes_amount")
+LIMIT_FIELDS = (
+    "customer_daily_limit",
+    "card_daily_limit",
+    "four_eyes_amount",
+    "issue_four_eyes_amount",
+)
 _DEFAULTS = {
     "customer_daily_limit": DEFAULT_CUSTOMER_DAILY_LIMIT,
     "card_daily_limit": DEFAULT_CARD_DAILY_LIMIT,
     "four_eyes_amount": DEFAULT_FOUR_EYES_AMOUNT,
+    "issue_four_eyes_amount": DEFAULT_ISSUE_FOUR_EYES_AMOUNT,
 }
 
 

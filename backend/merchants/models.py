@@ -219,6 +219,8 @@ class TownMoneySettings(Base):
     customer_daily_limit: Mapped[Decimal | None] = mapped_column(TokenAmount)
     card_daily_limit: Mapped[Decimal | None] = mapped_column(TokenAmount)
     four_eyes_amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    # A batch of points issued by staff above this waits for a second member of staff.
+    issue_four_eyes_amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
     originator_code: Mapped[str | None] = mapped_column(String(10))
     originator_name: Mapped[str | None] = mapped_column(String(40))
     bank_code: Mapped[str | None] = mapped_column(String(4))

@@ -98,8 +98,8 @@ PATHS = {
             "responses": {"200": json_response("Settings."), **_errors()},
         },
         "post": {
-            "summary": "Set the town's daily limits and four-eyes amount (town staff; "
-            "audit-logged).",
+            "summary": "Set the town's daily limits and four-eyes amounts (settlements; points "
+            "issued by staff) (town staff; audit-logged).",
             "security": _SESSION,
             "parameters": [_SLUG],
             "requestBody": json_body(
@@ -107,7 +107,12 @@ PATHS = {
                     "type": "object",
                     "properties": {
                         k: {"type": "integer", "minimum": 1, "maximum": 10**9}
-                        for k in ("customer_daily_limit", "card_daily_limit", "four_eyes_amount")
+                        for k in (
+                            "customer_daily_limit",
+                            "card_daily_limit",
+                            "four_eyes_amount",
+                            "issue_four_eyes_amount",
+                        )
                     },
                 }
             ),

@@ -675,6 +675,14 @@ class MerchantService:
         """A fresh single-use code for the signed-in customer, and its expiry."""
         return CustomerCodes(self.session, self._secret).issue(user.id, self._now())
 
+    def customer_code_holder(self, code: str) -> int | None:
+        """The customer a valid single-use code names now (nothing claimed), else None."""
+        return CustomerCodes(self.session, self._secret).holder(code, self._now())
+
+    def card_holders(self, town: Town, codes: list[str]) -> dict[str, int]:
+        """The resident of each of `codes` that is a printed card of `town` (cards.py)."""
+        return cards.card_holders(self.session, town.id, codes)
+
     def submit_pin(self, staff: User | None, token: object, pin: object) -> Charge:
         return cards.submit_pin(self, staff, token, pin)
 
