@@ -63,9 +63,13 @@ def test_csv_of_fifty_is_issued_on_chain(app, world, w3, recipients, monkeypatch
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["issuance"]["state"] == "confirmed"
     with app.app_context():
-        calls = get_db().session.scalars(
-            sa.select(OutboxTx).where(OutboxTx.function == "issueBatch").order_by(OutboxTx.id)
-        ).all()
+        calls = (
+            get_db()
+            .session.scalars(
+                sa.select(OutboxTx).where(OutboxTx.function == "issueBatch").order_by(OutboxTx.id)
+            )
+            .all()
+        )
         assert [c.function for c in calls] == ["issueBatch"] * 3
         assert [len(c.args[0]) for c in calls] == [20, 20, 10]
         assert [c.idempotency_key for c in calls] == [
