@@ -20,7 +20,7 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 @shared_task(name="issuing.refresh_batches")
 def refresh_batches() -> int:
-    session = get_db().session
+    session = get_db().session()
     n = refresh_in_flight(session, utcnow())
     session.commit()
     return n

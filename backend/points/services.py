@@ -286,12 +286,21 @@ class PointsService:
         if not town.points_address:
             return 0, 0, items
         rows = self._unindexed_outbox(town)
-        for tx in rows:  # RegionPoints: issue(to, amount, programmeId, reason),
+        for tx in rows:  # RegionPoints: issue(to, amount, programmeId, reason), issueBatch,
             args = tx.args  # transfer(to, value), redeem(amount, ref), payPartnerMerchant(..)
             if tx.function == "issue" and args.get("to") == address:
                 amount = int(args["amount"])
                 items.append(HistoryItem(ISSUED, amount, tx.created_at, str(args["reason"]), True))
                 incoming += amount
+            elif tx.function == "issueBatch" and address in (args.get("to") or ()):
+                # issueBatch(to[], amounts[], programmeId, reason): staff's issuance by CSV
+                for to, value in zip(args["to"], args["amounts"], strict=False):
+                    if to == address:
+                        amount = int(value)
+                        items.append(
+                            HistoryItem(ISSUED, amount, tx.created_at, str(args["reason"]), True)
+                        )
+                        incoming += amount
             elif tx.user_address == address and tx.function == "transfer":
                 outgoing += int(args["value"])
                 items.append(HistoryItem(PAID, int(args["value"]), tx.created_at, "", True))
