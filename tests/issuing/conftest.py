@@ -17,14 +17,13 @@ from backend.chain.registry import artifact
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.issuing.models import IssuanceBatch, IssuanceChunk, IssuanceRow
-from tests.merchants.conftest import (  # noqa: F401  (fixtures)
-    POINTS,
-    Api,
-    World,
-    _signup,
-    app,
-    world,
-)
+from tests.merchants import conftest as merchants
+from tests.merchants.conftest import Api, World, _signup
+
+# The merchants' fixtures: Sarabetsu and another town, with staff, shops, clerks, customers.
+app = merchants.app
+world = merchants.world
+__all__ = ["_signup", "app", "world"]
 
 SECOND_STAFF = "second@example.com"
 

@@ -56,7 +56,7 @@ def test_csv_of_fifty_is_issued_on_chain(app, world, w3, recipients, monkeypatch
     assert batch["ready_rows"] == 50 and batch["invalid_rows"] == 1
     assert batch["total"] == sum(100 + i for i in range(50))
     bad = [row for row in batch["rows"] if row["status"] == "invalid"]
-    assert [b["line"] for b in bad] == [8] and "No account" in bad[0]["error"]
+    assert [b["line"] for b in bad] == [8] and "アカウントはありません" in bad[0]["error"]
     assert counts(app)["outbox_txs"] == before["outbox_txs"]  # nothing queued by a preview
 
     r = staff.post(f"/api/towns/sarabetsu/issuances/{batch['id']}/confirm")

@@ -121,7 +121,10 @@ def test_bad_files_are_4xx_with_a_message_and_write_nothing(app, world, data, st
 
 def test_shift_jis_and_bom_files_read_the_same(app, world):
     staff = world.api(world.staff)
-    text = f"受取人,ポイント,メモ\n{world.customer},1000,川の清掃ありがとう\n{world.neighbour},500,草刈り\n"
+    text = (
+        "受取人,ポイント,メモ\n"
+        f"{world.customer},1000,川の清掃ありがとう\n{world.neighbour},500,草刈り\n"
+    )
     bodies = []
     for n, data in enumerate([text.encode("cp932"), "\ufeff".encode() + text.encode("utf-8")]):
         r = upload(staff, "sarabetsu", data, key=f"enc-{n}-key")
@@ -147,7 +150,7 @@ def test_duplicates_and_unknown_recipients_are_flagged(app, world):
     r = upload(staff, "sarabetsu", data)
     rows = r.get_json()["issuance"]["rows"]
     assert [x["status"] for x in rows] == ["ready"] + ["invalid"] * 5 + ["ready"]
-    assert "line 2" in rows[1]["error"]
+    assert rows[1]["error"] == "2 行目と同じ受取人です。"  # in the default language, ja
     # An upload with the same key is the same batch (a double submit).
     again = upload(staff, "sarabetsu", data).get_json()["issuance"]
     assert again["id"] == r.get_json()["issuance"]["id"]

@@ -13,13 +13,14 @@ def test_importing_a_domain_registers_no_handler():
     before = api.registered_handlers()
     for name in (
         "dao.handlers",
+        "issuing.handlers",
         "merchants.handlers",
         "partners.handlers",
         "points.handlers",
         "shop.handlers",
     ):
         importlib.import_module(f"backend.{name}")
-    for name in ("dao.tasks", "merchants.tasks", "points.tasks", "shop.tasks"):
+    for name in ("dao.tasks", "issuing.tasks", "merchants.tasks", "points.tasks", "shop.tasks"):
         importlib.import_module(f"backend.{name}")
     assert api.registered_handlers() == before
 
@@ -32,7 +33,8 @@ def test_every_domain_handler_registers_once_in_the_composition_order():
     assert [h for h in registered if h in declared] == list(declared)
     assert len(set(declared)) == len(declared)
     domains = [h.apply.__module__.split(".")[1] for h in declared]
-    # points records a Transfer before merchants marks the charge it paid; partners records a
-    # partner payment for the clearing (no order with merchants needed); the shop's last
-    order = ["dao", "points", "partners", "merchants", "shop"]
+    # points records a Transfer before merchants marks the charge it paid; issuing marks a
+    # chunk confirmed after points annotated its PointsBatchIssued; partners records a partner
+    # payment for the clearing (no order with merchants needed); the shop's last
+    order = ["dao", "points", "issuing", "partners", "merchants", "shop"]
     assert domains == sorted(domains, key=order.index)
