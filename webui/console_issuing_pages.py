@@ -14,17 +14,22 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 
 from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import N_, AppError, InvalidInput
 from backend.issuing.csv_upload import MAX_FILE_BYTES, MAX_ROWS
 from backend.issuing.models import IN_FLIGHT
-from backend.issuing.services import issuing_service, programmes, row_error
+from backend.issuing.services import issuing_service, row_error
 from backend.points.services import JST
 from backend.regions.services import town_by_slug
 
 bp = Blueprint("console_issuing", __name__)
+
+
+def get_locale_name() -> str:
+    return str(get_locale() or "ja")
 
 
 def _login() -> Response:
@@ -37,7 +42,7 @@ def _index(slug: str, error: AppError | None = None, form: dict[str, str] | None
     batches = svc.batches(current_user(), town, limit=20)
     context: dict[str, Any] = {
         "town": town,
-        "programmes": programmes(),
+        "programmes": svc.programmes(current_user(), town),
         "batches": batches,
         "one_key": uuid.uuid4().hex,
         "upload_key": uuid.uuid4().hex,
@@ -117,7 +122,6 @@ def _batch(slug: str, batch_id: int, error: AppError | None = None):
     user = current_user()
     batch = svc.batch(user, town, batch_id)
     rows = svc.rows(batch)
-    labels = {p.programme_id: p.label for p in programmes()}
     return render_template(
         "console/issuing/batch.html",
         town=town,
@@ -125,7 +129,7 @@ def _batch(slug: str, batch_id: int, error: AppError | None = None):
         rows=rows,
         errors={r.id: row_error(r) for r in rows if r.error},
         progress=svc.progress(batch),
-        programme_label=labels.get(batch.programme_id, ""),
+        programme_name=svc.programme_name(town, batch.programme_id, get_locale_name()),
         can_approve=svc.can_approve(user, batch),
         in_flight=batch.state in IN_FLIGHT,
         poll_url=url_for("issuing.issuance", slug=slug, batch_id=batch.id),

@@ -79,8 +79,16 @@ from backend.issuing.models import (
 from backend.merchants import limits
 from backend.merchants.services import MerchantService, merchant_service
 from backend.points.errors import InvalidAmount, PointsNotAvailable
-from backend.points.programmes import PRESETS, Programme
+from backend.points.programmes import PRESETS, kind
 from backend.points.services import parse_amount
+from backend.points.town_settings import (
+    CONFIRMED as SETTING_CONFIRMED,
+)
+from backend.points.town_settings import (
+    TownSettingsService,
+    town_programme,
+    town_settings_service,
+)
 from backend.regions.models import Town
 
 log = logging.getLogger(__name__)
@@ -122,17 +130,18 @@ class Progress:
         return 100 if self.issuing == 0 else (100 * self.finished) // self.issuing
 
 
-def programmes() -> tuple[Programme, ...]:
-    """The programmes staff may issue from: the kinds the chain knows (points/programmes.py)."""
-    return PRESETS
+@dataclass(frozen=True)
+class IssuableProgramme:
+    """A town's programme staff may issue from: active on chain (its last change confirmed)."""
 
+    programme_id: int
+    kind: str  # the PRESETS kind name, e.g. "thank-you"
+    reason: str  # the reason string its issues carry on chain (the kind's)
+    name_ja: str
+    name_en: str
 
-def programme(value: object) -> Programme:
-    pid = db_id_or_none(value)
-    found = next((p for p in programmes() if p.programme_id == pid), None)
-    if found is None:
-        raise InvalidInput(N_("Choose a programme."), field="programme_id")
-    return found
+    def name(self, locale: str | None) -> str:
+        return self.name_ja if (locale or "ja").startswith("ja") else self.name_en
 
 
 def _reason(value: object) -> str:
@@ -173,13 +182,58 @@ class IssuingService:
         session: Session,
         *,
         merchants: MerchantService,
+        settings: TownSettingsService,
         outbox: Callable[[], OutboxService],
         now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.session = session
         self.merchants = merchants
+        self.settings = settings
         self._outbox = outbox
         self._now = now
+
+    # ------------------------------------------------------------------ programmes
+
+    def programmes(self, actor: User | None, town: Town) -> list[IssuableProgramme]:
+        """The town's programmes (points_programmes rows, edited in the console) that staff
+        may issue from now: active, with their last on-chain change confirmed. STAFF only."""
+        out = []
+        for view in self.settings.programmes(actor, town):
+            preset = kind(view.row.kind)
+            if not view.row.active or view.status != SETTING_CONFIRMED or preset is None:
+                continue
+            out.append(
+                IssuableProgramme(
+                    int(view.row.programme_id),
+                    preset.name,
+                    preset.reason,
+                    view.row.name_ja,
+                    view.row.name_en,
+                )
+            )
+        return out
+
+    def _programme(self, actor: User, town: Town, value: object) -> IssuableProgramme:
+        pid = db_id_or_none(value)
+        found = next((p for p in self.programmes(actor, town) if p.programme_id == pid), None)
+        if found is None:
+            raise InvalidInput(N_("Choose a programme."), field="programme_id")
+        return found
+
+    def programme_name(self, town: Town, programme_id: int, locale: str | None) -> str:
+        """The name of a town's programme in `locale` ("" when the town has no such row)."""
+        row = town_programme(self.session, town.id, programme_id)
+        return row.name(locale) if row is not None else ""
+
+    def _chain_reason(self, town_id: int, programme_id: int) -> str:
+        """The reason string issues of this programme carry on chain (its kind's)."""
+        row = town_programme(self.session, town_id, programme_id)
+        preset = (
+            kind(row.kind)
+            if row is not None
+            else next((p for p in PRESETS if p.programme_id == programme_id), None)
+        )
+        return preset.reason if preset is not None else ""
 
     # ------------------------------------------------------------------ preview
 
@@ -197,7 +251,8 @@ class IssuingService:
         """A previewed batch from an uploaded CSV (see `preview`); BadUpload (4xx, nothing
         written) when the file cannot be read as a whole."""
         actor = require_town_role(actor, town.id, STAFF)
-        prog, why, k = programme(programme_id), _reason(reason), _key(key)
+        why, k = _reason(reason), _key(key)
+        prog = self._programme(actor, town, programme_id)
         found = self._by_key(town, actor, k)
         if found is not None:
             return found
@@ -219,7 +274,8 @@ class IssuingService:
         an account's built-in address, or its error (no account, unknown card, duplicate,
         bad amount...). Nothing is issued until `confirm`."""
         actor = require_town_role(actor, town.id, STAFF)
-        prog, why, k = programme(programme_id), _reason(reason), _key(key)
+        why, k = _reason(reason), _key(key)
+        prog = self._programme(actor, town, programme_id)
         found = self._by_key(town, actor, k)
         if found is not None:
             return found
@@ -255,7 +311,8 @@ class IssuingService:
         """Issue to one person: a batch of one, previewed and confirmed at once. A recipient
         or amount that does not resolve is refused (InvalidInput) and nothing is written."""
         actor = require_town_role(actor, town.id, STAFF)
-        prog, why, k = programme(programme_id), _reason(reason), _key(key)
+        why, k = _reason(reason), _key(key)
+        prog = self._programme(actor, town, programme_id)
         found = self._by_key(town, actor, k)
         if found is not None:
             return found
@@ -284,7 +341,7 @@ class IssuingService:
         actor: User,
         town: Town,
         raw: Sequence[RawRow],
-        prog: Programme,
+        prog: IssuableProgramme,
         reason: str,
         key: str,
         source: str,
@@ -553,7 +610,7 @@ class IssuingService:
         town = self.session.get(Town, batch.town_id)
         if town is None or not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))
-        prog = programme(batch.programme_id)
+        pid, chain_reason = batch.programme_id, self._chain_reason(town.id, batch.programme_id)
         rows = list(
             self.session.scalars(
                 select(IssuanceRow)
@@ -579,7 +636,7 @@ class IssuingService:
                 ContractCall(
                     town.points_address,
                     "issueBatch",
-                    ([str(r.address) for r in part], amounts, prog.programme_id, prog.reason),
+                    ([str(r.address) for r in part], amounts, pid, chain_reason),
                     artifact_name="RegionPoints",
                 ),
                 sender=Sender.role("issuer", town_id=town.id),
@@ -594,7 +651,7 @@ class IssuingService:
                     reason=batch.reason,
                     details={
                         "town_id": town.id,
-                        "programme_id": prog.programme_id,
+                        "programme_id": pid,
                         "chunk": n,
                         "recipients": len(part),
                     },
@@ -742,5 +799,8 @@ def refresh_in_flight(session: Session, now: dt.datetime) -> int:
 def issuing_service() -> IssuingService:
     """An IssuingService for the current app and request."""
     return IssuingService(
-        get_db().session(), merchants=merchant_service(), outbox=chain.outbox_service
+        get_db().session(),
+        merchants=merchant_service(),
+        settings=town_settings_service(),
+        outbox=chain.outbox_service,
     )
