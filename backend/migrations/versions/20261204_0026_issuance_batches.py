@@ -3,8 +3,8 @@ programme, reason, state, UNIQUE idempotency key), issuance_chunks (one issueBat
 outbox row each) and issuance_rows (a recipient as typed and as resolved, amount > 0, status and
 error); town_money_settings.issue_four_eyes_amount (NULL: the platform default).
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-04 18:01:09.372632
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 import backend.core.db
 
 
-revision: str = "0025"
-down_revision: str | None = "0024"
+revision: str = "0026"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
