@@ -53,7 +53,7 @@ from backend.chain.api import (
 from backend.config import Settings
 from backend.core import mail
 from backend.core.db import get_db, utcnow
-from backend.core.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
+from backend.core.errors import N_, AppError, Conflict, Forbidden, InvalidInput, NotFound
 from backend.core.models import AuditLog
 from backend.onboarding.models import (
     CONFIRMED,
@@ -389,15 +389,19 @@ class TownSetupService:
             key = f"town-setup:{setup.slug}:{name}" + (
                 f":retry{row.retries}" if row.retries else ""
             )
-            tx = self.outbox.enqueue(
-                self.session,
-                step.call(addresses),  # type: ignore[arg-type]
-                sender=Sender.role(FOUNDER),
-                key=key,
-                subject=Subject("town_setup", setup.id),
-            )
+            try:
+                tx = self.outbox.enqueue(
+                    self.session,
+                    step.call(addresses),  # type: ignore[arg-type]
+                    sender=Sender.role(FOUNDER),
+                    key=key,
+                    subject=Subject("town_setup", setup.id),
+                )
+            except AppError as exc:  # no founder key, or this key was used for another call
+                row.state, row.error, setup.state = FAILED, exc.message, FAILED
+                break
             row.outbox_key, row.outbox_tx_id, row.state, row.error = key, tx.id, QUEUED, None
-        if len(done) == len(rows):
+        if setup.state == RUNNING and len(done) == len(rows):
             self._go_live(setup, addresses)
         self.session.commit()
         return setup

@@ -64,3 +64,16 @@ def operator_id(app: Flask) -> int:
     with app.app_context():
         add_operator(get_db().session(), "operator@example.com")
     return user_id
+
+
+@pytest.fixture
+def operator_id_for() -> Callable[[Flask], int]:
+    """Make an operator in a given app (for tests that build their own app)."""
+
+    def make(app: Flask) -> int:
+        user_id = signup(app, "operator@example.com")
+        with app.app_context():
+            add_operator(get_db().session(), "operator@example.com")
+        return user_id
+
+    return make

@@ -88,3 +88,25 @@ def test_a_non_operator_cannot_start_a_setup(app):
         with pytest.raises(Forbidden):
             svc.start(svc.session.get(User, user_id), parse_request(FORM))
         assert svc.session.scalar(sa.select(sa.func.count()).select_from(TownSetup)) == 0
+
+
+def test_a_step_that_cannot_be_queued_fails_with_its_reason(
+    make_app, deployed, deployments_dir, tmp_path, operator_id_for
+):
+    """The worker has no founder key: the first step fails, named, and nothing is queued."""
+    from tests.chain_admin import ROLE_PRIVATE_KEYS
+
+    own = tmp_path / "deployments-2"
+    shutil.copytree(deployments_dir, own)
+    keys = ",".join(p for p in ROLE_PRIVATE_KEYS.split(",") if not p.startswith("founder="))
+    app = make_app(deployments_dir=own, role_private_keys=keys)
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+        svc = town_setup_service()
+        user = svc.session.get(User, operator_id_for(app))
+        setup = svc.start(user, parse_request(FORM))
+        assert setup.state == "failed"
+        view = svc.view("niseko")
+        failed = [s for s in view.steps if s.state == "failed"]
+        assert len(failed) == 1 and "founder" in (failed[0].error or "")
+        assert svc.session.scalar(sa.select(sa.func.count()).select_from(OutboxTx)) == 0
