@@ -88,7 +88,7 @@ def statement_csv(
         w.writerow(
             [
                 _as_utc(s.created_at).astimezone(JST).strftime("%Y-%m-%d %H:%M"),
-                "redemption",
+                "partner_settlement" if s.idempotency_key.startswith("partner:") else "redemption",
                 -int(s.amount),
                 csv_cell(s.bank_reference or ""),  # typed by staff: never a formula
                 s.status,

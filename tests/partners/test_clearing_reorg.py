@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from backend.chain.indexer_tasks import index_blocks
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.merchants.models import Charge
+from backend.merchants.models import Charge, Settlement
 from backend.partners.models import ClearingSettlement, PartnerPayment
 from tests.chain._reorg_helpers import drive, revert, snapshot
 from tests.merchants.conftest import run_chain
@@ -31,13 +31,15 @@ def _index(app) -> None:
         get_db().session.remove()
 
 
-def _state(app, charge_id: int) -> tuple[str, list[int]]:
+def _state(app, charge_id: int) -> tuple[str, list[int], list[str]]:
+    """The charge's status, the partner payments, and the shop's settlements' statuses."""
     with app.app_context():
         s = get_db().session
         status = s.get(Charge, charge_id).status
         amounts = [int(p.amount) for p in s.scalars(sa.select(PartnerPayment))]
+        settlements = [x.status for x in s.scalars(sa.select(Settlement))]
         s.commit()
-    return status, amounts
+    return status, amounts, settlements
 
 
 def test_the_statement_follows_the_chain_through_a_reorg(app, towns, w3):
@@ -50,7 +52,7 @@ def test_the_statement_follows_the_chain_through_a_reorg(app, towns, w3):
     paid = towns.api(CUSTOMER).post(f"/api/pay/{charge['code']}", {"points_town": "toyako"})
     assert paid.status_code == 200, paid.get_data(as_text=True)
     run_chain(app, w3)
-    assert _state(app, charge["id"]) == ("paid", [70])
+    assert _state(app, charge["id"]) == ("paid", [70], ["requested"])
     with app.app_context():
         month = get_db().session.scalar(sa.select(PartnerPayment.month))
         get_db().session.commit()
@@ -63,7 +65,7 @@ def test_the_statement_follows_the_chain_through_a_reorg(app, towns, w3):
     # The chain is rewound under the payment (and the month's end): the statement follows.
     revert(w3, snap)
     _index(app)
-    assert _state(app, charge["id"]) == ("paying", [])
+    assert _state(app, charge["id"]) == ("paying", [], ["failed"])  # nothing owed to the shop
     assert "支払うものはありません。" in sara.get(url).get_data(as_text=True)
     # The approval of the old figures is dropped when the next member of staff acts.
     changed = page_post(towns.api(TOYAKO_STAFF2), f"{base}/approve", {}, 409)
@@ -82,6 +84,9 @@ def test_the_statement_follows_the_chain_through_a_reorg(app, towns, w3):
         s.commit()
     # The relayer sends the payment again on the new branch: the statement shows it again.
     assert drive(
-        app, w3, lambda: _state(app, charge["id"]) == ("paid", [70]), also=lambda: _index(app)
+        app,
+        w3,
+        lambda: _state(app, charge["id"]) == ("paid", [70], ["requested"]),
+        also=lambda: _index(app),
     )
     assert "洞爺湖町が更別村に70円を支払います。" in sara.get(url).get_data(as_text=True)

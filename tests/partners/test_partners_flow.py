@@ -126,6 +126,11 @@ def test_partnership_payment_and_clearing(app, towns, w3):
             120,
         )
         s.commit()
+    # Sarabetsu owes its shop the 120 in yen: a settlement in the town's queue, nothing to burn.
+    queue = sara_staff.get("/api/towns/sarabetsu/settlements").get_json()["settlements"]
+    assert [(q["merchant_id"], q["amount"], q["status"]) for q in queue] == [
+        (towns.merchant_id, 120, "requested")
+    ]
     # The customer's history and the pay page name the town whose points paid.
     history = customer.get("/points").get_data(as_text=True)
     assert "洞爺湖町のポイント" in history
