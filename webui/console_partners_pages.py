@@ -74,6 +74,18 @@ def approve(slug: str, partnership_id: int):
     return redirect(url_for(".partners", slug=slug, notice="approved"), code=303)
 
 
+@bp.post("/towns/<slug>/admin/partners/<int:partnership_id>/end")
+def end(slug: str, partnership_id: int):
+    if current_user() is None:
+        return _login()
+    try:
+        partner_service().end(current_user(), town_by_slug(slug), partnership_id)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _partners(slug, exc)
+    return redirect(url_for(".partners", slug=slug, notice="ended"), code=303)
+
+
 @bp.post("/towns/<slug>/admin/partners/rate")
 def set_rate(slug: str):
     if current_user() is None:

@@ -6,7 +6,9 @@ Partnership (one row per unordered pair of towns, UNIQUE):
   approved   a staff member of the other town approved: setPartner(other, true) is queued on
              each town's points through the outbox (the "town_settings" role key)
   active     both PartnerSet events are indexed: each town's shops accept the other's points
-  ended      (reserved: ending a partnership is not built yet)
+  ended      either town's staff ended it: no more partner payments on the platform at once,
+             setPartner(other, false) queued on that town's points (starting it again is not
+             built yet)
 
 The same town cannot approve twice; each step is one conditional UPDATE (compare-and-set), so
 concurrent clicks have one winner and write one audit row.
@@ -266,7 +268,7 @@ class PartnerService:
     def candidates(self, user: User | None, town: Town) -> list[Town]:
         """Towns with points that `town` has no partnership with yet (for the proposal form)."""
         require_town_role(user, town.id, STAFF)
-        taken = {p.other(town.id) for p in self._partnerships_of(town) if p.status != ENDED}
+        taken = {p.other(town.id) for p in self._partnerships_of(town)}
         towns = self.session.scalars(
             select(Town).where(Town.points_address.is_not(None), Town.id != town.id)
         )
@@ -321,6 +323,10 @@ class PartnerService:
                 and getattr(existing, f"{existing.side(town.id)}_approved_by") is None
             ):
                 return self.approve(user, town, existing.id)
+            if existing.status == ENDED:
+                raise PartnershipNotReady(
+                    N_("This partnership was ended; starting it again is not possible yet.")
+                )
             return existing
         a, b = sorted((town.id, other.id))
         side = "a" if town.id == a else "b"
@@ -407,6 +413,59 @@ class PartnerService:
                     ),
                 )
                 setattr(p, f"{s}_outbox_tx_id", tx.id)
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+        return p
+
+    def end(self, user: User | None, town: Town, partnership_id: object) -> Partnership:
+        """Either town's staff end an approved or active partnership: it is "ended" at once (the
+        platform takes no more partner payments between the towns) and setPartner(other, false)
+        is queued on this town's points, which ends it on chain for both towns once confirmed.
+        AuditLog "partnership.end". Ending it again changes nothing."""
+        user = require_town_role(user, town.id, STAFF)
+        p = self.partnership(partnership_id)
+        if town.id not in (p.town_a_id, p.town_b_id):
+            raise PartnershipNotFound(N_("There is no such partnership."))
+        if p.status == ENDED:
+            return p
+        if p.status not in (APPROVED, ACTIVE):
+            raise PartnershipNotReady(N_("This partnership cannot be ended in its state."))
+        side = p.side(town.id)
+        done = self.session.execute(
+            update(Partnership)
+            .where(Partnership.id == p.id, Partnership.status.in_((APPROVED, ACTIVE)))
+            .values(status=ENDED, ended_by=user.id, ended_at=self._now())
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.rollback()
+            raise PartnershipNotReady(N_("Someone else changed this partnership. Reload the page."))
+        try:
+            self.session.refresh(p)
+            self._audit(user, "partnership.end", p, town, {"side": side})
+            other = self.town(p.other(town.id))
+            self._outbox().enqueue(
+                self.session,
+                ContractCall(
+                    str(town.points_address),
+                    "setPartner",
+                    (str(other.points_address), False),
+                    artifact_name="RegionPoints",
+                ),
+                sender=Sender.role(SETTINGS_ROLE_KEY, town_id=town.id, user_id=user.id),
+                key=f"partners.set:{p.id}:{side}:off",
+                subject=Subject("partnership", p.id),
+                audit=AuditEntry(
+                    actor=f"user:{user.id}",
+                    action="partnership.set_partner",
+                    subject_type="partnership",
+                    subject_id=str(p.id),
+                    reason="partnership ended",
+                    details={"town_id": town.id, "partner_town_id": other.id, "accepted": False},
+                ),
+            )
             self.session.commit()
         except Exception:
             self.session.rollback()

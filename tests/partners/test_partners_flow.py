@@ -25,6 +25,7 @@ from tests.partners.conftest import (
     TOYAKO_STAFF,
     TOYAKO_STAFF2,
     page_post,
+    partner_up,
     partnership_id,
 )
 
@@ -199,3 +200,45 @@ def test_outsiders_are_refused(app, towns, w3):
     with app.app_context():
         assert get_db().session.scalar(sa.select(sa.func.count()).select_from(Partnership)) == 0
         get_db().session.commit()
+
+
+def test_ending_a_partnership(app, towns, w3):
+    pid = partner_up(towns, w3)
+    toya = towns.api(TOYAKO_STAFF)
+    # Only a party's staff may end it.
+    page_post(towns.api(CLERK), f"/towns/toyako/admin/partners/{pid}/end", {}, 403)
+    page_post(toya, f"/towns/toyako/admin/partners/{pid}/end", {})
+    page_post(toya, f"/towns/toyako/admin/partners/{pid}/end", {})  # again: nothing more
+    with app.app_context():
+        s = get_db().session
+        assert s.get(Partnership, pid).status == "ended"
+        offs = s.scalars(
+            sa.select(OutboxTx).where(OutboxTx.function == "setPartner").order_by(OutboxTx.id)
+        ).all()
+        assert len(offs) == 3 and offs[-1].args[1] is False
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditLog)
+                .where(AuditLog.action == "partnership.end")
+            )
+            == 1
+        )
+        s.commit()
+    # No more partner payments: refused at once, with nothing sent.
+    charge = _charge(towns, 10, "ended-charge-1")
+    before = snapshot(app)
+    refused = towns.api(CUSTOMER).post(f"/api/pay/{charge['code']}", {"points_town": "toyako"})
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "not_partners"
+    assert snapshot(app) == before
+    run_chain(app, w3)
+    sara_points, toya_points = _points(w3, towns, "sarabetsu"), _points(w3, towns, "toyako")
+    assert not toya_points.functions.isPartner(sara_points.address).call()
+    with app.app_context():
+        assert get_db().session.get(Partnership, pid).status == "ended"
+        get_db().session.commit()
+    # Starting it again is refused clearly (not built yet).
+    again = page_post(
+        towns.api(SARABETSU_STAFF), "/towns/sarabetsu/admin/partners", {"town": "toyako"}, 409
+    )
+    assert "再開はまだできません" in again.get_data(as_text=True)
