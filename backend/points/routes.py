@@ -73,6 +73,8 @@ def programme_json(v: ProgrammeView) -> dict[str, Any]:
         "expiry_days": r.expiry_days,
         "active": r.active,
         "status": v.status,
+        "on_chain": {"expiry_days": v.on_chain[0], "active": v.on_chain[1]} if v.on_chain else None,
+        "drift": v.drift,
     }
 
 

@@ -101,6 +101,17 @@ class ProgrammeView:
     row: TownProgramme
     paid: bool
     status: str  # QUEUED, CONFIRMED, FAILED (of its last on-chain change)
+    on_chain: tuple[int, bool] | None = None  # (expiryDays, active) as last indexed
+
+    @property
+    def drift(self) -> bool:
+        """The chain holds other values than the row although no change is on its way (a
+        change made outside the console: see ADR 0012)."""
+        return (
+            self.status == CONFIRMED
+            and self.on_chain is not None
+            and self.on_chain != (self.row.expiry_days, self.row.active)
+        )
 
 
 @dataclass(frozen=True)
@@ -301,6 +312,7 @@ class TownSettingsService:
         )
         last = self._last_changes(town.id, SETTING_PROGRAMME)
         states = self._states([c for c in last.values()])
+        chain_values = self._indexed_programmes(town)
         out = []
         for r in rows:
             change = last.get(r.programme_id)
@@ -310,7 +322,22 @@ class TownSettingsService:
                     r,
                     bool(preset and preset.paid),
                     states.get(change.id, CONFIRMED) if change else CONFIRMED,
+                    chain_values.get(r.programme_id),
                 )
+            )
+        return out
+
+    def _indexed_programmes(self, town: Town) -> dict[int, tuple[int, bool]]:
+        """Each programme's (expiryDays, active) from the last indexed ProgrammeSet."""
+        if not town.points_address:
+            return {}
+        out: dict[int, tuple[int, bool]] = {}
+        for ev in chain.indexed_events(
+            self.session, town.chain_id, town.points_address, ["ProgrammeSet"]
+        ):
+            out[int(ev.args["programmeId"])] = (
+                int(ev.args["expiryDays"]),
+                bool(ev.args["active"]),
             )
         return out
 
@@ -438,8 +465,13 @@ class TownSettingsService:
         values = self._values(form, row.kind, bool(preset and preset.paid))
         on_chain = (values["expiry_days"], values["active"]) != (row.expiry_days, row.active)
         last = self._last_changes(town.id, SETTING_PROGRAMME).get(programme_id)
-        if last is not None and self._states([last]).get(last.id) == FAILED:
+        last_state = self._states([last]).get(last.id) if last is not None else CONFIRMED
+        if last_state == FAILED:
             on_chain = True  # the chain refused the last change: saving again retries it
+        indexed = self._indexed_programmes(town).get(programme_id)
+        wanted = (values["expiry_days"], values["active"])
+        if last_state == CONFIRMED and indexed is not None and indexed != wanted:
+            on_chain = True  # the chain drifted from the console: saving sets it back
         for name, value in values.items():
             setattr(row, name, value)
         row.updated_at = self._now()

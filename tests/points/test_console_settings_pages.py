@@ -1,9 +1,9 @@
 """The console's Programmes and Transfer policy pages (/towns/<slug>/admin/programmes,
 /admin/transfer-policy) and their JSON API, in Japanese and English: town staff create and edit
 programmes and set the policy with a CSRF token and a one-time key; the page shows the change
-"Processing…" until the chain confirms it; bad input is a 400 with nothing written; others get
-403. End to end on anvil: a programme created in the console is active on chain and a grant from
-it is confirmed."""
+"Processing…" until the chain confirms it, and flags a programme changed on chain outside it;
+bad input is a 400 with nothing written; others get 403. End to end on anvil: a programme
+created in the console is active on chain and a grant from it is confirmed."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from backend.points.models import GRANT_CONFIRMED, PointsGrant, PointsSettingCha
 from backend.points.programmes import EMAIL_VERIFIED, Grant, Programme
 from backend.points.services import points_service
 from backend.regions.models import Town
+from tests.chain_admin import as_role
 from tests.points.conftest import PASSWORD, run_chain
 
 PAGE = "/towns/sarabetsu/admin/programmes"
@@ -245,3 +246,31 @@ def test_end_to_end_a_console_programme_is_active_on_chain_and_a_grant_from_it_c
         grant = get_db().session.get(PointsGrant, grant_id)
         assert grant.status == GRANT_CONFIRMED
         assert points.functions.balanceOf(w3.to_checksum_address(grant.address)).call() == 800
+
+
+def test_a_programme_changed_on_chain_outside_the_console_is_flagged_and_set_back(
+    app, w3, deployed, town_id, staff
+):
+    b = Browser(app, staff, "en")
+    assert b.post(PAGE, NEW, b.form_keys(PAGE)).status_code == 302
+    run_chain(app, w3)
+    points = w3.eth.contract(
+        address=deployed.address("towns.sarabetsu.RegionPoints"), abi=artifact("RegionPoints").abi
+    )
+    assert 'data-testid="drift-5"' not in b.get(PAGE).get_data(as_text=True)
+    as_role(w3, "town_settings", points.functions.setProgramme(5, 3650, True))  # not the console
+    run_chain(app, w3)
+    html = b.get(PAGE).get_data(as_text=True)
+    drift = re.search(r'data-testid="drift-5">(.*?)</p>', html, re.S).group(1)
+    assert "3650 days after issue" in drift
+    listed = b.api("GET", "/api/towns/sarabetsu/programmes").get_json()["programmes"]
+    assert listed[-1]["drift"] is True and listed[-1]["on_chain"]["expiry_days"] == 3650
+    # saving the programme again sets the console's values back on chain
+    edit = re.search(r'data-testid="programme-5".*?</section>', html, re.S).group(0)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', edit).group(1)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', edit).group(1)
+    resp = b.post(f"{PAGE}/5", NEW, {"csrf_token": csrf, "idempotency_key": key})
+    assert resp.status_code == 302
+    run_chain(app, w3)
+    assert points.functions.programme(5).call() == [30, True]
+    assert 'data-testid="drift-5"' not in b.get(PAGE).get_data(as_text=True)
