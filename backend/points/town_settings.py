@@ -61,6 +61,9 @@ from backend.points.programmes import (
 from backend.regions.models import Town
 
 ROLE_KEY = "town_settings"  # the role key holding RegionPoints SETTINGS_ROLE
+# Who may read and change a town's points settings. When the town's admin role lands
+# (backend/accounts/roles.py), it goes here (issue 13 §2: "town staff; ADMIN if it exists").
+EDITORS = (STAFF,)
 OPEN = "open"
 MERCHANTS_ONLY = "merchants_only"
 POLICIES = (OPEN, MERCHANTS_ONLY)  # RegionPoints.TransferPolicy, in enum order
@@ -301,7 +304,7 @@ class TownSettingsService:
 
     def programmes(self, actor: User | None, town: Town) -> list[ProgrammeView]:
         """The town's programmes with the state of their last on-chain change. STAFF only."""
-        require_town_role(actor, town.id, STAFF)
+        require_town_role(actor, town.id, *EDITORS)
         self.ensure_seeded(town)
         rows = list(
             self.session.scalars(
@@ -349,7 +352,7 @@ class TownSettingsService:
 
     def transfer_policy(self, actor: User | None, town: Town) -> PolicyView:
         """The policy on chain (as indexed) and the console's last change with its state."""
-        require_town_role(actor, town.id, STAFF)
+        require_town_role(actor, town.id, *EDITORS)
         on_chain = OPEN
         if town.points_address:
             events = chain.indexed_events(
@@ -404,7 +407,7 @@ class TownSettingsService:
         )
 
     def _staff(self, actor: User | None, town: Town) -> User:
-        user = require_town_role(actor, town.id, STAFF)
+        user = require_town_role(actor, town.id, *EDITORS)
         if not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))
         return user
