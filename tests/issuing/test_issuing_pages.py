@@ -27,6 +27,7 @@ def test_staff_see_the_page_in_both_languages(world):
     assert "ポイント発行" in ja and "CSV ファイルで多くの人に" in ja
     en = client.get(BASE, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Issuing points" in en and "To many, from a CSV file" in en
+    assert 'data-testid="no-programme"' not in en and "Thank-you points" in en  # the town's rows
     nav = client.get("/towns/sarabetsu/admin").get_data(as_text=True)
     assert f'href="{BASE}"' in nav
 
@@ -113,3 +114,37 @@ def test_one_person_bad_amount_is_refused_on_the_page(app, world):
     )
     assert r.status_code == 303
     assert "confirmed" in client.get(r.location).get_data(as_text=True)
+
+
+def test_four_eyes_on_the_pages(app, world, second_staff):
+    staff = world.api(world.staff)
+    assert staff.post("/api/towns/sarabetsu/money-settings", {"issue_four_eyes_amount": 100})
+    client = staff.client
+    token = _csrf(client)
+    r = client.post(
+        f"{BASE}/one",
+        data={
+            "csrf_token": token,
+            "key": "page-four-eyes",
+            "recipient": world.customer,
+            "amount": "500",
+            "programme_id": "3",
+            "reason": "Prize",
+        },
+    )
+    assert r.status_code == 303
+    batch_url = r.location
+    mine = client.get(batch_url).get_data(as_text=True)
+    assert 'data-state="awaiting_approval"' in mine and 'data-testid="needs-second"' in mine
+    approve = re.search(r'action="([^"]+/approve)"', mine)
+    assert approve is None  # the creator is offered no approval
+    before = counts(app)
+    r = client.post(batch_url + "/approve", data={"csrf_token": token})
+    assert r.status_code == 403 and counts(app) == before
+    other = world.api(second_staff).client
+    page = other.get(batch_url).get_data(as_text=True)
+    approve = re.search(r'action="([^"]+/approve)"', page)
+    assert approve
+    r = other.post(approve.group(1), data={"csrf_token": _csrf(other)})
+    assert r.status_code == 303
+    assert 'data-state="approved"' in other.get(batch_url).get_data(as_text=True)
