@@ -57,6 +57,8 @@ def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = 
         "balance": confirmed,
         "available": available,
         "sales": svc.sales(user, m.id)[:50],
+        "partner_sales": (partner := svc.partner_sales(m)[-50:][::-1]),
+        "points_towns": svc.points_towns(partner),
         "paying": svc.pending_charges(m),
         "settlements": svc.settlements_of(m),
         "key": _key(),
@@ -119,6 +121,7 @@ def charge(merchant_id: int, charge_id: int):
         charge=c,
         pay_url=pay_url,
         qr=qr_svg(pay_url) if c.method == "qr" else None,
+        paid_with=svc.points_town_of(c) if c.points_town_id != c.town_id else None,
         poll_url=url_for("merchants.charge_status", merchant_id=merchant_id, charge_id=c.id),
     )
 

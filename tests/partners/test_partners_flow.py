@@ -143,6 +143,12 @@ def test_partnership_payment_and_clearing(app, towns, w3):
         line.split(",")[1:3] == ["partner_sale", "120"] and line.rstrip().endswith("toyako")
         for line in csv_text.splitlines()
     ), csv_text
+    # The shop's desk lists the sale with the town, and the charge's page names it too.
+    clerk = towns.api(CLERK)
+    desk = clerk.get(f"/merchants/{towns.merchant_id}").get_data(as_text=True)
+    assert 'data-testid="partner-sales"' in desk and "洞爺湖町のポイント" in desk
+    shown = clerk.get(f"/merchants/{towns.merchant_id}/charges/{charge['id']}")
+    assert "洞爺湖町のポイント" in shown.get_data(as_text=True)
     # The clearing statement: Tōyako owes Sarabetsu 120 points = 120 yen (rate 1).
     sara_clearing = sara_staff.get("/towns/sarabetsu/admin/clearing").get_data(as_text=True)
     toya_clearing = toya_staff.get("/towns/toyako/admin/clearing").get_data(as_text=True)
