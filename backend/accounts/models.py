@@ -134,7 +134,7 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("user_id", "town_id", "role"),
-        CheckConstraint("role IN ('staff', 'verifier')", name="role"),
+        CheckConstraint("role IN ('admin', 'staff', 'verifier', 'data')", name="role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

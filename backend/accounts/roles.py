@@ -1,7 +1,12 @@
-"""Who may do what in a town: municipal staff, venue verifiers, and the platform admin.
+"""Who may do what in a town: its admin, municipal staff, venue verifiers and data staff.
 
 Roles are checked in services (not only in pages): `require_town_role` raises Forbidden.
 Merchant staff belong to a merchant, which the merchants domain records itself.
+
+The town's ADMIN appoints and removes the others (backend/accounts/town_people.py) and can do
+everything STAFF can: a check that accepts STAFF accepts ADMIN too (`IMPLIED_BY`, applied in
+`has_town_role`, the one place every check goes through). No role implies DATA: only data staff
+export personal or anonymised data, and an admin who needs to must appoint themselves (audited).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ from backend.accounts.models import Membership, User
 from backend.core.db import get_db
 from backend.core.errors import N_, Forbidden
 
+ADMIN = "admin"  # the town's admin: appoints and removes the others; also does what STAFF do
 STAFF = "staff"  # municipal staff: programmes, merchants, collections, proposals, settlement
 VERIFIER = "verifier"  # venue staff: ticket check-in
-ROLES = (STAFF, VERIFIER)
+DATA = "data"  # data staff: the only people who may export personal or anonymised data
+ROLES = (ADMIN, STAFF, VERIFIER, DATA)
+# A check for the key role also passes for the roles listed (an admin can do what staff do).
+IMPLIED_BY: dict[str, tuple[str, ...]] = {STAFF: (ADMIN,)}
 SESSION_USER_ID = "user_id"  # the session key the accounts API and the pages share
 
 
@@ -36,17 +45,44 @@ def require_user() -> User:
     return user
 
 
+def accepted_roles(*roles: str) -> tuple[str, ...]:
+    """`roles` with the roles that imply them (STAFF -> STAFF, ADMIN); every role when none."""
+    wanted = roles or ROLES
+    out = list(wanted)
+    for role in wanted:
+        out += [r for r in IMPLIED_BY.get(role, ()) if r not in out]
+    return tuple(out)
+
+
 def has_town_role(user: User | None, town_id: int, *roles: str) -> bool:
+    """Whether `user` holds one of `roles` in the town (or a role that implies one, see
+    IMPLIED_BY); any role when none is named."""
     if user is None:
         return False
     found = get_db().session.scalar(
-        select(Membership.id).where(
+        select(Membership.id)
+        .where(
             Membership.user_id == user.id,
             Membership.town_id == town_id,
-            Membership.role.in_(roles or ROLES),
+            Membership.role.in_(accepted_roles(*roles)),
         )
+        .limit(1)
     )
     return found is not None
+
+
+def roles_held(user: User | None, town_id: int) -> list[str]:
+    """The roles `user` was given in the town (as stored, without implied ones), in ROLES order."""
+    if user is None:
+        return []
+    held = set(
+        get_db().session.scalars(
+            select(Membership.role).where(
+                Membership.user_id == user.id, Membership.town_id == town_id
+            )
+        )
+    )
+    return [r for r in ROLES if r in held]
 
 
 def require_town_role(user: User | None, town_id: int, *roles: str) -> User:

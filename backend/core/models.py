@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Numeric, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Index, Numeric, String, Text, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backend.core.db import Base, utcnow
 
@@ -15,9 +16,19 @@ TokenAmount = Numeric(78, 0)  # uint256 fits; never a float
 
 
 class AuditLog(Base):
-    """Who did what to money or rights, and why. Rows are only ever inserted."""
+    """Who did what to money or rights, and why. Rows are only ever inserted.
+
+    `town_id` scopes a row to the town whose console shows it (the audit page). Writers that
+    know their town set it; rows written before it existed were backfilled from
+    details["town_id"] (and settlements' and merchants' towns) by migration 0023; a row with
+    none (platform-wide, or a writer that does not set it yet) is shown to no town.
+    A writer that leaves it empty gets it filled on insert (`_scope_to_town`): from
+    details["town_id"], a "town" subject, or a resolver a domain registered for its subject
+    type (`register_audit_town`, e.g. the merchants domain for "merchant" and "settlement").
+    """
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_town_id_at", "town_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -28,6 +39,52 @@ class AuditLog(Base):
     amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # towns.id, with no foreign key: core knows no domain's table.
+    town_id: Mapped[int | None] = mapped_column()
+
+
+# subject_type -> (session, subject_id) -> the subject's town id, registered by the domains
+# that own those subjects (core knows no domain's tables).
+_TOWN_RESOLVERS: dict[str, Callable[[Session, str], int | None]] = {}
+# details key -> the subject type whose resolver finds the town (e.g. "merchant_id").
+_DETAIL_SUBJECTS: dict[str, str] = {}
+
+
+def register_audit_town(
+    subject_type: str, resolve: Callable[[Session, str], int | None], detail_key: str = ""
+) -> None:
+    """Let audit rows about `subject_type` (or naming one in details[detail_key]) find their
+    town on insert when their writer did not set town_id."""
+    _TOWN_RESOLVERS[subject_type] = resolve
+    if detail_key:
+        _DETAIL_SUBJECTS[detail_key] = subject_type
+
+
+def audit_town_id(session: Session, row: AuditLog) -> int | None:
+    """The town an audit row belongs to, as far as it can be told (None: platform-wide)."""
+    details = row.details if isinstance(row.details, dict) else {}
+    town = details.get("town_id")
+    if isinstance(town, int) and not isinstance(town, bool):
+        return town
+    if row.subject_type == "town" and str(row.subject_id).isdigit():
+        return int(row.subject_id)
+    resolve = _TOWN_RESOLVERS.get(row.subject_type)
+    if resolve is not None and str(row.subject_id).isdigit():
+        return resolve(session, str(row.subject_id))
+    for key, subject_type in _DETAIL_SUBJECTS.items():
+        value = details.get(key)
+        if isinstance(value, int) and subject_type in _TOWN_RESOLVERS:
+            return _TOWN_RESOLVERS[subject_type](session, str(value))
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _scope_to_town(session: Session, _context: Any, _instances: Any) -> None:
+    rows = [o for o in session.new if isinstance(o, AuditLog) and o.town_id is None]
+    if rows:
+        with session.no_autoflush:
+            for row in rows:
+                row.town_id = audit_town_id(session, row)
 
 
 class Heartbeat(Base):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -13,12 +15,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
-from backend.core.models import TokenAmount
+from backend.core.models import TokenAmount, register_audit_town
 
 # Merchant status: "registering" until MerchantAdded is indexed.
 REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
@@ -265,3 +268,16 @@ class PinPadSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     done_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+def _town_of(model: Any) -> Callable[[Session, str], int | None]:
+    def resolve(session: Session, subject_id: str) -> int | None:
+        return session.scalar(select(model.town_id).where(model.id == int(subject_id)))
+
+    return resolve
+
+
+# Audit rows about a shop, a settlement or a charge belong to its town (the console's audit page).
+register_audit_town("merchant", _town_of(Merchant), detail_key="merchant_id")
+register_audit_town("settlement", _town_of(Settlement))
+register_audit_town("charge", _town_of(Charge))

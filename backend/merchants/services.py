@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -276,7 +276,8 @@ class MerchantService:
                 subject_type="merchant",
                 subject_id=str(merchant.id),
                 reason="shop staff added by the town",
-                details={"user_id": user.id},
+                details={"user_id": user.id, "email": user.email, "town_id": merchant.town_id},
+                town_id=merchant.town_id,
             )
         )
         try:
@@ -313,6 +314,35 @@ class MerchantService:
         merchant = self.merchant(merchant_id)
         require_town_role(actor, merchant.town_id, STAFF)
         return self.add_staff(actor, merchant, self.user_by_email(email))
+
+    def remove_staff_by_email(self, actor: User | None, merchant_id: object, email: object) -> bool:
+        """Town STAFF (and the town's admin) take the account with `email` off one of the
+        town's shops. AuditLog "merchant.staff_remove" when a row went; False (nothing written)
+        when they were not its staff (a repeated request)."""
+        merchant = self.merchant(merchant_id)
+        actor = require_town_role(actor, merchant.town_id, STAFF)
+        user = self.user_by_email(email)
+        gone = self.session.execute(
+            delete(MerchantStaff).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        ).rowcount
+        if not gone:
+            self.session.rollback()
+            return False
+        self.session.add(
+            AuditLog(
+                actor=f"user:{actor.id}",
+                action="merchant.staff_remove",
+                subject_type="merchant",
+                subject_id=str(merchant.id),
+                reason="shop staff removed by the town",
+                details={"user_id": user.id, "email": user.email, "town_id": merchant.town_id},
+                town_id=merchant.town_id,
+            )
+        )
+        self.session.commit()
+        return True
 
     def staff_of(self, merchant: Merchant) -> list[User]:
         return list(
