@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
     from backend.onboarding.cli import operators_cli, towns_cli
+    from backend.towns_cli import grant_admin
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     init_limits(app, settings)  # after every blueprint: limits are applied by endpoint name
     app.cli.add_command(roles_cli)
+    towns_cli.add_command(grant_admin)  # towns grant-admin: an existing town's first admin
     app.cli.add_command(towns_cli)  # onboarding a town (issue 13)
     app.cli.add_command(operators_cli)
     app.cli.add_command(keys_cli)  # keys rotate: walks the key stores the domains registered

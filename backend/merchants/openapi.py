@@ -19,6 +19,11 @@ _MERCHANT_ID = {
     "schema": {"type": "integer"},
 }
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_EMAIL_BODY = {
+    "type": "object",
+    "required": ["email"],
+    "properties": {"email": {"type": "string", "maxLength": 254}},
+}
 _CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -241,6 +246,39 @@ PATHS = {
             "responses": {
                 "200": json_response("The settlement, settled."),
                 **_errors(("409", "Not approved yet, failed, or already settled.")),
+            },
+        }
+    },
+    "/api/towns/{slug}/people/shops": {
+        "get": {
+            "summary": "The town's shops with their staff (town staff and the town's admin).",
+            "security": _SESSION,
+            "parameters": [_SLUG],
+            "responses": {"200": json_response("The shops and their staff."), **_errors()},
+        }
+    },
+    "/api/towns/{slug}/people/shops/{merchant_id}": {
+        "post": {
+            "summary": "Make the account with this e-mail staff of one of the town's shops "
+            "(town staff and the town's admin); audited as merchant.staff_add, once.",
+            "security": _SESSION,
+            "parameters": [_SLUG, _MERCHANT_ID],
+            "requestBody": json_body(_EMAIL_BODY),
+            "responses": {"201": json_response("The shop and its staff."), **_errors()},
+        }
+    },
+    "/api/towns/{slug}/people/shops/{merchant_id}/remove": {
+        "post": {
+            "summary": "Take the account with this e-mail off one of the town's shops (town "
+            "staff and the town's admin); audited as merchant.staff_remove when a row went.",
+            "security": _SESSION,
+            "parameters": [_SLUG, _MERCHANT_ID],
+            "requestBody": json_body(_EMAIL_BODY),
+            "responses": {
+                "200": json_response(
+                    "The shop and its staff; changed false when they were not its staff."
+                ),
+                **_errors(),
             },
         }
     },

@@ -191,3 +191,38 @@ def settle(settlement_id: int) -> Response:
     data = json_object()
     s = merchant_service().settle(current_user(), settlement_id, data.get("bank_reference"))
     return jsonify(settlement=settlement_json(s))
+
+
+# ---------------------------------------------------------------------- the town's shop staff
+
+
+def _shop_staff_json(svc: Any, m: Merchant) -> dict[str, Any]:
+    return {
+        **merchant_json(m),
+        "staff": [{"user_id": u.id, "email": u.email} for u in svc.staff_of(m)],
+    }
+
+
+@bp.get("/api/towns/<slug>/people/shops")
+def town_shop_staff(slug: str) -> Response:
+    svc = merchant_service()
+    rows = svc.town_merchants(current_user(), town_by_slug(slug))
+    return jsonify(shops=[_shop_staff_json(svc, m) for m in rows])
+
+
+@bp.post("/api/towns/<slug>/people/shops/<int:merchant_id>")
+def add_shop_staff(slug: str, merchant_id: int) -> tuple[Response, int]:
+    data = json_object()
+    svc = merchant_service()
+    m = svc.shop_of_town(town_by_slug(slug), merchant_id)
+    svc.add_staff_by_email(current_user(), m.id, data.get("email"))
+    return jsonify(shop=_shop_staff_json(svc, m)), 201
+
+
+@bp.post("/api/towns/<slug>/people/shops/<int:merchant_id>/remove")
+def remove_shop_staff(slug: str, merchant_id: int) -> Response:
+    data = json_object()
+    svc = merchant_service()
+    m = svc.shop_of_town(town_by_slug(slug), merchant_id)
+    changed = svc.remove_staff_by_email(current_user(), m.id, data.get("email"))
+    return jsonify(shop=_shop_staff_json(svc, m), changed=changed)

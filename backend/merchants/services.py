@@ -142,6 +142,13 @@ class MerchantService:
             raise MerchantNotFound(N_("There is no such shop."))
         return m
 
+    def shop_of_town(self, town: Town, merchant_id: object) -> Merchant:
+        """The shop with this id if it is one of `town`'s (MerchantNotFound otherwise)."""
+        m = self.merchant(merchant_id)
+        if m.town_id != town.id:
+            raise MerchantNotFound(N_("There is no such shop."))
+        return m
+
     def town_of(self, merchant: Merchant) -> Town:
         town = self.session.get(Town, merchant.town_id)
         assert town is not None  # noqa: S101 - a foreign key
