@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from backend.accounts.roles import ROLES, current_user, has_town_role, require_town_role
+from backend.accounts.roles import current_user, require_town_role, roles_held
 from backend.regions.services import town_by_slug
 
 bp = Blueprint("console", __name__)
@@ -23,5 +23,5 @@ def index(slug: str):
     if user is None:
         return redirect(url_for("auth.login", next=request.path))
     require_town_role(user, town.id)  # any role in the town; each section checks its own
-    held = [r for r in ROLES if has_town_role(user, town.id, r)]
+    held = roles_held(user, town.id)  # as given (an admin is not listed as staff too)
     return render_template("console/index.html", town=town, roles=held)

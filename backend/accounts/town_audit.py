@@ -64,6 +64,10 @@ class AuditRow:
     reason: str
     details: dict[str, Any]
 
+    @property
+    def at_jst(self) -> str:
+        return self.at.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+
 
 @dataclass(frozen=True)
 class AuditPage:
@@ -154,7 +158,7 @@ class TownAuditService:
             w.writerow(
                 [
                     r.id,
-                    r.at.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S"),
+                    r.at_jst,
                     csv_cell(r.actor),
                     csv_cell(r.actor_email),
                     csv_cell(r.action),
