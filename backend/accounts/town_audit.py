@@ -185,7 +185,7 @@ class TownAuditService:
 
     # ------------------------------------------------------------------ helpers
 
-    def _query(self, town: Town, f: AuditFilters) -> Select[tuple[AuditLog]]:
+    def _query(self, town: Town, f: AuditFilters) -> Select[AuditLog]:
         q = select(AuditLog).where(AuditLog.town_id == town.id)
         if f.actor:
             q = q.where(AuditLog.actor == self._actor_key(f.actor))

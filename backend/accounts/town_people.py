@@ -163,7 +163,7 @@ class TownPeopleService:
                 Membership.town_id == town.id,
                 Membership.role == role_,
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not gone:  # nobody held it (or a concurrent twin removed it): nothing to record
             self.session.rollback()
             return Change(user.id, user.email or "", role_, changed=False)

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Index, Numeric, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backend.core.db import Base, utcnow
+from backend.core.numbers import db_id_or_none
 
 TokenAmount = Numeric(78, 0)  # uint256 fits; never a float
 
@@ -65,16 +66,20 @@ def audit_town_id(session: Session, row: AuditLog) -> int | None:
     details = row.details if isinstance(row.details, dict) else {}
     town = details.get("town_id")
     if isinstance(town, int) and not isinstance(town, bool):
+        return db_id_or_none(town)
+    if row.subject_type == "town" and (town := db_id_or_none(row.subject_id)) is not None:
         return town
-    if row.subject_type == "town" and str(row.subject_id).isdigit():
-        return int(row.subject_id)
     resolve = _TOWN_RESOLVERS.get(row.subject_type)
     if resolve is not None and str(row.subject_id).isdigit():
-        return resolve(session, str(row.subject_id))
+        found = resolve(session, str(row.subject_id))
+        if found is not None:
+            return found
     for key, subject_type in _DETAIL_SUBJECTS.items():
         value = details.get(key)
-        if isinstance(value, int) and subject_type in _TOWN_RESOLVERS:
-            return _TOWN_RESOLVERS[subject_type](session, str(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            found = _TOWN_RESOLVERS[subject_type](session, str(value))
+            if found is not None:
+                return found
     return None
 
 

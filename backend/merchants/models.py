@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
 from backend.core.models import TokenAmount, register_audit_town
+from backend.core.numbers import db_id_or_none
 
 # Merchant status: "registering" until MerchantAdded is indexed.
 REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
@@ -272,7 +273,10 @@ class PinPadSession(Base):
 
 def _town_of(model: Any) -> Callable[[Session, str], int | None]:
     def resolve(session: Session, subject_id: str) -> int | None:
-        return session.scalar(select(model.town_id).where(model.id == int(subject_id)))
+        row_id = db_id_or_none(subject_id)
+        if row_id is None:
+            return None
+        return session.scalar(select(model.town_id).where(model.id == row_id))  # type: ignore[no-any-return]
 
     return resolve
 

@@ -333,7 +333,7 @@ class MerchantService:
             delete(MerchantStaff).where(
                 MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not gone:
             self.session.rollback()
             return False

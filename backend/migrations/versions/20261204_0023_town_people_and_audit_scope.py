@@ -6,7 +6,8 @@ memberships.role also takes 'admin' (the town's admin, who appoints and removes 
 audit_log.town_id: the town whose console shows the row (no foreign key: the audit log is
 core's and knows no domain's table). Backfilled from what the rows already say: details'
 "town_id", a "town" subject, and the town of a merchant, settlement or charge subject (or of
-details' "merchant_id"). Rows that name no town (platform-wide) stay NULL.
+details' "merchant_id"). Rows that name no town (platform-wide) stay NULL. The audit log is
+append-only on PostgreSQL: the backfill alone runs with its trigger off.
 
 Revision ID: 0023
 Revises: 0022
@@ -67,12 +68,20 @@ def _backfill() -> None:
                 town = sid
             elif subject_type in towns and sid is not None:
                 town = towns[subject_type].get(sid)
-            elif isinstance(details.get("merchant_id"), int):
+            if town is None and isinstance(details.get("merchant_id"), int):
                 town = towns["merchant"].get(details["merchant_id"])
         if town is not None:
             updates.append({"id": row_id, "town_id": town})
-    if updates:
-        conn.execute(sa.text("UPDATE audit_log SET town_id = :town_id WHERE id = :id"), updates)
+    if not updates:
+        return
+    # audit_log is append-only on PostgreSQL (a trigger since 0001): this one backfill of the new
+    # column, and nothing else, runs with the trigger off, inside the migration's transaction.
+    pg = conn.dialect.name == "postgresql"
+    if pg:
+        op.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    conn.execute(sa.text("UPDATE audit_log SET town_id = :town_id WHERE id = :id"), updates)
+    if pg:
+        op.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
 
 
 def downgrade() -> None:
