@@ -1,6 +1,7 @@
 """Console fixtures: Sarabetsu with its admin, staff, data staff, a venue verifier, a shop and its
-clerk; another town with its own admin; a customer and someone not yet appointed. A CSRF-aware
-client per user (tests/merchants/conftest.py's Api) and helpers that post the console's forms."""
+clerk; Lake Toya (toyako, on its own points) with its own admin; a customer and someone not yet
+appointed. A CSRF-aware client per user (tests/merchants/conftest.py's Api) and helpers that post
+the console's forms."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.merchants.models import ACTIVE, MerchantStaff
 from backend.merchants.services import merchant_service
-from tests.merchants.conftest import POINTS, Api, _signup, _town
+from tests.merchants.conftest import OTHER_POINTS, POINTS, Api, _signup, _town
 
 EMAILS = {
     "admin": "admin@example.com",
@@ -28,7 +29,7 @@ EMAILS = {
     "data": "data@example.com",
     "verifier": "verifier@example.com",
     "clerk": "clerk@example.com",
-    "other_admin": "admin@other.example",
+    "other_admin": "admin@toyako.example",
     "customer": "customer@example.com",
     "newbie": "newbie@example.com",
 }
@@ -65,7 +66,7 @@ class Town:
 def town(app: Flask, deployed: Deployments) -> Town:
     with app.app_context():
         sarabetsu = _town("sarabetsu", deployed.chain_id, deployed.address(POINTS))
-        other = _town("othertown", deployed.chain_id, deployed.address(POINTS))
+        other = _town("toyako", deployed.chain_id, deployed.address(OTHER_POINTS))
         users = {k: _signup(app, e) for k, e in EMAILS.items()}
         grant_town_role(users["admin"], sarabetsu.id, ADMIN)
         grant_town_role(users["staff"], sarabetsu.id, STAFF)
