@@ -20,6 +20,7 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app (pages, JSON API, healthz) with its database, Celery and chain."""
+    from backend.accounts.people_cli import grant_admin
     from backend.chain.custody import keys_cli
     from backend.chain.gateway import Web3Gateway
     from backend.chain.role_config import role_addresses
@@ -36,7 +37,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
     from backend.onboarding.cli import operators_cli, towns_cli
-    from backend.towns_cli import grant_admin
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
 

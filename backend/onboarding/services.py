@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
-from backend.accounts.roles import STAFF, grant_town_role
+from backend.accounts.roles import ADMIN, grant_town_role
 from backend.accounts.services import AccountService, normalise_email
 from backend.chain.api import (
     LOCAL_CHAIN_IDS,
@@ -74,7 +74,7 @@ from backend.regions.services import create_town, town_exists
 from backend.shop import first_collection
 from backend.shop.categories import KEYS as CATEGORY_KEYS
 
-ADMIN_ROLE = STAFF  # TODO(issue 13, people): the town "admin" role once accounts/roles.py has it
+ADMIN_ROLE = ADMIN  # the town's admin (backend/accounts/roles.py): appoints the others
 INVITE_TTL = dt.timedelta(days=7)
 INVITE_PATH = "/invite"
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
