@@ -3,7 +3,7 @@ paginated; exported as CSV by data staff only.
 
 Rows belong to a town through audit_log.town_id (see backend/core/models.py AuditLog: set by
 the writers that know their town, filled on insert from the row's details or subject, and
-backfilled by migration 0026); platform-wide rows are in no town's log.
+backfilled by migration 0027); platform-wide rows are in no town's log.
 
 Who may do what: town STAFF (and admins) and DATA staff read the log; only DATA staff export it
 (Forbidden otherwise), and the export itself writes an "audit.export" row. Every text cell of the

@@ -21,7 +21,7 @@ class AuditLog(Base):
 
     `town_id` scopes a row to the town whose console shows it (the audit page). Writers that
     know their town set it; rows written before it existed were backfilled from
-    details["town_id"] (and settlements' and merchants' towns) by migration 0026; a row with
+    details["town_id"] (and settlements' and merchants' towns) by migration 0027; a row with
     none (platform-wide, or a writer that does not set it yet) is shown to no town.
     A writer that leaves it empty gets it filled on insert (`_scope_to_town`): from
     details["town_id"], a "town" subject, or a resolver a domain registered for its subject

@@ -1,4 +1,4 @@
-"""Migration 0026 on PostgreSQL and SQLite: memberships take the roles admin and data (and a
+"""Migration 0027 on PostgreSQL and SQLite: memberships take the roles admin and data (and a
 downgrade drops those memberships, keeping the others); audit rows written before get their
 town from details' town_id, a town subject, a merchant/settlement/charge subject or details'
 merchant_id (PostgreSQL's append-only trigger is off for that backfill only), and platform rows
@@ -69,12 +69,12 @@ def _seed(conn) -> None:
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_roles_and_audit_town_backfill(dialect, pg_database, tmp_path):
-    url = pg_database("m0026") if dialect == "postgresql" else f"sqlite:///{tmp_path}/m.db"
-    alembic_upgrade(url, "0025")
+    url = pg_database("m0027") if dialect == "postgresql" else f"sqlite:///{tmp_path}/m.db"
+    alembic_upgrade(url, "0026")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         _seed(conn)
-    alembic_upgrade(url, "0026")
+    alembic_upgrade(url, "0027")
     with engine.begin() as conn:
         towns = dict(conn.execute(sa.text("SELECT id, town_id FROM audit_log")).all())
         assert towns == {1: 5, 2: 5, 3: 5, 4: 5, 5: None, 6: None}
@@ -97,7 +97,7 @@ def test_roles_and_audit_town_backfill(dialect, pg_database, tmp_path):
     if dialect == "postgresql":  # still append-only after the backfill
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text("UPDATE audit_log SET town_id = 1"))
-    command.downgrade(_cfg(url), "0025")
+    command.downgrade(_cfg(url), "0026")
     with engine.connect() as conn:
         roles = [r for (r,) in conn.execute(sa.text("SELECT role FROM memberships"))]
         assert roles == ["staff"]

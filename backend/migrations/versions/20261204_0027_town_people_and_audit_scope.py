@@ -9,8 +9,8 @@ core's and knows no domain's table). Backfilled from what the rows already say: 
 details' "merchant_id"). Rows that name no town (platform-wide) stay NULL. The audit log is
 append-only on PostgreSQL: the backfill alone runs with its trigger off.
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0026"
-down_revision: str | None = "0025"
+revision: str = "0027"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
