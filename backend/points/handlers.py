@@ -188,6 +188,22 @@ def apply_expired(session: Session, events: Sequence[ChainEvent]) -> None:
         )
 
 
+def apply_partner_paid(session: Session, events: Sequence[ChainEvent]) -> None:
+    """Points paid at a partner town's shop are burned here: the burn's entry (the log just
+    before PartnerPaymentAccepted) is a payment to that shop, not a redemption."""
+    for ev in events:
+        session.execute(
+            update(PointsEntry)
+            .where(
+                PointsEntry.chain_id == ev.chain_id,
+                PointsEntry.tx_hash == ev.tx_hash,
+                PointsEntry.log_index == ev.log_index - 1,
+                PointsEntry.kind == REDEEMED,
+            )
+            .values(kind=PAID, counterparty=str(ev.args["merchant"]))
+        )
+
+
 def _nothing(session: Session, events: Sequence[ChainEvent]) -> None:
     """The Transfer revert removes the rows these handlers only annotated."""
 
@@ -197,4 +213,5 @@ HANDLERS: tuple[EventHandler, ...] = (
     handler("PointsIssued", apply_issued, revert_issued, contract=POINTS),
     handler("PointsBatchIssued", apply_batch_issued, _nothing, contract=POINTS),
     handler("PointsExpired", apply_expired, _nothing, contract=POINTS),
+    handler("PartnerPaymentAccepted", apply_partner_paid, _nothing, contract=POINTS),
 )

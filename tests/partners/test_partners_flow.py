@@ -135,6 +135,10 @@ def test_partnership_payment_and_clearing(app, towns, w3):
     # The customer's history and the pay page name the town whose points paid.
     history = customer.get("/points").get_data(as_text=True)
     assert "洞爺湖町のポイント" in history
+    mine = {t["town"]: t for t in customer.get("/api/points").get_json()["towns"]}
+    assert mine["toyako"]["confirmed"] == 380
+    # In Tōyako's history the burn is a payment at a shop, not a redemption.
+    assert [(h["kind"], h["amount"]) for h in mine["toyako"]["history"]][:1] == [("paid", 120)]
     # The shop's statement shows the sale and the town.
     csv_text = (
         towns.api(CLERK).get(f"/merchants/{towns.merchant_id}/statement.csv").get_data(as_text=True)
