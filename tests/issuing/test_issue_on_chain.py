@@ -75,7 +75,13 @@ def test_csv_of_fifty_is_issued_on_chain(app, world, w3, recipients, monkeypatch
         assert [c.idempotency_key for c in calls] == [
             f"issuing.batch:{batch['id']}:chunk:{n}" for n in range(3)
         ]
-        actions = get_db().session.scalars(sa.select(AuditLog.action).order_by(AuditLog.id)).all()
+        audit = get_db().session.scalars(sa.select(AuditLog).order_by(AuditLog.id)).all()
+        actions = [a.action for a in audit]
+        # Each row names its actor, amount and reason, and belongs to the town's audit log.
+        for a in audit:
+            if a.action.startswith(("points.issuance.", "points.issue_batch")):
+                assert a.town_id == world.town_id and a.actor.startswith("user:")
+                assert a.reason == "River clean-up" and a.amount > 0
         assert actions.count("points.issuance.create") == 1
         assert actions.count("points.issuance.confirm") == 1
         assert actions.count("points.issue_batch") == 3
