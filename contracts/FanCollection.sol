@@ -33,8 +33,8 @@ import {IERC5192} from "./interfaces/IERC5192.sol";
 ///   delegated to themself on receipt, so a holder's voting power is never 0 by omission. When votes
 ///   are off, the votes bookkeeping is skipped entirely: a mint takes the flag from the word it has
 ///   already read and calls {ERC721-_update} directly; transfers and burns read it in {_update}.
-/// - Perks ("rights tickets"): the admin sets `perkId -> (usesPerToken, validUntil)`; venue staff
-///   (VERIFIER_ROLE) mark uses with {usePerk}. Uses are stored per token id, so they follow the
+/// - Perks ("rights tickets"): the admin or a PERK_ADMIN_ROLE member sets `perkId -> (usesPerToken,
+///   validUntil)`; venue staff (VERIFIER_ROLE) mark uses with {usePerk}. Uses are stored per token id, so they follow the
 ///   token when it is resold: a used ticket stays used.
 /// - Trusts the platform's ERC-2771 forwarder, so holders never need gas. No Multicall (it would
 ///   let anyone spoof `_msgSender()` through the forwarder).
@@ -43,6 +43,9 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
     /// @notice May mark perk uses (venue staff).
     bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
+    /// @notice May set perks ({setPerk}) and nothing else (the platform's `collections` key, so
+    /// staff can edit perks without a vote; the admin, the town's timelock, can revoke it).
+    bytes32 public constant PERK_ADMIN_ROLE = keccak256("PERK_ADMIN_ROLE");
 
     /// @notice What a collection is for; the backend and the UI use it to present the tokens.
     enum Category {
@@ -231,10 +234,11 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     /// @notice Sets the rule of `perkId`: `usesPerToken` uses per token (0 removes the perk) until
     /// `validUntil` (unix seconds, 0 = no end). Uses already made stay counted.
     ///
-    /// Requirements: the caller has DEFAULT_ADMIN_ROLE.
+    /// Requirements: the caller has PERK_ADMIN_ROLE or DEFAULT_ADMIN_ROLE.
     ///
     /// Emits: {PerkSet}.
-    function setPerk(uint256 perkId, uint32 usesPerToken, uint64 validUntil) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setPerk(uint256 perkId, uint32 usesPerToken, uint64 validUntil) external {
+        if (!hasRole(PERK_ADMIN_ROLE, _msgSender())) _checkRole(DEFAULT_ADMIN_ROLE);
         _perks[perkId] = Perk(usesPerToken, validUntil);
         emit PerkSet(perkId, usesPerToken, validUntil);
     }

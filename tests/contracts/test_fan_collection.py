@@ -15,6 +15,8 @@ from tests.contracts.conftest import (
     BOB,
     CAROL,
     CATEGORY,
+    DAVE,
+    ERIN,
     MINTER,
     OUTSIDER,
     VERIFIER,
@@ -280,6 +282,31 @@ def test_set_perk(w3: Web3, chain: Any, plain_collection: Any) -> None:
     assert c.functions.perk(7).call() == [3, 0]
     for who in (VERIFIER, MINTER, OUTSIDER):
         chain.expect_revert(c.functions.setPerk(7, 3, 0), "AccessControlUnauthorizedAccount", who)
+
+
+def test_perk_admin_sets_perks_and_nothing_else(w3: Web3, chain: Any, plain_collection: Any) -> None:
+    """PERK_ADMIN_ROLE (the console's `collections` key) may set perks, but not mint, grant
+    roles, change the metadata or the royalty; the admin can revoke it."""
+    c = plain_collection
+    perk_admin = chain.role("PERK_ADMIN_ROLE")
+    assert perk_admin == Web3.keccak(text="PERK_ADMIN_ROLE")
+    chain.send(c.functions.grantRole(perk_admin, chain.accounts[DAVE]), ADMIN)
+    rcpt = chain.send(c.functions.setPerk(4, 2, chain.now() + 3600), DAVE)
+    ev = chain.events(c, rcpt, "PerkSet")[0].args
+    assert (ev.perkId, ev.usesPerToken) == (4, 2)
+    assert c.functions.perk(4).call()[0] == 2
+    denied = "AccessControlUnauthorizedAccount"
+    chain.expect_revert(c.functions.saleMint(chain.accounts[DAVE], 1), denied, DAVE)
+    chain.expect_revert(c.functions.mint(chain.accounts[DAVE]), denied, DAVE)
+    for role in ("DEFAULT_ADMIN_ROLE", "MINTER_ROLE", "VERIFIER_ROLE", "PERK_ADMIN_ROLE"):
+        chain.expect_revert(
+            c.functions.grantRole(chain.role(role), chain.accounts[ERIN]), denied, DAVE
+        )
+    chain.expect_revert(c.functions.setBaseURI("https://evil.example/"), denied, DAVE)
+    chain.expect_revert(c.functions.setDefaultRoyalty(chain.accounts[DAVE], 9000), denied, DAVE)
+    chain.send(c.functions.revokeRole(perk_admin, chain.accounts[DAVE]), ADMIN)
+    chain.expect_revert(c.functions.setPerk(4, 9, 0), denied, DAVE)
+    assert c.functions.perk(4).call()[0] == 2
 
 
 def test_use_perk_until_used_up(w3: Web3, chain: Any, plain_collection: Any) -> None:
