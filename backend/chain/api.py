@@ -35,6 +35,7 @@ may do, by group:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
@@ -90,8 +91,10 @@ from backend.chain.read_models import (
     OutboxState,
     OwnedToken,
     SentCall,
+    SubjectCall,
     alert_open,
     balance_of,
+    calls_of_subject,
     events_of_tx,
     indexed_events,
     outbox_ids,
@@ -109,6 +112,7 @@ from backend.chain.read_models import (
     watched_address,
 )
 from backend.chain.registry import RegistryError
+from backend.chain.role_keys import role_id
 from backend.chain.roles_check import configured_role_addresses as role_addresses_for
 from backend.chain.town_setup import (
     CollectionSpec,
@@ -123,7 +127,9 @@ from backend.chain.town_setup import (
 from backend.chain.typed_signatures import (
     check_forward_request,
     recover_typed_data,
+    sign_typed_data_with,
     split_signature,
+    voucher_typed_data,
 )
 
 __all__ = [
@@ -166,6 +172,8 @@ __all__ = [
     "sent_calls",
     "tokens_owned_by",
     "events_of_tx",
+    "SubjectCall",
+    "calls_of_subject",
     "watched_address",
     # the node, as services receive it
     "ChainGateway",
@@ -197,6 +205,9 @@ __all__ = [
     "signature_hex",
     "siwe_auth",
     "split_signature",
+    "voucher_typed_data",
+    "sign_as_role",
+    "role_hash",
     "checksum_address",
     "timelock_operation_id",
     "timelock_salt",
@@ -266,3 +277,20 @@ def checksum_address(text: str) -> str | None:
     if body != body.lower() and body != body.upper() and not is_checksum_address(text):
         return None
     return str(to_checksum_address(text))
+
+
+# ---------------------------------------------------------------- role keys
+
+
+def role_hash(name: str) -> str:
+    """An AccessControl role's id as 0x-hex (keccak256 of its name; 0 for DEFAULT_ADMIN_ROLE),
+    as a ContractCall argument (grantRole, renounceRole)."""
+    return "0x" + role_id(name).hex()
+
+
+def sign_as_role(outbox: OutboxService, role: str, full_message: dict[str, Any]) -> str:
+    """An EIP-712 signature of `full_message` by the role key `role` (e.g. "voucher_signer").
+    Only a process given ROLE_PRIVATE_KEYS (the worker) holds the key: elsewhere AppError
+    (code "no_key")."""
+    account = outbox.keys.account(outbox.keys.role(role))
+    return sign_typed_data_with(account.key, full_message)

@@ -202,7 +202,7 @@ def deploy_platform(
 
     Roles (ADR 0008): each town contract's DEFAULT_ADMIN_ROLE goes to the town's timelock, the
     operational roles to `role_addresses` (role name -> address; on a local chain anvil's
-    accounts 10-19 by default, elsewhere required), and the deployer renounces every role it
+    accounts 10 onwards by default, elsewhere required), and the deployer renounces every role it
     had on the town's contracts.
     """
     chain_id = w3.eth.chain_id
@@ -419,7 +419,7 @@ def guardian_salt(key: str, treasury: str) -> int:
 
 
 def _role_addresses(given: Mapping[str, str] | None, local: bool) -> dict[str, str]:
-    """Every role key's address: the given ones, anvil's accounts 10-19 on a local chain."""
+    """Every role key's address: the given ones, anvil's accounts 10 onwards on a local chain."""
     if given is None and local:
         return {n: str(Account.from_key(k).address) for n, k in DEV_ROLE_KEYS.items()}
     roles = {n: str(Web3.to_checksum_address(a)) for n, a in (given or {}).items()}

@@ -248,6 +248,27 @@ def outbox_states(
     return {i: OutboxState(s, e) for i, s, e in session.execute(q)}
 
 
+@dataclass(frozen=True)
+class SubjectCall:
+    """One call the platform queued for a business row, in the order it was queued."""
+
+    id: int
+    function: str
+    state: str
+    error: str | None
+    tx_hash: str | None
+
+
+def calls_of_subject(session: Session, kind: str, subject_id: int) -> list[SubjectCall]:
+    """Every outbox call queued with Subject(kind, subject_id), oldest first, with its state."""
+    rows = session.execute(
+        select(OutboxTx.id, OutboxTx.function, OutboxTx.state, OutboxTx.error, OutboxTx.tx_hash)
+        .where(OutboxTx.subject_kind == kind, OutboxTx.subject_id == subject_id)
+        .order_by(OutboxTx.id)
+    )
+    return [SubjectCall(i, f, s, e, h) for i, f, s, e, h in rows]
+
+
 def outbox_state_in(outbox_tx_id: Any, states: Iterable[str]) -> ColumnElement[bool]:
     """A SQL condition for a domain's query: the outbox row `outbox_tx_id` (a column holding
     an outbox id) is in one of `states` (false for NULL)."""

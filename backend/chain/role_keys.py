@@ -22,6 +22,13 @@ chambers' votes, and the deployer renounces every role it had once a town is set
                     (backend/chain/town_setup.py): deploys its contracts, hands every role
                     over and renounces all it held on them (docs/adr/0013-town-setup.md)
     faucet          TestYen...    MINTER_ROLE          local chains only: test yen
+    collections     Factory       DEPLOYER_ROLE        creates a town's collection from the console
+                    FanCollection PERK_ADMIN_ROLE      sets perks (uses, valid until)
+    voucher_signer  PrimarySale   SIGNER_ROLE          signs allowlist vouchers (EIP-712)
+
+`collections` is admin of a collection it creates only for the set-up transactions (minter,
+verifier, perk admin, first perks), then hands DEFAULT_ADMIN_ROLE to the town's timelock and
+renounces it (docs/adr/0010-console-collections.md): a collection it makes carries no votes.
 
 `catalogue` is local-only because a listing admin chooses the lister, its share and the price:
 it could list the voting cards at 0 to itself. On a real chain listings are created by the
@@ -49,6 +56,8 @@ ROLES = (
     "catalogue",
     "town_settings",
     "founder",
+    "collections",
+    "voucher_signer",
 )
 LOCAL_ONLY_ROLES = frozenset({"faucet", "catalogue"})
 # The one key that held every role before ADR 0008; refused wherever it is configured.
@@ -78,12 +87,15 @@ TOWN_GRANTS = (
     RoleGrant("PrimarySale", "LISTING_ADMIN_ROLE", "catalogue"),
     RoleGrant("ResidentPass", "REGISTRAR_ROLE", "registrar"),
     RoleGrant("TownPoll", "POLL_CREATOR_ROLE", "poll_creator"),
+    RoleGrant("PrimarySale", "SIGNER_ROLE", "voucher_signer"),
     RoleGrant("FanCollection", "VERIFIER_ROLE", "verifier"),
+    RoleGrant("FanCollection", "PERK_ADMIN_ROLE", "collections"),
 )
 # Platform contracts (one per chain).
 PLATFORM_GRANTS = (
     RoleGrant("TestYenStablecoin", "MINTER_ROLE", "faucet"),
     RoleGrant("FanCollectionFactory", "DEPLOYER_ROLE", "founder"),
+    RoleGrant("FanCollectionFactory", "DEPLOYER_ROLE", "collections"),
 )
 
 # Every role each AccessControl contract defines (what `roles check` reads), DEFAULT_ADMIN first.
@@ -99,7 +111,7 @@ CONTRACT_ROLES: dict[str, tuple[str, ...]] = {
     "PrimarySale": ("DEFAULT_ADMIN_ROLE", "LISTING_ADMIN_ROLE", "SIGNER_ROLE", "MINTER_ROLE"),
     "ResidentPass": ("DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE"),
     "TownPoll": ("DEFAULT_ADMIN_ROLE", "POLL_CREATOR_ROLE"),
-    "FanCollection": ("DEFAULT_ADMIN_ROLE", "MINTER_ROLE", "VERIFIER_ROLE"),
+    "FanCollection": ("DEFAULT_ADMIN_ROLE", "MINTER_ROLE", "VERIFIER_ROLE", "PERK_ADMIN_ROLE"),
     "TownTreasury": (
         "DEFAULT_ADMIN_ROLE",
         "PROPOSER_ROLE",

@@ -90,3 +90,60 @@ def check_forward_request(
     if recover_forward_request(req, req.signature, chain_id, forwarder) != req.from_address:
         return None, "bad_signature"
     return req, ""
+
+
+# ---------------------------------------------------------------- PrimarySale vouchers
+
+VOUCHER_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Voucher": [
+        {"name": "buyer", "type": "address"},
+        {"name": "listingId", "type": "uint256"},
+        {"name": "maxQuantity", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}
+
+
+def voucher_typed_data(
+    *,
+    chain_id: int,
+    sale: str,
+    buyer: str,
+    listing_id: int,
+    max_quantity: int,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """The EIP-712 message of a PrimarySale allowlist voucher (PrimarySale.voucherDigest): bound
+    to the chain, the sale contract, the buyer, the listing, a one-time nonce and a deadline."""
+    return {
+        "types": VOUCHER_TYPES,
+        "primaryType": "Voucher",
+        "domain": {
+            "name": "FurusatoPrimarySale",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(sale),
+        },
+        "message": {
+            "buyer": to_checksum_address(buyer),
+            "listingId": listing_id,
+            "maxQuantity": max_quantity,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    }
+
+
+def sign_typed_data_with(private_key: Any, full_message: dict[str, Any]) -> str:
+    """A 65-byte 0x-hex EIP-712 signature of `full_message` by `private_key` (a LocalAccount's
+    key); only the worker, which holds role keys, calls this."""
+    signed = Account.sign_typed_data(private_key, full_message=full_message)
+    return "0x" + bytes(signed.signature).hex()

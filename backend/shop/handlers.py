@@ -1,5 +1,6 @@
-"""Indexer handlers of the shop: listings created, perk uses, factory-made collections, and orders
-(an order is completed when its mint or buy is indexed)."""
+"""Indexer handlers of the shop: listings created, perk uses, factory-made collections (a console
+collection's set-up is queued then), and orders (an order is completed when its mint or buy is
+indexed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
 from backend.chain.api import ChainEvent, EventHandler, OutboxTx, handler, watch_contract
-from backend.shop.models import CheckIn, Listing, Order, payment_ref_bytes
+from backend.shop.console import CollectionConsole
+from backend.shop.models import CheckIn, Collection, Listing, Order, payment_ref_bytes
 
 
 def outbox_tx_for(session: Session, ev: ChainEvent) -> OutboxTx | None:
@@ -72,6 +74,22 @@ def _collection_created(session: Session, events: Sequence[ChainEvent]) -> None:
             address,
             ev.block_number,
         )
+        # A collection created from the staff console: record it and queue its set-up.
+        tx = outbox_tx_for(session, ev)
+        row = (
+            None
+            if tx is None
+            else session.scalar(select(Collection).where(Collection.create_tx_id == tx.id))
+        )
+        if row is not None:
+            _console(session).queue_setup(row, str(address))
+
+
+def _console(session: Session) -> CollectionConsole:
+    def no_gateway() -> chain.Web3Gateway:
+        raise RuntimeError("the set-up needs no contract read")
+
+    return CollectionConsole(session, chain=no_gateway, outbox=chain.outbox_service, public_url="")
 
 
 def _noop(session: Session, events: Sequence[ChainEvent]) -> None:

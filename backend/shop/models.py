@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.db import Base, utcnow
@@ -32,6 +32,20 @@ class Collection(Base):
     max_supply: Mapped[int] = mapped_column()
     price_points: Mapped[Decimal | None] = mapped_column(TokenAmount)
     price_yen: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    # What the console creates a collection with (backend/shop/console.py); a collection of the
+    # deployment has the defaults (status live, no uploaded image).
+    symbol: Mapped[str] = mapped_column(String(12), default="")
+    royalty_bps: Mapped[int] = mapped_column(default=0)
+    soulbound: Mapped[bool] = mapped_column(default=False)
+    votes: Mapped[bool] = mapped_column(default=False)
+    image_data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    image_type: Mapped[str | None] = mapped_column(String(20))  # image/png, image/jpeg, image/webp
+    # creating (createCollection queued) -> setting_up (address known, set-up calls queued) ->
+    # live (the collection's admin is the town's timelock)
+    status: Mapped[str] = mapped_column(String(16), default="live")
+    create_tx_id: Mapped[int | None] = mapped_column(index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     town: Mapped[Town] = relationship()
@@ -54,6 +68,7 @@ class Perk(Base):
     name_en: Mapped[str] = mapped_column(String(120))
     uses_per_token: Mapped[int] = mapped_column()
     valid_until: Mapped[dt.datetime | None] = mapped_column()
+    outbox_tx_id: Mapped[int | None] = mapped_column()  # the latest setPerk sent for it
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     collection: Mapped[Collection] = relationship()
@@ -82,10 +97,32 @@ class Listing(Base):
     starts_at: Mapped[dt.datetime] = mapped_column()
     ends_at: Mapped[dt.datetime] = mapped_column()
     outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    # Only buyers on its allowlist (AllowlistEntry, each with a signed voucher) may buy.
+    allowlist_only: Mapped[bool] = mapped_column(default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     collection: Mapped[Collection] = relationship()
     town: Mapped[Town] = relationship()
+
+
+class AllowlistEntry(Base):
+    """One buyer an allowlist-only listing admits: an address given in the upload, or the
+    custodial address of the person whose e-mail was given. `signature` is the EIP-712 voucher
+    PrimarySale checks (signed by the `voucher_signer` key in the worker once the listing is on
+    chain); its nonce is this row's id, its deadline the listing's end."""
+
+    __tablename__ = "nft_allowlist"
+    __table_args__ = (UniqueConstraint("listing_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("nft_listings.id"), index=True)
+    address: Mapped[str] = mapped_column(String(42))
+    email: Mapped[str | None] = mapped_column(String(254))
+    max_quantity: Mapped[int] = mapped_column()
+    deadline: Mapped[int] = mapped_column()  # unix seconds
+    signature: Mapped[str | None] = mapped_column(String(132))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class CheckIn(Base):

@@ -36,6 +36,7 @@ from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUna
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
 from backend.shop.catalog import ShopService, sale_key, token_key
+from backend.shop.console import voucher_for
 from backend.shop.errors import (
     InsufficientBalance,
     NotOnSale,
@@ -190,6 +191,9 @@ class OrderService:
         listing = self.listing_on_sale(listing_id, quantity)
         quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
         buyer = self.buyer_address(user, listing.payment_kind)
+        # An allowlist-only listing: refused here, before anything is sent, for a buyer not on
+        # the list (card payments skip the voucher on chain, so the check is this one).
+        voucher = voucher_for(self.session, listing, buyer.address)
         self.check_supply(listing, quantity, buyer.address)
         amount = int(listing.price) * quantity
         public_id = uuid.uuid4().hex
@@ -215,7 +219,7 @@ class OrderService:
                 self.session.flush()  # a concurrent twin's key fails here, or at the commit
                 redirect = provider.create_checkout(self._checkout(order, listing))
             else:
-                self._pay_with_token(user, order, listing, buyer, amount)
+                self._pay_with_token(user, order, listing, buyer, amount, voucher)
             self.session.commit()
             return PlacedOrder(order, redirect, created=True)
 
@@ -294,7 +298,13 @@ class OrderService:
         )
 
     def _pay_with_token(
-        self, user: User, order: Order, listing: Listing, buyer: Address, amount: int
+        self,
+        user: User,
+        order: Order,
+        listing: Listing,
+        buyer: Address,
+        amount: int,
+        voucher: list[Any],
     ) -> None:
 
         town = listing.town
@@ -332,7 +342,7 @@ class OrderService:
         buy = [
             listing.chain_listing_id,
             order.quantity,
-            [0, 0, 0, "0x"],
+            voucher,
             deadline,
             sig.v,
             "0x" + sig.r.to_bytes(32, "big").hex(),

@@ -18,6 +18,7 @@ from backend.core.purpose_keys import TEST_CARD_WEBHOOK, TICKET, purpose_key_hex
 from backend.shop.card_payments import CardPaymentService
 from backend.shop.catalog import ShopService, is_test_chain
 from backend.shop.checkin import CheckInService
+from backend.shop.console import CollectionConsole
 from backend.shop.orders import OrderService
 from backend.shop.providers import PaymentProvider, StripeProvider, TestCardProvider
 from backend.shop.wallet_orders import WalletOrderService
@@ -99,3 +100,14 @@ def wallet_order_service() -> WalletOrderService:
 
 def card_payment_service() -> CardPaymentService:
     return CardPaymentService(get_db().session(), outbox=outbox_service, provider=payment_provider)
+
+
+def collection_console() -> CollectionConsole:
+    """The staff console's collections, listings, perks and allowlists (backend/shop/console.py)."""
+    app = _app()
+    return CollectionConsole(
+        get_db().session(),
+        chain=_chain(app),
+        outbox=outbox_service,
+        public_url=app.extensions["settings"].public_url,
+    )

@@ -1,5 +1,6 @@
-"""The shop's periodic work: retry or refund card orders whose mint failed. (The shop's indexer
-handlers are in shop/handlers.py, registered by backend/composition.py.)"""
+"""The shop's periodic work: retry or refund card orders whose mint failed, and sign allowlist
+vouchers. (The shop's indexer handlers are in shop/handlers.py, registered by
+backend/composition.py.)"""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from typing import Any
 
 from celery import shared_task
 
-from backend.shop.services import card_payment_service
+from backend.shop.services import card_payment_service, collection_console
 
 BEAT_SCHEDULE = {
     "payments.reconcile_orders": {
         "task": "payments.reconcile_orders",
         "schedule": timedelta(seconds=3),
+    },
+    "shop.sign_vouchers": {
+        "task": "shop.sign_vouchers",
+        "schedule": timedelta(seconds=5),
     },
 }
 
@@ -22,3 +27,10 @@ BEAT_SCHEDULE = {
 def reconcile_orders() -> dict[str, Any]:
     """Fail, re-mint or refund orders whose chain transaction failed (see CardPaymentService)."""
     return card_payment_service().reconcile()
+
+
+@shared_task(name="shop.sign_vouchers")
+def sign_vouchers() -> int:
+    """Sign the allowlist vouchers of listings now on chain (the worker holds the
+    `voucher_signer` key; see CollectionConsole.sign_pending_vouchers). Idempotent."""
+    return collection_console().sign_pending_vouchers()

@@ -35,6 +35,7 @@ from backend.chain.api import (
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.shop.catalog import is_test_chain, sale_key, token_key
+from backend.shop.console import voucher_for
 from backend.shop.errors import InsufficientBalance
 from backend.shop.models import Listing, Order
 from backend.shop.orders import (
@@ -120,6 +121,7 @@ class WalletOrderService:
                 N_("This item cannot be paid from your wallet."), code="not_wallet_payable"
             )
         owner = self._wallet_address(user, address)
+        voucher_for(self.session, listing, owner)  # not on an allowlist: refused before signing
         assert isinstance(quantity, int)  # noqa: S101 - checked by _listing
         self.orders.check_supply(listing, quantity, owner)
         amount = int(listing.price) * quantity
@@ -201,7 +203,7 @@ class WalletOrderService:
         return [
             listing.chain_listing_id,
             quantity,
-            [0, 0, 0, "0x"],
+            voucher_for(self.session, listing, owner),
             deadline,
             v,
             "0x" + r.to_bytes(32, "big").hex(),
