@@ -168,9 +168,7 @@ class ShopService:
                 )
                 for li in listings
             ]
-            out.append(
-                CollectionView(c, views, self.perks(c, locale), image_path(town.slug, c.slug))
-            )
+            out.append(CollectionView(c, views, self.perks(c, locale), collection_image_path(c)))
         return out
 
     # ----------------------------------------------------------------- metadata
@@ -207,7 +205,7 @@ class ShopService:
         return {
             "name": f"{c.name_en} #{token_id}",
             "description": c.description_en or c.name_en,
-            "image": base_url.rstrip("/") + image_path(town_slug, c.slug),
+            "image": base_url.rstrip("/") + collection_image_path(c),
             "external_url": f"{base_url.rstrip('/')}/towns/{town_slug}",
             "attributes": attributes,
         }
@@ -278,7 +276,7 @@ class ShopService:
                     "holder": owner_row.owner,
                     "perks": perks,
                     "ticket_code": code,
-                    "image_url": image_path(c.town.slug, c.slug),
+                    "image_url": collection_image_path(c),
                 }
             )
         return out
@@ -333,3 +331,10 @@ class ShopService:
 
 def image_path(town_slug: str, collection_slug: str) -> str:
     return f"/meta/{town_slug}/{collection_slug}/image.svg"
+
+
+def collection_image_path(c: Collection) -> str:
+    """The collection's image: the one uploaded in the staff console, else its generated card."""
+    if c.image_type:
+        return f"/meta/{c.town.slug}/{c.slug}/image"
+    return image_path(c.town.slug, c.slug)

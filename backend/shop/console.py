@@ -57,12 +57,12 @@ COLLECTIONS_KEY = "collections"
 CATALOGUE_KEY = "catalogue"
 VOUCHER_KEY = "voucher_signer"
 CARD_ONLY_PRICE = 2**256 - 1  # a card listing can never be bought with a token on chain
-MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_IMAGE_BYTES = 512 * 1024  # the request limit is 1 MiB (backend/core/web_security.py)
 MAX_SUPPLY = 1_000_000
 MAX_ROYALTY_BPS = 1_000  # 10 %
 MAX_PRICE = 10**12
 MAX_WALLET_CAP = 100
-MAX_ALLOWLIST_BYTES = 512 * 1024
+MAX_ALLOWLIST_BYTES = 256 * 1024
 MAX_ALLOWLIST_ROWS = 5_000
 MAX_PERK_USES = 1_000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -290,7 +290,7 @@ class CollectionConsole:
         kind = None
         if image:
             if len(image) > MAX_IMAGE_BYTES:
-                raise InvalidInput(N_("The image is larger than 2 MB."), field="image")
+                raise InvalidInput(N_("The image is larger than 512 KB."), field="image")
             kind = image_type(image)
             if kind is None:
                 raise InvalidInput(N_("The image must be a PNG, JPEG or WebP."), field="image")
@@ -535,7 +535,7 @@ class CollectionConsole:
         built-in wallet address. Any unreadable line or unknown e-mail refuses the whole list."""
         if not data or len(data) > MAX_ALLOWLIST_BYTES:
             raise InvalidInput(
-                N_("Upload a list of at most 512 KB: one e-mail or address per line."),
+                N_("Upload a list of at most 256 KB: one e-mail or address per line."),
                 field="allowlist",
             )
         try:

@@ -38,6 +38,20 @@ PATHS = {
             },
         }
     },
+    "/meta/{town}/{collection}/image": {
+        "get": {
+            "summary": "The image uploaded for a collection in the staff console (PNG, JPEG or "
+            "WebP, its type checked from its bytes); the metadata's `image` points here.",
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in ("town", "collection")
+            ],
+            "responses": {
+                "200": {"description": "The image."},
+                "404": error_response("No such collection, or no uploaded image."),
+            },
+        }
+    },
     "/meta/{town}/resident/{token_id}": {
         "get": {
             "summary": "OpenSea-compatible metadata of a resident pass (ResidentPass.tokenURI); "

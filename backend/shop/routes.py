@@ -9,7 +9,7 @@ from flask_babel import get_locale
 
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
-from backend.core.errors import json_object
+from backend.core.errors import N_, NotFound, json_object
 from backend.shop.images import collection_svg
 from backend.shop.resident_meta import ResidentMetadata
 from backend.shop.services import checkin_service, shop_service
@@ -86,6 +86,18 @@ def image(town: str, collection: str):
     c = shop_service().collection(town, collection)
     resp = Response(collection_svg(c), mimetype="image/svg+xml")
     resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp
+
+
+@bp.get("/meta/<town>/<collection>/image")
+def uploaded_image(town: str, collection: str):
+    """The image uploaded in the staff console (its type was checked from its bytes)."""
+    c = shop_service().collection(town, collection)
+    if not c.image_type or c.image_data is None:
+        raise NotFound(N_("This collection has no uploaded image."))
+    resp = Response(c.image_data, mimetype=c.image_type)
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 
