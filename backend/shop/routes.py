@@ -94,7 +94,7 @@ def uploaded_image(town: str, collection: str):
     """The image uploaded in the staff console (its type was checked from its bytes)."""
     c = shop_service().collection(town, collection)
     if not c.image_type or c.image_data is None:
-        raise NotFound(N_("This collection has no uploaded image."))
+        raise NotFound(N_("There is no such collection."))
     resp = Response(c.image_data, mimetype=c.image_type)
     resp.headers["Cache-Control"] = "public, max-age=3600"
     resp.headers["X-Content-Type-Options"] = "nosniff"

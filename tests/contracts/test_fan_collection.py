@@ -284,7 +284,9 @@ def test_set_perk(w3: Web3, chain: Any, plain_collection: Any) -> None:
         chain.expect_revert(c.functions.setPerk(7, 3, 0), "AccessControlUnauthorizedAccount", who)
 
 
-def test_perk_admin_sets_perks_and_nothing_else(w3: Web3, chain: Any, plain_collection: Any) -> None:
+def test_perk_admin_sets_perks_and_nothing_else(
+    w3: Web3, chain: Any, plain_collection: Any
+) -> None:
     """PERK_ADMIN_ROLE (the console's `collections` key) may set perks, but not mint, grant
     roles, change the metadata or the royalty; the admin can revoke it."""
     c = plain_collection
