@@ -8,6 +8,7 @@ without the catalogue key and a double submit change nothing (or one thing)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import threading
@@ -35,14 +36,6 @@ from tests.shop.shop_helpers import Api, contract, drive, mine
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 GIF = b"GIF89a" + bytes(64)
 STAFF_EMAIL = "console-staff@sarabetsu.example"
-
-
-def _user(app: Flask, email: str) -> User:
-    with app.app_context():
-        user = get_db().session.scalar(sa.select(User).where(User.email == email))
-        assert user is not None
-        get_db().session.expunge(user)
-        return user
 
 
 def _address(app: Flask, email: str) -> str:
@@ -111,18 +104,6 @@ def _window(w3: Web3) -> tuple[str, str]:
     start = min(_chain_now(w3), dt.datetime.now(dt.UTC)) - dt.timedelta(hours=1)
     end = max(_chain_now(w3), dt.datetime.now(dt.UTC)) + dt.timedelta(days=30)
     return start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
-
-
-def _new_collection(app: Flask, w3: Web3, api: Api) -> Collection:
-    resp = _form(api, "/towns/sarabetsu/admin/collections", _collection_form())
-    assert resp.status_code == 303, resp.get_data(as_text=True)
-    drive(app, w3)  # createCollection, indexed: the set-up is queued
-    drive(app, w3)  # the set-up
-    with app.app_context():
-        c = get_db().session.scalar(sa.select(Collection).where(Collection.slug == "autumn-fest"))
-        get_db().session.expunge(c)
-    assert c.contract_address is not None
-    return c
 
 
 def test_staff_create_a_collection_that_the_town_owns_and_sell_it_to_an_allowlist(shop_app, w3):
@@ -441,3 +422,47 @@ def test_a_double_submit_at_once_creates_one_collection(race_app):
             )
             == 1
         )
+
+
+def test_the_json_api_does_the_same_for_staff_only(make_app, deployed):
+    app = make_app()
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+        s = get_db().session
+        s.add(
+            Town(
+                slug="sarabetsu", name_ja="更別村", name_en="Sarabetsu", chain_id=deployed.chain_id
+            )
+        )
+        s.commit()
+    base = "/api/towns/sarabetsu/admin/collections"
+    body = {k: v for k, v in _collection_form().items() if k != "image"}
+    body |= {
+        "idempotency_key": "api-key-00001",
+        "max_supply": 20,
+        "royalty_bps": 0,
+        "soulbound": False,
+        "image_base64": base64.b64encode(PNG).decode(),
+    }
+    assert Api(app.test_client()).post(base, body).status_code == 401
+    customer = Api(app.test_client())
+    customer.signup("customer@example.com")
+    assert customer.post(base, body).status_code == 403
+    assert customer.get(base).status_code == 403
+    staff = _staff(app)
+    refused = staff.post(base, {**body, "votes": True})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "votes_not_allowed"
+    bad = staff.post(base, {**body, "image_base64": base64.b64encode(GIF).decode()})
+    assert bad.status_code == 400 and bad.get_json()["error"]["details"]["field"] == "image"
+    assert _counts(app)["collections"] == 0
+    made = staff.post(base, body)
+    assert made.status_code == 201, made.get_json()
+    again = staff.post(base, body)  # the same request key: the first collection
+    assert again.get_json()["collection"]["id"] == made.get_json()["collection"]["id"]
+    cid = made.get_json()["collection"]["id"]
+    detail = staff.get(f"{base}/{cid}").get_json()["collection"]
+    assert detail["status"] == "creating"
+    assert [c["function"] for c in detail["calls"]] == ["createCollection"]
+    assert detail["calls"][0]["state"] == "queued"
+    assert _counts(app)["collections"] == 1
