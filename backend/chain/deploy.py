@@ -236,7 +236,8 @@ def deploy_platform(
 
     forwarder = ensure("FurusatoForwarder", "FurusatoForwarder")
     factory = ensure("FanCollectionFactory", "FanCollectionFactory", d.address, forwarder.address)
-    # The founder key creates the collections of towns set up through the outbox (town_setup.py).
+    # The founder key creates the collections of towns set up through the outbox (town_setup.py),
+    # the collections key those created from the staff console (ADR 0014).
     factory_c = bound(factory)
     for grant in grants_for("FanCollectionFactory", local=local):
         holder = roles.get(grant.holder)
