@@ -45,7 +45,9 @@ contract FanCollection is ERC721Votes, ERC2981, AccessControl, ERC2771Context, I
     bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
     /// @notice May set perks ({setPerk}) and nothing else (the platform's `collections` key, so
     /// staff can edit perks without a vote; the admin, the town's timelock, can revoke it).
-    bytes32 public constant PERK_ADMIN_ROLE = keccak256("PERK_ADMIN_ROLE");
+    /// (Not public: one selector more in the dispatcher costs every mint gas; its id is
+    /// keccak256("PERK_ADMIN_ROLE"), as OpenZeppelin derives role ids.)
+    bytes32 private constant PERK_ADMIN_ROLE = keccak256("PERK_ADMIN_ROLE");
 
     /// @notice What a collection is for; the backend and the UI use it to present the tokens.
     enum Category {
