@@ -28,7 +28,7 @@ chambers' votes, and the deployer renounces every role it had once a town is set
 
 `collections` is admin of a collection it creates only for the set-up transactions (minter,
 verifier, perk admin, first perks), then hands DEFAULT_ADMIN_ROLE to the town's timelock and
-renounces it (docs/adr/0013-console-collections.md): a collection it makes carries no votes.
+renounces it (docs/adr/0014-console-collections.md): a collection it makes carries no votes.
 
 `catalogue` is local-only because a listing admin chooses the lister, its share and the price:
 it could list the voting cards at 0 to itself. On a real chain listings are created by the

@@ -1,4 +1,4 @@
-"""The staff console's collections (issue 13 §2, docs/adr/0013-console-collections.md): town staff
+"""The staff console's collections (issue 13 §2, docs/adr/0014-console-collections.md): town staff
 create a collection, list it on the town's PrimarySale (with an allowlist), and set its perks.
 
 Everything that goes on chain is an outbox call with a deterministic key, so a retried request or
@@ -331,7 +331,7 @@ class CollectionConsole:
                 index(str(category)),
                 soulbound,
                 False,
-                outbox.keys.role(COLLECTIONS_KEY),  # admin only for the set-up (ADR 0013)
+                outbox.keys.role(COLLECTIONS_KEY),  # admin only for the set-up (ADR 0014)
                 treasury,  # royalties go to the town
                 royalty_bps,
             ]

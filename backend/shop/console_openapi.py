@@ -41,7 +41,7 @@ _COLLECTION = {
         "votes": {
             "type": "boolean",
             "description": "Refused when true (400 votes_not_allowed): only the collection the "
-            "card chamber was deployed with carries votes (ADR 0013).",
+            "card chamber was deployed with carries votes (ADR 0014).",
         },
         "image_base64": {
             "type": "string",
@@ -86,7 +86,7 @@ PATHS = {
         },
         "post": {
             "summary": "Create a collection: createCollection is queued for the `collections` "
-            "key, which sets it up and hands it to the town's timelock (ADR 0013). The same "
+            "key, which sets it up and hands it to the town's timelock (ADR 0014). The same "
             "idempotency_key returns the first collection.",
             "parameters": [_SLUG],
             "requestBody": json_body(_COLLECTION),
