@@ -1,4 +1,4 @@
-"""The staff console's collections on real anvil (issue 13 §2, ADR 0013): town staff create a
+"""The staff console's collections on real anvil (issue 13 §2, ADR 0014): town staff create a
 collection with an uploaded image; the `collections` key creates it through the factory, sets it
 up (the sale may mint, venue staff may check in, the first perk) and hands it to the town's
 timelock, keeping only PERK_ADMIN_ROLE. A listing with an allowlist sells to an allowlisted
@@ -163,7 +163,7 @@ def test_staff_create_a_collection_that_the_town_owns_and_sell_it_to_an_allowlis
     key = role_address("collections")
     assert has("MINTER_ROLE", sale) and has("VERIFIER_ROLE", role_address("verifier"))
     assert has("DEFAULT_ADMIN_ROLE", treasury)
-    # The console's key kept nothing but the perk editing (ADR 0013).
+    # The console's key kept nothing but the perk editing (ADR 0014).
     assert not any(has(r, key) for r in ("DEFAULT_ADMIN_ROLE", "MINTER_ROLE", "VERIFIER_ROLE"))
     assert has("PERK_ADMIN_ROLE", key)
     # The uploaded image is served as the collection's image (checked from its bytes).
