@@ -3,8 +3,8 @@
 request key and allowlist flag of a listing, the last setPerk of a perk, and the allowlist with
 its signed vouchers (`nft_allowlist`).
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-04 18:30:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import backend.core.db
 
-revision: str = "0026"
-down_revision: str | None = "0025"
+revision: str = "0027"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
