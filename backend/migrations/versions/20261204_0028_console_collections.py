@@ -3,8 +3,8 @@
 request key and allowlist flag of a listing, the last setPerk of a perk, and the allowlist with
 its signed vouchers (`nft_allowlist`).
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-04 18:30:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import backend.core.db
 
-revision: str = "0027"
-down_revision: str | None = "0026"
+revision: str = "0028"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
