@@ -30,9 +30,15 @@ from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deploy import deploy_platform
 from backend.chain.registry import Deployments, add_artifact_dir
 from backend.config import Settings
+from backend.core import passwords
 from backend.deploy import demo_towns
 from backend.models import Base
 from tests.chain_admin import ROLE_PRIVATE_KEYS
+
+# Passwords and PINs: scrypt at N=2^10 instead of 2^15 (backend/core/passwords.py). Each hash
+# records its parameters, so nothing else changes; at full cost the suite spent over a minute
+# of CPU hashing the same few test passwords.
+passwords.HASH_METHOD = "scrypt:1024:8:1"
 
 pytest_plugins = ["tests.mail"]  # smtp_server and mailbox: a real SMTP server (aiosmtpd)
 
@@ -61,11 +67,40 @@ TEST_MASTER_KEY = "test-master-1:" + "11" * 32  # wraps custodial keys in tests 
 SERVER_FIXTURES = frozenset({"anvil", "pg_database", "celery_worker", "browser", "index_chain"})
 
 
+# Tests that run for half a minute or more (from `make test`'s --durations): they start first,
+# so that none of them is still running alone on one worker after the others have finished
+# (xdist hands tests out in collection order). A test missing here only risks a later finish.
+LONG_FIRST = (
+    "tests/functional/test_api_fuzz.py",
+    "tests/functional/test_make_run.py",
+    "tests/functional/test_recipes.py",
+    "tests/functional/test_run_restart.py",
+    "tests/unit/test_artifacts.py",
+    "tests/contracts/test_region_points.py::test_property",
+    "tests/dao/test_dao_journey.py",
+    "tests/dao/test_dao_wallet_polls_journey.py",
+    "tests/shop/test_broker_outage.py",
+    "tests/chain/test_indexer_worker.py::test_sigkill",
+    "tests/merchants/test_journey_browser.py",
+    "tests/functional/test_embedded_broker.py",
+    "tests/merchants/test_money_concurrency.py",
+    "tests/points/test_expiry_days.py",
+    "tests/merchants/test_money_pages.py::test_pin_pad",
+    "tests/functional/test_governance_settings.py",
+    "tests/functional/test_deploy.py",
+    "tests/merchants/test_pay_charge_race.py",
+    "tests/dao/test_deep_reorg.py",
+    "tests/shop/test_deep_reorg.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("heavy") is None and not fixtures & SERVER_FIXTURES:
             item.add_marker(pytest.mark.fast)
+    # Stable: within each part the files keep their order (and their fixtures' reuse).
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
 
 
 # ---------------------------------------------------------------- chain
@@ -131,6 +166,9 @@ def _create_pg_database(name: str) -> str:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # A test database need not survive a crash of the server: commits do not wait for
+        # the WAL to reach the disk (tests commit thousands of times).
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit TO off'))
     admin.dispose()
     return sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
@@ -171,15 +209,44 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def _truncate_pg(conn: sa.Connection, names: list[str]) -> None:
+    """Empty the tables a test wrote to and restart the sequences it used.
+
+    A TRUNCATE of every table took 1-2 s per test (each truncated table gets new files, fsynced
+    at commit), most of them already empty; a DELETE of a few rows takes milliseconds. So one
+    query finds the tables that hold rows, they are emptied with DELETE in dependency order
+    (`names` is parents first), the audit log with TRUNCATE (its append-only trigger refuses
+    DELETE), and every sequence that moved is restarted, so each test sees ids from 1 as before.
+    """
+    probe = " UNION ALL ".join(f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in names)
+    filled = {r[0] for r in conn.execute(sa.text(probe))}
+    for name in reversed(names):
+        if name not in filled:
+            continue
+        if name in APPEND_ONLY_TABLES:
+            conn.execute(sa.text(f'TRUNCATE "{name}"'))
+        else:
+            conn.execute(sa.text(f'DELETE FROM "{name}"'))
+    moved = conn.execute(
+        sa.text(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences"
+            " WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+        )
+    ).scalars()
+    for seq in list(moved):
+        conn.execute(sa.text("SELECT setval(:s, 1, false)"), {"s": seq})
+
+
+APPEND_ONLY_TABLES = frozenset({"audit_log"})  # a trigger refuses DELETE (migration 0001)
+
+
 def _truncate_all(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         present = set(sa.inspect(conn).get_table_names())
         tables = [t for t in Base.metadata.sorted_tables if t.name in present]
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            # The audit log's append-only trigger fires on DELETE, not on TRUNCATE.
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            _truncate_pg(conn, [t.name for t in tables])
         else:
             for t in reversed(tables):
                 conn.execute(t.delete())

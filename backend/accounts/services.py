@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from backend.accounts.errors import (
     AddressTaken,
@@ -42,6 +42,7 @@ from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.passwords import hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,8 @@ MAX_PASSWORD = 1024  # scrypt cost grows with input; refuse megabyte "passwords"
 LOCALES = ("ja", "en")
 NONCE_TTL = dt.timedelta(minutes=10)
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-_HASH_METHOD = "scrypt"
 # Checked against when the email is unknown, so both failures cost the same time.
-_DUMMY_HASH = generate_password_hash("furusato-timing-equaliser", method=_HASH_METHOD)
+_DUMMY_HASH = hash_secret("furusato-timing-equaliser")
 
 
 @dataclass(frozen=True)
@@ -360,7 +360,7 @@ def custodial_addresses(session: Session, user_ids: Iterable[int]) -> dict[int, 
 
 
 def password_hash(password: str) -> str:
-    return generate_password_hash(password, method=_HASH_METHOD)
+    return hash_secret(password)
 
 
 def check_password(value: object) -> str:

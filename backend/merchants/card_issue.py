@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.passwords import hash_secret
 from backend.merchants.cards import PIN_RE
 from backend.merchants.errors import CardExists
 from backend.merchants.models import ResidentCard
@@ -59,7 +59,7 @@ def issue_card(
         card = ResidentCard(user_id=user.id, town_id=town.id)
         session.add(card)
     card.card_code = "C" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
-    card.pin_hash = generate_password_hash(pin, method="scrypt")
+    card.pin_hash = hash_secret(pin)
     card.failed_attempts = 0
     card.locked_at = None
     card.created_at = now
