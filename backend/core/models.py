@@ -7,7 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Index, Numeric, String, Text, event
+from sqlalchemy import JSON, Index, Numeric, String, Text, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backend.core.db import Base, utcnow
@@ -59,6 +59,20 @@ def register_audit_town(
     _TOWN_RESOLVERS[subject_type] = resolve
     if detail_key:
         _DETAIL_SUBJECTS[detail_key] = subject_type
+
+
+def register_audit_town_table(subject_type: str, model: Any, detail_key: str = "") -> None:
+    """`register_audit_town` for a table with `id` and `town_id` columns: audit rows whose
+    subject is one of its rows belong to that row's town."""
+
+    def resolve(session: Session, subject_id: str) -> int | None:
+        row_id = db_id_or_none(subject_id)
+        if row_id is None:
+            return None
+        found = session.scalar(select(model.town_id).where(model.id == row_id))
+        return int(found) if found is not None else None
+
+    register_audit_town(subject_type, resolve, detail_key)
 
 
 def audit_town_id(session: Session, row: AuditLog) -> int | None:

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.db import Base, utcnow
-from backend.core.models import TokenAmount
+from backend.core.models import TokenAmount, register_audit_town_table
 
 CARD = "card"  # towns.<slug>.CardChamber: 1 ambassador card = 1 vote
 RESIDENT = "resident"  # towns.<slug>.ResidentChamber: 1 verified resident = 1 vote
@@ -204,3 +204,9 @@ class DaoAlert(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[dt.datetime | None] = mapped_column()
     seen_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+# Audit rows about a proposal, a poll or an alert belong to its town (the console's audit log).
+register_audit_town_table("dao_proposal", DaoProposal)
+register_audit_town_table("dao_poll", DaoPoll)
+register_audit_town_table("dao_alert", DaoAlert)

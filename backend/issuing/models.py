@@ -18,7 +18,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.db import Base, utcnow
-from backend.core.models import TokenAmount
+from backend.core.models import TokenAmount, register_audit_town_table
 
 PREVIEWED = "previewed"
 CONFIRMED = "confirmed"
@@ -125,3 +125,7 @@ class IssuanceRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")  # an English msgid (translated on show)
     error_args: Mapped[str] = mapped_column(Text, default="")  # JSON of its placeholders
     chunk_id: Mapped[int | None] = mapped_column(ForeignKey("issuance_chunks.id"), index=True)
+
+
+# Audit rows about an issuance belong to its town (the console's audit log).
+register_audit_town_table("issuance_batch", IssuanceBatch)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -15,14 +13,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
-from backend.core.models import TokenAmount, register_audit_town
-from backend.core.numbers import db_id_or_none
+from backend.core.models import TokenAmount, register_audit_town_table
 
 # Merchant status: "registering" until MerchantAdded is indexed.
 REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
@@ -271,17 +267,7 @@ class PinPadSession(Base):
     done_at: Mapped[dt.datetime | None] = mapped_column()
 
 
-def _town_of(model: Any) -> Callable[[Session, str], int | None]:
-    def resolve(session: Session, subject_id: str) -> int | None:
-        row_id = db_id_or_none(subject_id)
-        if row_id is None:
-            return None
-        return session.scalar(select(model.town_id).where(model.id == row_id))  # type: ignore[no-any-return]
-
-    return resolve
-
-
 # Audit rows about a shop, a settlement or a charge belong to its town (the console's audit page).
-register_audit_town("merchant", _town_of(Merchant), detail_key="merchant_id")
-register_audit_town("settlement", _town_of(Settlement))
-register_audit_town("charge", _town_of(Charge))
+register_audit_town_table("merchant", Merchant, detail_key="merchant_id")
+register_audit_town_table("settlement", Settlement)
+register_audit_town_table("charge", Charge)

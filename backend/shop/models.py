@@ -12,7 +12,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.db import Base, utcnow
-from backend.core.models import TokenAmount
+from backend.core.models import TokenAmount, register_audit_town_table
 from backend.regions.models import Town
 
 
@@ -195,3 +195,7 @@ class PaymentEventRecord(Base):
 def payment_ref_bytes(ref: str) -> str:
     """The on-chain paymentRef of an order: sha256 of our reference (bytes32 hex, unique)."""
     return "0x" + hashlib.sha256(ref.encode()).hexdigest()
+
+
+# Audit rows about a listing belong to its town (the console's audit log).
+register_audit_town_table("listing", Listing)

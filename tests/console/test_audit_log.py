@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from tests.console.conftest import audit_rows
+from tests.factories import CollectionFactory, ListingFactory
 
 AUDIT = "/towns/sarabetsu/admin/audit"
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -40,6 +41,12 @@ def test_rows_are_scoped_to_the_town_on_insert(app, town):
     _add(app, action="t.subject", subject_type="town", subject_id=str(town.town_id))
     _add(app, action="t.merchant", subject_type="merchant", subject_id=str(town.merchant_id))
     _add(app, action="t.merchant_detail", details={"merchant_id": town.merchant_id})
+    with app.app_context():
+        listing = ListingFactory(collection_id=CollectionFactory(town_id=town.other_town_id).id)
+        get_db().session.commit()
+        listing_id = listing.id
+    _add(app, action="t.listing", subject_type="listing", subject_id=str(listing_id))
+    _add(app, action="t.gone", subject_type="dao_poll", subject_id="999999")
     _add(app, action="t.other", details={"town_id": town.other_town_id})
     _add(app, action="t.platform")
     scoped = {a["action"]: a["town_id"] for a in audit_rows(app, "t.")}
@@ -48,13 +55,15 @@ def test_rows_are_scoped_to_the_town_on_insert(app, town):
         "t.subject": town.town_id,
         "t.merchant": town.town_id,
         "t.merchant_detail": town.town_id,
+        "t.listing": town.other_town_id,
+        "t.gone": None,
         "t.other": town.other_town_id,
         "t.platform": None,
     }
     html = town.api("staff").client.get(AUDIT).get_data(as_text=True)
     shown = _texts(html)
     assert "t.details" in shown and "t.merchant" in shown and "merchant.register" in shown
-    assert "t.other" not in shown and "t.platform" not in shown
+    assert "t.other" not in shown and "t.platform" not in shown and "t.listing" not in shown
 
 
 def test_filters_by_actor_action_and_days_newest_first(app, town):
