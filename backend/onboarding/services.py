@@ -657,7 +657,7 @@ class InviteService:
         self.session.add(
             AuditLog(
                 actor=f"user:{user.id}",
-                action="town.role_grant",
+                action="town.role.grant",  # as the console's People page writes it
                 subject_type="user",
                 subject_id=str(user.id),
                 details={"town_id": invite.town_id, "role": invite.role, "via": "invite"},
