@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.chain.gateway import Web3Gateway
     from backend.chain.role_config import role_addresses
     from backend.chain.roles_check import roles_cli
+    from backend.chain.yen import YenSetting
     from backend.core.celery_app import celery_init_app
     from backend.core.db import Database
     from backend.core.errors import register_error_handlers
@@ -68,7 +69,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     Database(settings.database_url).init_app(app)
     celery_init_app(app, settings)
     app.extensions["chain"] = Web3Gateway(
-        settings.rpc_url, settings.deployments_dir, timeout=settings.rpc_timeout
+        settings.rpc_url,
+        settings.deployments_dir,
+        timeout=settings.rpc_timeout,
+        yen=YenSetting(
+            settings.yen_token_address, settings.yen_token_symbol, settings.yen_token_decimals or 0
+        ),
     )
     register_check(app, "chain", _chain_check(app.extensions["chain"]))
     # Before anything is served: refuse a laptop-only configuration on a real chain.

@@ -8,6 +8,7 @@ table to switch each part to a real server.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,15 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _int_or_none(name: str) -> int | None:
+    return _int(name, 0) if _env(name) is not None else None
+
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9.$_-]{1,11}$")
+MAX_TOKEN_DECIMALS = 36
 
 
 def _chain_ints(name: str) -> dict[int, int]:
@@ -147,6 +157,13 @@ class Settings:
     stripe_webhook_secret: str = field(default="", repr=False)
     # FAUCET=on|off; unset: on exactly when the chain is a local test chain.
     faucet: str = ""
+    # The chain's yen stablecoin (an ERC-20 with EIP-2612 permit) for stablecoin listings, card
+    # listings' records and DAO yen payouts: YEN_TOKEN_ADDRESS, YEN_TOKEN_SYMBOL and
+    # YEN_TOKEN_DECIMALS, set together. Unset: the deployed TestYenStablecoin (tJPY, 0 decimals)
+    # on a local test chain; elsewhere the stablecoin features are off (backend/chain/yen.py).
+    yen_token_address: str = ""
+    yen_token_symbol: str = ""
+    yen_token_decimals: int | None = None
     # Secrets that from_env generated into instance/ because none was configured: fine on a
     # laptop, refused on a real chain (a second web host would not share them).
     generated_secrets: tuple[str, ...] = ()
@@ -173,6 +190,33 @@ class Settings:
             raise SettingsError("SMTP_SECURITY must be starttls, ssl or none")
         if self.proxy_hops < 0:
             raise SettingsError("PROXY_HOPS must be 0 or more")
+        self._check_yen_token()
+
+    def _check_yen_token(self) -> None:
+        """The yen token's three settings: all or none, each well formed."""
+        given = (self.yen_token_address, self.yen_token_symbol, self.yen_token_decimals)
+        if not any(v not in ("", None) for v in given):
+            return
+        if not self.yen_token_address:
+            raise SettingsError(
+                "YEN_TOKEN_SYMBOL and YEN_TOKEN_DECIMALS need YEN_TOKEN_ADDRESS (set all three)"
+            )
+        if not _ADDRESS.match(self.yen_token_address) or int(self.yen_token_address, 16) == 0:
+            raise SettingsError(
+                f"YEN_TOKEN_ADDRESS must be a contract address (0x and 40 hex digits), "
+                f"got {self.yen_token_address!r}"
+            )
+        if not _SYMBOL.match(self.yen_token_symbol):
+            raise SettingsError(
+                "YEN_TOKEN_SYMBOL must be 1 to 11 letters, digits or .$_- (e.g. JPYC), "
+                f"got {self.yen_token_symbol!r}"
+            )
+        d = self.yen_token_decimals
+        if d is None or isinstance(d, bool) or not 0 <= d <= MAX_TOKEN_DECIMALS:
+            raise SettingsError(
+                f"YEN_TOKEN_DECIMALS must be a whole number from 0 to {MAX_TOKEN_DECIMALS}, "
+                f"got {d!r}"
+            )
 
     @property
     def mail_folder(self) -> Path:
@@ -225,6 +269,9 @@ class Settings:
             stripe_secret_key=_secret("STRIPE_SECRET_KEY") or "",
             stripe_webhook_secret=_secret("STRIPE_WEBHOOK_SECRET") or "",
             faucet=(_env("FAUCET", "") or "").lower(),
+            yen_token_address=_env("YEN_TOKEN_ADDRESS", "") or "",
+            yen_token_symbol=_env("YEN_TOKEN_SYMBOL", "") or "",
+            yen_token_decimals=_int_or_none("YEN_TOKEN_DECIMALS"),
         )
         s = replace(s, **overrides)  # type: ignore[arg-type]
         generated = list(s.generated_secrets)

@@ -28,8 +28,10 @@ may do, by group:
   `ContractCreation`): a town's contracts as outbox steps sent by the `founder` role key
   (backend/chain/town_setup.py, ADR 0013); `OutboxService.created_address` reads what a
   confirmed step created.
+- **The yen stablecoin** (`YenToken`, from `Web3Gateway.yen_token()`): the chain's configured
+  yen token (backend/chain/yen.py), its contract, symbol and decimals.
 - **Errors** (`ChainError`, the root of every chain error; `ChainUnavailable`, `KeyVaultError`,
-  `CustodyNotConfigured`, `RegistryError`): what a domain may catch.
+  `CustodyNotConfigured`, `RegistryError`, `YenTokenUnavailable`): what a domain may catch.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ from backend.chain.typed_signatures import (
     split_signature,
     voucher_typed_data,
 )
+from backend.chain.yen import YenToken, YenTokenUnavailable
 
 __all__ = [
     # events and handlers
@@ -180,6 +183,7 @@ __all__ = [
     "Web3Gateway",
     "ChainStatus",
     "Eip712Domain",
+    "YenToken",
     # keys and custody
     "KeyVault",
     "ModelKeyStore",
@@ -230,6 +234,7 @@ __all__ = [
     "CustodyNotConfigured",
     "KeyVaultError",
     "RegistryError",
+    "YenTokenUnavailable",
 ]
 
 # ---------------------------------------------------------------- handler registration

@@ -25,6 +25,7 @@ from backend.chain.registry import (
     load_deployments,
 )
 from backend.chain.rpc import RpcClient
+from backend.chain.yen import YenSetting, YenToken, resolve_yen_token
 
 __all__ = ["ChainGateway", "ChainStatus", "ChainUnavailable", "Eip712Domain", "Web3Gateway"]
 
@@ -65,9 +66,16 @@ class ChainGateway(Protocol):
 
 
 class Web3Gateway:
-    def __init__(self, rpc_url: str, deployments_dir: Path, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        rpc_url: str,
+        deployments_dir: Path,
+        timeout: float = 5.0,
+        yen: YenSetting | None = None,
+    ) -> None:
         self.rpc_url = rpc_url
         self.deployments_dir = deployments_dir
+        self.yen = yen or YenSetting()
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self.rpc = RpcClient(rpc_url, timeout=timeout)  # a JsonRpc per thread
         self._chain_id: int | None = None
@@ -94,9 +102,19 @@ class Web3Gateway:
         """A deployments key ("towns.sarabetsu.RegionPoints") or an address, checksummed."""
         return address_of(contract, self.deployments)
 
+    def yen_token(self) -> YenToken:
+        """This chain's yen stablecoin (backend/chain/yen.py); YenTokenUnavailable when none."""
+        try:
+            deployments: Deployments | None = self.deployments()
+        except RegistryError:
+            deployments = None
+        return resolve_yen_token(self.yen, self.chain_id, deployments)
+
     def _artifact_name(self, contract: str, artifact_name: str | None) -> str:
         if artifact_name:
             return artifact_name
+        if self.yen.address and contract.lower() == self.yen.address.lower():
+            return self.yen_token().artifact_name
         if contract.startswith("0x"):
             for c in self.deployments().contracts.values():
                 if c.address.lower() == contract.lower():

@@ -34,6 +34,7 @@ from backend.chain.api import (
     Sender,
     Signer,
     Subject,
+    YenToken,
     outbox_service,
     recover_typed_data_signer,
     relay_signer,
@@ -67,6 +68,8 @@ class Chain(Protocol):
     def address_of(self, contract: str) -> str: ...
 
     def eip712_domain(self, contract: str, artifact_name: str | None = None) -> Eip712Domain: ...
+
+    def yen_token(self) -> YenToken: ...
 
 
 class Verdict(Protocol):

@@ -16,12 +16,15 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
 from backend.chain.api import (
     ChainEvent,
+    YenToken,
+    YenTokenUnavailable,
     decode_transfer,
     handler,
     timelock_operation_id,
@@ -76,6 +79,19 @@ def _watched(s: Session, chain_id: int, key: str) -> str | None:
     return chain.watched_address(s, chain_id, key)
 
 
+def _yen_token(s: Session, chain_id: int) -> tuple[str, int] | None:
+    """(address, decimals) of the chain's yen stablecoin as the app is configured (None: it has
+    none). Indexing with no app (a benchmark, a script): the test token the indexer watches."""
+    try:
+        yen: YenToken = current_app.extensions["chain"].yen_token()
+    except YenTokenUnavailable:
+        return None
+    except RuntimeError:  # outside an application context
+        address = _watched(s, chain_id, "TestYenStablecoin")
+        return (address, 0) if address else None
+    return yen.address, yen.decimals
+
+
 def _payout(
     s: Session, ev: ChainEvent, town: Town, targets: list[str], calldatas: list[str]
 ) -> tuple[str, str, str, int]:
@@ -85,12 +101,13 @@ def _payout(
     target = targets[0] if targets else ZERO_ADDRESS
     if decoded is None:
         return "other", target, ZERO_ADDRESS, 0
-    kind = "other"
+    kind, amount = "other", decoded[1]
+    yen = _yen_token(s, ev.chain_id)
     if target.lower() == (town.points_address or "").lower():
         kind = "points"
-    elif target.lower() == (_watched(s, ev.chain_id, "TestYenStablecoin") or "").lower():
-        kind = "yen"
-    return kind, target, decoded[0], decoded[1]
+    elif yen is not None and target.lower() == yen[0].lower():
+        kind, amount = "yen", amount // 10 ** yen[1]  # in whole yen, as the platform's own
+    return kind, target, decoded[0], amount
 
 
 def record_external(s: Session, ev: ChainEvent) -> DaoProposal | None:

@@ -25,6 +25,7 @@ from backend.chain.api import (
     ContractCall,
     Sender,
     Subject,
+    YenTokenUnavailable,
     ballot_typed_data,
     encode_call,
     for_browser,
@@ -35,6 +36,7 @@ from backend.core.numbers import is_ascii_digits
 from backend.dao.common import (
     FAILED_TX_STATES,
     MAX_TITLE,
+    Chain,
     DaoService,
     chamber_of,
     explain,
@@ -63,11 +65,19 @@ def chamber_key(town: Town, chamber: str) -> str:
     return f"towns.{town.slug}.{CHAMBER_KEYS[chamber]}"
 
 
-def token_contract(town: Town, token: str) -> tuple[str, str]:
-    """(deployments key, artifact) of a payout token."""
+YEN_OFF = N_("Yen payouts are not available on this platform: choose points.")
+
+
+def token_contract(town: Town, token: str, chain: Chain) -> tuple[str, str, int]:
+    """(deployments key or address, artifact, units per yen or point) of a payout token: the
+    town's points, or the chain's yen stablecoin (InvalidInput when the chain has none)."""
     if token == "yen":  # noqa: S105 - a token name, not a secret
-        return "TestYenStablecoin", "TestYenStablecoin"
-    return f"towns.{town.slug}.RegionPoints", "RegionPoints"
+        try:
+            yen = chain.yen_token()
+        except YenTokenUnavailable:
+            raise InvalidInput(YEN_OFF, code="yen_token_off", field="token") from None
+        return yen.contract, yen.artifact_name, 10**yen.decimals
+    return f"towns.{town.slug}.RegionPoints", "RegionPoints", 1
 
 
 def _token_artifact(p: DaoProposal) -> str:
@@ -422,7 +432,7 @@ class ProposalService(DaoService):
         if existing is not None:
             return existing
         inp = parse_proposal(data)
-        token_key, token_artifact = token_contract(town, inp.token)
+        token_key, token_artifact, scale = token_contract(town, inp.token, self.chain)
         gov, token_address, treasury = self.addresses(
             chamber_key(town, inp.chamber), token_key, f"towns.{town.slug}.TownTreasury"
         )
@@ -430,13 +440,14 @@ class ProposalService(DaoService):
             balance = int(
                 self.read(token_address, "balanceOf", treasury, artifact_name=token_artifact)
             )
-            if balance < inp.amount:
+            if balance < inp.amount * scale:
                 raise InsufficientTreasury(
                     N_("The treasury holds only %(balance)s; the proposal asks for %(amount)s."),
-                    balance=balance,
+                    balance=balance // scale,
                     amount=inp.amount,
                 )
-        calldata = encode_call(token_artifact, "transfer", [inp.recipient, inp.amount])
+        # On chain the payout is in the token's units (10**decimals to the yen).
+        calldata = encode_call(token_artifact, "transfer", [inp.recipient, inp.amount * scale])
         title = inp.title_en or inp.title_ja
         parts = [f"# {title}", inp.title_ja, inp.body_en, inp.body_ja]
         description = "\n\n".join(x for x in parts if x) + f"\n\n[furusato:{town.slug}:{key}]"

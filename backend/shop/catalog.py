@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import Address, User
 from backend.chain import api as chain
-from backend.chain.api import ChainUnavailable, Web3Gateway
+from backend.chain.api import ChainUnavailable, Web3Gateway, YenToken, YenTokenUnavailable
 from backend.core.db import utcnow
-from backend.core.errors import N_, NotFound
+from backend.core.errors import N_, NotFound, ServiceUnavailable
 from backend.core.safety import is_local_test_chain
 from backend.regions.models import Town
 from backend.shop.errors import NotYourTicket, TicketRefused
@@ -41,9 +41,28 @@ def sale_key(town: Town) -> str:
     return f"towns.{town.slug}.PrimarySale"
 
 
-def token_key(town: Town, payment_kind: str) -> str:
-    """The ERC-20 a listing is priced in (card listings are recorded against the test yen)."""
-    return f"towns.{town.slug}.RegionPoints" if payment_kind == "points" else "TestYenStablecoin"
+YEN_OFF = N_("Payments in yen stablecoin are not available on this platform.")
+
+
+def yen_token(chain: Web3Gateway) -> YenToken:
+    """The chain's yen stablecoin (YEN_TOKEN_* settings; the test token on a local chain);
+    ServiceUnavailable with a clear message when the chain has none."""
+    try:
+        return chain.yen_token()
+    except YenTokenUnavailable as exc:
+        raise ServiceUnavailable(YEN_OFF, code="yen_token_off") from exc
+
+
+def token_key(town: Town, payment_kind: str, chain: Web3Gateway) -> str:
+    """The ERC-20 a listing is priced in (card listings are recorded against the yen token)."""
+    if payment_kind == "points":
+        return f"towns.{town.slug}.RegionPoints"
+    return yen_token(chain).contract
+
+
+def token_scale(payment_kind: str, chain: Web3Gateway) -> int:
+    """Token units per point or per yen: a price of `p` is `p * scale` units on chain."""
+    return 1 if payment_kind == "points" else 10 ** yen_token(chain).decimals
 
 
 @dataclass

@@ -49,7 +49,7 @@ from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.regions.models import Town
-from backend.shop.catalog import sale_key, token_key
+from backend.shop.catalog import sale_key, token_key, token_scale
 from backend.shop.categories import KEYS, index
 from backend.shop.models import PAYMENT_KINDS, AllowlistEntry, Collection, Listing, Order, Perk
 
@@ -433,7 +433,8 @@ class CollectionConsole:
             )
         gw = self._chain()
         treasury = gw.address_of(f"towns.{town.slug}.TownTreasury")
-        token = gw.address_of(token_key(town, str(kind)))
+        token = gw.address_of(token_key(town, str(kind), gw))
+        scale = token_scale(str(kind), gw)  # a yen token's units per yen (points: 1)
         listing = Listing(
             town_id=town.id,
             collection_id=c.id,
@@ -462,7 +463,7 @@ class CollectionConsole:
                 treasury,
                 allowlist_only,
                 False,
-                CARD_ONLY_PRICE if kind == "card" else price,
+                CARD_ONLY_PRICE if kind == "card" else price * scale,
             ]
             tx = outbox.enqueue(
                 self.session,

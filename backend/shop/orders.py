@@ -35,7 +35,7 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
-from backend.shop.catalog import ShopService, sale_key, token_key
+from backend.shop.catalog import ShopService, sale_key, token_key, token_scale
 from backend.shop.console import voucher_for
 from backend.shop.errors import (
     InsufficientBalance,
@@ -308,17 +308,19 @@ class OrderService:
     ) -> None:
 
         town = listing.town
-        token = token_key(town, listing.payment_kind)
+        token = token_key(town, listing.payment_kind, self._chain())
+        # Points are whole units; a yen token's units are 10**decimals to the yen.
+        scale = token_scale(listing.payment_kind, self._chain())
         balance = self.read_int(token, "balanceOf", buyer.address)
         # Points already promised to buys the chain has not run yet are not spendable twice.
         in_flight = self.in_flight(buyer.address, listing.payment_kind, town.id)
-        if balance - int(in_flight["amount"]) < amount:
+        if balance - int(in_flight["amount"]) * scale < amount * scale:
             message = (
                 N_("Not enough points: you have %(balance)s and this costs %(amount)s.")
                 if listing.payment_kind == "points"
                 else N_("Not enough test yen: you have %(balance)s and this costs %(amount)s.")
             )
-            raise InsufficientBalance(message, balance=balance, amount=amount)
+            raise InsufficientBalance(message, balance=balance // scale, amount=amount)
         signer = self.accounts.custodial_signer(user)
         sale = self._chain().address_of(sale_key(town))
         nonce = self.read_int(token, "nonces", buyer.address) + int(in_flight["count"])
@@ -330,7 +332,7 @@ class OrderService:
             "message": {
                 "owner": buyer.address,
                 "spender": sale,
-                "value": amount,
+                "value": amount * scale,
                 "nonce": nonce,
                 "deadline": deadline,
             },

@@ -34,7 +34,7 @@ from backend.chain.api import (
 )
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
-from backend.shop.catalog import is_test_chain, sale_key, token_key
+from backend.shop.catalog import is_test_chain, sale_key, token_key, token_scale, yen_token
 from backend.shop.console import voucher_for
 from backend.shop.errors import InsufficientBalance
 from backend.shop.models import Listing, Order
@@ -85,11 +85,13 @@ class WalletOrderService:
         }
 
     def test_yen_balance(self, address: str | None) -> int | None:
-        """Test yen held by `address` (None when unknown or the chain does not answer)."""
+        """Whole yen of the chain's yen token held by `address` (None when unknown, when the
+        chain has no yen token or does not answer)."""
         if address is None:
             return None
         try:
-            return int(self._chain().read("TestYenStablecoin", "balanceOf", address))
+            yen = self._chain().yen_token()
+            return yen.yen(int(self._chain().read(yen.contract, "balanceOf", address)))
         except Exception as exc:  # a page must not break when the node is away
             log.warning("test yen balance: chain read failed: %s", exc)
             return None
@@ -125,13 +127,14 @@ class WalletOrderService:
         assert isinstance(quantity, int)  # noqa: S101 - checked by _listing
         self.orders.check_supply(listing, quantity, owner)
         amount = int(listing.price) * quantity
-        token = token_key(listing.town, listing.payment_kind)
+        token = token_key(listing.town, listing.payment_kind, self._chain())
+        scale = token_scale(listing.payment_kind, self._chain())  # token units per yen
         balance = self.orders.read_int(token, "balanceOf", owner)
         in_flight = self.orders.in_flight(owner, listing.payment_kind, listing.town_id)
-        if balance - int(in_flight["amount"]) < amount:
+        if balance - int(in_flight["amount"]) * scale < amount * scale:
             raise InsufficientBalance(
                 N_("Not enough test yen: you have %(balance)s and this costs %(amount)s."),
-                balance=balance,
+                balance=balance // scale,
                 amount=amount,
             )
         return user, listing, owner, amount
@@ -139,7 +142,7 @@ class WalletOrderService:
     def _permit_typed_data(
         self, listing: Listing, owner: str, amount: int, nonce: int, deadline: int
     ) -> dict[str, Any]:
-        token = token_key(listing.town, listing.payment_kind)
+        token = token_key(listing.town, listing.payment_kind, self._chain())
         return {
             "types": PERMIT_TYPES,
             "primaryType": "Permit",
@@ -147,14 +150,14 @@ class WalletOrderService:
             "message": {
                 "owner": owner,
                 "spender": self._chain().address_of(sale_key(listing.town)),
-                "value": amount,
+                "value": amount * token_scale(listing.payment_kind, self._chain()),
                 "nonce": nonce,
                 "deadline": deadline,
             },
         }
 
     def _permit_nonce(self, listing: Listing, owner: str) -> int:
-        token = token_key(listing.town, listing.payment_kind)
+        token = token_key(listing.town, listing.payment_kind, self._chain())
         in_flight = self.orders.in_flight(owner, listing.payment_kind, listing.town_id)
         return self.orders.read_int(token, "nonces", owner) + int(in_flight["count"])
 
@@ -332,6 +335,9 @@ class WalletOrderService:
         if not self._faucet_enabled or not is_test_chain(self._chain()):
             # Not a feature of real chains at all: the same answer as an unknown URL.
             raise NotFound(N_("Test yen is only available in test mode."), code="not_test_mode")
+        yen = yen_token(self._chain())
+        if not yen.test:  # a configured yen token is real money: never minted here
+            raise NotFound(N_("Test yen is only available in test mode."), code="not_test_mode")
         user = user or require_user()
         try:
             to = self.orders.buyer_address(user, "stablecoin").address
@@ -340,7 +346,7 @@ class WalletOrderService:
         day = self._now().date().isoformat()
         tx = self._outbox().enqueue(
             self.session,
-            ContractCall("TestYenStablecoin", "mint", [to, amount]),
+            ContractCall(yen.contract, "mint", [to, amount]),
             sender=Sender.role("faucet", user_id=user.id),
             key=f"faucet:{user.id}:{day}",
             audit=AuditEntry(
