@@ -31,11 +31,13 @@ def _listing_created(session: Session, events: Sequence[ChainEvent]) -> None:
 
 
 def _listing_created_revert(session: Session, events: Sequence[ChainEvent]) -> None:
+    # By the outbox row that created it: every town's PrimarySale counts its ids from 1.
     for ev in events:
-        listing = session.scalar(
-            select(Listing).where(Listing.chain_listing_id == int(ev.args["listingId"]))
-        )
-        if listing is not None:
+        tx = outbox_tx_for(session, ev)
+        if tx is None:
+            continue
+        listing = session.scalar(select(Listing).where(Listing.outbox_tx_id == tx.id))
+        if listing is not None and listing.chain_listing_id == int(ev.args["listingId"]):
             listing.chain_listing_id = None
 
 

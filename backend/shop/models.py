@@ -82,14 +82,16 @@ PAYMENT_KINDS = ("points", "stablecoin", "card")
 
 class Listing(Base):
     """A PrimarySale listing mirrored in SQL: what the shop sells, how it is paid and for how
-    much. `chain_listing_id` is set when the indexer sees ListingCreated for `outbox_tx_id`."""
+    much. `chain_listing_id` is set when the indexer sees ListingCreated for `outbox_tx_id`;
+    each town has its own PrimarySale, so the id is unique within the town only."""
 
     __tablename__ = "nft_listings"
+    __table_args__ = (UniqueConstraint("town_id", "chain_listing_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
-    chain_listing_id: Mapped[int | None] = mapped_column(unique=True)
+    chain_listing_id: Mapped[int | None] = mapped_column()
     payment_kind: Mapped[str] = mapped_column(String(16))  # points | stablecoin | card
     price: Mapped[Decimal] = mapped_column(TokenAmount)  # points, test yen units, or yen
     supply: Mapped[int] = mapped_column()
