@@ -1,10 +1,11 @@
 """`make run`: the whole platform on one machine, with no server to install.
 
 Starts anvil (chain state kept in instance/anvil-state.json), deploys what is missing, migrates
-the SQLite database, loads demo data, then runs the web app (gunicorn), a Celery worker and Celery
-beat on the embedded SQLite broker (instance/broker.db). Logs go to instance/logs/. A web, worker
-or beat process that exits is started again after a backoff, with a log line: one crash never
-stops the platform. Ctrl-C stops every process it started.
+the SQLite database, loads demo data (two partner towns), then runs the web app (gunicorn), a
+Celery worker and Celery beat on the embedded SQLite broker (instance/broker.db). Logs go to
+instance/logs/. A web, worker or beat process that exits is started again after a backoff, with
+a log line: one crash never stops the platform. With RPC_URL set (a real chain) it deploys
+nothing and loads no demo data. Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
@@ -94,6 +95,26 @@ def _rpc(url: str, method: str, params: list[object]) -> object:
         return json.load(resp)["result"]
 
 
+REAL_CHAIN_NOTE = (
+    "RPC_URL is set: serving that chain as it is (no contracts deployed, no demo data loaded)"
+)
+
+
+def setup_steps(py: str, own_chain: bool) -> list[tuple[str, tuple[str, ...]]]:
+    """The one-off steps before the platform starts, in order. On our own anvil: deploy what is
+    missing, migrate, load the demo towns. With RPC_URL (a real chain, or any chain the operator
+    runs): only migrate; the demo's accounts, listings and test yen never reach it."""
+    steps: list[tuple[str, tuple[str, ...]]] = []
+    if own_chain:
+        steps.append(
+            ("deploying contracts (only what is missing)", (py, "-m", "backend.deploy", "--demo"))
+        )
+    steps.append(("migrating the database", (str(VENV_BIN / "alembic"), "upgrade", "heads")))
+    if own_chain:
+        steps.append(("loading demo data", (py, "scripts/demo_data.py")))
+    return steps
+
+
 def main() -> int:
     port = int(os.environ.get("PORT", "5000"))
     anvil_port = int(os.environ.get("ANVIL_PORT", "8545"))
@@ -161,19 +182,14 @@ def main() -> int:
             print(title)
             subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
-        if own_chain:
-            step(
-                "deploying contracts (only what is missing)",
-                py,
-                "-m",
-                "backend.deploy",
-                "--demo",
-            )
-            # Then a block a second, as on a real chain: voting periods and confirmations are
-            # counted in blocks, and automine can leave bursts pending (foundry #10122).
-            _rpc(node.url, "evm_setIntervalMining", [1])
-        step("migrating the database", str(VENV_BIN / "alembic"), "upgrade", "heads")
-        step("loading demo data", py, "scripts/demo_data.py")
+        if not own_chain:
+            print(REAL_CHAIN_NOTE)
+        for title, cmd in setup_steps(py, own_chain):
+            step(title, *cmd)
+            if node is not None and cmd[1:] == ("-m", "backend.deploy", "--demo"):
+                # Then a block a second, as on a real chain: voting periods and confirmations
+                # are counted in blocks, and automine can leave bursts pending (foundry #10122).
+                _rpc(node.url, "evm_setIntervalMining", [1])
 
         # WAL and kombu's tables, before web, worker and beat race to create them.
         prepare_embedded(settings.celery_broker_url)
