@@ -27,10 +27,12 @@ def programmes() -> tuple[ProgrammeSpec, ...]:
     return tuple(ProgrammeSpec(p.programme_id, p.expiry_days) for p in PRESETS)
 
 
-def _demo_spec(slug: str, name: str, symbol: str) -> TownSpec:
+def _demo_spec(slug: str, name: str, symbol: str, partners: tuple[str, ...] = ()) -> TownSpec:
     """A demo town: the points programme presets of backend/points/programmes.py (welcome 180
-    days; paid points 180 days, the 資金決済法 6-month rule; thank-you 90; event prize 30); one
-    ambassador card collection that votes (perk 1: event entry, 3 uses, backend/shop/demo.py)."""
+    days; paid points 180 days, the 資金決済法 6-month rule; thank-you 90; event prize 30); an
+    ambassador card collection that votes (perk 1: event entry, 3 uses), and the three items
+    its shop lists (backend/shop/demo.py): an event ticket and an experience (perk 1: one entry
+    each) and a donation certificate (soulbound: a thank-you, not for resale)."""
     return TownSpec(
         slug,
         f"{name} Points",
@@ -46,25 +48,52 @@ def _demo_spec(slug: str, name: str, symbol: str) -> TownSpec:
                 votes=True,
                 perks=((1, 3, 0),),
             ),
+            CollectionSpec(
+                "ticket",
+                f"{name} Festival Ticket",
+                f"{symbol}TIX",
+                300,
+                "event_ticket",
+                perks=((1, 1, 0),),
+            ),
+            CollectionSpec(
+                "experience",
+                f"{name} Experience",
+                f"{symbol}EXP",
+                50,
+                "experience",
+                perks=((1, 1, 0),),
+            ),
+            CollectionSpec(
+                "supporter",
+                f"{name} Supporter Certificate",
+                f"{symbol}SUP",
+                1000,
+                "donation_certificate",
+                soulbound=True,
+            ),
         ),
         dao=demo_dao(),  # short periods: refused on any chain but a local test chain
         categories=CATEGORY_KEYS,  # backend/shop/categories.py, in the enum's order
+        partners=partners,
     )
 
 
-def demo_town() -> TownSpec:
-    """更別村 / Sarabetsu as `make run` shows it."""
-    return _demo_spec("sarabetsu", "Sarabetsu", "SRB")
+def demo_town(partners: bool = False) -> TownSpec:
+    """更別村 / Sarabetsu as `make run` shows it (Lake Toya's partner with `partners`)."""
+    return _demo_spec("sarabetsu", "Sarabetsu", "SRB", ("toyako",) if partners else ())
 
 
-def toyako_town() -> TownSpec:
+def toyako_town(partners: bool = False) -> TownSpec:
     """洞爺湖町 / Lake Toya, Sarabetsu's partner town in the demo: its own contracts throughout."""
-    return _demo_spec("toyako", "Lake Toya", "TYA")
+    return _demo_spec("toyako", "Lake Toya", "TYA", ("sarabetsu",) if partners else ())
 
 
-def demo_towns() -> list[TownSpec]:
-    """The demo's two partner towns, as `make run` and the tests deploy them."""
-    return [demo_town(), toyako_town()]
+def demo_towns(partners: bool = True) -> list[TownSpec]:
+    """The demo's two towns. `make run` deploys them as partner towns (each points contract
+    declares the other); the tests deploy them unpartnered, so that agreeing to a partnership
+    can be tested (tests/conftest.py `deployed`)."""
+    return [demo_town(partners), toyako_town(partners)]
 
 
 if __name__ == "__main__":

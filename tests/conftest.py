@@ -142,8 +142,8 @@ def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def deployed(session_w3: Web3, anvil: AnvilNode, deployments_dir: Path) -> Deployments:
     """The platform deployed once per session, as `make run` deploys it (deployments file): the
     two demo towns, 更別村 / Sarabetsu and 洞爺湖町 / Lake Toya (toyako), each with its own
-    contracts (backend/deploy.py)."""
-    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, demo_towns())
+    contracts (backend/deploy.py), not yet partners (partnering is tested from that state)."""
+    return deploy_platform(session_w3, anvil.keys[0], deployments_dir, demo_towns(partners=False))
 
 
 # ---------------------------------------------------------------- databases

@@ -94,6 +94,11 @@ class TownSpec:
     # knows the shop passes backend/shop/categories.py KEYS): a collection's category is
     # deployed as its index here. Needed only by a town with collections.
     categories: tuple[str, ...] = ()
+    # Slugs of partner towns: when this town is deployed, its points declare each partner whose
+    # points exist (RegionPoints.setPartner, while the deployer still holds SETTINGS_ROLE). A
+    # partnership holds once both towns declared it: deploy them together, or the other town's
+    # town_settings key declares its side later.
+    partners: tuple[str, ...] = ()
 
 
 class Deployer:
@@ -254,6 +259,7 @@ def deploy_platform(
             contracts = {k: c for k, c in contracts.items() if not k.endswith(".Guardian")}
         ensure(name, name)
     proposer = Web3.to_checksum_address(platform_proposer or roles["clerk"])
+    fresh: list[TownSpec] = []
     for town in towns:
         keys = town_keys(town)
         if all(k in contracts for k in keys):
@@ -267,6 +273,11 @@ def deploy_platform(
         _deploy_town(
             d, town, forwarder, factory, metadata_base_url, contracts, bound, save, proposer
         )
+        fresh.append(town)
+    # Partners after every town exists (setPartner wants the partner's points deployed), and
+    # before the deployer hands each town over.
+    _declare_partners(d, fresh, contracts, bound)
+    for town in fresh:
         _assign_roles(d, town, contracts, bound, roles, local)
     deployments = Deployments(chain_id, contracts)
     save_deployments(deployments_dir, deployments)
@@ -363,6 +374,21 @@ def _deploy_town(
     # From here only the chambers' votes move treasury funds.
     d.call(treasury, "renounceRole", treasury.functions.DEFAULT_ADMIN_ROLE().call(), me)
     deploy("TownPoll", "TownPoll", me, fwd)
+
+
+def _declare_partners(
+    d: Deployer, fresh: list[TownSpec], contracts: Mapping[str, DeployedContract], bound: Any
+) -> None:
+    """Each freshly deployed town's points declare its partners whose points exist."""
+    for town in fresh:
+        points = bound(contracts[f"towns.{town.slug}.RegionPoints"])
+        for slug in town.partners:
+            other = contracts.get(f"towns.{slug}.RegionPoints")
+            if other is None or slug == town.slug:
+                log.warning("town %s: partner %s has no points here; not declared", town.slug, slug)
+                continue
+            d.call(points, "setPartner", other.address, True)
+            log.info("town %s declares %s a partner town", town.slug, slug)
 
 
 def category_index(town: TownSpec, key: str) -> int:

@@ -1,4 +1,4 @@
-"""Demo data for `make run`: fund the town treasury with test yen and open one proposal.
+"""Demo data for `make run`: fund each demo town's treasury with test yen and open one proposal.
 
 Both go through the outbox (the worker sends them); running it again changes nothing.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from backend.chain.api import AuditEntry, ContractCall, Sender, Subject
+from backend.chain.api import AuditEntry, ContractCall, Sender, Subject, YenTokenUnavailable
 from backend.dao.models import DaoProposal
 from backend.dao.proposals import ProposalService
 from backend.regions.models import Town
@@ -22,6 +22,18 @@ FESTIVAL = {
     "body_ja": "ステージ、音響、地元農家の出店テントに使います。",
     "body_en": "For the stage, the sound system and tents for local farmers' stalls.",
 }
+FESTIVALS = {
+    "sarabetsu": FESTIVAL,
+    "toyako": {
+        "chamber": "card",
+        "token": "yen",
+        "amount": 300_000,
+        "title_ja": "湖畔の花火観覧エリアの整備: 30万テスト円",
+        "title_en": "A lakeside viewing area for the fireworks: 300,000 test yen",
+        "body_ja": "ベンチ、照明、車いすで入れる通路に使います。",
+        "body_en": "For benches, lighting and a wheelchair-accessible path.",
+    },
+}
 
 
 def load_demo(town: Town) -> None:
@@ -29,12 +41,14 @@ def load_demo(town: Town) -> None:
     s = dao.session
     try:
         treasury = dao.chain.address_of(f"towns.{town.slug}.TownTreasury")
-        dao.chain.address_of("TestYenStablecoin")
-    except LookupError:
-        return  # no DAO or no test stablecoin on this chain
+        yen = dao.chain.yen_token()
+    except (LookupError, YenTokenUnavailable):
+        return  # no DAO or no yen token on this chain
+    if not yen.test:
+        return  # a configured yen token is real money: the demo mints only test yen
     dao.outbox.enqueue(
         s,
-        ContractCall("TestYenStablecoin", "mint", [treasury, TREASURY_FUNDING]),
+        ContractCall(yen.contract, "mint", [treasury, yen.units(TREASURY_FUNDING)]),
         sender=Sender.role("faucet", town_id=town.id),
         key=f"dao.demo.fund:{town.slug}",
         subject=Subject("town", town.id),
@@ -54,7 +68,7 @@ def load_demo(town: Town) -> None:
         dao.create_proposal(
             None,
             town,
-            {**FESTIVAL, "recipient": dao.outbox.keys.role("clerk")},
+            {**FESTIVALS.get(town.slug, FESTIVAL), "recipient": dao.outbox.keys.role("clerk")},
             key,
             check_treasury=False,
             actor="demo",

@@ -1,7 +1,9 @@
-"""Demo data for `make run`: town staff, the shop 更別村農産物直売所 with its staff member
-(registered on chain through the outbox; the worker sends it), and a resident's printed card."""
+"""Demo data for `make run`, per demo town: town staff, a shop with its staff member (registered
+on chain through the outbox; the worker sends it), and the town's resident's printed card."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
@@ -10,43 +12,77 @@ from backend.accounts.roles import STAFF, grant_town_role
 from backend.core.db import get_db
 from backend.merchants.models import Merchant, ResidentCard
 from backend.merchants.services import merchant_service
-from backend.points.demo import RESIDENT_EMAIL, RESIDENT_PASSWORD, demo_user
+from backend.points.demo import demo_resident, demo_user
 from backend.regions.models import Town
 
-STAFF_EMAIL = "staff@sarabetsu.example"
 STAFF_PASSWORD = "furusato-demo-staff"  # noqa: S105 - public demo accounts
-MERCHANT_EMAIL = "merchant@sarabetsu.example"
 MERCHANT_PASSWORD = "furusato-demo-merchant"  # noqa: S105
-SHOP_JA = "更別村農産物直売所"
-SHOP_EN = "Sarabetsu Farm Market"
-CARD_CODE = "CSARABETSU01"
-CARD_PIN = "482916"  # 6 digits (issue 11 §2); the old demo card had "1234"
+
+
+@dataclass(frozen=True)
+class DemoTown:
+    staff_email: str
+    staff_name: str
+    merchant_email: str
+    shop_ja: str
+    shop_en: str
+    card_code: str
+    card_pin: str  # 6 digits (issue 11 §2); the old demo card had "1234"
+
+
+TOWNS = {
+    "sarabetsu": DemoTown(
+        "staff@sarabetsu.example",
+        "更別村役場",
+        "merchant@sarabetsu.example",
+        "更別村農産物直売所",
+        "Sarabetsu Farm Market",
+        "CSARABETSU01",
+        "482916",
+    ),
+    "toyako": DemoTown(
+        "staff@toyako.example",
+        "洞爺湖町役場",
+        "merchant@toyako.example",
+        "洞爺湖温泉 湖畔のおみやげ店",
+        "Lake Toya Lakeside Gift Shop",
+        "CTOYAKO00001",
+        "530718",
+    ),
+}
+# Sarabetsu's, as the README and older tests name them
+STAFF_EMAIL = TOWNS["sarabetsu"].staff_email
+MERCHANT_EMAIL = TOWNS["sarabetsu"].merchant_email
+SHOP_JA, SHOP_EN = TOWNS["sarabetsu"].shop_ja, TOWNS["sarabetsu"].shop_en
+CARD_CODE, CARD_PIN = TOWNS["sarabetsu"].card_code, TOWNS["sarabetsu"].card_pin
 
 
 def load_demo(town: Town) -> None:
+    demo = TOWNS.get(town.slug, TOWNS["sarabetsu"])
     session = get_db().session
     svc = merchant_service()
-    staff = demo_user(STAFF_EMAIL, STAFF_PASSWORD, "更別村役場")
+    staff = demo_user(demo.staff_email, STAFF_PASSWORD, demo.staff_name)
     grant_town_role(staff, town.id, STAFF)
     session.commit()
     shop = session.scalar(
-        select(Merchant).where(Merchant.town_id == town.id, Merchant.name_en == SHOP_EN)
+        select(Merchant).where(Merchant.town_id == town.id, Merchant.name_en == demo.shop_en)
     )
     if shop is None:
-        shop = svc.register_merchant(staff, town, SHOP_JA, SHOP_EN)
-    clerk = demo_user(MERCHANT_EMAIL, MERCHANT_PASSWORD, SHOP_JA)
+        shop = svc.register_merchant(staff, town, demo.shop_ja, demo.shop_en)
+    clerk = demo_user(demo.merchant_email, MERCHANT_PASSWORD, demo.shop_ja)
     svc.add_staff(staff, shop, clerk)
-    resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
+    resident = demo_resident(town)
     card = session.scalar(
         select(ResidentCard).where(
             ResidentCard.user_id == resident.id, ResidentCard.town_id == town.id
         )
     )
     # A demo database made before 6-digit PINs holds the card with "1234": re-issue it.
-    if card is None or not check_password_hash(card.pin_hash, CARD_PIN):
-        card = svc.issue_card(staff, town, resident, CARD_PIN, replace=card is not None)
-        card.card_code = CARD_CODE
+    if card is None or not check_password_hash(card.pin_hash, demo.card_pin):
+        card = svc.issue_card(staff, town, resident, demo.card_pin, replace=card is not None)
+        card.card_code = demo.card_code
         session.commit()
-    print(f"demo shop: {SHOP_EN} (staff {MERCHANT_EMAIL} / {MERCHANT_PASSWORD})")
-    print(f"demo town staff: {STAFF_EMAIL} / {STAFF_PASSWORD}")
-    print(f"demo resident card: {card.card_code} PIN {CARD_PIN}")
+    print(f"demo shop ({town.slug}): {demo.shop_en}")
+    print(f"demo shop staff ({town.slug}): {demo.merchant_email} / {MERCHANT_PASSWORD}")
+    print(f"demo town staff ({town.slug}): {demo.staff_email} / {STAFF_PASSWORD}")
+    print(f"demo resident card ({town.slug}): {card.card_code} PIN {demo.card_pin}")

@@ -6,7 +6,8 @@ import json
 
 from backend.chain.deploy import deploy_platform
 from backend.chain.registry import artifact, load_deployments
-from backend.deploy import demo_town
+from backend.chain.role_keys import role_id
+from backend.deploy import demo_town, demo_towns
 
 
 def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_path):
@@ -27,6 +28,9 @@ def test_deploy_writes_the_file_and_a_second_run_deploys_nothing(w3, anvil, tmp_
         "towns.sarabetsu.ResidentChamber",
         "towns.sarabetsu.TownPoll",
         "towns.sarabetsu.collections.ambassador",
+        "towns.sarabetsu.collections.ticket",
+        "towns.sarabetsu.collections.experience",
+        "towns.sarabetsu.collections.supporter",
     }
     assert load_deployments(tmp_path, 31337) == first
     head = w3.eth.block_number
@@ -93,3 +97,24 @@ def test_a_lost_chain_state_means_a_full_redeploy(w3, anvil, tmp_path):
     assert again.address("towns.sarabetsu.RegionPoints") != first.address(
         "towns.sarabetsu.RegionPoints"
     )
+
+
+def test_the_demo_towns_are_deployed_as_partners_and_handed_over(w3, anvil, tmp_path):
+    """`python -m backend.deploy --demo` (make run): each town's points declare the other while
+    the deployer still holds SETTINGS_ROLE, then the deployer holds no role on either."""
+    deployed = deploy_platform(w3, anvil.keys[0], tmp_path, demo_towns())
+    srb, tya = (
+        w3.eth.contract(
+            address=deployed.address(f"towns.{slug}.RegionPoints"), abi=artifact("RegionPoints").abi
+        )
+        for slug in ("sarabetsu", "toyako")
+    )
+    assert srb.functions.isPartner(tya.address).call()
+    assert tya.functions.isPartner(srb.address).call()
+    deployer = w3.eth.account.from_key(anvil.keys[0]).address
+    for points in (srb, tya):
+        for role in ("SETTINGS_ROLE", "DEFAULT_ADMIN_ROLE"):
+            assert not points.functions.hasRole(role_id(role), deployer).call()
+    head = w3.eth.block_number
+    assert deploy_platform(w3, anvil.keys[0], tmp_path, demo_towns()) == deployed
+    assert w3.eth.block_number == head  # a second run declares nothing again

@@ -14,7 +14,8 @@ def test_landing_lists_demo_town_in_japanese_by_default(app, client):
     html = client.get("/").get_data(as_text=True)
     assert '<html lang="ja">' in html
     assert "好きなまちを応援しよう" in html
-    assert "更別村" in html and "1 件のコレクション" in html
+    assert "更別村" in html and "4 件のコレクション" in html
+    assert "洞爺湖町" in html  # the partner town of the demo
 
 
 def test_accept_language_english_and_cookie_choice_wins(app, client):
@@ -39,9 +40,10 @@ def test_demo_data_is_idempotent_and_uses_deployed_addresses(app, deployed):
     load_demo_data(app)
     load_demo_data(app)
     with app.app_context():
-        towns = get_db().session.scalars(select(Town)).all()
-    assert len(towns) == 1
+        towns = get_db().session.scalars(select(Town).order_by(Town.id)).all()
+    assert [t.slug for t in towns] == ["sarabetsu", "toyako"]
     assert towns[0].points_address == deployed.address("towns.sarabetsu.RegionPoints")
+    assert towns[1].points_address == deployed.address("towns.toyako.RegionPoints")
 
 
 def test_language_switch_rejects_unknown_language_and_offsite_redirect(client):

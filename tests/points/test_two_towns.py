@@ -22,9 +22,9 @@ def test_the_two_demo_towns_share_no_contract(deployed):
     assert (toyako.slug, toyako.points_symbol) == ("toyako", "TYA")
     here = [deployed.address(k) for k in town_keys(sarabetsu)]
     there = [deployed.address(k) for k in town_keys(toyako)]
-    # points, treasury, sale, pass, both chambers, polls, guardian and the collection
-    assert len(here) == len(there) == 9
-    assert len(set(here) | set(there)) == 18
+    # points, treasury, sale, pass, both chambers, polls, guardian and the four collections
+    assert len(here) == len(there) == 12
+    assert len(set(here) | set(there)) == 24
 
 
 def test_a_welcome_grant_in_each_town_lands_on_that_towns_points(

@@ -17,7 +17,8 @@ from backend.chain.outbox_models import OutboxTx
 from backend.chain.registry import Deployments, artifact
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.shop.models import CheckIn, Listing, Order, PaymentEventRecord
+from backend.regions.models import Town
+from backend.shop.models import CheckIn, Collection, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
 
 PASSWORD = "correct horse battery"
@@ -90,9 +91,17 @@ def counts(app: Flask) -> dict[str, int]:
         }
 
 
-def listing_id(app: Flask, kind: str) -> int:
+def listing_id(
+    app: Flask, kind: str, town: str = "sarabetsu", collection: str = "ambassador"
+) -> int:
+    """The demo listing of `kind` (Sarabetsu's ambassador card's by default)."""
     with app.app_context():
-        return get_db().session.scalar(sa.select(Listing.id).where(Listing.payment_kind == kind))
+        return get_db().session.scalar(
+            sa.select(Listing.id)
+            .join(Collection, Collection.id == Listing.collection_id)
+            .join(Town, Town.id == Listing.town_id)
+            .where(Listing.payment_kind == kind, Town.slug == town, Collection.slug == collection)
+        )
 
 
 @pytest.fixture

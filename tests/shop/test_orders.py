@@ -237,7 +237,9 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
     mine(w3)
     with app.app_context():
         s = get_db().session
-        base = s.scalar(sa.select(Listing).where(Listing.payment_kind == "card"))
+        base = s.scalar(
+            sa.select(Listing).where(Listing.payment_kind == "card").order_by(Listing.id)
+        )
         one = ListingFactory(
             town_id=base.town_id,
             collection_id=base.collection_id,

@@ -6,7 +6,17 @@ from __future__ import annotations
 def test_shop_lists_demo_listings_with_remaining_supply_and_perk(shop_app):
     client = shop_app.test_client()
     body = client.get("/api/shop/towns/sarabetsu/listings").get_json()
-    (coll,) = body["collections"]
+    by_slug = {c["collection"]["slug"]: c for c in body["collections"]}
+    assert list(by_slug) == ["ambassador", "ticket", "experience", "supporter"]
+    # the ticket, the experience and the donation certificate, for points, all on chain
+    items = {s: (c["collection"]["category"], c["listings"]) for s, c in by_slug.items()}
+    assert [(items[s][0], [li["price"] for li in items[s][1]]) for s in list(items)[1:]] == [
+        ("event_ticket", [500]),
+        ("experience", [1500]),
+        ("donation_certificate", [300]),
+    ]
+    assert all(li["open"] for c in body["collections"] for li in c["listings"])
+    coll = by_slug["ambassador"]
     kinds = {li["payment_kind"]: li for li in coll["listings"]}
     assert set(kinds) == {"points", "stablecoin", "card"}
     assert kinds["points"]["price"] == 5000 and kinds["points"]["remaining"] == 200
