@@ -4,8 +4,8 @@ Each town has its own PrimarySale, whose listing ids start at 1: with two towns 
 更別村 and 洞爺湖町) both hold a listing 1. The UNIQUE moves from (chain_listing_id) to
 (town_id, chain_listing_id).
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-04 18:25:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0028"
-down_revision: str | None = "0027"
+revision: str = "0029"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
