@@ -348,6 +348,7 @@ class CollectionConsole:
                     subject_id=str(collection.id),
                     reason=f"{slug}: {name_en}",
                     details={
+                        "town_id": town.id,
                         "category": category,
                         "max_supply": max_supply,
                         "royalty_bps": royalty_bps,
@@ -479,6 +480,7 @@ class CollectionConsole:
                     amount=price,
                     reason=f"{c.slug} for {kind}",
                     details={
+                        "town_id": town.id,
                         "supply": supply,
                         "wallet_cap": wallet_cap,
                         "allowlist": len(entries),
@@ -525,7 +527,7 @@ class CollectionConsole:
                 subject_type="listing",
                 subject_id=str(listing.id),
                 reason=f"{added} added to the allowlist",
-                details={"rows": len(entries), "added": added},
+                details={"town_id": town.id, "rows": len(entries), "added": added},
             )
         )
         self.session.commit()
@@ -670,7 +672,11 @@ class CollectionConsole:
             subject_type="collection",
             subject_id=str(c.id),
             reason=f"perk {perk_id}: {uses} uses",
-            details={"perk_id": perk_id, "valid_until": until.isoformat() if until else None},
+            details={
+                "town_id": town.id,
+                "perk_id": perk_id,
+                "valid_until": until.isoformat() if until else None,
+            },
         )
         if c.contract_address is not None:
             self._queue_perk(self._outbox(), c, perk, audit, request_key)

@@ -122,6 +122,7 @@ def test_staff_create_a_collection_that_the_town_owns_and_sell_it_to_an_allowlis
             sa.select(AuditLog).where(AuditLog.action == "nft.collection.create")
         )
         assert audit is not None and audit.actor.startswith("user:")
+        assert audit.town_id == c.town_id  # shown in the town's audit log
     page = api.client.get(f"/towns/sarabetsu/admin/collections/{cid}")
     assert page.status_code == 200 and 'data-status="creating"' in page.get_data(as_text=True)
     perk = _form(
