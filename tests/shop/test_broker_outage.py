@@ -2,11 +2,10 @@
 
 A private Redis is the broker (and, as by default, the rate limits' storage). Mid-test it first
 stalls (SIGSTOP: connections hang, the case that made each payment wait 17-38 s) and is then
-killed. Every request in that time must answer
-within 2 s (a bound on behaviour, not a sleep), /healthz within 1 s naming the broker as down,
-and once a new Redis is up a real worker with the beat's sweeps completes every order exactly
-once: the outbox rows in the database carried the work the lost messages did not. On PostgreSQL
-and SQLite.
+killed. Every request in that time must answer within 5 s (a bound on behaviour, not a sleep:
+the old code hung 17-38 s), /healthz too, naming the broker as down, and once a new Redis is up
+a real worker with the beat's sweeps completes every order exactly once: the outbox rows in the
+database carried the work the lost messages did not. On PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
@@ -30,8 +29,11 @@ from tests.conftest import BeatTicker
 from tests.redis_server import RedisServer
 from tests.shop.shop_helpers import Api, drive, listing_id, mine
 
-REQUEST_BOUND = 2.0
-HEALTH_BOUND = 1.0
+# The app gives up on the broker after 0.5 s (PUBLISH_TIMEOUT, HEALTH_TIMEOUT); before the fix
+# a stalled broker held each request 17-38 s. The bounds sit between the two with room for a
+# loaded 2-core machine (at 1 s /healthz once took 1.36 s while a full test run shared the CPU).
+REQUEST_BOUND = 5.0
+HEALTH_BOUND = 5.0
 HUNG = 15.0  # past this a request counts as hung: the test fails instead of waiting forever
 
 
@@ -86,7 +88,7 @@ def redis(tmp_path: Any) -> Any:
     server.stop()
 
 
-def test_payments_answer_within_2s_during_a_broker_outage_and_nothing_is_lost(
+def test_payments_answer_promptly_during_a_broker_outage_and_nothing_is_lost(
     make_app: Callable[..., Flask],
     any_db_url: str,
     deployed: Any,
