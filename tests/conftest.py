@@ -82,6 +82,7 @@ LONG_FIRST = (
     "tests/shop/test_broker_outage.py",
     "tests/chain/test_indexer_worker.py::test_sigkill",
     "tests/merchants/test_journey_browser.py",
+    "tests/browser/test_town_console_journey.py",
     "tests/functional/test_embedded_broker.py",
     "tests/merchants/test_money_concurrency.py",
     "tests/points/test_expiry_days.py",
