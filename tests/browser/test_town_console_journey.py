@@ -124,6 +124,11 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
     app, towns, platform, browser, w3, mailbox, screenshot
 ):
     base = platform.url
+    # A points purchase is signed with a permit good for an hour of the server's clock
+    # (backend/shop/orders.py PERMIT_TTL): a chain clock left far ahead by another test would
+    # refuse it on chain. Every test that moves the clock reverts it (the w3 fixture).
+    skew = abs((_chain_now(w3) - dt.datetime.now(dt.UTC)).total_seconds())
+    assert skew < 1800, f"the chain's clock is {skew:.0f} s away from the wall clock"
     signup(app, OPERATOR)
     for email in (NEW_STAFF, *PEOPLE):
         signup(app, email)
