@@ -92,6 +92,16 @@ LONG_FIRST = (
     "tests/merchants/test_pay_charge_race.py",
     "tests/dao/test_deep_reorg.py",
     "tests/shop/test_deep_reorg.py",
+    "tests/browser/test_shop_journey.py",
+    "tests/browser/test_console_collections_page.py",
+    "tests/issuing/test_big_upload.py",
+    "tests/issuing/test_issuing_browser.py",
+    "tests/issuing/test_issue_on_chain.py",
+    "tests/partners/test_partners_browser.py",
+    "tests/onboarding/test_towns_browser.py",
+    "tests/dao/test_dao_api.py",
+    "tests/dao/test_external_proposals.py",
+    "tests/accounts/test_custody.py::test_rotation_cli",
 )
 
 
