@@ -1,0 +1,206 @@
+"""Where an issuance is (issue 13 §2): reading batches and their rows, and following the
+chain: a chunk's rows are queued -> sent (the outbox sent it) -> confirmed (the indexer saw
+its PointsBatchIssued: handlers.py) or failed (the outbox gave up or the transaction
+reverted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import User
+from backend.accounts.roles import STAFF, require_town_role
+from backend.chain import api as chain
+from backend.core.errors import N_
+from backend.core.numbers import db_id_or_none
+from backend.issuing.errors import (
+    IssuanceNotFound,
+)
+from backend.issuing.models import (
+    AWAITING_APPROVAL,
+    DONE,
+    FAILED,
+    IN_FLIGHT,
+    INVALID,
+    QUEUED,
+    READY,
+    ROW_CONFIRMED,
+    ROW_FAILED,
+    SENDING,
+    SENT,
+    IssuanceBatch,
+    IssuanceChunk,
+    IssuanceRow,
+)
+from backend.issuing.recipients import IssuingBase
+from backend.regions.models import Town
+
+CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
+
+_OUTBOX_FAILED = ("failed", "reverted", "cancelled")
+_OUTBOX_SENT = ("sent", "replaced", "confirmed")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a batch is: counts of its rows by status, and how far (0-100) it has come."""
+
+    queued: int
+    sent: int
+    confirmed: int
+    failed: int
+    invalid: int
+
+    @property
+    def finished(self) -> int:
+        return self.confirmed + self.failed
+
+    @property
+    def issuing(self) -> int:
+        return self.queued + self.sent + self.confirmed + self.failed
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.issuing == 0 else (100 * self.finished) // self.issuing
+
+
+class IssuingStatus(IssuingBase):
+    """Reading batches, their rows and progress."""
+
+    def _batch(self, batch_id: object) -> IssuanceBatch:
+        i = db_id_or_none(batch_id)
+        batch = self.session.get(IssuanceBatch, i) if i else None
+        if batch is None:
+            raise IssuanceNotFound(N_("There is no such issuance."))
+        return batch
+
+    def batch(self, actor: User | None, town: Town, batch_id: object) -> IssuanceBatch:
+        """One batch of `town`, its progress brought up to date (town STAFF only)."""
+        actor = require_town_role(actor, town.id, STAFF)
+        batch = self._batch(batch_id)
+        if batch.town_id != town.id:
+            raise IssuanceNotFound(N_("There is no such issuance."))
+        if batch.state in IN_FLIGHT:
+            refresh(self.session, [batch], self._now())
+            self.session.commit()
+        return batch
+
+    def batches(self, actor: User | None, town: Town, limit: int = 50) -> list[IssuanceBatch]:
+        """The town's latest batches, newest first (town STAFF only)."""
+        require_town_role(actor, town.id, STAFF)
+        return list(
+            self.session.scalars(
+                select(IssuanceBatch)
+                .where(IssuanceBatch.town_id == town.id)
+                .order_by(IssuanceBatch.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def rows(self, batch: IssuanceBatch) -> list[IssuanceRow]:
+        return list(
+            self.session.scalars(
+                select(IssuanceRow)
+                .where(IssuanceRow.batch_id == batch.id)
+                .order_by(IssuanceRow.line)
+            )
+        )
+
+    def progress(self, batch: IssuanceBatch) -> Progress:
+        counts = dict(
+            self.session.execute(
+                select(IssuanceRow.status, func.count())
+                .where(IssuanceRow.batch_id == batch.id)
+                .group_by(IssuanceRow.status)
+            ).all()
+        )
+        return Progress(
+            queued=int(counts.get(QUEUED, 0) + counts.get(READY, 0)),
+            sent=int(counts.get(SENT, 0)),
+            confirmed=int(counts.get(ROW_CONFIRMED, 0)),
+            failed=int(counts.get(ROW_FAILED, 0)),
+            invalid=int(counts.get(INVALID, 0)),
+        )
+
+    def can_approve(self, user: User | None, batch: IssuanceBatch) -> bool:
+        return (
+            user is not None
+            and batch.state == AWAITING_APPROVAL
+            and user.id not in (batch.created_by, batch.confirmed_by)
+        )
+
+
+# ---------------------------------------------------------------------- following the chain
+
+
+def refresh(session: Session, batches: Sequence[IssuanceBatch], now: dt.datetime) -> None:
+    """Bring in-flight batches up to date with their outbox rows (the caller commits): a chunk
+    whose call was sent is "sent", one the outbox gave up on (or that reverted) is "failed"
+    with its rows; a batch is "sending" once a chunk is on its way, then "done" when every
+    chunk is confirmed (by the indexer, handlers.py) or "failed" when every chunk is final
+    and one failed."""
+    for batch in batches:
+        chunks = list(
+            session.scalars(select(IssuanceChunk).where(IssuanceChunk.batch_id == batch.id))
+        )
+        open_ids = [c.outbox_tx_id for c in chunks if c.status in (QUEUED, SENT) and c.outbox_tx_id]
+        states = chain.outbox_states(session, [i for i in open_ids if i is not None])
+        for chunk in chunks:
+            st = states.get(chunk.outbox_tx_id or 0)
+            if st is None or chunk.status not in (QUEUED, SENT):
+                continue
+            if st.state in _OUTBOX_FAILED:
+                chunk.status = ROW_FAILED
+                chunk.error = (st.error or st.state)[:500]
+                _set_rows(
+                    session,
+                    chunk,
+                    ROW_FAILED,
+                    N_("The chain did not take this issue (%(why)s)."),
+                    why=chunk.error,
+                )
+            elif st.state in _OUTBOX_SENT and chunk.status == QUEUED:
+                chunk.status = SENT
+                _set_rows(session, chunk, SENT)
+        settle_batch(session, batch, chunks, now)
+
+
+def settle_batch(
+    session: Session, batch: IssuanceBatch, chunks: Sequence[IssuanceChunk], now: dt.datetime
+) -> None:
+    """The batch's state from its chunks' (the caller commits)."""
+    if batch.state not in (*IN_FLIGHT, DONE, FAILED) or not chunks:
+        return
+    statuses = {c.status for c in chunks}
+    if statuses <= {ROW_CONFIRMED}:
+        batch.state, batch.finished_at = DONE, batch.finished_at or now
+    elif statuses <= {ROW_CONFIRMED, ROW_FAILED}:
+        batch.state, batch.finished_at = FAILED, batch.finished_at or now
+    elif statuses & {SENT, ROW_CONFIRMED, ROW_FAILED} or batch.state in (DONE, FAILED, SENDING):
+        # on its way, or a reorg took a confirmed chunk back
+        batch.state, batch.finished_at = SENDING, None
+
+
+def _set_rows(
+    session: Session, chunk: IssuanceChunk, status: str, error: str = "", **args: Any
+) -> None:
+    session.execute(
+        update(IssuanceRow)
+        .where(IssuanceRow.chunk_id == chunk.id)
+        .values(status=status, error=error, error_args=json.dumps(args) if args else "")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def refresh_in_flight(session: Session, now: dt.datetime) -> int:
+    """Refresh every in-flight batch (the beat task); returns how many there were."""
+    batches = list(session.scalars(select(IssuanceBatch).where(IssuanceBatch.state.in_(IN_FLIGHT))))
+    refresh(session, batches, now)
+    return len(batches)
