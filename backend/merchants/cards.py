@@ -52,7 +52,7 @@ from backend.merchants.models import (
 )
 
 if TYPE_CHECKING:
-    from backend.merchants.services import MerchantService
+    from backend.merchants.charges import MerchantCharges
 
 MAX_PIN_TRIES = 5
 PIN_RE = re.compile(r"\d{6}")
@@ -81,7 +81,7 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 
 def start_card_charge(
-    svc: MerchantService,
+    svc: MerchantCharges,
     staff: User,
     merchant: Merchant,
     value: int,
@@ -204,7 +204,7 @@ def _pin_ok_or_raise(
         raise CardLocked(N_("This card is locked after too many wrong PINs. Ask the town."))
 
 
-def submit_pin(svc: MerchantService, staff: User | None, token: object, pin: object) -> Charge:
+def submit_pin(svc: MerchantCharges, staff: User | None, token: object, pin: object) -> Charge:
     """The resident's PIN from the pad: pays the pad's charge or refuses (WrongPin, CardLocked,
     DailyLimitReached, InsufficientPoints...). Commits."""
     session = svc.session

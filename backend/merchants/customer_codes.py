@@ -27,7 +27,7 @@ from backend.merchants.errors import CustomerCodeInvalid
 from backend.merchants.models import BY_CUSTOMER_CODE, Charge, CustomerCode, Merchant
 
 if TYPE_CHECKING:
-    from backend.merchants.services import MerchantService
+    from backend.merchants.charges import MerchantCharges
 
 CODE_TTL = dt.timedelta(minutes=3)
 CODE_RE = re.compile(r"P\d{12}")
@@ -100,7 +100,7 @@ class CustomerCodes:
 
 
 def charge_by_customer_code(
-    svc: MerchantService, staff: User, merchant: Merchant, value: int, code: str, key: str
+    svc: MerchantCharges, staff: User, merchant: Merchant, value: int, code: str, key: str
 ) -> Charge:
     """Claim `code` for this shop and amount, count it against the customer's daily limit and
     queue the payment, in one transaction (commits; the caller rolls back on any error)."""

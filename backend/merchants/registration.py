@@ -1,0 +1,326 @@
+"""Merchants' registration and staff: town staff register a merchant (its account on chain
+through the outbox) and manage who works for it; the look-ups and rights every merchant
+service uses. `MerchantRegistration` holds the session and collaborators the merchant
+services share (services.py puts them together).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.accounts.errors import AuthenticationRequired
+from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.roles import STAFF, require_town_role
+from backend.chain.api import (
+    AuditEntry,
+    ContractCall,
+    KeyVault,
+    OutboxService,
+    Sender,
+    Subject,
+)
+from backend.core.db import utcnow
+from backend.core.errors import N_, Forbidden, InvalidInput
+from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
+from backend.merchants.errors import (
+    ChargeNotPayable,
+    MerchantNotActive,
+    MerchantNotFound,
+)
+from backend.merchants.models import (
+    Merchant,
+    MerchantStaff,
+)
+from backend.partners.services import PartnerService
+from backend.points.services import PointsService
+from backend.regions.models import Town
+
+CHARGE_TTL = dt.timedelta(minutes=15)
+_KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+_FAILED_TX = ("failed", "reverted", "cancelled")
+
+
+def _idempotency_key(value: object) -> str:
+    if not isinstance(value, str) or not _KEY_RE.fullmatch(value):
+        raise InvalidInput(
+            N_("A request key (6-100 letters, digits or . _ : -) is required."),
+            field="idempotency_key",
+        )
+    return value
+
+
+def _text(value: object, field: str, max_len: int = 120) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > max_len:
+        raise InvalidInput(
+            N_("%(field)s must be text of 1 to %(max)d characters."), field=field, max=max_len
+        )
+    return value.strip()
+
+
+def _short_code(n: int = 8) -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(n))
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class MerchantRegistration:
+    """Registration, staff and look-ups over one DB session. `vault` and `outbox` are callables
+    (built on first use); `secret` keys the customers' rotating codes."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        vault: Callable[[], KeyVault],
+        outbox: Callable[[], OutboxService],
+        secret: str,
+        now: Callable[[], dt.datetime] = utcnow,
+        chain_now: Callable[[], int] = lambda: int(utcnow().timestamp()),
+    ) -> None:
+        self.session = session
+        self._vault = vault
+        self._outbox = outbox
+        self._secret = secret.encode()
+        self._now = now
+        self.points = PointsService(session, outbox, now=now)
+        self.partners = PartnerService(session, outbox=outbox, chain_now=chain_now, now=now)
+
+    # ------------------------------------------------------------------ look-ups and rights
+
+    def merchant(self, merchant_id: object) -> Merchant:
+        m = self.session.get(Merchant, i) if (i := db_id_or_none(merchant_id)) else None
+        if m is None:
+            raise MerchantNotFound(N_("There is no such shop."))
+        return m
+
+    def shop_of_town(self, town: Town, merchant_id: object) -> Merchant:
+        """The shop with this id if it is one of `town`'s (MerchantNotFound otherwise)."""
+        m = self.merchant(merchant_id)
+        if m.town_id != town.id:
+            raise MerchantNotFound(N_("There is no such shop."))
+        return m
+
+    def town_of(self, merchant: Merchant) -> Town:
+        town = self.session.get(Town, merchant.town_id)
+        assert town is not None  # noqa: S101 - a foreign key
+        return town
+
+    def is_staff(self, user: User | None, merchant: Merchant) -> bool:
+        if user is None:
+            return False
+        found = self.session.scalar(
+            select(MerchantStaff.id).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        )
+        return found is not None
+
+    def require_staff(self, user: User | None, merchant_id: object) -> Merchant:
+        """The merchant, if `user` works for it; AuthenticationRequired / Forbidden otherwise."""
+        if user is None:
+            raise AuthenticationRequired(N_("Please sign in."))
+        merchant = self.merchant(merchant_id)
+        if not self.is_staff(user, merchant):
+            raise Forbidden(N_("You do not work for this shop."))
+        return merchant
+
+    def merchants_of(self, user: User) -> list[Merchant]:
+        return list(
+            self.session.scalars(
+                select(Merchant)
+                .join(MerchantStaff, MerchantStaff.merchant_id == Merchant.id)
+                .where(MerchantStaff.user_id == user.id)
+                .order_by(Merchant.id)
+            )
+        )
+
+    def merchants_in(self, town: Town) -> list[Merchant]:
+        return list(
+            self.session.scalars(
+                select(Merchant).where(Merchant.town_id == town.id).order_by(Merchant.id)
+            )
+        )
+
+    def town_merchants(self, user: User | None, town: Town) -> list[Merchant]:
+        """The town's shops, for town STAFF."""
+        require_town_role(user, town.id, STAFF)
+        return self.merchants_in(town)
+
+    def _user_address(self, user: User) -> str:
+        address = self.session.scalar(
+            select(Address.address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if address is None:
+            raise ChargeNotPayable(N_("This account has no built-in wallet."))
+        return str(address)
+
+    def _user_signer(self, user: User) -> Any:
+        row = self.session.scalar(
+            select(Address)
+            .where(Address.user_id == user.id, Address.kind == CUSTODIAL)
+            .order_by(Address.id)
+        )
+        if row is None:
+            raise ChargeNotPayable(N_("This account has no built-in wallet."))
+        return self._vault().signer(row.sealed_key())
+
+    # ------------------------------------------------------------------ registration (STAFF)
+
+    def register_merchant(
+        self, actor: User | None, town: Town, name_ja: object, name_en: object
+    ) -> Merchant:
+        """Create a merchant with its own custodial points address and register it on chain
+        (RegionPoints.addMerchant by the merchant_admin role key, through the outbox). STAFF only.
+        The merchant is "registering" until MerchantAdded is indexed."""
+        actor = require_town_role(actor, town.id, STAFF)
+        ja = _text(name_ja, "name_ja")
+        en = _text(name_en, "name_en")
+        if not town.points_address:
+            raise MerchantNotActive(N_("This town has no points yet."))
+        sealed = self._vault().create_key()
+        m = Merchant(
+            town_id=town.id,
+            name_ja=ja,
+            name_en=en,
+            registered_by=actor.id,
+            **sealed.columns(),
+        )
+        self.session.add(m)
+        try:
+            self.session.flush()
+            tx = self._outbox().enqueue(
+                self.session,
+                ContractCall(
+                    town.points_address, "addMerchant", (m.address,), artifact_name="RegionPoints"
+                ),
+                sender=Sender.role("merchant_admin", town_id=town.id),
+                key=f"merchants.add:{m.id}",
+                subject=Subject("merchant", m.id),
+                audit=AuditEntry(
+                    actor=f"user:{actor.id}",
+                    action="merchant.register",
+                    subject_type="merchant",
+                    subject_id=str(m.id),
+                    reason="merchant registered by town staff",
+                    details={"address": m.address, "town_id": town.id},
+                ),
+            )
+            m.outbox_tx_id = tx.id
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+        return m
+
+    def add_staff(self, actor: User | None, merchant: Merchant, user: User) -> MerchantStaff:
+        """Make `user` staff of `merchant` (idempotent; AuditLog "merchant.staff_add" the first
+        time). Town STAFF only."""
+        actor = require_town_role(actor, merchant.town_id, STAFF)
+        existing = self.session.scalar(
+            select(MerchantStaff).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        )
+        if existing is not None:
+            return existing
+        row = MerchantStaff(merchant_id=merchant.id, user_id=user.id)
+        self.session.add(row)
+        self.session.add(
+            AuditLog(
+                actor=f"user:{actor.id}",
+                action="merchant.staff_add",
+                subject_type="merchant",
+                subject_id=str(merchant.id),
+                reason="shop staff added by the town",
+                details={"user_id": user.id, "email": user.email, "town_id": merchant.town_id},
+                town_id=merchant.town_id,
+            )
+        )
+        try:
+            self.session.commit()
+        except IntegrityError:  # a double submit won the race
+            self.session.rollback()
+            found = self.session.scalar(
+                select(MerchantStaff).where(
+                    MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+                )
+            )
+            if found is None:
+                raise
+            return found
+        return row
+
+    def user_by_email(self, email: object) -> User:
+        """The account with `email` (InvalidInput when there is none)."""
+        text = email.strip().lower() if isinstance(email, str) else ""
+        if not _EMAIL_RE.fullmatch(text) or len(text) > 254:
+            raise InvalidInput(N_("Enter a valid email address."), field="email")
+        user = self.session.scalar(select(User).where(User.email == text))
+        if user is None:
+            raise InvalidInput(
+                N_("There is no account with this email address. Ask them to sign up first."),
+                field="email",
+            )
+        return user
+
+    def add_staff_by_email(
+        self, actor: User | None, merchant_id: object, email: object
+    ) -> MerchantStaff:
+        """Town STAFF make the account with `email` staff of one of the town's shops."""
+        merchant = self.merchant(merchant_id)
+        require_town_role(actor, merchant.town_id, STAFF)
+        return self.add_staff(actor, merchant, self.user_by_email(email))
+
+    def remove_staff_by_email(self, actor: User | None, merchant_id: object, email: object) -> bool:
+        """Town STAFF (and the town's admin) take the account with `email` off one of the
+        town's shops. AuditLog "merchant.staff_remove" when a row went; False (nothing written)
+        when they were not its staff (a repeated request)."""
+        merchant = self.merchant(merchant_id)
+        actor = require_town_role(actor, merchant.town_id, STAFF)
+        user = self.user_by_email(email)
+        gone = self.session.execute(
+            delete(MerchantStaff).where(
+                MerchantStaff.merchant_id == merchant.id, MerchantStaff.user_id == user.id
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if not gone:
+            self.session.rollback()
+            return False
+        self.session.add(
+            AuditLog(
+                actor=f"user:{actor.id}",
+                action="merchant.staff_remove",
+                subject_type="merchant",
+                subject_id=str(merchant.id),
+                reason="shop staff removed by the town",
+                details={"user_id": user.id, "email": user.email, "town_id": merchant.town_id},
+                town_id=merchant.town_id,
+            )
+        )
+        self.session.commit()
+        return True
+
+    def staff_of(self, merchant: Merchant) -> list[User]:
+        return list(
+            self.session.scalars(
+                select(User)
+                .join(MerchantStaff, MerchantStaff.user_id == User.id)
+                .where(MerchantStaff.merchant_id == merchant.id)
+                .order_by(MerchantStaff.id)
+            )
+        )

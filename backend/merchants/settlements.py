@@ -1,0 +1,233 @@
+"""A merchant's sales, redemption (burning points for yen: a settlement request), the town's
+settlement queue (settlement_state.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from backend.accounts.models import User
+from backend.accounts.roles import STAFF, has_town_role, require_town_role
+from backend.chain.api import (
+    AuditEntry,
+    ContractCall,
+    Sender,
+    Subject,
+)
+from backend.core.errors import N_
+from backend.core.numbers import db_id_or_none
+from backend.merchants import settlement_state
+from backend.merchants.errors import (
+    IdempotencyKeyReused,
+    MerchantNotActive,
+    SettlementNotFound,
+)
+from backend.merchants.models import (
+    ACTIVE,
+    APPROVED,
+    PAID,
+    PAYING,
+    REDEEMING,
+    REQUESTED,
+    SETTLED,
+    Charge,
+    Merchant,
+    Settlement,
+)
+from backend.merchants.registration import (
+    MerchantRegistration,
+    _idempotency_key,
+    _text,
+)
+from backend.points.errors import InsufficientPoints
+from backend.points.models import RECEIVED, PointsEntry
+from backend.points.services import parse_amount
+from backend.regions.models import Town
+
+
+class MerchantSettlements(MerchantRegistration):
+    """Sales, redemption and settlements."""
+
+    # ------------------------------------------------------------------ sales and redemption
+
+    def sales(
+        self,
+        user: User | None,
+        merchant_id: object,
+        frm: dt.datetime | None = None,
+        to: dt.datetime | None = None,
+    ) -> list[tuple[PointsEntry, Charge | None]]:
+        """Confirmed payments received (newest first), with the charge each one paid, if any.
+        No payer identity: merchants see amounts only."""
+        merchant = self.require_staff(user, merchant_id)
+        town = self.town_of(merchant)
+        q = select(PointsEntry).where(
+            PointsEntry.chain_id == town.chain_id,
+            PointsEntry.contract_address == town.points_address,
+            PointsEntry.holder == merchant.address,
+            PointsEntry.kind == RECEIVED,
+        )
+        if frm is not None:
+            q = q.where(PointsEntry.recorded_at >= frm)
+        if to is not None:
+            q = q.where(PointsEntry.recorded_at < to)
+        rows = list(self.session.scalars(q.order_by(PointsEntry.id.desc()).limit(1000)))
+        ids = [r.outbox_tx_id for r in rows if r.outbox_tx_id is not None]
+        charges = {
+            c.outbox_tx_id: c
+            for c in self.session.scalars(select(Charge).where(Charge.outbox_tx_id.in_(ids)))
+        }
+        return [(r, charges.get(r.outbox_tx_id)) for r in rows]
+
+    def partner_sales(
+        self, merchant: Merchant, frm: dt.datetime | None = None, to: dt.datetime | None = None
+    ) -> list[Charge]:
+        """Charges paid with a partner town's points (confirmed), oldest first."""
+        q = select(Charge).where(
+            Charge.merchant_id == merchant.id,
+            Charge.status == PAID,
+            Charge.points_town_id.is_not(None),
+            Charge.points_town_id != Charge.town_id,
+        )
+        if frm is not None:
+            q = q.where(Charge.paid_at >= frm)
+        if to is not None:
+            q = q.where(Charge.paid_at < to)
+        return list(self.session.scalars(q.order_by(Charge.id)))
+
+    def pending_charges(self, merchant: Merchant) -> list[Charge]:
+        return list(
+            self.session.scalars(
+                select(Charge)
+                .where(Charge.merchant_id == merchant.id, Charge.status == PAYING)
+                .order_by(Charge.id.desc())
+            )
+        )
+
+    def balance(self, merchant: Merchant) -> tuple[int, int]:
+        """(confirmed balance, available to redeem) of the merchant's points address."""
+        town = self.town_of(merchant)
+        summary = self.points.summary(town, merchant.address)
+        return summary.confirmed, summary.available
+
+    def redeem(
+        self, user: User | None, merchant_id: object, amount: object, idempotency_key: object
+    ) -> Settlement:
+        """Burn `amount` of the merchant's points (RegionPoints.redeem signed by the merchant's
+        key, relayed) for yen settlement; the Settlement joins the town's queue once the burn
+        is indexed. AuditLog "points.burn". Same key again: the first settlement."""
+        merchant = self.require_staff(user, merchant_id)
+        assert user is not None  # noqa: S101
+        value = parse_amount(amount)
+        key = f"redeem:{merchant.id}:{_idempotency_key(idempotency_key)}"
+        existing = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
+        if existing is not None:
+            if int(existing.amount) != value:
+                raise IdempotencyKeyReused(
+                    N_("This request key was already used for another amount.")
+                )
+            return existing
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        # One redemption of this shop at a time: the balance read below then includes every
+        # redemption committed before (two that together exceed it are not both accepted).
+        settlement_state.lock_merchant(self.session, merchant.id)
+        _confirmed, available = self.balance(merchant)
+        if available < value:
+            self.session.rollback()
+            raise InsufficientPoints(
+                N_("Not enough points: %(available)d available, %(amount)d needed."),
+                available=available,
+                amount=value,
+            )
+        town = self.town_of(merchant)
+        s = Settlement(
+            town_id=town.id,
+            merchant_id=merchant.id,
+            amount=Decimal(value),
+            ref="0x" + secrets.token_hex(32),
+            status=REDEEMING,
+            idempotency_key=key,
+            requested_by=user.id,
+        )
+        self.session.add(s)
+        try:
+            self.session.flush()
+            tx = self._outbox().enqueue(
+                self.session,
+                ContractCall(
+                    str(town.points_address), "redeem", (value, s.ref), artifact_name="RegionPoints"
+                ),
+                sender=Sender.user(
+                    self._vault().signer(merchant.sealed_key()), town_id=town.id, user_id=user.id
+                ),
+                key=f"merchants.redeem:{s.id}",
+                subject=Subject("settlement", s.id),
+                audit=AuditEntry(
+                    actor=f"user:{user.id}",
+                    action="points.burn",
+                    subject_type="settlement",
+                    subject_id=str(s.id),
+                    amount=value,
+                    reason="merchant redemption for yen settlement",
+                    details={"merchant_id": merchant.id, "ref": s.ref},
+                ),
+            )
+            s.outbox_tx_id = tx.id
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            found = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
+            if found is None:
+                raise
+            return found
+        except Exception:
+            self.session.rollback()
+            raise
+        return s
+
+    def settlements_of(self, merchant: Merchant) -> list[Settlement]:
+        rows = list(
+            self.session.scalars(
+                select(Settlement)
+                .where(Settlement.merchant_id == merchant.id)
+                .order_by(Settlement.id.desc())
+            )
+        )
+        settlement_state.refresh_failed(self.session, rows)
+        return rows
+
+    def settlement_queue(self, user: User | None, town: Town) -> list[Settlement]:
+        """The town's settlements (requested first), for town STAFF."""
+        require_town_role(user, town.id, STAFF)
+        rows = self.session.scalars(
+            select(Settlement).where(Settlement.town_id == town.id).order_by(Settlement.id.desc())
+        ).all()
+        settlement_state.refresh_failed(self.session, rows)
+        order = {REQUESTED: 0, APPROVED: 1, REDEEMING: 2, SETTLED: 3}
+        return sorted(rows, key=lambda s: order.get(s.status, 3))
+
+    def approve(self, user: User | None, settlement_id: object) -> Settlement:
+        """Town STAFF approve a requested settlement (four eyes above the town's amount)."""
+        return settlement_state.approve(self.session, user, settlement_id, self._now())
+
+    def settle(
+        self, user: User | None, settlement_id: object, bank_reference: object
+    ) -> Settlement:
+        """Town STAFF mark an approved settlement paid with the bank transfer's reference
+        (AuditLog "settlement.pay"), by compare-and-set. The same reference again changes
+        nothing; concurrent calls: one wins, the others get 409."""
+        s = self.session.get(Settlement, i) if (i := db_id_or_none(settlement_id)) else None
+        if s is None:
+            raise SettlementNotFound(N_("There is no such settlement."))
+        require_town_role(user, s.town_id, STAFF)
+        ref = _text(bank_reference, "bank_reference", 120)
+        return settlement_state.settle(self.session, user, settlement_id, ref, self._now())
+
+    def can_settle(self, user: User | None, town: Town) -> bool:
+        return has_town_role(user, town.id, STAFF)
