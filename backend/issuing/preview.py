@@ -34,8 +34,6 @@ from backend.merchants import limits
 from backend.points.errors import PointsNotAvailable
 from backend.regions.models import Town
 
-CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
-
 
 class IssuingPreview(IssuingBase):
     """Preview: nothing is issued until IssuingService.confirm."""

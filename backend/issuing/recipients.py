@@ -46,8 +46,6 @@ from backend.points.town_settings import (
 )
 from backend.regions.models import Town
 
-CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
-
 MAX_REASON = 200
 MAX_NOTE = 300
 MAX_RECIPIENT = 254

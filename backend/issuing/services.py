@@ -109,8 +109,6 @@ __all__ = [
 
 CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
 
-CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
-
 
 class IssuingService(IssuingPreview, IssuingStatus):
     """Issuing over one DB session: preview (preview.py), progress (status.py), and here

@@ -42,8 +42,6 @@ from backend.issuing.models import (
 from backend.issuing.recipients import IssuingBase
 from backend.regions.models import Town
 
-CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
-
 _OUTBOX_FAILED = ("failed", "reverted", "cancelled")
 _OUTBOX_SENT = ("sent", "replaced", "confirmed")
 
