@@ -46,17 +46,22 @@ from backend.merchants.models import (
     Merchant,
     ResidentCard,
 )
-from backend.merchants.registration import (
-    _FAILED_TX,
-    CHARGE_TTL,
-    MerchantRegistration,
-    _as_utc,
-    _idempotency_key,
-    _short_code,
-)
+from backend.merchants.registration import MerchantRegistration, _idempotency_key
 from backend.points.errors import InsufficientPoints
 from backend.points.services import parse_amount
 from backend.regions.models import Town
+
+CHARGE_TTL = dt.timedelta(minutes=15)
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+_FAILED_TX = ("failed", "reverted", "cancelled")
+
+
+def _short_code(n: int = 8) -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(n))
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 class MerchantCharges(MerchantRegistration):

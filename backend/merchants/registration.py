@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -44,11 +43,8 @@ from backend.partners.services import PartnerService
 from backend.points.services import PointsService
 from backend.regions.models import Town
 
-CHARGE_TTL = dt.timedelta(minutes=15)
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-_FAILED_TX = ("failed", "reverted", "cancelled")
 
 
 def _idempotency_key(value: object) -> str:
@@ -66,14 +62,6 @@ def _text(value: object, field: str, max_len: int = 120) -> str:
             N_("%(field)s must be text of 1 to %(max)d characters."), field=field, max=max_len
         )
     return value.strip()
-
-
-def _short_code(n: int = 8) -> str:
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(n))
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 class MerchantRegistration:

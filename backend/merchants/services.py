@@ -23,8 +23,8 @@ from backend.chain.api import (
 from backend.core.db import get_db
 from backend.core.purpose_keys import CUSTOMER_CODE, purpose_key_hex
 from backend.merchants import statement
-from backend.merchants.charges import MerchantCharges
-from backend.merchants.registration import CHARGE_TTL, MerchantRegistration
+from backend.merchants.charges import CHARGE_TTL, MerchantCharges
+from backend.merchants.registration import MerchantRegistration
 from backend.merchants.settlements import MerchantSettlements
 from backend.partners.services import chain_clock
 
