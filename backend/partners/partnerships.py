@@ -258,32 +258,42 @@ class PartnershipService:
             self._audit(user, "partnership.approve", p, town, {"side": side})
             town_a, town_b = self.town(p.town_a_id), self.town(p.town_b_id)
             for s, me, them in (("a", town_a, town_b), ("b", town_b, town_a)):
-                tx = self._outbox().enqueue(
-                    self.session,
-                    ContractCall(
-                        str(me.points_address),
-                        "setPartner",
-                        (str(them.points_address), True),
-                        artifact_name="RegionPoints",
-                    ),
-                    sender=Sender.role(SETTINGS_ROLE_KEY, town_id=me.id, user_id=user.id),
-                    key=f"partners.set:{p.id}:{s}:on",
-                    subject=Subject("partnership", p.id),
-                    audit=AuditEntry(
-                        actor=f"user:{user.id}",
-                        action="partnership.set_partner",
-                        subject_type="partnership",
-                        subject_id=str(p.id),
-                        reason="partnership approved by both towns",
-                        details={"town_id": me.id, "partner_town_id": them.id},
-                    ),
-                )
+                tx = self._queue_set_partner(user, p, s, me, them, accepted=True)
                 setattr(p, f"{s}_outbox_tx_id", tx.id)
             self.session.commit()
         except Exception:
             self.session.rollback()
             raise
         return p
+
+    def _queue_set_partner(
+        self, user: User, p: Partnership, side: str, me: Town, them: Town, *, accepted: bool
+    ) -> Any:
+        """Queue setPartner(them, accepted) on `me`'s points, keyed per partnership, side and
+        direction (so approving or ending twice queues nothing more); its outbox row."""
+        details: dict[str, Any] = {"town_id": me.id, "partner_town_id": them.id}
+        if not accepted:
+            details["accepted"] = False
+        return self._outbox().enqueue(
+            self.session,
+            ContractCall(
+                str(me.points_address),
+                "setPartner",
+                (str(them.points_address), accepted),
+                artifact_name="RegionPoints",
+            ),
+            sender=Sender.role(SETTINGS_ROLE_KEY, town_id=me.id, user_id=user.id),
+            key=f"partners.set:{p.id}:{side}:{'on' if accepted else 'off'}",
+            subject=Subject("partnership", p.id),
+            audit=AuditEntry(
+                actor=f"user:{user.id}",
+                action="partnership.set_partner",
+                subject_type="partnership",
+                subject_id=str(p.id),
+                reason="partnership approved by both towns" if accepted else "partnership ended",
+                details=details,
+            ),
+        )
 
     def end(self, user: User | None, town: Town, partnership_id: object) -> Partnership:
         """Either town's staff end an approved or active partnership: it is "ended" at once (the
@@ -312,26 +322,7 @@ class PartnershipService:
             self.session.refresh(p)
             self._audit(user, "partnership.end", p, town, {"side": side})
             other = self.town(p.other(town.id))
-            self._outbox().enqueue(
-                self.session,
-                ContractCall(
-                    str(town.points_address),
-                    "setPartner",
-                    (str(other.points_address), False),
-                    artifact_name="RegionPoints",
-                ),
-                sender=Sender.role(SETTINGS_ROLE_KEY, town_id=town.id, user_id=user.id),
-                key=f"partners.set:{p.id}:{side}:off",
-                subject=Subject("partnership", p.id),
-                audit=AuditEntry(
-                    actor=f"user:{user.id}",
-                    action="partnership.set_partner",
-                    subject_type="partnership",
-                    subject_id=str(p.id),
-                    reason="partnership ended",
-                    details={"town_id": town.id, "partner_town_id": other.id, "accepted": False},
-                ),
-            )
+            self._queue_set_partner(user, p, side, town, other, accepted=False)
             self.session.commit()
         except Exception:
             self.session.rollback()
