@@ -70,23 +70,25 @@ SERVER_FIXTURES = frozenset({"anvil", "pg_database", "celery_worker", "browser",
 # Tests that run for half a minute or more (from `make test`'s --durations): they start first,
 # so that none of them is still running alone on one worker after the others have finished
 # (xdist hands tests out in collection order). A test missing here only risks a later finish.
+# Whole files only: moving part of a file would set its module fixtures up twice on one worker
+# (test_indexer_worker's named database was then created twice).
 LONG_FIRST = (
     "tests/functional/test_api_fuzz.py",
     "tests/functional/test_make_run.py",
     "tests/functional/test_recipes.py",
     "tests/functional/test_run_restart.py",
     "tests/unit/test_artifacts.py",
-    "tests/contracts/test_region_points.py::test_property",
+    "tests/contracts/test_region_points.py",
     "tests/dao/test_dao_journey.py",
     "tests/dao/test_dao_wallet_polls_journey.py",
     "tests/shop/test_broker_outage.py",
-    "tests/chain/test_indexer_worker.py::test_sigkill",
+    "tests/chain/test_indexer_worker.py",
     "tests/merchants/test_journey_browser.py",
     "tests/browser/test_town_console_journey.py",
     "tests/functional/test_embedded_broker.py",
     "tests/merchants/test_money_concurrency.py",
     "tests/points/test_expiry_days.py",
-    "tests/merchants/test_money_pages.py::test_pin_pad",
+    "tests/merchants/test_money_pages.py",
     "tests/functional/test_governance_settings.py",
     "tests/functional/test_deploy.py",
     "tests/merchants/test_pay_charge_race.py",
@@ -101,7 +103,7 @@ LONG_FIRST = (
     "tests/onboarding/test_towns_browser.py",
     "tests/dao/test_dao_api.py",
     "tests/dao/test_external_proposals.py",
-    "tests/accounts/test_custody.py::test_rotation_cli",
+    "tests/accounts/test_custody.py",
 )
 
 
