@@ -8,9 +8,13 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 PO := $(wildcard webui/translations/*/LC_MESSAGES/*.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: setup run test test-fast test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas bench-chain clean
+.PHONY: setup run test test-fast test-deps lint contracts contracts-check migrate-check i18n-extract slither bench-gas bench-chain bench-peer bench-rush bench-pages bench-web bench-confirm clean
 
-setup: .venv/.installed node_modules/.installed $(MO)
+# Browser libraries are installed by npm ci and served from the app, never from a CDN: setup
+# copies each built file from node_modules into webui/static/vendor/ (untracked, like the .mo).
+VENDOR := webui/static/vendor/zxing-browser.min.js
+
+setup: .venv/.installed node_modules/.installed $(MO) $(VENDOR)
 
 .venv/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -20,6 +24,10 @@ setup: .venv/.installed node_modules/.installed $(MO)
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+webui/static/vendor/zxing-browser.min.js: node_modules/.installed
+	mkdir -p $(@D)
+	cp node_modules/@zxing/browser/umd/zxing-browser.min.js $@
 
 $(MO): %.mo: %.po .venv/.installed
 	$(PY) -m babel.messages.frontend -q compile -i $< -o $@
@@ -62,11 +70,44 @@ slither: setup
 bench-gas: setup
 	$(PY) -m bench.gas
 
-# Indexer events/s and relayer tx/s next to raw JSON-RPC rates, measured in the same run.
+# Indexer events/s and relayer tx/s next to raw JSON-RPC rates, measured in the same run, and
+# the indexer next to a peer on 20,000 events (bench-peer: 100,000).
 bench-chain: setup
 	scripts/services.sh ensure
 	$(PY) -m bench.indexer
 	$(PY) -m bench.relayer
+	$(PY) -m bench.peer --blocks 40
+
+# Our indexer and Subsquid's (npm ci into bench/peer/subsquid on first run) on the same 100,000
+# ERC-20 Transfers from one anvil: events/s and the ratio, then reorgs of depth 1-10.
+bench-peer: setup
+	scripts/services.sh ensure
+	$(PY) -m bench.peer
+
+# A sale rush: 300 buyers in 60 s at a listing of 200, on 1 web + 1 worker and on 2 + 2
+# (PostgreSQL, a private Redis, anvil with 1-s blocks; docs/benchmarks.md).
+bench-rush: setup
+	scripts/services.sh ensure
+	$(PY) -m bench.rush
+
+# Pages under load (bench/web.py): its own anvil, gunicorn with 2 workers as `make run`, the demo
+# towns with activity; each page next to a static file, on SQLite and then on PostgreSQL.
+bench-pages: setup
+	scripts/services.sh ensure
+	$(PY) -m bench.web
+	$(PY) -m bench.web --db postgresql
+
+# Every figure of issue 16 in one run, each with its baseline and ratio: pages next to a static
+# file, confirmation with the block watcher next to beat only, the sale rush on 1+1 and 2+2
+# processes, our indexer next to Subsquid (about 45 minutes; each target also runs alone).
+bench-web: bench-pages bench-confirm bench-rush bench-peer
+
+# Click -> pending and click -> paid / owned, with the block watcher and without (beat only), on
+# make run's stack; then on PostgreSQL + Redis with 1 web + 1 worker against 2 + 2.
+bench-confirm: setup
+	scripts/services.sh ensure
+	$(PY) -m bench.confirm
+	$(PY) -m bench.confirm --db postgres --broker redis --scale
 
 migrate-check: setup
 	scripts/services.sh ensure
@@ -77,4 +118,4 @@ i18n-extract: setup
 	$(PY) scripts/i18n.py extract $(DOMAIN) $(PATHS)
 
 clean:
-	rm -rf .venv node_modules .solcx test-artifacts
+	rm -rf .venv node_modules .solcx test-artifacts webui/static/vendor

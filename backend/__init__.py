@@ -35,8 +35,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.limits import init_limits
     from backend.core.numbers import DbIdConverter
     from backend.core.openapi import bp as openapi_bp
+    from backend.core.page_cache import init_app as init_page_cache
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
+    from backend.integrations.cli import services_cli
     from backend.onboarding.cli import operators_cli, towns_cli
     from webui.auth import bp as auth_bp
     from webui.pages import bp as pages_bp
@@ -81,16 +83,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["chain_id"] = check_startup(settings, app.extensions["chain"])
     CSRFProtect(app)
     init_web_security(app, https=settings.public_url.startswith("https://"))
+    init_page_cache(app)  # after CSRFProtect and Talisman: it wraps their Jinja globals
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)
 
     import importlib
 
     import backend.models  # noqa: F401  (every domain's tables on Base.metadata)
-    from backend.composition import register_handlers
+    from backend.composition import register_handlers, register_payment_targets
     from backend.core.discovery import import_all
 
     register_handlers()  # every domain's indexer handlers, in one fixed order
+    register_payment_targets()  # other domains' card purchases on the provider's webhook
     celery = app.extensions["celery"]
     for name in import_all("tasks"):  # registers every domain's Celery tasks with this app
         # A tasks module may declare BEAT_SCHEDULE = {entry: {"task": ..., "schedule": ...}}.
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(towns_cli)  # onboarding a town (issue 13)
     app.cli.add_command(operators_cli)
     app.cli.add_command(keys_cli)  # keys rotate: walks the key stores the domains registered
+    app.cli.add_command(services_cli)  # services create: a town's service and its API key
     return app
 
 

@@ -48,6 +48,16 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _int_or_none(name: str) -> int | None:
     return _int(name, 0) if _env(name) is not None else None
 
@@ -111,6 +121,9 @@ class Settings:
     indexer_chunk_size: int = 2000
     # Events per indexer transaction (INDEXER_BATCH_EVENTS): chunks are added until it is reached.
     indexer_batch_events: int = 10_000
+    # Seconds between two looks at the node's head by each worker's block watcher
+    # (BLOCK_WATCH_INTERVAL; backend/chain/block_watcher.py); 0 = no watcher, beat ticks only.
+    block_watch_interval: float = 0.25
     deployer_private_key: str | None = field(default=None, repr=False)
     relayer_private_key: str | None = field(default=None, repr=False)
     # Outbox (backend/chain/outbox/): more relayer keys as a comma list, one key per platform
@@ -119,6 +132,9 @@ class Settings:
     relayer_private_keys: str | None = field(default=None, repr=False)
     role_private_keys: str | None = field(default=None, repr=False)
     role_addresses: str | None = None
+    # The relayers' addresses (comma list, in the order of RELAYER_PRIVATE_KEYS) for processes
+    # that only queue users' requests (web hosts): they pick a user's relayer, never sign.
+    relayer_addresses: str | None = None
     gas_cap_per_user_per_day: int = 10**17
     relayer_low_balance_wei: int = 10**16
     outbox_stuck_blocks: int = 3
@@ -148,6 +164,17 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_security: str = "starttls"  # starttls, ssl or none
     mail_from: str = "furusato <no-reply@localhost>"
+    # Notification mails (backend/notifications/mailing.py): at most this many to one person in
+    # any hour; more wait for the hour to free up (NOTIFICATION_MAILS_PER_HOUR, at least 1).
+    notification_mails_per_hour: int = 10
+    # Who runs the platform, shown on the terms, privacy, 特定商取引法 and contact pages
+    # (OPERATOR_NAME, _ADDRESS, _PHONE, _EMAIL, _MANAGER). Unset: the pages say the details
+    # have not been given yet (a demo), rather than show made-up ones.
+    operator_name: str = ""
+    operator_address: str = ""
+    operator_phone: str = ""
+    operator_email: str = ""
+    operator_manager: str = ""
     # The chain the app serves (CHAIN_ID); None: ask the node at RPC_URL at start-up.
     chain_id: int | None = None
     # Card payments: PAYMENT_PROVIDER=stripe|test (unset means test, allowed on local test
@@ -164,6 +191,26 @@ class Settings:
     yen_token_address: str = ""
     yen_token_symbol: str = ""
     yen_token_decimals: int | None = None
+    # Outgoing webhooks (backend/webhooks/): WEBHOOK_PRIVATE_URLS=on|off lets URLs reach
+    # loopback and private networks (unset: on exactly on a local test chain, where receivers
+    # run on the laptop); off a local test chain a URL must be https either way. Each POST has
+    # WEBHOOK_TIMEOUT seconds; a worker's claim on a delivery lasts WEBHOOK_LEASE_SECONDS (more
+    # than the timeout: a killed worker's deliveries are retried once it runs out); a failed
+    # attempt waits RETRY_BASE * 3^n seconds (jittered, at most RETRY_CAP), MAX_ATTEMPTS in all.
+    webhook_private_urls: str = ""
+    webhook_timeout: float = 10.0
+    webhook_lease_seconds: float = 60.0
+    webhook_retry_base: float = 5.0
+    webhook_retry_cap: float = 6 * 3600.0
+    webhook_max_attempts: int = 10
+    # A digital-ID provider (OpenID Connect; e.g. the My Number card's authentication for
+    # municipalities) through which residents verify without a visit (backend/residency/oidc.py,
+    # ADR 0021): OIDC_ISSUER (discovery at <issuer>/.well-known/openid-configuration),
+    # OIDC_CLIENT_ID, OIDC_CLIENT_SECRET and the button's label OIDC_NAME. Unset: off.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_name: str = ""
     # Secrets that from_env generated into instance/ because none was configured: fine on a
     # laptop, refused on a real chain (a second web host would not share them).
     generated_secrets: tuple[str, ...] = ()
@@ -188,9 +235,21 @@ class Settings:
             object.__setattr__(self, "ratelimit_storage_uri", uri)
         if self.smtp_security not in ("starttls", "ssl", "none"):
             raise SettingsError("SMTP_SECURITY must be starttls, ssl or none")
+        if self.notification_mails_per_hour < 1:
+            raise SettingsError("NOTIFICATION_MAILS_PER_HOUR must be 1 or more")
         if self.proxy_hops < 0:
             raise SettingsError("PROXY_HOPS must be 0 or more")
+        if self.webhook_private_urls not in ("", "on", "off"):
+            raise SettingsError("WEBHOOK_PRIVATE_URLS must be on or off")
+        if not 0 < self.webhook_timeout < self.webhook_lease_seconds:
+            raise SettingsError("WEBHOOK_TIMEOUT must be above 0 and below WEBHOOK_LEASE_SECONDS")
+        if self.webhook_max_attempts < 1 or self.webhook_retry_base <= 0:
+            raise SettingsError("WEBHOOK_MAX_ATTEMPTS and WEBHOOK_RETRY_BASE must be above 0")
         self._check_yen_token()
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://127.0.0.1")):
+            raise SettingsError("OIDC_ISSUER must be an https:// URL")
 
     def _check_yen_token(self) -> None:
         """The yen token's three settings: all or none, each well formed."""
@@ -243,11 +302,13 @@ class Settings:
             chain_confirmations=_chain_ints("CHAIN_CONFIRMATIONS"),
             indexer_chunk_size=_int("INDEXER_CHUNK_SIZE", 2000),
             indexer_batch_events=_int("INDEXER_BATCH_EVENTS", 10_000),
+            block_watch_interval=_float("BLOCK_WATCH_INTERVAL", 0.25),
             deployer_private_key=_secret("DEPLOYER_PRIVATE_KEY"),
             relayer_private_key=_secret("RELAYER_PRIVATE_KEY"),
             relayer_private_keys=_secret("RELAYER_PRIVATE_KEYS"),
             role_private_keys=_secret("ROLE_PRIVATE_KEYS"),
             role_addresses=_env("ROLE_ADDRESSES"),
+            relayer_addresses=_env("RELAYER_ADDRESSES"),
             gas_cap_per_user_per_day=_int("GAS_CAP_PER_USER_PER_DAY", 10**17),
             relayer_low_balance_wei=_int("RELAYER_LOW_BALANCE_WEI", 10**16),
             outbox_stuck_blocks=_int("OUTBOX_STUCK_BLOCKS", 3),
@@ -264,6 +325,12 @@ class Settings:
             smtp_password=_secret("SMTP_PASSWORD"),
             smtp_security=_env("SMTP_SECURITY", "starttls") or "starttls",
             mail_from=_env("MAIL_FROM", "furusato <no-reply@localhost>") or "",
+            notification_mails_per_hour=_int("NOTIFICATION_MAILS_PER_HOUR", 10),
+            operator_name=_env("OPERATOR_NAME", "") or "",
+            operator_address=_env("OPERATOR_ADDRESS", "") or "",
+            operator_phone=_env("OPERATOR_PHONE", "") or "",
+            operator_email=_env("OPERATOR_EMAIL", "") or "",
+            operator_manager=_env("OPERATOR_MANAGER", "") or "",
             chain_id=_int("CHAIN_ID", 0) or None,
             payment_provider=_env("PAYMENT_PROVIDER", "") or "",
             stripe_secret_key=_secret("STRIPE_SECRET_KEY") or "",
@@ -272,6 +339,16 @@ class Settings:
             yen_token_address=_env("YEN_TOKEN_ADDRESS", "") or "",
             yen_token_symbol=_env("YEN_TOKEN_SYMBOL", "") or "",
             yen_token_decimals=_int_or_none("YEN_TOKEN_DECIMALS"),
+            webhook_private_urls=(_env("WEBHOOK_PRIVATE_URLS", "") or "").lower(),
+            webhook_timeout=_float("WEBHOOK_TIMEOUT", 10.0),
+            webhook_lease_seconds=_float("WEBHOOK_LEASE_SECONDS", 60.0),
+            webhook_retry_base=_float("WEBHOOK_RETRY_BASE", 5.0),
+            webhook_retry_cap=_float("WEBHOOK_RETRY_CAP", 6 * 3600.0),
+            webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", 10),
+            oidc_issuer=_env("OIDC_ISSUER", "") or "",
+            oidc_client_id=_env("OIDC_CLIENT_ID", "") or "",
+            oidc_client_secret=_secret("OIDC_CLIENT_SECRET") or "",
+            oidc_name=_env("OIDC_NAME", "") or "",
         )
         s = replace(s, **overrides)  # type: ignore[arg-type]
         generated = list(s.generated_secrets)

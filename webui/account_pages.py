@@ -7,9 +7,11 @@ import logging
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.accounts import sessions
 from backend.accounts.roles import current_user
+from backend.claims.services import claim_service
 from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.points.programmes import EMAIL_VERIFIED, granted_on
@@ -45,6 +47,17 @@ def grant_welcome(user, town_slug: str | None) -> None:  # type: ignore[no-untyp
             )
 
 
+def take_claims(user) -> None:  # type: ignore[no-untyped-def]
+    """Points held for the address the user has just proved (issue 14 §3): their claims are
+    theirs now and move to their wallet. Never fails the page: the beat
+    (claims.take_verified) takes what a failure here left."""
+    try:
+        claim_service().take(user)
+    except (AppError, SQLAlchemyError) as exc:
+        get_db().session().rollback()
+        log.warning("claims of user %s not taken now: %s", user.id, type(exc).__name__)
+
+
 @bp.get("/verify-email/<token>")
 def verify_email(token: str):
     try:
@@ -52,6 +65,7 @@ def verify_email(token: str):
     except AppError as exc:
         return render_template("auth/notice.html", error=exc.translated()), exc.status
     grant_welcome(verified.user, verified.town_slug)
+    take_claims(verified.user)
     return _done("verified")
 
 
@@ -88,6 +102,7 @@ def reset_password(token: str):
             user = svc.reset_password(token, request.form.get("password", ""))
             # Whoever held a session (perhaps the one who stole the password) is signed out.
             sessions.revoke_all(get_db().session(), user.id)
+            take_claims(user)  # the reset link proved the mailbox too
             return _done("password_reset")
         svc.check_reset_link(token)
     except AppError as exc:
@@ -140,7 +155,8 @@ def change_email():
 @bp.get("/confirm-email/<token>")
 def confirm_email(token: str):
     try:
-        account_mail().confirm_email_change(token)
+        user = account_mail().confirm_email_change(token)
     except AppError as exc:
         return render_template("auth/notice.html", error=exc.translated()), exc.status
+    take_claims(user)  # the new address is proved: what was held for it is theirs
     return _done("email_changed")

@@ -20,6 +20,7 @@ from backend.accounts.services import AccountService, account_service
 from backend.core.db import get_db
 from backend.core.errors import AppError
 from backend.merchants.services import merchant_service
+from backend.onboarding.services import is_operator
 from backend.regions.models import Town
 from webui.shared import account_mail
 
@@ -120,6 +121,7 @@ def me():
         towns=towns,
         merchants=merchant_service().merchants_of(user),
         staff_towns=[t for t in towns if has_town_role(user, t.id, STAFF)],
+        operator=is_operator(session_, user),
     )
 
 

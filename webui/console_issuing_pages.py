@@ -17,12 +17,12 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_babel import get_locale
 
 from backend.accounts.roles import STAFF, current_user, require_town_role
+from backend.claims.services import claim_service
 from backend.core.db import get_db
 from backend.core.errors import N_, AppError, InvalidInput
 from backend.issuing.csv_upload import MAX_FILE_BYTES, MAX_ROWS
 from backend.issuing.models import IN_FLIGHT
-from backend.issuing.services import issuing_service, row_error
-from backend.points.services import JST
+from backend.issuing.services import issuing_service, row_error, row_held_for
 from backend.regions.services import town_by_slug
 
 bp = Blueprint("console_issuing", __name__)
@@ -44,6 +44,7 @@ def _index(slug: str, error: AppError | None = None, form: dict[str, str] | None
         "town": town,
         "programmes": svc.programmes(current_user(), town),
         "batches": batches,
+        "waiting": claim_service().waiting(current_user(), town),
         "one_key": uuid.uuid4().hex,
         "upload_key": uuid.uuid4().hex,
         "error": error and error.translated(),
@@ -51,7 +52,6 @@ def _index(slug: str, error: AppError | None = None, form: dict[str, str] | None
         "form": form or {},
         "max_rows": MAX_ROWS,
         "max_kb": MAX_FILE_BYTES // 1024,
-        "jst": lambda d: d.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
     }
     return render_template("console/issuing/index.html", **context), (
         error.status if error else 200
@@ -128,6 +128,7 @@ def _batch(slug: str, batch_id: int, error: AppError | None = None):
         batch=batch,
         rows=rows,
         errors={r.id: row_error(r) for r in rows if r.error},
+        held={r.id: text for r in rows if (text := row_held_for(r))},
         progress=svc.progress(batch),
         programme_name=svc.programme_name(town, batch.programme_id, get_locale_name()),
         can_approve=svc.can_approve(user, batch),

@@ -1,6 +1,6 @@
 """Merchant pages: the shop's desk (charge by QR, take a customer's code or card, sales,
 redeem, statement), the customer's /pay/<code> page, and the town staff's pages: the
-settlement queue, shops (register, add staff) and printed resident cards.
+settlement queue and shops (register, add staff). Printed resident cards: town_hall_pages.py.
 
 Forms carry csrf_token and a one-time request key, so a double submit has one effect.
 Business rules and rights live in MerchantService; errors are shown on the page.
@@ -19,14 +19,16 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 
-from backend.accounts.roles import STAFF, current_user, require_town_role
+from backend.accounts.roles import current_user, current_user_id
 from backend.core.db import get_db
 from backend.core.errors import N_, AppError
+from backend.merchants import proxies
 from backend.merchants.errors import MerchantNotFound
 from backend.merchants.services import merchant_service
 from backend.regions.services import town_by_slug
-from webui.shared import qr_svg, settlements_page
+from webui.shared import cached_page, qr_svg, settlements_page
 
 bp = Blueprint("merchants_pages", __name__)
 
@@ -47,7 +49,12 @@ def index():
     return render_template("merchants/index.html", merchants=merchant_service().merchants_of(user))
 
 
-def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = None):
+def _desk(
+    merchant_id: int,
+    error: AppError | None = None,
+    notice: str | None = None,
+    key: str | None = None,
+):
     user = current_user()
     svc = merchant_service()
     m = svc.require_staff(user, merchant_id)
@@ -56,12 +63,13 @@ def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = 
         "merchant": m,
         "balance": confirmed,
         "available": available,
-        "sales": svc.sales(user, m.id)[:50],
+        "sales": (sales := svc.sales(user, m.id)[:50]),
         "partner_sales": (partner := svc.partner_sales(m)[-50:][::-1]),
         "points_towns": svc.points_towns(partner),
+        "customers": svc.customers_of([c for _e, c in sales] + partner),
         "paying": svc.pending_charges(m),
         "settlements": svc.settlements_of(m),
-        "key": _key(),
+        "key": key or _key(),
         "error": error and error.translated(),
         "notice": notice,
     }
@@ -70,9 +78,12 @@ def _desk(merchant_id: int, error: AppError | None = None, notice: str | None = 
 
 @bp.get("/merchants/<int:merchant_id>")
 def desk(merchant_id: int):
-    if current_user() is None:
+    if current_user_id() is None:
         return _login()
-    return _desk(merchant_id, notice=request.args.get("notice"))
+    notice = request.args.get("notice")
+    return cached_page(
+        "merchants.desk", lambda holes: _desk(merchant_id, notice=notice, key=holes.key)[0]
+    )
 
 
 @bp.post("/merchants/<int:merchant_id>/charges")
@@ -112,6 +123,10 @@ def charge_customer(merchant_id: int):
 def charge(merchant_id: int, charge_id: int):
     if current_user() is None:
         return _login()
+    return _charge_page(merchant_id, charge_id)
+
+
+def _charge_page(merchant_id: int, charge_id: int, error: AppError | None = None):
     svc = merchant_service()
     c = svc.charge_status(current_user(), merchant_id, charge_id)
     pay_url = url_for(".pay", code=c.code, _external=True)
@@ -123,18 +138,42 @@ def charge(merchant_id: int, charge_id: int):
         qr=qr_svg(pay_url) if c.method == "qr" else None,
         paid_with=svc.points_town_of(c) if c.points_town_id != c.town_id else None,
         poll_url=url_for("merchants.charge_status", merchant_id=merchant_id, charge_id=c.id),
-    )
+        error=error and error.translated(),
+    ), (error.status if error else 200)
+
+
+@bp.post("/merchants/<int:merchant_id>/charges/<int:charge_id>/cancel")
+def cancel_charge(merchant_id: int, charge_id: int):
+    if current_user() is None:
+        return _login()
+    try:
+        merchant_service().cancel_charge(current_user(), merchant_id, charge_id)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _charge_page(merchant_id, charge_id, exc)
+    return redirect(url_for(".charge", merchant_id=merchant_id, charge_id=charge_id), code=303)
 
 
 @bp.post("/merchants/<int:merchant_id>/redeem")
 def redeem(merchant_id: int):
+    """Two steps: the desk's form shows the amount and the yen it becomes to confirm (nothing
+    sent); only the confirmation's form (confirm=1) burns the points."""
     if current_user() is None:
         return _login()
+    svc = merchant_service()
     try:
-        merchant_service().redeem(
-            current_user(), merchant_id, request.form.get("amount"), request.form.get("key")
-        )
+        if request.form.get("confirm") != "1":
+            points, yen = svc.redeem_quote(current_user(), merchant_id, request.form.get("amount"))
+            return render_template(
+                "merchants/redeem_confirm.html",
+                merchant=svc.merchant(merchant_id),
+                points=points,
+                yen=yen,
+                key=request.form.get("key", ""),
+            )
+        svc.redeem(current_user(), merchant_id, request.form.get("amount"), request.form.get("key"))
     except AppError as exc:
+        get_db().session.rollback()
         return _desk(merchant_id, exc)
     return redirect(url_for(".desk", merchant_id=merchant_id, notice="redeem"))
 
@@ -142,7 +181,7 @@ def redeem(merchant_id: int):
 @bp.get("/merchants/<int:merchant_id>/statement.csv")
 def statement(merchant_id: int):
     name, text = merchant_service().statement_csv(
-        current_user(), merchant_id, request.args.get("from"), request.args.get("to")
+        current_user(), merchant_id, request.args.get("from"), request.args.get("to"), gettext
     )
     return Response(
         "\ufeff" + text,  # a BOM so spreadsheet software reads UTF-8
@@ -173,6 +212,10 @@ def pay(code: str):
         options=svc.payment_options(user, c) if c.status == "pending" else [],
         paid_with=svc.points_town_of(c),
         mine=c.payer_user_id == user.id,
+        # The signed-in person may be a family proxy of residents of the shop's town.
+        proxy_for=proxies.links_in_town(svc.session, user, c.town_id)
+        if c.status == "pending" and c.method == "qr"
+        else [],
         error=error and error.translated(),
         poll_url=url_for("merchants.charge_for_customer", code=c.code),
     ), (error.status if error else 200)
@@ -208,7 +251,7 @@ def settle(settlement_id: int):
     return redirect(url_for(".settlements", slug=slug))
 
 
-# ---------------------------------------------------------------------- town staff: shops, cards
+# ---------------------------------------------------------------------- town staff: shops
 
 
 def _shops(slug: str, error: AppError | None = None, form: dict[str, str] | None = None):
@@ -266,44 +309,3 @@ def add_shop_staff(slug: str, merchant_id: int):
         get_db().session.rollback()
         return _shops(slug, exc, {f"email_{merchant_id}": email})
     return redirect(url_for(".shops", slug=slug, notice="staff_added"))
-
-
-@bp.route("/towns/<slug>/cards", methods=["GET", "POST"])
-def resident_cards(slug: str):
-    """Issue a printed card: the card code and PIN are shown on this response only."""
-    user = current_user()
-    if user is None:
-        return _login()
-    svc = merchant_service()
-    town = town_by_slug(slug)
-    require_town_role(user, town.id, STAFF)
-    error: AppError | None = None
-    issued = None
-    email = request.form.get("email", "")
-    replace = request.form.get("replace") == "1"
-    if request.method == "POST":
-        try:
-            card, pin = svc.issue_card_by_email(user, town, email, replace=replace)
-            issued = {
-                "code": card.card_code,
-                "pin": pin,
-                "email": email.strip().lower(),
-                "replaced": replace,
-            }
-        except AppError as exc:
-            get_db().session.rollback()
-            error = exc
-    resp = Response(
-        render_template(
-            "merchants/cards.html",
-            town=town,
-            issued=issued,
-            email="" if issued else email,
-            error=error and error.translated(),
-            # The resident already holds this town's card: offer to replace it, explicitly.
-            offer_replace=error is not None and error.code == "card_exists",
-        ),
-        status=error.status if error else 200,
-    )
-    resp.headers["Cache-Control"] = "no-store"  # the PIN must not be kept anywhere
-    return resp

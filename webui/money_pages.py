@@ -99,8 +99,8 @@ def unlock_card(slug: str) -> Response:
         cards.unlock_card(session, user, card.id)
     except AppError as exc:
         session.rollback()
-        return redirect(url_for("merchants_pages.resident_cards", slug=slug, error=exc.code))  # type: ignore[return-value]
-    return redirect(url_for("merchants_pages.resident_cards", slug=slug, notice="unlocked"))  # type: ignore[return-value]
+        return redirect(url_for("town_hall_pages.resident_cards", slug=slug, error=exc.code))  # type: ignore[return-value]
+    return redirect(url_for("town_hall_pages.resident_cards", slug=slug, notice="unlocked"))  # type: ignore[return-value]
 
 
 @bp.post("/towns/<slug>/settlements/transfer-file")

@@ -14,8 +14,12 @@ from backend.core.i18n import LANG_COOKIE, LOCALES
 from backend.regions.models import Town
 from backend.shop.categories import CATEGORIES
 from backend.shop.models import Collection
+from webui.times import jst, jst_date
 
 bp = Blueprint("pages", __name__)
+# Japan time on every page (issue 15 §7): the one pair of filters, for the whole app.
+bp.add_app_template_filter(jst, "jst")
+bp.add_app_template_filter(jst_date, "jst_date")
 
 
 # The collections' category labels, from the one list (backend/shop/categories.py).

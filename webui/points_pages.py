@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from backend.accounts.roles import current_user
+from backend.accounts.roles import current_user, current_user_id
+from backend.claims.services import claim_service
 from backend.core.db import get_db
+from backend.merchants import proxies
 from backend.merchants.customer_codes import CODE_TTL, charges_of
 from backend.merchants.services import merchant_service
 from backend.points import programmes
 from backend.points.services import points_service
-from webui.shared import qr_svg
+from backend.premium.services import offer_service
+from webui.shared import cached_page, qr_svg
 
 bp = Blueprint("points_pages", __name__)
 
@@ -24,16 +27,30 @@ def _inject_programmes() -> dict[str, object]:
 
 @bp.get("/points")
 def points():
-    user = current_user()
-    if user is None:
+    if current_user_id() is None:
         return redirect(url_for("auth.login", next=request.path))
+    return cached_page("points.index", lambda _holes: _points_page())
+
+
+def _points_page() -> str:
+    user = current_user()
+    assert user is not None  # noqa: S101 - signed in (checked before the cache)
     summaries = points_service().summaries_for(user)
-    charges = charges_of(get_db().session(), user)
+    offers = offer_service()
+    session = get_db().session()
+    charges = charges_of(session, user)
     return render_template(
         "points/index.html",
+        # Family proxies: who may pay for this person (and what they paid), whom they help.
+        my_proxies=proxies.my_proxies(session, user),
+        proxy_names=proxies.proxy_names(session, [c for c, _m in charges]),
+        helping=bool(proxies.links_helping(session, user)),
         summaries=summaries,
+        arriving=claim_service().arriving(user),
         charges=charges,
         points_towns=merchant_service().points_towns([c for c, _m in charges]),
+        shops=merchant_service().shops_by_tx([h.tx_id for s in summaries for h in s.history]),
+        selling={s.town.id for s in summaries if offers.quote(s.town, user) is not None},
     )
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from flask import current_app, render_template
+from flask_babel import get_locale, gettext
 from markupsafe import Markup
 
 from backend.accounts.mail_flows import AccountMail
-from backend.accounts.roles import current_user
+from backend.accounts.roles import current_user, current_user_id
 from backend.core.db import get_db
 from backend.core.errors import AppError
+from backend.core.page_cache import Holes, PageCache
 from backend.merchants.limits import town_limit
 from backend.merchants.models import SETTLED
 from backend.merchants.services import merchant_service
 from backend.regions.services import town_by_slug
+from backend.shop.services import yen_currency
 
 
 def qr_svg(data: str) -> Markup:
@@ -50,3 +54,26 @@ def settlements_page(slug: str, error: AppError | None = None):  # type: ignore[
         four_eyes=town_limit(get_db().session(), town.id, "four_eyes_amount"),
         me=current_user(),
     ), (error.status if error else 200)
+
+
+def yen_name() -> str:
+    """The chain's yen token as users read it: "test yen" (テスト用の円) for the local test
+    token (test money), else its symbol (JPYC, for instance)."""
+    yen = yen_currency()
+    if yen is None or yen.test:
+        return gettext("test yen")
+    return yen.symbol
+
+
+def cached_page(name: str, render: Callable[[Holes], str]) -> str:
+    """The page `name` for this request through the page cache (backend/core/page_cache.py):
+    rendered by `render(holes)` (which passes `holes.key` as the page's request key) only when
+    the data changed since it was last rendered for this path, language and user."""
+    cache: PageCache = current_app.extensions["page_cache"]
+    return cache.page(
+        get_db().session(),
+        name,
+        render,
+        user_id=current_user_id(),  # the user is loaded only when the page renders
+        locale=str(get_locale() or "ja"),
+    )

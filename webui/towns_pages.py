@@ -35,6 +35,12 @@ def _login():  # type: ignore[no-untyped-def]
     return redirect(url_for("auth.login", next=request.path))
 
 
+@bp.get("/operator")
+def operator():  # type: ignore[no-untyped-def]
+    """The operators' home: their towns (the only operator pages so far)."""
+    return redirect(url_for(".index"), code=303)
+
+
 @bp.get("/operator/towns")
 def index():  # type: ignore[no-untyped-def]
     user = _operator()

@@ -29,6 +29,13 @@ IMPLIED_BY: dict[str, tuple[str, ...]] = {STAFF: (ADMIN,)}
 SESSION_USER_ID = "user_id"  # the session key the accounts API and the pages share
 
 
+def current_user_id() -> int | None:
+    """The signed-in user's id, without loading the user: the session was checked against the
+    user's epoch before the request (sessions.drop_if_revoked). For keys (the page cache's)."""
+    user_id = session.get(SESSION_USER_ID)
+    return user_id if isinstance(user_id, int) else None
+
+
 def current_user() -> User | None:
     """The signed-in user of this request, or None (cached on `g`)."""
     if "furusato_user" not in g:

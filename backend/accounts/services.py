@@ -35,6 +35,7 @@ from backend.chain.api import (
     KeyVaultError,
     ModelKeyStore,
     SealedSigner,
+    checksum_address,
     get_vault,
     siwe_auth,
 )
@@ -331,15 +332,19 @@ def normalise_email(value: object) -> str:
     return email
 
 
-def users_by_email(session: Session, emails: Iterable[str]) -> dict[str, int]:
+def users_by_email(
+    session: Session, emails: Iterable[str], *, verified_only: bool = False
+) -> dict[str, int]:
     """The account id of each of `emails` that has an account (lower-cased emails; the ones
-    with none are left out). One query per 500 addresses."""
+    with none are left out); with `verified_only`, only accounts whose owner verified that
+    address. One query per 500 addresses."""
     wanted = sorted({e.strip().lower() for e in emails})
     found: dict[str, int] = {}
     for i in range(0, len(wanted), 500):
-        rows = session.execute(
-            select(User.email, User.id).where(User.email.in_(wanted[i : i + 500]))
-        )
+        query = select(User.email, User.id).where(User.email.in_(wanted[i : i + 500]))
+        if verified_only:
+            query = query.where(User.email_verified_at.is_not(None))
+        rows = session.execute(query)
         found.update({str(e): int(u) for e, u in rows})
     return found
 
@@ -356,6 +361,19 @@ def custodial_addresses(session: Session, user_ids: Iterable[int]) -> dict[int, 
             .order_by(Address.id.desc())
         )
         found.update({int(u): str(a) for u, a in rows})  # the lowest id wins (written last)
+    return found
+
+
+def owners_of_addresses(session: Session, addresses: Iterable[str]) -> dict[str, int]:
+    """The account holding each of `addresses` (built-in or linked wallet), keyed by the
+    checksummed address; addresses no account holds (or not addresses) are left out."""
+    wanted = sorted({c for c in (checksum_address(a) for a in addresses) if c})
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(Address.address, Address.user_id).where(Address.address.in_(wanted[i : i + 500]))
+        )
+        found.update({str(a): int(u) for a, u in rows})
     return found
 
 

@@ -28,9 +28,9 @@ from backend.core.csv_safe import csv_cell
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.times import JST, jst_text
 from backend.regions.models import Town
 
-JST = dt.timezone(dt.timedelta(hours=9))
 PER_PAGE = 50
 EXPORT_MAX = 100_000  # rows in one CSV; narrow the filters for more
 EXPORT = "audit.export"
@@ -66,7 +66,7 @@ class AuditRow:
 
     @property
     def at_jst(self) -> str:
-        return self.at.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+        return jst_text(self.at, seconds=True)  # as the page shows it (webui/times.py)
 
 
 @dataclass(frozen=True)

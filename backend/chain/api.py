@@ -17,7 +17,9 @@ may do, by group:
   relayer sends it. `OutboxTx` is the returned row's type:
   read its `id`, `state` and `tx_hash`, never query the table.
 - **Read what the chain confirmed or what the platform sent** (read models): balances, owners,
-  indexed events, pending events, the state of sent calls, operator alerts.
+  delegates' votes, indexed events, pending events, the state of sent calls, operator alerts;
+  the block a contract is indexed to, stored block times and the chain's clock as pages read
+  it (`chain_clock`): pages read these, never the node (issue 16 §1).
 - **Keys and custody** (`get_vault`, `KeyVault`, `SealedKey`, `SealedSigner`,
   `ModelKeyStore`, `register_key_store`, ...): the custodial vault, and the column type and
   store protocol of tables that hold sealed keys.
@@ -68,6 +70,13 @@ from backend.chain.governance import (
     timelock_operation_id,
     timelock_salt,
 )
+from backend.chain.head import (
+    IndexedHead,
+    chain_clock,
+    indexed_head,
+    newest_block_time,
+    synced_block,
+)
 from backend.chain.indexer import (
     ZERO_ADDRESS,
     ChainEvent,
@@ -99,6 +108,7 @@ from backend.chain.read_models import (
     calls_of_subject,
     events_of_tx,
     indexed_events,
+    nft_holders_at,
     outbox_ids,
     outbox_state,
     outbox_state_in,
@@ -111,6 +121,7 @@ from backend.chain.read_models import (
     resolve_alert,
     sent_calls,
     tokens_owned_by,
+    votes_of,
     watched_address,
 )
 from backend.chain.registry import RegistryError
@@ -169,6 +180,7 @@ __all__ = [
     "outbox_tx_for",
     "owner_by_key",
     "owner_of",
+    "nft_holders_at",
     "pending_events",
     "raise_alert",
     "resolve_alert",
@@ -178,6 +190,13 @@ __all__ = [
     "SubjectCall",
     "calls_of_subject",
     "watched_address",
+    "votes_of",
+    # what the indexer knows of the head and the clock (pages never ask the node)
+    "IndexedHead",
+    "chain_clock",
+    "indexed_head",
+    "newest_block_time",
+    "synced_block",
     # the node, as services receive it
     "ChainGateway",
     "Web3Gateway",

@@ -8,6 +8,7 @@ reads through web3 (it encodes and decodes the ABI).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ class Web3Gateway:
         self._contracts: dict[tuple[str, str], Any] = {}
         self._block_times: OrderedDict[str, int] = OrderedDict()  # block hash -> timestamp
         self._block_times_lock = threading.Lock()
+        # The last chain_now() this process asked the node for: (chain seconds, wall seconds).
+        self._seen_now: tuple[int, float] | None = None
 
     @property
     def chain_id(self) -> int:
@@ -166,6 +169,22 @@ class Web3Gateway:
                 if len(self._block_times) > _BLOCK_TIMES_CACHED:
                     self._block_times.popitem(last=False)
         return timestamp
+
+    def chain_now(self) -> int:
+        """The chain's clock (Unix seconds; RpcClient.chain_now): where a deadline the chain
+        checks starts. Raises ChainUnavailable when the node does not answer."""
+        now = self.rpc.chain_now()
+        self._seen_now = (now, time.time())
+        return now
+
+    def seen_chain_now(self) -> int | None:
+        """The chain's clock as this process last read it (chain_now), moved on by the wall
+        time since; None before any read. Asks the node nothing: pages use it (with what the
+        indexer saw, `read_models.chain_clock`) to know a chain whose clock runs ahead."""
+        seen = self._seen_now
+        if seen is None:
+            return None
+        return seen[0] + max(0, int(time.time() - seen[1]))
 
     def eip712_domain(self, contract: str, artifact_name: str | None = None) -> Eip712Domain:
         """The contract's EIP-712 domain as it reports it (ERC-5267), for typed-data signing."""

@@ -194,6 +194,21 @@ class TokenOwner(Base):
     owner: Mapped[str] = mapped_column(String(42), index=True)
 
 
+class VoteCheckpoint(Base):
+    """An ERC-5805 delegate's votes from a block on, projected from confirmed
+    DelegateVotesChanged events (the event's `newVotes`; the last one of the block wins), as
+    the token's own checkpoints hold them: `getVotes` is the newest row, `getPastVotes(b)` the
+    newest row at or below block b. Governance pages read votes from here, not from the node."""
+
+    __tablename__ = "chain_vote_checkpoints"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    contract_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    votes: Mapped[Decimal] = mapped_column(TokenAmount)
+
+
 class ReconciliationReport(Base):
     """One comparison of the SQL projection with chain reads; `differences` lists each one."""
 

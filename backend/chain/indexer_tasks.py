@@ -49,6 +49,21 @@ def _rpc(settings: Settings) -> JsonRpc:
     return JsonRpc(settings.rpc_url, timeout=max(settings.rpc_timeout, 5.0))
 
 
+def build_indexer(settings: Settings, rpc: JsonRpc, chain_id: int | None = None) -> Indexer:
+    """The app's Indexer on `rpc` (the node's chain; `chain_id` is the node's when known).
+    Also the block watcher's (backend/chain/block_watcher.py)."""
+    actual = rpc.chain_id() if chain_id is None else chain_id
+    return Indexer(
+        get_db().engine,
+        rpc,
+        deployments_dir=settings.deployments_dir,
+        confirmations=settings.confirmations_for(actual),
+        chunk_size=settings.indexer_chunk_size,
+        batch_events=settings.indexer_batch_events,
+        _chain_id=actual,
+    )
+
+
 @shared_task(name="chain.index_blocks", **RETRY)
 def index_blocks(chain_id: int | None = None, max_seconds: float = 50.0) -> dict[str, Any]:
     """Index the configured chain up to head - confirmations (at most `max_seconds`; the next
@@ -58,16 +73,7 @@ def index_blocks(chain_id: int | None = None, max_seconds: float = 50.0) -> dict
     actual = rpc.chain_id()
     if chain_id is not None and chain_id != actual:
         raise ValueError(f"RPC_URL serves chain {actual}, not {chain_id}")
-    indexer = Indexer(
-        get_db().engine,
-        rpc,
-        deployments_dir=settings.deployments_dir,
-        confirmations=settings.confirmations_for(actual),
-        chunk_size=settings.indexer_chunk_size,
-        batch_events=settings.indexer_batch_events,
-        _chain_id=actual,
-    )
-    result = indexer.run(max_seconds=max_seconds)
+    result = build_indexer(settings, rpc, actual).run(max_seconds=max_seconds)
     if result.events or result.reorgs:
         log.info("indexed chain %s: %s", actual, result.as_dict())
     return result.as_dict()

@@ -3,8 +3,9 @@
 Relayer keys pay the gas of users' forward requests. Role keys sign the platform's own actions,
 one key per operational role (backend/chain/role_keys.py). The web process, which only enqueues
 actions, is given role ADDRESSES (ROLE_ADDRESSES); the worker, which signs, is given the keys
-(ROLE_PRIVATE_KEYS). Asking for a role nobody configured is a clear AppError, never a fallback
-to another key.
+(ROLE_PRIVATE_KEYS). Likewise the web process needs only the relayers' addresses
+(RELAYER_ADDRESSES, in the order of RELAYER_PRIVATE_KEYS) to pick a user's relayer. Asking for a
+role nobody configured is a clear AppError, never a fallback to another key.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Mapping, Sequence
 import coincurve
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from backend.chain.role_config import parse_role_keys, role_addresses
-from backend.config import Settings
+from backend.config import Settings, SettingsError
 from backend.core.errors import AppError
 
 
@@ -29,8 +30,18 @@ class KeyRing:
         relayers: Sequence[str],
         roles: Mapping[str, str],
         addresses: Mapping[str, str] | None = None,
+        relayer_addresses: Sequence[str] = (),
     ) -> None:
+        """`relayer_addresses`: the relayers' addresses when this process has not their keys;
+        with the keys too, they must be the same addresses in the same order."""
         self._relayers: list[LocalAccount] = [Account.from_key(k) for k in relayers]
+        from_keys = [str(a.address) for a in self._relayers]
+        given = [str(to_checksum_address(a)) for a in relayer_addresses]
+        if from_keys and given and given != from_keys:
+            raise SettingsError(
+                "RELAYER_ADDRESSES must be the addresses of RELAYER_PRIVATE_KEYS, in that order"
+            )
+        self._relayer_addresses: list[str] = from_keys or given
         self._roles: dict[str, LocalAccount] = {n: Account.from_key(k) for n, k in roles.items()}
         self._role_addresses: dict[str, str] = {
             **{n: str(to_checksum_address(a)) for n, a in (addresses or {}).items()},
@@ -50,11 +61,19 @@ class KeyRing:
         if settings.relayer_private_key and settings.relayer_private_key not in relayers:
             relayers.insert(0, settings.relayer_private_key)
         addresses = role_addresses(settings.role_private_keys, settings.role_addresses)
-        return cls(relayers, parse_role_keys(settings.role_private_keys), addresses)
+        relayer_addresses = [
+            a.strip() for a in (settings.relayer_addresses or "").split(",") if a.strip()
+        ]
+        for a in relayer_addresses:
+            if not is_address(a):
+                raise SettingsError(f"RELAYER_ADDRESSES: {a!r} is not an address")
+        return cls(
+            relayers, parse_role_keys(settings.role_private_keys), addresses, relayer_addresses
+        )
 
     @property
     def relayer_addresses(self) -> list[str]:
-        return [str(a.address) for a in self._relayers]
+        return list(self._relayer_addresses)
 
     @property
     def role_addresses(self) -> dict[str, str]:
@@ -62,9 +81,10 @@ class KeyRing:
 
     def relayer_for(self, user_address: str) -> str:
         """The relayer of one user: always the same, so the user's requests stay in order."""
-        if not self._relayers:
+        relayers = self._relayer_addresses
+        if not relayers:
             raise AppError("no relayer key is configured", code="no_relayer")
-        return str(self._relayers[int(user_address, 16) % len(self._relayers)].address)
+        return relayers[int(user_address, 16) % len(relayers)]
 
     def role(self, name: str) -> str:
         """The address of role key `name` (known from its key or from ROLE_ADDRESSES)."""

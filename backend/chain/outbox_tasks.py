@@ -2,10 +2,17 @@
 
 When the RPC endpoint does not answer, a task rolls back and retries with exponential backoff;
 the beat schedule below also sweeps every sender, so work survives lost task messages.
+
+Each task's work holds OUTBOX_WORK, one lock per process, which the block watcher's sends and
+receipt checks take too (backend/chain/block_watcher.py): two threads of one worker never work
+on outbox rows at once. Across processes PostgreSQL's row locks do that (the sender's row,
+SKIP LOCKED in-flight rows); SQLite has none, so a SQLite database takes one worker process
+(`--pool solo`, as `make run` starts it).
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +40,9 @@ BEAT_SCHEDULE = {
 }
 
 
+OUTBOX_WORK = threading.Lock()  # one outbox job at a time in this process (see the docstring)
+
+
 def backoff(retries: int) -> float:
     return float(min(RETRY_BASE_SECONDS * 2**retries, RETRY_MAX_SECONDS))
 
@@ -40,7 +50,8 @@ def backoff(retries: int) -> float:
 def _run(task: Any, fn: Any) -> Any:
     session = get_db().session
     try:
-        return fn(session)
+        with OUTBOX_WORK:
+            return fn(session)
     except RpcUnavailable as exc:
         session.rollback()
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None

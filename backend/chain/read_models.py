@@ -16,10 +16,18 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from backend.chain.indexer_models import ChainEventRecord, TokenBalance, TokenOwner, WatchedContract
+from backend.chain.indexer_models import (
+    ChainEventRecord,
+    TokenBalance,
+    TokenOwner,
+    VoteCheckpoint,
+    WatchedContract,
+)
 from backend.chain.outbox_models import OutboxAlert, OutboxAttempt, OutboxTx
 from backend.chain.registry import artifact
 from backend.core.db import utcnow
+
+_ZERO = "0x" + "00" * 20
 
 # ---------------------------------------------------------------- projections (balances, owners)
 
@@ -81,6 +89,40 @@ def tokens_owned_by(session: Session, owners: Collection[str]) -> list[OwnedToke
     return [OwnedToken(str(c), int(t), str(o)) for c, t, o in rows]
 
 
+def nft_holders_at(session: Session, chain_id: int, key: str, block_number: int) -> set[str]:
+    """Who held a token of the ERC-721 contract watched under `key` at the end of block
+    `block_number`: the indexed owners, with the indexed Transfers after that block undone
+    (newest first). The same answer however late it is asked (an empty set for an unknown key)."""
+    address = watched_address(session, chain_id, key)
+    if address is None:
+        return set()
+    owners = {
+        int(t): str(o)
+        for t, o in session.execute(
+            select(TokenOwner.token_id, TokenOwner.owner).where(
+                TokenOwner.chain_id == chain_id, TokenOwner.contract_address == address
+            )
+        )
+    }
+    later = session.scalars(
+        select(ChainEventRecord.args)
+        .where(
+            ChainEventRecord.chain_id == chain_id,
+            ChainEventRecord.block_number > block_number,
+            ChainEventRecord.contract_address == address,
+            ChainEventRecord.event_name == "Transfer",
+        )
+        .order_by(ChainEventRecord.block_number.desc(), ChainEventRecord.log_index.desc())
+    )
+    for args in later:
+        token, sender = int(args["tokenId"]), str(args["from"])
+        if sender == _ZERO:
+            owners.pop(token, None)  # minted after the block
+        else:
+            owners[token] = sender
+    return set(owners.values()) - {_ZERO}
+
+
 def watched_address(session: Session, chain_id: int, key: str) -> str | None:
     """The address the indexer watches under `key` (a deployments key or a runtime key)."""
     address = session.scalar(
@@ -89,6 +131,23 @@ def watched_address(session: Session, chain_id: int, key: str) -> str | None:
         )
     )
     return None if address is None else str(address)
+
+
+def votes_of(
+    session: Session, chain_id: int, contract: str, account: str, at_block: int | None = None
+) -> int:
+    """The indexed votes of delegate `account` on the ERC-5805 token `contract` (checksummed
+    addresses, as the indexer stores them): at the end of block `at_block` (`getPastVotes`), or
+    the newest (`getVotes` as far as the indexer has seen). 0 before any checkpoint."""
+    q = select(VoteCheckpoint.votes).where(
+        VoteCheckpoint.chain_id == chain_id,
+        VoteCheckpoint.contract_address == contract,
+        VoteCheckpoint.account == account,
+    )
+    if at_block is not None:
+        q = q.where(VoteCheckpoint.block_number <= at_block)
+    votes = session.scalar(q.order_by(VoteCheckpoint.block_number.desc()).limit(1))
+    return int(votes or 0)
 
 
 # ---------------------------------------------------------------- indexed events

@@ -171,6 +171,25 @@ class JsonRpc:
     def chain_id(self) -> int:
         return int(self.call("eth_chainId", []), 16)
 
+    def chain_now(self) -> int:
+        """The chain's clock in Unix seconds: the timestamp the next block will carry, as the
+        node's pending block says (anvil and geth build one), and never less than the latest
+        block's (nodes that answer no pending block). Deadlines a contract checks against
+        `block.timestamp` (permits, forward requests) start from here, not from this server's
+        wall clock: a test chain moved with evm_increaseTime, or a node with a skewed clock,
+        disagrees with it. The latest block alone lags on an idle automining node (anvil's
+        next block is stamped with its clock, however long ago the last one was)."""
+        blocks = self.batch_results(
+            [
+                ("eth_getBlockByNumber", ["pending", False]),
+                ("eth_getBlockByNumber", ["latest", False]),
+            ]
+        )
+        stamps = [int(b["timestamp"], 16) for b in blocks if isinstance(b, dict)]
+        if not stamps:
+            raise RpcUnavailable("the node answered no pending or latest block")
+        return max(stamps)
+
     def block_number(self) -> int:
         return int(self.call("eth_blockNumber", []), 16)
 
@@ -361,6 +380,10 @@ class RpcClient:
 
     def chain_id(self) -> int:
         return int(self.call("eth_chainId", []), 16)
+
+    def chain_now(self) -> int:
+        """The chain's clock in Unix seconds (JsonRpc.chain_now, on this thread's connection)."""
+        return int(self._send(lambda rpc: rpc.chain_now()))
 
     def close(self) -> None:
         rpc: JsonRpc | None = getattr(self._local, "rpc", None)

@@ -6,13 +6,15 @@ under backend/ (including backend/chain).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 
 BACKEND = Path(__file__).resolve().parent.parent
 
 
-def _modules(kind: str) -> list[str]:
+@functools.cache  # the files do not change while the process runs; each app asks again
+def _modules(kind: str) -> tuple[str, ...]:
     found = []
     for path in sorted(BACKEND.rglob("*.py")):
         if "migrations" in path.parts or "abi" in path.parts or path.parent == BACKEND:
@@ -21,7 +23,7 @@ def _modules(kind: str) -> list[str]:
         if stem == kind or stem.endswith(f"_{kind}"):
             rel = path.relative_to(BACKEND.parent).with_suffix("")
             found.append(".".join(rel.parts))
-    return found
+    return tuple(found)
 
 
 def import_all(kind: str) -> list[str]:
@@ -29,4 +31,4 @@ def import_all(kind: str) -> list[str]:
     names = _modules(kind)
     for name in names:
         importlib.import_module(name)
-    return names
+    return list(names)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -114,13 +116,50 @@ def translate(message: str, details: dict[str, Any] | None = None) -> str:
     return message
 
 
-def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+# Messages of the HTTP errors the framework raises (unknown page, wrong method, body too large).
+HTTP_MESSAGES = {
+    400: N_("The request could not be understood. Please check what you entered and try again."),
+    401: N_("Please log in to continue."),
+    403: N_("You do not have permission to do this."),
+    404: N_("This page does not exist. Check the address, or start again from the start page."),
+    405: N_("This page cannot be used this way."),
+    409: N_("This conflicts with a change made just before. Reload the page and try again."),
+    413: N_("What you sent is too large."),
+    415: N_("This kind of data is not accepted here."),
+}
+HTTP_FALLBACK = N_("This request could not be handled.")
+CSRF_MESSAGE = N_(
+    "This form has expired, so nothing was sent and nothing was changed. Go back, check what "
+    "you entered and send it again. If you were logged out, log in first."
+)
+
+
+def _respond(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    *,
+    page: str = "",
+):
     message = translate(message, details)
     if _wants_json():
         resp: Response = jsonify(error_body(code, message, details))
         resp.status_code = status
         return resp
-    return render_template("error.html", status=status, code=code, message=message), status
+    back = _same_site_referrer()
+    return render_template(
+        "error.html", status=status, code=code, message=message, page=page, back=back
+    ), status
+
+
+def _same_site_referrer() -> str | None:
+    """The page the person came from, when it is one of ours (a path only, never another site)."""
+    ref = request.referrer or ""
+    parts = urlsplit(ref)
+    if not ref or parts.netloc != request.host or parts.scheme not in ("http", "https"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def too_many_requests(exc: HTTPException) -> Any:
@@ -136,10 +175,18 @@ def register_error_handlers(app: Flask) -> None:
     def _app_error(exc: AppError):
         return _respond(exc.status, exc.code, exc.message, exc.details)
 
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        # Flask-WTF's own sentences ("The CSRF session token is missing.") are English and
+        # technical; a person whose session ran out needs to know nothing happened and what to do.
+        return _respond(400, "csrf_failed", CSRF_MESSAGE, page="csrf")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _respond(exc.code or 500, code, exc.description or exc.name or "")
+        status = exc.code or 500
+        # Werkzeug's descriptions are English only: every status has a message of our own.
+        return _respond(status, code, HTTP_MESSAGES.get(status, HTTP_FALLBACK))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

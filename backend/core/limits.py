@@ -14,6 +14,7 @@ for the API, the error page for pages.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -54,6 +55,14 @@ def _user_or_ip() -> str:
     return f"user:{user_id}" if user_id is not None else f"ip:{get_remote_address()}"
 
 
+def _api_key() -> str:
+    """Per API key (/api/v1): a digest of the bearer token, never the token itself."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
+    return f"ip:{get_remote_address()}"
+
+
 def _failed(resp: Response) -> bool:
     return 400 <= resp.status_code < 500
 
@@ -82,6 +91,11 @@ _CHARGE = (
     Rule("10/10 minutes", _by_code, failures_only=True, scope="charge"),
 )
 _PIN = (Rule("10/10 minutes", _user_or_ip, failures_only=True, scope="pin"),)
+# The services' API, per key; and per client address for refused requests (wrong keys: a
+# guesser gets a new counter with every key it tries, not a new address).
+_API_GUESS = Rule("120/minute", failures_only=True, methods=("GET", "POST"), scope="api_v1")
+_API_WRITE = (Rule("300/minute", _api_key, scope="api_v1_write"), _API_GUESS)
+_API_READ = (Rule("1200/minute", _api_key, methods=("GET",), scope="api_v1_read"), _API_GUESS)
 
 # endpoint -> its rules. An endpoint that does not exist (yet) is skipped, so the table may name
 # endpoints that other branches add.
@@ -95,6 +109,8 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     # Password re-checks of a signed-in user (key export), per user.
     "accounts.export_key": _PASSWORD_CHECK,
     "account_pages.change_password": _PASSWORD_CHECK,
+    "holders.export_key": _PASSWORD_CHECK,
+    "holders.give": _PASSWORD_CHECK,
     # Mail-sending endpoints: nobody mail-bombs an address through us.
     "account_pages.forgot_password": (Rule("5/hour"), Rule("3/hour", _by_email)),
     "account_pages.resend_verification": (Rule("5/hour", _user_or_ip),),
@@ -112,9 +128,18 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     "points_pages.my_code": (Rule("30/minute", _user_or_ip, methods=("GET",)),),
     # Paying a charge by its code (the customer's side).
     "merchants.pay": (Rule("20/minute", _user_or_ip),),
+    # Opening a card checkout for points (backend/premium): each holds part of the month's
+    # limits for an hour and calls the card provider.
+    "premium.checkout": (Rule("30/minute;200/hour", _user_or_ip, scope="premium_checkout"),),
     # Sign-In with Ethereum: each nonce is a DB row, each verify a signature recovery.
     "accounts.siwe_nonce": (Rule("30/minute", methods=("GET",)),),
     "accounts.siwe_verify": (Rule("10/minute"),),
+    # /api/v1 (backend/integrations): a batch counts as one write (it holds up to 1,000).
+    "integrations.create_issuance": _API_WRITE,
+    "integrations.create_batch": _API_WRITE,
+    "integrations.get_issuance": _API_READ,
+    "integrations.list_issuances": _API_READ,
+    "integrations.service": _API_READ,
 }
 
 

@@ -2,8 +2,9 @@
 
 The file fallback is for the embedded run (`make run` on a laptop): the link a mail carries is
 then read from the file, whose path is logged. A server deployment sets SMTP_HOST and friends
-(README). Mail is sent in the request that causes it, with a 10 s timeout; a failure is logged
-and the caller decides what the user sees (a "send again" button).
+(README). Mail is sent by its caller (the request that causes it, or a worker task that sends
+what was queued) with a 10 s timeout; a failure is logged and the caller decides what happens
+(a "send again" button, a retry later).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -29,7 +31,13 @@ class MailError(RuntimeError):
 
 
 def build(
-    settings: Settings, to: str, subject: str, body: str, *, cte: str = "base64"
+    settings: Settings,
+    to: str,
+    subject: str,
+    body: str,
+    *,
+    cte: str = "base64",
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
@@ -37,19 +45,31 @@ def build(
     msg["Subject"] = subject  # non-ASCII (Japanese) is RFC 2047-encoded by the policy
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="furusato")
+    for name, value in (headers or {}).items():  # e.g. List-Unsubscribe
+        msg[name] = value
     msg.set_content(body, cte=cte)
     return msg
 
 
-def send(settings: Settings, to: str, subject: str, body: str) -> Path | None:
-    """Send one plain-text mail. Returns the file written in the embedded run, else None.
+def send(
+    settings: Settings,
+    to: str,
+    subject: str,
+    body: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Path | None:
+    """Send one plain-text mail (with extra `headers`, if any). Returns the file written in the
+    embedded run, else None.
 
     Raises :class:`MailError` when the SMTP server cannot be reached or refuses the mail.
     """
     if not settings.smtp_host:
         # 8-bit text in the file, so whoever runs the app can read the link in it.
-        return _write(settings.mail_folder, build(settings, to, subject, body, cte="8bit"))
-    msg = build(settings, to, subject, body)
+        return _write(
+            settings.mail_folder, build(settings, to, subject, body, cte="8bit", headers=headers)
+        )
+    msg = build(settings, to, subject, body, headers=headers)
     try:
         if settings.smtp_security == "ssl":
             ctx = ssl.create_default_context()

@@ -1,4 +1,5 @@
-"""Platform-wide tables: the append-only audit log and worker heartbeats."""
+"""Platform-wide tables: the append-only audit log, worker heartbeats and the data generation
+that cached pages are checked against (backend/core/page_cache.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Index, Numeric, String, Text, event, select
+from sqlalchemy import JSON, BigInteger, Index, Integer, Numeric, String, Text, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backend.core.db import Base, utcnow
 from backend.core.numbers import db_id_or_none
 
 TokenAmount = Numeric(78, 0)  # uint256 fits; never a float
+
+
+class DataGeneration(Base):
+    """One row (id 1): how many committed writes changed the data pages show. Bumped after
+    every commit that wrote (backend/core/page_cache.py); cached pages are kept per value."""
+
+    __tablename__ = "data_generations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AuditLog(Base):

@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 
 MAX_DB_ID = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]+")
+MAX_DIGITS = 1000  # the longest number `ascii_int` reads (far past any amount or id)
 
 
 def is_ascii_digits(value: object) -> TypeGuard[str]:
@@ -30,7 +31,10 @@ def ascii_int(value: object) -> int | None:
     if isinstance(value, int):
         return value
     if is_ascii_digits(value):
-        return int(str(value).strip(" \t\r\n"))
+        digits = str(value).strip(" \t\r\n").lstrip("0") or "0"
+        # Python refuses to parse 4,300 digits or more (ValueError: a 500 from a form field);
+        # no amount or id comes near this many, so such a number is simply not one.
+        return int(digits) if len(digits) <= MAX_DIGITS else None
     return None
 
 

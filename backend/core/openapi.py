@@ -53,6 +53,8 @@ def json_response(description: str, schema: dict[str, Any] | None = None) -> dic
 UNSAFE = ("post", "put", "patch", "delete")
 # Routes that authenticate otherwise (a provider's signature) and so need neither.
 NO_SESSION_PATHS = ("/api/payments/webhooks/{provider_name}",)
+# The services' API: an API key in `Authorization: Bearer`, never the session, no CSRF token.
+BEARER_PREFIX = "/api/v1/"
 
 
 def _framework_errors(path: str, method: str, op: dict[str, Any]) -> None:
@@ -60,7 +62,7 @@ def _framework_errors(path: str, method: str, op: dict[str, Any]) -> None:
     a generated client knows them: 400 without the CSRF token, 413 for a body over 1 MiB, 404
     for an id no row can have."""
     responses = op.setdefault("responses", {})
-    if method in UNSAFE and path not in NO_SESSION_PATHS:
+    if method in UNSAFE and path not in NO_SESSION_PATHS and not path.startswith(BEARER_PREFIX):
         responses.setdefault(
             "400", error_response("Invalid input, or the X-CSRFToken header is missing or stale.")
         )
@@ -71,8 +73,11 @@ def _framework_errors(path: str, method: str, op: dict[str, Any]) -> None:
 
 
 def _security(path: str, method: str, op: dict[str, Any]) -> None:
-    """Every POST needs the session cookie and the CSRF token; a GET sends the cookie if any."""
-    if path in NO_SESSION_PATHS:
+    """Every POST needs the session cookie and the CSRF token; a GET sends the cookie if any.
+    /api/v1/ takes the API key instead."""
+    if path.startswith(BEARER_PREFIX):
+        op["security"] = [{"apiKey": []}]
+    elif path in NO_SESSION_PATHS:
         op["security"] = []
     elif method in UNSAFE:
         op["security"] = [{"session": [], "csrf": []}]
@@ -100,13 +105,21 @@ def spec() -> dict[str, Any]:
             "description": (
                 "Regional points, fan NFTs and the town DAO. Sessions are cookies; every POST "
                 "needs the token from GET /api/csrf in an X-CSRFToken header. Errors share one "
-                "shape; messages follow the lang cookie or Accept-Language (ja, en)."
+                "shape; messages follow the lang cookie or Accept-Language (ja, en). /api/v1 is "
+                "the "
+                "town's services' API: an API key in Authorization: Bearer, no session."
             ),
         },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {"Error": ERROR},
             "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A service's API key (/api/v1 only), made by the town's "
+                    "admin in the staff console or `flask --app backend services create`.",
+                },
                 "session": {
                     "type": "apiKey",
                     "in": "cookie",

@@ -1,9 +1,10 @@
 """One key per purpose, derived from SECRET_KEY with HKDF-SHA256 (RFC 5869).
 
 SECRET_KEY itself signs Flask sessions and CSRF tokens only. Every other HMAC in the app (the
-customers' rotating codes, ticket QR codes, the test card provider's webhooks) is keyed with its
-own derived key, so a key that leaks or is misused for one purpose says nothing about another,
-and a signature made for one purpose never verifies for another.
+customers' rotating codes, ticket QR codes, the test card provider's webhooks) and the cipher
+that keeps outgoing webhooks' secrets at rest are keyed with their own derived key, so a key
+that leaks or is misused for one purpose says nothing about another, and a signature made for
+one purpose never verifies for another.
 """
 
 from __future__ import annotations
@@ -17,7 +18,20 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 CUSTOMER_CODE = "customer-code"
 TICKET = "ticket"
 TEST_CARD_WEBHOOK = "test-card-webhook"
-PURPOSES = frozenset({CUSTOMER_CODE, TICKET, TEST_CARD_WEBHOOK})
+WEBHOOK_SECRET_SEAL = "webhook-secret-seal"  # noqa: S105 - a purpose name (webhooks/signing.py)
+# The hash of a resident's identity (backend/residency/identity.py): the pass's personId.
+RESIDENT_IDENTITY = "resident-identity"
+EVENT_CHECK_IN = "event-check-in"  # the token in an event's check-in QR (backend/events)
+PURPOSES = frozenset(
+    {
+        CUSTOMER_CODE,
+        TICKET,
+        TEST_CARD_WEBHOOK,
+        WEBHOOK_SECRET_SEAL,
+        RESIDENT_IDENTITY,
+        EVENT_CHECK_IN,
+    }
+)
 _SALT = b"furusato purpose keys v1"
 
 

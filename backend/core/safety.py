@@ -85,6 +85,14 @@ def problems(settings: Settings, chain_id: int | None) -> list[str]:
                 f"{name} is missing (a key generated into instance/ is for a laptop only): "
                 "set it, the same on every web host."
             )
+    if not settings.database_url.startswith("sqlite") and (
+        settings.ratelimit_storage_uri or "memory://"
+    ).startswith("memory://"):
+        found.append(
+            "RATELIMIT_STORAGE_URI is memory:// (each process counts alone, so N web processes "
+            "allow N times every limit): with a server database set it to the Redis every web "
+            "host shares (it defaults to CELERY_BROKER_URL when that is Redis)."
+        )
     return found
 
 

@@ -9,8 +9,10 @@ outbox row + audit row together) or raises an AppError and changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
 from flask import current_app
@@ -70,6 +72,34 @@ class Chain(Protocol):
     def eip712_domain(self, contract: str, artifact_name: str | None = None) -> Eip712Domain: ...
 
     def yen_token(self) -> YenToken: ...
+
+    def block_timestamp(self, number: int | str, block_hash: str | None = None) -> int: ...
+
+    def chain_now(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class BlockClock:
+    """The chain's head and its time, to say when a block number comes (the governors count
+    votes in blocks). A block ahead is estimated from the recent pace of blocks, so pages say
+    "about" such a time; a block behind is estimated the same way (one read, not one per
+    block)."""
+
+    head: int
+    head_time: int  # Unix seconds of the head block
+    seconds_per_block: float
+    now_time: int  # the chain's clock (the next block's time): what a timelock checks
+
+    def time_of(self, block: int) -> dt.datetime:
+        seconds = self.head_time + (block - self.head) * self.seconds_per_block
+        return dt.datetime.fromtimestamp(round(seconds), tz=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now_time, tz=dt.UTC)
+
+
+PACE_BLOCKS = 100  # blocks looked back to measure the pace
+DEFAULT_BLOCK_SECONDS = 12.0  # when the chain is too young to measure (Ethereum's pace)
 
 
 class Verdict(Protocol):
@@ -144,16 +174,15 @@ def judge_weight(e: Verdict, chamber: str) -> None:
 def explain(e: V, chamber: str, own: Mapping[str, Callable[[], str]]) -> V:
     """Set `e.message` for its reason: the messages proposals and polls share, then `own`
     (the reasons whose wording names the proposal or the poll). Returns `e`."""
-    block = e.snapshot
     messages: dict[str, Callable[[], str]] = {
         "sign_in": lambda: gettext("Sign in to see whether you may vote."),
         "no_wallet": lambda: gettext("Your account has no wallet to vote with."),
         "ended": lambda: gettext("Voting has ended."),
         "no_card": lambda: gettext(
-            "You hold no ambassador card at the snapshot (block %(block)s).", block=block
+            "You hold no ambassador card at the snapshot (when the vote was announced)."
         ),
         "no_pass": lambda: gettext(
-            "You held no resident pass at the snapshot (block %(block)s).", block=block
+            "You held no resident pass at the snapshot (when the vote was announced)."
         ),
         **own,
     }
@@ -248,6 +277,22 @@ class DaoService:
             raise ServiceUnavailable(NODE_DOWN) from exc
         except LookupError:
             raise InvalidInput(N_("This town has no DAO deployed yet.")) from None
+
+    def block_clock(self) -> BlockClock | None:
+        """The head block, its time and the pace of blocks; None while the node is away."""
+        try:
+            head = self.chain.status().head_block
+            head_time = self.chain.block_timestamp(head)
+            back = max(0, head - PACE_BLOCKS)
+            pace = DEFAULT_BLOCK_SECONDS
+            if head > back:
+                # A chain that mines on demand (a test chain) may put many blocks in one
+                # second: never less than one second per block.
+                pace = max(1.0, (head_time - self.chain.block_timestamp(back)) / (head - back))
+            now = self.chain.chain_now()
+        except ChainUnavailable:
+            return None
+        return BlockClock(head, head_time, pace, max(now, head_time))
 
     def head_block(self) -> int | None:
         """The chain's latest block for a view, or None while the node is not answering."""

@@ -99,6 +99,7 @@ def uncreated(s: Session, events: Sequence[ChainEvent]) -> None:
         elif p is not None:
             p.proposer = None
             p.created_block = p.created_tx_hash = p.snapshot_block = p.deadline_block = None
+            p.quorum = None  # of a snapshot the new branch may not have
 
 
 def vote_cast(s: Session, events: Sequence[ChainEvent]) -> None:

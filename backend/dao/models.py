@@ -19,6 +19,10 @@ from backend.core.models import TokenAmount, register_audit_town_table
 CARD = "card"  # towns.<slug>.CardChamber: 1 ambassador card = 1 vote
 RESIDENT = "resident"  # towns.<slug>.ResidentChamber: 1 verified resident = 1 vote
 CHAMBERS = (CARD, RESIDENT)
+# A proposal put to both chambers (issue 15 §3, ADR 0021): a card-chamber row carrying the
+# payout and a resident-chamber row (joint_of = the card row) approving it; it passes only when
+# both chambers pass it (backend/dao/joint.py).
+BOTH = "both"
 CHAMBER_KEYS = {CARD: "CardChamber", RESIDENT: "ResidentChamber"}
 PLATFORM = "platform"  # written by town staff on the platform (bilingual text, outbox-sent)
 EXTERNAL = "external"  # created on chain by anyone else: indexed from ProposalCreated
@@ -67,10 +71,20 @@ class DaoProposal(Base):
     executed_tx_hash: Mapped[str | None] = mapped_column(String(66))
     executed_block: Mapped[int | None] = mapped_column()
     canceled: Mapped[bool] = mapped_column(default=False)
+    # What pages need from the governor and the indexer cannot see, recorded by the worker
+    # (dao.record_proposal_facts) once it cannot change: the chamber's voting token (token(),
+    # fixed at deployment) and quorum(snapshot) once the snapshot block is past. Pages decide
+    # states and weights from them and the indexed events without asking the node
+    # (backend/dao/projected.py, issue 16 §1).
+    voting_token: Mapped[str | None] = mapped_column(String(42))
+    quorum: Mapped[Decimal | None] = mapped_column(TokenAmount)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # PLATFORM or EXTERNAL; `proposer` is the ProposalCreated proposer once indexed.
     origin: Mapped[str] = mapped_column(String(16), default=PLATFORM, server_default=PLATFORM)
     proposer: Mapped[str | None] = mapped_column(String(42))
+    # On the resident chamber's half of a proposal put to both chambers: the card chamber's
+    # row, which carries the payout (this row's on-chain action pays nothing).
+    joint_of: Mapped[int | None] = mapped_column(ForeignKey("dao_proposals.id"), index=True)
 
     @property
     def external(self) -> bool:

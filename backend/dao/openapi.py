@@ -14,6 +14,11 @@ _PROPOSAL = {
     "properties": {
         "id": {"type": "integer"},
         "chamber": {"type": "string", "enum": ["card", "resident"]},
+        "joint_of": {
+            "type": ["integer", "null"],
+            "description": "on the resident half of a proposal put to both chambers: the card "
+            "chamber's proposal",
+        },
         "proposal_id": {"type": "string", "description": "the Governor's uint256 id, decimal"},
         "governor": {"type": "string"},
         "title": {"type": "string"},
@@ -94,9 +99,21 @@ PATHS = {
                     "type": "object",
                     "required": ["recipient", "amount", "idempotency_key"],
                     "properties": {
-                        "chamber": {"type": "string", "enum": ["card", "resident"]},
+                        "chamber": {
+                            "type": "string",
+                            "enum": ["card", "resident", "both"],
+                            "description": "both: a card-chamber proposal with the payout and "
+                            "a resident-chamber one approving it; it passes only with both",
+                        },
                         "token": {"type": "string", "enum": ["yen", "points"]},
-                        "recipient": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+                        "recipient": {
+                            "type": "string",
+                            "maxLength": 254,
+                            "description": "who is paid: a person (the e-mail of an account "
+                            "that confirmed it, a customer code P + 12 digits, a printed card "
+                            "code C + 10), one of the town's shops by its name, or an address "
+                            "(0x...); an unknown one is a 400 with field recipient",
+                        },
                         "amount": {"type": "integer", "minimum": 1},
                         "title_ja": {"type": "string", "maxLength": 200},
                         "title_en": {"type": "string", "maxLength": 200},

@@ -10,6 +10,7 @@ dao_polls / dao_poll_votes. Every method that changes something commits once or 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -30,7 +31,7 @@ from backend.chain.api import (
     poll_ballot_typed_data,
 )
 from backend.core.errors import N_, InvalidInput, NotFound
-from backend.core.numbers import is_ascii_digits
+from backend.core.numbers import ascii_int, is_ascii_digits
 from backend.dao.common import (
     FAILED_TX_STATES,
     MAX_TITLE,
@@ -95,7 +96,7 @@ def _option_list(data: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def parse_duration(value: object) -> int:
     if is_ascii_digits(value):
-        value = int(str(value).strip())
+        value = ascii_int(value)  # None past MAX_DIGITS (no ValueError)
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -126,7 +127,7 @@ def parse_poll(data: Mapping[str, Any]) -> PollInput:
 
 def parse_option(poll: DaoPoll, value: object) -> int:
     if is_ascii_digits(value):
-        value = int(str(value).strip())
+        value = ascii_int(value)  # None past MAX_DIGITS (no ValueError)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(poll.options):
         raise InvalidOption(N_("Choose one of the %(count)s options."), count=len(poll.options))
     return value
@@ -144,9 +145,15 @@ class PollView:
     total_weight: int = 0
     total_supply: int | None = None  # voting power at the snapshot (turnout's denominator)
     head_block: int | None = None
+    snapshot_at: dt.datetime | None = None  # the blocks as times (see ProposalService)
+    closes_at: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name, value in out.items():  # times as ISO 8601 (UTC) in the JSON API
+            if isinstance(value, dt.datetime):
+                out[name] = value.isoformat()
+        return out
 
 
 @dataclass
@@ -159,27 +166,27 @@ class PollEligibility:
     snapshot: int | None = None
     address: str | None = None
     option: int | None = None
+    voted_at: dt.datetime | None = None  # when their vote was sent (or seen on chain)
+    vote_state: str | None = None  # submitted | counted | failed
     message: str = ""
     wallet: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["voted_at"] = self.voted_at.isoformat() if self.voted_at else None
+        return out
 
 
 def _explain(e: PollEligibility, poll: DaoPoll) -> PollEligibility:
-    block = e.snapshot
     messages = {
         "processing": lambda: gettext("This poll is being recorded; voting opens shortly."),
         "canceled": lambda: gettext("This poll was canceled."),
         "already_voted": lambda: gettext("You already voted in this poll."),
         "card_after_snapshot": lambda: gettext(
-            "You got your card after the poll was announced (block %(block)s), so it does "
-            "not count for this poll.",
-            block=block,
+            "You got your card after the poll was announced, so it does not count for this poll."
         ),
         "pass_after_snapshot": lambda: gettext(
-            "You got your resident pass after the poll was announced (block %(block)s).",
-            block=block,
+            "You got your resident pass after the poll was announced."
         ),
     }
     return explain(e, poll.chamber, messages)
@@ -310,7 +317,13 @@ class PollService(DaoService):
                 artifact_name=POLL_TOKEN_ARTIFACTS[poll.chamber],
             )
         )
-        view.head_block = self.head_block()
+        clock = self.block_clock()
+        if clock is not None:
+            view.head_block = clock.head
+            if view.snapshot is not None:
+                view.snapshot_at = clock.time_of(view.snapshot)
+            if view.deadline is not None:
+                view.closes_at = clock.time_of(view.deadline)
         return view
 
     # ------------------------------------------------------------------ eligibility
@@ -350,7 +363,9 @@ class PollService(DaoService):
             self.read(poll.poll_address, "hasVoted", pid, address, artifact_name=POLL)
         )
         if voted:
-            e.reason, e.option = "already_voted", mine.option if mine else None
+            e.reason = "already_voted"
+            if mine is not None:
+                e.option, e.voted_at, e.vote_state = mine.option, mine.created_at, mine.state
         elif view.state != "active":
             e.reason = view.state  # ended | canceled
         else:
@@ -359,9 +374,11 @@ class PollService(DaoService):
 
     # ------------------------------------------------------------------ voting
 
-    def _require_can_vote(
-        self, user: User, town: Town, poll: DaoPoll, value: object
+    def check_poll_vote(
+        self, user: User | None, town: Town, poll: DaoPoll, value: object
     ) -> tuple[int, PollEligibility]:
+        """(option, eligibility) when `user` may vote in `poll` now; the refusals otherwise."""
+        user = require_user() if user is None else user
         if poll.town_id != town.id:
             raise NotFound(NO_SUCH_POLL)
         option = parse_option(poll, value)
@@ -384,7 +401,7 @@ class PollService(DaoService):
     ) -> dict[str, Any]:
         """The EIP-712 Ballot an own-wallet user signs (same checks as `cast_poll_vote`)."""
         user = require_user() if user is None else user
-        option, e = self._require_can_vote(user, town, poll, value)
+        option, e = self.check_poll_vote(user, town, poll, value)
         require_own_wallet(e)
         typed = self._ballot(poll, option, str(e.address))
         return {"typed_data": for_browser(typed), "voter": e.address, "option": option}
@@ -400,7 +417,7 @@ class PollService(DaoService):
         """Queue TownPoll.castVoteBySig (gasless) for one option, signed by the built-in account
         here or (own wallet) given as `signature` over `prepare_poll_ballot`'s typed data."""
         user = require_user() if user is None else user
-        option, e = self._require_can_vote(user, town, poll, value)
+        option, e = self.check_poll_vote(user, town, poll, value)
         voter = str(e.address)
         typed = self._ballot(poll, option, voter)
         sig, signer, how, _ = self.sign_ballot(user, e, lambda: (typed, None), signature)

@@ -7,9 +7,10 @@ is backend/dao/treasury.py; what proposals and polls share is backend/dao/common
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,8 @@ from backend.chain.api import (
     hash_proposal,
 )
 from backend.core.errors import N_, InvalidInput, NotFound
-from backend.core.numbers import is_ascii_digits
+from backend.core.numbers import ascii_int, is_ascii_digits
+from backend.dao import joint, projected
 from backend.dao.common import (
     FAILED_TX_STATES,
     MAX_TITLE,
@@ -48,7 +50,10 @@ from backend.dao.common import (
     unrecorded_reason,
 )
 from backend.dao.errors import InsufficientTreasury, InvalidSupport
-from backend.dao.models import CARD, CHAMBER_KEYS, DaoProposal, DaoVote
+from backend.dao.models import BOTH, CARD, CHAMBER_KEYS, RESIDENT, DaoProposal, DaoVote
+from backend.dao.recipients import Recipient, describe
+from backend.issuing.services import issuing_service
+from backend.merchants.services import merchant_service
 from backend.regions.models import Town
 
 AGAINST, FOR, ABSTAIN = 0, 1, 2
@@ -101,7 +106,7 @@ def parse_amount(value: object) -> int:
     if isinstance(value, bool):
         value = None
     if is_ascii_digits(value):
-        value = int(str(value).strip())
+        value = ascii_int(value)  # None past MAX_DIGITS (no ValueError)
     if not isinstance(value, int) or value <= 0 or value >= MAX_AMOUNT:
         raise InvalidInput(N_("Enter a whole amount greater than zero."), field="amount")
     return value
@@ -119,12 +124,19 @@ class ProposalInput:
     body_en: str
 
 
-def parse_proposal(data: Mapping[str, Any]) -> ProposalInput:
+def parse_proposal(
+    data: Mapping[str, Any], resolve: Callable[[object], str] | None = None
+) -> ProposalInput:
+    """The proposal's fields, checked. `resolve` turns the recipient as staff named it (a person
+    or a shop, backend/issuing/recipients.py) into its address; without it the recipient must
+    be an address."""
     chamber = chamber_of(data)
     token = data.get("token") or "yen"
     if token not in TOKENS:
         raise InvalidInput(N_("Choose test yen or points."), field="token")
     recipient = data.get("recipient")
+    if resolve is not None:
+        recipient = resolve(recipient)
     if not isinstance(recipient, str) or not _ADDRESS.match(recipient.strip()):
         raise InvalidInput(
             N_("Enter the recipient's account address (0x followed by 40 hex digits)."),
@@ -148,6 +160,18 @@ def parse_proposal(data: Mapping[str, Any]) -> ProposalInput:
     return out
 
 
+@dataclass(frozen=True)
+class _Filing:
+    """What each chamber's row of one proposal shares."""
+
+    town: Town
+    user: User | None
+    who: str
+    inp: ProposalInput
+    token_address: str
+    treasury: str
+
+
 # ---------------------------------------------------------------------------- views
 
 
@@ -162,9 +186,20 @@ class ChainView:
     quorum: int | None = None
     eta: int | None = None
     head_block: int | None = None
+    # The blocks above as times (Japan time on pages), estimated from the pace of blocks.
+    snapshot_at: dt.datetime | None = None
+    closes_at: dt.datetime | None = None
+    # When a queued payout may be executed (the timelock's eta) and whether that time has come
+    # by the chain's clock: staff see "execute" only then.
+    executable_at: dt.datetime | None = None
+    can_execute: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name, value in out.items():  # times as ISO 8601 (UTC) in the JSON API
+            if isinstance(value, dt.datetime):
+                out[name] = value.isoformat()
+        return out
 
 
 @dataclass
@@ -177,15 +212,18 @@ class Eligibility:
     snapshot: int | None = None
     address: str | None = None
     support: int | None = None  # how they voted, when they did
+    voted_at: dt.datetime | None = None  # when their vote was sent (or seen on chain)
+    vote_state: str | None = None  # submitted | counted | failed (backend/dao/vote_state.py)
     message: str = ""
     wallet: str | None = None  # "custodial" (built-in, signed for them) | "external" (own wallet)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["voted_at"] = self.voted_at.isoformat() if self.voted_at else None
+        return out
 
 
 def _explain(e: Eligibility, p: DaoProposal) -> Eligibility:
-    block = e.snapshot
     return explain(
         e,
         p.chamber,
@@ -194,13 +232,11 @@ def _explain(e: Eligibility, p: DaoProposal) -> Eligibility:
             "not_started": lambda: gettext("Voting has not started yet."),
             "already_voted": lambda: gettext("You already voted on this proposal."),
             "card_after_snapshot": lambda: gettext(
-                "You got your card after the vote was announced (block %(block)s), so it does "
-                "not count for this vote.",
-                block=block,
+                "You got your card after the vote was announced, so it does not count for this "
+                "vote.",
             ),
             "pass_after_snapshot": lambda: gettext(
-                "You got your resident pass after the vote was announced (block %(block)s).",
-                block=block,
+                "You got your resident pass after the vote was announced.",
             ),
         },
     )
@@ -233,13 +269,27 @@ def proposal_json(p: DaoProposal, locale: str) -> dict[str, Any]:
         "amount": str(int(p.amount)),
         "treasury": p.treasury_address,
         "origin": p.origin,  # "platform" | "external" (made on chain outside the platform)
+        "joint_of": p.joint_of,
         "proposer": p.proposer,
         "created_at": p.created_at.isoformat(),
     }
 
 
 class ProposalService(DaoService):
-    """A town's treasury proposals, who may vote on them, and their gasless votes."""
+    """A town's treasury proposals, who may vote on them, and their gasless votes.
+
+    With `from_projection` (pages: `for_pages()`) the chain view and eligibility are read from
+    the projection (backend/dao/projected.py) and the node is not asked; otherwise (what
+    changes something) from the governors themselves."""
+
+    from_projection = False
+
+    @classmethod
+    def for_pages(cls) -> ProposalService:
+        """This service for a page of the current request: reads the projection only."""
+        svc = cls.current()
+        svc.from_projection = True
+        return svc
 
     def gov(self, contract: str, fn: str, *args: Any) -> Any:
         """A view call on a governor (a chamber)."""
@@ -262,6 +312,8 @@ class ProposalService(DaoService):
     # ------------------------------------------------------------------ chain status
 
     def chain_view(self, p: DaoProposal) -> ChainView:
+        if self.from_projection:
+            return self.indexed_view(p)
         gov, pid = p.governor_address, p.proposal_id_int
         snapshot = int(self.gov(gov, "proposalSnapshot", pid))
         if snapshot == 0:
@@ -279,7 +331,45 @@ class ProposalService(DaoService):
         )
         if state != "pending":
             view.quorum = int(self.gov(gov, "quorum", snapshot))
-        view.head_block = self.head_block()
+        clock = self.block_clock()
+        if clock is not None:
+            view.head_block = clock.head
+            view.snapshot_at = clock.time_of(snapshot)
+            view.closes_at = clock.time_of(view.deadline or snapshot)
+            if view.eta:
+                view.executable_at = dt.datetime.fromtimestamp(view.eta, tz=dt.UTC)
+                view.can_execute = view.eta <= clock.now_time
+        return view
+
+    def indexed_view(self, p: DaoProposal) -> ChainView:
+        """chain_view from the projection (backend/dao/projected.py): no call to the node once
+        the worker has recorded the proposal's facts."""
+        if p.snapshot_block is None or p.deadline_block is None:
+            tx = self.tx(p.propose_tx_id)
+            failed = tx is not None and tx.state in FAILED_TX_STATES
+            return ChainView(state="failed" if failed else "submitting")
+        chain_id = projected.chain_id_of(self.session, p)
+        clock = projected.indexed_clock(self.session, self.chain, chain_id, p.governor_address)
+        head = clock.head if clock is not None else p.snapshot_block
+        votes = projected.tallies(self.session, p)
+        view = ChainView(
+            state=projected.proposal_state(
+                self.session, p, head, votes, lambda: projected.quorum_of(self, p)
+            ),
+            snapshot=p.snapshot_block,
+            deadline=p.deadline_block,
+            votes=votes,
+            eta=p.queued_eta or None,
+        )
+        if p.snapshot_block < head:  # quorum(snapshot) exists once the snapshot is past
+            view.quorum = projected.quorum_of(self, p)
+        if clock is not None:
+            view.head_block = clock.head
+            view.snapshot_at = clock.time_of(p.snapshot_block)
+            view.closes_at = clock.time_of(p.deadline_block)
+            if view.eta:
+                view.executable_at = dt.datetime.fromtimestamp(view.eta, tz=dt.UTC)
+                view.can_execute = view.eta <= clock.now_time
         return view
 
     # ------------------------------------------------------------------ eligibility
@@ -300,19 +390,33 @@ class ProposalService(DaoService):
         view = view or self.chain_view(p)
         gov = p.governor_address
         e = Eligibility(False, "", snapshot=view.snapshot, address=address, wallet=wallet[1])
-        token = self.gov(gov, "token")
-        e.current_weight = int(
-            self.read(token, "getVotes", address, artifact_name=_token_artifact(p))
-        )
+        if self.from_projection:
+            token, chain_id = (
+                projected.voting_token(self, p),
+                projected.chain_id_of(self.session, p),
+            )
+            e.current_weight = chain_api.votes_of(self.session, chain_id, token, address)
+        else:
+            token = self.gov(gov, "token")
+            e.current_weight = int(
+                self.read(token, "getVotes", address, artifact_name=_token_artifact(p))
+            )
         if view.state in ("submitting", "failed"):
             e.reason = unrecorded_reason(view.state)
             return _explain(e, p)
-        if view.state != "pending":
+        if view.state != "pending" and self.from_projection:
+            e.weight = chain_api.votes_of(self.session, chain_id, token, address, view.snapshot)
+        elif view.state != "pending":
             e.weight = int(self.gov(gov, "getVotes", address, view.snapshot))
         mine = self._pending_vote(p, address)
-        voted = mine is not None or bool(self.gov(gov, "hasVoted", p.proposal_id_int, address))
+        # From the projection, an indexed VoteCast is a counted row of dao_votes (hasVoted).
+        voted = mine is not None or (
+            not self.from_projection and bool(self.gov(gov, "hasVoted", p.proposal_id_int, address))
+        )
         if voted:
-            e.reason, e.support = "already_voted", mine.support if mine else None
+            e.reason = "already_voted"
+            if mine is not None:
+                e.support, e.voted_at, e.vote_state = mine.support, mine.created_at, mine.state
         elif view.state == "pending":
             e.reason = "not_started"
         elif view.state != "active":
@@ -323,10 +427,12 @@ class ProposalService(DaoService):
 
     # ------------------------------------------------------------------ voting
 
-    def _require_can_vote(
-        self, user: User, town: Town, p: DaoProposal, support_value: object
+    def check_vote(
+        self, user: User | None, town: Town, p: DaoProposal, support_value: object
     ) -> tuple[int, Eligibility]:
-        """(support, eligibility) when `user` may vote now; the refusals otherwise."""
+        """(support, eligibility) when `user` may vote now; the refusals otherwise (what the
+        confirmation page shows before anything is signed)."""
+        user = require_user() if user is None else user
         if p.town_id != town.id:
             raise NotFound(NO_SUCH_PROPOSAL)
         support = parse_support(support_value)
@@ -362,7 +468,7 @@ class ProposalService(DaoService):
         Same checks as `cast_vote`; nothing is stored. The typed data binds the chamber's
         domain, the proposal, the choice, the voter and their governor nonce."""
         user = require_user() if user is None else user
-        support, e = self._require_can_vote(user, town, p, support_value)
+        support, e = self.check_vote(user, town, p, support_value)
         require_own_wallet(e)
         typed, _nonce = self._ballot(p, support, str(e.address))
         return {"typed_data": for_browser(typed), "voter": e.address, "support": support}
@@ -378,7 +484,7 @@ class ProposalService(DaoService):
         """Queue castVoteBySig (gasless): the built-in account's ballot is signed here; an own
         wallet's ballot (from `prepare_ballot`) must come as `signature` and recover to it."""
         user = require_user() if user is None else user
-        support, e = self._require_can_vote(user, town, p, support_value)
+        support, e = self.check_vote(user, town, p, support_value)
         voter = str(e.address)
         sig, signer, how, nonce = self.sign_ballot(
             user, e, lambda: self._ballot(p, support, voter), signature
@@ -426,12 +532,18 @@ class ProposalService(DaoService):
         check_treasury: bool = True,
         actor: str | None = None,
     ) -> DaoProposal:
-        """Staff propose a treasury payout on a chamber (sent on chain by the clerk role key).
-        With `actor` (the demo data) no user is needed."""
+        """Staff propose a treasury payout on a chamber (sent on chain by the clerk role key),
+        or on both (chamber "both": a card-chamber row with the payout and a resident-chamber
+        row approving it, one commit; backend/dao/joint.py). With `actor` (the demo data) no
+        user is needed."""
         user, key, existing = self.start_create(DaoProposal, user, town, key_value, actor)
         if existing is not None:
             return existing
-        inp = parse_proposal(data)
+        both = data.get("chamber") == BOTH
+        inp = parse_proposal(
+            {**data, "chamber": CARD} if both else data,
+            lambda named: self.recipient_address(town, named),
+        )
         token_key, token_artifact, scale = token_contract(town, inp.token, self.chain)
         gov, token_address, treasury = self.addresses(
             chamber_key(town, inp.chamber), token_key, f"towns.{town.slug}.TownTreasury"
@@ -448,10 +560,33 @@ class ProposalService(DaoService):
                 )
         # On chain the payout is in the token's units (10**decimals to the yen).
         calldata = encode_call(token_artifact, "transfer", [inp.recipient, inp.amount * scale])
+        who = actor or f"user:{user.id}"  # type: ignore[union-attr]
+        filing = _Filing(town, user, who, inp, token_address, treasury)
+        p = self._file(filing, gov, key, [calldata])
+        if both:
+            # The resident chamber's half: the same text, an action that pays nothing (a read
+            # of the treasury's balance), so the payout exists once, on the card chamber's row.
+            approval = encode_call(token_artifact, "balanceOf", [treasury])
+            (resident_gov,) = self.addresses(chamber_key(town, RESIDENT))
+            half = replace(inp, chamber=RESIDENT)
+            self._file(replace(filing, inp=half), resident_gov, f"{key}:resident", [approval], p.id)
+        self.session.commit()
+        return p
+
+    def _file(
+        self,
+        f: _Filing,
+        gov: str,
+        key: str,
+        calldatas: list[str],
+        joint_of: int | None = None,
+    ) -> DaoProposal:
+        """Add one chamber's proposal row and queue its `propose` (no commit)."""
+        inp, town, user = f.inp, f.town, f.user
         title = inp.title_en or inp.title_ja
         parts = [f"# {title}", inp.title_ja, inp.body_en, inp.body_ja]
         description = "\n\n".join(x for x in parts if x) + f"\n\n[furusato:{town.slug}:{key}]"
-        targets, values, calldatas = [token_address], [0], [calldata]
+        targets, values = [f.token_address], [0]
         pid = hash_proposal(targets, values, calldatas, description)
         p = DaoProposal(
             town_id=town.id,
@@ -468,15 +603,15 @@ class ProposalService(DaoService):
             values=[str(v) for v in values],
             calldatas=calldatas,
             token=inp.token,
-            token_address=token_address,
+            token_address=f.token_address,
             recipient=inp.recipient,
             amount=Decimal(inp.amount),
-            treasury_address=treasury,
+            treasury_address=f.treasury,
             created_by=user.id if user is not None else None,
+            joint_of=joint_of,
         )
         self.session.add(p)
         self.session.flush()
-        who = actor or f"user:{user.id}"  # type: ignore[union-attr]
         tx = self.outbox.enqueue(
             self.session,
             ContractCall(
@@ -488,17 +623,21 @@ class ProposalService(DaoService):
             key=f"dao.propose:{key}",
             subject=Subject("dao_proposal", p.id),
             audit=AuditEntry(
-                actor=who,
+                actor=f.who,
                 action="dao.propose",
                 subject_type="dao_proposal",
                 subject_id=str(p.id),
                 amount=inp.amount,
                 reason=title,
-                details={"token": inp.token, "recipient": inp.recipient, "chamber": inp.chamber},
+                details={
+                    "token": inp.token,
+                    "recipient": inp.recipient,
+                    "chamber": inp.chamber,
+                    "joint_of": joint_of,
+                },
             ),
         )
         p.propose_tx_id = tx.id
-        self.session.commit()
         return p
 
     # ------------------------------------------------------------------ results
@@ -526,6 +665,19 @@ class ProposalService(DaoService):
             )
         return out
 
+    def recipient_address(self, town: Town, named: object) -> str:
+        """The address of the person or shop staff named as a payout's recipient: an e-mail,
+        a customer code, a card code, a shop's name or an address (InvalidInput otherwise)."""
+        return issuing_service().resolve_recipient(town, named, shops=True).address
+
+    def recipients(self, p: DaoProposal, payouts: list[dict[str, Any]]) -> dict[str, Recipient]:
+        """Who the proposal pays and who its payouts went to, in words (backend/dao/recipients.py),
+        keyed by address."""
+        town = self.session.get(Town, p.town_id)
+        assert town is not None  # noqa: S101 - a proposal belongs to a town
+        addresses = [p.recipient, *(str(pay.get("to") or "") for pay in payouts)]
+        return describe(self.session, merchant_service(), town, addresses)
+
     def results(self, p: DaoProposal, view: ChainView | None = None) -> dict[str, Any]:
         view = view or self.chain_view(p)
         return {
@@ -537,4 +689,5 @@ class ProposalService(DaoService):
             "execute_tx": tx_json(self.tx(p.execute_tx_id)),
             "executed_tx_hash": p.executed_tx_hash,
             "payouts": self.payouts(p),
+            "joint": joint.joint_view(self, p),
         }

@@ -25,6 +25,12 @@ def _proposals() -> ProposalService:
     return ProposalService.current()
 
 
+def _proposal_reads() -> ProposalService:
+    """For what only reads (list, show, results, eligibility): from the projection, never the
+    node (issue 16 §1), like the proposal page that polls these."""
+    return ProposalService.for_pages()
+
+
 def _polls() -> PollService:
     return PollService.current()
 
@@ -61,7 +67,7 @@ def _tx_sent(name: str, tx: OutboxTx) -> tuple[Response, int]:
 
 @bp.get("/proposals")
 def list_proposals(slug: str):
-    dao = _proposals()
+    dao = _proposal_reads()
     town = dao.town_by_slug(slug)
     return jsonify({"proposals": [proposal_json(p, _locale()) for p in dao.list_proposals(town)]})
 
@@ -86,7 +92,7 @@ def create_proposal(slug: str):
 
 @bp.get("/proposals/<int:pid>")
 def show_proposal(slug: str, pid: int):
-    dao = _proposals()
+    dao = _proposal_reads()
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
     view = dao.chain_view(p)
@@ -100,7 +106,7 @@ def show_proposal(slug: str, pid: int):
 
 @bp.get("/proposals/<int:pid>/results")
 def proposal_results(slug: str, pid: int):
-    dao = _proposals()
+    dao = _proposal_reads()
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
     return jsonify(dao.results(p))
@@ -108,7 +114,7 @@ def proposal_results(slug: str, pid: int):
 
 @bp.get("/proposals/<int:pid>/eligibility")
 def proposal_eligibility(slug: str, pid: int):
-    dao = _proposals()
+    dao = _proposal_reads()
     town = dao.town_by_slug(slug)
     p = dao.get_proposal(town, pid)
     return jsonify(dao.eligibility(current_user(), p).as_dict())

@@ -17,6 +17,7 @@ from backend.chain.api import (
     timelock_salt,
 )
 from backend.core.errors import N_, NotFound
+from backend.dao import joint
 from backend.dao.common import FAILED_TX_STATES
 from backend.dao.errors import WrongState
 from backend.dao.models import DaoProposal
@@ -50,6 +51,7 @@ class TreasuryService(ProposalService):
         staff, current = self._current_step(user, town, p, p.queue_tx_id)
         if current is not None:
             return current
+        joint.require_joint_passed(self, p)
         state = self.chain_view(p).state
         if state != "succeeded":
             raise WrongState(
@@ -62,6 +64,7 @@ class TreasuryService(ProposalService):
         staff, current = self._current_step(user, town, p, p.execute_tx_id)
         if current is not None:
             return current
+        joint.require_joint_passed(self, p)
         state = self.chain_view(p).state
         if state != "queued":
             raise WrongState(

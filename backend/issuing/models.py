@@ -54,6 +54,8 @@ class IssuanceBatch(Base):
     __table_args__ = (
         CheckConstraint(f"state IN ({_in(BATCH_STATES)})", name="state"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        # Town staff or a service account (issue 14's /api/v1) created it: one of the two.
+        CheckConstraint("created_by IS NOT NULL OR service_account_id IS NOT NULL", name="creator"),
         Index("ix_issuance_batches_town_created", "town_id", "created_at"),
     )
 
@@ -61,7 +63,7 @@ class IssuanceBatch(Base):
     town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
     programme_id: Mapped[int] = mapped_column()
     reason: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(16))  # "single", "csv" or "api"
+    source: Mapped[str] = mapped_column(String(16))  # "single", "csv", "api" or "service"
     file_name: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(20), default=PREVIEWED)
     # "<town>:<user>:<the caller's key>": a repeated form or upload finds its batch.
@@ -70,7 +72,12 @@ class IssuanceBatch(Base):
     ready_rows: Mapped[int] = mapped_column(default=0)
     invalid_rows: Mapped[int] = mapped_column(default=0)
     four_eyes_amount: Mapped[Decimal] = mapped_column(TokenAmount)  # the limit at preview
-    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The service whose API request made it (backend/integrations owns that table; issuing
+    # only records who asked, by a foreign key, and never imports that domain).
+    service_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_accounts.id"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     confirmed_at: Mapped[dt.datetime | None] = mapped_column()
@@ -125,6 +132,12 @@ class IssuanceRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")  # an English msgid (translated on show)
     error_args: Mapped[str] = mapped_column(Text, default="")  # JSON of its placeholders
     chunk_id: Mapped[int | None] = mapped_column(ForeignKey("issuance_chunks.id"), index=True)
+
+    @property
+    def held(self) -> bool:
+        """An e-mail address no account has verified: the points go to the claim wallet
+        waiting for it (backend/claims, ADR 0017) and are held there until it is claimed."""
+        return self.kind == EMAIL and self.user_id is None and self.address is not None
 
 
 # Audit rows about an issuance belong to its town (the console's audit log).

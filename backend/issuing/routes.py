@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from backend.accounts.roles import current_user
 from backend.core.errors import N_, InvalidInput, json_object
 from backend.issuing.models import IssuanceBatch
-from backend.issuing.services import IssuingService, issuing_service, row_error
+from backend.issuing.services import IssuingService, issuing_service, row_error, row_held_for
 from backend.regions.services import town_by_slug
 
 bp = Blueprint("issuing", __name__)
@@ -56,6 +56,8 @@ def batch_json(
                 "note": r.note,
                 "status": r.status,
                 "error": row_error(r),
+                "held": r.held and r.status != "invalid",
+                "held_for": row_held_for(r),
             }
             for r in svc.rows(batch)
         ]

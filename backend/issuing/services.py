@@ -36,6 +36,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
 from backend.chain.api import AuditEntry, ContractCall, Sender, Subject
+from backend.claims.services import HeldRow, claim_service
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
@@ -68,6 +69,7 @@ from backend.issuing.recipients import (
     _key,
     _reason,
     row_error,
+    row_held_for,
 )
 from backend.issuing.status import (
     IssuingStatus,
@@ -104,6 +106,7 @@ __all__ = [
     "refresh",
     "refresh_in_flight",
     "row_error",
+    "row_held_for",
     "settle_batch",
 ]
 
@@ -182,7 +185,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
             self.session.refresh(batch)
             self._audit(actor, batch, "points.issuance.confirm", state=target)
             if target == CONFIRMED:
-                self._queue_chunks(actor, batch)
+                self._queue_chunks(f"user:{actor.id}", batch)
             self.session.commit()
         except Exception:
             self.session.rollback()
@@ -215,7 +218,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
         try:
             self.session.refresh(batch)
             self._audit(actor, batch, "points.issuance.approve")
-            self._queue_chunks(actor, batch)
+            self._queue_chunks(f"user:{actor.id}", batch)
             self.session.commit()
         except Exception:
             self.session.rollback()
@@ -240,9 +243,10 @@ class IssuingService(IssuingPreview, IssuingStatus):
             )
         )
 
-    def _queue_chunks(self, actor: User, batch: IssuanceBatch) -> None:
+    def _queue_chunks(self, actor: str, batch: IssuanceBatch) -> None:
         """One outbox row per CHUNK_SIZE ready rows (in line order), in the caller's
-        transaction; the key issuing.batch:<id>:chunk:<n> makes a repeat a no-op."""
+        transaction; the key issuing.batch:<id>:chunk:<n> makes a repeat a no-op. `actor` is
+        the audit's ("user:<id>", or "service:<id>" for a service's API request)."""
         town = self.session.get(Town, batch.town_id)
         if town is None or not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))
@@ -279,7 +283,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
                 key=f"issuing.batch:{batch.id}:chunk:{n}",
                 subject=Subject("issuance_chunk", chunk.id),
                 audit=AuditEntry(
-                    actor=f"user:{actor.id}",
+                    actor=actor,
                     action="points.issue_batch",
                     subject_type="issuance_batch",
                     subject_id=str(batch.id),
@@ -297,6 +301,15 @@ class IssuingService(IssuingPreview, IssuingStatus):
             for r in part:
                 r.status = QUEUED
                 r.chunk_id = chunk.id
+        # Rows for addresses no account verified: a claim each, held in its claim wallet.
+        self.claims.hold(
+            town_id=town.id,
+            programme_id=pid,
+            batch_id=batch.id,
+            rows=[HeldRow(r.id, str(r.address), int(r.amount or 0)) for r in rows if r.held],
+            actor=actor,
+            reason=batch.reason,
+        )
 
 
 def issuing_service() -> IssuingService:
@@ -305,5 +318,6 @@ def issuing_service() -> IssuingService:
         get_db().session(),
         merchants=merchant_service(),
         settings=town_settings_service(),
+        claims=claim_service(),
         outbox=chain.outbox_service,
     )

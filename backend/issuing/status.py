@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,20 @@ def settle_batch(
         batch.state, batch.finished_at = SENDING, None
 
 
+# Called with (session, chunk, status) when a chunk's rows become confirmed or failed, in the
+# same transaction: how another domain follows issuances without issuing knowing it (the
+# integrations domain tells services about theirs; wired by backend/composition.py).
+RowsSettled = Callable[[Session, IssuanceChunk, str], None]
+_SETTLED: list[RowsSettled] = []
+
+
+def on_rows_settled(listener: RowsSettled) -> None:
+    """Call `listener` whenever a chunk's rows reach confirmed or failed (registering the
+    same function twice is a no-op)."""
+    if listener not in _SETTLED:
+        _SETTLED.append(listener)
+
+
 def _set_rows(
     session: Session, chunk: IssuanceChunk, status: str, error: str = "", **args: Any
 ) -> None:
@@ -195,6 +209,9 @@ def _set_rows(
         .values(status=status, error=error, error_args=json.dumps(args) if args else "")
         .execution_options(synchronize_session=False)
     )
+    if status in (ROW_CONFIRMED, ROW_FAILED):
+        for listener in _SETTLED:
+            listener(session, chunk, status)
 
 
 def refresh_in_flight(session: Session, now: dt.datetime) -> int:

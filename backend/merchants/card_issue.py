@@ -24,6 +24,11 @@ from backend.regions.models import Town
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
+def new_card_code() -> str:
+    """A fresh card code: "C" and 10 characters read aloud without 0/O or 1/I mix-ups."""
+    return "C" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+
+
 def issue_card(
     session: Session,
     actor: User | None,
@@ -58,7 +63,7 @@ def issue_card(
     if card is None:
         card = ResidentCard(user_id=user.id, town_id=town.id)
         session.add(card)
-    card.card_code = "C" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+    card.card_code = new_card_code()
     card.pin_hash = hash_secret(pin)
     card.failed_attempts = 0
     card.locked_at = None

@@ -35,6 +35,7 @@ from backend.merchants.errors import (
     CardLocked,
     CardOtherTown,
     ChargeExpired,
+    ChargeNotPayable,
     CustomerCodeInvalid,
     MerchantNotActive,
     WrongPin,
@@ -72,6 +73,11 @@ class PinPadDone(Conflict):
     code = "pin_pad_done"
 
 
+def new_pin() -> str:
+    """A fresh 6-digit PIN, shown once to staff to hand over apart from the card."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -95,7 +101,7 @@ def start_card_charge(
         raise CustomerCodeInvalid(N_("This customer code is not valid. Ask for a new one."))
     if card.town_id != merchant.town_id:
         raise CardOtherTown(N_("This card is from another town and pays only its shops."))
-    _refuse_if_locked(session, card.id, merchant.id)
+    _refuse_if_locked(session, card, merchant.id)
     now = svc.now()
     charge = svc.new_charge(
         merchant, value, key, BY_CARD, staff, now=now, ttl=PAD_TTL, helper=staff
@@ -127,10 +133,12 @@ def pad_session(session: Session, token: object) -> PinPadSession:
     return pad
 
 
-def _refuse_if_locked(session: Session, card_id: int, merchant_id: int) -> None:
+def _refuse_if_locked(session: Session, card: ResidentCard, merchant_id: int) -> None:
+    if card.locked_at is not None:  # town staff locked it (town_hall.lock_card): every shop
+        raise CardLocked(N_("This card is locked by the town. Ask the town hall."))
     failures = session.scalar(
         select(CardPinFailures.failures).where(
-            CardPinFailures.card_id == card_id, CardPinFailures.merchant_id == merchant_id
+            CardPinFailures.card_id == card.id, CardPinFailures.merchant_id == merchant_id
         )
     )
     if failures is not None and failures >= MAX_PIN_TRIES:
@@ -176,7 +184,7 @@ def _count_wrong_pin(session: Session, card_id: int, merchant_id: int, now: dt.d
 def _pin_ok_or_raise(
     session: Session, card: ResidentCard, merchant_id: int, pin: object, now: dt.datetime
 ) -> None:
-    _refuse_if_locked(session, card.id, merchant_id)
+    _refuse_if_locked(session, card, merchant_id)
     good = (
         isinstance(pin, str)
         and PIN_RE.fullmatch(pin) is not None
@@ -235,6 +243,8 @@ def submit_pin(svc: MerchantCharges, staff: User | None, token: object, pin: obj
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise PinPadDone(N_("This payment was already made."))
+        if not svc.claim_pending(charge.id, PENDING):  # the shop cancelled it meanwhile
+            raise ChargeNotPayable(N_("This payment request can no longer be paid."))
         value = int(charge.amount)
         limit = limits.town_limit(session, card.town_id, "card_daily_limit")
         limits.spend(session, f"card:{card.id}", limits.jst_day(now), value, limit)
@@ -257,8 +267,8 @@ def submit_pin(svc: MerchantCharges, staff: User | None, token: object, pin: obj
 
 
 def unlock_card(session: Session, actor: User | None, card_id: object) -> ResidentCard:
-    """Town STAFF of the card's town clear its wrong-PIN counts at every shop (AuditLog
-    "card.unlock" with the counts it cleared). Commits."""
+    """Town STAFF of the card's town clear its wrong-PIN counts at every shop and a lock
+    they set (town_hall.lock_card) (AuditLog "card.unlock" with what it cleared). Commits."""
     card = session.get(ResidentCard, i) if (i := db_id_or_none(card_id)) else None
     if card is None:
         raise NotFound(N_("There is no such card."))
@@ -271,6 +281,8 @@ def unlock_card(session: Session, actor: User | None, card_id: object) -> Reside
         .values(failures=0, locked_at=None)
         .execution_options(synchronize_session=False)
     )
+    staff_lock = card.locked_at is not None
+    card.locked_at = None
     session.add(
         AuditLog(
             actor=f"user:{actor.id}",
@@ -278,7 +290,7 @@ def unlock_card(session: Session, actor: User | None, card_id: object) -> Reside
             subject_type="card",
             subject_id=str(card.id),
             reason="card unlocked by town staff",
-            details={"town_id": card.town_id, "cleared": cleared},
+            details={"town_id": card.town_id, "cleared": cleared, "staff_lock": staff_lock},
         )
     )
     session.commit()

@@ -10,7 +10,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend.accounts.errors import AuthenticationRequired
@@ -24,11 +24,13 @@ from backend.chain.api import (
     Subject,
 )
 from backend.core.errors import N_, InvalidInput
+from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.merchants import card_issue, cards, charge_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
     ChargeExpired,
+    ChargeNotCancellable,
     ChargeNotFound,
     ChargeNotPayable,
     IdempotencyKeyReused,
@@ -37,6 +39,7 @@ from backend.merchants.errors import (
 from backend.merchants.models import (
     ACTIVE,
     BY_QR,
+    CANCELLED,
     EXPIRED,
     FAILED,
     PAID,
@@ -170,6 +173,54 @@ class MerchantCharges(MerchantRegistration):
             self.session.commit()
         return charge
 
+    def cancel_charge(self, user: User | None, merchant_id: object, charge_id: object) -> Charge:
+        """The shop's staff cancel a charge nobody has started to pay (the customer cannot
+        afford it, or changed their mind): audited, once; cancelling it again returns it as it
+        is. A charge being paid, paid, failed or expired cannot be cancelled
+        (ChargeNotCancellable, nothing changed)."""
+        charge = self.charge_status(user, merchant_id, charge_id)
+        assert user is not None  # noqa: S101 - checked by charge_status
+        if charge.status == CANCELLED:
+            return charge
+        # One guarded UPDATE decides between this and a payment (pay_charge claims the charge
+        # the same way): whichever commits first wins, on PostgreSQL and SQLite alike.
+        won = self.claim_pending(charge.id, CANCELLED)
+        if won:
+            self.session.add(
+                AuditLog(
+                    actor=f"user:{user.id}",
+                    action="merchants.charge_cancel",
+                    subject_type="charge",
+                    subject_id=str(charge.id),
+                    amount=int(charge.amount),
+                    reason="charge cancelled by the shop's staff",
+                    details={"merchant_id": charge.merchant_id},
+                )
+            )
+        self.session.commit()
+        self.session.refresh(charge)
+        if charge.status == CANCELLED:
+            return charge
+        raise ChargeNotCancellable(
+            N_("This payment request can no longer be cancelled: it is being paid or is over.")
+        )
+
+    def claim_pending(self, charge_id: int, status: str) -> bool:
+        """Move a still-pending, unexpired charge to `status` in one UPDATE (no commit); False
+        when it is no longer pending. It takes the row's lock (PostgreSQL) or the database's
+        write lock (SQLite) until the caller's transaction ends."""
+        result = self.session.execute(
+            update(Charge)
+            .where(
+                Charge.id == charge_id,
+                Charge.status == PENDING,
+                Charge.expires_at > self._now(),
+            )
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def pay_charge(self, user: User | None, code: object, points_town: object = None) -> Charge:
         """The signed-in customer pays a pending charge: a gasless transfer of points to the
         merchant, signed by the customer's built-in account and relayed. With `points_town`
@@ -194,7 +245,9 @@ class MerchantCharges(MerchantRegistration):
         if charge.status == EXPIRED:
             self.session.rollback()
             raise ChargeExpired(N_("This payment request has expired. Ask the shop for a new one."))
-        if charge.status != PENDING:
+        # The read above locks nothing on SQLite: claim the charge with a guarded UPDATE so a
+        # cancel (cancel_charge) committed since cannot be overwritten by this payment.
+        if charge.status != PENDING or not self.claim_pending(charge.id, PENDING):
             self.session.rollback()
             raise ChargeNotPayable(N_("This payment request can no longer be paid."))
         merchant = self.merchant(charge.merchant_id)
@@ -368,7 +421,7 @@ class MerchantCharges(MerchantRegistration):
         its new 6-digit PIN, which is shown once (to print) and only stored hashed."""
         require_town_role(actor, town.id, STAFF)
         user = self.user_by_email(email)
-        pin = f"{secrets.randbelow(1_000_000):06d}"
+        pin = cards.new_pin()
         return self.issue_card(actor, town, user, pin, replace=replace), pin
 
     def charge_customer(

@@ -25,6 +25,10 @@ class ChargeNotPayable(Conflict):
     code = "charge_not_payable"
 
 
+class ChargeNotCancellable(Conflict):
+    code = "charge_not_cancellable"
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 

@@ -142,3 +142,11 @@ def spend(session: Session, subject: str, day: dt.date, amount: int, limit: int)
             limit=limit,
             left=max(0, limit - int(spent or 0)),
         )
+
+
+def spent(session: Session, subject: str, day: dt.date) -> int:
+    """What `subject`'s counter holds for `day` (0 when nothing was spent)."""
+    amount = session.scalar(
+        select(SpendCounter.amount).where(SpendCounter.subject == subject, SpendCounter.day == day)
+    )
+    return int(amount or 0)

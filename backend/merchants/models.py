@@ -9,10 +9,12 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,8 +26,11 @@ from backend.core.models import TokenAmount, register_audit_town_table
 REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
 # Charge status
 PENDING, PAYING, PAID, EXPIRED, FAILED = "pending", "paying", "paid", "expired", "failed"
+CANCELLED = "cancelled"  # by the shop's staff while still pending (nothing was taken)
+CHARGE_STATUSES = "'pending', 'paying', 'paid', 'expired', 'failed', 'cancelled'"
 # How a charge was paid
 BY_QR, BY_CUSTOMER_CODE, BY_CARD = "qr", "customer_code", "card"
+BY_PROXY = "proxy"  # a QR charge paid by a family proxy from the resident's points (proxies.py)
 # Settlement status: "redeeming" until PointsRedeemed is indexed, then in the town's queue;
 # "approved" by town staff (two different people above the town's four-eyes amount), then
 # "settled" with the bank reference. "failed": the burn reverted, the shop keeps its points.
@@ -79,14 +84,13 @@ class MerchantStaff(Base):
 
 
 class Charge(Base):
-    """A payment of points to a merchant: pending -> paying -> paid | expired | failed."""
+    """A payment of points to a merchant: pending -> paying -> paid | failed; a pending one
+    ends expired (its time ran out) or cancelled (by the shop's staff)."""
 
     __tablename__ = "merchant_charges"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint(
-            "status IN ('pending', 'paying', 'paid', 'expired', 'failed')", name="status"
-        ),
+        CheckConstraint(f"status IN ({CHARGE_STATUSES})", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +131,31 @@ class ResidentCard(Base):
     pin_hash: Mapped[str] = mapped_column(String(255))
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TownHallRegistration(Base):
+    """A resident registered in person at the town hall (issue 15 §1): an account with a name
+    only (no e-mail, no password: it can neither receive mail nor sign in), its card, and the
+    staff member's record that they saw an ID. UNIQUE (town, request key): a double submit of
+    the form registers one person."""
+
+    __tablename__ = "town_hall_registrations"
+    __table_args__ = (
+        UniqueConstraint("town_id", "request_key"),
+        UniqueConstraint("user_id"),
+        CheckConstraint("id_seen", name="id_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    request_key: Mapped[str] = mapped_column(String(64))
+    name_kana: Mapped[str] = mapped_column(String(80), default="")
+    # Always true: the service refuses to register anyone without it (and so does the table).
+    id_seen: Mapped[bool] = mapped_column()
+    id_kind: Mapped[str] = mapped_column(String(20), default="")
+    registered_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -267,7 +296,55 @@ class PinPadSession(Base):
     done_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class ProxyLink(Base):
+    """A family member (`proxy_user_id`, an account of their own) who may see a resident's
+    balance in the town and pay shops' charges from the resident's points, within the limits
+    (points per payment, per JST day). Agreed in person at the town hall: the staff member who
+    linked them records it (`agreed_in_person`, always true). Ended by staff (`ended_at`);
+    "switching" is ending one link and making another. One active link per (resident, proxy)
+    in a town; UNIQUE (town, request key): a double submit links once (issue 15 §1, ADR 0023)."""
+
+    __tablename__ = "proxy_links"
+    __table_args__ = (
+        UniqueConstraint("town_id", "request_key"),
+        CheckConstraint("agreed_in_person", name="agreed_in_person"),
+        CheckConstraint("resident_user_id <> proxy_user_id", name="not_self"),
+        CheckConstraint("per_payment_limit > 0", name="per_payment_positive"),
+        CheckConstraint("daily_limit >= per_payment_limit", name="daily_covers_payment"),
+        Index(
+            "uq_proxy_links_active",
+            "town_id",
+            "resident_user_id",
+            "proxy_user_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
+    resident_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    proxy_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(40), default="")
+    per_payment_limit: Mapped[Decimal] = mapped_column(TokenAmount)
+    daily_limit: Mapped[Decimal] = mapped_column(TokenAmount)
+    # Always true: staff confirm that the resident and the family member agreed in person.
+    agreed_in_person: Mapped[bool] = mapped_column()
+    request_key: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
 # Audit rows about a shop, a settlement or a charge belong to its town (the console's audit page).
 register_audit_town_table("merchant", Merchant, detail_key="merchant_id")
 register_audit_town_table("settlement", Settlement)
 register_audit_town_table("charge", Charge)
+register_audit_town_table("card", ResidentCard)
+register_audit_town_table("proxy_link", ProxyLink)

@@ -89,8 +89,8 @@ PATHS = {
     },
     "/api/merchants/{merchant_id}/charges/{charge_id}": {
         "get": {
-            "summary": "A charge's status (pending, paying, paid, expired), polled by the "
-            "merchant's screen.",
+            "summary": "A charge's status (pending, paying, paid, expired, failed, cancelled), "
+            "polled by the merchant's screen.",
             "security": _SESSION,
             "parameters": [
                 _MERCHANT_ID,
@@ -102,6 +102,27 @@ PATHS = {
                 },
             ],
             "responses": {"200": json_response("The charge."), **_errors()},
+        }
+    },
+    "/api/merchants/{merchant_id}/charges/{charge_id}/cancel": {
+        "post": {
+            "summary": "The shop's staff cancel a charge nobody has started to pay (audited; "
+            "again: the same cancelled charge). 409 charge_not_cancellable when it is being "
+            "paid, paid, failed or expired.",
+            "security": _SESSION,
+            "parameters": [
+                _MERCHANT_ID,
+                {
+                    "name": "charge_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                },
+            ],
+            "responses": {
+                "200": json_response("The cancelled charge."),
+                **_errors(("409", "Being paid, paid, failed or expired: nothing changed.")),
+            },
         }
     },
     "/api/merchants/{merchant_id}/charge-customer": {

@@ -8,10 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import get_locale
 
-from backend.accounts.roles import current_user
+from backend.accounts.roles import current_user, current_user_id
 from backend.chain.api import register_key_store
 from backend.core.db import get_db
 from backend.core.errors import json_object
+from backend.core.page_cache import cached_json
 from backend.merchants.keystore import merchant_key_store
 from backend.merchants.models import Charge, Merchant, Settlement
 from backend.merchants.services import merchant_service
@@ -110,6 +111,13 @@ def charge_status(merchant_id: int, charge_id: int) -> Response:
     return jsonify(charge=charge_json(c))
 
 
+@bp.post("/api/merchants/<int:merchant_id>/charges/<int:charge_id>/cancel")
+def cancel_charge(merchant_id: int, charge_id: int) -> Response:
+    """The shop's staff cancel a pending charge (again: the same cancelled charge)."""
+    c = merchant_service().cancel_charge(current_user(), merchant_id, charge_id)
+    return jsonify(charge=charge_json(c))
+
+
 @bp.post("/api/merchants/<int:merchant_id>/charge-customer")
 def charge_customer(merchant_id: int) -> tuple[Response, int]:
     """A customer's single-use code pays at once (201); a printed card's charge waits for the
@@ -150,17 +158,29 @@ def pay(code: str) -> Response:
 
 @bp.get("/api/merchants/<int:merchant_id>/sales")
 def sales(merchant_id: int) -> Response:
-    rows = merchant_service().sales(current_user(), merchant_id)
-    return jsonify(
-        sales=[
-            {
-                "amount": int(e.amount),
-                "at": e.recorded_at.isoformat(),
-                "tx_hash": e.tx_hash,
-                "charge_code": c.code if c else None,
-            }
-            for e, c in rows
-        ]
+    """The shop's sales (staff only), kept by the page cache until the data changes."""
+
+    def build() -> dict[str, Any]:
+        # 401/403/404 are raised here: nothing is cached then.
+        rows = merchant_service().sales(current_user(), merchant_id)
+        return {
+            "sales": [
+                {
+                    "amount": int(e.amount),
+                    "at": e.recorded_at.isoformat(),
+                    "tx_hash": e.tx_hash,
+                    "charge_code": c.code if c else None,
+                }
+                for e, c in rows
+            ]
+        }
+
+    return cached_json(
+        get_db().session(),
+        "merchants.sales",
+        build,
+        user_id=current_user_id(),
+        locale=str(get_locale() or "ja"),
     )
 
 

@@ -12,6 +12,7 @@ a charge becomes "paid" and a settlement "requested" only when the indexer sees 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import current_app
 
@@ -49,10 +50,18 @@ class MerchantService(MerchantCharges, MerchantSettlements):
     `secret` keys the customers' rotating codes."""
 
     def statement_csv(
-        self, user: User | None, merchant_id: object, frm: object, to: object
+        self,
+        user: User | None,
+        merchant_id: object,
+        frm: object,
+        to: object,
+        translate: Callable[[str], str] | None = None,
     ) -> tuple[str, str]:
-        """(file name, CSV text) of the merchant's sales and settlements (statement.py)."""
-        return statement.statement_csv(self, user, merchant_id, frm, to)
+        """(file name, CSV text) of the merchant's sales and settlements (statement.py), the
+        headers in the reader's language with `translate` (e.g. gettext)."""
+        if translate is None:
+            return statement.statement_csv(self, user, merchant_id, frm, to)
+        return statement.statement_csv(self, user, merchant_id, frm, to, translate)
 
 
 def merchant_service() -> MerchantService:

@@ -4,7 +4,9 @@ settlement queue (settlement_state.py).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hmac
 import secrets
 from decimal import Decimal
 
@@ -49,6 +51,9 @@ from backend.points.models import RECEIVED, PointsEntry
 from backend.points.services import parse_amount
 from backend.regions.models import Town
 
+# The towns settle a redeemed point as one yen (the bank transfer is the points' amount in yen).
+YEN_PER_POINT = 1
+
 
 class MerchantSettlements(MerchantRegistration):
     """Sales, redemption and settlements."""
@@ -63,7 +68,7 @@ class MerchantSettlements(MerchantRegistration):
         to: dt.datetime | None = None,
     ) -> list[tuple[PointsEntry, Charge | None]]:
         """Confirmed payments received (newest first), with the charge each one paid, if any.
-        No payer identity: merchants see amounts only."""
+        Who paid is shown as the customer's display name or a masked code (customers_of)."""
         merchant = self.require_staff(user, merchant_id)
         town = self.town_of(merchant)
         q = select(PointsEntry).where(
@@ -83,6 +88,41 @@ class MerchantSettlements(MerchantRegistration):
             for c in self.session.scalars(select(Charge).where(Charge.outbox_tx_id.in_(ids)))
         }
         return [(r, charges.get(r.outbox_tx_id)) for r in rows]
+
+    def customers_of(self, charges: list[Charge | None]) -> dict[int, str]:
+        """Who paid each charge, by charge id, for the shop's sales list: the customer's display
+        name, else a masked customer code stable per customer (never an address or e-mail)."""
+        payers = {c.id: c.payer_user_id for c in charges if c is not None and c.payer_user_id}
+        if not payers:
+            return {}
+        users = {
+            u.id: u
+            for u in self.session.scalars(select(User).where(User.id.in_(set(payers.values()))))
+        }
+        return {
+            charge_id: (users[uid].display_name.strip() or self._masked_customer(uid))
+            for charge_id, uid in payers.items()
+            if uid in users
+        }
+
+    def _masked_customer(self, user_id: int) -> str:
+        """'••' and 4 characters of a keyed hash of the customer: the same customer reads the
+        same at the till, and nothing about them can be read from it."""
+        digest = hmac.new(self._secret, f"customer-label:{user_id}".encode(), "sha256").digest()
+        return "••" + base64.b32encode(digest).decode()[:4]
+
+    def shops_by_tx(self, tx_ids: list[int | None]) -> dict[int, Merchant]:
+        """The shop each of these outbox transactions paid (a charge's payment), by tx id: a
+        customer's points history names the shop of each payment."""
+        ids = [i for i in tx_ids if i is not None]
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(Charge.outbox_tx_id, Merchant)
+            .join(Merchant, Merchant.id == Charge.merchant_id)
+            .where(Charge.outbox_tx_id.in_(ids))
+        ).all()
+        return {int(tx_id): m for tx_id, m in rows if tx_id is not None}
 
     def partner_sales(
         self, merchant: Merchant, frm: dt.datetime | None = None, to: dt.datetime | None = None
@@ -114,6 +154,25 @@ class MerchantSettlements(MerchantRegistration):
         town = self.town_of(merchant)
         summary = self.points.summary(town, merchant.address)
         return summary.confirmed, summary.available
+
+    def redeem_quote(
+        self, user: User | None, merchant_id: object, amount: object
+    ) -> tuple[int, int]:
+        """(points, yen) a redemption of `amount` would burn and pay, checked as `redeem` checks
+        it (staff, a whole positive amount, within what is available) and nothing written: the
+        shop confirms this before sending."""
+        merchant = self.require_staff(user, merchant_id)
+        value = parse_amount(amount)
+        if merchant.status != ACTIVE:
+            raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+        _confirmed, available = self.balance(merchant)
+        if available < value:
+            raise InsufficientPoints(
+                N_("Not enough points: %(available)d available, %(amount)d needed."),
+                available=available,
+                amount=value,
+            )
+        return value, value * YEN_PER_POINT
 
     def redeem(
         self, user: User | None, merchant_id: object, amount: object, idempotency_key: object

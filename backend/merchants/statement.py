@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend.accounts.models import User
@@ -18,6 +19,23 @@ if TYPE_CHECKING:
     from backend.merchants.services import MerchantService
 
 JST = dt.timezone(dt.timedelta(hours=9))
+
+# The header row and the total's label in the reader's language (the page passes gettext); the
+# cells below them (types, statuses, slugs) stay codes an accounting import can match on.
+HEADERS = (
+    N_("Date (Japan time)"),
+    N_("Type"),
+    N_("Amount (points)"),
+    N_("Reference"),
+    N_("Status"),
+    N_("Transaction ID"),
+    N_("Points of town"),
+)
+TOTAL_SALES = N_("Total sales (points)")
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -38,17 +56,23 @@ def period(frm: object, to: object) -> tuple[dt.date, dt.date]:
 
 
 def statement_csv(
-    svc: MerchantService, user: User | None, merchant_id: object, frm: object, to: object
+    svc: MerchantService,
+    user: User | None,
+    merchant_id: object,
+    frm: object,
+    to: object,
+    translate: Callable[[str], str] = _same,
 ) -> tuple[str, str]:
     """(file name, CSV text) of the merchant's sales and settlements from `frm` to `to`
-    (YYYY-MM-DD, JST days, both included). Merchant staff only."""
+    (YYYY-MM-DD, JST days, both included), the headers put through `translate`. Merchant
+    staff only."""
     merchant = svc.require_staff(user, merchant_id)
     start, end = period(frm, to)
     lo = dt.datetime.combine(start, dt.time(), JST)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), JST)
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["date_jst", "type", "amount", "reference", "status", "tx_hash", "points_of"])
+    w.writerow([csv_cell(translate(h)) for h in HEADERS])  # translations are text too
     town = svc.town_of(merchant)
     total_sales = 0
     for entry, charge in reversed(svc.sales(user, merchant.id, lo, hi)):
@@ -97,6 +121,6 @@ def statement_csv(
             ]
         )
     w.writerow([])
-    w.writerow(["total_sales", "", total_sales, "", "", "", ""])
+    w.writerow([csv_cell(translate(TOTAL_SALES)), "", total_sales, "", "", "", ""])
     name = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.csv"
     return name, out.getvalue()

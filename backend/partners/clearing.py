@@ -21,6 +21,7 @@ from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.core.csv_safe import csv_cell
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.times import JST, jst_text
 from backend.partners.errors import (
     ClearingNotReady,
     PartnershipNotFound,
@@ -39,7 +40,6 @@ from backend.partners.models import (
 from backend.partners.partnerships import PartnershipService
 from backend.regions.models import Town
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _CHANGED = N_(
     "The chain changed this month's payments since they were approved: the approvals were"
     " dropped. Check the new figures and approve again."
@@ -201,7 +201,12 @@ class ClearingService(PartnershipService):
         """The month's statement with every town `town` has agreed a partnership with."""
         require_town_role(user, town.id, STAFF)
         m = parse_month(month, self.current_month())
-        return [self._statement(p, m) for p in self._partnerships_of(town) if p.status != PROPOSED]
+        # A partnership proposed again after it ended keeps its earlier months' statements.
+        return [
+            self._statement(p, m)
+            for p in self._partnerships_of(town)
+            if p.status != PROPOSED or p.term > 1
+        ]
 
     def _require_debtor(self, user: User, st: Statement) -> Town:
         if not st.closed:
@@ -382,9 +387,7 @@ class ClearingService(PartnershipService):
         for r in st.payments:
             w.writerow(
                 [
-                    r.block_time.replace(tzinfo=dt.UTC).astimezone(JST).strftime("%Y-%m-%d %H:%M")
-                    if r.block_time.tzinfo is None
-                    else r.block_time.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+                    jst_text(r.block_time),
                     by_id[r.payer_town_id].slug,
                     by_id[r.merchant_town_id].slug,
                     r.merchant,

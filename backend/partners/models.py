@@ -18,7 +18,7 @@ from backend.core.models import TokenAmount
 
 # Partnership status: "proposed" by one town's staff; "approved" once the other town's staff
 # approved (both setPartner calls queued); "active" when both PartnerSet events are indexed;
-# "ended" when either town ended it.
+# "ended" when either town ended it; "proposed" again (next term) when one proposes anew.
 PROPOSED, APPROVED, ACTIVE, ENDED = "proposed", "approved", "active", "ended"
 PARTNERSHIP_STATUSES = "'proposed', 'approved', 'active', 'ended'"
 
@@ -41,6 +41,9 @@ class Partnership(Base):
     town_a_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
     town_b_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=PROPOSED)
+    # 1, then one more each time the towns start it again after it ended (the same row: the
+    # pair stays UNIQUE). It keeps each term's setPartner calls apart in the outbox's keys.
+    term: Mapped[int] = mapped_column(default=1, server_default="1")
     # One approval per town: who and when (the proposer's town approves by proposing).
     a_approved_by: Mapped[int | None] = mapped_column()
     a_approved_at: Mapped[dt.datetime | None] = mapped_column()

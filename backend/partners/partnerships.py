@@ -40,6 +40,7 @@ from backend.regions.models import Town
 
 SETTINGS_ROLE_KEY = "town_settings"  # the role key that holds SETTINGS_ROLE on RegionPoints
 MAX_RATE = 1_000_000
+IN_FLIGHT = ("queued", "sent", "replaced")  # outbox states of a call the chain has not run yet
 
 
 @dataclass
@@ -132,9 +133,10 @@ class PartnershipService:
         return sorted((self.town(p.other(town.id)) for p in rows), key=lambda t: t.id)
 
     def candidates(self, user: User | None, town: Town) -> list[Town]:
-        """Towns with points that `town` has no partnership with yet (for the proposal form)."""
+        """Towns with points that `town` has no partnership with, or an ended one (for the
+        proposal form: proposing to the town of an ended partnership starts it again)."""
         require_town_role(user, town.id, STAFF)
-        taken = {p.other(town.id) for p in self._partnerships_of(town)}
+        taken = {p.other(town.id) for p in self._partnerships_of(town) if p.status != ENDED}
         towns = self.session.scalars(
             select(Town).where(Town.points_address.is_not(None), Town.id != town.id)
         )
@@ -190,9 +192,7 @@ class PartnershipService:
             ):
                 return self.approve(user, town, existing.id)
             if existing.status == ENDED:
-                raise PartnershipNotReady(
-                    N_("This partnership was ended; starting it again is not possible yet.")
-                )
+                return self._propose_again(user, town, existing)
             return existing
         a, b = sorted((town.id, other.id))
         side = "a" if town.id == a else "b"
@@ -216,6 +216,68 @@ class PartnershipService:
             ):
                 return self.approve(user, town, found.id)
             return found
+        return p
+
+    def _propose_again(self, user: User, town: Town, p: Partnership) -> Partnership:
+        """An ended partnership proposed anew: the same row starts its next term, "proposed"
+        with this town's approval only (the other town approves again, which queues both
+        setPartner(other, true) under the new term's keys). Each side's confirmed_at stays: it
+        mirrors the chain, where the ending town's PartnerSet(false) clears its side. One
+        compare-and-set from "ended": of two towns proposing again at once, the second
+        approves the first's proposal."""
+        # The end's setPartner(false) first: sent after it, the new term's calls are indexed
+        # after it too, and the row never reads "active" while the chain still says ended.
+        if any(
+            c.function == "setPartner" and c.state in IN_FLIGHT
+            for c in chain.calls_of_subject(self.session, "partnership", p.id)
+        ):
+            raise PartnershipNotReady(
+                N_(
+                    "The end of this partnership is still being recorded on chain;"
+                    " try again in a few minutes."
+                )
+            )
+        side = p.side(town.id)
+        other = "b" if side == "a" else "a"
+        now = self._now()
+        done = self.session.execute(
+            update(Partnership)
+            .where(Partnership.id == p.id, Partnership.status == ENDED)
+            .values(
+                {
+                    "status": PROPOSED,
+                    "term": Partnership.term + 1,
+                    f"{side}_approved_by": user.id,
+                    f"{side}_approved_at": now,
+                    f"{other}_approved_by": None,
+                    f"{other}_approved_at": None,
+                    "a_outbox_tx_id": None,
+                    "b_outbox_tx_id": None,
+                    "ended_by": None,
+                    "ended_at": None,
+                }
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.rollback()
+            self.session.refresh(p)
+            if p.status == PROPOSED and getattr(p, f"{side}_approved_by") is None:
+                return self.approve(user, town, p.id)
+            return p
+        try:
+            self.session.refresh(p)
+            self._audit(
+                user,
+                "partnership.propose",
+                p,
+                town,
+                {"other_town_id": p.other(town.id), "term": p.term},
+            )
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
         return p
 
     def approve(self, user: User | None, town: Town, partnership_id: object) -> Partnership:
@@ -270,7 +332,8 @@ class PartnershipService:
         self, user: User, p: Partnership, side: str, me: Town, them: Town, *, accepted: bool
     ) -> Any:
         """Queue setPartner(them, accepted) on `me`'s points, keyed per partnership, side and
-        direction (so approving or ending twice queues nothing more); its outbox row."""
+        direction (so approving or ending twice queues nothing more), and per term after the
+        first (a partnership started again queues its calls anew); its outbox row."""
         details: dict[str, Any] = {"town_id": me.id, "partner_town_id": them.id}
         if not accepted:
             details["accepted"] = False
@@ -283,7 +346,7 @@ class PartnershipService:
                 artifact_name="RegionPoints",
             ),
             sender=Sender.role(SETTINGS_ROLE_KEY, town_id=me.id, user_id=user.id),
-            key=f"partners.set:{p.id}:{side}:{'on' if accepted else 'off'}",
+            key=f"partners.set:{_term_key(p)}:{side}:{'on' if accepted else 'off'}",
             subject=Subject("partnership", p.id),
             audit=AuditEntry(
                 actor=f"user:{user.id}",
@@ -379,3 +442,9 @@ class PartnershipService:
         )
         self.session.commit()
         return row
+
+
+def _term_key(p: Partnership) -> str:
+    """The partnership's part of its outbox keys: its id in the first term (the keys it had
+    before terms existed), "<id>.<term>" after."""
+    return str(p.id) if p.term == 1 else f"{p.id}.{p.term}"

@@ -7,8 +7,8 @@ Partnership (one row per unordered pair of towns, UNIQUE):
              each town's points through the outbox (the "town_settings" role key)
   active     both PartnerSet events are indexed: each town's shops accept the other's points
   ended      either town's staff ended it: no more partner payments on the platform at once,
-             setPartner(other, false) queued on that town's points (starting it again is not
-             built yet)
+             setPartner(other, false) queued on that town's points; either town may propose
+             it again: the same row goes back to "proposed" for its next `term`
 
 The same town cannot approve twice; each step is one conditional UPDATE (compare-and-set), so
 concurrent clicks have one winner and write one audit row.

@@ -1,6 +1,7 @@
 """A holder's lots as the chain sees them: the LotBook fed with the indexed RegionPoints events
-of the holder's transactions, and "today" taken from the chain's clock (never the wall clock,
-which may differ from the chain's on a test chain or a node that lags).
+of the holder's transactions, and "today" taken from the chain's clock as pages read it
+(`chain_today`: what the indexer and this process saw of it, never less than this server's
+clock; no call to the node), or as the node says it (`chain_now`, for the expiry sweep).
 
 `PointsEntry` rows (one per Transfer involving the holder, written by the handlers) name the
 holder's transactions; their stored events (chain_events) are replayed in chain order.
@@ -32,8 +33,12 @@ def chain_now() -> int:
         return int(dt.datetime.now(dt.UTC).timestamp())
 
 
-def chain_today() -> int:
-    return jst_day(chain_now())
+def chain_today(session: Session, chain_id: int) -> int:
+    """The chain's current JST day without asking the node (backend.chain.api.chain_clock):
+    balances and lots on pages are read from the projection only (issue 16 §1)."""
+    gateway = current_app.extensions.get("chain")
+    seen = getattr(gateway, "seen_chain_now", None)
+    return jst_day(chain.chain_clock(session, chain_id, seen() if seen else None))
 
 
 def holder_book(session: Session, chain_id: int, contract: str, holder: str) -> LotBook:

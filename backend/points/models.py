@@ -25,6 +25,7 @@ KINDS = (ISSUED, PAID, RECEIVED, REDEEMED, EXPIRED)
 
 GRANT_PENDING = "pending"
 GRANT_CONFIRMED = "confirmed"
+GRANT_FAILED = "failed"  # not stored: the state shown when the chain refused the grant's call
 
 
 class PointsEntry(Base):

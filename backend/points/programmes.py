@@ -25,6 +25,9 @@ from backend.core.errors import N_
 MAX_PAID_DAYS = 180  # six months, counted short (the shortest 6 months is 181 days)
 
 EMAIL_VERIFIED = "email_verified"  # a Grant's trigger: the sign-up's mailed link was followed
+# A Grant's trigger: someone checked in to a town's event (backend/events), once per event (the
+# grant key "event:<id>"). The venue saw them, so an unverified address does not stop it.
+EVENT_CHECK_IN = "event_check_in"
 
 
 class ProgrammeRuleError(ValueError):
@@ -81,7 +84,14 @@ PAID_PREMIUM = Programme(
     2, 180, paid=True, name="purchase premium", reason="premium", label=N_("Premium points")
 )
 THANKS = Programme(3, 90, name="thank-you", reason="thanks", label=N_("Thank-you points"))
-EVENT_PRIZE = Programme(4, 30, name="event prize", reason="prize", label=N_("Event prize points"))
+EVENT_PRIZE = Programme(
+    4,
+    30,
+    name="event prize",
+    reason="prize",
+    label=N_("Event prize points"),
+    grant=Grant(EVENT_CHECK_IN, 100, "system:events", verified_email=False),
+)
 
 PRESETS = (WELCOME, PAID_PREMIUM, THANKS, EVENT_PRIZE)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,8 @@ from backend.chain import api as chain
 from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import get_db, utcnow
 from backend.core.errors import N_
-from backend.core.numbers import is_ascii_digits
+from backend.core.numbers import ascii_int, is_ascii_digits
+from backend.core.times import JST  # re-exported: merchants and pages import it from here
 from backend.points.chain_lots import chain_today, holder_book
 from backend.points.errors import (
     EmailNotVerified,
@@ -34,6 +36,9 @@ from backend.points.errors import (
 )
 from backend.points.lots import day_start
 from backend.points.models import (
+    GRANT_CONFIRMED,
+    GRANT_FAILED,
+    GRANT_PENDING,
     ISSUED,
     PAID,
     RECEIVED,
@@ -48,8 +53,8 @@ from backend.regions.models import Town
 log = logging.getLogger(__name__)
 
 MAX_AMOUNT = 10_000_000  # one payment or redemption; larger needs staff (not built yet)
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _LIVE_OUTBOX = ("queued", "sent", "replaced", "confirmed")
+_FAILED_OUTBOX = ("reverted", "cancelled", "failed")
 _PENDING_WINDOW = dt.timedelta(days=2)
 
 
@@ -58,7 +63,7 @@ def parse_amount(value: object) -> int:
     if isinstance(value, bool):
         value = None
     if is_ascii_digits(value):
-        value = int(value.strip())
+        value = ascii_int(value)  # None past MAX_DIGITS (no ValueError)
     if not isinstance(value, int) or value <= 0 or value > MAX_AMOUNT:
         raise InvalidAmount(
             N_("Enter a whole number of points from 1 to %(max)d."), field="amount", max=MAX_AMOUNT
@@ -90,6 +95,8 @@ class HistoryItem:
     at: dt.datetime
     reason: str = ""
     pending: bool = False
+    # The outbox transaction behind it: pages name the shop a payment went to by it.
+    tx_id: int | None = None
 
 
 @dataclass
@@ -137,6 +144,9 @@ class PointsService:
         *,
         amount: int | None = None,
         key: str = "",
+        actor: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        on_queued: Callable[[PointsGrant], None] | None = None,
     ) -> PointsGrant:
         """Issue `amount` points (the kind's Grant.amount by default) of a kind the platform
         grants by itself to the user's built-in account, once per user, town, programme and
@@ -149,6 +159,11 @@ class PointsService:
         nothing, a mailbox does). The town's programme row (backend/points/town_settings.py)
         gives the default amount (its welcome amount), ProgrammeInactive when the town closed
         it, and DailyCapReached (nothing written) past its daily caps per person or per town.
+
+        `actor` (the kind's Grant.actor by default) and `details` go into the audit row. The
+        caller's own pending rows commit with the grant (or roll back with it); `on_queued` is
+        called with the new grant just before that commit, to link them to it (events link
+        their check-in).
         """
         how = programme.grant
         if how is None:
@@ -196,16 +211,18 @@ class PointsService:
                 + (f":{key}" if key else ""),
                 subject=Subject("points_grant", grant.id),
                 audit=AuditEntry(
-                    actor=how.actor,
+                    actor=actor or how.actor,
                     action="points.issue",
                     subject_type="user",
                     subject_id=str(user.id),
                     amount=amount,
                     reason=f"{programme.name} points",
-                    details={"town_id": town.id, "programme_id": pid},
+                    details={**(details or {}), "town_id": town.id, "programme_id": pid},
                 ),
             )
             grant.outbox_tx_id = tx.id
+            if on_queued is not None:
+                on_queued(grant)
             self.session.commit()
         except IntegrityError:  # a concurrent call won
             self.session.rollback()
@@ -228,6 +245,28 @@ class PointsService:
                 PointsGrant.grant_key == key,
             )
         )
+
+    def grant_states(self, grant_ids: Iterable[int]) -> dict[int, str]:
+        """Each grant's state as a person sees it: GRANT_PENDING until the indexer has seen its
+        issue, GRANT_CONFIRMED after, GRANT_FAILED when the chain refused its call."""
+        rows = list(
+            self.session.execute(
+                select(PointsGrant.id, PointsGrant.status, PointsGrant.outbox_tx_id).where(
+                    PointsGrant.id.in_(sorted({int(i) for i in grant_ids}))
+                )
+            )
+        )
+        calls = chain.outbox_states(self.session, [t for _i, _s, t in rows if t is not None])
+        out: dict[int, str] = {}
+        for grant_id, status, tx_id in rows:
+            call = calls.get(tx_id) if tx_id is not None else None
+            if status == GRANT_CONFIRMED:
+                out[grant_id] = GRANT_CONFIRMED
+            elif call is not None and call.state in _FAILED_OUTBOX:
+                out[grant_id] = GRANT_FAILED
+            else:
+                out[grant_id] = GRANT_PENDING
+        return out
 
     def _outbox_service(self) -> OutboxService:
         if self._outbox is None:
@@ -259,7 +298,8 @@ class PointsService:
         if not town.points_address:
             return 0
         book = holder_book(self.session, town.chain_id, town.points_address, address)
-        return max(self.raw_balance(town, address) - book.expired(address, chain_today()), 0)
+        expired = book.expired(address, chain_today(self.session, town.chain_id))
+        return max(self.raw_balance(town, address) - expired, 0)
 
     def _unindexed_outbox(self, town: Town) -> list[chain.SentCall]:
         """Recent live calls to this town's points contract not yet seen by the indexer."""
@@ -303,10 +343,10 @@ class PointsService:
                         incoming += amount
             elif tx.user_address == address and tx.function == "transfer":
                 outgoing += int(args["value"])
-                items.append(HistoryItem(PAID, int(args["value"]), tx.created_at, "", True))
+                items.append(HistoryItem(PAID, int(args["value"]), tx.created_at, "", True, tx.id))
             elif tx.user_address == address and tx.function == "payPartnerMerchant":
                 outgoing += int(args["amount"])  # a partner town's shop: burned here
-                items.append(HistoryItem(PAID, int(args["amount"]), tx.created_at, "", True))
+                items.append(HistoryItem(PAID, int(args["amount"]), tx.created_at, "", True, tx.id))
             elif tx.user_address == address and tx.function == "redeem":
                 outgoing += int(args["amount"])
                 items.append(HistoryItem(REDEEMED, int(args["amount"]), tx.created_at, "", True))
@@ -345,7 +385,7 @@ class PointsService:
         if not town.points_address:
             return []
         book = holder_book(self.session, town.chain_id, town.points_address, address)
-        today = chain_today()
+        today = chain_today(self.session, town.chain_id)
         issued = {
             e.expires_at.replace(tzinfo=dt.UTC) if e.expires_at.tzinfo is None else e.expires_at: e
             for e in sorted(self.entries(town, address, limit=10_000), key=lambda e: e.block_number)
@@ -376,7 +416,7 @@ class PointsService:
         """Balance, pending amounts, lots with expiry, and history (newest first)."""
         incoming, outgoing, pending_items = self.pending(town, address)
         history = pending_items + [
-            HistoryItem(e.kind, int(e.amount), e.recorded_at, e.reason)
+            HistoryItem(e.kind, int(e.amount), e.recorded_at, e.reason, tx_id=e.outbox_tx_id)
             for e in self.entries(town, address)
         ]
         return PointsSummary(

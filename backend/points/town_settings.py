@@ -43,6 +43,7 @@ from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import ascii_int
+from backend.core.times import JST
 from backend.points.errors import DailyCapReached, PointsNotAvailable, ProgrammeNotFound
 from backend.points.models import (
     SETTING_PROGRAMME,
@@ -70,7 +71,6 @@ POLICIES = (OPEN, MERCHANTS_ONLY)  # RegionPoints.TransferPolicy, in enum order
 MAX_WELCOME = 1_000_000  # points one welcome grant may give
 MAX_CAP = 1_000_000_000  # a daily cap, in points
 MAX_NAME = 120
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 INACTIVE = N_("This town does not give these points at the moment.")  # ProgrammeInactive
@@ -134,6 +134,16 @@ class PolicyView:
 
 def jst_day(at: dt.datetime) -> dt.date:
     return at.astimezone(JST).date()
+
+
+def policy_on_chain(session: Session, town: Town) -> str:
+    """The town's transfer policy (OPEN or MERCHANTS_ONLY) as the indexer last saw it."""
+    if not town.points_address:
+        return OPEN
+    events = chain.indexed_events(
+        session, town.chain_id, town.points_address, ["TransferPolicySet"]
+    )
+    return POLICIES[int(events[-1].args.get("policy", 0))] if events else OPEN
 
 
 def town_programme(session: Session, town_id: int, programme_id: int) -> TownProgramme | None:
@@ -305,6 +315,11 @@ class TownSettingsService:
     def programmes(self, actor: User | None, town: Town) -> list[ProgrammeView]:
         """The town's programmes with the state of their last on-chain change. STAFF only."""
         require_town_role(actor, town.id, *EDITORS)
+        return self.programme_views(town)
+
+    def programme_views(self, town: Town) -> list[ProgrammeView]:
+        """`programmes` for a caller that has authorised otherwise (e.g. a service's API key:
+        backend/integrations)."""
         self.ensure_seeded(town)
         rows = list(
             self.session.scalars(
@@ -353,13 +368,7 @@ class TownSettingsService:
     def transfer_policy(self, actor: User | None, town: Town) -> PolicyView:
         """The policy on chain (as indexed) and the console's last change with its state."""
         require_town_role(actor, town.id, *EDITORS)
-        on_chain = OPEN
-        if town.points_address:
-            events = chain.indexed_events(
-                self.session, town.chain_id, town.points_address, ["TransferPolicySet"]
-            )
-            if events:
-                on_chain = POLICIES[int(events[-1].args.get("policy", 0))]
+        on_chain = policy_on_chain(self.session, town)
         last = self.session.scalar(
             select(PointsSettingChange)
             .where(

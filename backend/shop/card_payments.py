@@ -22,7 +22,9 @@ from backend.core.models import AuditLog
 from backend.shop.catalog import sale_key
 from backend.shop.models import Order, PaymentEventRecord, payment_ref_bytes
 from backend.shop.orders import mint_audit
+from backend.shop.payment_targets import payment_target
 from backend.shop.providers import DECLINED, PAID, PaymentProvider
+from backend.shop.supply import set_status
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class CardPaymentService:
         """Apply a provider event once: paid -> mint (minter key, via the outbox), declined ->
         declined. Returns "processed", "duplicate" or "ignored"; BadSignature changes nothing."""
         event = provider.parse_webhook(payload, headers)
+        target = payment_target(event.order_public_id)
+        if target is not None:  # another domain's purchase (points bought with a premium)
+            return target().apply_payment_event(provider, event)
         if self.session.scalar(
             select(PaymentEventRecord.id).where(
                 PaymentEventRecord.provider == provider.name,
@@ -80,7 +85,7 @@ class CardPaymentService:
         if order is not None and order.status == "pending_payment":
             if event.kind == PAID:
                 if event.amount_yen is not None and int(event.amount_yen) != int(order.amount):
-                    order.status = "failed"
+                    set_status(self.session, order, "failed")
                     order.error = "amount mismatch"
                     log.error(
                         "order %s: paid %s, expected %s",
@@ -94,7 +99,7 @@ class CardPaymentService:
                     self._enqueue_mint(order)
                 result = "processed"
             elif event.kind == DECLINED:
-                order.status = "declined"
+                set_status(self.session, order, "declined")
                 result = "processed"
         self.session.commit()
         return result
@@ -139,7 +144,7 @@ class CardPaymentService:
                 continue
             reason = tx.error or tx.state
             if order.payment_kind != "card":
-                order.status = "failed"
+                set_status(self.session, order, "failed")
                 order.error = reason
                 done["failed"] += 1
             elif order.mint_attempts < MAX_MINT_ATTEMPTS:
@@ -154,7 +159,7 @@ class CardPaymentService:
     def _refund(self, order: Order, reason: str) -> None:
         provider = self._provider()
         refund_ref = provider.refund(order.provider_payment_id or order.payment_ref)
-        order.status = "refunded"
+        set_status(self.session, order, "refunded")
         order.refund_ref = refund_ref
         order.error = reason
         self.session.add(

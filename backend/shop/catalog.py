@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,8 +27,8 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, NotFound, ServiceUnavailable
 from backend.core.safety import is_local_test_chain
 from backend.regions.models import Town
-from backend.shop.errors import NotYourTicket, TicketRefused
-from backend.shop.models import CheckIn, Collection, Listing, Order, Perk
+from backend.shop.errors import InsufficientBalance, NotYourTicket, TicketRefused
+from backend.shop.models import CheckIn, Collection, Listing, Order, Perk, PerkUse
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,41 @@ def yen_token(chain: Web3Gateway) -> YenToken:
         return chain.yen_token()
     except YenTokenUnavailable as exc:
         raise ServiceUnavailable(YEN_OFF, code="yen_token_off") from exc
+
+
+@dataclass(frozen=True)
+class YenLabel:
+    """How pages name the chain's yen token: the local test token is test money ("test yen",
+    テスト用の円); a configured token (JPYC, for instance) by its symbol."""
+
+    symbol: str
+    test: bool
+
+
+def yen_label(chain: Web3Gateway) -> YenLabel | None:
+    """The chain's yen token as pages name it; None when there is none or the node is away."""
+    try:
+        yen = chain.yen_token()
+    except Exception:  # noqa: BLE001 - no token, no node, no deployments: nothing to name
+        return None
+    return YenLabel(yen.symbol, yen.test)
+
+
+def not_enough_yen(chain: Web3Gateway, balance: int, amount: int) -> InsufficientBalance:
+    """The refusal of a yen payment over the balance, naming the token as pages do."""
+    yen = yen_label(chain)
+    if yen is None or yen.test:
+        return InsufficientBalance(
+            N_("Not enough test yen: you have %(balance)s and this costs %(amount)s."),
+            balance=balance,
+            amount=amount,
+        )
+    return InsufficientBalance(
+        N_("Not enough %(symbol)s: you have %(balance)s and this costs %(amount)s."),
+        symbol=yen.symbol,
+        balance=balance,
+        amount=amount,
+    )
 
 
 def token_key(town: Town, payment_kind: str, chain: Web3Gateway) -> str:
@@ -140,54 +175,85 @@ class ShopService:
         }
 
     def perks(self, collection: Collection, locale: str) -> list[PerkView]:
+        return self.perks_of([collection.id], locale).get(collection.id, [])
+
+    def perks_of(self, collection_ids: list[int], locale: str) -> dict[int, list[PerkView]]:
+        """The perks of each collection, by perk id (one query)."""
+        out: dict[int, list[PerkView]] = {}
+        if not collection_ids:
+            return out
         rows = self.session.scalars(
-            select(Perk).where(Perk.collection_id == collection.id).order_by(Perk.perk_id)
+            select(Perk)
+            .where(Perk.collection_id.in_(collection_ids))
+            .order_by(Perk.collection_id, Perk.perk_id)
         )
-        return [
-            PerkView(p.perk_id, p.name(locale), p.uses_per_token, None, p.valid_until) for p in rows
-        ]
+        for p in rows:
+            out.setdefault(p.collection_id, []).append(
+                PerkView(p.perk_id, p.name(locale), p.uses_per_token, None, p.valid_until)
+            )
+        return out
 
     def pending_quantity(self, listing: Listing) -> int:
         """Tokens of `listing` in orders the chain has not confirmed yet."""
-        return int(
-            self.session.scalar(
-                select(func.coalesce(func.sum(Order.quantity), 0)).where(
-                    Order.listing_id == listing.id,
-                    Order.status.in_(("pending_payment", "processing")),
-                )
-            )
-            or 0
-        )
+        return self.pending_quantities([listing.id]).get(listing.id, 0)
 
-    def remaining(self, listing: Listing) -> int | None:
-        """What is left to sell: the listing's supply on chain less sold and pending orders."""
+    def pending_quantities(self, listing_ids: list[int]) -> dict[int, int]:
+        """Tokens in orders the chain has not confirmed yet, per listing (one query)."""
+        if not listing_ids:
+            return {}
+        rows = self.session.execute(
+            select(Order.listing_id, func.coalesce(func.sum(Order.quantity), 0))
+            .where(
+                Order.listing_id.in_(listing_ids),
+                Order.status.in_(("pending_payment", "processing")),
+            )
+            .group_by(Order.listing_id)
+        )
+        return {int(i): int(n or 0) for i, n in rows}
+
+    def remaining(self, listing: Listing, pending: int | None = None) -> int | None:
+        """What is left to sell: the listing's supply less the tokens the indexer saw sold
+        (`Listing.sold`) and those in pending orders; None before the listing is on chain.
+        Read from SQL only: the shop page never asks the node (issue 16 §1)."""
         if listing.chain_listing_id is None:
             return None
-        on_chain = self.chain_listing(listing.chain_listing_id, listing.town)
-        if on_chain is None:
-            return None
-        return max(0, on_chain["supply"] - on_chain["sold"] - self.pending_quantity(listing))
+        if pending is None:
+            pending = self.pending_quantity(listing)
+        return max(0, int(listing.supply) - int(listing.sold or 0) - pending)
+
+    def sale_clock(self, town: Town) -> dt.datetime:
+        """ "Now" for a listing's sale window: the chain's clock, since PrimarySale checks the
+        window (and the allowlist voucher's deadline, the window's end) against
+        block.timestamp; as pages read it without asking the node (`chain_clock`: the indexer's
+        newest block, this process's last read of the chain's clock, this server's clock)."""
+        seen = getattr(self._chain(), "seen_chain_now", None)
+        clock = chain.chain_clock(self.session, town.chain_id, seen() if seen else None)
+        return dt.datetime.fromtimestamp(clock, dt.UTC)
 
     def shop(self, town: Town, locale: str) -> list[CollectionView]:
-        now = self._now()
+        now = self.sale_clock(town)
         out = []
         collections = self.session.scalars(
             select(Collection).where(Collection.town_id == town.id).order_by(Collection.id)
         ).all()
+        listings: dict[int, list[Listing]] = {}
+        for li in self.session.scalars(
+            select(Listing).where(Listing.town_id == town.id).order_by(Listing.id)
+        ):
+            listings.setdefault(li.collection_id, []).append(li)
+        pending = self.pending_quantities([li.id for ls in listings.values() for li in ls])
+        perks = self.perks_of([c.id for c in collections], locale)
         for c in collections:
-            listings = self.session.scalars(
-                select(Listing).where(Listing.collection_id == c.id).order_by(Listing.id)
-            ).all()
             views = [
                 ListingView(
                     listing=li,
-                    remaining=self.remaining(li),
+                    remaining=self.remaining(li, pending.get(li.id, 0)),
                     is_open=li.chain_listing_id is not None and li.starts_at <= now < li.ends_at,
                     price=int(li.price),
                 )
-                for li in listings
+                for li in listings.get(c.id, [])
             ]
-            out.append(CollectionView(c, views, self.perks(c, locale), collection_image_path(c)))
+            out.append(CollectionView(c, views, perks.get(c.id, []), collection_image_path(c)))
         return out
 
     # ----------------------------------------------------------------- metadata
@@ -261,9 +327,49 @@ class ShopService:
         )
         return max(0, left - int(pending or 0))
 
+    def indexed_uses_left(
+        self, tokens: list[tuple[Collection, int, list[PerkView]]], now: dt.datetime
+    ) -> None:
+        """Set each perk's `uses_left` from SQL, as FanCollection.perkUsesLeft counts it: 0 once
+        the perk's valid-until has passed by the chain's clock `now`, else its uses per token
+        less the uses the indexer saw (PerkUse) and the check-ins still processing. Two queries
+        for all `tokens` (collection, token id, its perks); the node is not asked."""
+        if not tokens:
+            return
+        contracts = sorted({str(c.contract_address) for c, _t, _p in tokens})
+        ids = sorted({t for _c, t, _p in tokens})
+        used = {
+            (str(u.contract_address), int(u.token_id), int(u.perk_id)): int(u.used)
+            for u in self.session.scalars(
+                select(PerkUse).where(
+                    PerkUse.contract_address.in_(contracts), PerkUse.token_id.in_(ids)
+                )
+            )
+        }
+        pending = {
+            (int(c), int(t), int(p)): int(n)
+            for c, t, p, n in self.session.execute(
+                select(CheckIn.collection_id, CheckIn.token_id, CheckIn.perk_id, func.count())
+                .where(
+                    CheckIn.collection_id.in_(sorted({c.id for c, _t, _p in tokens})),
+                    CheckIn.token_id.in_(ids),
+                    CheckIn.status == "processing",
+                )
+                .group_by(CheckIn.collection_id, CheckIn.token_id, CheckIn.perk_id)
+            )
+        }
+        for c, token_id, perks in tokens:
+            for p in perks:
+                if p.valid_until is not None and _aware(p.valid_until) < now:
+                    p.uses_left = 0
+                    continue
+                done = used.get((str(c.contract_address), token_id, p.perk_id), 0)
+                waiting = pending.get((c.id, token_id, p.perk_id), 0)
+                p.uses_left = max(0, p.uses_per_token - done - waiting)
+
     def my_collection(self, user: User, locale: str) -> list[dict[str, Any]]:
-        """The user's tokens in every town's collections, with perks, uses left and a ticket
-        code bound to the current holder."""
+        """The user's tokens in every town's collections, with perks, uses left (from SQL:
+        `indexed_uses_left`) and a ticket code bound to the current holder."""
         addrs = self.addresses(user)
         if not addrs:
             return []
@@ -281,11 +387,13 @@ class ShopService:
             key=lambda row: (row[1].id, row[0].token_id),
         )
         out = []
-        for owner_row, c in rows:
-            token_id = int(owner_row.token_id)
-            perks = self.perks(c, locale)
-            for p in perks:
-                p.uses_left = self.uses_left(c, token_id, p.perk_id)
+        perks_of = self.perks_of(sorted({c.id for _t, c in rows}), locale)
+        tokens = [
+            (c, int(t.token_id), [replace(p) for p in perks_of.get(c.id, [])]) for t, c in rows
+        ]
+        if tokens:
+            self.indexed_uses_left(tokens, self.sale_clock(tokens[0][0].town))
+        for (owner_row, c), (_c, token_id, perks) in zip(rows, tokens, strict=True):
             code = self.ticket_code(c, token_id, owner_row.owner)
             out.append(
                 {
@@ -346,6 +454,11 @@ class ShopService:
                 code="ticket_expired",
             )
         return data
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """A stored time as UTC-aware (SQLite hands naive UTC back)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def image_path(town_slug: str, collection_slug: str) -> str:

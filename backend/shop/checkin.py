@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.accounts.models import User
+from backend.accounts.models import Address, User
 from backend.accounts.roles import VERIFIER, require_town_role
 from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
@@ -22,6 +22,15 @@ from backend.shop.catalog import PerkView, ShopService
 from backend.shop.errors import TicketRefused
 from backend.shop.models import CheckIn, Collection
 
+# What venue staff are told at a glance (issue 15 §7): OK, or NG and why.
+OK, USED_UP, PERK_EXPIRED, NO_PERKS, UNAVAILABLE = (
+    "ok",
+    "used_up",
+    "perk_expired",
+    "no_perks",
+    "unavailable",
+)
+
 
 @dataclass
 class TicketView:
@@ -30,6 +39,26 @@ class TicketView:
     token_id: int
     holder: str
     perks: list[PerkView] = field(default_factory=list)
+    holder_name: str = ""  # the holder's display name; "" when they set none (never the 0x)
+    verdict: str = OK
+    usable: set[int] = field(default_factory=set)  # perk ids with a use left, valid now
+
+
+def verdict(perks: list[PerkView], now: dt.datetime) -> tuple[str, set[int]]:
+    """OK when a perk has a use left and has not ended; else why not: unreadable uses
+    (UNAVAILABLE, never NG for a ticket that may be fine), no perks, all used up, or ended."""
+    usable = {
+        p.perk_id for p in perks if p.uses_left and (p.valid_until is None or p.valid_until >= now)
+    }
+    if usable:
+        return OK, usable
+    if any(p.uses_left is None for p in perks):
+        return UNAVAILABLE, usable
+    if not perks:
+        return NO_PERKS, usable
+    if all(p.uses_left == 0 for p in perks):
+        return USED_UP, usable
+    return PERK_EXPIRED, usable
 
 
 class CheckInService:
@@ -68,7 +97,17 @@ class CheckInService:
         perks = self.shop.perks(c, locale)
         for p in perks:
             p.uses_left = self.shop.uses_left(c, token_id, p.perk_id)
-        return TicketView(town, c, token_id, owner, perks)
+        status, usable = verdict(perks, self._now())
+        return TicketView(town, c, token_id, owner, perks, self._name_of(owner), status, usable)
+
+    def _name_of(self, address: str) -> str:
+        """The display name of the person whose account holds `address` ("" for none)."""
+        name = self.session.scalar(
+            select(User.display_name)
+            .join(Address, Address.user_id == User.id)
+            .where(func.lower(Address.address) == address.lower())
+        )
+        return (name or "").strip()
 
     def check_in(
         self,

@@ -31,8 +31,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.accounts.models import CUSTODIAL, Address, User
+from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
+from backend.accounts.services import custodial_addresses, users_by_email
 from backend.chain import api as chain
 from backend.chain.api import (
     AuditEntry,
@@ -555,6 +556,12 @@ class CollectionConsole:
                 field="allowlist",
                 max=MAX_ALLOWLIST_ROWS,
             )
+        # E-mails are looked up together (one query per 500, not one per line) and count only
+        # where the account confirmed them: an unconfirmed address may be someone else's typo.
+        emails = [ln.lower() for ln in lines if chain.checksum_address(ln) is None]
+        emails = [e for e in emails if _EMAIL.fullmatch(e)]
+        user_ids = users_by_email(self.session, emails, verified_only=True)
+        wallets = custodial_addresses(self.session, user_ids.values())
         out: dict[str, tuple[str, str | None]] = {}
         bad: list[str] = []
         for n, line in enumerate(lines, start=1):
@@ -562,12 +569,8 @@ class CollectionConsole:
             email = None
             if address is None and _EMAIL.fullmatch(line):
                 email = line.lower()
-                address = self.session.scalar(
-                    select(Address.address)
-                    .join(User, User.id == Address.user_id)
-                    .where(func.lower(User.email) == email, Address.kind == CUSTODIAL)
-                    .order_by(Address.id)
-                )
+                user_id = user_ids.get(email)
+                address = wallets.get(user_id) if user_id is not None else None
             if address is None:
                 bad.append(f"{n}: {line[:60]}")
                 continue
@@ -575,8 +578,8 @@ class CollectionConsole:
         if bad:
             raise InvalidInput(
                 N_(
-                    "These lines are neither an address nor the e-mail of someone with an"
-                    " account: %(lines)s"
+                    "These lines are neither an address nor an e-mail its account holder has"
+                    " confirmed: %(lines)s"
                 ),
                 field="allowlist",
                 lines="; ".join(bad[:10]),

@@ -8,7 +8,17 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.db import Base, utcnow
@@ -77,6 +87,20 @@ class Perk(Base):
         return self.name_ja if locale == "ja" else self.name_en
 
 
+class PerkUse(Base):
+    """How many times a perk was used on one token of a collection contract, projected from the
+    confirmed PerkUsed events (shop handlers): "my collection" shows the uses left from here
+    and the perk's rule (Perk) instead of asking the node (issue 16 §1)."""
+
+    __tablename__ = "nft_perk_uses"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    contract_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    token_id: Mapped[Decimal] = mapped_column(TokenAmount, primary_key=True)
+    perk_id: Mapped[Decimal] = mapped_column(TokenAmount, primary_key=True)
+    used: Mapped[int] = mapped_column(default=0)
+
+
 PAYMENT_KINDS = ("points", "stablecoin", "card")
 
 
@@ -103,9 +127,25 @@ class Listing(Base):
     allowlist_only: Mapped[bool] = mapped_column(default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Tokens sold on chain: the quantities of the confirmed Purchased and PaidOffChainMinted
+    # events of this listing (shop handlers), so the shop page reads what is left from SQL
+    # (`supply` is the listing's supply on chain: createListing sets it and nothing changes it).
+    sold: Mapped[int] = mapped_column(default=0, server_default="0")
 
     collection: Mapped[Collection] = relationship()
     town: Mapped[Town] = relationship()
+
+
+class ListingStock(Base):
+    """How many of a listing's tokens orders hold (pending payment, processing, completed):
+    taken by one guarded UPDATE per new order, given back when an order fails, is declined or
+    refunded (backend/shop/supply.py). A table of its own, not a column of nft_listings, so a
+    buyer's row lock never waits on the indexer's updates of the listing."""
+
+    __tablename__ = "nft_listing_stock"
+
+    listing_id: Mapped[int] = mapped_column(ForeignKey("nft_listings.id"), primary_key=True)
+    reserved: Mapped[int] = mapped_column(default=0)
 
 
 class AllowlistEntry(Base):
@@ -201,3 +241,51 @@ def payment_ref_bytes(ref: str) -> str:
 
 # Audit rows about a listing belong to its town (the console's audit log).
 register_audit_town_table("listing", Listing)
+
+
+GIFT_QUEUED = "queued"  # the transfer is in the outbox or on its way
+GIFT_DONE = "done"  # the chain confirmed it: the token is the recipient's
+GIFT_FAILED = "failed"  # the transfer failed; the giver still holds the token
+GIFT_STATES = (GIFT_QUEUED, GIFT_DONE, GIFT_FAILED)
+
+
+class Gift(Base):
+    """A token a custodial holder gave to another person or moved to their own wallet (issue 15
+    §4): one relayed `safeTransferFrom` signed with the giver's custodial key. At most one gift
+    of a token is on its way at a time (the partial UNIQUE index), and a form sent twice is one
+    gift (`request_key`)."""
+
+    __tablename__ = "nft_gifts"
+    __table_args__ = (
+        CheckConstraint("state IN ('" + "', '".join(GIFT_STATES) + "')", name="state"),
+        Index(
+            "uq_nft_gifts_token_in_flight",
+            "collection_id",
+            "token_id",
+            unique=True,
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    token_id: Mapped[int] = mapped_column(BigInteger)
+    giver_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # "give" (to a person) or "move" (own wallet)
+    state: Mapped[str] = mapped_column(String(8), default=GIFT_QUEUED)
+    request_key: Mapped[str] = mapped_column(String(120), unique=True)
+    outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+    collection: Mapped[Collection] = relationship()
+
+
+# Audit rows about a gift belong to its town (the console's audit log).
+register_audit_town_table("nft_gift", Gift)

@@ -35,7 +35,7 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
-from backend.shop.catalog import ShopService, sale_key, token_key, token_scale
+from backend.shop.catalog import ShopService, not_enough_yen, sale_key, token_key, token_scale
 from backend.shop.console import voucher_for
 from backend.shop.errors import (
     InsufficientBalance,
@@ -46,8 +46,10 @@ from backend.shop.errors import (
 )
 from backend.shop.models import Listing, Order
 from backend.shop.providers import CheckoutOrder, PaymentProvider
+from backend.shop.supply import remaining as supply_left
+from backend.shop.supply import reserve
 
-PERMIT_TTL = 3600
+PERMIT_TTL = 3600  # seconds of the chain's clock (OrderService.chain_now)
 ACTIVE_TX_STATES = ("queued", "sent", "replaced")
 PERMIT_TYPES = {
     "EIP712Domain": [
@@ -143,6 +145,16 @@ class OrderService:
                 N_("The shop cannot be reached right now; try again soon.")
             ) from None
 
+    def chain_now(self) -> int:
+        """The chain's clock (Unix seconds): permits' deadlines are checked against
+        block.timestamp, so they start from it and not from this server's wall clock."""
+        try:
+            return self._chain().chain_now()
+        except ChainUnavailable:
+            raise ServiceUnavailable(
+                N_("The shop cannot be reached right now; try again soon.")
+            ) from None
+
     def buyer_address(self, user: User, kind: str) -> Address:
         rows = self.session.scalars(
             select(Address).where(Address.user_id == user.id).order_by(Address.id)
@@ -220,6 +232,8 @@ class OrderService:
                 redirect = provider.create_checkout(self._checkout(order, listing))
             else:
                 self._pay_with_token(user, order, listing, buyer, amount, voucher)
+            # Last before the commit: the listing's stock row stays locked only till then.
+            reserve(self.session, listing, order)
             self.session.commit()
             return PlacedOrder(order, redirect, created=True)
 
@@ -249,14 +263,18 @@ class OrderService:
             raise InvalidInput(
                 N_("Choose a quantity from 1 to %(max)s."), field="quantity", max=listing.wallet_cap
             )
-        now = self._now()
+        # The chain's clock: PrimarySale refuses a buy outside the window by block.timestamp.
+        now = dt.datetime.fromtimestamp(self.chain_now(), dt.UTC)
         starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
         if listing.chain_listing_id is None or not starts <= now < ends:
             raise NotOnSale(N_("This item is not on sale now."))
         return listing
 
     def check_supply(self, listing: Listing, quantity: int, buyer: str) -> None:
-        """Refuse a quantity over what is left or over the buyer's per-wallet cap."""
+        """Refuse a quantity over what is left or over the buyer's per-wallet cap: the early
+        answer. What is left is the supply less what orders hold (backend/shop/supply.py), and
+        never more than the chain has left (tokens bought outside the platform). The order
+        takes its quantity only at its commit (`reserve`), which is what holds under a rush."""
         town = listing.town
         assert listing.chain_listing_id is not None  # noqa: S101 - checked by _listing
         on_chain = self.shop.chain_listing(listing.chain_listing_id, town)
@@ -264,7 +282,7 @@ class OrderService:
             raise ServiceUnavailable(N_("The shop cannot be reached right now; try again soon."))
         if on_chain["paused"]:
             raise NotOnSale(N_("This item is not on sale now."))
-        remaining = on_chain["supply"] - on_chain["sold"] - self.shop.pending_quantity(listing)
+        remaining = min(supply_left(self.session, listing), on_chain["supply"] - on_chain["sold"])
         if remaining <= 0:
             raise SoldOut(N_("Sold out."), remaining=0)
         if quantity > remaining:
@@ -315,16 +333,17 @@ class OrderService:
         # Points already promised to buys the chain has not run yet are not spendable twice.
         in_flight = self.in_flight(buyer.address, listing.payment_kind, town.id)
         if balance - int(in_flight["amount"]) * scale < amount * scale:
-            message = (
-                N_("Not enough points: you have %(balance)s and this costs %(amount)s.")
-                if listing.payment_kind == "points"
-                else N_("Not enough test yen: you have %(balance)s and this costs %(amount)s.")
+            if listing.payment_kind != "points":
+                raise not_enough_yen(self._chain(), balance // scale, amount)
+            raise InsufficientBalance(
+                N_("Not enough points: you have %(balance)s and this costs %(amount)s."),
+                balance=balance // scale,
+                amount=amount,
             )
-            raise InsufficientBalance(message, balance=balance // scale, amount=amount)
         signer = self.accounts.custodial_signer(user)
         sale = self._chain().address_of(sale_key(town))
         nonce = self.read_int(token, "nonces", buyer.address) + int(in_flight["count"])
-        deadline = int(self._now().timestamp()) + PERMIT_TTL
+        deadline = self.chain_now() + PERMIT_TTL
         permit = {
             "types": PERMIT_TYPES,
             "primaryType": "Permit",
@@ -382,14 +401,43 @@ class OrderService:
         order = self.session.scalar(select(Order).where(Order.public_id == public_id))
         if order is None or order.user_id != user.id:
             raise NotFound(N_("There is no such order."))
-        return order
+        return self.catch_up(order)
 
-    def my_orders(self, user: User) -> list[Order]:
-        return list(
+    def my_orders(self, user: User, limit: int = 20) -> list[Order]:
+        """The user's orders, newest first (the purchase history, my collection's notices)."""
+        orders = list(
             self.session.scalars(
-                select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(20)
+                select(Order)
+                .where(Order.user_id == user.id)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(limit)
             )
         )
+        for order in orders:
+            self.catch_up(order)
+        return orders
+
+    def catch_up(self, order: Order) -> Order:
+        """Complete a processing order whose buy or mint is already indexed (issue 15 §7: the
+        page said 処理中 with the token in the collection). The handler finds an order by its
+        outbox row's hash; when the event was indexed while the row still held another
+        attempt's hash (a replaced transaction mined under its first hash), it found none and
+        never looks again. The confirmed event of the row's hash settles it here, as the
+        handler would have (same values, so two readers at once write the same)."""
+        if order.status != "processing" or order.outbox_tx_id is None:
+            return order
+        tx = chain.outbox_tx(self.session, order.outbox_tx_id)
+        if tx is None or tx.state != "confirmed" or not tx.tx_hash:
+            return order
+        for name in ("Purchased", "PaidOffChainMinted"):
+            events = chain.events_of_tx(self.session, tx.tx_hash, name)
+            if events:
+                order.status = "completed"
+                order.first_token_id = int(events[0].args["firstTokenId"])
+                order.error = None
+                self.session.commit()
+                break
+        return order
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

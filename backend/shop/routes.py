@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from backend.accounts.roles import current_user, require_user
 from backend.core.db import get_db
 from backend.core.errors import N_, NotFound, json_object
+from backend.core.page_cache import cached_json
 from backend.shop.images import collection_svg
 from backend.shop.resident_meta import ResidentMetadata
 from backend.shop.services import checkin_service, shop_service
@@ -23,6 +24,14 @@ def _locale() -> str:
 
 @bp.get("/api/shop/towns/<slug>/listings")
 def listings(slug: str):
+    """The town's collections and listings with what is left, from SQL (never the node), kept
+    by the page cache until the data changes."""
+    return cached_json(
+        get_db().session(), "shop.listings", lambda: _listings(slug), user_id=None, locale=_locale()
+    )
+
+
+def _listings(slug: str) -> dict[str, Any]:
     shop = shop_service()
     town = shop.town(slug)
     out = []
@@ -58,7 +67,7 @@ def listings(slug: str):
                 ],
             }
         )
-    return jsonify({"town": town.slug, "collections": out})
+    return {"town": town.slug, "collections": out}
 
 
 # Static segments win over variables in Flask's router: these take /meta/<town>/resident/...

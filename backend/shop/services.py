@@ -16,9 +16,10 @@ from backend.chain.api import Web3Gateway, get_vault, outbox_service
 from backend.core.db import get_db
 from backend.core.purpose_keys import TEST_CARD_WEBHOOK, TICKET, purpose_key_hex
 from backend.shop.card_payments import CardPaymentService
-from backend.shop.catalog import ShopService, is_test_chain
+from backend.shop.catalog import ShopService, YenLabel, is_test_chain, yen_label
 from backend.shop.checkin import CheckInService
 from backend.shop.console import CollectionConsole
+from backend.shop.gifts import GiftService
 from backend.shop.orders import OrderService
 from backend.shop.providers import PaymentProvider, StripeProvider, TestCardProvider
 from backend.shop.wallet_orders import WalletOrderService
@@ -38,6 +39,12 @@ def _chain(app: Flask) -> Callable[[], Web3Gateway]:
 def on_test_chain() -> bool:
     """Whether the app's node is a local test chain (test checkout, its webhook, the faucet)."""
     return is_test_chain(_app().extensions["chain"])
+
+
+def yen_currency() -> YenLabel | None:
+    """How pages name the app's chain's yen token (test money on a local chain's test token;
+    its symbol when configured); None when the chain has none."""
+    return yen_label(_app().extensions["chain"])
 
 
 def payment_provider() -> PaymentProvider:
@@ -110,4 +117,13 @@ def collection_console() -> CollectionConsole:
         chain=_chain(app),
         outbox=outbox_service,
         public_url=app.extensions["settings"].public_url,
+    )
+
+
+def gift_service() -> GiftService:
+    """Giving and moving cards and tickets of built-in wallets (backend/shop/gifts.py)."""
+    app = _app()
+    session = get_db().session()
+    return GiftService(
+        session, accounts=AccountService(session, lambda: get_vault(app)), outbox=outbox_service
     )

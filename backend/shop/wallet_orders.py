@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import require_user
+from backend.chain import api as chain
 from backend.chain.api import (
     AuditEntry,
     ChainUnavailable,
@@ -34,9 +35,15 @@ from backend.chain.api import (
 )
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
-from backend.shop.catalog import is_test_chain, sale_key, token_key, token_scale, yen_token
+from backend.shop.catalog import (
+    is_test_chain,
+    not_enough_yen,
+    sale_key,
+    token_key,
+    token_scale,
+    yen_token,
+)
 from backend.shop.console import voucher_for
-from backend.shop.errors import InsufficientBalance
 from backend.shop.models import Listing, Order
 from backend.shop.orders import (
     PERMIT_TTL,
@@ -46,6 +53,7 @@ from backend.shop.orders import (
     mint_audit,
     next_url,
 )
+from backend.shop.supply import reserve
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +93,8 @@ class WalletOrderService:
         }
 
     def test_yen_balance(self, address: str | None) -> int | None:
-        """Whole yen of the chain's yen token held by `address` (None when unknown, when the
-        chain has no yen token or does not answer)."""
+        """Whole yen of the chain's yen token held by `address`, read from the node (None when
+        unknown, when the chain has no yen token or does not answer)."""
         if address is None:
             return None
         try:
@@ -95,6 +103,23 @@ class WalletOrderService:
         except Exception as exc:  # a page must not break when the node is away
             log.warning("test yen balance: chain read failed: %s", exc)
             return None
+
+    def indexed_yen_balance(self, address: str | None) -> int | None:
+        """`test_yen_balance` as the indexer confirmed it, for pages (issue 16 §1: the shop page
+        never asks the node). None when unknown: no address, no yen token, or a token the
+        indexer does not watch."""
+        if address is None:
+            return None
+        try:
+            gateway = self._chain()
+            yen = gateway.yen_token()
+            chain_id = int(gateway.chain_id)
+        except Exception as exc:  # noqa: BLE001 - no token, no deployments: nothing to show
+            log.warning("test yen balance: %s", exc)
+            return None
+        if chain.synced_block(self.session, chain_id, [yen.address]) is None:
+            return None
+        return yen.yen(chain.balance_of(self.session, chain_id, yen.address, address))
 
     def _wallet_address(self, user: User, address: object = None) -> str:
         """The user's external (SIWE) address: `address` if given and theirs, else the first."""
@@ -132,11 +157,7 @@ class WalletOrderService:
         balance = self.orders.read_int(token, "balanceOf", owner)
         in_flight = self.orders.in_flight(owner, listing.payment_kind, listing.town_id)
         if balance - int(in_flight["amount"]) * scale < amount * scale:
-            raise InsufficientBalance(
-                N_("Not enough test yen: you have %(balance)s and this costs %(amount)s."),
-                balance=balance // scale,
-                amount=amount,
-            )
+            raise not_enough_yen(self._chain(), balance // scale, amount)
         return user, listing, owner, amount
 
     def _permit_typed_data(
@@ -167,7 +188,7 @@ class WalletOrderService:
         """Step 1 of a wallet purchase: the ERC-20 permit (EIP-712) letting PrimarySale take
         the price from the user's external address, for eth_signTypedData_v4."""
         _user, listing, owner, amount = self._wallet_listing(user, listing_id, quantity, address)
-        deadline = int(self._now().timestamp()) + PERMIT_TTL
+        deadline = self.orders.chain_now() + PERMIT_TTL
         nonce = self._permit_nonce(listing, owner)
         return {
             "address": owner,
@@ -187,9 +208,8 @@ class WalletOrderService:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (deadline, nonce)):
             raise InvalidInput(N_("The wallet signature is missing."), field="permit")
         assert isinstance(deadline, int) and isinstance(nonce, int)  # noqa: S101
-        if deadline <= int(self._now().timestamp()) + 60 or nonce != self._permit_nonce(
-            listing, owner
-        ):
+        # A minute's margin on the chain's clock: the relayer must still get it mined in time.
+        if deadline <= self.orders.chain_now() + 60 or nonce != self._permit_nonce(listing, owner):
             raise Conflict(
                 N_("The wallet signature is out of date; please try again."),
                 code="stale_signature",
@@ -311,6 +331,7 @@ class WalletOrderService:
                 audit=mint_audit(order, listing, f"user:{user.id}"),
             )
             order.outbox_tx_id = tx.id
+            reserve(self.session, listing, order)  # last: the stock row's lock is short
             self.session.commit()
         except IntegrityError:  # a double submit with the same key won the race
             self.session.rollback()

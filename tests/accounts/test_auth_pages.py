@@ -111,3 +111,21 @@ def test_siwe_nonce_rejects_a_bad_address_before_issuing_anything(app, client):
     assert resp.status_code == 400
     assert resp.get_json()["error"]["details"]["field"] == "address"
     assert counts(app) == before
+
+
+def test_my_page_links_platform_operators_to_the_operator_pages(app, client):
+    from backend.core.db import get_db
+    from backend.onboarding.services import add_operator
+
+    _signup(client)
+    html = client.get("/me").get_data(as_text=True)
+    assert 'data-testid="operator-link"' not in html and "/operator" not in html
+    with app.app_context():
+        add_operator(get_db().session(), "tourist@example.com")
+    html = client.get("/me").get_data(as_text=True)
+    assert 'href="/operator"' in html and "プラットフォームの運営" in html
+    english = client.get("/me", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Platform operation" in english
+    resp = client.get("/operator")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/operator/towns"
+    assert client.get(resp.headers["Location"]).status_code == 200

@@ -269,8 +269,6 @@ def test_embedded_run_writes_each_mail_to_a_file(make_app, deployed, tmp_path):
 
 def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deployed, any_db_url):
     """Single use holds under concurrency on PostgreSQL and SQLite: one conditional UPDATE."""
-    import threading
-
     from backend.accounts.mail_flows import AccountMail, InvalidLink
     from backend.accounts.services import AccountService
     from backend.chain.custody import get_vault
@@ -290,29 +288,18 @@ def test_one_link_clicked_twice_at_once_verifies_and_grants_once(make_app, deplo
         user_id = user.id
     token = re.search(r"/verify-email/(\S+)", sent[0]).group(1)
 
+    from tests.concurrency import n_at_once
     from webui.account_pages import grant_welcome
 
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
+    def click(_i: int) -> str:
+        try:
+            verified = AccountMail(get_db().session(), app.extensions["settings"]).verify(token)
+        except InvalidLink:
+            return "invalid"
+        grant_welcome(verified.user, verified.town_slug)
+        return "verified"
 
-    def click() -> None:
-        with app.test_request_context():
-            barrier.wait()
-            try:
-                verified = AccountMail(get_db().session(), app.extensions["settings"]).verify(token)
-            except InvalidLink:
-                outcomes.append("invalid")
-            else:
-                grant_welcome(verified.user, verified.town_slug)
-                outcomes.append("verified")
-            finally:
-                get_db().session.remove()
-
-    threads = [threading.Thread(target=click) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    outcomes = n_at_once(app, 4, click, request=True)
     assert sorted(outcomes) == ["invalid"] * 3 + ["verified"]
     with app.app_context():
         grants = get_db().session.scalar(

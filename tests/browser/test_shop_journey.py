@@ -52,6 +52,21 @@ def test_tourist_buys_an_ambassador_card_by_card_and_sees_it_with_a_ticket_qr(
         screenshot(page, "processing-ja-360")
         page.locator(".status-completed").wait_for(timeout=30_000)
         screenshot(page, "done-ja-360")
+        # The order's facts, its receipt (領収書) and the purchase history fit a phone.
+        assert "5,000 円" in page.locator(".order-facts").inner_text()
+        assert "日本時間" in page.locator(".order-facts").inner_text()
+        page.get_by_test_id("receipt-link").click()
+        page.wait_for_url("**/receipt")
+        assert "領収書" in page.content() and "更別村" in page.content()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "receipt-ja-360")
+        page.goto(base + "/me/purchases")
+        assert page.get_by_test_id("purchase").count() == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "purchases-ja-360")
+        page.go_back()
+        page.go_back()
+        page.locator(".status-completed").wait_for()
 
         page.get_by_role("link", name="マイコレクション").first.click()
         page.wait_for_url(base + "/my/collection")

@@ -74,6 +74,9 @@ def _worker(tmp: Path, chain: Chain, db_url: str, queue: str, log: Path) -> subp
         "CONFIRMATIONS": "0",
         "INDEXER_CHUNK_SIZE": "1",
         "INDEXER_BATCH_EVENTS": str(PER_BLOCK),  # one block per transaction
+        # The task is what is killed and asked again: no block watcher indexing beside it
+        # (it would make the task's answer "busy"; tests/chain/test_block_watcher.py has it).
+        "BLOCK_WATCH_INTERVAL": "0",
     }
     with open(log, "ab") as out:
         return subprocess.Popen(

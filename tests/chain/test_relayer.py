@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     settle,
     user,
 )
+from tests.concurrency import n_at_once
 
 RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 
@@ -64,26 +64,16 @@ def test_ten_concurrent_identical_requests_have_one_effect_and_no_nonce_gap(
     give_points(chain, deployed, anvil, user.address, 1_000)
     contract = points(chain, deployed)
     before = contract.functions.balanceOf(RECIPIENT).call()
-    barrier = threading.Barrier(10)
-    ids: list[int] = []
-    errors: list[BaseException] = []
 
-    def request() -> None:
-        try:
-            with app.app_context():
-                session = get_db().session
-                barrier.wait()
-                tx = _pay(outbox_service(), session, user)
-                session.commit()
-                ids.append(tx.id)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    def request(_i: int) -> int:
+        session = get_db().session
+        tx = _pay(outbox_service(), session, user)
+        session.commit()
+        return tx.id
 
-    threads = [threading.Thread(target=request) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    answers = n_at_once(app, 10, request)
+    errors = [a for a in answers if isinstance(a, BaseException)]
+    ids = [a for a in answers if not isinstance(a, BaseException)]
     assert not errors, errors
     assert len(ids) == 10 and len(set(ids)) == 1
     settle(app, chain)

@@ -168,6 +168,30 @@ def test_the_web_process_knows_role_addresses_but_holds_no_key(base_settings):
     assert err.value.code == "no_key"
 
 
+def test_the_web_process_picks_relayers_by_address_and_holds_no_relayer_key(base_settings):
+    """RELAYER_ADDRESSES (docs/deploy-multi-host.md): a web host picks each user's relayer as
+    the worker does, from the addresses alone, and cannot sign with it."""
+    keys = [Account.create().key.hex() for _ in range(3)]
+    worker = KeyRing.from_settings(replace(base_settings, relayer_private_keys=",".join(keys)))
+    addresses = ",".join(worker.relayer_addresses)
+    web = KeyRing.from_settings(
+        replace(base_settings, relayer_private_keys=None, relayer_addresses=addresses)
+    )
+    users = [Account.create().address for _ in range(12)]
+    assert [web.relayer_for(u) for u in users] == [worker.relayer_for(u) for u in users]
+    assert len({web.relayer_for(u) for u in users}) > 1
+    with pytest.raises(AppError) as err:
+        web.account(web.relayer_addresses[0])
+    assert err.value.code == "no_key"
+    both = replace(base_settings, relayer_private_keys=",".join(keys), relayer_addresses=addresses)
+    assert KeyRing.from_settings(both).relayer_addresses == worker.relayer_addresses
+    swapped = ",".join(reversed(worker.relayer_addresses))
+    with pytest.raises(SettingsError, match="RELAYER_ADDRESSES"):
+        KeyRing.from_settings(replace(both, relayer_addresses=swapped))
+    with pytest.raises(SettingsError, match="not an address"):
+        KeyRing.from_settings(replace(base_settings, relayer_addresses="0x1234"))
+
+
 def _roles_check(app):
     return app.test_cli_runner().invoke(args=["roles", "check", "--town", "sarabetsu"])
 

@@ -4,8 +4,6 @@ constraint on memberships decides, and every caller gets an answer (no 500)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import sqlalchemy as sa
 
@@ -16,6 +14,7 @@ from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.regions.models import Town
+from tests.concurrency import n_at_once
 
 
 @pytest.fixture
@@ -29,32 +28,19 @@ def app(make_app, deployed, any_db_url):
 def test_ten_concurrent_appointments_make_one_membership(app, town):
     admin_id, newbie_id = town.user_id("admin"), town.user_id("newbie")
     n = 10
-    barrier = threading.Barrier(n)
-    results: list[object] = []
 
-    def appoint(i: int) -> None:
-        with app.app_context():
-            s = get_db().session
-            try:
-                barrier.wait()
-                change = town_people_service().grant(
-                    s.get(User, admin_id),
-                    s.get(Town, town.town_id),
-                    "newbie@example.com",
-                    STAFF,
-                    key=f"tab-{i}",
-                )
-                results.append(change.changed)
-            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
+    def appoint(i: int) -> bool:
+        s = get_db().session
+        change = town_people_service().grant(
+            s.get(User, admin_id),
+            s.get(Town, town.town_id),
+            "newbie@example.com",
+            STAFF,
+            key=f"tab-{i}",
+        )
+        return change.changed
 
-    threads = [threading.Thread(target=appoint, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = n_at_once(app, n, appoint)
     assert len(results) == n and all(isinstance(r, bool) for r in results), results
     assert results.count(True) == 1
     with app.app_context():

@@ -46,6 +46,7 @@ def open_proposal(app: Flask, staff: Any, dao_chain: Any, **over: Any) -> int:
     pid = resp.get_json()["proposal"]["id"]
     settle(app, dao_chain)
     dao_chain.mine(2)  # past the 1-block voting delay
+    settle(app, dao_chain)  # pages and reads follow the indexer (issue 16 §1)
     return pid
 
 
@@ -77,6 +78,7 @@ def test_full_journey_through_the_api(manual_outbox, town, staff, dao_chain):
         assert v.tx_hash
 
     dao_chain.mine(301)
+    settle(app, dao_chain)  # reads follow the indexer
     assert member.get(f"{BASE}/proposals/{pid}/results").get_json()["state"] == "succeeded"
     assert staff.post(f"{BASE}/proposals/{pid}/queue").status_code == 202
     settle(app, dao_chain)
@@ -105,6 +107,7 @@ def test_vote_refusals_change_nothing(manual_outbox, town, staff, dao_chain):
     gone, _, _ = signup(app)
     late, _, late_addr = signup(app)
     dao_chain.mint_cards(late_addr, 1)  # after the snapshot
+    settle(app, dao_chain)  # reads follow the indexer
 
     before = counts(app)
     # invalid support value
@@ -158,6 +161,7 @@ def test_vote_refusals_change_nothing(manual_outbox, town, staff, dao_chain):
 
     # voting closed
     dao_chain.mine(301)
+    settle(app, dao_chain)  # reads follow the indexer
     e = holder.get(f"{BASE}/proposals/{pid}/eligibility").get_json()
     assert e["reason"] == "already_voted"
     e = nobody.get(f"{BASE}/proposals/{pid}/eligibility").get_json()

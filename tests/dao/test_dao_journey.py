@@ -20,6 +20,9 @@ TEXT = {
     "ja": {
         "eligible": "アンバサダーカードを2枚お持ちなので、2票の重みで投票できます。",
         "vote_for": "賛成に投票",
+        "confirm": "この内容で投票する",
+        "chosen": "投票する内容: 賛成",
+        "my_vote": "あなたの投票: 賛成",
         "queue": "支払いを予約する",
         "execute": "支払いを実行する",
         "paid": "支払い済み",
@@ -28,6 +31,9 @@ TEXT = {
     "en": {
         "eligible": "You may vote, weight 2, because you hold 2 ambassador cards.",
         "vote_for": "Vote For",
+        "confirm": "Confirm and send my vote",
+        "chosen": "You are voting: For",
+        "my_vote": "Your vote: For",
         "queue": "Queue the payout",
         "execute": "Execute the payout",
         "paid": "Paid out",
@@ -109,31 +115,50 @@ def test_propose_vote_queue_execute_payout(
         assert member.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(member, "member-eligible")
         member.get_by_role("button", name=t["vote_for"]).click()
-        # The vote posts and comes back to the same URL: wait for the page that says so.
+        # The choice in words first; nothing is sent until it is confirmed.
+        assert member.get_by_test_id("confirm-choice").inner_text() == t["chosen"]
+        member.get_by_role("button", name=t["confirm"]).click()
+        # The vote posts and comes back to the proposal: wait for the page that says so.
         member.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
+        assert member.locator("#dao-my-vote").inner_text() == t["my_vote"]
         # The results box polls the chain-backed JSON and updates without a reload.
         member.locator('[data-count="for"]').filter(has_text="2").wait_for(timeout=30_000)
         screenshot(member, "member-voted")
 
         # The vote ends; staff queue and, after the timelock delay, execute.
+        # Pages follow the indexer (issue 16 §1): staff reload until the page shows the step.
         dao_chain.mine(301)
-        staff.goto(proposal_url)
+        wait_for(
+            lambda: (
+                staff.goto(proposal_url) and staff.get_by_role("button", name=t["queue"]).count()
+            )
+        )
         staff.get_by_role("button", name=t["queue"]).click()
         wait_for(lambda: state() == "queued")
         dao_chain.increase_time(61)
-        staff.goto(proposal_url)
+        wait_for(
+            lambda: (
+                staff.goto(proposal_url) and staff.get_by_role("button", name=t["execute"]).count()
+            )
+        )
         staff.get_by_role("button", name=t["execute"]).click()
-        # The page reloads itself once the payout is indexed.
-        staff.locator("#dao-payout [data-tx]").wait_for(timeout=30_000)
+        # The page reloads itself once the payout is indexed; the transaction is under details.
+        staff.locator("#dao-payout [data-tx]").wait_for(state="attached", timeout=30_000)
         assert staff.locator("#dao-state").inner_text() == t["paid"]
-        tx = staff.locator("#dao-payout [data-tx]").inner_text()
+        tx = staff.locator("#dao-payout [data-tx]").text_content()
         assert re.fullmatch(r"0x[0-9a-f]{64}", tx)
         assert "120,000" in staff.locator("#dao-payout").inner_text()
+        outside_details = staff.evaluate(
+            "() => { document.querySelectorAll('details').forEach((d) => d.remove());"
+            " return document.body.innerText; }"
+        )
+        assert not re.search(r"0x[0-9a-fA-F]{8,}", outside_details), outside_details
+        staff.reload()
         assert dao_chain.yen_balance(RECIPIENT) == 120_000
         screenshot(staff, "staff-paid")
 
         member.goto(proposal_url)
-        assert member.locator("#dao-payout [data-tx]").inner_text() == tx
+        assert member.locator("#dao-payout [data-tx]").text_content() == tx
     finally:
         staff.context.close()
         member.context.close()

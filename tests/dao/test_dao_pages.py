@@ -76,6 +76,7 @@ def test_vote_form_refusals_render_in_the_page(manual_outbox, town, dao_chain):
     pid = resp.get_json()["proposal"]["id"]
     settle(app, dao_chain)
     dao_chain.mine(2)
+    settle(app, dao_chain)  # pages follow the indexer (issue 16 §1)
     member, _, _ = signup(app)
     html = member.client.get(
         f"/towns/{SLUG}/dao/proposals/{pid}", headers={"Accept-Language": "ja"}
@@ -121,6 +122,7 @@ def test_demo_funds_the_treasury_and_opens_the_festival_proposal(
     settle(app, dao_chain)
     assert dao_chain.yen_balance(dao_chain.treasury) == before + TREASURY_FUNDING
     dao_chain.mine(2)
+    settle(app, dao_chain)  # pages follow the indexer (issue 16 §1)
     with app.app_context():
         p = get_db().session.query(DaoProposal).one()
         assert p.title_en == FESTIVAL["title_en"] and int(p.amount) == 300_000

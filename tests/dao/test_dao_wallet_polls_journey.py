@@ -85,10 +85,14 @@ def test_wallet_member_votes_for_a_proposal(app, town, platform, browser, screen
         eligibility = page.locator("#dao-eligibility")
         assert eligibility.get_attribute("data-reason") == "eligible"
         assert eligibility.get_attribute("data-weight") == "2"
-        assert page.locator('form[data-wallet="external"]').count() == 1
         screenshot(page, "wallet-eligible")
         page.get_by_role("button", name="Vote For").click()
+        # The confirmation page signs the ballot in the wallet, then goes back to the proposal.
+        assert page.locator('form[data-wallet="external"]').count() == 1
+        assert page.get_by_test_id("confirm-choice").inner_text() == "You are voting: For"
+        page.get_by_role("button", name="Confirm and send my vote").click()
         page.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
+        assert page.locator("#dao-my-vote").inner_text() == "Your vote: For"
         page.locator('[data-count="for"]').filter(has_text="2").wait_for(timeout=30_000)
         screenshot(page, "wallet-voted")
         assert dao_chain.card_chamber.functions.hasVoted(
@@ -104,8 +108,20 @@ def test_wallet_member_votes_for_a_proposal(app, town, platform, browser, screen
 
 
 TEXT = {
-    "ja": {"create": "投票を作成する", "vote": "投票する", "eligible": "2票の重みで投票できます"},
-    "en": {"create": "Create poll", "vote": "Vote", "eligible": "You may vote, weight 2"},
+    "ja": {
+        "create": "投票を作成する",
+        "vote": "投票する",
+        "eligible": "2票の重みで投票できます",
+        "confirm": "この内容で投票する",
+        "chose_green": "あなたの投票: 緑",
+    },
+    "en": {
+        "create": "Create poll",
+        "vote": "Vote",
+        "eligible": "You may vote, weight 2",
+        "confirm": "Confirm and send my vote",
+        "chose_green": "Your vote: Green",
+    },
 }
 
 
@@ -154,14 +170,17 @@ def test_staff_create_a_poll_and_members_vote(
         screenshot(member, "member-poll")
         member.locator('label[for="option-2"]').click()
         member.get_by_role("button", name=t["vote"], exact=True).click()
-        # The vote posts and comes back to the same URL: wait for the page that says so.
+        member.get_by_role("button", name=t["confirm"]).click()
+        # The vote posts and comes back to the poll: wait for the page that says so.
         member.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
+        assert member.locator("#dao-my-vote").inner_text() == t["chose_green"]
         member.locator('[data-option-count="2"]').filter(has_text="2").wait_for(timeout=30_000)
 
         holder.goto(poll_url)
         assert holder.locator("#dao-eligibility").get_attribute("data-weight") == "1"
         holder.locator('label[for="option-0"]').click()
         holder.get_by_role("button", name=t["vote"], exact=True).click()
+        holder.get_by_role("button", name=t["confirm"]).click()
         holder.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
         # The member's open page updates without a reload.
         member.locator('[data-option-count="0"]').filter(has_text="1").wait_for(timeout=30_000)

@@ -38,8 +38,13 @@ def test_staff_see_and_check_the_alert(
     try:
 
         def alert_shown() -> bool:
+            # The alert and the proposal's row commit together, but one page render reads the
+            # list before the alerts (READ COMMITTED): wait for a render that saw both.
             staff.goto(f"{base}/towns/{SLUG}/dao")
-            return staff.locator('#dao-alerts [data-kind="external_proposal"]').count() == 1
+            return (
+                staff.locator('#dao-alerts [data-kind="external_proposal"]').count() == 1
+                and staff.locator('[data-origin="external"]').count() == 1
+            )
 
         wait_for(alert_shown)
         box = staff.locator("#dao-alerts")

@@ -40,9 +40,14 @@ def test_the_session_cookie_and_the_csrf_header_are_declared(client):
     schemes = spec["components"]["securitySchemes"]
     assert schemes["session"] == {**schemes["session"], "in": "cookie", "name": "session"}
     assert schemes["csrf"] == {**schemes["csrf"], "in": "header", "name": "X-CSRFToken"}
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "http", "scheme": "bearer"}
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            if method == "post" and "webhooks" not in path:
+            if path.startswith("/api/v1/"):
+                # The services' API: the API key only (no session, no CSRF token).
+                assert op["security"] == [{"apiKey": []}], (method, path)
+                assert "401" in op["responses"], (method, path)
+            elif method == "post" and "webhooks" not in path:
                 assert op["security"] == [{"session": [], "csrf": []}], (method, path)
                 assert {"400", "413"} <= set(op["responses"]), (method, path)
             if "{" in path:

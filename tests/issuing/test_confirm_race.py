@@ -5,8 +5,6 @@ other staff likewise."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +17,7 @@ from backend.issuing import services as issuing
 from backend.issuing.models import IssuanceChunk
 from backend.issuing.services import issuing_service
 from backend.regions.models import Town
+from tests.concurrency import n_at_once
 from tests.issuing.conftest import SECOND_STAFF
 
 
@@ -31,25 +30,7 @@ def app(make_app, deployed, any_db_url):
 
 
 def _at_once(app, n: int, step) -> list[object]:  # type: ignore[no-untyped-def]
-    barrier = threading.Barrier(n)
-    results: list[object] = []
-
-    def run() -> None:
-        with app.test_request_context():
-            try:
-                barrier.wait()
-                results.append(step(issuing_service()).state)
-            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    return n_at_once(app, n, lambda _i: step(issuing_service()).state, request=True)
 
 
 def _counts(app) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]

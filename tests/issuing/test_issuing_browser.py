@@ -28,7 +28,7 @@ def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser
             "受取人,ポイント,メモ\n"
             f"{world.customer},700,清掃\n"
             f"{world.neighbour},300,清掃\n"
-            "nobody@example.com,5,未登録\n"
+            "CZZZZZZZZZZ,5,未登録のカード\n"
         ).encode("cp932")
         page.set_input_files(
             "#file", files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": csv}]

@@ -85,6 +85,8 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
         shop.goto(f"{base}/merchants/{world.merchant_id}")
         assert shop.get_by_test_id("merchant-balance").inner_text() == "300"
         shop.fill("#r-amount", "300")
+        shop.get_by_role("button", name="Next: check the amount").click()
+        assert shop.get_by_test_id("redeem-yen").inner_text() == "300 yen"
         shop.get_by_role("button", name="Request redemption").click()
         shop.get_by_role("status").wait_for()
         _wait_for(

@@ -10,9 +10,7 @@ SQLite (where `with_for_update()` does nothing, so only conditional UPDATEs hold
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +33,7 @@ from backend.merchants.models import (
     Merchant,
     Settlement,
 )
+from tests.concurrency import at_once
 from tests.factories import SettlementFactory
 from tests.merchants.conftest import (
     assert_error,
@@ -56,25 +55,6 @@ def app(make_app: Callable[..., Flask], deployed: Deployments, any_db_url: str) 
     return app
 
 
-def _all_at_once(calls: list[Callable[[], Any]], workers: int | None = None) -> list[Any]:
-    """Run `calls` in threads released together (a barrier when each has its own thread)."""
-    n = workers or len(calls)
-    gate = threading.Barrier(n) if n == len(calls) else None
-    start = threading.Event()
-
-    def run(call: Callable[[], Any]) -> Any:
-        if gate is not None:
-            gate.wait(30)
-        else:
-            start.wait(30)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        futures = [pool.submit(run, c) for c in calls]
-        start.set()
-        return [f.result(120) for f in futures]
-
-
 def _count(app: Flask, query: Any) -> int:
     with app.app_context():
         return int(get_db().session.scalar(query))
@@ -86,7 +66,7 @@ def test_one_customer_code_pays_once_whatever_the_request_keys(app, world):
     code = customer_code(customer)
     clerks = [world.api(world.clerk) for _ in range(3)]
     url = f"/api/merchants/{world.merchant_id}/charge-customer"
-    answers = _all_at_once(
+    answers = at_once(
         [
             (
                 lambda c=c, i=i: c.post(
@@ -144,7 +124,7 @@ def test_concurrent_wrong_pins_lock_the_card_at_that_shop_only(app, world):
         for i in range(39)
     ]
     # 8 threads: each wrong PIN costs a 32 MiB scrypt; the gate still releases them together.
-    answers = _all_at_once(calls, workers=8)
+    answers = at_once(calls, workers=8)
     statuses = [r.status_code for r in answers]
     assert set(statuses) <= {403, 423}, [r.get_data(as_text=True) for r in answers]
     assert statuses.count(403) <= MAX_PIN_TRIES - 1
@@ -194,7 +174,7 @@ def test_ten_concurrent_settles_one_success_one_audit_row(app, world):
         grant_town_role(world.user(world.neighbour), world.town_id, STAFF)
         get_db().session.commit()
     staff = [world.api(world.staff if i % 2 else world.neighbour) for i in range(10)]
-    answers = _all_at_once(
+    answers = at_once(
         [
             (
                 lambda api=api, i=i: api.post(
@@ -236,7 +216,7 @@ def test_two_redemptions_exceeding_the_balance_are_not_both_accepted(app, world)
         s.commit()
     clerks = [world.api(world.clerk) for _ in range(2)]
     url = f"/api/merchants/{world.merchant_id}/redeem"
-    answers = _all_at_once(
+    answers = at_once(
         [
             (lambda api=api, i=i: api.post(url, {"amount": 300, "idempotency_key": f"rd-{i}-xx"}))
             for i, api in enumerate(clerks)

@@ -403,6 +403,35 @@ def test_the_demo_card_made_with_a_four_digit_pin_is_reissued_with_six(app, worl
         assert not check_password_hash(card.pin_hash, "1234")
 
 
+def test_the_demo_card_code_is_a_card_code_and_an_old_demo_card_gets_it(app, world):
+    """The demo cards' codes have the form every form accepts (C and 10 characters): before,
+    "CSARABETSU01" was refused at event check-in and in issuing. A demo database holding the
+    old code gets the new one when the demo is loaded again."""
+    from werkzeug.security import generate_password_hash
+
+    from backend.events.checkin import CARD_RE
+    from backend.merchants.demo import CARD_CODE, CARD_PIN, TOWNS, load_demo
+    from backend.merchants.models import ResidentCard
+    from backend.points.demo import RESIDENT_EMAIL, RESIDENT_PASSWORD, demo_user
+
+    assert all(CARD_RE.fullmatch(t.card_code) for t in TOWNS.values())
+    with app.app_context():
+        s = get_db().session
+        resident = demo_user(RESIDENT_EMAIL, RESIDENT_PASSWORD, "更別 花子")
+        s.add(
+            ResidentCard(
+                user_id=resident.id,
+                town_id=world.town_id,
+                card_code="CSARABETSU01",
+                pin_hash=generate_password_hash(CARD_PIN),
+            )
+        )
+        s.commit()
+        load_demo(world.town())
+        card = s.scalar(sa.select(ResidentCard).where(ResidentCard.user_id == resident.id))
+        assert card.card_code == CARD_CODE
+
+
 def test_town_staff_unlock_a_card_on_the_cards_page(app, world):
     set_balance(app, world, world.customer, 500)
     with app.app_context():

@@ -24,8 +24,9 @@ from backend.chain.registry import Deployments
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.merchants.models import Charge
+from tests.concurrency import at_once
 from tests.merchants.conftest import assert_error, set_balance
-from tests.merchants.test_money_concurrency import _all_at_once, _count
+from tests.merchants.test_money_concurrency import _count
 
 N = 8
 
@@ -70,7 +71,7 @@ def test_one_charge_paid_from_eight_sessions_at_once_pays_once(app, world, same_
     charge = _qr_charge(world, 300, "race-qr-1")
     sessions = [world.api(world.customer) for _ in range(N)]
     url = f"/api/pay/{charge['code']}"
-    answers = _all_at_once(
+    answers = at_once(
         [
             (
                 lambda api=api, i=i: api.post(
@@ -112,7 +113,7 @@ def test_two_charges_the_balance_covers_once_are_not_both_accepted(app, world):
     set_balance(app, world, world.customer, 100)
     first, second = _qr_charge(world, 80, "race-two-1"), _qr_charge(world, 80, "race-two-2")
     sessions = [world.api(world.customer) for _ in range(2)]
-    answers = _all_at_once(
+    answers = at_once(
         [
             (lambda api=sessions[0]: api.post(f"/api/pay/{first['code']}")),
             (lambda api=sessions[1]: api.post(f"/api/pay/{second['code']}")),

@@ -5,7 +5,6 @@ the one setup, and its first steps are queued once. Another form for the same sl
 from __future__ import annotations
 
 import shutil
-import threading
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from backend.core.db import get_db
 from backend.core.errors import Conflict
 from backend.onboarding.models import TownSetup, TownSetupStep
 from backend.onboarding.services import parse_request, town_setup_service
+from tests.concurrency import n_at_once
 from tests.onboarding.conftest import signup
 
 FORM = {"slug": "niseko", "name_ja": "ニセコ町", "name_en": "Niseko", "symbol": "NSK"}
@@ -33,29 +33,12 @@ def app(make_app, deployed, deployments_dir, tmp_path, any_db_url):
 
 
 def _start_at_once(app, user_id: int, key: str, n: int = 6) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = []
+    def start(_i: int) -> int:
+        svc = town_setup_service()
+        setup = svc.start(svc.session.get(User, user_id), parse_request(FORM), idempotency_key=key)
+        return setup.id
 
-    def start() -> None:
-        with app.app_context():
-            try:
-                svc = town_setup_service()
-                barrier.wait()
-                setup = svc.start(
-                    svc.session.get(User, user_id), parse_request(FORM), idempotency_key=key
-                )
-                results.append(setup.id)
-            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
-
-    threads = [threading.Thread(target=start) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
+    return n_at_once(app, n, start)
 
 
 def test_one_form_sent_many_times_at_once_starts_one_setup(app, operator_id):

@@ -23,8 +23,9 @@ from backend.merchants.models import ACTIVE, Charge
 from backend.merchants.services import merchant_service
 from backend.partners.models import ACTIVE as PARTNERS_ACTIVE
 from backend.partners.models import Partnership
+from tests.concurrency import at_once
 from tests.merchants.conftest import Api, _signup, assert_error
-from tests.merchants.test_money_concurrency import _all_at_once, _count
+from tests.merchants.test_money_concurrency import _count
 from tests.partners.conftest import CLERK, CUSTOMER, SARABETSU_STAFF, _town
 
 N = 10
@@ -100,7 +101,7 @@ def test_ten_pays_of_one_charge_at_once_pay_once(app, shop, mixed):
     sessions = [Api(app).login(CUSTOMER) for _ in range(N)]
     url = f"/api/pay/{charge['code']}"
     bodies = [{} if mixed and i % 2 else {"points_town": "toyako"} for i in range(N)]
-    answers = _all_at_once(
+    answers = at_once(
         [
             (lambda api=api, body=body: api.post(url, body))
             for api, body in zip(sessions, bodies, strict=True)

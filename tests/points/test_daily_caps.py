@@ -5,8 +5,6 @@ written (no grant, no outbox call, no audit row)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import sqlalchemy as sa
 
@@ -21,6 +19,7 @@ from backend.points.programmes import WELCOME
 from backend.points.services import points_service
 from backend.points.town_settings import TownSettingsService, town_programme
 from backend.regions.models import Town
+from tests.concurrency import n_at_once
 
 
 @pytest.fixture
@@ -50,29 +49,14 @@ def _counts(app) -> tuple[int, int, int]:
 
 
 def _ten_grants_at_once(app, user_id: int, town_id: int, n: int = 10) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = []
+    def grant(i: int) -> int:
+        s = get_db().session
+        g = points_service().grant(
+            s.get(User, user_id), s.get(Town, town_id), WELCOME, key=f"day-{i}"
+        )
+        return int(g.amount)
 
-    def grant(i: int) -> None:
-        with app.app_context():
-            s = get_db().session
-            try:
-                barrier.wait()
-                g = points_service().grant(
-                    s.get(User, user_id), s.get(Town, town_id), WELCOME, key=f"day-{i}"
-                )
-                results.append(int(g.amount))
-            except Exception as exc:  # noqa: BLE001  (reported by the assertions)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
-
-    threads = [threading.Thread(target=grant, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    return n_at_once(app, n, grant)
 
 
 def _split(results: list[object]) -> tuple[list[object], list[object]]:

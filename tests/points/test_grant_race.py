@@ -6,8 +6,6 @@ nothing."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import sqlalchemy as sa
 
@@ -21,6 +19,7 @@ from backend.points.models import PointsGrant
 from backend.points.programmes import WELCOME
 from backend.points.services import points_service
 from backend.regions.models import Town
+from tests.concurrency import n_at_once
 
 
 @pytest.fixture
@@ -41,29 +40,13 @@ def _counts(app) -> tuple[int, int, int]:
 
 
 def _grant_at_once(app, user_id: int, town_id: int, key: str, n: int = 10) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = []
+    def grant(_i: int) -> int:
+        s = get_db().session
+        return (
+            points_service().grant(s.get(User, user_id), s.get(Town, town_id), WELCOME, key=key).id
+        )
 
-    def grant() -> None:
-        with app.app_context():
-            s = get_db().session
-            try:
-                barrier.wait()
-                g = points_service().grant(
-                    s.get(User, user_id), s.get(Town, town_id), WELCOME, key=key
-                )
-                results.append(g.id)
-            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
-
-    threads = [threading.Thread(target=grant) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    return n_at_once(app, n, grant)
 
 
 def test_ten_identical_grants_at_once_issue_once(app, town_id, user_id):

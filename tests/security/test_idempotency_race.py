@@ -4,8 +4,6 @@ webhook; one row is written. On PostgreSQL and SQLite, with real threads through
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.shop.models import CheckIn, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
+from tests.concurrency import at_once
 from tests.shop.shop_helpers import Api, drive, listing_id
 
 THREADS = 8
@@ -45,25 +44,6 @@ def _clients(app: Flask, api: Api) -> list[Any]:
     return out
 
 
-def _together(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
-
-
 def _count(app: Flask, model: Any) -> int:
     with app.app_context():
         return get_db().session.scalar(sa.select(sa.func.count()).select_from(model))
@@ -82,10 +62,10 @@ def _signed_in(app: Flask, email: str | None = None, password: str | None = None
     return api
 
 
-def _order_together(app: Flask, api: Api, key: str) -> list[Any]:
+def _orderat_once(app: Flask, api: Api, key: str) -> list[Any]:
     body = {"listing_id": listing_id(app, "card"), "quantity": 1, "idempotency_key": key}
     headers = {"X-CSRFToken": api.token}
-    return _together(
+    return at_once(
         [
             lambda c=c: c.post("/api/shop/orders", json=body, headers=headers)
             for c in _clients(app, api)
@@ -95,7 +75,7 @@ def _order_together(app: Flask, api: Api, key: str) -> list[Any]:
 
 def test_concurrent_orders_with_one_key_get_the_first_answer(shop):
     api = _signed_in(shop)
-    answers = _order_together(shop, api, "race-order-1")
+    answers = _orderat_once(shop, api, "race-order-1")
     statuses = sorted(r.status_code for r in answers)
     assert statuses.count(201) == 1 and set(statuses) <= {200, 201}, statuses
     assert len({r.get_json()["order"]["id"] for r in answers}) == 1
@@ -113,7 +93,7 @@ def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
     with shop.app_context():
         payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
     clients = [shop.test_client() for _ in range(THREADS)]
-    answers = _together(
+    answers = at_once(
         [
             lambda c=c: c.post("/api/payments/webhooks/test", data=payload, headers=headers)
             for c in clients
@@ -143,7 +123,7 @@ def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
     venue = _signed_in(shop, *VENUE)
     body = {"code": token["ticket_code"], "perk_id": 1, "idempotency_key": "race-use-1"}
     hdrs = {"X-CSRFToken": venue.token}
-    answers = _together(
+    answers = at_once(
         [
             lambda c=c: c.post("/api/shop/towns/sarabetsu/checkin", json=body, headers=hdrs)
             for c in _clients(shop, venue)

@@ -44,7 +44,10 @@ def _settings(monkeypatch, tmp_path: Path, rpc_url: str, **env: str) -> Settings
 
 @pytest.mark.heavy  # its own anvil (chain 1)
 def test_a_safe_configuration_starts_on_a_real_chain(monkeypatch, tmp_path, mainnet_like):
-    app = create_app(_settings(monkeypatch, tmp_path, mainnet_like.url, **SAFE))
+    # A generous RPC timeout: on a loaded machine a 5 s chain-id call can time out, and a
+    # loopback node that does not answer counts as "not up yet" (chain id None).
+    settings = replace(_settings(monkeypatch, tmp_path, mainnet_like.url, **SAFE), rpc_timeout=30)
+    app = create_app(settings)
     assert app.extensions["chain_id"] == 1
 
 
@@ -110,3 +113,33 @@ def test_test_checkout_webhook_and_faucet_do_not_exist_off_a_test_chain(
         assert client.get("/shop/test-checkout/anything").status_code == 404
     finally:
         node.stop()
+
+
+def test_per_process_rate_limits_are_refused_with_a_server_database(tmp_path):
+    """Several web processes on one PostgreSQL database must share their rate-limit counters
+    (docs/deploy-multi-host.md): memory:// is refused off a local test chain, Redis is not."""
+    from backend.core.safety import problems
+
+    pg = "postgresql+psycopg://furusato@db.internal/furusato"
+    base = Settings(
+        instance_path=tmp_path,
+        secret_key="a-real-secret",
+        master_key="k1:" + "22" * 32,
+        payment_provider="stripe",
+        stripe_secret_key="sk_live_x",
+        stripe_webhook_secret="whsec_x",
+        database_url=pg,
+        celery_broker_url="amqp://rabbit.internal//",
+    )
+    assert base.ratelimit_storage_uri == "memory://"
+    assert any("RATELIMIT_STORAGE_URI" in p for p in problems(base, 1))
+    assert problems(base, 31337) == []
+    shared = replace(base, ratelimit_storage_uri="redis://redis.internal:6379/2")
+    assert problems(shared, 1) == []
+    by_broker = Settings(
+        **{**base.__dict__, "celery_broker_url": "redis://r:6379/0", "ratelimit_storage_uri": ""}
+    )
+    assert by_broker.ratelimit_storage_uri == "redis://r:6379/0"
+    assert problems(by_broker, 1) == []
+    laptop = replace(base, database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    assert problems(laptop, 1) == []  # the embedded run of one small machine

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from flask import Flask
 from web3 import Web3
 
+from backend.accounts.models import User
 from backend.chain.indexer import Indexer, JsonRpc
 from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.chain.registry import Deployments, artifact
-from backend.core.db import get_db
+from backend.core.db import get_db, utcnow
 from backend.core.models import AuditLog
 from backend.regions.models import Town
 from backend.shop.models import CheckIn, Collection, Listing, Order, PaymentEventRecord
@@ -82,6 +83,14 @@ class Api:
         return resp.get_json()
 
 
+def confirm_email(app: Flask, email: str) -> None:
+    """The account of `email` confirmed its address (as the mail's link does)."""
+    with app.app_context():
+        s = get_db().session
+        s.scalar(sa.select(User).where(User.email == email)).email_verified_at = utcnow()
+        s.commit()
+
+
 def counts(app: Flask) -> dict[str, int]:
     with app.app_context():
         s = get_db().session
@@ -116,3 +125,24 @@ def shop_app(make_app: Callable[..., Flask], deployed: Deployments, w3: Web3) ->
         ids = get_db().session.scalars(sa.select(Listing.chain_listing_id)).all()
     assert ids and all(i is not None for i in ids), ids
     return app
+
+
+VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
+
+
+def bought_card(app: Flask, w3: Web3) -> tuple[Api, dict[str, Any]]:
+    """A fan who bought Sarabetsu's ambassador card by card, and the token with its ticket code."""
+    from backend.shop.services import payment_provider
+
+    fan = Api(app.test_client())
+    fan.signup("fan@example.com")
+    order = fan.post(
+        "/api/shop/orders",
+        {"listing_id": listing_id(app, "card"), "quantity": 1, "idempotency_key": "fan-order-1"},
+    ).get_json()["order"]
+    with app.app_context():
+        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
+    fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
+    drive(app, w3)
+    (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
+    return fan, token

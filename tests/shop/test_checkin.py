@@ -10,26 +10,7 @@ from backend.core.db import get_db
 from backend.regions.models import Town
 from backend.shop.models import CheckIn, Collection
 from backend.shop.services import shop_service
-from tests.shop.shop_helpers import Api, counts, drive, listing_id
-
-VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
-
-
-def _bought_card(app, w3) -> tuple[Api, dict]:
-    from backend.shop.services import payment_provider
-
-    fan = Api(app.test_client())
-    fan.signup("fan@example.com")
-    order = fan.post(
-        "/api/shop/orders",
-        {"listing_id": listing_id(app, "card"), "quantity": 1, "idempotency_key": "fan-order-1"},
-    ).get_json()["order"]
-    with app.app_context():
-        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
-    fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
-    drive(app, w3)
-    (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
-    return fan, token
+from tests.shop.shop_helpers import VENUE, Api, bought_card, counts, drive
 
 
 def _venue(app) -> Api:
@@ -47,7 +28,7 @@ def _check_in(venue: Api, code: str, key: str, town: str = "sarabetsu"):
 
 def test_venue_marks_uses_until_used_up_and_the_holder_sees_it(shop_app, w3):
     app = shop_app
-    fan, token = _bought_card(app, w3)
+    fan, token = bought_card(app, w3)
     venue = _venue(app)
     code = token["ticket_code"]
     seen = venue.post("/api/shop/towns/sarabetsu/checkin/lookup", {"code": code}).get_json()
@@ -72,7 +53,7 @@ def test_venue_marks_uses_until_used_up_and_the_holder_sees_it(shop_app, w3):
 
 def test_refused_tickets_say_why_and_change_nothing(shop_app, w3):
     app = shop_app
-    fan, token = _bought_card(app, w3)
+    fan, token = bought_card(app, w3)
     venue = _venue(app)
     with app.app_context():
         s = get_db().session

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import threading
 from typing import Any
 
 import pytest
@@ -31,7 +30,8 @@ from backend.shop.categories import index
 from backend.shop.models import AllowlistEntry, Collection, Listing, Order, Perk
 from backend.shop.services import collection_console
 from tests.chain_admin import ROLE_PRIVATE_KEYS, role_address, timelock_of
-from tests.shop.shop_helpers import Api, contract, drive, mine
+from tests.concurrency import n_at_once
+from tests.shop.shop_helpers import Api, confirm_email, contract, drive, mine
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 GIF = b"GIF89a" + bytes(64)
@@ -174,6 +174,7 @@ def test_staff_create_a_collection_that_the_town_owns_and_sell_it_to_an_allowlis
     # A listing in test yen for an allowlist of one tourist (by e-mail).
     invited, stranger = Api(app.test_client()), Api(app.test_client())
     invited.signup("invited@example.com")
+    confirm_email(app, "invited@example.com")  # only confirmed e-mails are taken
     stranger.signup("stranger@example.com")
     start, end = _window(w3)
     listed = _form(
@@ -306,6 +307,8 @@ def test_bad_input_and_the_wrong_person_change_nothing(shop_app, w3):
         {"starts_at": "tomorrow"},
         {"allowlist_only": "1"},  # no list
         {"allowlist": (io.BytesIO(b"nobody@example.com\n0x1234\n"), "list.txt")},
+        # an account's e-mail its owner has not confirmed (perhaps someone else's typo)
+        {"allowlist_only": "1", "allowlist": (io.BytesIO(b"customer@example.com\n"), "l.txt")},
     ):
         resp = _form(staff, f"{url}/{cid}/listings", {**good, **over})
         assert resp.status_code == 400, (over, resp.status_code)
@@ -388,28 +391,15 @@ def test_a_double_submit_at_once_creates_one_collection(race_app):
         town_id = get_db().session.scalar(sa.select(Town.id))
     form = {k: v for k, v in _collection_form().items() if k != "image"}
     n = 6
-    barrier = threading.Barrier(n)
-    results: list[object] = []
 
-    def create() -> None:
-        with app.app_context():
-            s = get_db().session
-            try:
-                barrier.wait()
-                c = collection_console().create(
-                    s.get(User, user_id), s.get(Town, town_id), form, PNG, form["key"]
-                )
-                results.append(c.id)
-            except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
-                results.append(exc)
-            finally:
-                get_db().session.remove()
+    def create(_i: int) -> int:
+        s = get_db().session
+        c = collection_console().create(
+            s.get(User, user_id), s.get(Town, town_id), form, PNG, form["key"]
+        )
+        return c.id
 
-    threads = [threading.Thread(target=create) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = n_at_once(app, n, create)
     assert len(results) == n and all(isinstance(r, int) for r in results), results
     assert len(set(results)) == 1
     counts = _counts(app)

@@ -256,7 +256,8 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
     a, b = Api(app.test_client()), Api(app.test_client())
     a.signup("a@example.com")
     b.signup("b@example.com")
-    assert _buy(a, lid).status_code == 201
+    first = _buy(a, lid)
+    assert first.status_code == 201, first.get_json()
     before = counts(app)
     resp = _buy(b, lid)
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "sold_out"

@@ -69,3 +69,24 @@ def test_session_cookie_is_secure_behind_https(tmp_path):
         Settings(instance_path=tmp_path, secret_key="k", public_url="https://furusato.example")
     )
     assert https.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_webhook_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    s = Settings.from_env()
+    assert (s.webhook_private_urls, s.webhook_timeout, s.webhook_lease_seconds) == ("", 10, 60)
+    assert (s.webhook_retry_base, s.webhook_max_attempts) == (5, 10)
+    monkeypatch.setenv("WEBHOOK_PRIVATE_URLS", "ON")
+    monkeypatch.setenv("WEBHOOK_TIMEOUT", "2.5")
+    s = Settings.from_env()
+    assert (s.webhook_private_urls, s.webhook_timeout) == ("on", 2.5)
+    for name, bad, says in (
+        ("WEBHOOK_PRIVATE_URLS", "yes", "WEBHOOK_PRIVATE_URLS"),
+        ("WEBHOOK_TIMEOUT", "soon", "WEBHOOK_TIMEOUT"),
+        ("WEBHOOK_TIMEOUT", "90", "WEBHOOK_LEASE_SECONDS"),  # a POST must end within its lease
+        ("WEBHOOK_MAX_ATTEMPTS", "0", "WEBHOOK_MAX_ATTEMPTS"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, bad)
+            with pytest.raises(SettingsError, match=says):
+                Settings.from_env()

@@ -37,7 +37,8 @@ How it works (see docs/adr/0004-indexer-reorgs.md):
 
 Modules: events (ChainEvent, the handler registry, watch_contract, pending_events), decoding
 (topic0 decoders), storage (COPY lines and upserts, the chunk decoder), prefetch (eth_getLogs
-ahead), core (the Indexer and reorgs), projection (token balances and owners), reconcile (the
+ahead), core (the Indexer and reorgs), projection (token balances and owners), votes
+(ERC-5805 delegates' votes per block), reconcile (the
 projection against chain reads). The JSON-RPC client is backend.chain.rpc, the errors
 backend.chain.errors.
 
@@ -63,10 +64,12 @@ from backend.chain.indexer.reconcile import (
     reconcile,
     store_report,
 )
+from backend.chain.indexer.votes import VOTES_PROJECTION
 from backend.chain.rpc import JsonRpc, PendingLogs, RpcError
 
 __all__ = [
     "TOKEN_PROJECTION",
+    "VOTES_PROJECTION",
     "ZERO_ADDRESS",
     "ChainEvent",
     "Difference",

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -97,7 +98,7 @@ class Indexer:
     # commits (each costs the lock, reorg check, upserts and commit once).
     batch_events: int = 10_000
     lease_seconds: int = 120
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    process: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _chain_id: int | None = None
 
     @property
@@ -140,6 +141,12 @@ class Indexer:
         ]
 
     # -- locking
+
+    @property
+    def owner(self) -> str:
+        """The SQLite lease's holder: the thread running the pass, in this process (a worker's
+        block watcher and a task in the same process are two holders, not one re-entering)."""
+        return f"{self.process}:{threading.get_ident()}"
 
     def _lock(self, s: Session) -> ChainCursor | None:
         """The chain's cursor, locked for this transaction (created on a fresh database), or

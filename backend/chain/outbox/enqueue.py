@@ -296,7 +296,8 @@ class Enqueuer:
             value=0,
             gas=gas or self._estimate_inner(user, target, data),
             nonce=nonce,
-            deadline=int(utcnow().timestamp()) + deadline_seconds,
+            # The forwarder checks the deadline against block.timestamp: the chain's clock.
+            deadline=self.ctx.rpc.chain_now() + deadline_seconds,
             data=data,
         )
         return {
@@ -418,13 +419,15 @@ class Enqueuer:
             target = self.ctx.address_of(contract)
             data = encode_call(artifact_name, function, args)
             nonce = self._take_forwarder_nonce(session, user)
+            chain_now = self.ctx.rpc.chain_now()
             req = ForwardRequest(
                 from_address=user,
                 to=target,
                 value=value,
                 gas=gas or self._estimate_inner(user, target, data),
                 nonce=nonce,
-                deadline=int(now.timestamp()) + (deadline_seconds or DEFAULT_DEADLINE_SECONDS),
+                # The forwarder checks it against block.timestamp: the chain's clock.
+                deadline=chain_now + (deadline_seconds or DEFAULT_DEADLINE_SECONDS),
                 data=data,
             )
             req = sign_request(signer, req, self.ctx.chain_id, self.ctx.forwarder_address)
@@ -441,12 +444,15 @@ class Enqueuer:
                     "the request's nonce is not the user's next one; prepare it again",
                     expected=nonce,
                 )
+            chain_now = self.ctx.rpc.chain_now()
         tx.user_address = req.from_address
         tx.forward_request = req.to_json()
         tx.sender_address = self.ctx.keys.relayer_for(req.from_address)
         tx.call_data = execute_calldata(req)
         tx.gas_limit = relay_gas_limit(req)
-        tx.deadline_at = dt.datetime.fromtimestamp(req.deadline, dt.UTC)
+        # The request's deadline is on the chain's clock; the sender compares deadline_at with
+        # this server's: the same time left, counted from now.
+        tx.deadline_at = now + dt.timedelta(seconds=req.deadline - chain_now)
         session.add(tx)
         return tx
 

@@ -71,13 +71,18 @@ class ReceiptChecker:
 
     def check_receipts(self, session: Session, limit: int = 1000) -> dict[str, int]:
         """Settle in-flight rows whose transaction (any attempt) is mined with enough
-        confirmations: confirmed, reverted (decoded error) or cancelled. Commits."""
+        confirmations: confirmed, reverted (decoded error) or cancelled. Commits.
+
+        The rows are locked (PostgreSQL; SKIP LOCKED): two checkers at once, in two workers (a
+        block watcher's and a beat's), settle disjoint rows, so no row is settled, or its gas
+        counted, twice. SQLite has no row locks: one worker process there (outbox_tasks)."""
         rows = list(
             session.scalars(
                 select(OutboxTx)
                 .where(OutboxTx.state.in_(IN_FLIGHT))
                 .order_by(OutboxTx.id)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
                 .execution_options(populate_existing=True)
             )
         )

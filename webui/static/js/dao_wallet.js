@@ -1,6 +1,6 @@
 // Gasless votes for people who signed in with their own wallet (SIWE): the server prepares the
 // EIP-712 Ballot, the wallet signs it (eth_signTypedData_v4), the server checks the signature
-// and relays castVoteBySig. Used by proposal and poll pages (forms with data-wallet="external").
+// and relays castVoteBySig. Used by the confirmation step of a vote (dao/confirm.html: a form with data-wallet="external").
 (function () {
   "use strict";
   var csrf = function () { return document.querySelector('meta[name="csrf-token"]').content; };
@@ -41,7 +41,11 @@
         choice.signature = signature;
         return postJson(form.dataset.voteUrl, choice);
       })
-      .then(function () { window.location.reload(); })
+      .then(function () {
+        // The confirmation page goes back to the proposal or poll, which says what was chosen.
+        if (form.dataset.doneUrl) { window.location.assign(form.dataset.doneUrl); }
+        else { window.location.reload(); }
+      })
       .catch(function (err) {
         say(status.dataset.msgFailed + " " + (err && err.message ? err.message : ""));
         buttons.forEach(function (b) { b.disabled = false; });
@@ -54,7 +58,8 @@
       var field = form.getAttribute("data-field");
       var value = ev.submitter && ev.submitter.name === field ? ev.submitter.value : null;
       if (value === null) {
-        var checked = form.querySelector('input[name="' + field + '"]:checked');
+        var checked = form.querySelector('input[name="' + field + '"]:checked') ||
+          form.querySelector('input[type="hidden"][name="' + field + '"]');
         value = checked ? checked.value : null;
       }
       if (value === null) { return; }

@@ -1,0 +1,1 @@
+"""Events that grant points (issue 14 §4)."""

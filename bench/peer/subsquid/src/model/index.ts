@@ -1,0 +1,2 @@
+export * from './transfer.model'
+export * from './account.model'

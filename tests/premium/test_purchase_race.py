@@ -1,0 +1,80 @@
+"""Money races on PostgreSQL and on SQLite: ten checkouts at once over the person's monthly
+limit reserve at most the limit (the guarded UPDATE of the month's counter decides; the others
+get LimitReached and wrote nothing), and one purchase's paid webhook delivered ten times at once
+issues once (the guarded status UPDATE decides: one outbox call, one sale and one issue audit
+row)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from backend.accounts.models import User
+from backend.chain.outbox import outbox_service
+from backend.chain.outbox_models import OutboxTx
+from backend.core.db import get_db
+from backend.premium.errors import LimitReached
+from backend.premium.models import PremiumPurchase, PremiumTotal
+from backend.premium.services import payment_provider, purchase_service
+from backend.regions.models import Town
+from backend.shop.services import card_payment_service
+from tests.concurrency import n_at_once
+from tests.premium.conftest import actions, counts
+
+
+@pytest.fixture
+def app(make_app, deployed, any_db_url):
+    app = make_app(database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False  # nothing is sent: only the rows count here
+    return app
+
+
+def _checkout(app, town_id: int, user_id: int, yen: int):
+    s = get_db().session
+    return purchase_service().checkout(
+        s.get(User, user_id), s.get(Town, town_id), str(yen), uuid.uuid4().hex
+    )
+
+
+def test_ten_checkouts_at_once_over_the_monthly_limit_reserve_at_most_the_limit(
+    app, town_id, offer, buyer_id
+):
+    # 10 x 10,000 yen against a limit of 30,000 yen a month: three fit.
+    results = n_at_once(
+        app, 10, lambda i: _checkout(app, town_id, buyer_id, 10000).purchase.id, request=True
+    )
+    won = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, LimitReached)]
+    assert len(won) == 3 and len(refused) == 7, results
+    with app.app_context():
+        s = get_db().session
+        assert s.scalar(sa.select(sa.func.count()).select_from(PremiumPurchase)) == 3
+        totals = dict(s.execute(sa.select(PremiumTotal.user_id, PremiumTotal.total_yen)).all())
+    assert totals == {0: 30000, buyer_id: 30000}
+
+
+def test_ten_deliveries_of_one_paid_webhook_at_once_issue_once(app, town_id, offer, buyer_id):
+    with app.test_request_context():
+        placed = _checkout(app, town_id, buyer_id, 1000)
+        pid, purchase_id = placed.purchase.public_id, placed.purchase.id
+        payload, headers = payment_provider().signed_event(pid, "paid", 1000)
+
+    def deliver(_i: int) -> str:
+        return card_payment_service().handle_webhook(payment_provider(), payload, headers)
+
+    results = n_at_once(app, 10, deliver, request=True)
+    assert sorted(map(str, results)) == ["duplicate"] * 9 + ["processed"], results
+    with app.app_context():
+        s = get_db().session
+        calls = s.scalars(
+            sa.select(OutboxTx.idempotency_key).where(OutboxTx.idempotency_key.like("premium:%"))
+        ).all()
+        status = s.scalar(
+            sa.select(PremiumPurchase.status).where(PremiumPurchase.id == purchase_id)
+        )
+    assert calls == [f"premium:{pid}:1"] and status == "processing"
+    assert actions(app, purchase_id) == ["points.issue", "premium.sale"]
+    assert counts(app)["reserved_yen"] == 2000
