@@ -29,9 +29,10 @@ from tests.conftest import BeatTicker
 from tests.redis_server import RedisServer
 from tests.shop.shop_helpers import Api, drive, listing_id, mine
 
-# The app gives up on the broker after 0.5 s (PUBLISH_TIMEOUT, HEALTH_TIMEOUT); before the fix
-# a stalled broker held each request 17-38 s. The bounds sit between the two with room for a
-# loaded 2-core machine (at 1 s /healthz once took 1.36 s while a full test run shared the CPU).
+# The app gives up on the broker after 0.5 s (PUBLISH_TIMEOUT, the health_timeout setting);
+# before the fix a stalled broker held each request 17-38 s. The bounds sit between the two
+# with room for a loaded 2-core machine (at 1 s /healthz once took 1.36 s while a full test
+# run shared the CPU).
 REQUEST_BOUND = 5.0
 HEALTH_BOUND = 5.0
 HUNG = 15.0  # past this a request counts as hung: the test fails instead of waiting forever
