@@ -36,10 +36,14 @@ def test_a_failed_step_is_shown_with_its_reason_and_retried(app, w3, deployed):
     assert "AccessControlUnauthorizedAccount" in failed.output
     assert "towns retry --slug niseko" in failed.output
     with app.app_context():
-        row = get_db().session.scalar(
-            sa.select(TownSetupStep).where(TownSetupStep.name == "collections.ambassador")
-        )
-        assert row.state == "failed" and "AccessControlUnauthorizedAccount" in row.error
+        failed_steps = {
+            r.name: r.error
+            for r in get_db().session.scalars(
+                sa.select(TownSetupStep).where(TownSetupStep.state == "failed")
+            )
+        }
+    assert list(failed_steps) == ["collections.ambassador"], failed_steps
+    assert "AccessControlUnauthorizedAccount" in failed_steps["collections.ambassador"]
 
     factory.functions.grantRole(deployer_role, FOUNDER).transact({"from": deployer})
     with worker_and_beat(app):
@@ -48,14 +52,18 @@ def test_a_failed_step_is_shown_with_its_reason_and_retried(app, w3, deployed):
     assert "setup live" in retried.output
     with app.app_context():
         s = get_db().session
-        keys = list(
-            s.scalars(
-                sa.select(OutboxTx.idempotency_key).where(
+        rows = list(
+            s.execute(
+                sa.select(OutboxTx.idempotency_key, OutboxTx.state, OutboxTx.error).where(
                     OutboxTx.idempotency_key.like("town-setup:niseko:%")
                 )
             )
         )
         steps = s.scalar(sa.select(sa.func.count()).select_from(TownSetupStep))
-        # One extra row: the retried step under its new key; every other step once.
-        assert len(keys) == steps + 1
-        assert "town-setup:niseko:collections.ambassador:retry1" in keys
+    # One extra row: the retried step under its new key; every other step once. (CI once saw
+    # two extra rows; the message names every retried step and why its first try failed.)
+    retry_keys = sorted(k for k, _, _ in rows if ":retry" in k)
+    first_tries = {k: (state, error) for k, state, error in rows
+                   if f"{k}:retry1" in retry_keys}  # fmt: skip
+    assert retry_keys == ["town-setup:niseko:collections.ambassador:retry1"], first_tries
+    assert len(rows) == steps + 1
