@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.core.errors import N_
+from backend.core.upsert import ensure_row
 from backend.integrations.errors import BudgetExceeded
 from backend.integrations.models import DAY, MONTH, ServiceAccount, ServiceBudgetUsage
 from backend.points.town_settings import jst_day
@@ -36,21 +36,7 @@ def periods(now: dt.datetime) -> tuple[dt.date, dt.date]:
 def _ensure(session: Session, service_id: int, period: str, start: dt.date) -> None:
     values = {"service_account_id": service_id, "period": period, "start": start, "used": 0}
     keys = ["service_account_id", "period", "start"]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            postgresql.insert(ServiceBudgetUsage)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    elif dialect == "sqlite":
-        session.execute(
-            sqlite.insert(ServiceBudgetUsage)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    else:  # pragma: no cover - PostgreSQL and SQLite are the supported databases
-        raise RuntimeError(f"service budgets need PostgreSQL or SQLite, not {dialect}")
+    ensure_row(session, ServiceBudgetUsage, values, keys)
 
 
 def usage(session: Session, account: ServiceAccount, now: dt.datetime) -> Usage:

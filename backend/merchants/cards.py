@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
@@ -30,6 +29,7 @@ from backend.accounts.roles import STAFF, require_town_role
 from backend.core.errors import N_, AppError, Conflict, InvalidInput, NotFound
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.upsert import ensure_row
 from backend.merchants import limits
 from backend.merchants.errors import (
     CardLocked,
@@ -80,10 +80,6 @@ def new_pin() -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def start_card_charge(
@@ -146,11 +142,8 @@ def _refuse_if_locked(session: Session, card: ResidentCard, merchant_id: int) ->
 
 
 def _ensure_counter(session: Session, card_id: int, merchant_id: int) -> None:
-    session.execute(
-        _insert(session)(CardPinFailures)
-        .values(card_id=card_id, merchant_id=merchant_id, failures=0)
-        .on_conflict_do_nothing(index_elements=["card_id", "merchant_id"])
-    )
+    values = {"card_id": card_id, "merchant_id": merchant_id, "failures": 0}
+    ensure_row(session, CardPinFailures, values, ["card_id", "merchant_id"])
 
 
 def _count_wrong_pin(session: Session, card_id: int, merchant_id: int, now: dt.datetime) -> int:

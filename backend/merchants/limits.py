@@ -13,12 +13,12 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.core.db import utcnow
 from backend.core.errors import N_, AppError, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.upsert import ensure_row
 from backend.merchants.models import SpendCounter, TownMoneySettings
 from backend.points.services import JST
 
@@ -110,14 +110,8 @@ def spend(session: Session, subject: str, day: dt.date, amount: int, limit: int)
         raise DailyLimitReached(
             N_("This is over the daily limit of %(limit)d points set by the town."), limit=limit
         )
-    ins_factory = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    session.execute(
-        ins_factory(SpendCounter)
-        .values(subject=subject, day=day, amount=0)
-        .on_conflict_do_nothing(index_elements=["subject", "day"])
-    )
+    ensure_row(session, SpendCounter, {"subject": subject, "day": day, "amount": 0},
+               ["subject", "day"])  # fmt: skip
     done = session.execute(
         update(SpendCounter)
         .where(

@@ -23,13 +23,13 @@ from typing import Any
 from flask import current_app, has_app_context
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import case, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.numbers import db_id_or_none
+from backend.core.upsert import insert_for
 from backend.notifications.errors import InvalidOffLink, NotificationNotFound, UnknownSwitch
 from backend.notifications.models import (
     CHANNELS,
@@ -107,7 +107,6 @@ def notify(
     ids = sorted(set(user_ids))
     now = now or utcnow()
     stale = happened_at is not None and happened_at < now - STALE_AFTER
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     added = 0
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
@@ -137,7 +136,7 @@ def notify(
             )
         new = set(
             session.execute(
-                insert(Notification)
+                insert_for(session, Notification)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["key", "user_id"])
                 .returning(Notification.user_id)

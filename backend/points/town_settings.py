@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +43,7 @@ from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import ascii_int
 from backend.core.times import JST
+from backend.core.upsert import ensure_row
 from backend.points.errors import DailyCapReached, PointsNotAvailable, ProgrammeNotFound
 from backend.points.models import (
     SETTING_PROGRAMME,
@@ -158,21 +158,7 @@ def town_programme(session: Session, town_id: int, programme_id: int) -> TownPro
 def _ensure_counter(session: Session, town_id: int, pid: int, day: dt.date, user_id: int) -> None:
     values = {"town_id": town_id, "programme_id": pid, "day": day, "user_id": user_id, "total": 0}
     keys = ["town_id", "programme_id", "day", "user_id"]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            postgresql.insert(PointsDailyTotal)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    elif dialect == "sqlite":
-        session.execute(
-            sqlite.insert(PointsDailyTotal)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    else:  # pragma: no cover - PostgreSQL and SQLite are the supported databases
-        raise RuntimeError(f"daily caps need PostgreSQL or SQLite, not {dialect}")
+    ensure_row(session, PointsDailyTotal, values, keys)
 
 
 def reserve_daily(

@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.core.errors import N_
+from backend.core.upsert import ensure_row
 from backend.premium.errors import LimitReached
 from backend.premium.models import TOWN, PremiumOffer, PremiumTotal
 
@@ -31,19 +31,7 @@ def jst_month(at: dt.datetime) -> str:
 def _ensure(session: Session, town_id: int, month: str, user_id: int) -> None:
     values = {"town_id": town_id, "month": month, "user_id": user_id, "total_yen": 0}
     keys = ["town_id", "month", "user_id"]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            postgresql.insert(PremiumTotal)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    elif dialect == "sqlite":
-        session.execute(
-            sqlite.insert(PremiumTotal).values(**values).on_conflict_do_nothing(index_elements=keys)
-        )
-    else:  # pragma: no cover - PostgreSQL and SQLite are the supported databases
-        raise RuntimeError(f"premium limits need PostgreSQL or SQLite, not {dialect}")
+    ensure_row(session, PremiumTotal, values, keys)
 
 
 def _add(

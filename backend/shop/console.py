@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
-from backend.accounts.services import custodial_addresses, users_by_email
 from backend.chain import api as chain
 from backend.chain.api import (
     AuditEntry,
@@ -50,9 +49,10 @@ from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.regions.models import Town
+from backend.shop.allowlists import parse_allowlist, store_allowlist
 from backend.shop.catalog import sale_key, token_key, token_scale
 from backend.shop.categories import KEYS, index
-from backend.shop.models import PAYMENT_KINDS, AllowlistEntry, Collection, Listing, Order, Perk
+from backend.shop.models import PAYMENT_KINDS, AllowlistEntry, Collection, Listing, Perk
 
 COLLECTIONS_KEY = "collections"
 CATALOGUE_KEY = "catalogue"
@@ -63,12 +63,9 @@ MAX_SUPPLY = 1_000_000
 MAX_ROYALTY_BPS = 1_000  # 10 %
 MAX_PRICE = 10**12
 MAX_WALLET_CAP = 100
-MAX_ALLOWLIST_BYTES = 256 * 1024
-MAX_ALLOWLIST_ROWS = 5_000
 MAX_PERK_USES = 1_000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,10}")
-_EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp"}
 
 
@@ -76,11 +73,6 @@ class ListingNeedsVote(Conflict):
     """Listing creation needs the `catalogue` key, which only local chains configure."""
 
     code = "listing_needs_vote"
-
-
-class NotOnAllowlist(AppError):
-    status = 403
-    code = "not_on_allowlist"
 
 
 def image_type(data: bytes) -> str | None:
@@ -419,7 +411,7 @@ class CollectionConsole:
                 N_("The sale must end after it starts, and in the future."), field="ends_at"
             )
         allowlist_only = _flag(form, "allowlist_only") or bool(allowlist)
-        entries = self._parse_allowlist(allowlist) if allowlist else []
+        entries = parse_allowlist(self.session, allowlist) if allowlist else []
         if allowlist_only and not entries:
             raise InvalidInput(
                 N_("Upload the allowlist: one e-mail or address per line."), field="allowlist"
@@ -489,7 +481,7 @@ class CollectionConsole:
                 ),
             )
             listing.outbox_tx_id = tx.id
-            self._store_allowlist(listing, entries)
+            store_allowlist(self.session, listing, entries)
             self.session.commit()
             return listing
 
@@ -519,8 +511,8 @@ class CollectionConsole:
             raise NotFound(N_("There is no such listing."))
         if not listing.allowlist_only:
             raise InvalidInput(N_("This listing is open to everyone."), field="allowlist")
-        entries = self._parse_allowlist(data or b"")
-        added = self._store_allowlist(listing, entries)
+        entries = parse_allowlist(self.session, data or b"")
+        added = store_allowlist(self.session, listing, entries)
         self.session.add(
             AuditLog(
                 actor=f"user:{user.id}",
@@ -532,81 +524,6 @@ class CollectionConsole:
             )
         )
         self.session.commit()
-        return added
-
-    def _parse_allowlist(self, data: bytes) -> list[tuple[str, str | None]]:
-        """(address, e-mail or None) per line of an uploaded list: e-mails become the person's
-        built-in wallet address. Any unreadable line or unknown e-mail refuses the whole list."""
-        if not data or len(data) > MAX_ALLOWLIST_BYTES:
-            raise InvalidInput(
-                N_("Upload a list of at most 256 KB: one e-mail or address per line."),
-                field="allowlist",
-            )
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(
-                N_("The list must be a UTF-8 text file."), field="allowlist"
-            ) from None
-        lines = [ln.split(",")[0].strip() for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln and ln.lower() not in ("email", "address", "e-mail")]
-        if not lines or len(lines) > MAX_ALLOWLIST_ROWS:
-            raise InvalidInput(
-                N_("The list must have 1 to %(max)s lines."),
-                field="allowlist",
-                max=MAX_ALLOWLIST_ROWS,
-            )
-        # E-mails are looked up together (one query per 500, not one per line) and count only
-        # where the account confirmed them: an unconfirmed address may be someone else's typo.
-        emails = [ln.lower() for ln in lines if chain.checksum_address(ln) is None]
-        emails = [e for e in emails if _EMAIL.fullmatch(e)]
-        user_ids = users_by_email(self.session, emails, verified_only=True)
-        wallets = custodial_addresses(self.session, user_ids.values())
-        out: dict[str, tuple[str, str | None]] = {}
-        bad: list[str] = []
-        for n, line in enumerate(lines, start=1):
-            address = chain.checksum_address(line)
-            email = None
-            if address is None and _EMAIL.fullmatch(line):
-                email = line.lower()
-                user_id = user_ids.get(email)
-                address = wallets.get(user_id) if user_id is not None else None
-            if address is None:
-                bad.append(f"{n}: {line[:60]}")
-                continue
-            out.setdefault(address, (address, email))
-        if bad:
-            raise InvalidInput(
-                N_(
-                    "These lines are neither an address nor an e-mail its account holder has"
-                    " confirmed: %(lines)s"
-                ),
-                field="allowlist",
-                lines="; ".join(bad[:10]),
-            )
-        return list(out.values())
-
-    def _store_allowlist(self, listing: Listing, entries: list[tuple[str, str | None]]) -> int:
-        have = set(
-            self.session.scalars(
-                select(AllowlistEntry.address).where(AllowlistEntry.listing_id == listing.id)
-            )
-        )
-        added = 0
-        for address, email in entries:
-            if address in have:
-                continue
-            self.session.add(
-                AllowlistEntry(
-                    listing_id=listing.id,
-                    address=address,
-                    email=email,
-                    max_quantity=listing.wallet_cap,
-                    deadline=int(_aware(listing.ends_at).timestamp()),
-                )
-            )
-            added += 1
-        self.session.flush()
         return added
 
     def sign_pending_vouchers(self, limit: int = 500) -> int:
@@ -752,43 +669,3 @@ class CollectionConsole:
             self._queue_perk(outbox, c, perk, None, "setup")
         call("admin", "grantRole", chain.role_hash("DEFAULT_ADMIN_ROLE"), timelock)
         call("renounce", "renounceRole", chain.role_hash("DEFAULT_ADMIN_ROLE"), me)
-
-
-# ----------------------------------------------------------------- the buy paths
-
-
-EMPTY_VOUCHER: list[Any] = [0, 0, 0, "0x"]
-
-
-def voucher_for(session: Session, listing: Listing, buyer: str) -> list[Any]:
-    """The voucher argument of PrimarySale.buy for `buyer`: empty for an open listing, the
-    signed voucher of the buyer's allowlist row otherwise. Raises NotOnAllowlist (not on the
-    list), Conflict (the voucher is not signed yet, or was used by an earlier order)."""
-    if not listing.allowlist_only:
-        return EMPTY_VOUCHER
-    entry = session.scalar(
-        select(AllowlistEntry).where(
-            AllowlistEntry.listing_id == listing.id,
-            func.lower(AllowlistEntry.address) == buyer.lower(),
-        )
-    )
-    if entry is None:
-        raise NotOnAllowlist(
-            N_("This sale is for invited buyers only, and you are not on its list.")
-        )
-    if entry.signature is None:
-        raise Conflict(
-            N_("Your invitation is being prepared; try again in a minute."), code="voucher_pending"
-        )
-    used = session.scalar(
-        select(Order.id).where(
-            Order.listing_id == listing.id,
-            func.lower(Order.buyer_address) == buyer.lower(),
-            Order.status.in_(("pending_payment", "processing", "completed")),
-        )
-    )
-    if used is not None:
-        raise Conflict(
-            N_("You have already used your invitation to this sale."), code="voucher_used"
-        )
-    return [entry.max_quantity, entry.id, entry.deadline, entry.signature]

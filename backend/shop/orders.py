@@ -35,8 +35,8 @@ from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
+from backend.shop.allowlists import voucher_for
 from backend.shop.catalog import ShopService, not_enough_yen, sale_key, token_key, token_scale
-from backend.shop.console import voucher_for
 from backend.shop.errors import (
     InsufficientBalance,
     NotOnSale,

@@ -16,10 +16,10 @@ platform makes a later order fail on chain and give its quantity back, never an 
 from __future__ import annotations
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.core.errors import N_
+from backend.core.upsert import ensure_row
 from backend.shop.errors import SoldOut
 from backend.shop.models import Listing, ListingStock, Order
 
@@ -44,11 +44,7 @@ def _ensure(session: Session, listing_id: int, placing: int) -> None:
     if session.scalar(select(ListingStock.listing_id).where(ListingStock.listing_id == listing_id)):
         return
     values = {"listing_id": listing_id, "reserved": held(session, listing_id, but=placing)}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(ListingStock).values(**values).on_conflict_do_nothing(index_elements=["listing_id"])
-    )
+    ensure_row(session, ListingStock, values, ["listing_id"])
 
 
 def reserved(session: Session, listing_id: int) -> int:

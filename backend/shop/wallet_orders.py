@@ -35,6 +35,7 @@ from backend.chain.api import (
 )
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.shop.allowlists import voucher_for
 from backend.shop.catalog import (
     is_test_chain,
     not_enough_yen,
@@ -43,7 +44,6 @@ from backend.shop.catalog import (
     token_scale,
     yen_token,
 )
-from backend.shop.console import voucher_for
 from backend.shop.models import Listing, Order
 from backend.shop.orders import (
     PERMIT_TTL,

@@ -18,12 +18,12 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.core.db import utcnow
 from backend.core.errors import N_, InvalidInput
 from backend.core.safety import is_local_test_chain
+from backend.core.upsert import insert_for
 from backend.webhooks.errors import WebhookDeliveryNotFound, WebhookEndpointNotFound
 from backend.webhooks.models import (
     FAILED,
@@ -75,10 +75,8 @@ def queue_delivery(
         "last_error": "",
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(WebhookDelivery)
+        insert_for(session, WebhookDelivery)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(WebhookDelivery.id)  # no row back: the event was queued before

@@ -31,6 +31,7 @@ from backend.shop.models import AllowlistEntry, Collection, Listing, Order, Perk
 from backend.shop.services import collection_console
 from tests.chain_admin import ROLE_PRIVATE_KEYS, role_address, timelock_of
 from tests.concurrency import n_at_once
+from tests.factories import CollectionFactory, ListingFactory
 from tests.shop.shop_helpers import Api, confirm_email, contract, drive, mine
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
@@ -457,3 +458,47 @@ def test_the_json_api_does_the_same_for_staff_only(make_app, deployed):
     assert [c["function"] for c in detail["calls"]] == ["createCollection"]
     assert detail["calls"][0]["state"] == "queued"
     assert _counts(app)["collections"] == 1
+
+
+def test_the_same_allowlist_uploaded_ten_times_at_once_stores_each_line_once(race_app):
+    """A double-clicked upload, or two staff uploading overlapping lists: every request answers
+    (none fails on the UNIQUE(listing, address) constraint), each address is stored once, the
+    new lines are counted once in all, and each upload has its audit row."""
+    app = race_app
+    _staff(app)
+    with app.app_context():
+        s = get_db().session
+        town = s.scalar(sa.select(Town))
+        listing = ListingFactory(
+            collection_id=CollectionFactory(town_id=town.id).id, allowlist_only=True
+        )
+        listing_id, town_id = listing.id, town.id
+        user_id = s.scalar(sa.select(User.id).where(User.email == STAFF_EMAIL))
+        s.commit()
+    addresses = [Web3.to_checksum_address(f"0x{i:040x}") for i in range(1, 41)]
+    # Ten overlapping lists: each holds 30 of the 40 addresses, from a different start.
+    lists = ["\n".join(addresses[(i * 4 + j) % 40] for j in range(30)).encode() for i in range(10)]
+
+    def upload(i: int) -> int:
+        s = get_db().session
+        return collection_console().upload_allowlist(
+            s.get(User, user_id), s.get(Town, town_id), listing_id, lists[i]
+        )
+
+    results = n_at_once(app, 10, upload)
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 40  # every address counted as new by exactly one upload
+    with app.app_context():
+        s = get_db().session
+        stored = list(
+            s.scalars(
+                sa.select(AllowlistEntry.address).where(AllowlistEntry.listing_id == listing_id)
+            )
+        )
+        audits = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "nft.allowlist")
+        )
+    assert sorted(stored) == sorted(addresses)
+    assert audits == 10

@@ -18,11 +18,12 @@ from backend.chain.indexer.events import (
     _Fold,
     _FoldStep,
 )
-from backend.chain.indexer.storage import _insert, _upsert
+from backend.chain.indexer.storage import _upsert
 from backend.chain.indexer_models import (
     TokenBalance,
     TokenOwner,
 )
+from backend.core.upsert import insert_for
 
 # ERC-20 balances and ERC-721 owners from Transfer events: chain-level, not a domain, and the
 # projection that reconciliation checks. Registered like any domain handler.
@@ -47,7 +48,7 @@ def _apply_balances(s: Session, chain_id: int, deltas: dict[tuple[str, str], int
     ]
     if not rows:
         return
-    stmt = _insert(s, TokenBalance)
+    stmt = insert_for(s, TokenBalance)
     stmt = stmt.on_conflict_do_update(
         index_elements=["chain_id", "contract_address", "holder"],
         set_={"amount": TokenBalance.__table__.c.amount + stmt.excluded.amount},

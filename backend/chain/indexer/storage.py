@@ -15,20 +15,11 @@ from backend.chain.indexer.events import ChainEvent, Handler
 from backend.chain.indexer_models import (
     Hash32,
 )
+from backend.core.upsert import insert_for
 
 
 class _ReorgDuringFetch(RuntimeError):
     pass
-
-
-def _insert(session: Session, model: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(model)
 
 
 def _upsert(
@@ -36,7 +27,7 @@ def _upsert(
 ) -> None:
     if not rows:
         return
-    stmt = _insert(session, model)
+    stmt = insert_for(session, model)
     if update:
         stmt = stmt.on_conflict_do_update(
             index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update}
@@ -290,7 +281,7 @@ def store_events(session: Session, model: Any, events: Sequence[ChainEvent]) -> 
                 write(_copy_lines(events[i : i + 2000]))
         return
     session.execute(
-        _insert(session, model),
+        insert_for(session, model),
         [
             dict(
                 zip(

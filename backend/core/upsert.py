@@ -1,0 +1,33 @@
+"""INSERT ... ON CONFLICT for the two databases the platform runs on.
+
+SQLAlchemy's generic `insert()` has no ON CONFLICT clause: PostgreSQL's and SQLite's dialects
+each have their own, with the same API. Rows that two requests may create at once (a counter,
+a delivery, an allowlist line) are written with `on_conflict_do_nothing` on their UNIQUE
+columns, so the second request finds the row instead of failing on an IntegrityError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_for(session: Session, model: Any) -> Any:
+    """An INSERT of `model` in the session's dialect: `.on_conflict_do_nothing(...)` and
+    `.on_conflict_do_update(...)` are available on it. Raises RuntimeError on other databases."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise RuntimeError(f"the platform runs on PostgreSQL or SQLite, not {dialect}")
+
+
+def ensure_row(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> None:
+    """Create `model`'s row of `values` unless one with the same `keys` exists (ON CONFLICT DO
+    NOTHING): safe when two transactions create it at once."""
+    session.execute(
+        insert_for(session, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
