@@ -71,13 +71,11 @@ _ADDRESSES = itertools.count(1)
 
 class Visitor:
     """One browser: a cookie jar, an address of its own (X-Forwarded-For), the CSRF token.
-    With several web processes (`Visitor.webs`, --scale), each request goes to the next one:
-    the session, the CSRF token and every poll cross processes, as behind a load balancer."""
+    With several web processes in `webs` (--scale), each request goes to the next one: the
+    session, the CSRF token and every poll cross processes, as behind a load balancer."""
 
-    webs: list[str] = []  # noqa: RUF012 - set by main() for the mode being measured
-
-    def __init__(self, base: str) -> None:
-        self.base = base
+    def __init__(self, webs: list[str]) -> None:
+        self.webs = webs  # the base URLs it uses; main() changes them with the mode measured
         self.calls = 0
         jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -91,7 +89,7 @@ class Visitor:
         if body is not None:
             data = json.dumps(body).encode()
             headers.update({"Content-Type": "application/json", "X-CSRFToken": self.token})
-        base = self.webs[self.calls % len(self.webs)] if self.webs else self.base
+        base = self.webs[self.calls % len(self.webs)]
         self.calls += 1
         req = urllib.request.Request(base + path, data, headers)  # noqa: S310
         try:
@@ -244,7 +242,7 @@ class Load:
 def tourists(
     clerk_login: tuple[str, str],
     people: list[Visitor],
-    base: str,
+    webs: list[str],
     merchant_id: int,
     mode: str,
     seconds: float,
@@ -254,7 +252,7 @@ def tourists(
     `seconds` of the start, over `seconds`."""
     load = Load(mode, seconds=seconds)
     lock = threading.Lock()
-    tills = [Visitor(base).sign_in(*clerk_login) for _ in people]
+    tills = [Visitor(webs).sign_in(*clerk_login) for _ in people]
     end = time.time() + seconds
 
     def run(till: Visitor, tourist: Visitor) -> None:
@@ -379,16 +377,18 @@ def main() -> int:
         p.worker(MODES["watcher"])
         setup = p.setup(args.tourists + buyers_needed, 3000)
         base, login = p.url, (setup["merchant_email"], setup["merchant_password"])
-        people = [Visitor(base).sign_in(e, setup["password"]) for e in setup["people"]]
+        people = [Visitor([base]).sign_in(e, setup["password"]) for e in setup["people"]]
         crowd, buyers = people[: args.tourists], people[args.tourists :]
         buyer_turns = itertools.cycle(b for b in buyers for _ in range(5))
-        clerk = Visitor(base).sign_in(*login)
+        clerk = Visitor([base]).sign_in(*login)
         samples: list[Sample] = []
         loads: list[Load] = []
         for r in range(args.rounds):
             for mode, (interval, webs, workers) in modes.items():
                 p.worker(interval, count=workers)
-                Visitor.webs = p.urls[:webs]
+                urls = p.urls[:webs]
+                for visitor in [*people, clerk]:
+                    visitor.webs = urls
                 print(
                     f"round {r + 1}, {mode}: {webs} web, {workers} worker,"
                     f" BLOCK_WATCH_INTERVAL={interval}",
@@ -398,7 +398,7 @@ def main() -> int:
                 for i in range(args.samples):
                     samples.append(purchase(next(buyer_turns), setup["listing_id"], mode))
                     samples.append(charge(clerk, crowd[i % len(crowd)], setup["merchant_id"], mode))
-                loads.append(tourists(login, crowd, base, setup["merchant_id"], mode, args.seconds))
+                loads.append(tourists(login, crowd, urls, setup["merchant_id"], mode, args.seconds))
                 print(f"  {mode}: {summary([s for s in samples if s.mode == mode])}", flush=True)
         exits = p.exits()
         result = report(args, list(modes), samples, loads, p.database_url, started)

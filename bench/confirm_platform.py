@@ -15,14 +15,12 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from eth_account import Account
 from backend.chain.anvil import DEV_KEYS, AnvilNode, start_anvil
 from backend.chain.role_keys import DEV_ROLE_KEYS
 from backend.core.broker import default_broker_url, prepare_embedded
+from bench.processes import Proc, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -38,17 +37,24 @@ REDIS_DB = 14  # the bench's own Redis database: no test run's worker consumes i
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rpc(url: str, method: str, params: list[Any]) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (our local anvil)
         return json.load(resp)["result"]
+
+
+def _ready(proc: Proc, since: int) -> bool:
+    """The worker runs and has logged " ready." after byte `since` of its log (it consumes)."""
+    return proc.alive() and b" ready." in proc.log.read_bytes()[since:]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+        return False
 
 
 def _pg_database(name: str, drop: bool = False) -> str:
@@ -80,7 +86,7 @@ class Platform:
         self.db, self.broker = db, broker
         self.pg_name = f"furusato_confirm_{uuid.uuid4().hex[:8]}" if db == "postgres" else ""
         self.node: AnvilNode | None = None
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, Proc] = {}
         instance = self.work / "instance"
         unset = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "RPC_URL")
         env = {k: v for k, v in os.environ.items() if k not in unset and k != "SMTP_HOST"}
@@ -113,28 +119,13 @@ class Platform:
     # ---------------------------------------------------------------- processes
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        # Appended: a restarted worker keeps its earlier log (the figures' runs are compared).
+        self.procs[name] = Proc(name, cmd, env, self.logs, append=True)
 
     def _stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            proc.stop(30)
 
     def _step(self, title: str, *cmd: str) -> None:
         print(f"  {title}", flush=True)
@@ -165,18 +156,8 @@ class Platform:
             + ["--schedule", str(self.work / "instance" / "celerybeat-schedule")],
             self.env,
         )
-        deadline = time.monotonic() + 120
         for url in self.urls:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:  # noqa: S310
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the web app did not become healthy; see {self.logs}")
-                time.sleep(0.3)
+            wait_for(f"{url}/healthz (logs: {self.logs})", partial(_healthy, url), 120)
 
     def worker(self, interval: float, count: int = 1) -> None:
         """(Re)start `count` workers (solo pool, named worker1@, worker2@ ...) with
@@ -195,13 +176,9 @@ class Platform:
                 + ["--loglevel", "INFO", "-n", f"worker{i + 1}@%h"],
                 env,
             )
-        deadline = time.monotonic() + 120
         for name, start in started.items():
-            log = self.logs / f"{name}.log"
-            while b" ready." not in log.read_bytes()[start:]:
-                if self.procs[name].poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the worker did not start; see {log}")
-                time.sleep(0.2)
+            proc = self.procs[name]
+            wait_for(f"{name} to consume (log: {proc.log})", partial(_ready, proc, start), 120)
 
     def setup(self, people: int, points: int) -> dict[str, Any]:
         """bench/confirm_setup.py in the platform's environment (the worker must run)."""
@@ -217,7 +194,7 @@ class Platform:
 
     def exits(self) -> dict[str, int]:
         """Processes that ended on their own (a crash the figures must not hide)."""
-        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        return {n: p.popen.returncode for n, p in self.procs.items() if not p.running()}
 
     def down(self, keep: bool = False) -> None:
         """Stop everything; the directory (logs) stays when `keep` (a failed run)."""

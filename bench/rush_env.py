@@ -11,12 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,8 @@ from alembic.config import Config
 from eth_account import Account
 from web3 import Web3
 
+from bench.processes import Proc, RedisServer, free_port, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
 PG_ADMIN = os.environ.get(
@@ -35,52 +34,6 @@ PG_ADMIN = os.environ.get(
 PASSWORD = "correct horse battery"  # noqa: S105 - the bench's own people
 PROGRAMME = 2  # the demo town's paid points (180 days)
 POINTS_EACH = 5000  # exactly one ambassador card at the demo's price
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Any, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"still waiting for {what} after {timeout:.0f} s")
-        time.sleep(0.3)
-
-
-class Proc:
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name, self.log = name, logs / f"{name}.log"
-        with open(self.log, "wb") as out:
-            self.popen = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def check(self) -> None:
-        if self.popen.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.name} exited ({self.popen.returncode}):\n{tail}")
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            return self.popen.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            return self.popen.wait()
 
 
 @dataclass
@@ -108,7 +61,7 @@ class Platform:
     w3: Any = None
     app: Any = None
     _anvil: Any = None
-    _redis: subprocess.Popen[bytes] | None = None
+    _redis: RedisServer | None = None
     _db: str = ""
     _env: dict[str, str] = field(default_factory=dict)
 
@@ -119,7 +72,7 @@ class Platform:
         logs.mkdir(parents=True, exist_ok=True)
         self._chain(logs)
         self._database()
-        self._redis_server(logs)
+        self._redis_server()
         self._settings()
         self._setup_app()
         self._spawn(logs)
@@ -150,16 +103,9 @@ class Platform:
         cfg.attributes["configure_logger"] = False
         command.upgrade(cfg, "heads")
 
-    def _redis_server(self, logs: Path) -> None:
-        port = free_port()
-        self._redis = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=open(logs / "redis.log", "wb"),  # noqa: SIM115 - the child's
-            stderr=subprocess.STDOUT,
-        )
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
-        wait_for("redis", lambda: _pong(port), 20)
+    def _redis_server(self) -> None:
+        self._redis = RedisServer(self.tmp).start(timeout=20)
+        self.redis_url = self._redis.url
 
     def _settings(self) -> None:
         from backend.chain.anvil import DEV_KEYS
@@ -260,11 +206,11 @@ class Platform:
                 )
             )
         for url in self.urls:
-            wait_for(f"{url}/healthz", lambda url=url: self._healthy(url), 180)
+            wait_for(f"{url}/healthz", partial(self._healthy, url), 180)
 
     def _healthy(self, url: str) -> bool:
         for p in self.procs:
-            p.check()
+            p.alive()
         try:
             return requests.get(f"{url}/healthz", timeout=3).status_code == 200
         except requests.RequestException:
@@ -291,7 +237,7 @@ class Platform:
                 s.rollback()
             if row is None or row.chain_listing_id is None:
                 for p in self.procs:
-                    p.check()
+                    p.alive()
                 return False
             self.listing_id, self.chain_listing_id = row.id, row.chain_listing_id
             self.supply = int(row.supply)
@@ -373,7 +319,7 @@ class Platform:
 
     def check_alive(self) -> None:
         for p in self.procs:
-            p.check()
+            p.alive()
 
     # ------------------------------------------------------------------ stop
 
@@ -386,8 +332,7 @@ class Platform:
                 with self.app.app_context():
                     get_db().engine.dispose()
         if self._redis is not None:
-            self._redis.terminate()
-            self._redis.wait(10)
+            self._redis.stop()
         if self._anvil is not None:
             self._anvil.stop()
         if self._db:
@@ -416,12 +361,3 @@ def _custodial(session: Any, user_id: int) -> str:
             sa.select(Address.address).where(Address.user_id == user_id, Address.kind == CUSTODIAL)
         )
     )
-
-
-def _pong(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False

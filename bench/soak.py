@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from bench.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READS = (
@@ -79,12 +80,6 @@ class Mailbox:
                     if to and link:
                         self.links[to.group(1).lower()] = link.group(1)
             return self.links.pop(email.lower(), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Client(threading.Thread):
@@ -185,7 +180,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=600)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="furusato-soak-"))
-    port, anvil_port = _free_port(), _free_port()
+    port, anvil_port = free_port(), free_port()
     unset = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "RPC_URL", "SMTP_HOST")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(

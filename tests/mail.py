@@ -14,7 +14,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from bench.processes import free_port
 
 LINK = re.compile(r"https?://\S+")
 
@@ -98,17 +99,11 @@ class SmtpServer:
         }
 
 
-def _free_port() -> int:
-    # Controller(port=0) does not work: start() connects to the port to check it is up.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     mailbox = Mailbox()
-    port = _free_port()
+    # Controller(port=0) does not work: start() connects to the port to check it is up.
+    port = free_port()
     controller = Controller(_Handler(mailbox), hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,13 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -76,7 +71,7 @@ def _ctrl_c(proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.mark.heavy  # the whole platform
 def test_make_run_comes_up_stops_cleanly_and_restarts_with_its_data(tmp_path):
-    port, anvil_port = _free_port(), _free_port()
+    port, anvil_port = free_port(), free_port()
     instance = tmp_path / "instance"
     env = {
         k: v

@@ -22,9 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,9 +35,10 @@ from eth_account import Account
 
 from backend.chain.anvil import DEV_KEYS, AnvilNode
 from backend.chain.registry import Deployments, artifact
+from bench import processes
+from bench.processes import Proc, RedisServer, free_port
 from tests.chain_admin import ROLE_ADDRESSES, ROLE_PRIVATE_KEYS, role_address
 from tests.conftest import ROOT, TEST_MASTER_KEY
-from tests.redis_server import RedisServer, free_port
 
 VENV = ROOT / ".venv" / "bin"
 RELAYER = DEV_KEYS[7]  # the relayer key of the test settings (tests/conftest.py base_settings)
@@ -77,47 +76,7 @@ def command(kind: str, **values: str) -> list[str]:
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.3)
-
-
-class Proc:
-    """One long-running process of the deployment, in a process group of its own."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name, self.log = name, logs / f"{name}.log"
-        with open(self.log, "wb") as out:
-            self.popen = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        assert self.popen.poll() is None, f"{self.name} exited:\n{self.text()[-3000:]}"
-        return True
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            return self.popen.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-            return -9
+    return processes.wait_for(what, check, timeout)
 
 
 def _shared(

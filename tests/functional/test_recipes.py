@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -25,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.chain.custody import parse_master_key
+from bench.processes import free_port
 from tests.conftest import PG_ADMIN_URL, _drop_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +36,6 @@ def recipe(name: str) -> str:
     m = re.search(rf"<!-- recipe: {name} -->\s*```bash\n(.*?)```", README, re.S)
     assert m, f"no recipe {name} in README.md"
     return m.group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -65,7 +59,7 @@ def test_local_servers_recipe_runs_on_a_fresh_postgresql_database_and_redis(tmp_
     script = re.sub(r"6379/([01])\b", lambda m: f"6379/{11 + int(m.group(1))}", script)
     assert "6379/11" in script and "6379/12" in script, script
     prelude = 'make() { [ "$1" = run ] && exec .venv/bin/python scripts/run.py; return 1; }\n'
-    port, anvil_port = _free_port(), _free_port()
+    port, anvil_port = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,13 +13,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from bench.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -36,7 +31,7 @@ def _run(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.heavy  # PostgreSQL and Redis
 def test_starts_servers_where_none_answer_and_stops_only_those(tmp_path):
-    pg_port, redis_port = _free_port(), _free_port()
+    pg_port, redis_port = free_port(), free_port()
     state = tmp_path / "services"
     # PostgreSQL runs as the postgres user: its folder must not sit in a private tmp_path.
     pg_dir = Path(tempfile.mkdtemp(prefix="furusato-pg-test-", dir="/tmp"))

@@ -191,7 +191,9 @@ def test_the_proxy_pays_within_the_limits_from_the_residents_points(app, world):
     text = listing.get_data(as_text=True)
     assert listing.status_code == 200 and "山田 花子" in text
     assert re.search(r'data-testid="helped-balance">1,000<', text)
-    assert "0x" not in text  # no chain address on the proxy's page
+    # No chain address in what the page shows. The markup's own attributes are left out: a CSP
+    # nonce or CSRF token is random base64 and once held "0x" (seen in a full run).
+    assert "0x" not in re.sub(r"<[^>]*>", " ", text)
     code = qr_charge(world, 200, "proxy-charge-1")
 
     # The confirmation step changes nothing; the payment queues the resident's transfer.

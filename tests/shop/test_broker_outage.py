@@ -24,9 +24,9 @@ from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.shop.services import payment_provider
+from bench.processes import RedisServer
 from scripts.demo_data import load_demo_data
 from tests.conftest import BeatTicker
-from tests.redis_server import RedisServer
 from tests.shop.shop_helpers import Api, drive, listing_id, mine
 
 # The app gives up on the broker after 0.5 s (PUBLISH_TIMEOUT, the health_timeout setting);
