@@ -155,19 +155,61 @@ def refresh(session: Session, batches: Sequence[IssuanceBatch], now: dt.datetime
             if st is None or chunk.status not in (QUEUED, SENT):
                 continue
             if st.state in _OUTBOX_FAILED:
-                chunk.status = ROW_FAILED
-                chunk.error = (st.error or st.state)[:500]
-                _set_rows(
-                    session,
-                    chunk,
-                    ROW_FAILED,
-                    N_("The chain did not take this issue (%(why)s)."),
-                    why=chunk.error,
-                )
-            elif st.state in _OUTBOX_SENT and chunk.status == QUEUED:
-                chunk.status = SENT
-                _set_rows(session, chunk, SENT)
+                error = (st.error or st.state)[:500]
+                if _move_chunk(session, chunk, ROW_FAILED, (QUEUED, SENT), error=error):
+                    _set_rows(
+                        session,
+                        chunk,
+                        ROW_FAILED,
+                        N_("The chain did not take this issue (%(why)s)."),
+                        only_from=(QUEUED, SENT),
+                        why=error,
+                    )
+            elif (
+                st.state in _OUTBOX_SENT
+                and chunk.status == QUEUED
+                and _move_chunk(session, chunk, SENT, (QUEUED,))
+            ):
+                _set_rows(session, chunk, SENT, only_from=(QUEUED,))
+        # Read again: the indexer may have confirmed chunks meanwhile. A batch state computed
+        # from a stale read is put right by the next refresh ("sending" stays in flight).
+        chunks = list(
+            session.scalars(
+                select(IssuanceChunk)
+                .where(IssuanceChunk.batch_id == batch.id)
+                .execution_options(populate_existing=True)
+            )
+        )
         settle_batch(session, batch, chunks, now)
+
+
+def _move_chunk(
+    session: Session,
+    chunk: IssuanceChunk,
+    status: str,
+    only_from: tuple[str, ...],
+    *,
+    error: str | None = None,
+) -> bool:
+    """Move `chunk` to `status` if it is still in one of `only_from`, as one conditional UPDATE;
+    True when it moved. The chunk is read again either way.
+
+    The indexer may confirm the chunk between our read and this write (it saw the chunk's
+    PointsBatchIssued): an unconditional write took the chunk and its rows back to "sent", for
+    good, since that event does not come again, while the service had been told "confirmed"
+    (seen in the webhooks end-to-end test). On PostgreSQL the UPDATE waits for the indexer's
+    transaction and then finds the chunk no longer in `only_from`."""
+    values: dict[str, Any] = {"status": status}
+    if error is not None:
+        values["error"] = error
+    moved = session.execute(
+        update(IssuanceChunk)
+        .where(IssuanceChunk.id == chunk.id, IssuanceChunk.status.in_(only_from))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(chunk)
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def settle_batch(
@@ -201,13 +243,23 @@ def on_rows_settled(listener: RowsSettled) -> None:
 
 
 def _set_rows(
-    session: Session, chunk: IssuanceChunk, status: str, error: str = "", **args: Any
+    session: Session,
+    chunk: IssuanceChunk,
+    status: str,
+    error: str = "",
+    *,
+    only_from: tuple[str, ...] | None = None,
+    **args: Any,
 ) -> None:
+    """Set the status (and error) of the chunk's rows, only of those in `only_from` when given;
+    tell the listeners when the rows became confirmed or failed."""
+    query = update(IssuanceRow).where(IssuanceRow.chunk_id == chunk.id)
+    if only_from is not None:
+        query = query.where(IssuanceRow.status.in_(only_from))
     session.execute(
-        update(IssuanceRow)
-        .where(IssuanceRow.chunk_id == chunk.id)
-        .values(status=status, error=error, error_args=json.dumps(args) if args else "")
-        .execution_options(synchronize_session=False)
+        query.values(
+            status=status, error=error, error_args=json.dumps(args) if args else ""
+        ).execution_options(synchronize_session=False)
     )
     if status in (ROW_CONFIRMED, ROW_FAILED):
         for listener in _SETTLED:
