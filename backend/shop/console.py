@@ -287,9 +287,14 @@ class CollectionConsole:
             kind = image_type(image)
             if kind is None:
                 raise InvalidInput(N_("The image must be a PNG, JPEG or WebP."), field="image")
-        if self.session.scalar(
-            select(Collection.id).where(Collection.town_id == town.id, Collection.slug == slug)
-        ):
+        same_slug = self.session.scalar(
+            select(Collection).where(Collection.town_id == town.id, Collection.slug == slug)
+        )
+        if same_slug is not None:
+            # A twin of this request (same key) that committed since the look-up above gets
+            # its answer, not a conflict: a double submit under load (seen in the race test).
+            if same_slug.idempotency_key == request_key:
+                return same_slug
             raise Conflict(N_("This town already has a collection called %(slug)s."), slug=slug)
         outbox = self._outbox()
         treasury = self._chain().address_of(f"towns.{town.slug}.TownTreasury")

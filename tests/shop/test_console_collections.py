@@ -26,11 +26,12 @@ from backend.chain.registry import artifact
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.regions.models import Town
+from backend.shop import console
 from backend.shop.categories import index
 from backend.shop.models import AllowlistEntry, Collection, Listing, Order, Perk
 from backend.shop.services import collection_console
 from tests.chain_admin import ROLE_PRIVATE_KEYS, role_address, timelock_of
-from tests.concurrency import n_at_once
+from tests.concurrency import in_app, n_at_once
 from tests.factories import CollectionFactory, ListingFactory
 from tests.shop.shop_helpers import Api, confirm_email, contract, drive, mine
 
@@ -414,6 +415,40 @@ def test_a_double_submit_at_once_creates_one_collection(race_app):
             )
             == 1
         )
+
+
+def test_a_twin_that_commits_between_the_checks_gets_the_first_answer(race_app, monkeypatch):
+    """The exact interleaving behind the double submit: the second request finds no row with
+    its key, then the first commits, then the second checks the slug. It gets the first
+    collection (before: 409 "this town already has a collection called ...")."""
+    app = race_app
+    _staff(app)
+    with app.app_context():
+        user_id = get_db().session.scalar(sa.select(User.id).where(User.email == STAFF_EMAIL))
+        town_id = get_db().session.scalar(sa.select(Town.id))
+    form = {k: v for k, v in _collection_form().items() if k != "image"}
+
+    def create() -> int:
+        s = get_db().session
+        c = collection_console().create(
+            s.get(User, user_id), s.get(Town, town_id), form, PNG, form["key"]
+        )
+        return c.id
+
+    real_image_type = console.image_type
+    first: list[int] = []
+
+    def image_type_after_the_twin_committed(data: bytes) -> str | None:
+        # Runs after the key look-up and before the slug check of the outer request.
+        if not first:
+            first.append(-1)
+            first[0] = in_app(app, create)()
+        return real_image_type(data)
+
+    monkeypatch.setattr(console, "image_type", image_type_after_the_twin_committed)
+    second = in_app(app, create)()
+    assert second == first[0]
+    assert _counts(app)["collections"] == 1
 
 
 def test_the_json_api_does_the_same_for_staff_only(make_app, deployed):
