@@ -19,12 +19,23 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-def first_answer(session: Session, write: Callable[[], T], first: Callable[[], U | None]) -> T | U:
+def first_answer(
+    session: Session,
+    write: Callable[[], T],
+    first: Callable[[], U | None],
+    *,
+    also: tuple[type[Exception], ...] = (),
+) -> T | U:
     """`write()` (adds rows, commits); if a concurrent twin committed the same key first, roll
-    back and return `first()`, the twin's result."""
+    back and return `first()`, the twin's result.
+
+    `also`: exceptions that likewise give way to a committed twin, e.g. a refusal (sold out,
+    over a cap, no balance) that the twin itself caused by using the stock first: one key, one
+    answer. Raised as they are when there is no twin."""
+    caught: tuple[type[Exception], ...] = (IntegrityError, *also)
     try:
         return write()
-    except IntegrityError:
+    except caught:
         session.rollback()
         found = first()
         if found is None:

@@ -32,7 +32,14 @@ from backend.chain.api import (
     Web3Gateway,
 )
 from backend.core.db import utcnow
-from backend.core.errors import N_, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.core.errors import (
+    N_,
+    AppError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
 from backend.shop.allowlists import voucher_for
@@ -200,6 +207,19 @@ class OrderService:
         replayed = self.replay(user, idempotency_key, listing_id, quantity)
         if replayed is not None:
             return replayed
+        # A twin with this key may commit after the look-up above and use the stock, the wallet
+        # cap or the balance: the refusal that follows gives way to the twin's order (one key,
+        # one answer), as a lost race on the key's UNIQUE constraint does.
+        return first_answer(
+            self.session,
+            lambda: self._place_new(user, listing_id, quantity, idempotency_key),
+            lambda: self.replay(user, idempotency_key, listing_id, quantity),
+            also=(AppError,),
+        )
+
+    def _place_new(
+        self, user: User, listing_id: object, quantity: object, idempotency_key: object
+    ) -> PlacedOrder:
         listing = self.listing_on_sale(listing_id, quantity)
         quantity = cast(int, quantity)  # _listing checked it is an int within the wallet cap
         buyer = self.buyer_address(user, listing.payment_kind)
@@ -237,15 +257,7 @@ class OrderService:
             self.session.commit()
             return PlacedOrder(order, redirect, created=True)
 
-        def first() -> PlacedOrder | None:
-            found = self.session.scalar(
-                select(Order).where(
-                    Order.user_id == user.id, Order.idempotency_key == idempotency_key
-                )
-            )
-            return PlacedOrder(found, next_url(found), created=False) if found else None
-
-        return first_answer(self.session, write, first)
+        return write()
 
     def listing_on_sale(self, listing_id: object, quantity: object) -> Listing:
         """The listing, if it is on sale now and `quantity` is within its wallet cap."""

@@ -134,3 +134,46 @@ def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
     ]
     assert len({str(r.get_json()) for r in answers}) == 1
     assert _count(shop, CheckIn) == 1
+
+
+def test_a_twin_order_that_took_the_last_one_first_is_the_answer_not_a_refusal(shop, monkeypatch):
+    """The exact interleaving behind a double-clicked "buy" under load: the second request
+    finds no order with its key; then the first commits and takes the buyer's whole wallet cap;
+    then the second checks the cap. It gets the first order (200), not "you can buy at most 1"."""
+    from backend.accounts.models import User
+    from backend.shop.orders import OrderService
+    from backend.shop.services import order_service
+    from tests.concurrency import in_app
+
+    api = _signed_in(shop)
+    lid = listing_id(shop, "card")
+    with shop.app_context():
+        s = get_db().session
+        s.get(Listing, lid).wallet_cap = 1
+        s.commit()
+        user_id = s.scalar(sa.select(User.id).where(User.email == "fan@example.com"))
+    body = {"listing_id": lid, "quantity": 1, "idempotency_key": "double-click-1"}
+
+    def place_twin() -> str:
+        user = get_db().session.get(User, user_id)
+        return order_service().place(user, lid, 1, body["idempotency_key"]).order.public_id
+
+    real = OrderService.listing_on_sale
+    twin: list[str] = []
+
+    def listing_on_sale_after_the_twin(self, listing_id, quantity):  # type: ignore[no-untyped-def]
+        if not twin:  # the outer request has looked its key up and found nothing
+            twin.append("")
+            twin[0] = in_app(shop, place_twin, request=True)()
+        return real(self, listing_id, quantity)
+
+    monkeypatch.setattr(OrderService, "listing_on_sale", listing_on_sale_after_the_twin)
+    second = api.post("/api/shop/orders", body)
+    assert second.status_code == 200, second.get_json()
+    assert second.get_json()["order"]["id"] == twin[0]
+    assert _count(shop, Order) == 1
+    # A different key is still held to the cap: the refusal stands when there is no twin.
+    monkeypatch.setattr(OrderService, "listing_on_sale", real)
+    third = api.post("/api/shop/orders", {**body, "idempotency_key": "another-key-1"})
+    assert third.status_code == 409 and third.get_json()["error"]["code"] == "wallet_cap_exceeded"
+    assert _count(shop, Order) == 1
