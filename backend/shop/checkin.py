@@ -15,7 +15,7 @@ from backend.accounts.models import Address, User
 from backend.accounts.roles import VERIFIER, require_town_role
 from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
-from backend.core.errors import N_, InvalidInput, ServiceUnavailable
+from backend.core.errors import N_, AppError, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.regions.models import Town
 from backend.shop.catalog import PerkView, ShopService
@@ -128,6 +128,18 @@ class CheckInService:
         existing = self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key))
         if existing is not None:
             return existing
+        # A twin with this key (a double tap at the venue) may commit after the look-up above
+        # and use the last use: the refusal that follows gives way to the twin's check-in.
+        return first_answer(
+            self.session,
+            lambda: self._check_in_new(verifier, town, code, perk_id, key, locale),
+            lambda: self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key)),
+            also=(AppError,),
+        )
+
+    def _check_in_new(
+        self, verifier: User, town: Town, code: object, perk_id: object, key: str, locale: str
+    ) -> CheckIn:
         ticket = self.lookup(verifier, town, code, locale)
         perk = next((p for p in ticket.perks if p.perk_id == perk_id), None)
         if perk is None or isinstance(perk_id, bool):
@@ -138,11 +150,7 @@ class CheckInService:
             raise ServiceUnavailable(N_("The ticket cannot be checked right now; try again."))
         if perk.uses_left <= 0:
             raise TicketRefused(N_("This ticket has no uses left."), code="used_up")
-        return first_answer(
-            self.session,
-            lambda: self._insert_check_in(verifier, town, ticket, perk, key),
-            lambda: self.session.scalar(select(CheckIn).where(CheckIn.idempotency_key == key)),
-        )
+        return self._insert_check_in(verifier, town, ticket, perk, key)
 
     def _insert_check_in(
         self, verifier: User, town: Town, ticket: TicketView, perk: Any, key: str

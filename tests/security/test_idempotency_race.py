@@ -177,3 +177,71 @@ def test_a_twin_order_that_took_the_last_one_first_is_the_answer_not_a_refusal(s
     third = api.post("/api/shop/orders", {**body, "idempotency_key": "another-key-1"})
     assert third.status_code == 409 and third.get_json()["error"]["code"] == "wallet_cap_exceeded"
     assert _count(shop, Order) == 1
+
+
+def test_a_twin_check_in_that_used_the_last_use_first_is_the_answer_not_a_refusal(
+    shop, w3, monkeypatch
+):
+    """A double tap at the venue on the ticket's last use: the second request finds no check-in
+    with its key; then the first commits and uses the last use; then the second reads the uses
+    left. It gets the first check-in (201), not "this ticket has no uses left"."""
+    from backend.accounts.models import User
+    from backend.regions.models import Town
+    from backend.shop.checkin import CheckInService
+    from backend.shop.services import checkin_service, payment_provider
+    from tests.concurrency import in_app
+
+    fan = _signed_in(shop)
+    order = fan.post(
+        "/api/shop/orders",
+        {"listing_id": listing_id(shop, "card"), "quantity": 1, "idempotency_key": "tap-card"},
+    ).get_json()["order"]
+    with shop.app_context():
+        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
+    fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
+    drive(shop, w3)
+    (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
+    venue = _signed_in(shop, *VENUE)
+    url, hdrs = "/api/shop/towns/sarabetsu/checkin", {"X-CSRFToken": venue.token}
+    for n in (1, 2):  # the card's perk has 3 uses: 2 used (pending), 1 left
+        body = {"code": token["ticket_code"], "perk_id": 1, "idempotency_key": f"tap-use-{n}"}
+        assert venue.client.post(url, json=body, headers=hdrs).status_code == 201
+    body = {"code": token["ticket_code"], "perk_id": 1, "idempotency_key": "tap-use-3"}
+    with shop.app_context():
+        s = get_db().session
+        venue_id = s.scalar(sa.select(User.id).where(User.email == VENUE[0]))
+        town_id = s.scalar(sa.select(Town.id).where(Town.slug == "sarabetsu"))
+
+    def check_in_twin() -> int:
+        s = get_db().session
+        return (
+            checkin_service()
+            .check_in(
+                s.get(User, venue_id),
+                s.get(Town, town_id),
+                body["code"],
+                1,
+                body["idempotency_key"],
+            )
+            .id
+        )
+
+    real = CheckInService.lookup
+    twin: list[int] = []
+
+    def lookup_after_the_twin(self, *args, **kw):  # type: ignore[no-untyped-def]
+        if not twin:  # the outer request has looked its key up and found nothing
+            twin.append(0)
+            twin[0] = in_app(shop, check_in_twin, request=True)()
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(CheckInService, "lookup", lookup_after_the_twin)
+    second = venue.client.post(url, json=body, headers=hdrs)
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json()["checkin"]["id"] == twin[0]
+    assert _count(shop, CheckIn) == 3
+    # Another key on the used-up ticket is refused, and changes nothing.
+    monkeypatch.setattr(CheckInService, "lookup", real)
+    fourth = venue.client.post(url, json={**body, "idempotency_key": "tap-use-4"}, headers=hdrs)
+    assert fourth.status_code >= 400 and fourth.get_json()["error"]["code"] == "used_up"
+    assert _count(shop, CheckIn) == 3
