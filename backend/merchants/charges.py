@@ -23,7 +23,8 @@ from backend.chain.api import (
     Sender,
     Subject,
 )
-from backend.core.errors import N_, InvalidInput
+from backend.core.errors import N_, AppError, InvalidInput
+from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.merchants import card_issue, cards, charge_state
@@ -453,16 +454,21 @@ class MerchantCharges(MerchantRegistration):
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
         code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
-        try:
+
+        def take() -> tuple[Charge, str | None]:
             if code.startswith("C"):
                 return cards.start_card_charge(self, staff, merchant, value, code, key)
             return charge_by_customer_code(self, staff, merchant, value, code, key), None
-        except IntegrityError:
-            self.session.rollback()
+
+        def twin() -> tuple[Charge, str | None] | None:
             existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
-            if existing is None:
-                raise
-            return self._same(existing, value), None
+            return (self._same(existing, value), None) if existing is not None else None
+
+        # A double submit: the twin with this key may commit after the look-up above and use
+        # the single-use code; the refusal that follows ("code used") gives way to the twin's
+        # charge, as a lost race on the key's UNIQUE constraint does.
+        try:
+            return first_answer(self.session, take, twin, also=(AppError,))
         except Exception:
             self.session.rollback()
             raise

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from backend.accounts.models import User
 from backend.accounts.roles import STAFF, grant_town_role
 from backend.chain.indexer_models import TokenBalance
 from backend.chain.outbox import outbox_service
@@ -227,3 +228,49 @@ def test_two_redemptions_exceeding_the_balance_are_not_both_accepted(app, world)
     ]
     assert_error(next(r for r in answers if r.status_code == 409), 409, "insufficient_points")
     assert _count(app, sa.select(sa.func.count()).select_from(Settlement)) == 1
+
+
+def test_a_double_submit_whose_twin_used_the_code_first_gets_the_twins_charge(
+    app, world, monkeypatch
+):
+    """The shop's "charge" sent twice with one request key: the second request finds no charge
+    with its key; then the first commits and uses the single-use code; then the second tries the
+    code. It gets the first charge (the same answer), not "this code was already used"."""
+    from backend.merchants import charges as charges_module
+    from backend.merchants.services import merchant_service
+    from tests.concurrency import in_app
+
+    set_balance(app, world, world.customer, 500)
+    code = customer_code(world.api(world.customer))
+    clerk = world.api(world.clerk)
+    url = f"/api/merchants/{world.merchant_id}/charge-customer"
+    body = {"amount": 100, "customer_code": code, "idempotency_key": "double-submit-1"}
+    with app.app_context():
+        clerk_id = world.user(world.clerk).id
+
+    def twin_charge() -> int:
+        s = get_db().session
+        charge, _ = merchant_service().charge_customer(
+            s.get(User, clerk_id), world.merchant_id, 100, code, body["idempotency_key"]
+        )
+        return int(charge.id)
+
+    real = charges_module.charge_by_customer_code
+    twin: list[int] = []
+
+    def after_the_twin(*args, **kw):  # type: ignore[no-untyped-def]
+        if not twin:  # the outer request has looked its key up and found nothing
+            twin.append(0)
+            twin[0] = in_app(app, twin_charge, request=True)()
+        return real(*args, **kw)
+
+    monkeypatch.setattr(charges_module, "charge_by_customer_code", after_the_twin)
+    second = clerk.post(url, body)
+    assert second.status_code in (200, 201), second.get_data(as_text=True)
+    assert second.get_json()["charge"]["id"] == twin[0]
+    assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1
+    # Another key with the used code is still refused and changes nothing.
+    monkeypatch.setattr(charges_module, "charge_by_customer_code", real)
+    again = clerk.post(url, {**body, "idempotency_key": "double-submit-2"})
+    assert_error(again, 409, "customer_code_used")
+    assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1
