@@ -78,3 +78,48 @@ def test_ten_deliveries_of_one_paid_webhook_at_once_issue_once(app, town_id, off
     assert calls == [f"premium:{pid}:1"] and status == "processing"
     assert actions(app, purchase_id) == ["points.issue", "premium.sale"]
     assert counts(app)["reserved_yen"] == 2000
+
+
+def test_a_twin_checkout_that_reached_the_limit_first_is_the_answer_not_a_refusal(
+    app, town_id, offer, buyer_id, monkeypatch
+):
+    """A double-clicked "buy points" for the last 10,000 of the 30,000 yen a month: the second
+    request finds no purchase with its key; then the first commits and reserves the 10,000; then
+    the second tries to. It gets the first purchase, not LimitReached: its purchase row (UNIQUE
+    per key) is written before the limit is reserved, so the key decides first."""
+    from backend.premium.offers import OfferService
+    from tests.concurrency import in_app
+
+    for _ in range(2):  # 20,000 of the month's 30,000 bought before
+        in_app(app, lambda: _checkout(app, town_id, buyer_id, 10000), request=True)()
+    key = uuid.uuid4().hex
+
+    def checkout() -> int:
+        s = get_db().session
+        placed = purchase_service().checkout(
+            s.get(User, buyer_id), s.get(Town, town_id), "10000", key
+        )
+        return int(placed.purchase.id)
+
+    real = OfferService.quote
+    twin: list[int] = []
+
+    def quote_after_the_twin(self, *args, **kw):  # type: ignore[no-untyped-def]
+        if not twin:  # the outer request has looked its key up and found nothing
+            twin.append(0)
+            twin[0] = in_app(app, checkout, request=True)()
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(OfferService, "quote", quote_after_the_twin)
+    second = in_app(app, checkout, request=True)()
+    assert second == twin[0]
+    monkeypatch.setattr(OfferService, "quote", real)
+    with app.app_context():
+        s = get_db().session
+        assert s.scalar(sa.select(sa.func.count()).select_from(PremiumPurchase)) == 3
+        totals = dict(s.execute(sa.select(PremiumTotal.user_id, PremiumTotal.total_yen)).all())
+    assert totals == {0: 30000, buyer_id: 30000}
+    # Another key over the limit is still refused, and reserves nothing.
+    with pytest.raises(LimitReached):
+        in_app(app, lambda: _checkout(app, town_id, buyer_id, 10000), request=True)()
+    assert counts(app)["reserved_yen"] == 60000
