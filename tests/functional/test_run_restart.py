@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_make_run import _free_port, _processes_with
+from bench.processes import free_port
+from tests.functional.test_make_run import _processes_with
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +57,7 @@ def _wait(what: str, check, log: Path, seconds: float = 90):  # type: ignore[no-
 
 @pytest.mark.heavy  # the whole platform
 def test_run_restarts_a_killed_worker_and_beat_and_keeps_serving(tmp_path: Path) -> None:
-    port, anvil_port = _free_port(), _free_port()
+    port, anvil_port = free_port(), free_port()
     instance = tmp_path / "instance"
     env = {
         k: v

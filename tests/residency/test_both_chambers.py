@@ -126,7 +126,8 @@ def test_a_proposal_put_to_both_chambers_passes_only_with_both(manual_outbox, to
     assert staff.post(f"{DAO}/proposals/{card}/queue").status_code == 202
     settle(app, dao_chain)
     dao_chain.increase_time(61)
-    assert staff.post(f"{DAO}/proposals/{card}/execute").status_code == 202
+    executed = staff.post(f"{DAO}/proposals/{card}/execute")
+    assert executed.status_code == 202, executed.get_json()
     settle(app, dao_chain)
     assert staff.get(f"{DAO}/proposals/{card}/results").get_json()["state"] == "executed"
     assert dao_chain.yen_balance(RECIPIENT) == 10_000  # paid once
