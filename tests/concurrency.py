@@ -74,3 +74,28 @@ def n_at_once(
 ) -> list[T | Exception]:
     """`fn(i)` for i in 0..n-1, each in its own app context, all at once (see `at_once`)."""
     return at_once([in_app(app, lambda i=i: fn(i), request=request) for i in range(n)])
+
+
+def twin_first(
+    monkeypatch: Any, owner: Any, name: str, app: Flask, twin: Callable[[], T]
+) -> list[T]:
+    """Make one exact interleaving of two requests with one idempotency key: the first call of
+    `owner.name` (a step the request takes after looking its key up and finding nothing) runs
+    `twin` to its commit first, in an app context of its own, then goes on. Returns a list that
+    holds the twin's answer once it has run (the request under test comes after it).
+
+    Races seen once in a thousand runs become one deterministic test each (the double submit
+    whose twin commits between the look-up and the write)."""
+    real = getattr(owner, name)
+    answers: list[T] = []
+    started = False
+
+    def step(*args: Any, **kw: Any) -> Any:
+        nonlocal started
+        if not started:  # the twin's own call of this step goes straight through
+            started = True
+            answers.append(in_app(app, twin, request=True)())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, step)
+    return answers

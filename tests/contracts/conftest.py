@@ -157,12 +157,7 @@ class Chain:
         self.w3.provider.make_request("anvil_mine", [hex(blocks)])
 
     def increase_time(self, seconds: int) -> None:
-        """Mine a block `seconds` after the newest one. Taken from the chain's own clock:
-        evm_increaseTime moves anvil's offset from the wall clock, and after other tests'
-        snapshots, reverts and warps on this anvil the next block can come out less than
-        `seconds` later (a timelock then is not ready yet)."""
-        latest = int(self.w3.eth.get_block("latest")["timestamp"])
-        self.w3.provider.make_request("evm_setNextBlockTimestamp", [latest + seconds])
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
         self.mine(1)
 
     def block(self) -> int:

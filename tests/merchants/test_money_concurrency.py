@@ -34,7 +34,7 @@ from backend.merchants.models import (
     Merchant,
     Settlement,
 )
-from tests.concurrency import at_once
+from tests.concurrency import at_once, twin_first
 from tests.factories import SettlementFactory
 from tests.merchants.conftest import (
     assert_error,
@@ -238,7 +238,6 @@ def test_a_double_submit_whose_twin_used_the_code_first_gets_the_twins_charge(
     code. It gets the first charge (the same answer), not "this code was already used"."""
     from backend.merchants import charges as charges_module
     from backend.merchants.services import merchant_service
-    from tests.concurrency import in_app
 
     set_balance(app, world, world.customer, 500)
     code = customer_code(world.api(world.customer))
@@ -255,22 +254,12 @@ def test_a_double_submit_whose_twin_used_the_code_first_gets_the_twins_charge(
         )
         return int(charge.id)
 
-    real = charges_module.charge_by_customer_code
-    twin: list[int] = []
-
-    def after_the_twin(*args, **kw):  # type: ignore[no-untyped-def]
-        if not twin:  # the outer request has looked its key up and found nothing
-            twin.append(0)
-            twin[0] = in_app(app, twin_charge, request=True)()
-        return real(*args, **kw)
-
-    monkeypatch.setattr(charges_module, "charge_by_customer_code", after_the_twin)
+    twin = twin_first(monkeypatch, charges_module, "charge_by_customer_code", app, twin_charge)
     second = clerk.post(url, body)
     assert second.status_code in (200, 201), second.get_data(as_text=True)
     assert second.get_json()["charge"]["id"] == twin[0]
     assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1
     # Another key with the used code is still refused and changes nothing.
-    monkeypatch.setattr(charges_module, "charge_by_customer_code", real)
     again = clerk.post(url, {**body, "idempotency_key": "double-submit-2"})
     assert_error(again, 409, "customer_code_used")
     assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1

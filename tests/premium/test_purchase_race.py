@@ -20,7 +20,7 @@ from backend.premium.models import PremiumPurchase, PremiumTotal
 from backend.premium.services import payment_provider, purchase_service
 from backend.regions.models import Town
 from backend.shop.services import card_payment_service
-from tests.concurrency import n_at_once
+from tests.concurrency import in_app, n_at_once, twin_first
 from tests.premium.conftest import actions, counts
 
 
@@ -88,7 +88,6 @@ def test_a_twin_checkout_that_reached_the_limit_first_is_the_answer_not_a_refusa
     the second tries to. It gets the first purchase, not LimitReached: its purchase row (UNIQUE
     per key) is written before the limit is reserved, so the key decides first."""
     from backend.premium.offers import OfferService
-    from tests.concurrency import in_app
 
     for _ in range(2):  # 20,000 of the month's 30,000 bought before
         in_app(app, lambda: _checkout(app, town_id, buyer_id, 10000), request=True)()
@@ -101,19 +100,9 @@ def test_a_twin_checkout_that_reached_the_limit_first_is_the_answer_not_a_refusa
         )
         return int(placed.purchase.id)
 
-    real = OfferService.quote
-    twin: list[int] = []
-
-    def quote_after_the_twin(self, *args, **kw):  # type: ignore[no-untyped-def]
-        if not twin:  # the outer request has looked its key up and found nothing
-            twin.append(0)
-            twin[0] = in_app(app, checkout, request=True)()
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(OfferService, "quote", quote_after_the_twin)
+    twin = twin_first(monkeypatch, OfferService, "quote", app, checkout)
     second = in_app(app, checkout, request=True)()
     assert second == twin[0]
-    monkeypatch.setattr(OfferService, "quote", real)
     with app.app_context():
         s = get_db().session
         assert s.scalar(sa.select(sa.func.count()).select_from(PremiumPurchase)) == 3

@@ -14,7 +14,7 @@ from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from backend.shop.models import CheckIn, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
-from tests.concurrency import at_once
+from tests.concurrency import at_once, twin_first
 from tests.shop.shop_helpers import Api, drive, listing_id
 
 THREADS = 8
@@ -107,7 +107,9 @@ def test_concurrent_deliveries_of_one_webhook_process_it_once(shop):
     assert _count(shop, PaymentEventRecord) == 1
 
 
-def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
+def _card_with_a_ticket(shop: Flask, w3: Any) -> dict[str, Any]:
+    """A fan's ambassador card, bought by card, paid and minted: its token with the ticket code
+    (the card's perk has 3 uses)."""
     from backend.shop.services import payment_provider
 
     fan = _signed_in(shop)
@@ -120,6 +122,11 @@ def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
     fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
     drive(shop, w3)
     (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
+    return dict(token)
+
+
+def test_concurrent_check_ins_with_one_key_get_the_first_answer(shop, w3):
+    token = _card_with_a_ticket(shop, w3)
     venue = _signed_in(shop, *VENUE)
     body = {"code": token["ticket_code"], "perk_id": 1, "idempotency_key": "race-use-1"}
     hdrs = {"X-CSRFToken": venue.token}
@@ -143,7 +150,6 @@ def test_a_twin_order_that_took_the_last_one_first_is_the_answer_not_a_refusal(s
     from backend.accounts.models import User
     from backend.shop.orders import OrderService
     from backend.shop.services import order_service
-    from tests.concurrency import in_app
 
     api = _signed_in(shop)
     lid = listing_id(shop, "card")
@@ -158,22 +164,12 @@ def test_a_twin_order_that_took_the_last_one_first_is_the_answer_not_a_refusal(s
         user = get_db().session.get(User, user_id)
         return order_service().place(user, lid, 1, body["idempotency_key"]).order.public_id
 
-    real = OrderService.listing_on_sale
-    twin: list[str] = []
-
-    def listing_on_sale_after_the_twin(self, listing_id, quantity):  # type: ignore[no-untyped-def]
-        if not twin:  # the outer request has looked its key up and found nothing
-            twin.append("")
-            twin[0] = in_app(shop, place_twin, request=True)()
-        return real(self, listing_id, quantity)
-
-    monkeypatch.setattr(OrderService, "listing_on_sale", listing_on_sale_after_the_twin)
+    twin = twin_first(monkeypatch, OrderService, "listing_on_sale", shop, place_twin)
     second = api.post("/api/shop/orders", body)
     assert second.status_code == 200, second.get_json()
     assert second.get_json()["order"]["id"] == twin[0]
     assert _count(shop, Order) == 1
     # A different key is still held to the cap: the refusal stands when there is no twin.
-    monkeypatch.setattr(OrderService, "listing_on_sale", real)
     third = api.post("/api/shop/orders", {**body, "idempotency_key": "another-key-1"})
     assert third.status_code == 409 and third.get_json()["error"]["code"] == "wallet_cap_exceeded"
     assert _count(shop, Order) == 1
@@ -188,19 +184,9 @@ def test_a_twin_check_in_that_used_the_last_use_first_is_the_answer_not_a_refusa
     from backend.accounts.models import User
     from backend.regions.models import Town
     from backend.shop.checkin import CheckInService
-    from backend.shop.services import checkin_service, payment_provider
-    from tests.concurrency import in_app
+    from backend.shop.services import checkin_service
 
-    fan = _signed_in(shop)
-    order = fan.post(
-        "/api/shop/orders",
-        {"listing_id": listing_id(shop, "card"), "quantity": 1, "idempotency_key": "tap-card"},
-    ).get_json()["order"]
-    with shop.app_context():
-        payload, headers = payment_provider().signed_event(order["id"], "paid", 5000)
-    fan.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
-    drive(shop, w3)
-    (token,) = fan.get("/api/shop/my/collection").get_json()["tokens"]
+    token = _card_with_a_ticket(shop, w3)
     venue = _signed_in(shop, *VENUE)
     url, hdrs = "/api/shop/towns/sarabetsu/checkin", {"X-CSRFToken": venue.token}
     for n in (1, 2):  # the card's perk has 3 uses: 2 used (pending), 1 left
@@ -226,22 +212,12 @@ def test_a_twin_check_in_that_used_the_last_use_first_is_the_answer_not_a_refusa
             .id
         )
 
-    real = CheckInService.lookup
-    twin: list[int] = []
-
-    def lookup_after_the_twin(self, *args, **kw):  # type: ignore[no-untyped-def]
-        if not twin:  # the outer request has looked its key up and found nothing
-            twin.append(0)
-            twin[0] = in_app(shop, check_in_twin, request=True)()
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(CheckInService, "lookup", lookup_after_the_twin)
+    twin = twin_first(monkeypatch, CheckInService, "lookup", shop, check_in_twin)
     second = venue.client.post(url, json=body, headers=hdrs)
     assert second.status_code == 201, second.get_json()
     assert second.get_json()["checkin"]["id"] == twin[0]
     assert _count(shop, CheckIn) == 3
     # Another key on the used-up ticket is refused, and changes nothing.
-    monkeypatch.setattr(CheckInService, "lookup", real)
     fourth = venue.client.post(url, json={**body, "idempotency_key": "tap-use-4"}, headers=hdrs)
     assert fourth.status_code >= 400 and fourth.get_json()["error"]["code"] == "used_up"
     assert _count(shop, CheckIn) == 3

@@ -31,7 +31,7 @@ from backend.shop.categories import index
 from backend.shop.models import AllowlistEntry, Collection, Listing, Order, Perk
 from backend.shop.services import collection_console
 from tests.chain_admin import ROLE_PRIVATE_KEYS, role_address, timelock_of
-from tests.concurrency import in_app, n_at_once
+from tests.concurrency import in_app, n_at_once, twin_first
 from tests.factories import CollectionFactory, ListingFactory
 from tests.shop.shop_helpers import Api, confirm_email, contract, drive, mine
 
@@ -435,17 +435,8 @@ def test_a_twin_that_commits_between_the_checks_gets_the_first_answer(race_app, 
         )
         return c.id
 
-    real_image_type = console.image_type
-    first: list[int] = []
-
-    def image_type_after_the_twin_committed(data: bytes) -> str | None:
-        # Runs after the key look-up and before the slug check of the outer request.
-        if not first:
-            first.append(-1)
-            first[0] = in_app(app, create)()
-        return real_image_type(data)
-
-    monkeypatch.setattr(console, "image_type", image_type_after_the_twin_committed)
+    # The twin runs once the outer request has looked its key up: at its image check.
+    first = twin_first(monkeypatch, console, "image_type", app, create)
     second = in_app(app, create)()
     assert second == first[0]
     assert _counts(app)["collections"] == 1
