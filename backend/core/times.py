@@ -13,6 +13,11 @@ import datetime as dt
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored time as UTC-aware: SQLite hands back naive UTC, PostgreSQL aware times."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def to_jst(at: dt.datetime) -> dt.datetime:
     """`at` in Japan time; a naive datetime is taken as UTC (what the database stores)."""
     if at.tzinfo is None:

@@ -27,6 +27,7 @@ from backend.core.errors import N_, AppError, InvalidInput
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.times import as_utc
 from backend.merchants import card_issue, cards, charge_state
 from backend.merchants.customer_codes import CustomerCodes, charge_by_customer_code
 from backend.merchants.errors import (
@@ -64,10 +65,6 @@ def _short_code(n: int = 8) -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(n))
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
 class MerchantCharges(MerchantRegistration):
     """Charges and the customers' codes and cards."""
 
@@ -76,7 +73,7 @@ class MerchantCharges(MerchantRegistration):
     def _refresh(self, charge: Charge) -> Charge:
         """Move a charge past its expiry to "expired" and a paying one whose transaction
         failed to "failed" (the caller commits)."""
-        if charge.status == PENDING and _as_utc(charge.expires_at) <= self._now():
+        if charge.status == PENDING and as_utc(charge.expires_at) <= self._now():
             charge.status = EXPIRED
         elif charge.status == PAYING and charge.outbox_tx_id is not None:
             state = chain.outbox_state(self.session, charge.outbox_tx_id)

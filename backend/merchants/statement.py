@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from backend.accounts.models import User
 from backend.core.csv_safe import csv_cell
 from backend.core.errors import N_, InvalidInput
+from backend.core.times import as_utc
 
 if TYPE_CHECKING:
     from backend.merchants.services import MerchantService
@@ -36,10 +37,6 @@ TOTAL_SALES = N_("Total sales (points)")
 
 def _same(text: str) -> str:
     return text
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def period(frm: object, to: object) -> tuple[dt.date, dt.date]:
@@ -95,7 +92,7 @@ def statement_csv(
         total_sales += int(charge.amount)
         w.writerow(
             [
-                _as_utc(charge.paid_at or charge.created_at)
+                as_utc(charge.paid_at or charge.created_at)
                 .astimezone(JST)
                 .strftime("%Y-%m-%d %H:%M"),
                 "partner_sale",
@@ -107,11 +104,11 @@ def statement_csv(
             ]
         )
     for s in reversed(svc.settlements_of(merchant)):
-        if not lo <= _as_utc(s.created_at) < hi:
+        if not lo <= as_utc(s.created_at) < hi:
             continue
         w.writerow(
             [
-                _as_utc(s.created_at).astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+                as_utc(s.created_at).astimezone(JST).strftime("%Y-%m-%d %H:%M"),
                 "partner_settlement" if s.idempotency_key.startswith("partner:") else "redemption",
                 -int(s.amount),
                 csv_cell(s.bank_reference or ""),  # typed by staff: never a formula

@@ -4,7 +4,6 @@ signed voucher found at purchase (the worker signs them: CollectionConsole.sign_
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -15,6 +14,7 @@ from backend.accounts.services import custodial_addresses, users_by_email
 from backend.chain import api as chain
 from backend.core.db import utcnow
 from backend.core.errors import N_, AppError, Conflict, InvalidInput
+from backend.core.times import as_utc
 from backend.core.upsert import insert_for
 from backend.shop.models import AllowlistEntry, Listing, Order
 
@@ -28,10 +28,6 @@ EMPTY_VOUCHER: list[Any] = [0, 0, 0, "0x"]
 class NotOnAllowlist(AppError):
     status = 403
     code = "not_on_allowlist"
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def parse_allowlist(session: Session, data: bytes) -> list[tuple[str, str | None]]:
@@ -92,7 +88,7 @@ def store_allowlist(
     CONFLICT DO NOTHING on UNIQUE(listing_id, address): two uploads at once store each line
     once, and neither fails (a read-then-insert answered the second with a 500). Sorted, so
     that two uploads lock the same index entries in the same order (no deadlock)."""
-    deadline = int(_aware(listing.ends_at).timestamp())
+    deadline = int(as_utc(listing.ends_at).timestamp())
     now = utcnow()
     rows = [
         {

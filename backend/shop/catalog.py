@@ -26,6 +26,7 @@ from backend.chain.api import ChainUnavailable, Web3Gateway, YenToken, YenTokenU
 from backend.core.db import utcnow
 from backend.core.errors import N_, NotFound, ServiceUnavailable
 from backend.core.safety import is_local_test_chain
+from backend.core.times import as_utc
 from backend.regions.models import Town
 from backend.shop.errors import InsufficientBalance, NotYourTicket, TicketRefused
 from backend.shop.models import CheckIn, Collection, Listing, Order, Perk, PerkUse
@@ -360,7 +361,7 @@ class ShopService:
         }
         for c, token_id, perks in tokens:
             for p in perks:
-                if p.valid_until is not None and _aware(p.valid_until) < now:
+                if p.valid_until is not None and as_utc(p.valid_until) < now:
                     p.uses_left = 0
                     continue
                 done = used.get((str(c.contract_address), token_id, p.perk_id), 0)
@@ -454,11 +455,6 @@ class ShopService:
                 code="ticket_expired",
             )
         return data
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    """A stored time as UTC-aware (SQLite hands naive UTC back)."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def image_path(town_slug: str, collection_slug: str) -> str:

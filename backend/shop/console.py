@@ -48,6 +48,7 @@ from backend.core.errors import N_, AppError, Conflict, InvalidInput, NotFound
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.times import as_utc
 from backend.regions.models import Town
 from backend.shop.allowlists import parse_allowlist, store_allowlist
 from backend.shop.catalog import sale_key, token_key, token_scale
@@ -135,10 +136,6 @@ def _key(user: User, key: object) -> str:
     if not isinstance(key, str) or not 8 <= len(key) <= 100:
         raise InvalidInput(N_("A request key of 8 to 100 characters is required."), field="key")
     return f"{user.id}:{key}"
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -411,7 +408,7 @@ class CollectionConsole:
         starts = _when(form, "starts_at")
         ends = _when(form, "ends_at")
         assert starts is not None and ends is not None  # noqa: S101 - required
-        if ends <= starts or ends <= _aware(self._now()):
+        if ends <= starts or ends <= as_utc(self._now()):
             raise InvalidInput(
                 N_("The sale must end after it starts, and in the future."), field="ends_at"
             )
@@ -578,7 +575,7 @@ class CollectionConsole:
         name_ja, name_en = _text(form, "name_ja", 120), _text(form, "name_en", 120)
         uses = _int(form, "uses_per_token", 0, MAX_PERK_USES)
         until = _when(form, "valid_until", required=False)
-        if until is not None and until <= _aware(self._now()):
+        if until is not None and until <= as_utc(self._now()):
             raise InvalidInput(
                 N_("The perk must be valid until a future date."), field="valid_until"
             )
@@ -618,7 +615,7 @@ class CollectionConsole:
         audit: AuditEntry | None,
         request_key: str,
     ) -> None:
-        until = int(_aware(perk.valid_until).timestamp()) if perk.valid_until else 0
+        until = int(as_utc(perk.valid_until).timestamp()) if perk.valid_until else 0
         tx = outbox.enqueue(
             self.session,
             ContractCall(

@@ -42,6 +42,7 @@ from backend.core.errors import (
 )
 from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
+from backend.core.times import as_utc
 from backend.shop.allowlists import voucher_for
 from backend.shop.catalog import ShopService, not_enough_yen, sale_key, token_key, token_scale
 from backend.shop.errors import (
@@ -277,7 +278,7 @@ class OrderService:
             )
         # The chain's clock: PrimarySale refuses a buy outside the window by block.timestamp.
         now = dt.datetime.fromtimestamp(self.chain_now(), dt.UTC)
-        starts, ends = _aware(listing.starts_at), _aware(listing.ends_at)
+        starts, ends = as_utc(listing.starts_at), as_utc(listing.ends_at)
         if listing.chain_listing_id is None or not starts <= now < ends:
             raise NotOnSale(N_("This item is not on sale now."))
         return listing
@@ -450,7 +451,3 @@ class OrderService:
                 self.session.commit()
                 break
         return order
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
