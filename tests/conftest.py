@@ -32,6 +32,7 @@ from backend import create_app
 from backend.chain.anvil import AnvilNode, start_anvil
 from backend.chain.deploy import deploy_platform
 from backend.chain.registry import Deployments, add_artifact_dir
+from backend.chain.rpc import web3_provider
 from backend.config import Settings
 from backend.core import passwords
 from backend.deploy import demo_towns
@@ -276,7 +277,7 @@ def session_w3(anvil: AnvilNode) -> Web3:
     # to (trust_env): a tenth of a chain test's time, and the local anvil needs no proxy.
     http = requests.Session()
     http.trust_env = False
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}, session=http))
+    return Web3(web3_provider(anvil.url, session=http))
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ from backend.chain.role_keys import (
     grants_for,
     role_id,
 )
+from backend.chain.rpc import web3_provider
 
 log = logging.getLogger(__name__)
 # anvil accounts 7, 8 and 9 own the dev guardian Safe (2 of 3) on a local chain
@@ -590,7 +591,7 @@ def main(argv: list[str] | None = None, demo: Callable[[], list[TownSpec]] | Non
         )
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    w3 = Web3(Web3.HTTPProvider(args.rpc_url, request_kwargs={"timeout": 30}))
+    w3 = Web3(web3_provider(args.rpc_url))
     chain_id = w3.eth.chain_id
     towns = []
     for spec in args.town:

@@ -25,7 +25,7 @@ from backend.chain.registry import (
     artifact,
     load_deployments,
 )
-from backend.chain.rpc import RpcClient
+from backend.chain.rpc import RpcClient, web3_provider
 from backend.chain.yen import YenSetting, YenToken, resolve_yen_token
 
 __all__ = ["ChainGateway", "ChainStatus", "ChainUnavailable", "Eip712Domain", "Web3Gateway"]
@@ -77,7 +77,7 @@ class Web3Gateway:
         self.rpc_url = rpc_url
         self.deployments_dir = deployments_dir
         self.yen = yen or YenSetting()
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.w3 = Web3(web3_provider(rpc_url, timeout=timeout))
         self.rpc = RpcClient(rpc_url, timeout=timeout)  # a JsonRpc per thread
         self._chain_id: int | None = None
         self._contracts: dict[tuple[str, str], Any] = {}

@@ -22,6 +22,7 @@ from backend.chain.dao_settings import LOCAL_CHAIN_IDS
 from backend.chain.keyring import KeyRing
 from backend.chain.registry import Deployments, artifact, load_deployments
 from backend.chain.role_keys import CONTRACT_ROLES, DEV_ROLE_KEYS, grants_for, role_id
+from backend.chain.rpc import web3_provider
 
 ZERO = "0x" + "00" * 20
 ROLE_GRANTED = "0x" + keccak(text="RoleGranted(bytes32,address,address)").hex()
@@ -196,7 +197,7 @@ def roles_cli() -> None:
 def check_command(slug: str) -> None:
     """Print who holds every role of every contract of a town; exit 1 on an unexpected holder."""
     settings = current_app.extensions["settings"]
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+    w3 = Web3(web3_provider(settings.rpc_url))
     chain_id = int(w3.eth.chain_id)
     deployments = load_deployments(settings.deployments_dir, chain_id)
     addresses = configured_role_addresses(settings, chain_id)

@@ -5,6 +5,7 @@ paid per town and per user and day."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,8 @@ from backend.chain.outbox.errors import ErrorKind, RpcError, RpcUnavailable, dec
 from backend.chain.outbox.states import IN_FLIGHT, S, transition_batched, write_events
 from backend.chain.outbox_models import GasSpend, OutboxAttempt, OutboxTx
 from backend.chain.registry import RegistryError, artifact
+
+log = logging.getLogger(__name__)
 
 
 def _abi_type(inp: dict[str, Any]) -> str:
@@ -110,22 +113,39 @@ class ReceiptChecker:
             [("eth_getTransactionReceipt", [a.tx_hash]) for _, a in index]
         )
         found: dict[int, tuple[OutboxAttempt, dict[str, Any]]] = {}
+        unanswered: set[int] = set()  # a receipt the node did not answer: nothing is known
         spends: dict[tuple[str, int], list[int]] = {}
         events: list[dict[str, Any]] = []
         for (t, a), r in zip(index, receipts, strict=True):
             if isinstance(r, dict):
                 found[t.id] = (a, r)
+            elif r is not None:
+                unanswered.add(t.id)
+        consumed = [
+            t
+            for t in rows
+            if t.id not in found
+            and t.id not in unanswered
+            and t.nonce is not None
+            and mined_nonce.get(t.sender_address, -1) > t.nonce
+            and head >= (t.sent_block or 0) + 2
+        ]
+        for t in self._really_consumed(consumed):
+            # Its nonce is used and none of its hashes is on chain: another tx took it.
+            hashes = ", ".join(a.tx_hash for a in t.attempts)
+            log.warning(
+                "outbox tx %s: nonce %s of %s used at block %s, none of its attempts mined (%s)",
+                t.id, t.nonce, t.sender_address, head, hashes,
+            )  # fmt: skip
+            transition_batched(t, S.FAILED, "nonce consumed by another transaction", events)
+            t.error_kind = ErrorKind.NONCE_TOO_LOW.value
+            t.error = (
+                f"nonce {t.nonce} was used by another transaction of {t.sender_address}; "
+                f"none of this row's transactions ({hashes}) was mined"
+            )
+            counts["failed"] = counts.get("failed", 0) + 1
         for t in rows:
             if t.id not in found:
-                if (
-                    t.nonce is not None
-                    and mined_nonce.get(t.sender_address, -1) > t.nonce
-                    and head >= (t.sent_block or 0) + 2
-                ):
-                    # Its nonce is used and none of its hashes is mined: another tx took it.
-                    transition_batched(t, S.FAILED, "nonce consumed by another transaction", events)
-                    t.error_kind = ErrorKind.NONCE_TOO_LOW.value
-                    counts["failed"] = counts.get("failed", 0) + 1
                 continue
             attempt, receipt = found[t.id]
             block = int(receipt["blockNumber"], 16)
@@ -156,6 +176,25 @@ class ReceiptChecker:
         record_spend(session, spends)
         session.commit()
         return counts
+
+    def _really_consumed(self, rows: list[OutboxTx]) -> list[OutboxTx]:
+        """The rows of `rows` none of whose attempts the node knows as mined.
+
+        A row is failed for good on this answer, so it is asked again, transaction by
+        transaction: a receipt missing for a mined transaction (a node still writing the block
+        it has counted the nonce of, or a receipt batch answered short) must not fail a row
+        whose transaction went through (CI, stop 24: a town's last set-up step)."""
+        pairs = [(t, a) for t in rows for a in t.attempts]
+        if not pairs:
+            return rows
+        answers = self.ctx.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for _, a in pairs])
+        alive: set[int] = set()
+        for (t, _), tx in zip(pairs, answers, strict=True):
+            if tx is None:
+                continue
+            if not isinstance(tx, dict) or tx.get("blockNumber") is not None:
+                alive.add(t.id)  # mined (its receipt comes next round), or no answer
+        return [t for t in rows if t.id not in alive]
 
     def created_address(
         self, tx_hash: str, event: tuple[str, str, str] | None = None
