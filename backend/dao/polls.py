@@ -31,6 +31,7 @@ from backend.chain.api import (
     poll_ballot_typed_data,
 )
 from backend.core.errors import N_, InvalidInput, NotFound
+from backend.core.idempotency import first_answer
 from backend.core.numbers import ascii_int, is_ascii_digits
 from backend.dao.common import (
     FAILED_TX_STATES,
@@ -237,6 +238,18 @@ class PollService(DaoService):
         user, key, existing = self.start_create(DaoPoll, user, town, key_value, actor)
         if existing is not None:
             return existing
+        # A twin with the same key committing after the look-up above: its poll is the answer,
+        # not the UNIQUE key's IntegrityError (backend/core/idempotency.py).
+        return first_answer(
+            self.session,
+            lambda: self._create_poll(user, town, data, key, actor),
+            lambda: self.existing(DaoPoll, key, town),
+        )
+
+    def _create_poll(
+        self, user: User | None, town: Town, data: Mapping[str, Any], key: str, actor: str | None
+    ) -> DaoPoll:
+        """The writing half of create_poll (no row with `key` was found); commits."""
         inp = parse_poll(data)
         poll_address, token_address = self.addresses(
             poll_contract(town), token_key(town, inp.chamber)

@@ -33,6 +33,7 @@ from backend.chain.api import (
     hash_proposal,
 )
 from backend.core.errors import N_, InvalidInput, NotFound
+from backend.core.idempotency import first_answer
 from backend.core.numbers import ascii_int, is_ascii_digits
 from backend.dao import joint, projected
 from backend.dao.common import (
@@ -539,6 +540,24 @@ class ProposalService(DaoService):
         user, key, existing = self.start_create(DaoProposal, user, town, key_value, actor)
         if existing is not None:
             return existing
+        # A twin with the same key committing after the look-up above: its proposal is the
+        # answer, not the UNIQUE key's IntegrityError (backend/core/idempotency.py).
+        return first_answer(
+            self.session,
+            lambda: self._propose(user, town, data, key, check_treasury, actor),
+            lambda: self.existing(DaoProposal, key, town),
+        )
+
+    def _propose(
+        self,
+        user: User | None,
+        town: Town,
+        data: Mapping[str, Any],
+        key: str,
+        check_treasury: bool,
+        actor: str | None,
+    ) -> DaoProposal:
+        """The writing half of create_proposal (no row with `key` was found); commits."""
         both = data.get("chamber") == BOTH
         inp = parse_proposal(
             {**data, "chamber": CARD} if both else data,
