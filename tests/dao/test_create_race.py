@@ -47,9 +47,10 @@ def _rows(app: Flask, model: Any, key_prefix: str) -> tuple[int, int]:
         return rows, txs
 
 
-def _twin_of(app: Flask, staff: Any, url: str, body: dict[str, Any]) -> Any:
-    """The same request from the same person, sent from a second tab (a client of its own with
-    the person's session cookie and CSRF token)."""
+def _sent_twice(app: Flask, staff: Any, url: str, body: dict[str, Any], monkeypatch: Any):
+    """Post `body` while the same request from a second tab of the same person (a client with
+    their session cookie and CSRF token) commits first, right after this one's key look-up
+    (the first `DaoService.addresses`). Returns (this request's response, the twin's JSON)."""
     tab = Api(app.test_client())
     tab.client.set_cookie("session", staff.client.get_cookie("session").value)
     tab.token = staff.token or staff.refresh_token()
@@ -59,7 +60,10 @@ def _twin_of(app: Flask, staff: Any, url: str, body: dict[str, Any]) -> Any:
         assert resp.status_code == 201, resp.get_data(as_text=True)
         return resp.get_json()
 
-    return send
+    twin = twin_first(monkeypatch, DaoService, "addresses", app, send)
+    second = staff.post(url, body)
+    assert second.status_code == 201, second.get_data(as_text=True)
+    return second, twin[0]
 
 
 def test_a_twin_proposal_that_committed_first_is_the_answer(
@@ -68,16 +72,13 @@ def test_a_twin_proposal_that_committed_first_is_the_answer(
     dao_chain.fund_treasury(100_000)
     body = proposal_body(idempotency_key="propose-twice-1")
     url = f"{BASE}/proposals"
-    send = _twin_of(manual_outbox, staff, url, body)
-    twin = twin_first(monkeypatch, DaoService, "addresses", manual_outbox, send)
-    second = staff.post(url, body)
-    assert second.status_code == 201, second.get_data(as_text=True)
-    assert second.get_json()["proposal"]["id"] == twin[0]["proposal"]["id"]
+    second, twin = _sent_twice(manual_outbox, staff, url, body, monkeypatch)
+    assert second.get_json()["proposal"]["id"] == twin["proposal"]["id"]
     assert _rows(manual_outbox, DaoProposal, "dao.propose:") == (1, 1)
     # Another key is another proposal: the twin's answer is given only to its own key.
     third = staff.post(url, proposal_body(idempotency_key="propose-twice-2"))
     assert third.status_code == 201
-    assert third.get_json()["proposal"]["id"] != twin[0]["proposal"]["id"]
+    assert third.get_json()["proposal"]["id"] != twin["proposal"]["id"]
     assert _rows(manual_outbox, DaoProposal, "dao.propose:") == (2, 2)
 
 
@@ -91,9 +92,6 @@ def test_a_twin_poll_that_committed_first_is_the_answer(manual_outbox, town, sta
         "idempotency_key": "poll-twice-1",
     }
     url = f"/api/towns/{SLUG}/dao/polls"
-    send = _twin_of(manual_outbox, staff, url, body)
-    twin = twin_first(monkeypatch, DaoService, "addresses", manual_outbox, send)
-    second = staff.post(url, body)
-    assert second.status_code == 201, second.get_data(as_text=True)
-    assert second.get_json()["poll"]["id"] == twin[0]["poll"]["id"]
+    second, twin = _sent_twice(manual_outbox, staff, url, body, monkeypatch)
+    assert second.get_json()["poll"]["id"] == twin["poll"]["id"]
     assert _rows(manual_outbox, DaoPoll, "dao.poll:") == (1, 1)
