@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -290,6 +291,20 @@ def w3(session_w3: Web3) -> Iterator[Web3]:
     yield session_w3
     session_w3.provider.make_request("evm_revert", [snap])
     session_w3.provider.make_request("anvil_dropAllTransactions", [])
+    _clock_back_to_the_wall(session_w3)
+
+
+def _clock_back_to_the_wall(w3: Web3) -> None:
+    """evm_revert also turns anvil's clock back by the reverted test's length, whether or not
+    the test mined anything (measured: 3 s of test, the next block 3 s behind the wall clock).
+    Summed over a worker's session the chain fell minutes behind the wall clock, and tests that
+    compare the two (a permit deadline, "today" on the chain) failed late in long runs. The
+    clock is moved forward by the lag (evm_increaseTime), not set for the next block: a pending
+    evm_setNextBlockTimestamp would override the next test's own evm_increaseTime."""
+    pending = w3.provider.make_request("eth_getBlockByNumber", ["pending", False])["result"]
+    lag = int(time.time()) - int(pending["timestamp"], 16)
+    if lag > 0:
+        w3.provider.make_request("evm_increaseTime", [lag])
 
 
 @pytest.fixture(autouse=True)
