@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import select as _select
 import threading
 from collections.abc import Callable, Sequence
@@ -410,14 +411,17 @@ _CACHED = {"eth_chainId"}
 
 
 def web3_provider(url: str, timeout: float = 30.0, session: requests.Session | None = None) -> Any:
-    """An HTTPProvider for web3.py with the chain id cached, and the proxy settings for `url`
-    read from the environment once, not on every request (requests' `trust_env`: measured at a
-    tenth of a chain test's time)."""
+    """An HTTPProvider for web3.py with the chain id cached, and what requests reads from the
+    environment for `url` (its proxy, a CA bundle) read once, not on every request (requests'
+    `trust_env`: measured at a tenth of a chain test's time)."""
     from web3 import Web3  # here, not at the top: JsonRpc's users need no web3
 
     if session is None:
         session = requests.Session()
         session.proxies.update(requests.utils.get_environ_proxies(url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
         session.trust_env = False
     return Web3.HTTPProvider(
         url,
