@@ -79,3 +79,15 @@ def counts(app: Flask) -> dict[str, int]:
 def chain_balance(w3: Web3, points: str, holder: str) -> int:
     c = w3.eth.contract(address=Web3.to_checksum_address(points), abi=artifact("RegionPoints").abi)
     return int(c.functions.balanceOf(Web3.to_checksum_address(holder)).call())
+
+
+def fail_the_issue_batch_call(
+    app: Flask, error: str = "execution reverted: EnforcedPause()"
+) -> None:
+    """The outbox gave up on the batch's issueBatch call (as after a revert), with `error`."""
+    with app.app_context():
+        s = get_db().session
+        tx = s.scalar(sa.select(OutboxTx).where(OutboxTx.function == "issueBatch"))
+        assert tx is not None
+        tx.state, tx.error = "failed", error
+        s.commit()

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import secrets
 
-import sqlalchemy as sa
 from web3 import Web3
 
-from backend.chain.outbox_models import OutboxTx
 from backend.chain.registry import artifact
-from backend.core.db import get_db
 from backend.issuing.services import CHUNK_SIZE
 from backend.points.programmes import THANKS
 from backend.points.services import points_service
 from tests.chain_admin import role_address
+from tests.issuing.conftest import fail_the_issue_batch_call
 from tests.merchants.conftest import run_chain
 
 URL = "/api/towns/sarabetsu/issuances"
@@ -54,12 +52,7 @@ def test_points_are_pending_until_the_chain_confirms(app, world, w3):
 
 def test_a_failed_chunk_fails_its_rows_and_the_batch(app, world):
     batch_id = _issue(world, "fail-1")
-    with app.app_context():
-        s = get_db().session
-        tx = s.scalar(sa.select(OutboxTx).where(OutboxTx.function == "issueBatch"))
-        assert tx is not None
-        tx.state, tx.error = "failed", "execution reverted: EnforcedPause()"
-        s.commit()
+    fail_the_issue_batch_call(app)
     body = world.api(world.staff).get(f"{URL}/{batch_id}").get_json()["issuance"]
     assert body["state"] == "failed"
     assert body["progress"]["failed"] == 1 and body["progress"]["percent"] == 100

@@ -23,6 +23,7 @@ from backend.issuing import status as issuing_status
 from backend.issuing.handlers import CHUNK, apply_batch_issued
 from backend.issuing.models import IssuanceBatch, IssuanceChunk, IssuanceRow
 from backend.points.programmes import THANKS
+from tests.issuing.conftest import fail_the_issue_batch_call
 
 URL = "/api/towns/sarabetsu/issuances"
 TX_HASH = "0x" + "ab" * 32
@@ -109,12 +110,9 @@ def test_a_failed_outbox_call_still_fails_the_chunk_and_says_why(app, world):
     """The conditional write keeps the other transition: a call the outbox gave up on fails
     the chunk and its rows, with the reason (queued -> failed)."""
     batch_id = _issue(world)
+    fail_the_issue_batch_call(app)
     with app.app_context():
         s = get_db().session
-        tx = s.scalar(sa.select(OutboxTx).where(OutboxTx.function == "issueBatch"))
-        assert tx is not None
-        tx.state, tx.error = "failed", "execution reverted: EnforcedPause()"
-        s.commit()
         batch = s.get(IssuanceBatch, batch_id)
         issuing_status.refresh(s, [batch], utcnow())
         s.commit()

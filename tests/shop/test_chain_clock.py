@@ -26,10 +26,10 @@ def _move_chain_clock_ahead(w3, seconds: int = AHEAD) -> int:
     """Move anvil's clock `seconds` ahead of the wall clock and mine a block there; returns
     that block's timestamp. (The w3 fixture's snapshot puts the clock back after the test.)
 
-    Set, not moved by evm_increaseTime: each snapshot revert of earlier tests on this worker's
-    anvil leaves its clock behind the wall clock by that test's length (measured: a revert
-    after 5 s left it 5.8 s behind), and in a long run that reached ten minutes (the jump
-    landed short, three failures in a fresh-clone run). Later blocks follow from the set time."""
+    Set from the wall clock, not moved by evm_increaseTime, so that the jump does not depend
+    on where the chain's clock stood: before the w3 fixture put the clock back to the wall
+    after each revert (tests/conftest.py `_clock_back_to_the_wall`), it lagged by minutes in
+    long runs and the jump landed short. Later blocks follow from the set time."""
     latest = int(w3.eth.get_block("latest")["timestamp"])
     target = max(int(dt.datetime.now(dt.UTC).timestamp()) + seconds, latest + 1)
     w3.provider.make_request("evm_setNextBlockTimestamp", [target])

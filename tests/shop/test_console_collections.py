@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -385,23 +386,30 @@ def race_app(make_app, deployed, any_db_url):
     return app
 
 
-def test_a_double_submit_at_once_creates_one_collection(race_app):
-    app = race_app
+def _staff_creating_one_collection(app: Flask) -> Callable[[], int]:
+    """A member of staff's "create this collection" (one form, one request key), to call from
+    any thread inside an app context; answers the collection's id."""
     _staff(app)
     with app.app_context():
         user_id = get_db().session.scalar(sa.select(User.id).where(User.email == STAFF_EMAIL))
         town_id = get_db().session.scalar(sa.select(Town.id))
     form = {k: v for k, v in _collection_form().items() if k != "image"}
-    n = 6
 
-    def create(_i: int) -> int:
+    def create() -> int:
         s = get_db().session
         c = collection_console().create(
             s.get(User, user_id), s.get(Town, town_id), form, PNG, form["key"]
         )
         return c.id
 
-    results = n_at_once(app, n, create)
+    return create
+
+
+def test_a_double_submit_at_once_creates_one_collection(race_app):
+    app = race_app
+    create = _staff_creating_one_collection(app)
+    n = 6
+    results = n_at_once(app, n, lambda _i: create())
     assert len(results) == n and all(isinstance(r, int) for r in results), results
     assert len(set(results)) == 1
     counts = _counts(app)
@@ -422,19 +430,7 @@ def test_a_twin_that_commits_between_the_checks_gets_the_first_answer(race_app, 
     its key, then the first commits, then the second checks the slug. It gets the first
     collection (before: 409 "this town already has a collection called ...")."""
     app = race_app
-    _staff(app)
-    with app.app_context():
-        user_id = get_db().session.scalar(sa.select(User.id).where(User.email == STAFF_EMAIL))
-        town_id = get_db().session.scalar(sa.select(Town.id))
-    form = {k: v for k, v in _collection_form().items() if k != "image"}
-
-    def create() -> int:
-        s = get_db().session
-        c = collection_console().create(
-            s.get(User, user_id), s.get(Town, town_id), form, PNG, form["key"]
-        )
-        return c.id
-
+    create = _staff_creating_one_collection(app)
     # The twin runs once the outer request has looked its key up: at its image check.
     first = twin_first(monkeypatch, console, "image_type", app, create)
     second = in_app(app, create)()
