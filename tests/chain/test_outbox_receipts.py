@@ -1,7 +1,7 @@
 """The receipt check fails a row for "nonce consumed by another transaction" only when the node
 says so: its sender's nonce is used, and none of the row's transactions is on chain when asked
 one by one. A receipt the node does not give (an error in the batch, or no receipt yet for a
-mined transaction) leaves the row in flight for the next round."""
+mined transaction) leaves the row in flight for the next round. On PostgreSQL and SQLite."""
 # ruff: noqa: F811  (pytest fixtures imported from _outbox_fixtures are used as arguments)
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ def _row(app: Any, tx_id: int) -> OutboxTx:
         return row
 
 
-def test_a_nonce_another_transaction_took_fails_the_row_and_says_which(outbox_app, chain):
-    app = outbox_app()
+def test_a_nonce_another_transaction_took_fails_the_row_and_says_which(
+    outbox_app, chain, any_db_url
+):
+    app = outbox_app(database_url=any_db_url)
     chain.provider.make_request("evm_setAutomine", [False])
     try:
         tx_id = _send_one(app, "taken")
@@ -84,10 +86,10 @@ def test_a_nonce_another_transaction_took_fails_the_row_and_says_which(outbox_ap
     assert f"nonce {ours.nonce}" in row.error and ours.attempts[0].tx_hash in row.error
 
 
-def test_a_mined_row_is_not_failed_when_its_receipt_is_not_given_yet(outbox_app, chain):
+def test_a_mined_row_is_not_failed_when_its_receipt_is_not_given_yet(outbox_app, chain, any_db_url):
     """The node has counted the nonce, but the receipt batch answers nothing for our hash (an
     error, or no receipt yet): the row waits, and confirms once the receipt is there."""
-    app = outbox_app()
+    app = outbox_app(database_url=any_db_url)
     tx_id = _send_one(app, "mined")  # automine: mined at once
     mine(chain, 3)
     with app.app_context():
