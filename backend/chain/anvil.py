@@ -118,6 +118,13 @@ def start_anvil(
         str(DEV_ACCOUNTS),
         "--hardfork",
         "prague",
+        # anvil keeps the state of the last 500 blocks in memory and, by default, writes every
+        # older one to ~/.foundry/anvil/tmp, never removed once anvil is stopped: one test run
+        # left 9.5 GB there, and a machine's disk filled up over a few runs. The app reads
+        # state only near the head (reconcile at the indexed block, a revert replayed at its
+        # block - 1), so nothing is written.
+        "--max-persisted-states",
+        "0",
     ]
     if block_time:
         cmd += ["--block-time", str(block_time)]
