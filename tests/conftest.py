@@ -46,6 +46,31 @@ from tests.chain_admin import ROLE_PRIVATE_KEYS
 passwords.HASH_METHOD = "scrypt:1024:8:1"
 
 
+def _serialise_ast_parse() -> None:
+    """CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state
+    (python/cpython#106905): two threads building ASTs at once can fail one of them with
+    "SystemError: AST constructor recursion depth mismatch". The tests run the app's server and
+    worker in threads of the test process, and both sides parse: hypothesis describes its
+    strategies with `ast.parse` in the test thread (test_api_fuzz failed so, before=276,
+    after=294), and Python 3.11's traceback module parses source lines to place its carets
+    whenever a server thread logs an exception. One lock around `ast.parse` serialises them."""
+    import ast
+    import functools
+
+    parse = ast.parse
+    lock = threading.RLock()
+
+    @functools.wraps(parse)
+    def serialised(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return parse(*args, **kwargs)
+
+    ast.parse = serialised  # type: ignore[assignment]
+
+
+_serialise_ast_parse()
+
+
 def _share_url_builders() -> None:
     """Build each URL rule's url_for code once per process instead of once per app.
 
@@ -355,6 +380,22 @@ def wait_for_path(page: Any, path: str) -> None:
     """Wait until the browser page is at `path` itself: a log-in page's own URL ends in
     "?next=<path>", so a pattern on the whole URL would match before the redirect."""
     page.wait_for_url(lambda url: urlsplit(url).path == path)
+
+
+def goto_polling_page(page: Any, url: str) -> Any:
+    """`page.goto(url)` for a page already showing `url` whose script reloads it when what it
+    shows moves on (the DAO pages poll their results). If that reload starts while the test's
+    navigation is on its way, Playwright fails the goto ("interrupted by another navigation")
+    although both end on a fresh copy of the same URL: then the page's own load is awaited."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.goto(url)
+    except PlaywrightError as exc:
+        if f'interrupted by another navigation to "{url}"' not in str(exc):
+            raise
+        page.wait_for_load_state()
+    return page
 
 
 def alembic_upgrade(url: str, revision: str = "heads") -> None:

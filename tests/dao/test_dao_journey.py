@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.accounts.conftest import PASSWORD
-from tests.conftest import wait_for_path
+from tests.conftest import goto_polling_page, wait_for_path
 from tests.dao.conftest import SLUG, make_staff, signup
 
 RECIPIENT = "0x00000000000000000000000000000000000000E2"
@@ -100,6 +100,10 @@ def test_propose_vote_queue_execute_payout(
         proposal_url = staff.url
         results_url = staff.locator("#dao-results").get_attribute("data-url")
 
+        def staff_sees(button: str) -> int:
+            goto_polling_page(staff, proposal_url)
+            return int(staff.get_by_role("button", name=button).count())
+
         def state() -> str:
             return str(staff.request.get(base + results_url).json()["state"])
 
@@ -128,19 +132,11 @@ def test_propose_vote_queue_execute_payout(
         # The vote ends; staff queue and, after the timelock delay, execute.
         # Pages follow the indexer (issue 16 §1): staff reload until the page shows the step.
         dao_chain.mine(301)
-        wait_for(
-            lambda: (
-                staff.goto(proposal_url) and staff.get_by_role("button", name=t["queue"]).count()
-            )
-        )
+        wait_for(lambda: staff_sees(t["queue"]))
         staff.get_by_role("button", name=t["queue"]).click()
         wait_for(lambda: state() == "queued")
         dao_chain.increase_time(61)
-        wait_for(
-            lambda: (
-                staff.goto(proposal_url) and staff.get_by_role("button", name=t["execute"]).count()
-            )
-        )
+        wait_for(lambda: staff_sees(t["execute"]))
         staff.get_by_role("button", name=t["execute"]).click()
         # The page reloads itself once the payout is indexed; the transaction is under details.
         staff.locator("#dao-payout [data-tx]").wait_for(state="attached", timeout=30_000)
@@ -157,7 +153,7 @@ def test_propose_vote_queue_execute_payout(
         assert dao_chain.yen_balance(RECIPIENT) == 120_000
         screenshot(staff, "staff-paid")
 
-        member.goto(proposal_url)
+        goto_polling_page(member, proposal_url)  # open since the vote: it may reload itself
         assert member.locator("#dao-payout [data-tx]").text_content() == tx
     finally:
         staff.context.close()
