@@ -298,15 +298,19 @@ class BatchSender:
             t.error_kind, t.error = kind.value, res.message
             again = False
             if kind is ErrorKind.NONCE_TOO_LOW:
-                if self._any_attempt_mined(t):
+                known = self._node_knows_an_attempt(t)
+                if known:
                     self._mark_sent(
                         t, head, now, "nonce too low: our transaction was mined", events
                     )
                     report.sent += 1
-                else:  # the nonce went to another transaction: take a new one after reconcile
+                elif known is False:  # another transaction took the nonce: a new one next
                     self._release_nonce(t)
                     self._reconciled.discard(address)
                     again = True
+                # None: the node did not answer for every attempt. The row keeps its nonce and
+                # bytes and is asked about again next run: a fresh nonce for a transaction that
+                # was mined after all would run the call twice.
             elif kind is ErrorKind.REPLACEMENT_UNDERPRICED:
                 # Another transaction of ours holds this nonce in the pool: outbid it next run.
                 fee = int(t.max_fee_per_gas or max_fee) * 9 // 8 + 1
@@ -352,11 +356,26 @@ class BatchSender:
         t.error_kind = t.error = None
         transition_batched(t, S.SENT, reason, events)
 
-    def _any_attempt_mined(self, t: OutboxTx) -> bool:
+    def _node_knows_an_attempt(self, t: OutboxTx) -> bool | None:
+        """Whether the node has one of the row's transactions, mined or in its pool (True),
+        none of them (False), or did not say for each (None: an error answered, no verdict).
+
+        Receipts first; a transaction without one is then asked for by hash, as the receipt
+        check does before it fails a row (receipts.py `_really_consumed`): a node may count a
+        nonce before the receipt of the block that used it can be read."""
         receipts = self.ctx.rpc.batch(
             [("eth_getTransactionReceipt", [a.tx_hash]) for a in t.attempts]
         )
-        return any(isinstance(r, dict) for r in receipts)
+        if any(isinstance(r, dict) for r in receipts):
+            return True
+        if not t.attempts:
+            return False
+        found = self.ctx.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for a in t.attempts])
+        if any(isinstance(tx, dict) for tx in found):
+            return True
+        if any(isinstance(r, RpcError) for r in [*receipts, *found]):
+            return None
+        return False
 
     @staticmethod
     def _release_nonce(t: OutboxTx) -> None:
@@ -415,8 +434,15 @@ class BatchSender:
         receipts = self.ctx.rpc.batch(
             [("eth_getTransactionReceipt", [a.tx_hash]) for _, a in pairs]
         )
-        mined = {t.id for (t, _), r in zip(pairs, receipts, strict=True) if isinstance(r, dict)}
-        rows = [t for t in rows if t.id not in mined]
+        # A receipt answered with an error says nothing: that row waits for the next round
+        # rather than being re-signed (a re-price of a mined transaction only costs an attempt,
+        # but it is noise in the row's history).
+        skip = {
+            t.id
+            for (t, _), r in zip(pairs, receipts, strict=True)
+            if isinstance(r, dict | RpcError)
+        }
+        rows = [t for t in rows if t.id not in skip]
         market_fee, market_tip = self._fees()
         now = utcnow()
         for t in rows:
