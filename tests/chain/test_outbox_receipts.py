@@ -1,7 +1,8 @@
 """The receipt check fails a row for "nonce consumed by another transaction" only when the node
-says so: its sender's nonce is used, and none of the row's transactions is on chain when asked
-one by one. A receipt the node does not give (an error in the batch, or no receipt yet for a
-mined transaction) leaves the row in flight for the next round. On PostgreSQL and SQLite."""
+says so, in two rounds: its sender's nonce is used, and none of the row's transactions is on
+chain when asked one by one. A receipt the node does not give (an error in the batch, or no
+receipt yet for a mined transaction) leaves the row in flight for the next round. On PostgreSQL
+and SQLite."""
 # ruff: noqa: F811  (pytest fixtures imported from _outbox_fixtures are used as arguments)
 
 from __future__ import annotations
@@ -79,8 +80,12 @@ def test_a_nonce_another_transaction_took_fails_the_row_and_says_which(
     finally:
         chain.provider.make_request("evm_setAutomine", [True])
     with app.app_context():
-        counts = outbox_service().check_receipts(get_db().session)
-    assert counts == {"failed": 1}
+        svc, session = outbox_service(), get_db().session
+        # The verdict is final, so it must hold in two rounds (here with no time between them).
+        svc.receipts.consumed_grace = 0
+        assert svc.check_receipts(session) == {}
+        assert session.get(OutboxTx, tx_id).state == "sent"
+        assert svc.check_receipts(session) == {"failed": 1}
     row = _row(app, tx_id)
     assert row.state == "failed" and row.error_kind == "nonce_too_low"
     assert f"nonce {ours.nonce}" in row.error and ours.attempts[0].tx_hash in row.error
@@ -113,6 +118,34 @@ def test_a_mined_row_is_not_failed_when_its_receipt_is_not_given_yet(outbox_app,
             assert session.get(OutboxTx, tx_id).state == "sent"
         assert svc.check_receipts(session) == {"confirmed": 1}
     assert _row(app, tx_id).state == "confirmed"
+
+
+def test_a_mined_transaction_the_node_does_not_show_yet_is_not_failed(
+    outbox_app, chain, any_db_url
+):
+    """The nonce is counted while the row's transaction is unknown by receipt and by hash (the
+    answers came from nodes at different heights, behind a provider's load balancer). The next
+    round, at least `consumed_grace` seconds later, sees it mined."""
+    app = outbox_app(database_url=any_db_url)
+    tx_id = _send_one(app, "not-yet")
+    mine(chain, 3)
+    with app.app_context():
+        svc, session = outbox_service(), get_db().session
+        svc.receipts.consumed_grace = 0
+        real = svc.rpc.batch
+
+        def unknown_yet(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+            if calls and calls[0][0] in ("eth_getTransactionReceipt", "eth_getTransactionByHash"):
+                return [None] * len(calls)
+            return real(calls)
+
+        svc.rpc.batch = unknown_yet  # type: ignore[method-assign]
+        try:
+            assert svc.check_receipts(session) == {}
+        finally:
+            del svc.rpc.batch
+        assert session.get(OutboxTx, tx_id).state == "sent"
+        assert svc.check_receipts(session) == {"confirmed": 1}
 
 
 def test_no_transaction_is_asked_for_one_by_one_when_every_receipt_is_there(outbox_app, chain):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -53,11 +54,22 @@ def record_spend(session: Session, spends: dict[tuple[str, int], list[int]]) -> 
             row.tx_count = (row.tx_count or 0) + count
 
 
+# "Another transaction took this row's nonce" fails the row for good, so the answer must hold in
+# two rounds at least this many seconds apart. One answer can be wrong: behind a provider's load
+# balancer the nonce may come from a node that has the new block and the transaction lookups
+# from one that does not have it yet, so a mined transaction looks unknown for a moment.
+CONSUMED_GRACE_SECONDS = 2.0
+
+
 class ReceiptChecker:
     """Reads receipts of in-flight rows and settles them (worker side)."""
 
     def __init__(self, ctx: OutboxContext) -> None:
         self.ctx = ctx
+        self.consumed_grace = CONSUMED_GRACE_SECONDS
+        # Row id -> when its nonce was first seen used with none of its transactions known.
+        # Per process: a restarted worker asks twice again, which only delays a failure.
+        self._suspects: dict[int, float] = {}
 
     def gas_spent(
         self, session: Session, scope: str, scope_id: int, day: dt.date | None = None
@@ -130,7 +142,8 @@ class ReceiptChecker:
             and mined_nonce.get(t.sender_address, -1) > t.nonce
             and head >= (t.sent_block or 0) + 2
         ]
-        for t in self._really_consumed(consumed):
+        really = self._really_consumed(consumed)
+        for t in self._seen_consumed_twice(rows, really, every_row=len(rows) < limit):
             # Its nonce is used and none of its hashes is on chain: another tx took it.
             hashes = ", ".join(a.tx_hash for a in t.attempts)
             log.warning(
@@ -176,6 +189,35 @@ class ReceiptChecker:
         record_spend(session, spends)
         session.commit()
         return counts
+
+    def _seen_consumed_twice(
+        self, rows: list[OutboxTx], consumed: list[OutboxTx], *, every_row: bool
+    ) -> list[OutboxTx]:
+        """The rows of `consumed` that were so in an earlier round too, at least
+        `consumed_grace` seconds ago. The others are remembered, and forgotten once a round
+        sees them otherwise (`every_row`: `rows` holds every row in flight, so a remembered
+        row not among them has settled)."""
+        now = time.monotonic()
+        suspect = {t.id for t in consumed}
+        seen = {t.id for t in rows}
+        for tx_id in list(self._suspects):
+            if tx_id not in suspect and (tx_id in seen or every_row):
+                del self._suspects[tx_id]
+        out = []
+        for t in consumed:
+            first = self._suspects.get(t.id)
+            if first is None:
+                self._suspects[t.id] = now
+                log.info(
+                    "outbox tx %s: nonce %s is used and none of its transactions is known yet; "
+                    "asked again next round",
+                    t.id,
+                    t.nonce,
+                )
+            elif now - first >= self.consumed_grace:
+                del self._suspects[t.id]
+                out.append(t)
+        return out
 
     def _really_consumed(self, rows: list[OutboxTx]) -> list[OutboxTx]:
         """The rows of `rows` none of whose attempts the node knows as mined.
