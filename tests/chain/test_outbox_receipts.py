@@ -21,6 +21,7 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     PROGRAMME,
     chain,
     mine,
+    node_answering,
     outbox_app,
 )
 from tests.chain_admin import role_address, role_key
@@ -132,18 +133,10 @@ def test_a_mined_transaction_the_node_does_not_show_yet_is_not_failed(
     with app.app_context():
         svc, session = outbox_service(), get_db().session
         svc.receipts.consumed_grace = 0
-        real = svc.rpc.batch
-
-        def unknown_yet(calls: list[tuple[str, list[Any]]]) -> list[Any]:
-            if calls and calls[0][0] in ("eth_getTransactionReceipt", "eth_getTransactionByHash"):
-                return [None] * len(calls)
-            return real(calls)
-
-        svc.rpc.batch = unknown_yet  # type: ignore[method-assign]
-        try:
+        lookups = ("eth_getTransactionReceipt", "eth_getTransactionByHash")
+        unknown = {m: lambda *_: None for m in lookups}
+        with node_answering(svc, unknown):
             assert svc.check_receipts(session) == {}
-        finally:
-            del svc.rpc.batch
         assert session.get(OutboxTx, tx_id).state == "sent"
         assert svc.check_receipts(session) == {"confirmed": 1}
 

@@ -10,8 +10,6 @@ the node answered with an error. On PostgreSQL and SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,32 +23,13 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     PROGRAMME,
     chain,
     mine,
+    node_answering,
     outbox_app,
     points,
 )
 
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 AMOUNT = 5
-
-Answer = Callable[[str, list[Any]], Any]
-
-
-@contextmanager
-def node_answering(svc: Any, answers: dict[str, Answer]) -> Iterator[None]:
-    """The outbox's RPC batches, with the calls named in `answers` answered by them."""
-    real = svc.rpc.batch
-
-    def batch(calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        out = real(calls)
-        return [
-            answers[m](m, p) if m in answers else r for (m, p), r in zip(calls, out, strict=True)
-        ]
-
-    svc.rpc.batch = batch
-    try:
-        yield
-    finally:
-        del svc.rpc.batch
 
 
 def _error(method: str, _params: list[Any]) -> RpcError:
@@ -61,19 +40,25 @@ def _nothing(_method: str, _params: list[Any]) -> None:
     return None
 
 
+def _issue_and_send(svc: Any, session: Any, key: str) -> OutboxTx:
+    """One admin call (points issued to RECIPIENT) queued and broadcast."""
+    tx = svc.enqueue(
+        session,
+        ContractCall(POINTS, "issue", [RECIPIENT, AMOUNT, PROGRAMME, "welcome"]),
+        sender=Sender.role("issuer", town_id=1),
+        key=key,
+    )
+    session.commit()
+    svc.send_pending(session, tx.sender_address)
+    return tx
+
+
 def _sent_but_not_recorded(app: Any) -> OutboxTx:
     """One admin call broadcast and mined (automine), then put back as the worker left it when
     killed between the broadcast and recording it: queued, with its nonce and signed bytes."""
     with app.app_context():
         svc, session = outbox_service(), get_db().session
-        tx = svc.enqueue(
-            session,
-            ContractCall(POINTS, "issue", [RECIPIENT, AMOUNT, PROGRAMME, "welcome"]),
-            sender=Sender.role("issuer", town_id=1),
-            key="crash",
-        )
-        session.commit()
-        svc.send_pending(session, tx.sender_address)
+        tx = _issue_and_send(svc, session, "crash")
         assert tx.state == "sent"
         session.execute(sa.update(OutboxTx).where(OutboxTx.id == tx.id).values(state="queued"))
         session.commit()
@@ -152,14 +137,7 @@ def test_a_stuck_row_whose_receipt_is_answered_with_an_error_is_not_repriced(
     try:
         with app.app_context():
             svc, session = outbox_service(), get_db().session
-            tx = svc.enqueue(
-                session,
-                ContractCall(POINTS, "issue", [RECIPIENT, AMOUNT, PROGRAMME, "welcome"]),
-                sender=Sender.role("issuer", town_id=1),
-                key="stuck",
-            )
-            session.commit()
-            svc.send_pending(session, tx.sender_address)
+            tx = _issue_and_send(svc, session, "stuck")
             with node_answering(svc, {"eth_getTransactionReceipt": _error}):
                 assert svc.bump_stuck(session, stuck_blocks=0) == 0
             assert len(session.get(OutboxTx, tx.id).attempts) == 1
