@@ -14,8 +14,9 @@ every 5 s) repairs that, one sender at a time under the sender's row lock:
   (same hash, so the forwarder's and the user's nonces line up as before). The receipt check
   settles it again when it is mined; if it now reverts, the domains see `reverted` and fail or
   refund as they do for any other revert.
-- A recently settled row below that nonce whose hashes have no receipt lost its nonce to another
-  transaction on the new branch: `failed`, so the business row fails or is retried.
+- A recently settled row below that nonce whose hashes have no receipt, and none of which the
+  node has in a block when asked by hash, lost its nonce to another transaction on the new
+  branch: `failed`, so the business row fails or is retried.
 - Every in-flight row at or above the chain nonce is broadcast again too, and a nonce of the
   sender's range held by no live row (a row that failed meanwhile) gets a 0-value no-op, so no
   gap remains: chain nonce == outbox next nonce once the batch is mined.
@@ -304,7 +305,12 @@ class OutboxRecovery:
         for (t, a), r in zip(pairs, receipts, strict=True):
             if isinstance(r, dict):
                 mined[t.id] = (a.tx_hash, r)
+        on_chain = self._known_by_hash([t for t in rows if t.id not in mined])
+        if on_chain is None:
+            return  # the node did not answer for each: try again next pass
         for t in rows:
+            if t.id in on_chain:
+                continue  # mined, its receipt not readable yet: nothing to change
             if t.id in mined:
                 tx_hash, receipt = mined[t.id]
                 block = int(receipt["blockNumber"], 16)
@@ -318,6 +324,23 @@ class OutboxRecovery:
             reopen(t, S.FAILED, t.error, session)
             self._take_back_spend(session, t, fee)
             report.failed += 1
+
+    def _known_by_hash(self, rows: list[OutboxTx]) -> set[int] | None:
+        """Ids of `rows` one of whose transactions the node has in a block, asked by hash (None
+        when it answered an error). Failing a settled row sends its business row's work again,
+        so a receipt the node does not give yet must not count as "another transaction took
+        the nonce"."""
+        pairs = [(t, a) for t in rows for a in t.attempts]
+        if not pairs:
+            return set()
+        answers = self.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for _, a in pairs])
+        if any(isinstance(tx, RpcError) for tx in answers):
+            return None
+        return {
+            t.id
+            for (t, _), tx in zip(pairs, answers, strict=True)
+            if isinstance(tx, dict) and tx.get("blockNumber") is not None
+        }
 
     def _take_back_spend(self, session: Session, t: OutboxTx, fee: int) -> None:
         """The gas a vanished transaction was counted for is no longer paid (it is counted

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from eth_account import Account
 
+from backend.chain.errors import RpcError
 from backend.chain.outbox import ContractCall, Sender, outbox_service
 from backend.chain.outbox_models import OutboxAlert, OutboxTx, OutboxTxEvent
 from backend.chain.outbox_recovery import recover_reorged
@@ -21,6 +22,7 @@ from tests.chain._outbox_fixtures import (  # noqa: F401  (fixtures)
     chain,
     give_points,
     mine,
+    node_answering,
     outbox_app,
     points,
     settle,
@@ -331,3 +333,32 @@ def test_a_chain_without_the_forwarders_deployment_raises_chain_reset(
         ).one()
         assert alert.resolved_at is not None  # resolved by itself once the chain is back
         session.commit()
+
+
+def test_a_confirmed_row_whose_receipt_is_not_given_is_left_confirmed(outbox_app, chain, anvil):
+    """Recovery fails a settled row ("another transaction used this nonce") only when the node
+    has none of its transactions: a receipt it does not give (not readable yet, or an error)
+    while the transaction is in a block leaves the row confirmed, so its call is not sent again."""
+    app = outbox_app()
+    with app.app_context():
+        session = get_db().session
+        _issue(session, "settled", 3)
+        session.commit()
+    settle(app, chain)
+    assert _states(app) == {"settled": "confirmed"}
+    with app.app_context():
+        svc, session = outbox_service(), get_db().session
+        for answer in (None, RpcError(-32000, "upstream unavailable")):
+            with node_answering(svc, {"eth_getTransactionReceipt": lambda *_, a=answer: a}):
+                report = recover_reorged(svc, session)
+            assert (report.failed, report.reopened) == (0, 0)
+            assert _states(app) == {"settled": "confirmed"}
+        # Both unanswered (an error by hash too): nothing is decided this pass either.
+        error = {
+            m: lambda *_: RpcError(-32000, "upstream unavailable")
+            for m in ("eth_getTransactionReceipt", "eth_getTransactionByHash")
+        }
+        with node_answering(svc, error):
+            assert recover_reorged(svc, session).failed == 0
+        session.commit()
+    assert _states(app) == {"settled": "confirmed"}
