@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # every process a test starts re-compiles backend/ (measured: collection 12.1 s -> 5.7 s of CPU).
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.pycache}"
+# Each run's anvils log to test-artifacts/anvil-<run>.log (a few MB a run); logs of runs older
+# than a day go, so a machine that runs the suite all day does not fill up with them.
+find test-artifacts -maxdepth 1 -name 'anvil-*.log' -mmin +1440 -delete 2>/dev/null || true
 scripts/services.sh ensure
 trap 'scripts/services.sh stop' EXIT
 if [ $# -eq 0 ]; then
