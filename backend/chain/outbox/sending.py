@@ -301,7 +301,7 @@ class BatchSender:
                 known = self._node_knows_an_attempt(t)
                 if known:
                     self._mark_sent(
-                        t, head, now, "nonce too low: our transaction was mined", events
+                        t, head, now, "nonce too low: the node has our transaction", events
                     )
                     report.sent += 1
                 elif known is False:  # another transaction took the nonce: a new one next
