@@ -11,14 +11,13 @@ import sqlalchemy as sa
 from eth_account import Account
 
 from backend.accounts.models import Address, User
-from backend.chain.indexer import Indexer, JsonRpc
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.shop.models import Order
 from backend.shop.services import payment_provider
 from tests.chain._reorg_helpers import drive, nonce_gap, revert, rpc, snapshot
 from tests.chain_admin import role_address
-from tests.shop.shop_helpers import Api, contract, listing_id
+from tests.shop.shop_helpers import Api, contract, index_to_head, listing_id
 from tests.shop.shop_helpers import drive as shop_drive
 
 
@@ -33,13 +32,7 @@ def _index_and_reconcile(app) -> None:
     from backend.shop.tasks import reconcile_orders
 
     with app.app_context():
-        settings = app.extensions["settings"]
-        Indexer(
-            get_db().engine,
-            JsonRpc(settings.rpc_url),
-            deployments_dir=settings.deployments_dir,
-            confirmations=0,
-        ).run(max_seconds=30)
+        index_to_head(app)
         get_db().session.expire_all()
         reconcile_orders()
         get_db().session.remove()
