@@ -133,8 +133,16 @@ def shop_app(make_app: Callable[..., Flask], deployed: Deployments, w3: Web3) ->
     load_demo_data(app)
     drive(app, w3)
     with app.app_context():
-        ids = get_db().session.scalars(sa.select(Listing.chain_listing_id)).all()
-    assert ids and all(i is not None for i in ids), ids
+        session = get_db().session
+        listings = session.scalars(sa.select(Listing).order_by(Listing.id)).all()
+        missing = [
+            (row.id, tx.state if tx else None, len(tx.attempts) if tx else 0, tx and tx.error)
+            for row in listings
+            if row.chain_listing_id is None
+            for tx in [session.get(OutboxTx, row.outbox_tx_id) if row.outbox_tx_id else None]
+        ]
+    # (listing, its outbox row's state, attempts, error) for each listing without a chain id
+    assert listings and not missing, missing
     return app
 
 
