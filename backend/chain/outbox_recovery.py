@@ -50,6 +50,7 @@ from backend.chain.outbox import (
     record_spend,
     resolve_alerts,
 )
+from backend.chain.outbox.lookup import BY_HASH, ask_attempts, in_block
 from backend.chain.outbox_models import OutboxSender, OutboxTx, OutboxTxEvent
 from backend.chain.registry import RegistryError, load_deployments
 
@@ -330,17 +331,10 @@ class OutboxRecovery:
         when it answered an error). Failing a settled row sends its business row's work again,
         so a receipt the node does not give yet must not count as "another transaction took
         the nonce"."""
-        pairs = [(t, a) for t in rows for a in t.attempts]
-        if not pairs:
-            return set()
-        answers = self.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for _, a in pairs])
-        if any(isinstance(tx, RpcError) for tx in answers):
+        answers = ask_attempts(self.rpc, rows, BY_HASH)
+        if any(isinstance(tx, RpcError) for txs in answers.values() for tx in txs):
             return None
-        return {
-            t.id
-            for (t, _), tx in zip(pairs, answers, strict=True)
-            if isinstance(tx, dict) and tx.get("blockNumber") is not None
-        }
+        return {tx_id for tx_id, txs in answers.items() if any(in_block(tx) for tx in txs)}
 
     def _take_back_spend(self, session: Session, t: OutboxTx, fee: int) -> None:
         """The gas a vanished transaction was counted for is no longer paid (it is counted

@@ -59,6 +59,15 @@ def _issue(session, key, amount):
     )
 
 
+def _issued_and_settled(app, w3, key, amount) -> None:
+    """Points issued under `key`, sent, mined and settled."""
+    with app.app_context():
+        session = get_db().session
+        _issue(session, key, amount)
+        session.commit()
+    settle(app, w3)
+
+
 def _one_block(app, w3) -> None:
     """Broadcast every queued row and mine them all in one block; read the receipts."""
     with no_automine(w3), app.app_context():
@@ -276,11 +285,7 @@ def test_without_a_reorg_recovery_leaves_work_in_flight_alone(outbox_app, chain,
     """Rows in the pool above the chain's nonce are ordinary work: recovery neither re-sends
     them nor moves their sent_block (which would keep bump_stuck from ever re-pricing them)."""
     app = outbox_app()
-    with app.app_context():
-        session = get_db().session
-        _issue(session, "warm-up", 1)
-        session.commit()
-    settle(app, chain)
+    _issued_and_settled(app, chain, "warm-up", 1)
     with no_automine(chain), app.app_context():
         svc, session = outbox_service(), get_db().session
         tx = _issue(session, "in-flight", 2)
@@ -335,16 +340,15 @@ def test_a_chain_without_the_forwarders_deployment_raises_chain_reset(
         session.commit()
 
 
-def test_a_confirmed_row_whose_receipt_is_not_given_is_left_confirmed(outbox_app, chain, anvil):
+def test_a_confirmed_row_whose_receipt_is_not_given_is_left_confirmed(
+    outbox_app, chain, anvil, any_db_url
+):
     """Recovery fails a settled row ("another transaction used this nonce") only when the node
     has none of its transactions: a receipt it does not give (not readable yet, or an error)
-    while the transaction is in a block leaves the row confirmed, so its call is not sent again."""
-    app = outbox_app()
-    with app.app_context():
-        session = get_db().session
-        _issue(session, "settled", 3)
-        session.commit()
-    settle(app, chain)
+    while the transaction is in a block leaves the row confirmed, so its call is not sent again.
+    On PostgreSQL and SQLite."""
+    app = outbox_app(database_url=any_db_url)
+    _issued_and_settled(app, chain, "settled", 3)
     assert _states(app) == {"settled": "confirmed"}
     with app.app_context():
         svc, session = outbox_service(), get_db().session

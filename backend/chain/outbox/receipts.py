@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from backend.chain.forwarder import ForwardRequest
 from backend.chain.outbox.context import OutboxContext, to_hex, today
 from backend.chain.outbox.errors import ErrorKind, RpcError, RpcUnavailable, decode_revert
+from backend.chain.outbox.lookup import BY_HASH, ask_attempts, in_block
 from backend.chain.outbox.states import IN_FLIGHT, S, transition_batched, write_events
 from backend.chain.outbox_models import GasSpend, OutboxAttempt, OutboxTx
 from backend.chain.registry import RegistryError, artifact
@@ -226,17 +227,13 @@ class ReceiptChecker:
         transaction: a receipt missing for a mined transaction (a node still writing the block
         it has counted the nonce of, or a receipt batch answered short) must not fail a row
         whose transaction went through (CI, stop 24: a town's last set-up step)."""
-        pairs = [(t, a) for t in rows for a in t.attempts]
-        if not pairs:
-            return rows
-        answers = self.ctx.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for _, a in pairs])
-        alive: set[int] = set()
-        for (t, _), tx in zip(pairs, answers, strict=True):
-            if tx is None:
-                continue
-            if not isinstance(tx, dict) or tx.get("blockNumber") is not None:
-                alive.add(t.id)  # mined (its receipt comes next round), or no answer
-        return [t for t in rows if t.id not in alive]
+        answers = ask_attempts(self.ctx.rpc, rows, BY_HASH)
+        # Alive: mined (its receipt comes next round), or no answer (RpcError).
+        return [
+            t
+            for t in rows
+            if not any(isinstance(tx, RpcError) or in_block(tx) for tx in answers[t.id])
+        ]
 
     def created_address(
         self, tx_hash: str, event: tuple[str, str, str] | None = None

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from backend.chain.outbox.context import ESTIMATE_MARGIN, GWEI, OutboxContext
 from backend.chain.outbox.errors import ErrorKind, RpcError, decode_revert
+from backend.chain.outbox.lookup import BY_HASH, RECEIPT, ask_attempts
 from backend.chain.outbox.signing import sign_call, sign_cancel
 from backend.chain.outbox.states import (
     FILLER,
@@ -363,14 +364,10 @@ class BatchSender:
         Receipts first; a transaction without one is then asked for by hash, as the receipt
         check does before it fails a row (receipts.py `_really_consumed`): a node may count a
         nonce before the receipt of the block that used it can be read."""
-        receipts = self.ctx.rpc.batch(
-            [("eth_getTransactionReceipt", [a.tx_hash]) for a in t.attempts]
-        )
+        receipts = ask_attempts(self.ctx.rpc, [t], RECEIPT)[t.id]
         if any(isinstance(r, dict) for r in receipts):
             return True
-        if not t.attempts:
-            return False
-        found = self.ctx.rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for a in t.attempts])
+        found = ask_attempts(self.ctx.rpc, [t], BY_HASH)[t.id]
         if any(isinstance(tx, dict) for tx in found):
             return True
         if any(isinstance(r, RpcError) for r in [*receipts, *found]):
@@ -430,19 +427,11 @@ class BatchSender:
             session.commit()
             return 0
         # Mined meanwhile: the receipt check settles those; re-price only the rest.
-        pairs = [(t, a) for t in rows for a in t.attempts]
-        receipts = self.ctx.rpc.batch(
-            [("eth_getTransactionReceipt", [a.tx_hash]) for _, a in pairs]
-        )
         # A receipt answered with an error says nothing: that row waits for the next round
         # rather than being re-signed (a re-price of a mined transaction only costs an attempt,
         # but it is noise in the row's history).
-        skip = {
-            t.id
-            for (t, _), r in zip(pairs, receipts, strict=True)
-            if isinstance(r, dict | RpcError)
-        }
-        rows = [t for t in rows if t.id not in skip]
+        receipts = ask_attempts(self.ctx.rpc, rows, RECEIPT)
+        rows = [t for t in rows if not any(isinstance(r, dict | RpcError) for r in receipts[t.id])]
         market_fee, market_tip = self._fees()
         now = utcnow()
         for t in rows:
