@@ -46,31 +46,6 @@ from tests.chain_admin import ROLE_PRIVATE_KEYS
 passwords.HASH_METHOD = "scrypt:1024:8:1"
 
 
-def _serialise_ast_parse() -> None:
-    """CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state
-    (python/cpython#106905): two threads building ASTs at once can fail one of them with
-    "SystemError: AST constructor recursion depth mismatch". The tests run the app's server and
-    worker in threads of the test process, and both sides parse: hypothesis describes its
-    strategies with `ast.parse` in the test thread (test_api_fuzz failed so, before=276,
-    after=294), and Python 3.11's traceback module parses source lines to place its carets
-    whenever a server thread logs an exception. One lock around `ast.parse` serialises them."""
-    import ast
-    import functools
-
-    parse = ast.parse
-    lock = threading.RLock()
-
-    @functools.wraps(parse)
-    def serialised(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return parse(*args, **kwargs)
-
-    ast.parse = serialised  # type: ignore[assignment]
-
-
-_serialise_ast_parse()
-
-
 def _share_url_builders() -> None:
     """Build each URL rule's url_for code once per process instead of once per app.
 
