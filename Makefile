@@ -46,7 +46,7 @@ test: setup test-deps
 
 # No scripts/services.sh: the fast tier starts and reaches no server (tests/conftest.py marks it).
 test-fast: setup
-	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.pycache $(PY) -m pytest -m fast -q
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.pycache PYTHONNODEBUGRANGES=1 $(PY) -m pytest -m fast -q
 
 lint: setup
 	.venv/bin/ruff check backend webui scripts tests bench

@@ -11,6 +11,11 @@ cd "$(dirname "$0")/.."
 # every process a test starts re-compiles backend/ (measured: collection 12.1 s -> 5.7 s of CPU).
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.pycache}"
+# No column tables in code objects, so no traceback formatting calls ast.parse: on CPython 3.11
+# a traceback formatted in a finalizer during another ast.parse (pytest's unraisable-exception
+# hook, hypothesis parsing a lambda) broke that parse with "AST constructor recursion depth
+# mismatch" (tests/unit/test_ast_reentry.py). Tracebacks lose only their ^^^ marks.
+export PYTHONNODEBUGRANGES=1
 # Each run's anvils log to test-artifacts/anvil-<run>.log (a few MB a run); logs of runs older
 # than a day go, so a machine that runs the suite all day does not fill up with them.
 find test-artifacts -maxdepth 1 -name 'anvil-*.log' -mmin +1440 -delete 2>/dev/null || true

@@ -15,8 +15,9 @@ from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.dao.common import DaoService
 from backend.dao.models import DaoPoll, DaoProposal
+from backend.regions.models import Town
 from tests.accounts.conftest import Api
-from tests.concurrency import twin_first
+from tests.concurrency import at_once, twin_first
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_api import BASE, proposal_body
 
@@ -82,16 +83,105 @@ def test_a_twin_proposal_that_committed_first_is_the_answer(
     assert _rows(manual_outbox, DaoProposal, "dao.propose:") == (2, 2)
 
 
-def test_a_twin_poll_that_committed_first_is_the_answer(manual_outbox, town, staff, monkeypatch):
-    body = {
+def _poll_body(key: str) -> dict[str, Any]:
+    return {
         "chamber": "card",
         "title_ja": "次の祭りの日",
         "title_en": "Next festival day",
         "options": [{"ja": "土曜", "en": "Saturday"}, {"ja": "日曜", "en": "Sunday"}],
         "duration_blocks": 100,
-        "idempotency_key": "poll-twice-1",
+        "idempotency_key": key,
     }
+
+
+def test_a_twin_poll_that_committed_first_is_the_answer(manual_outbox, town, staff, monkeypatch):
+    body = _poll_body("poll-twice-1")
     url = f"/api/towns/{SLUG}/dao/polls"
     second, twin = _sent_twice(manual_outbox, staff, url, body, monkeypatch)
     assert second.get_json()["poll"]["id"] == twin["poll"]["id"]
     assert _rows(manual_outbox, DaoPoll, "dao.poll:") == (1, 1)
+
+
+# ---------------------------------------------------------------- a key another town used
+
+OTHER = "toyako"
+ANOTHER_TOWN = "このリクエストキーは別のまちで使われています。"  # "... used for another town."
+
+
+@pytest.fixture
+def other_staff(manual_outbox: Flask, deployed: Any) -> Any:
+    """A staff member of a second town (its contracts are in every test chain)."""
+    with manual_outbox.app_context():
+        s = get_db().session
+        other = Town(
+            slug=OTHER,
+            name_ja="洞爺湖町",
+            name_en="Lake Toya",
+            chain_id=deployed.chain_id,
+            points_address=deployed.address(f"towns.{OTHER}.RegionPoints"),
+            points_symbol="TYK",
+        )
+        s.add(other)
+        s.commit()
+        other_id = other.id
+    api, uid, _addr = signup(manual_outbox)
+    with manual_outbox.app_context():
+        make_staff(manual_outbox, get_db().session.get(Town, other_id), uid)
+    return api
+
+
+def _refused_as_another_towns_key(resp: Any) -> None:
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert resp.get_json()["error"]["message"] == ANOTHER_TOWN
+
+
+def test_a_poll_key_another_town_used_is_refused_and_writes_nothing(
+    manual_outbox, town, staff, other_staff
+):
+    """One town's request key is not an answer to another town's staff: their request is
+    refused (400, not the first town's poll), and nothing is written for it."""
+    body = _poll_body("poll-shared-key")
+    first = staff.post(f"/api/towns/{SLUG}/dao/polls", body)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    _refused_as_another_towns_key(other_staff.post(f"/api/towns/{OTHER}/dao/polls", body))
+    assert _rows(manual_outbox, DaoPoll, "dao.poll:") == (1, 1)
+    # The first town's own repeat is still answered with its poll.
+    again = staff.post(f"/api/towns/{SLUG}/dao/polls", body)
+    assert again.status_code == 201
+    assert again.get_json()["poll"]["id"] == first.get_json()["poll"]["id"]
+
+
+def test_a_proposal_key_another_town_used_is_refused_and_writes_nothing(
+    manual_outbox, town, staff, other_staff, dao_chain
+):
+    dao_chain.fund_treasury(100_000)
+    body = proposal_body(idempotency_key="propose-shared-key")
+    first = staff.post(f"{BASE}/proposals", body)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    _refused_as_another_towns_key(other_staff.post(f"/api/towns/{OTHER}/dao/proposals", body))
+    assert _rows(manual_outbox, DaoProposal, "dao.propose:") == (1, 1)
+
+
+def test_another_towns_twin_committing_first_is_refused_not_answered(
+    manual_outbox, town, staff, other_staff, monkeypatch
+):
+    """The racing form: the second town's request finds no row for its key, then the first
+    town's request with the same key commits before it inserts. The UNIQUE key stops the
+    insert, and the row found then belongs to another town: 400, and one poll, one transaction."""
+    body = _poll_body("poll-shared-race")
+
+    def first_towns_request() -> Any:
+        # In a thread of its own: a request nested in this thread would share the outer
+        # request's app context, and with it the signed-in user.
+        (resp,) = at_once([lambda: staff.post(f"/api/towns/{SLUG}/dao/polls", body)])
+        assert not isinstance(resp, Exception), resp
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        return resp.get_json()
+
+    twin = twin_first(monkeypatch, DaoService, "addresses", manual_outbox, first_towns_request)
+    _refused_as_another_towns_key(other_staff.post(f"/api/towns/{OTHER}/dao/polls", body))
+    assert twin, "the first town's request did not run between the look-up and the insert"
+    assert _rows(manual_outbox, DaoPoll, "dao.poll:") == (1, 1)
+    with manual_outbox.app_context():
+        poll = get_db().session.scalar(sa.select(DaoPoll))
+        assert (poll.id, poll.town_id) == (twin[0]["poll"]["id"], town.id)
