@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -138,6 +138,23 @@ def _key(user: User, key: object) -> str:
     return f"{user.id}:{key}"
 
 
+_Row = TypeVar("_Row", Collection, Listing)
+
+
+def _same_request(found: _Row | None, owner: int) -> _Row | None:
+    """The row a person's earlier request with this key made, if it was made for the same
+    town (a collection) or collection (a listing). The key is per person, and a person may be
+    staff of several towns: the same key sent for another town or collection is refused, not
+    answered with the other one's row (nothing is written)."""
+    if found is None:
+        return None
+    if isinstance(found, Collection) and found.town_id != owner:
+        raise InvalidInput(N_("This request key was used for another town."), field="key")
+    if isinstance(found, Listing) and found.collection_id != owner:
+        raise InvalidInput(N_("This request key was used for another collection."), field="key")
+    return found
+
+
 @dataclass
 class CollectionDetail:
     collection: Collection
@@ -243,8 +260,11 @@ class CollectionConsole:
         The same request key returns the first collection."""
         user = require_town_role(user, town.id, STAFF)
         request_key = _key(user, key)
-        first = self.session.scalar(
-            select(Collection).where(Collection.idempotency_key == request_key)
+        first = _same_request(
+            self.session.scalar(
+                select(Collection).where(Collection.idempotency_key == request_key)
+            ),
+            town.id,
         )
         if first is not None:
             return first
@@ -357,8 +377,11 @@ class CollectionConsole:
             return collection
 
         def twin() -> Collection | None:
-            return self.session.scalar(
-                select(Collection).where(Collection.idempotency_key == request_key)
+            return _same_request(
+                self.session.scalar(
+                    select(Collection).where(Collection.idempotency_key == request_key)
+                ),
+                town.id,
             )
 
         return first_answer(self.session, write, twin)
@@ -380,7 +403,10 @@ class CollectionConsole:
         c = self.collection(user, town, collection_id)
         assert user is not None  # noqa: S101 - checked by collection()
         request_key = _key(user, key)
-        first = self.session.scalar(select(Listing).where(Listing.idempotency_key == request_key))
+        first = _same_request(
+            self.session.scalar(select(Listing).where(Listing.idempotency_key == request_key)),
+            c.id,
+        )
         if first is not None:
             return first
         outbox = self._outbox()
@@ -488,8 +514,9 @@ class CollectionConsole:
             return listing
 
         def twin() -> Listing | None:
-            return self.session.scalar(
-                select(Listing).where(Listing.idempotency_key == request_key)
+            return _same_request(
+                self.session.scalar(select(Listing).where(Listing.idempotency_key == request_key)),
+                c.id,
             )
 
         return first_answer(self.session, write, twin)

@@ -25,6 +25,7 @@ from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.chain.registry import artifact
 from backend.core.db import get_db
+from backend.core.errors import InvalidInput
 from backend.core.models import AuditLog
 from backend.regions.models import Town
 from backend.shop import console
@@ -524,3 +525,119 @@ def test_the_same_allowlist_uploaded_ten_times_at_once_stores_each_line_once(rac
         )
     assert sorted(stored) == sorted(addresses)
     assert audits == 10
+
+
+# ------------------------------------------------------------ a key sent for something else
+
+ANOTHER_TOWN = "This request key was used for another town."
+ANOTHER_COLLECTION = "This request key was used for another collection."
+
+
+@pytest.fixture
+def two_towns_staff(race_app: Flask) -> tuple[Api, Callable[[str], Callable[[], Any]]]:
+    """A staff member of Sarabetsu and of Toyako (one person on a shared platform), and
+    `create(slug)`: their "create this collection" for that town, with one request key,
+    called in an app context (as the request would)."""
+    app = race_app
+    staff = _staff(app)
+    with app.app_context():
+        s = get_db().session
+        s.add(Town(slug="toyako", name_ja="洞爺湖町", name_en="Lake Toya", chain_id=31337))
+        user = s.scalar(sa.select(User).where(User.email == STAFF_EMAIL))
+        s.flush()
+        grant_town_role(user, s.scalar(sa.select(Town.id).where(Town.slug == "toyako")), STAFF)
+        s.commit()
+        user_id = user.id
+    form = {k: v for k, v in _collection_form().items() if k != "image"}
+
+    def create(slug: str) -> Callable[[], Any]:
+        def call() -> Any:
+            s = get_db().session
+            town = s.scalar(sa.select(Town).where(Town.slug == slug))
+            return collection_console().create(s.get(User, user_id), town, form, PNG, form["key"])
+
+        return call
+
+    return staff, create
+
+
+def test_a_collection_key_used_in_another_town_is_refused_and_writes_nothing(
+    race_app, two_towns_staff
+):
+    """Request keys are per person, and one person can be staff of two towns: the key of
+    Sarabetsu's collection sent for Toyako gets a clear 400, not Sarabetsu's collection as if
+    Toyako's had been made, and nothing is written."""
+    app = race_app
+    staff, create = two_towns_staff
+    made = in_app(app, create("sarabetsu"))()
+    before = _counts(app)
+    with pytest.raises(InvalidInput) as refused:
+        in_app(app, create("toyako"))()
+    assert (refused.value.message, refused.value.details) == (ANOTHER_TOWN, {"field": "key"})
+    assert _counts(app) == before
+    assert in_app(app, create("sarabetsu"))().id == made.id  # its own town still gets it
+    # Over HTTP, in the person's language.
+    body = {k: v for k, v in _collection_form().items() if k != "image"}
+    body |= {
+        "idempotency_key": "create-key-0001",
+        "max_supply": 50,
+        "royalty_bps": 250,
+        "soulbound": True,
+        "image_base64": base64.b64encode(PNG).decode(),
+    }
+    resp = staff.post("/api/towns/toyako/admin/collections", body)
+    assert resp.status_code == 400, resp.get_json()
+    assert resp.get_json()["error"]["details"] == {"field": "key"}
+    assert resp.get_json()["error"]["message"] == "このリクエストキーは別のまちで使われています。"
+    assert _counts(app) == before
+
+
+def test_another_towns_twin_committing_first_is_refused_not_answered(
+    race_app, two_towns_staff, monkeypatch
+):
+    """The racing form: Toyako's request finds no row for its key, then Sarabetsu's request
+    with the same key commits; Toyako's insert meets the UNIQUE key and the row it then finds
+    is another town's: refused, one collection."""
+    app = race_app
+    _staff_api, create = two_towns_staff
+    first = twin_first(monkeypatch, console, "image_type", app, create("sarabetsu"))
+    with pytest.raises(InvalidInput) as refused:
+        in_app(app, create("toyako"))()
+    assert first, "Sarabetsu's request did not run between the look-up and the insert"
+    assert refused.value.message == ANOTHER_TOWN
+    counts = _counts(app)
+    assert counts["collections"] == 1 and counts["outbox_txs"] == 1
+
+
+def test_a_listing_key_used_for_another_collection_is_refused_and_writes_nothing(shop_app, w3):
+    app = shop_app
+    staff = _staff(app)
+    url = "/towns/sarabetsu/admin/collections"
+    # A new collection with room for listings (the demo's are listed to their supply).
+    assert _form(staff, url, _collection_form()).status_code == 303
+    drive(app, w3)
+    drive(app, w3)
+    with app.app_context():
+        s = get_db().session
+        new_id = s.scalar(sa.select(Collection.id).where(Collection.slug == "autumn-fest"))
+        ambassador_id = s.scalar(sa.select(Collection.id).where(Collection.slug == "ambassador"))
+        assert s.get(Collection, new_id).contract_address is not None
+    start, end = _window(w3)
+    body = {
+        "key": "listing-key-04",
+        "payment_kind": "points",
+        "price": "100",
+        "supply": "5",
+        "wallet_cap": "1",
+        "starts_at": start,
+        "ends_at": end,
+    }
+    assert _form(staff, f"{url}/{new_id}/listings", body).status_code == 303
+    before = _counts(app)
+    resp = _form(staff, f"{url}/{ambassador_id}/listings", body)
+    assert resp.status_code == 400, resp.status_code
+    assert ANOTHER_COLLECTION in resp.get_data(as_text=True)
+    assert _counts(app) == before
+    # The same key for its own collection is the double submit: the first listing, no other.
+    assert _form(staff, f"{url}/{new_id}/listings", body).status_code == 303
+    assert _counts(app) == before
