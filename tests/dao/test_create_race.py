@@ -20,6 +20,7 @@ from tests.accounts.conftest import Api
 from tests.concurrency import at_once, twin_first
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_api import BASE, proposal_body
+from tests.factories import TownFactory
 
 
 @pytest.fixture
@@ -112,17 +113,8 @@ ANOTHER_TOWN = "このリクエストキーは別のまちで使われていま�
 def other_staff(manual_outbox: Flask, deployed: Any) -> Any:
     """A staff member of a second town (its contracts are in every test chain)."""
     with manual_outbox.app_context():
-        s = get_db().session
-        other = Town(
-            slug=OTHER,
-            name_ja="洞爺湖町",
-            name_en="Lake Toya",
-            chain_id=deployed.chain_id,
-            points_address=deployed.address(f"towns.{OTHER}.RegionPoints"),
-            points_symbol="TYK",
-        )
-        s.add(other)
-        s.commit()
+        other = TownFactory(slug=OTHER, chain_id=deployed.chain_id)
+        get_db().session.commit()
         other_id = other.id
     api, uid, _addr = signup(manual_outbox)
     with manual_outbox.app_context():

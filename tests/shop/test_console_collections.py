@@ -110,6 +110,20 @@ def _window(w3: Web3) -> tuple[str, str]:
     return start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
 
 
+def _listing_form(w3: Web3, key: str) -> dict[str, str]:
+    """A valid listing form: 5 tokens for 100 points each, one per wallet, on sale now."""
+    start, end = _window(w3)
+    return {
+        "key": key,
+        "payment_kind": "points",
+        "price": "100",
+        "supply": "5",
+        "wallet_cap": "1",
+        "starts_at": start,
+        "ends_at": end,
+    }
+
+
 def test_staff_create_a_collection_that_the_town_owns_and_sell_it_to_an_allowlist(shop_app, w3):
     app = shop_app
     staff = _staff(app)
@@ -292,16 +306,8 @@ def test_bad_input_and_the_wrong_person_change_nothing(shop_app, w3):
         cid = get_db().session.scalar(
             sa.select(Collection.id).where(Collection.slug == "ambassador")
         )
-    start, end = _window(w3)
-    good = {
-        "key": "listing-key-02",
-        "payment_kind": "points",
-        "price": "100",
-        "supply": "5",
-        "wallet_cap": "1",
-        "starts_at": start,
-        "ends_at": end,
-    }
+    good = _listing_form(w3, "listing-key-02")
+    start = good["starts_at"]
     for over in (
         {"price": "0"},
         {"supply": "100000"},
@@ -622,16 +628,7 @@ def test_a_listing_key_used_for_another_collection_is_refused_and_writes_nothing
         new_id = s.scalar(sa.select(Collection.id).where(Collection.slug == "autumn-fest"))
         ambassador_id = s.scalar(sa.select(Collection.id).where(Collection.slug == "ambassador"))
         assert s.get(Collection, new_id).contract_address is not None
-    start, end = _window(w3)
-    body = {
-        "key": "listing-key-04",
-        "payment_kind": "points",
-        "price": "100",
-        "supply": "5",
-        "wallet_cap": "1",
-        "starts_at": start,
-        "ends_at": end,
-    }
+    body = _listing_form(w3, "listing-key-04")
     assert _form(staff, f"{url}/{new_id}/listings", body).status_code == 303
     before = _counts(app)
     resp = _form(staff, f"{url}/{ambassador_id}/listings", body)
