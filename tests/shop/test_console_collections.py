@@ -91,6 +91,16 @@ def _collection_form(**over: Any) -> dict[str, Any]:
     }
 
 
+def _collection_json(key: str, **numbers: Any) -> dict[str, Any]:
+    """The collection form as the JSON API takes it (numbers as numbers, the image inline)."""
+    body: dict[str, Any] = {k: v for k, v in _collection_form().items() if k != "image"}
+    return body | {
+        "idempotency_key": key,
+        "image_base64": base64.b64encode(PNG).decode(),
+        **numbers,
+    }
+
+
 def _counts(app: Flask) -> dict[str, int]:
     with app.app_context():
         s = get_db().session
@@ -457,14 +467,7 @@ def test_the_json_api_does_the_same_for_staff_only(make_app, deployed):
         )
         s.commit()
     base = "/api/towns/sarabetsu/admin/collections"
-    body = {k: v for k, v in _collection_form().items() if k != "image"}
-    body |= {
-        "idempotency_key": "api-key-00001",
-        "max_supply": 20,
-        "royalty_bps": 0,
-        "soulbound": False,
-        "image_base64": base64.b64encode(PNG).decode(),
-    }
+    body = _collection_json("api-key-00001", max_supply=20, royalty_bps=0, soulbound=False)
     assert Api(app.test_client()).post(base, body).status_code == 401
     customer = Api(app.test_client())
     customer.signup("customer@example.com")
@@ -583,14 +586,7 @@ def test_a_collection_key_used_in_another_town_is_refused_and_writes_nothing(
     assert _counts(app) == before
     assert in_app(app, create("sarabetsu"))().id == made.id  # its own town still gets it
     # Over HTTP, in the person's language.
-    body = {k: v for k, v in _collection_form().items() if k != "image"}
-    body |= {
-        "idempotency_key": "create-key-0001",
-        "max_supply": 50,
-        "royalty_bps": 250,
-        "soulbound": True,
-        "image_base64": base64.b64encode(PNG).decode(),
-    }
+    body = _collection_json("create-key-0001", max_supply=50, royalty_bps=250, soulbound=True)
     resp = staff.post("/api/towns/toyako/admin/collections", body)
     assert resp.status_code == 400, resp.get_json()
     assert resp.get_json()["error"]["details"] == {"field": "key"}
