@@ -368,19 +368,10 @@ def test_listing_needs_the_towns_vote_where_there_is_no_catalogue_key(make_app, 
     with app.app_context():
         cid = get_db().session.scalar(sa.select(Collection.id))
     before = _counts(app)
-    start, end = _window(w3)
     resp = _form(
         staff,
         f"/towns/sarabetsu/admin/collections/{cid}/listings",
-        {
-            "key": "listing-key-03",
-            "payment_kind": "points",
-            "price": "100",
-            "supply": "5",
-            "wallet_cap": "1",
-            "starts_at": start,
-            "ends_at": end,
-        },
+        _listing_form(w3, "listing-key-03"),
     )
     assert resp.status_code == 409
     assert "town&#39;s vote" in resp.get_data(as_text=True) or "town's vote" in resp.get_data(
