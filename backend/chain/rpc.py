@@ -66,6 +66,12 @@ class JsonRpc:
         self._drop_conn()
         self._drop_logs_conn()
 
+    def __enter__(self) -> JsonRpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
