@@ -50,7 +50,7 @@ from backend.chain.outbox import (
     record_spend,
     resolve_alerts,
 )
-from backend.chain.outbox.lookup import BY_HASH, ask_attempts, in_block
+from backend.chain.outbox.lookup import BY_HASH, RECEIPT, ask_attempts, each_attempt, in_block
 from backend.chain.outbox_models import OutboxSender, OutboxTx, OutboxTxEvent
 from backend.chain.registry import RegistryError, load_deployments
 
@@ -261,12 +261,10 @@ class OutboxRecovery:
         )
         # A row mined after the chain nonce was read is not gone: only rows none of whose
         # hashes has a receipt are.
-        pairs = [(t, a) for t in gone for a in t.attempts]
-        receipts = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for _, a in pairs])
-        if any(isinstance(r, RpcError) for r in receipts):
+        receipts = ask_attempts(self.rpc, gone, RECEIPT)
+        if any(isinstance(r, RpcError) for _, _, r in each_attempt(gone, receipts)):
             raise RpcUnavailable("recovery could not read receipts")
-        mined = {t.id for (t, _), r in zip(pairs, receipts, strict=True) if isinstance(r, dict)}
-        gone = [t for t in gone if t.id not in mined]
+        gone = [t for t in gone if not any(isinstance(r, dict) for r in receipts[t.id])]
         for t in gone:
             fee = int(t.fee_paid or 0)
             was = t.state
@@ -296,16 +294,15 @@ class OutboxRecovery:
                 .order_by(OutboxTx.nonce)
             )
         )
-        pairs = [(t, a) for t in rows for a in t.attempts]
-        if not pairs:
+        receipts = ask_attempts(self.rpc, rows, RECEIPT)
+        answers = list(each_attempt(rows, receipts))
+        if not answers:
             return
-        receipts = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for _, a in pairs])
-        if any(isinstance(r, RpcError) for r in receipts):
+        if any(isinstance(r, RpcError) for _, _, r in answers):
             return  # try again next pass
-        mined: dict[int, tuple[str, dict[str, Any]]] = {}
-        for (t, a), r in zip(pairs, receipts, strict=True):
-            if isinstance(r, dict):
-                mined[t.id] = (a.tx_hash, r)
+        mined: dict[int, tuple[str, dict[str, Any]]] = {
+            t.id: (a.tx_hash, r) for t, a, r in answers if isinstance(r, dict)
+        }
         on_chain = self._known_by_hash([t for t in rows if t.id not in mined])
         if on_chain is None:
             return  # the node did not answer for each: try again next pass

@@ -5,11 +5,11 @@ is a dict, None (the node does not have it) or an RpcError (it did not say)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from backend.chain.outbox.rpc import RpcClient
-from backend.chain.outbox_models import OutboxTx
+from backend.chain.outbox_models import OutboxAttempt, OutboxTx
 
 BY_HASH = "eth_getTransactionByHash"
 RECEIPT = "eth_getTransactionReceipt"
@@ -24,6 +24,15 @@ def ask_attempts(rpc: RpcClient, rows: Sequence[OutboxTx], method: str) -> dict[
         for (tx_id, _), answer in zip(pairs, answers, strict=True):
             out[tx_id].append(answer)
     return out
+
+
+def each_attempt(
+    rows: Sequence[OutboxTx], answers: dict[int, list[Any]]
+) -> Iterator[tuple[OutboxTx, OutboxAttempt, Any]]:
+    """(row, attempt, the node's answer for it) for every attempt of `rows`, from
+    `ask_attempts`'s answers."""
+    for t in rows:
+        yield from ((t, a, answer) for a, answer in zip(t.attempts, answers[t.id], strict=True))
 
 
 def in_block(answer: Any) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from backend.chain.forwarder import ForwardRequest
 from backend.chain.outbox.context import OutboxContext, to_hex, today
 from backend.chain.outbox.errors import ErrorKind, RpcError, RpcUnavailable, decode_revert
-from backend.chain.outbox.lookup import BY_HASH, ask_attempts, in_block
+from backend.chain.outbox.lookup import BY_HASH, RECEIPT, ask_attempts, each_attempt, in_block
 from backend.chain.outbox.states import IN_FLIGHT, S, transition_batched, write_events
 from backend.chain.outbox_models import GasSpend, OutboxAttempt, OutboxTx
 from backend.chain.registry import RegistryError, artifact
@@ -121,15 +121,12 @@ class ReceiptChecker:
             s: int(v, 16) if isinstance(v, str) else -1
             for s, v in zip(senders, first[1:], strict=True)
         }
-        index: list[tuple[OutboxTx, OutboxAttempt]] = [(t, a) for t in rows for a in t.attempts]
-        receipts = self.ctx.rpc.batch(
-            [("eth_getTransactionReceipt", [a.tx_hash]) for _, a in index]
-        )
+        receipts = ask_attempts(self.ctx.rpc, rows, RECEIPT)
         found: dict[int, tuple[OutboxAttempt, dict[str, Any]]] = {}
         unanswered: set[int] = set()  # a receipt the node did not answer: nothing is known
         spends: dict[tuple[str, int], list[int]] = {}
         events: list[dict[str, Any]] = []
-        for (t, a), r in zip(index, receipts, strict=True):
+        for t, a, r in each_attempt(rows, receipts):
             if isinstance(r, dict):
                 found[t.id] = (a, r)
             elif r is not None:
