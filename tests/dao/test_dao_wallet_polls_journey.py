@@ -90,6 +90,11 @@ def test_wallet_member_votes_for_a_proposal(app, town, platform, browser, screen
         # The confirmation page signs the ballot in the wallet, then goes back to the proposal.
         assert page.locator('form[data-wallet="external"]').count() == 1
         assert page.get_by_test_id("confirm-choice").inner_text() == "You are voting: For"
+        # As served, the button waits for the script that signs (a tap before it loaded posted
+        # the ballot unsigned: a 400, seen once in a full run); the script enables it.
+        served = page.request.get(page.url).text()
+        assert re.search(r'data-testid="confirm-vote"[^>]*\bdisabled data-wallet-wait', served)
+        page.locator("button[data-wallet-wait]:enabled").wait_for()
         page.get_by_role("button", name="Confirm and send my vote").click()
         page.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
         assert page.locator("#dao-my-vote").inner_text() == "Your vote: For"

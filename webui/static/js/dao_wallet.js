@@ -65,5 +65,7 @@
       if (value === null) { return; }
       vote(form, /^\d+$/.test(value) ? Number(value) : value);
     });
+    // Ready: buttons rendered disabled until the submit above signs the ballot (confirm.html).
+    form.querySelectorAll("button[data-wallet-wait]").forEach(function (b) { b.disabled = false; });
   });
 })();
