@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +30,22 @@ def snapshot(w3: Web3) -> str:
 def revert(w3: Web3, snap: str) -> None:
     """Drop every block mined since `snap` (a reorg onto an empty branch)."""
     assert rpc(w3, "evm_revert", [snap]) is True
+
+
+def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
+    """With automine on, wait until the node's pool holds nothing pending.
+
+    anvil's automine mines in the background: eth_sendRawTransaction answers before the block
+    exists. On a loaded machine a receipt read and an index run right after the send found
+    nothing (CI, stop 28: a DAO vote mined one second after the test's two beat rounds had
+    ended). With automine off the pool is the test's to empty, so there is nothing to wait for.
+    A state is awaited, never a time; `timeout` only turns a hang into a failure."""
+    if not rpc(w3, "anvil_getAutomine", []):
+        return
+    deadline = time.monotonic() + timeout
+    while int(rpc(w3, "txpool_status", [])["pending"], 16):
+        assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
