@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.numbers import DbIdConverter
     from backend.core.openapi import bp as openapi_bp
     from backend.core.page_cache import init_app as init_page_cache
+    from backend.core.routing import LazyBuilderRule
     from backend.core.safety import check_startup
     from backend.core.web_security import init_web_security
     from backend.integrations.cli import services_cli
@@ -52,8 +53,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         static_folder=str(WEBUI / "static"),
         instance_path=str(settings.instance_path),
     )
-    # Before any route exists: ids in URLs are bounded (an id past 2^31-1 is 404, not 500).
+    # Before any route exists: ids in URLs are bounded (an id past 2^31-1 is 404, not 500),
+    # and url_for builders are compiled when first used (backend/core/routing.py).
     app.url_map.converters["int"] = DbIdConverter
+    app.url_rule_class = LazyBuilderRule
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
