@@ -46,54 +46,15 @@ from tests.chain_admin import ROLE_PRIVATE_KEYS
 passwords.HASH_METHOD = "scrypt:1024:8:1"
 
 
-def _share_url_builders() -> None:
-    """Build each URL rule's url_for code once per process instead of once per app.
-
-    Tests build an app per test (about 190 rules each); werkzeug generates and compiles Python
-    code for every rule it binds (Rule._compile_builder, twice per rule), which was most of
-    create_app's time and about a tenth of the suite's CPU. The generated function depends only
-    on the rule's parsed trace, its defaults and whether unknown arguments are appended (the
-    converters are read from the rule at call time), so one compiled function serves the same
-    rule in every app. TEST_SHARED_URL_BUILDERS=0 turns it off to compare.
-    """
-    if os.environ.get("TEST_SHARED_URL_BUILDERS", "1") == "0":
-        return
-    from werkzeug.routing.rules import Rule
-
-    compile_builder = Rule._compile_builder
-    built: dict[tuple[Any, ...], Any] = {}
-
-    def shared(self: Rule, append_unknown: bool = True) -> Any:
-        defaults = self.defaults or {}
-        key = (
-            self.rule,
-            append_unknown,
-            tuple(self._trace),
-            tuple(
-                sorted(
-                    (k, repr(v), type(self._converters.get(k)).__name__)
-                    for k, v in defaults.items()
-                )
-            ),
-        )
-        if key not in built:
-            built[key] = compile_builder(self, append_unknown)
-        return built[key]
-
-    Rule._compile_builder = shared  # type: ignore[method-assign]
-
-
-_share_url_builders()
-
-
 def _share_rule_parsing() -> None:
     """Parse each URL rule once per process instead of once per app (Rule.compile's
-    _parse_rule was a third of create_app's time once the builders were shared).
+    _parse_rule was a third of create_app's time once the url_for builders were no longer
+    compiled with it: backend/core/routing.py compiles each on first use).
 
     A rule's parts, trace and arguments depend only on its text, its host or subdomain, the
     map's slash merging and the converter classes; the converters themselves belong to a map,
     so they are made again for each rule from the recorded (name, converter, args) calls.
-    TEST_SHARED_URL_BUILDERS=0 turns this off too.
+    TEST_SHARED_URL_BUILDERS=0 turns it off to compare.
     """
     if os.environ.get("TEST_SHARED_URL_BUILDERS", "1") == "0":
         return
