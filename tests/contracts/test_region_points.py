@@ -25,6 +25,7 @@ from tests.contracts._points_helpers import (
     events,
     expect_deploy_revert,
     expect_revert,
+    next_block_at,
     now,
     role,
     send,
@@ -562,8 +563,9 @@ def test_expiry_lots(w3: Web3, env: SimpleNamespace) -> None:
     assert chain_lots(env.points, env.alice) == [(day30, 70), (day32, 20)]
     expect_revert(f.expire([env.alice]), env.outsider, "AccessControlUnauthorizedAccount")
     # one second before expiry everything still works; a gift moves the lot piece with its expiry
-    warp(w3, day_start(day30) - 1)
-    send(f.transfer(env.carol, 1), env.alice)
+    next_block_at(w3, day_start(day30) - 1)
+    rc = send(f.transfer(env.carol, 1), env.alice)
+    assert w3.eth.get_block(rc.blockNumber).timestamp == day_start(day30) - 1
     assert chain_lots(env.points, env.carol) == [(day30, 1)]
     # at expiry: expired points leave the balance at once, unexpired ones keep moving
     warp(w3, day_start(day30))
