@@ -4,6 +4,7 @@ person's notifications as they are stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,10 +13,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from backend.accounts.services import AccountService
+from backend.chain.custody import get_vault
 from backend.chain.outbox import outbox_service
 from backend.chain.registry import Deployments
 from backend.core.db import get_db
-from backend.notifications.models import Notification, NotificationPreference
+from backend.notifications.models import CHARGE_PAID, Notification, NotificationPreference
+from backend.notifications.services import notify
 from tests.dao.conftest import dao_chain, manual_outbox, town  # noqa: F401  (fixtures)
 from tests.mail import SmtpServer
 from tests.merchants.conftest import world  # noqa: F401  (a fixture)
@@ -90,3 +94,44 @@ def switches(app: Flask) -> list[tuple[int, str, str, bool]]:
         ]
         s.commit()
         return out
+
+
+# --------------------------------------------------------------- people and their notifications
+
+PASSWORD = "correct horse battery"
+PARAMS = {"amount": 1200, "shop_ja": "直売所", "shop_en": "Farm Market", "town_ja": "更別村"}
+PARAMS |= {"town_en": "Sarabetsu"}
+
+
+def signup_verified(app: Flask, email: str) -> int:
+    """A person with a verified address (their id)."""
+    with app.app_context():
+        svc = AccountService(get_db().session(), lambda: get_vault(app))
+        return svc.signup(email, PASSWORD, verified=True).id
+
+
+def record_facts(app: Flask, uid: int, n: int, kind: str = CHARGE_PAID) -> list[int]:
+    """`n` notifications of `kind` for person `uid`, a minute apart from 13:47 JST on
+    2026-12-04 (amounts 100, 101, ...); their ids, oldest first."""
+    start = dt.datetime(2026, 12, 4, 4, 47, tzinfo=dt.UTC)  # 13:47 JST
+    with app.app_context():
+        s = get_db().session
+        for i in range(n):
+            notify(
+                s,
+                kind=kind,
+                key=f"{kind}:{uid}:{i}",
+                user_ids=[uid],
+                params={**PARAMS, "amount": 100 + i},
+                now=start + dt.timedelta(minutes=i),
+            )
+        s.commit()
+        ids = list(s.scalars(sa.select(Notification.id).where(Notification.user_id == uid)))
+        s.commit()
+        return ids
+
+
+@pytest.fixture
+def people(app: Flask) -> tuple[int, int]:
+    """Two people with verified addresses: fan@ and other@example.com (their ids)."""
+    return signup_verified(app, "fan@example.com"), signup_verified(app, "other@example.com")

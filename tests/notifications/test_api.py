@@ -9,16 +9,10 @@ import pytest
 from backend.notifications.models import POINTS_ARRIVED
 from tests.accounts.conftest import Api
 from tests.concurrency import at_once
-from tests.notifications.conftest import stored, switches
-from tests.notifications.test_pages import PASSWORD, _facts, _signup
+from tests.notifications.conftest import PASSWORD, record_facts, signup_verified, stored, switches
 
 BASE = "/api/me/notifications"
 JA, EN = {"Accept-Language": "ja"}, {"Accept-Language": "en"}
-
-
-@pytest.fixture
-def people(app):
-    return _signup(app, "fan@example.com"), _signup(app, "other@example.com")
 
 
 def _signed_in(app, email: str = "fan@example.com") -> Api:
@@ -38,7 +32,7 @@ def _patch(api: Api, body, headers=None):
 
 def test_signed_out_every_route_is_401_and_nothing_changes(app, people):
     fan, _other = people
-    (nid,) = _facts(app, fan, 1)
+    (nid,) = record_facts(app, fan, 1)
     api = Api(app.test_client())
     before = stored(app)
     for resp in (
@@ -55,7 +49,7 @@ def test_signed_out_every_route_is_401_and_nothing_changes(app, people):
 
 def test_the_list_is_newest_first_in_the_requests_language_and_marks_read(app, people):
     fan, _other = people
-    ids = _facts(app, fan, 3)
+    ids = record_facts(app, fan, 3)
     api = _signed_in(app)
     ja = api.client.get(BASE, headers=JA).get_json()
     assert [n["id"] for n in ja["notifications"]] == sorted(ids, reverse=True)
@@ -81,7 +75,7 @@ def test_the_list_is_newest_first_in_the_requests_language_and_marks_read(app, p
 
 def test_the_list_pages_back_with_older(app, people):
     fan, _other = people
-    ids = _facts(app, fan, 51)
+    ids = record_facts(app, fan, 51)
     api = _signed_in(app)
     first = api.get(BASE).get_json()
     assert len(first["notifications"]) == 50 and first["unread"] == 51
@@ -91,8 +85,8 @@ def test_the_list_pages_back_with_older(app, people):
 
 def test_another_persons_or_no_notification_is_404_and_bad_requests_change_nothing(app, people):
     fan, other = people
-    (theirs,) = _facts(app, other, 1)
-    _facts(app, fan, 1, POINTS_ARRIVED)
+    (theirs,) = record_facts(app, other, 1)
+    record_facts(app, fan, 1, POINTS_ARRIVED)
     api = _signed_in(app)
     before = stored(app)
     for nid in (theirs, 999_999, 2**31, "abc", -1):
@@ -171,7 +165,7 @@ def test_ten_saves_at_once_are_all_answered_and_one_row_per_switch(
     """Two tabs, a double tap: each save creates the switch's row if none exists. Before the
     saves wrote with ON CONFLICT, most of them failed on the UNIQUE row (a 500)."""
     app = make_app(database_url=any_db_url, **smtp_server.settings)
-    fan = _signup(app, "fan@example.com")
+    fan = signup_verified(app, "fan@example.com")
     api = _signed_in(app)
     api.refresh_token()
     body = {"switches": {"charge_paid.email": False, "ticket_used.in_app": False}}

@@ -3,29 +3,15 @@ marking read, the settings; and every bad request refused with a 4xx and nothing
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import pytest
-import sqlalchemy as sa
 
 from backend.accounts.models import User
-from backend.accounts.services import AccountService
-from backend.chain.custody import get_vault
 from backend.core.db import get_db
-from backend.notifications.models import CHARGE_PAID, POINTS_ARRIVED, Notification
-from backend.notifications.services import NotificationService, notify
-from tests.notifications.conftest import stored, switches
-
-PASSWORD = "correct horse battery"
-PARAMS = {"amount": 1200, "shop_ja": "直売所", "shop_en": "Farm Market", "town_ja": "更別村"}
-PARAMS |= {"town_en": "Sarabetsu"}
-
-
-def _signup(app, email: str) -> int:
-    with app.app_context():
-        svc = AccountService(get_db().session(), lambda: get_vault(app))
-        return svc.signup(email, PASSWORD, verified=True).id
+from backend.notifications.models import CHARGE_PAID, POINTS_ARRIVED
+from backend.notifications.services import NotificationService
+from tests.notifications.conftest import PASSWORD, record_facts, stored, switches
 
 
 def _login(app, email: str):
@@ -43,30 +29,6 @@ def _token(client, path: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-def _facts(app, uid: int, n: int, kind: str = CHARGE_PAID) -> list[int]:
-    start = dt.datetime(2026, 12, 4, 4, 47, tzinfo=dt.UTC)  # 13:47 JST
-    with app.app_context():
-        s = get_db().session
-        for i in range(n):
-            notify(
-                s,
-                kind=kind,
-                key=f"{kind}:{uid}:{i}",
-                user_ids=[uid],
-                params={**PARAMS, "amount": 100 + i},
-                now=start + dt.timedelta(minutes=i),
-            )
-        s.commit()
-        ids = list(s.scalars(sa.select(Notification.id).where(Notification.user_id == uid)))
-        s.commit()
-        return ids
-
-
-@pytest.fixture
-def people(app):
-    return _signup(app, "fan@example.com"), _signup(app, "other@example.com")
-
-
 def test_anonymous_visitors_are_sent_to_log_in(app):
     client = app.test_client()
     for path in ("/me/notifications", "/me/notifications/settings"):
@@ -77,7 +39,7 @@ def test_anonymous_visitors_are_sent_to_log_in(app):
 
 def test_the_list_is_newest_first_with_unread_marked_and_japan_times(app, people):
     fan, _other = people
-    ids = _facts(app, fan, 3)
+    ids = record_facts(app, fan, 3)
     client = _login(app, "fan@example.com")
     html = client.get("/me/notifications", headers={"Accept-Language": "ja"}).get_data(as_text=True)
     shown = [
@@ -109,7 +71,7 @@ def test_the_list_is_newest_first_with_unread_marked_and_japan_times(app, people
 
 def test_the_header_counts_up_to_99_then_says_99_plus(app, people):
     fan, _other = people
-    _facts(app, fan, 100)
+    record_facts(app, fan, 100)
     client = _login(app, "fan@example.com")
     html = client.get("/").get_data(as_text=True)
     assert re.search(r'data-testid="notifications-count"[^>]*>99\+<', html)
@@ -169,8 +131,8 @@ def test_an_unknown_switch_is_refused_and_nothing_changes(app, people, bad):
 
 def test_another_persons_notification_or_none_is_404_and_nothing_changes(app, people):
     fan, other = people
-    (theirs,) = _facts(app, other, 1)
-    _facts(app, fan, 1, POINTS_ARRIVED)
+    (theirs,) = record_facts(app, other, 1)
+    record_facts(app, fan, 1, POINTS_ARRIVED)
     client = _login(app, "fan@example.com")
     token = _token(client, "/me/notifications")
     before = stored(app)
