@@ -37,7 +37,7 @@ def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
 
     anvil's automine mines in the background: eth_sendRawTransaction answers before the block
     exists. On a loaded machine a receipt read and an index run right after the send found
-    nothing (CI, stop 28: a DAO vote mined one second after the test's two beat rounds had
+    nothing (a full run, stop 28: a DAO vote mined one second after the two beat rounds had
     ended). With automine off the pool is the test's to empty, so there is nothing to wait for.
     A state is awaited, never a time; `timeout` only turns a hang into a failure."""
     if not rpc(w3, "anvil_getAutomine", []):

@@ -136,7 +136,7 @@ def next_block_at(w3: Web3, timestamp: int) -> None:
 
     warp() then a send puts the send in the block after the warped one, and anvil dates that
     block by the wall clock's advance since: on a loaded machine a second had passed, and a
-    transfer meant for "one second before expiry" ran at the expiry (CI-like full run, stop 28).
+    transfer meant for "one second before expiry" ran at the expiry (a full run, stop 28).
     """
     w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
 
