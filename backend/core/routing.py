@@ -8,8 +8,9 @@ by werkzeug's own code, and kept. Matching (the rule's regex) is compiled as bef
 
 Every process that builds the app (gunicorn workers, Celery, the CLI commands) starts 67 ms
 sooner; the tests, an app per test, had shared compiled builders through a patch in their
-conftest, which this replaces. `tests/unit/test_routing.py` checks that every rule of the app builds the same
-URLs as werkzeug's own rule, so a werkzeug upgrade that changes the private method fails there.
+conftest, which this replaces. `tests/unit/test_routing.py` checks that every rule of the app
+builds the same URLs as werkzeug's own rule, so a werkzeug upgrade that changes the private
+method fails there.
 """
 
 from __future__ import annotations
