@@ -42,7 +42,7 @@ ensure() {
     mkdir -p "$STATE/redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
       --appendonly no --dir "$STATE/redis" --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log"
-    for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+    for _ in $(seq 300); do redis_up && break; sleep 0.1; done  # up to 30 s on a loaded machine
     touch "$STATE/redis.started"
     echo "started Redis on 127.0.0.1:$REDIS_PORT"
   fi
@@ -57,7 +57,14 @@ stop() {
     rm -f "$STATE/pg.started"
   fi
   if [ -f "$STATE/redis.started" ]; then
-    kill "$(cat "$STATE/redis.pid")" 2>/dev/null || true
+    pid=$(cat "$STATE/redis.pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      # SIGTERM only asks: Redis answers until it has exited, a moment later on a loaded
+      # machine (a fresh clone's run saw a PING answered after stop). Like pg_ctl's -w above,
+      # return once it is gone (at most 30 s).
+      for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     rm -f "$STATE/redis.started"
   fi
 }
