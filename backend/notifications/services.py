@@ -348,7 +348,7 @@ class NotificationService:
                 N_("Send the settings to change, each as true (on) or false (off)."),
                 field="switches",
             )
-        wanted = dict(self.switches(user))
+        wanted: dict[tuple[str, str], bool] = {}
         for name, value in changes.items():
             if name not in SWITCHES:
                 raise UnknownSwitch(N_("There is no such notification setting."), field=name)
@@ -359,14 +359,15 @@ class NotificationService:
                 )
             kind, channel = name.split(".")
             wanted[(kind, channel)] = value
-        self._save(user.id, wanted)
+        self._save(user.id, wanted)  # only the named ones; the others keep their state
         self.session.commit()
 
     def _save(self, user_id: int, wanted: Mapping[tuple[str, str], bool]) -> None:
-        """Write the switches: one turned off gets its row (created or updated), one turned on
-        updates its row if it has one (no row means on). With ON CONFLICT, so that two saves at
-        once (two tabs, a double tap, ten API calls) do not fail on the UNIQUE row: an
-        IntegrityError, a 500, before (tests/notifications/test_api.py)."""
+        """Write the switches in `wanted`, leaving the others as they are: one turned off gets its
+        row (created or updated), one turned on updates its row if it has one (no row means on).
+        With ON CONFLICT, so that two saves at once (two tabs, a double tap, ten API calls) do
+        not fail on the UNIQUE row: an IntegrityError, a 500, before (tests/notifications/
+        test_api.py)."""
         now = self._now()
         off = [{"kind": k, "channel": c} for (k, c), on in wanted.items() if not on]
         on = [(k, c) for (k, c), enabled in wanted.items() if enabled]
@@ -413,9 +414,7 @@ class NotificationService:
     def switch_mail_off(self, token: object) -> str:
         """Turn off the mail of the link's kind for its person (commits); returns the kind."""
         user, kind = self.read_off_token(token)
-        wanted = dict(self.switches(user))
-        wanted[(kind, EMAIL)] = False
-        self._save(user.id, wanted)
+        self._save(user.id, {(kind, EMAIL): False})
         self.session.commit()
         return kind
 

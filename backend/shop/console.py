@@ -22,6 +22,7 @@ writes, and writes an audit row with its change in one commit (or changes nothin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -141,11 +142,14 @@ def _key(user: User, key: object) -> str:
 _Row = TypeVar("_Row", Collection, Listing)
 
 
-def _same_request(found: _Row | None, owner: int) -> _Row | None:
+def _earlier_request(
+    session: Session, model: type[_Row], request_key: str, owner: int
+) -> _Row | None:
     """The row a person's earlier request with this key made, if it was made for the same
     town (a collection) or collection (a listing). The key is per person, and a person may be
     staff of several towns: the same key sent for another town or collection is refused, not
     answered with the other one's row (nothing is written)."""
+    found = session.scalar(select(model).where(model.idempotency_key == request_key))
     if found is None:
         return None
     if isinstance(found, Collection) and found.town_id != owner:
@@ -260,12 +264,10 @@ class CollectionConsole:
         The same request key returns the first collection."""
         user = require_town_role(user, town.id, STAFF)
         request_key = _key(user, key)
-        first = _same_request(
-            self.session.scalar(
-                select(Collection).where(Collection.idempotency_key == request_key)
-            ),
-            town.id,
+        earlier = functools.partial(
+            _earlier_request, self.session, Collection, request_key, town.id
         )
+        first = earlier()
         if first is not None:
             return first
         category = form.get("category")
@@ -376,15 +378,7 @@ class CollectionConsole:
             self.session.commit()
             return collection
 
-        def twin() -> Collection | None:
-            return _same_request(
-                self.session.scalar(
-                    select(Collection).where(Collection.idempotency_key == request_key)
-                ),
-                town.id,
-            )
-
-        return first_answer(self.session, write, twin)
+        return first_answer(self.session, write, earlier)
 
     # ----------------------------------------------------------------- listings
 
@@ -403,10 +397,8 @@ class CollectionConsole:
         c = self.collection(user, town, collection_id)
         assert user is not None  # noqa: S101 - checked by collection()
         request_key = _key(user, key)
-        first = _same_request(
-            self.session.scalar(select(Listing).where(Listing.idempotency_key == request_key)),
-            c.id,
-        )
+        earlier = functools.partial(_earlier_request, self.session, Listing, request_key, c.id)
+        first = earlier()
         if first is not None:
             return first
         outbox = self._outbox()
@@ -513,13 +505,7 @@ class CollectionConsole:
             self.session.commit()
             return listing
 
-        def twin() -> Listing | None:
-            return _same_request(
-                self.session.scalar(select(Listing).where(Listing.idempotency_key == request_key)),
-                c.id,
-            )
-
-        return first_answer(self.session, write, twin)
+        return first_answer(self.session, write, earlier)
 
     # ----------------------------------------------------------------- allowlists
 
