@@ -15,6 +15,7 @@ from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.outbox_models import OutboxSender
 from backend.chain.outbox_recovery import recover_reorged
 from backend.core.db import get_db
+from tests.anvil_pool import StuckPool
 
 
 def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
@@ -43,8 +44,10 @@ def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
     if not rpc(w3, "anvil_getAutomine", []):
         return
     deadline = time.monotonic() + timeout
+    pool = StuckPool(lambda method, params: rpc(w3, method, params))
     while int(rpc(w3, "txpool_status", [])["pending"], 16):
         assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
+        pool.check()  # a transaction automine missed is mined by hand (tests/anvil_pool.py)
         time.sleep(0.01)
 
 

@@ -1,0 +1,72 @@
+"""anvil's automine can leave a ready transaction in its pool, unmined until another transaction
+arrives (foundry-rs/foundry#10122: "block mining misses ready transactions"; it is still there
+in anvil 1.7.1). Seen in a full run: a collection's five set-up calls, sent as one batch, went
+into four blocks of one transaction each; the fifth stayed pending for the 90 s the journey
+waited, and the collection stayed "setting up". On a real chain the next block takes such a
+transaction; on a test chain no block comes unless a transaction does.
+
+`StuckPool` looks at the pool, and a transaction it has seen pending for `STUCK_AFTER` seconds
+or more, with automine on, is mined by hand (evm_mine). anvil's own mining takes milliseconds,
+so a transaction pending that long is stuck, and mining it changes nothing else: automine would
+have put it in a block of its own anyway. With automine off the pool is the test's, and is left
+alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+STUCK_AFTER = 1.0  # seconds a ready transaction may wait before it counts as missed
+
+Call = Callable[[str, list[Any]], Any]
+
+
+def http_rpc(url: str) -> Call:
+    """A JSON-RPC caller on `url` (its own session: the pool check runs in a ticker thread)."""
+    http = requests.Session()
+    http.trust_env = False
+
+    def call(method: str, params: list[Any]) -> Any:
+        resp = http.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30
+        ).json()
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp["result"]
+
+    return call
+
+
+class StuckPool:
+    """Mines the pool's ready transactions that anvil's automine left behind."""
+
+    def __init__(self, call: Call, stuck_after: float = STUCK_AFTER) -> None:
+        self.call = call
+        self.stuck_after = stuck_after
+        self.first_seen: dict[str, float] = {}  # pending hash -> when it was first seen
+        self.mined = 0  # blocks mined by hand, for the tests of this helper
+
+    def pending(self) -> set[str]:
+        """The hashes of the pool's ready transactions (not the queued ones behind a gap)."""
+        content = self.call("txpool_content", [])
+        return {
+            str(tx["hash"]) for by_nonce in content["pending"].values() for tx in by_nonce.values()
+        }
+
+    def check(self) -> bool:
+        """Look once; True when the pool held a missed transaction and a block was mined."""
+        if not self.call("anvil_getAutomine", []):
+            self.first_seen.clear()
+            return False
+        now = time.monotonic()
+        pending = self.pending()
+        self.first_seen = {h: self.first_seen.get(h, now) for h in pending}
+        if not any(now - seen >= self.stuck_after for seen in self.first_seen.values()):
+            return False
+        self.call("evm_mine", [])
+        self.first_seen.clear()
+        self.mined += 1
+        return True
