@@ -9,10 +9,13 @@ transaction; on a test chain no block comes unless a transaction does.
 or more, with automine on, is mined by hand (evm_mine). anvil's own mining takes milliseconds,
 so a transaction pending that long is stuck, and mining it changes nothing else: automine would
 have put it in a block of its own anyway. With automine off the pool is the test's, and is left
-alone."""
+alone. `MinesMissed` looks every half second, in a thread, while real workers or beat tickers
+drive the chain (tests/conftest.py BeatTicker, tests/webhooks/workers.py Beat, the
+multi-process test); `wait_until_mined` looks while it waits."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,3 +73,35 @@ class StuckPool:
         self.first_seen.clear()
         self.mined += 1
         return True
+
+
+class MinesMissed:
+    """A thread that checks the pool of the anvil at `url` every `every` seconds while inside."""
+
+    def __init__(
+        self,
+        url: str = "",
+        every: float = 0.5,
+        call: Call | None = None,
+        stuck_after: float = STUCK_AFTER,
+    ) -> None:
+        self.pool = StuckPool(call or http_rpc(url), stuck_after)
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            # A test that stops the node, or stands in for it, goes on without the check.
+            try:
+                self.pool.check()
+            except (requests.RequestException, RuntimeError, ValueError, KeyError):
+                continue
+
+    def __enter__(self) -> MinesMissed:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(5)

@@ -39,7 +39,7 @@ from backend.core import passwords
 from backend.deploy import demo_towns
 from backend.models import Base
 from tests import outbox_report
-from tests.anvil_pool import StuckPool, http_rpc
+from tests.anvil_pool import MinesMissed
 from tests.chain_admin import ROLE_PRIVATE_KEYS
 
 # Passwords and PINs: scrypt at N=2^10 instead of 2^15 (backend/core/passwords.py). Each hash
@@ -617,24 +617,23 @@ class BeatTicker:
         self.thread = threading.Thread(target=self._run, daemon=True)
         # A transaction anvil's automine missed is mined by hand (tests/anvil_pool.py), as the
         # next block of a real chain would take it.
-        self.pool = StuckPool(http_rpc(app.extensions["settings"].rpc_url))
+        self.mines_missed = MinesMissed(app.extensions["settings"].rpc_url)
 
     def _run(self) -> None:
         entries = [e["task"] for e in self.celery.conf.beat_schedule.values()]
         while not self.stopped.wait(self.every):
             for task in entries:
                 self.celery.send_task(task)
-            # A test that stops the node, or answers for it, goes on without this check.
-            with contextlib.suppress(requests.RequestException, RuntimeError, ValueError):
-                self.pool.check()
 
     def __enter__(self) -> BeatTicker:
+        self.mines_missed.__enter__()
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
         self.thread.join(5)
+        self.mines_missed.__exit__()
         # Ticks nobody consumed would otherwise run in a later test's worker (same run queue),
         # e.g. a stray points.expire_lots before the one that test sends.
         with self.celery.connection_for_write() as conn:

@@ -12,7 +12,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from tests.anvil_pool import StuckPool
+from tests.anvil_pool import MinesMissed, StuckPool
 from tests.chain._reorg_helpers import no_automine, rpc
 
 
@@ -116,3 +116,21 @@ def test_on_anvil_a_ready_transaction_is_seen_and_one_behind_a_gap_is_not(w3, an
     ):
         pool.check()
     assert w3.eth.get_transaction_receipt(behind_gap)["status"] == 1
+
+
+def test_the_ticker_thread_mines_a_missed_transaction_and_outlives_a_node_error():
+    node = ScriptedNode()
+    node.pending = ["0xa"]
+    answers = iter([RuntimeError("node restarting")])
+
+    def flaky(method: str, params: list[Any]) -> Any:
+        failure = next(answers, None)
+        if failure is not None:
+            raise failure
+        return node(method, params)
+
+    with MinesMissed(call=flaky, every=0.01, stuck_after=0.05) as keeper:
+        while not node.blocks:
+            assert keeper.thread.is_alive()
+    assert node.blocks == [["0xa"]] and node.pending == []
+    assert not keeper.thread.is_alive()

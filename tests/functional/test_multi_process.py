@@ -37,6 +37,7 @@ from backend.chain.anvil import DEV_KEYS, AnvilNode
 from backend.chain.registry import Deployments, artifact
 from bench import processes
 from bench.processes import Proc, RedisServer, free_port
+from tests.anvil_pool import MinesMissed
 from tests.chain_admin import ROLE_ADDRESSES, ROLE_PRIVATE_KEYS, role_address
 from tests.conftest import ROOT, TEST_MASTER_KEY
 
@@ -182,7 +183,10 @@ def deployment(
         web = {label: f"http://127.0.0.1:{port}" for label, port in zip("ab", ports, strict=True)}
         for url in web.values():
             wait_for(f"{url}/healthz", lambda url=url: _healthy(url, procs))
-        yield {"web": web, "procs": {p.name: p for p in procs}, "db": db_url}
+        # The processes drive the session's anvil: what its automine misses is mined by hand
+        # (tests/anvil_pool.py), as the next block of a real chain would take it.
+        with MinesMissed(anvil.url):
+            yield {"web": web, "procs": {p.name: p for p in procs}, "db": db_url}
     finally:
         codes = {p.name: p.stop() for p in reversed(procs)}
         redis.stop()
