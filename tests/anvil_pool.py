@@ -8,7 +8,7 @@ transaction; on a test chain no block comes unless a transaction does.
 `StuckPool` looks at the pool, and a transaction it has seen pending for `STUCK_AFTER` seconds
 or more, with automine on, is mined by hand (evm_mine). anvil's own mining takes milliseconds,
 so a transaction pending that long is stuck, and mining it changes nothing else: automine would
-have put it in a block of its own anyway. With automine off the pool is the test's, and is left
+have put it in a block anyway. With automine off the pool is the test's, and is left
 alone. `MinesMissed` looks every half second, in a thread, while real workers or beat tickers
 drive the chain (tests/conftest.py BeatTicker, tests/webhooks/workers.py Beat, the
 multi-process test); `wait_until_mined` looks while it waits."""
@@ -27,20 +27,24 @@ STUCK_AFTER = 1.0  # seconds a ready transaction may wait before it counts as mi
 Call = Callable[[str, list[Any]], Any]
 
 
-def http_rpc(url: str) -> Call:
-    """A JSON-RPC caller on `url` (its own session: the pool check runs in a ticker thread)."""
-    http = requests.Session()
-    http.trust_env = False
+class HttpRpc:
+    """A JSON-RPC caller on `url`, with a session of its own (it runs in a ticker thread),
+    closed by `close`: a socket left to the garbage collector warns in some later test."""
 
-    def call(method: str, params: list[Any]) -> Any:
-        resp = http.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30
-        ).json()
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.trust_env = False
+
+    def __call__(self, method: str, params: list[Any]) -> Any:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        resp = self.http.post(self.url, json=body, timeout=30).json()
         if "error" in resp:
             raise RuntimeError(f"{method}: {resp['error']}")
         return resp["result"]
 
-    return call
+    def close(self) -> None:
+        self.http.close()
 
 
 class StuckPool:
@@ -85,7 +89,10 @@ class MinesMissed:
         call: Call | None = None,
         stuck_after: float = STUCK_AFTER,
     ) -> None:
-        self.pool = StuckPool(call or http_rpc(url), stuck_after)
+        self.http: HttpRpc | None = None
+        if call is None:
+            call = self.http = HttpRpc(url)
+        self.pool = StuckPool(call, stuck_after)
         self.every = every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -105,3 +112,5 @@ class MinesMissed:
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
         self.thread.join(5)
+        if self.http is not None:
+            self.http.close()
