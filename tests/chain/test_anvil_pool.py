@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from eth_account import Account
 from web3 import Web3
 
@@ -37,9 +38,15 @@ class ScriptedNode:
         raise AssertionError(f"unexpected call {method}")
 
 
-def test_a_ready_transaction_is_mined_only_once_it_has_waited(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("tests.anvil_pool.time.monotonic", lambda: clock[0])
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The helper's monotonic clock, moved forward by the test."""
+    now = [100.0]
+    monkeypatch.setattr("tests.anvil_pool.time.monotonic", lambda: now[0])
+    return now
+
+
+def test_a_ready_transaction_is_mined_only_once_it_has_waited(clock):
     node = ScriptedNode()
     pool = StuckPool(node, stuck_after=1.0)
     node.pending = ["0xa"]
@@ -53,9 +60,7 @@ def test_a_ready_transaction_is_mined_only_once_it_has_waited(monkeypatch):
     assert pool.check() is False and len(node.blocks) == 1  # an empty pool mines nothing
 
 
-def test_a_transaction_mined_meanwhile_is_forgotten(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("tests.anvil_pool.time.monotonic", lambda: clock[0])
+def test_a_transaction_mined_meanwhile_is_forgotten(clock):
     node = ScriptedNode()
     pool = StuckPool(node, stuck_after=1.0)
     node.pending = ["0xa"]
@@ -68,9 +73,7 @@ def test_a_transaction_mined_meanwhile_is_forgotten(monkeypatch):
     assert pool.check() is False and node.blocks == []
 
 
-def test_with_automine_off_the_pool_is_never_touched(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("tests.anvil_pool.time.monotonic", lambda: clock[0])
+def test_with_automine_off_the_pool_is_never_touched(clock):
     node = ScriptedNode(automine=False)
     pool = StuckPool(node, stuck_after=0.0)
     node.pending = ["0xa"]
