@@ -201,6 +201,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    if _REDIS_USED:
+        forget_run_keys(REDIS_URL, RUN_QUEUE)
     run = config.getoption("testrunuid", None)
     if hasattr(config, "workerinput") or run is None:
         return
@@ -542,13 +544,36 @@ def _make_app(settings: Settings, **overrides: Any) -> Flask:
     return app
 
 
+_REDIS_USED = False  # this process made Celery queues on the shared Redis (forget_run_keys)
+
+
 def _purge_run_queue() -> None:
     """Drop tasks an earlier test published to this process's queue with no worker to run them
     (e.g. an outbox dispatch after commit): a later test's worker must not run them first."""
     from kombu import Connection
 
+    global _REDIS_USED
+    _REDIS_USED = True
     with Connection(REDIS_URL) as conn:
         conn.default_channel.queue_purge(RUN_QUEUE)
+
+
+def forget_run_keys(url: str, run_queue: str) -> int:
+    """Delete what this process's queues left on the shared Redis (the queue lists, the webhooks
+    tests' queues named after it, kombu's bindings): they never expire, and every run left a
+    few more on a machine whose Redis CI uses as the session left it. The number deleted."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"*{run_queue}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    except redis.RedisError:
+        return 0  # a Redis gone already (scripts/test.sh stops one it started after pytest)
+    finally:
+        client.close()
 
 
 @pytest.fixture
