@@ -561,7 +561,10 @@ def _purge_run_queue() -> None:
 def forget_run_keys(url: str, run_queue: str) -> int:
     """Delete what this process's queues left on the shared Redis (the queue lists, the webhooks
     tests' queues named after it, kombu's bindings): they never expire, and every run left a
-    few more on a machine whose Redis CI uses as the session left it. The number deleted."""
+    few more on a machine whose Redis CI uses as the session left it. The number deleted.
+    A worker process the webhooks tests kill leaves unacknowledged tasks, which any consumer
+    still running (another xdist worker) may put back into their queue later: a full run can
+    still leave those one or two lists."""
     import redis
 
     client = redis.Redis.from_url(url)
