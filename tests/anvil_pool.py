@@ -20,31 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
+from backend.chain.errors import ChainError
+from backend.chain.rpc import JsonRpc
 
 STUCK_AFTER = 1.0  # seconds a ready transaction may wait before it counts as missed
 
 Call = Callable[[str, list[Any]], Any]
-
-
-class HttpRpc:
-    """A JSON-RPC caller on `url`, with a session of its own (it runs in a ticker thread),
-    closed by `close`: a socket left to the garbage collector warns in some later test."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = requests.Session()
-        self.http.trust_env = False
-
-    def __call__(self, method: str, params: list[Any]) -> Any:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        resp = self.http.post(self.url, json=body, timeout=30).json()
-        if "error" in resp:
-            raise RuntimeError(f"{method}: {resp['error']}")
-        return resp["result"]
-
-    def close(self) -> None:
-        self.http.close()
 
 
 class StuckPool:
@@ -89,9 +70,12 @@ class MinesMissed:
         call: Call | None = None,
         stuck_after: float = STUCK_AFTER,
     ) -> None:
-        self.http: HttpRpc | None = None
+        # The project's JSON-RPC client, with connections of its own (this is another thread),
+        # closed on exit: a socket left to the garbage collector warns in some later test.
+        self.rpc: JsonRpc | None = None
         if call is None:
-            call = self.http = HttpRpc(url)
+            self.rpc = JsonRpc(url)
+            call = self.rpc.call
         self.pool = StuckPool(call, stuck_after)
         self.every = every
         self.stopped = threading.Event()
@@ -102,7 +86,7 @@ class MinesMissed:
             # A test that stops the node, or stands in for it, goes on without the check.
             try:
                 self.pool.check()
-            except (requests.RequestException, RuntimeError, ValueError, KeyError):
+            except ChainError:
                 continue
 
     def __enter__(self) -> MinesMissed:
@@ -112,5 +96,5 @@ class MinesMissed:
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
         self.thread.join(5)
-        if self.http is not None:
-            self.http.close()
+        if self.rpc is not None:
+            self.rpc.close()

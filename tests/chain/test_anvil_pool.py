@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from backend.chain.errors import RpcUnavailable
 from tests.anvil_pool import MinesMissed, StuckPool
 from tests.chain._reorg_helpers import no_automine, rpc
 
@@ -124,7 +125,7 @@ def test_on_anvil_a_ready_transaction_is_seen_and_one_behind_a_gap_is_not(w3, an
 def test_the_ticker_thread_mines_a_missed_transaction_and_outlives_a_node_error():
     node = ScriptedNode()
     node.pending = ["0xa"]
-    answers = iter([RuntimeError("node restarting")])
+    answers = iter([RpcUnavailable("node restarting")])
 
     def flaky(method: str, params: list[Any]) -> Any:
         failure = next(answers, None)
