@@ -5,59 +5,128 @@ into four blocks of one transaction each; the fifth stayed pending for the 90 s 
 waited, and the collection stayed "setting up". On a real chain the next block takes such a
 transaction; on a test chain no block comes unless a transaction does.
 
-`StuckPool` looks at the pool, and a transaction it has seen pending for `STUCK_AFTER` seconds
-or more, with automine on, is mined by hand (evm_mine). anvil's own mining takes milliseconds,
-so a transaction pending that long is stuck, and mining it changes nothing else: automine would
-have put it in a block anyway. With automine off the pool is the test's, and is left
-alone. `MinesMissed` looks every half second, in a thread, while real workers or beat tickers
-drive the chain (tests/conftest.py BeatTicker, tests/webhooks/workers.py Beat, the
-multi-process test); `wait_until_mined` looks while it waits."""
+The miss has two forms, and `StuckPool` undoes both once a transaction has waited
+`STUCK_AFTER` seconds with automine on (anvil's own mining takes milliseconds, so one that waits
+that long is stuck):
+
+- a transaction left "pending" (ready): a block mined by hand (evm_mine) takes it, as a real
+  chain's next block would;
+- a transaction left "queued" although nothing is missing before it: its nonce is the account's
+  next one, but the pool still waits for the nonce before it, which was mined while the
+  transaction arrived (the race in anvil's pool). No block takes it (evm_mine leaves it where it
+  is), so its sender's transactions are taken out of the pool and sent again, byte for byte
+  (anvil_removePoolTransactions, eth_sendRawTransaction): anvil then sees them as ready, as a
+  real node's pool would, and automine mines them. The CI run of 2026-12-05 hung here for five
+  minutes: a town's set-up waited for a transaction no block would take.
+
+Transactions queued behind a real nonce gap are left alone: no block may take them. With
+automine off the pool is the test's, and is left alone. Mining or re-sending changes nothing
+else: automine would have mined the same transactions anyway. `MinesMissed` looks every half
+second, in a thread, while real workers or beat tickers drive the chain (tests/conftest.py
+BeatTicker, tests/webhooks/workers.py Beat, the multi-process test); `wait_until_mined` looks
+while it waits."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from backend.chain.errors import ChainError
+from backend.chain.errors import ChainError, RpcError
 from backend.chain.rpc import JsonRpc
 
-STUCK_AFTER = 1.0  # seconds a ready transaction may wait before it counts as missed
+STUCK_AFTER = 1.0  # seconds a transaction may wait before it counts as missed
 
 Call = Callable[[str, list[Any]], Any]
 
 
 class StuckPool:
-    """Mines the pool's ready transactions that anvil's automine left behind."""
+    """Mines, or puts back into the pool, the transactions anvil's automine left behind."""
 
     def __init__(self, call: Call, stuck_after: float = STUCK_AFTER) -> None:
         self.call = call
         self.stuck_after = stuck_after
-        self.first_seen: dict[str, float] = {}  # pending hash -> when it was first seen
+        self.first_seen: dict[str, float] = {}  # missed-looking hash -> when it was first seen
         self.mined = 0  # blocks mined by hand, for the tests of this helper
+        self.resent = 0  # transactions put back into the pool, for the tests of this helper
 
     def pending(self) -> set[str]:
         """The hashes of the pool's ready transactions (not the queued ones behind a gap)."""
+        return _ready(self.call("txpool_content", []))
+
+    def settled(self) -> bool:
+        """Nothing in the pool that a block should take: no ready transaction, and none
+        queued for nothing (those behind a real nonce gap may stay)."""
         content = self.call("txpool_content", [])
-        return {
-            str(tx["hash"]) for by_nonce in content["pending"].values() for tx in by_nonce.values()
-        }
+        return not _ready(content) and not self.waiting_for_nothing(content)
+
+    def waiting_for_nothing(self, content: dict[str, Any]) -> dict[str, dict[int, str]]:
+        """The queued transactions, by sender and nonce, of the senders whose lowest queued
+        nonce is the account's next one: nothing is missing before them."""
+        out = {}
+        for sender, by_nonce in content["queued"].items():
+            txs = {int(n): str(tx["hash"]) for n, tx in by_nonce.items()}
+            if min(txs) == int(self.call("eth_getTransactionCount", [sender, "latest"]), 16):
+                out[sender] = txs
+        return out
 
     def check(self) -> bool:
-        """Look once; True when the pool held a missed transaction and a block was mined."""
+        """Look once; True when a missed transaction was found and mined or sent again."""
         if not self.call("anvil_getAutomine", []):
             self.first_seen.clear()
             return False
         now = time.monotonic()
-        pending = self.pending()
-        self.first_seen = {h: self.first_seen.get(h, now) for h in pending}
-        if not any(now - seen >= self.stuck_after for seen in self.first_seen.values()):
+        content = self.call("txpool_content", [])
+        ready, stranded = _ready(content), self.waiting_for_nothing(content)
+        seen = ready | {h for txs in stranded.values() for h in txs.values()}
+        self.first_seen = {h: self.first_seen.get(h, now) for h in seen}
+
+        def waited(hashes: Iterable[str]) -> bool:
+            return any(now - self.first_seen[h] >= self.stuck_after for h in hashes)
+
+        acted = False
+        for sender, txs in stranded.items():
+            if waited(txs.values()):
+                acted = self._send_again(sender, txs) or acted
+        if waited(ready):
+            self.call("evm_mine", [])
+            self.mined += 1
+            acted = True
+        if acted:
+            self.first_seen.clear()
+        return acted
+
+    def _send_again(self, sender: str, txs: dict[int, str]) -> bool:
+        """Take `sender`'s transactions out of the pool and send them again, lowest nonce
+        first. Skipped (for the next look) when the sender's pool changed since it was read:
+        a transaction sent meanwhile would be taken out and not sent again."""
+        raws = [self.call("eth_getRawTransactionByHash", [txs[n]]) for n in sorted(txs)]
+        now = self.call("txpool_content", [])
+        if _by_sender(now, sender) != set(txs.values()):
             return False
-        self.call("evm_mine", [])
-        self.first_seen.clear()
-        self.mined += 1
+        self.call("anvil_removePoolTransactions", [sender])
+        for raw in raws:
+            # A worker re-broadcasting the same bytes meanwhile makes anvil answer "already
+            # known": the transaction is back either way, and the later ones still go.
+            with contextlib.suppress(RpcError):
+                self.call("eth_sendRawTransaction", [raw])
+                self.resent += 1
         return True
+
+
+def _ready(content: dict[str, Any]) -> set[str]:
+    return {str(tx["hash"]) for txs in content["pending"].values() for tx in txs.values()}
+
+
+def _by_sender(content: dict[str, Any], sender: str) -> set[str]:
+    """Every hash of `sender` in the pool, ready or queued."""
+    return {
+        str(tx["hash"])
+        for part in ("pending", "queued")
+        for tx in content[part].get(sender, {}).values()
+    }
 
 
 class MinesMissed:

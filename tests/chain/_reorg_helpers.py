@@ -14,6 +14,7 @@ from web3 import Web3
 from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.outbox_models import OutboxSender
 from backend.chain.outbox_recovery import recover_reorged
+from backend.chain.rpc import JsonRpc
 from backend.core.db import get_db
 from tests.anvil_pool import StuckPool
 
@@ -34,7 +35,7 @@ def revert(w3: Web3, snap: str) -> None:
 
 
 def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
-    """With automine on, wait until the node's pool holds nothing pending.
+    """With automine on, wait until the node's pool holds nothing a block should take.
 
     anvil's automine mines in the background: eth_sendRawTransaction answers before the block
     exists. On a loaded machine a receipt read and an index run right after the send found
@@ -44,11 +45,12 @@ def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
     if not rpc(w3, "anvil_getAutomine", []):
         return
     deadline = time.monotonic() + timeout
-    pool = StuckPool(lambda method, params: rpc(w3, method, params))
-    while int(rpc(w3, "txpool_status", [])["pending"], 16):
-        assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
-        pool.check()  # a transaction automine missed is mined by hand (tests/anvil_pool.py)
-        time.sleep(0.01)
+    with JsonRpc(w3.provider.endpoint_uri) as node:  # type: ignore[attr-defined]
+        pool = StuckPool(node.call)
+        while not pool.settled():
+            assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
+            pool.check()  # what automine missed is mined or sent again (tests/anvil_pool.py)
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager
