@@ -29,6 +29,7 @@ while it waits."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +37,8 @@ from typing import Any
 
 from backend.chain.errors import ChainError, RpcError
 from backend.chain.rpc import JsonRpc
+
+log = logging.getLogger(__name__)
 
 STUCK_AFTER = 1.0  # seconds a transaction may wait before it counts as missed
 
@@ -91,6 +94,8 @@ class StuckPool:
             if waited(txs.values()):
                 acted = self._send_again(sender, txs) or acted
         if waited(ready):
+            # Shown with a failed test's captured log: how often the race bit, and where.
+            log.warning("anvil left %d ready transaction(s) unmined: mined by hand", len(ready))
             self.call("evm_mine", [])
             self.mined += 1
             acted = True
@@ -106,6 +111,7 @@ class StuckPool:
         now = self.call("txpool_content", [])
         if _by_sender(now, sender) != set(txs.values()):
             return False
+        log.warning("anvil left %s's nonces %s queued for nothing: sent again", sender, sorted(txs))
         self.call("anvil_removePoolTransactions", [sender])
         for raw in raws:
             # A worker re-broadcasting the same bytes meanwhile makes anvil answer "already
