@@ -33,10 +33,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.chain.errors import ChainError, RpcError
 from backend.chain.rpc import JsonRpc
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +176,36 @@ class MinesMissed:
         self.thread.join(5)
         if self.rpc is not None:
             self.rpc.close()
+
+
+def node_call(w3: Web3) -> Call:
+    """A `Call` on w3's provider: its result, or RpcError for a JSON-RPC error (as JsonRpc)."""
+
+    def call(method: str, params: list[Any]) -> Any:
+        resp = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in resp:
+            raise RpcError.of(resp["error"], method)
+        return resp["result"]
+
+    return call
+
+
+def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
+    """With automine on, wait until the node's pool holds nothing a block should take.
+
+    anvil's automine mines in the background: eth_sendRawTransaction answers before the block
+    exists. On a loaded machine a receipt read and an index run right after the send found
+    nothing (a full run, stop 28: a DAO vote mined one second after the two beat rounds had
+    ended). The tests' beat helpers (drive, run_chain) call this after their sends, so a
+    transaction anvil missed is taken before receipts are read. With automine off the pool is
+    the test's to empty, so there is nothing to wait for. A state is awaited, never a time;
+    `timeout` only turns a hang into a failure."""
+    call = node_call(w3)
+    if not call("anvil_getAutomine", []):
+        return
+    deadline = time.monotonic() + timeout
+    pool = StuckPool(call)
+    while not pool.settled():
+        assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
+        pool.check()  # what automine missed is mined or sent again
+        time.sleep(0.01)

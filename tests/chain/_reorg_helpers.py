@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,9 +13,8 @@ from web3 import Web3
 from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.outbox_models import OutboxSender
 from backend.chain.outbox_recovery import recover_reorged
-from backend.chain.rpc import JsonRpc
 from backend.core.db import get_db
-from tests.anvil_pool import StuckPool
+from tests.anvil_pool import wait_until_mined
 
 
 def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
@@ -32,25 +30,6 @@ def snapshot(w3: Web3) -> str:
 def revert(w3: Web3, snap: str) -> None:
     """Drop every block mined since `snap` (a reorg onto an empty branch)."""
     assert rpc(w3, "evm_revert", [snap]) is True
-
-
-def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
-    """With automine on, wait until the node's pool holds nothing a block should take.
-
-    anvil's automine mines in the background: eth_sendRawTransaction answers before the block
-    exists. On a loaded machine a receipt read and an index run right after the send found
-    nothing (a full run, stop 28: a DAO vote mined one second after the two beat rounds had
-    ended). With automine off the pool is the test's to empty, so there is nothing to wait for.
-    A state is awaited, never a time; `timeout` only turns a hang into a failure."""
-    if not rpc(w3, "anvil_getAutomine", []):
-        return
-    deadline = time.monotonic() + timeout
-    with JsonRpc(w3.provider.endpoint_uri) as node:  # type: ignore[attr-defined]
-        pool = StuckPool(node.call)
-        while not pool.settled():
-            assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
-            pool.check()  # what automine missed is mined or sent again (tests/anvil_pool.py)
-            time.sleep(0.01)
 
 
 @contextlib.contextmanager
@@ -83,6 +62,7 @@ def drive(
             if recover:
                 recover_reorged(svc, session)
             rpc(w3, "anvil_mine", ["0x1"])
+            wait_until_mined(w3)  # what automine missed (tests/anvil_pool.py)
             svc.check_receipts(session)
         if also is not None:
             also()

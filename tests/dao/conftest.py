@@ -21,7 +21,7 @@ from backend.core.models import AuditLog
 from backend.dao.models import DaoVote
 from backend.regions.models import Town
 from tests.accounts.conftest import PASSWORD, Api
-from tests.chain._reorg_helpers import wait_until_mined
+from tests.anvil_pool import wait_until_mined
 from tests.chain_admin import as_timelock, role_key
 
 SLUG = "sarabetsu"
