@@ -128,13 +128,19 @@ class _ChunkDecoder:
         self.for_handlers: list[ChainEvent] = []  # every chunk's: their subject is set at the end
         self.count = 0
         self._routes: dict[str, dict[str, _Route]] = {}
+        # The handlers of each event name, still in registration order: a contract's event is
+        # matched against those only, not against every handler (contracts x events x handlers
+        # calls per chunk made a chunk of a few logs cost about 7 ms).
+        by_event: dict[str, list[tuple[Handler, list[ChainEvent], dict[str, Any]]]] = {}
+        for entry in self.handled:
+            by_event.setdefault(entry[0].event_name, []).append(entry)
         for addr, c in contracts.items():
             by_topic: dict[str, _Route] = {}
             for topic0, dec in decoders_for(c.artifact).items():
                 prefix = f"{chain_id}\t{_copy_text(c.key)}\t{c.address}\t{_copy_text(dec.name)}\t"
                 wanted = [
                     (h, sink, state)
-                    for h, sink, state in self.handled
+                    for h, sink, state in by_event.get(dec.name, ())
                     if h.matches_source(dec.name, c.key, c.artifact, c.address)
                 ]
                 sinks = tuple(sink for h, sink, _ in wanted if h.fold is None)
