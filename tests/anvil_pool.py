@@ -1,4 +1,4 @@
-"""anvil's automine can leave a ready transaction in its pool, unmined until another transaction
+"""anvil's automine can leave a transaction in its pool, unmined until another transaction
 arrives (foundry-rs/foundry#10122: "block mining misses ready transactions"; it is still there
 in anvil 1.7.1). Seen in a full run: a collection's five set-up calls, sent as one batch, went
 into four blocks of one transaction each; the fifth stayed pending for the 90 s the journey
@@ -16,8 +16,9 @@ that long is stuck):
   transaction arrived (the race in anvil's pool). No block takes it (evm_mine leaves it where it
   is), so its sender's transactions are taken out of the pool and sent again, byte for byte
   (anvil_removePoolTransactions, eth_sendRawTransaction): anvil then sees them as ready, as a
-  real node's pool would, and automine mines them. The CI run of 2026-12-05 hung here for five
-  minutes: a town's set-up waited for a transaction no block would take.
+  real node's pool would, and automine mines them. A CI run of 2026-12-05 most likely hung
+  here: a town's set-up waited five minutes for a transaction that never came (its output did
+  not show the pool). anvil_setNonce puts a transaction in this state on demand, for the tests.
 
 Transactions queued behind a real nonce gap are left alone: no block may take them. With
 automine off the pool is the test's, and is left alone. Mining or re-sending changes nothing
