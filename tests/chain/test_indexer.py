@@ -198,6 +198,43 @@ def test_handlers_apply_and_revert_newest_first(fresh_chain, engines, make_index
     assert all(ev.contract_name == "PlainERC20" and ev.confirmed for _, ev in seen)
 
 
+def test_each_event_goes_to_the_handlers_of_its_name_in_registration_order(
+    fresh_chain, engines, make_indexer
+):
+    """A chunk's decoder groups the handlers by event name (storage._ChunkDecoder): each still
+    gets every event of its name and contract, in the order the handlers were registered, and
+    a handler of another event name gets none."""
+    chain = fresh_chain
+    live, _ = engines
+    calls: list[tuple[str, list[tuple[str, Any]]]] = []
+
+    def recorder(name: str) -> Callable[[Session, Any], None]:
+        def apply(_s: Session, events: Any) -> None:
+            got = [(ev.contract_key, ev.args.get("value")) for ev in events]
+            if got:
+                calls.append((name, got))
+
+        return apply
+
+    def revert(_s: Session, events: Any) -> None:
+        raise AssertionError("no reorg in this test")
+
+    handlers = [
+        register_handler("Transfer", recorder("token transfers"), revert, contract="test.Token"),
+        register_handler("Approval", recorder("approvals"), revert),
+        register_handler("Transfer", recorder("every transfer"), revert),
+    ]
+    try:
+        for i in range(3):
+            chain.mint(chain.account(7), i + 1)
+        make_indexer(live).run()
+    finally:
+        for handler in handlers:
+            unregister_handler(handler)
+    minted = [("test.Token", 1), ("test.Token", 2), ("test.Token", 3)]
+    assert calls == [("token transfers", minted), ("every transfer", minted)]
+
+
 def test_handler_events_carry_their_block_time(fresh_chain, engines, make_indexer):
     """Every event a handler gets carries its block's header timestamp (read by the indexer with
     the headers), applied and reverted (the events rebuilt from the stored rows on a reorg)."""
