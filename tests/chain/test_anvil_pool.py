@@ -213,7 +213,7 @@ def test_on_anvil_a_transaction_queued_for_nothing_is_sent_again_and_mined(w3, a
         stranded = _transfer(w3, key, nonce + 1)  # queued: nonce is missing
         # The nonce before it used up without the pool being told: anvil's race, on demand.
         rpc(w3, "anvil_setNonce", [sender, hex(nonce + 1)])
-    rpc(w3, "evm_mine", [])  # a block does not take it: the state the journeys hung in
+    rpc(w3, "evm_mine", [])  # a block does not take it: the state a journey most likely hung in
     assert rpc(w3, "txpool_status", []) == {"pending": "0x0", "queued": "0x1"}
     with JsonRpc(anvil.url) as node:
         pool = StuckPool(node.call, stuck_after=0.0)
