@@ -72,16 +72,17 @@ def _outbox_rows(app: Flask, lines: list[str]) -> set[str]:
 
 
 def _senders_on_chain(app: Flask, senders: set[str], lines: list[str]) -> None:
-    from web3 import Web3
+    from backend.chain.rpc import JsonRpc
 
-    w3 = Web3(Web3.HTTPProvider(app.extensions["settings"].rpc_url))
-    head = w3.eth.block_number
-    lines.append(f"chain head {head}")
-    for n in range(max(0, head - BLOCKS_BACK), head + 1):
-        block = w3.eth.get_block(n, full_transactions=True)
+    with JsonRpc(app.extensions["settings"].rpc_url) as node:
+        head = node.block_number()
+        lines.append(f"chain head {head}")
+        numbers = range(max(0, head - BLOCKS_BACK), head + 1)
+        blocks = node.batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
+    for n, block in zip(numbers, blocks, strict=True):
         for tx in block["transactions"]:
-            if str(tx["from"]).lower() in senders:
+            if tx["from"].lower() in senders:
                 lines.append(
-                    f"block {n} t={block['timestamp']}: {tx['from']} nonce {tx['nonce']} "
-                    f"{tx['hash'].to_0x_hex()}"
+                    f"block {n} t={int(block['timestamp'], 16)}: {tx['from']} "
+                    f"nonce {int(tx['nonce'], 16)} {tx['hash']}"
                 )

@@ -14,13 +14,12 @@ from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.outbox_models import OutboxSender
 from backend.chain.outbox_recovery import recover_reorged
 from backend.core.db import get_db
-from tests.anvil_pool import wait_until_mined
+from tests.anvil_pool import node_call, wait_until_mined
 
 
 def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
-    resp = w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    assert "error" not in resp, resp
-    return resp["result"]
+    """One JSON-RPC call on w3's node: its result, or RpcError naming the method."""
+    return node_call(w3)(method, params)
 
 
 def snapshot(w3: Web3) -> str:

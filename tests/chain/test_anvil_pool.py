@@ -17,7 +17,7 @@ from web3 import Web3
 
 from backend.chain.errors import RpcError, RpcUnavailable
 from backend.chain.rpc import JsonRpc
-from tests.anvil_pool import MinesMissed, StuckPool
+from tests.anvil_pool import MinesMissed, StuckPool, node_call
 from tests.chain._reorg_helpers import no_automine, rpc
 
 SENDER = "0x00000000000000000000000000000000000000aa"
@@ -185,7 +185,7 @@ def _transfer(w3: Web3, key: str, nonce: int) -> str:
 def test_on_anvil_a_ready_transaction_is_seen_and_one_behind_a_gap_is_not(w3, anvil):
     key = anvil.keys[6]
     nonce = w3.eth.get_transaction_count(Account.from_key(key).address)
-    pool = StuckPool(lambda method, params: rpc(w3, method, params), stuck_after=0.0)
+    pool = StuckPool(node_call(w3), stuck_after=0.0)
     with no_automine(w3):
         ready = _transfer(w3, key, nonce)
         assert pool.pending() == {ready}  # the shape of anvil's txpool_content
