@@ -478,3 +478,30 @@ def test_a_transaction_takes_chunks_up_to_batch_events(fresh_chain, engines, mak
     assert few.events == 6
     assert _transactions_that_wrote_events(rescan) == 3  # two events per commit
     assert projection_snapshot(live, 31337) == projection_snapshot(rescan, 31337)
+
+
+def test_contracts_watched_from_different_blocks_catch_up_in_one_transaction(
+    fresh_chain, engines, make_indexer
+):
+    """A fresh database's catch-up takes the first contract alone up to the block where the
+    next one starts, then both: one transaction for all of it, not one per group (a town's
+    deployment is dozens of contracts, each from its own block), with the same projection as
+    one commit per chunk."""
+    chain = fresh_chain
+    live, rescan = engines
+    for i in range(3):
+        chain.mint(chain.account(1), i + 1)  # the token alone is watched at these blocks
+    later, later_block = chain.deploy("PlainERC721")
+    for engine in engines:
+        with Session(engine) as s, s.begin():
+            watch_contract(s, chain.node.chain_id, "test.Later", "PlainERC721", later, later_block)
+    for i in range(3):
+        chain.mint(chain.account(2), 10 + i)
+        chain.send(later, chain.calldata("PlainERC721", "mint", chain.account(2), 500 + i))
+    result = make_indexer(live).run()
+    assert result.caught_up and result.events == 9 and result.chunks >= 3
+    assert _transactions_that_wrote_events(live) == 1
+    make_indexer(rescan, chunk_size=1, batch_events=1).run()
+    assert _transactions_that_wrote_events(rescan) == 9  # the reference: a commit per event
+    assert projection_snapshot(live, 31337) == projection_snapshot(rescan, 31337)
+    assert _stored_ids(live) == _stored_ids(rescan)

@@ -93,9 +93,9 @@ class Indexer:
     deployments_dir: Path | None = None
     confirmations: int = 2
     chunk_size: int = 2000
-    # A transaction takes further chunks (one eth_getLogs of `chunk_size` blocks each) of the
-    # same contracts until it holds this many events: node limits size the requests, this the
-    # commits (each costs the lock, reorg check, upserts and commit once).
+    # A transaction takes further chunks (one eth_getLogs of `chunk_size` blocks each) until
+    # it holds this many events: node limits size the requests, this the commits (each costs
+    # the lock, reorg check, upserts and commit once).
     batch_events: int = 10_000
     lease_seconds: int = 120
     process: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -307,11 +307,18 @@ class Indexer:
                 # A chunk's commit need not wait for its WAL flush: see ADR 0004 ("Durability").
                 s.execute(text("SET LOCAL synchronous_commit = off"))
             addresses, frm, to = plan
-            group = [watched[a] for a in addresses]
             copy = _can_copy(s)
+            # The decoder knows every watched contract, so one transaction can take chunks of
+            # several contract groups: on a fresh database, contracts deployed at different
+            # blocks join the catch-up one group at a time (each group's chunk ends at the next
+            # contract's first block), and a transaction per group cost a lock, a reorg check,
+            # the upserts and a commit each (30 for the two demo towns' 146 deploy blocks).
             chunk = _Chunk(
                 _ChunkDecoder(
-                    self.chain_id, self._contracts(group), list(_HANDLERS), keep_events=not copy
+                    self.chain_id,
+                    self._contracts(watched.values()),
+                    list(_HANDLERS),
+                    keep_events=not copy,
                 ),
                 known=None if top is None else (top.number, top.hash),
             )
@@ -338,13 +345,14 @@ class Indexer:
                     following = self._plan(synced, target)
                     if (
                         following is None
-                        or following[0] != addresses
                         or chunk.dec.count >= self.batch_events
                         or (max_chunks is not None and result.chunks + chunks >= max_chunks)
                         or (deadline is not None and time.monotonic() > deadline)
                     ):
                         break
-                    _, frm, to = following
+                    # Plans are contiguous: the next one starts at this chunk's last block
+                    # + 1, whichever contracts it takes (chunk.known still holds).
+                    addresses, frm, to = following
             _upsert(
                 s,
                 ChainBlock,
