@@ -17,7 +17,7 @@ from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.accounts.services import account_service
 from backend.core.db import get_db, utcnow
 from backend.core.errors import AppError
-from backend.merchants import card_print, cards, proxies, town_hall
+from backend.merchants import cards, proxies, town_hall
 from backend.merchants.services import merchant_service
 from backend.points.services import points_service
 from backend.regions.models import Town
@@ -26,6 +26,9 @@ from backend.regions.services import town_by_slug
 bp = Blueprint("town_hall_pages", __name__)
 
 SLIP_ACTS = 30  # the newest payments by proxies on the balance slip
+
+# The two PDF pages import backend.merchants.card_print themselves: it loads reportlab (about 55
+# ms of CPU) and registers its Japanese font, at the start of every web process otherwise.
 
 
 def _no_store(resp: Response) -> Response:
@@ -137,6 +140,8 @@ def register_resident(slug: str) -> Response:
 @bp.get("/towns/<slug>/cards/<int:card_id>/card.pdf")
 def card_pdf(slug: str, card_id: int) -> Response:
     """The card to print (or reprint: the same code); never the PIN."""
+    from backend.merchants import card_print  # with reportlab, when a PDF is asked for
+
     user = current_user()
     if user is None:
         return _login()
@@ -152,6 +157,8 @@ def card_pdf(slug: str, card_id: int) -> Response:
 def balance_slip(slug: str, card_id: int) -> Response:
     """The resident's balance slip: spendable points per expiry date, the family proxies and
     the payments they made, in Japan time."""
+    from backend.merchants import card_print  # with reportlab, when a PDF is asked for
+
     user = current_user()
     if user is None:
         return _login()

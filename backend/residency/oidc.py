@@ -14,6 +14,10 @@ Residency comes from the ID token's claims (ADR 0021):
   name) is in `address.locality` (e.g. "河西郡更別村" for 更別村), else in `address.formatted`;
 - `name`, `birthdate` and the address give the same identity hash as a visit to the town hall
   (identity.py); without them the provider's `sub` is hashed.
+
+Authlib is imported when a client is first needed, not with this module: it brings joserfc and
+its crypto back-ends, about 190 ms of CPU at the start of every web, worker and CLI process,
+most of which never see a digital ID (measured with `python -X importtime`, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, current_app
 
 from backend.core.errors import N_
@@ -55,6 +57,8 @@ def _client(app: Flask) -> Any:
     """The app's Authlib client of the provider (registered on first use)."""
     oauth = app.extensions.get(_EXTENSION)
     if oauth is None:
+        from authlib.integrations.flask_client import OAuth  # on first use: see the docstring
+
         settings = app.extensions["settings"]
         oauth = OAuth(app)
         oauth.register(
@@ -72,6 +76,8 @@ def _client(app: Flask) -> Any:
 def start(redirect_uri: str) -> Response:
     """The redirect to the provider's authorization endpoint (state, nonce and the PKCE
     verifier stay in the session)."""
+    from authlib.common.errors import AuthlibBaseError  # on first use: see the docstring
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         return _client(app).authorize_redirect(  # type: ignore[no-any-return]
