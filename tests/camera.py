@@ -22,8 +22,16 @@ WIDTH, HEIGHT = 640, 480
 # size that it reads at another (measured on 200 ticket codes at 640x480: 19 % missed at 7 px
 # per module, 3 % at 4 px, none at every size), so a camera that shows one still picture for
 # ever would test one unlucky frame rather than a venue's phone.
-DISTANCES = (1.0, 0.8, 0.6)  # size of the code in each shot, relative to the largest
-SHOT_FRAMES = 3  # frames per shot (the video runs at 10 frames per second, in a loop)
+DISTANCES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # size of the code in each shot, relative to the largest
+# Frames per shot; the video runs at 10 frames per second, in a loop of 23 frames. The loop's
+# length is prime on purpose. The scanner decodes a frame about every 150 ms, each try at the
+# next of its three sizes (webui/static/js/qr-scan.js), so it meets the loop in lock-step. With
+# the former loop of 9 frames, a steady 150 ms cadence decoded each size on 2 frames only (6
+# of the 27 frame-size pairs), and a code readable only in the others was never read: a
+# ticket went unread for 60 s in a run of the browser tests on their own (2026-12-05). Of 80
+# ticket codes measured that day, some were readable in only 4 of the 18 shot-size pairs.
+# With 23 frames the same cadence reaches every frame at every size.
+SHOT_FRAMES = (4, 4, 4, 4, 4, 3)
 
 
 def _luma_of_code(text: str | None, relative: float, shift: int) -> bytes:
@@ -57,8 +65,8 @@ def qr_y4m(text: str | None, path: Path) -> Path:
     picture, a camera that sees no code) and return its path."""
     chroma = b"\x80" * ((WIDTH // 2) * (HEIGHT // 2))
     frames = b"".join(
-        (b"FRAME\n" + _luma_of_code(text, relative, shift * 5) + chroma + chroma) * SHOT_FRAMES
-        for shift, relative in enumerate(DISTANCES)
+        (b"FRAME\n" + _luma_of_code(text, relative, shift * 5) + chroma + chroma) * count
+        for shift, (relative, count) in enumerate(zip(DISTANCES, SHOT_FRAMES, strict=True))
     )
     header = f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F10:1 Ip A1:1 C420jpeg\n".encode()
     path.write_bytes(header + frames)
