@@ -31,6 +31,7 @@ from tests.contracts._points_helpers import (
     send,
     sign_permit,
     sign_typed,
+    view,
     warp,
 )
 from tests.contracts.forwarding import FORWARD_REQUEST_TYPES, forwarder_domain
@@ -90,7 +91,7 @@ def issue(
 
 
 def bal(e: SimpleNamespace, who: str, points: Any = None) -> int:
-    return (points or e.points).functions.balanceOf(who).call()
+    return int(view(points or e.points, "balanceOf", who))
 
 
 def today(w3: Web3) -> int:
@@ -547,7 +548,7 @@ def _assert_matches_chain(w3: Web3, env: SimpleNamespace, holders: list[str]) ->
     for h in holders:
         assert book.lots_of(h) == chain_lots(env.points, h), h
         assert book.spendable(h, t) == bal(env, h), h
-        assert book.raw.get(h, 0) == env.points.functions.rawBalanceOf(h).call(), h
+        assert book.raw.get(h, 0) == view(env.points, "rawBalanceOf", h), h
 
 
 def test_expiry_lots(w3: Web3, env: SimpleNamespace) -> None:
