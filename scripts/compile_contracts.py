@@ -106,8 +106,13 @@ def _compile(standard_input: dict[str, Any]) -> dict[str, Any]:
     folder = cache_dir()
     kept = folder / f"{input_key(standard_input)}.json"
     if kept.exists():
-        kept.touch()  # the newest by use is kept longest
-        return json.loads(kept.read_text())  # type: ignore[no-any-return]
+        try:
+            cached: dict[str, Any] = json.loads(kept.read_text())
+        except ValueError:  # damaged (files are written whole, but a disk can fail): compile
+            kept.unlink(missing_ok=True)
+        else:
+            kept.touch()  # the newest by use is kept longest
+            return cached
     ensure_compiler()
     out: dict[str, Any] = solcx.compile_standard(
         standard_input, base_path=str(ROOT), allow_paths=[str(ROOT)]

@@ -35,8 +35,9 @@ def test_artifacts_say_they_are_generated_and_carry_bytecode():
 
 
 def _fake_solc(runs: list[dict]):
-    """A stand-in for solc (logic test only; the real compile is the test above): records its
-    input and answers with an output derived from the sources."""
+    """A stand-in for solc, for the cache's logic only: the real compile is checked by the test
+    above whenever the cache is cold (CI, a fresh clone). Records its input and answers with an
+    output derived from the sources."""
 
     def compile_standard(standard_input, **_kwargs):
         runs.append(standard_input)
@@ -82,5 +83,8 @@ def test_a_compile_of_unchanged_inputs_is_read_from_the_cache(tmp_path, monkeypa
     assert len(runs) == 2 and second != first  # a changed source compiles afresh
     (oz / "ERC20.sol").write_text("// v2\n")  # an OpenZeppelin upgrade
     assert cc.compile_all() == second and len(runs) == 3
-    # A half-written file is never read: outputs are written whole, then renamed.
-    assert not list((tmp_path / "cache").glob("*.tmp"))
+    assert not list((tmp_path / "cache").glob("*.tmp"))  # written whole, then renamed
+    # A damaged file is compiled again, not read.
+    (kept,) = [p for p in (tmp_path / "cache").glob("*.json") if cc.input_key(runs[-1]) in p.name]
+    kept.write_text('{"contracts": ')
+    assert cc.compile_all() == second and len(runs) == 4
