@@ -37,9 +37,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.chain.errors import ChainError, RpcError
+from backend.chain.outbox import OutboxService
+from backend.chain.outbox_recovery import recover_reorged
 from backend.chain.rpc import JsonRpc
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from web3 import Web3
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,22 @@ class StuckPool:
     def settled(self) -> bool:
         """Nothing in the pool that a block should take: no ready transaction, and none
         queued for nothing (those behind a real nonce gap may stay)."""
+        ready, stranded = self._look()
+        return not ready and not stranded
+
+    def settle_once(self) -> bool:
+        """One look at the pool, automine on: True when it is settled; otherwise what has
+        waited long enough is mined or sent again (as `check`), and False."""
+        ready, stranded = self._look()
+        if not ready and not stranded:
+            return True
+        self._act(ready, stranded)
+        return False
+
+    def _look(self) -> tuple[set[str], dict[str, dict[int, str]]]:
+        """The pool's ready transactions, and those queued for nothing, from one read."""
         content = self.call("txpool_content", [])
-        return not _ready(content) and not self.waiting_for_nothing(content)
+        return _ready(content), self.waiting_for_nothing(content)
 
     def waiting_for_nothing(self, content: dict[str, Any]) -> dict[str, dict[int, str]]:
         """The queued transactions, by sender and nonce, of the senders whose lowest queued
@@ -84,9 +101,10 @@ class StuckPool:
         if not self.call("anvil_getAutomine", []):
             self.first_seen.clear()
             return False
+        return self._act(*self._look())
+
+    def _act(self, ready: set[str], stranded: dict[str, dict[int, str]]) -> bool:
         now = time.monotonic()
-        content = self.call("txpool_content", [])
-        ready, stranded = _ready(content), self.waiting_for_nothing(content)
         seen = ready | {h for txs in stranded.values() for h in txs.values()}
         self.first_seen = {h: self.first_seen.get(h, now) for h in seen}
 
@@ -206,7 +224,19 @@ def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
         return
     deadline = time.monotonic() + timeout
     pool = StuckPool(call)
-    while not pool.settled():
+    while not pool.settle_once():  # what automine missed is mined or sent again
         assert time.monotonic() < deadline, "anvil did not mine its pending transactions"
-        pool.check()  # what automine missed is mined or sent again
         time.sleep(0.01)
+
+
+def outbox_round(svc: OutboxService, session: Session, w3: Web3, *, recover: bool = False) -> None:
+    """One round of the beat's outbox work, as the tests' helpers drive it by hand: send every
+    sender's queued rows (and with `recover`, undo what a reorg took), mine a block, wait until
+    the pool is settled (what automine missed is taken), then read the receipts."""
+    for sender in svc.senders_with_work(session):
+        svc.send_pending(session, sender)
+    if recover:
+        recover_reorged(svc, session)
+    node_call(w3)("anvil_mine", ["0x1"])
+    wait_until_mined(w3)
+    svc.check_receipts(session)

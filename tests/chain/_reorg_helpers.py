@@ -10,11 +10,10 @@ from typing import Any
 from flask import Flask
 from web3 import Web3
 
-from backend.chain.outbox import OutboxService, outbox_service
+from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxSender
-from backend.chain.outbox_recovery import recover_reorged
 from backend.core.db import get_db
-from tests.anvil_pool import node_call, wait_until_mined
+from tests.anvil_pool import node_call, outbox_round
 
 
 def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
@@ -54,15 +53,7 @@ def drive(
     indexer) until `until()` holds; False when it still does not after `rounds` rounds."""
     for _ in range(rounds):
         with app.app_context():
-            svc: OutboxService = outbox_service()
-            session = get_db().session
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            if recover:
-                recover_reorged(svc, session)
-            rpc(w3, "anvil_mine", ["0x1"])
-            wait_until_mined(w3)  # what automine missed (tests/anvil_pool.py)
-            svc.check_receipts(session)
+            outbox_round(outbox_service(), get_db().session, w3, recover=recover)
         if also is not None:
             also()
         if until():

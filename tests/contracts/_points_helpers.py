@@ -15,7 +15,12 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils import (
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+    keccak,
+)
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import (
@@ -227,10 +232,12 @@ def view(contract: Contract, fn: str, *args: Any) -> Any:
     key = (contract.address, fn)
     found = _VIEWS.get(key)
     if found is None:
-        (item,) = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn]
-        ins = [_abi_type(i) for i in item["inputs"]]
-        outs = [_abi_type(o) for o in item["outputs"]]
-        found = _VIEWS[key] = (keccak(text=f"{fn}({','.join(ins)})")[:4], ins, outs)
+        abi = getattr(contract.functions, fn).abi
+        found = _VIEWS[key] = (
+            function_abi_to_4byte_selector(abi),
+            get_abi_input_types(abi),
+            get_abi_output_types(abi),
+        )
     selector, ins, outs = found
     data = "0x" + (selector + abi_encode(ins, list(args))).hex()
     answer = contract.w3.provider.make_request(
@@ -241,22 +248,13 @@ def view(contract: Contract, fn: str, *args: Any) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _lot_event_topics(points: Contract) -> dict[bytes, str]:
-    out = {}
-    for item in points.abi:
-        if item.get("type") == "event" and item["name"] in LOT_EVENTS:
-            sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
-            out[keccak(text=sig)] = item["name"]
-    return out
-
-
 def chain_lot_book(points: Contract) -> LotBook:
     """The backend's LotBook fed with every RegionPoints event on chain, in chain order."""
     logs = points.w3.eth.get_logs({"address": points.address, "fromBlock": 0, "toBlock": "latest"})
-    topics = _lot_event_topics(points)
+    topics = {getattr(points.events, name).topic: name for name in LOT_EVENTS}
     book = LotBook(strict=True)
     for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
-        name = topics.get(bytes(log["topics"][0])) if log["topics"] else None
+        name = topics.get(log["topics"][0].to_0x_hex()) if log["topics"] else None
         if name is None:  # not an event the lots follow
             continue
         args = getattr(points.events, name)().process_log(log)["args"]

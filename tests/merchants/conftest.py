@@ -27,7 +27,7 @@ from backend.core.models import AuditLog
 from backend.merchants.models import ACTIVE, Charge, Merchant, ResidentCard, Settlement
 from backend.merchants.services import MerchantService, merchant_service
 from backend.regions.models import Town
-from tests.anvil_pool import wait_until_mined
+from tests.anvil_pool import outbox_round
 from tests.factories import TownFactory
 
 PASSWORD = "correct horse battery"
@@ -201,11 +201,7 @@ def run_chain(app: Flask, w3: Web3, rounds: int = 3) -> None:
         svc = outbox_service()
         session = get_db().session
         for _ in range(rounds):
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            w3.provider.make_request("anvil_mine", ["0x1"])
-            wait_until_mined(w3)  # what automine missed (tests/anvil_pool.py)
-            svc.check_receipts(session)
+            outbox_round(svc, session, w3)
             session.commit()
         index_blocks()
         session.remove()

@@ -16,7 +16,7 @@ from backend.chain.outbox import outbox_service
 from backend.chain.registry import Deployments
 from backend.core.db import get_db
 from backend.regions.models import Town
-from tests.anvil_pool import wait_until_mined
+from tests.anvil_pool import outbox_round
 
 PASSWORD = "correct horse battery"
 
@@ -67,10 +67,6 @@ def run_chain(app: Flask, w3: Web3) -> None:
         svc = outbox_service()
         session = get_db().session
         for _ in range(2):
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            w3.provider.make_request("anvil_mine", ["0x1"])
-            wait_until_mined(w3)  # what automine missed (tests/anvil_pool.py)
-            svc.check_receipts(session)
+            outbox_round(svc, session, w3)
             session.commit()
         index_blocks()

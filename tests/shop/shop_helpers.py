@@ -21,7 +21,7 @@ from backend.core.models import AuditLog
 from backend.regions.models import Town
 from backend.shop.models import CheckIn, Collection, Listing, Order, PaymentEventRecord
 from scripts.demo_data import load_demo_data
-from tests.anvil_pool import wait_until_mined
+from tests.anvil_pool import outbox_round
 
 PASSWORD = "correct horse battery"
 
@@ -38,11 +38,7 @@ def drive(app: Flask, w3: Web3, rounds: int = 3) -> None:
         svc = outbox_service()
         session = get_db().session
         for _ in range(rounds):
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            mine(w3)
-            wait_until_mined(w3)  # what automine missed (tests/anvil_pool.py)
-            svc.check_receipts(session)
+            outbox_round(svc, session, w3)
         index_to_head(app)
         session.expire_all()
         reconcile_orders()
