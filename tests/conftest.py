@@ -720,7 +720,23 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
         yield server
 
 
+# Chromium takes only the last --disable-features it is given, and Playwright passes its own list
+# first: ours repeats Playwright's (tests/unit/test_browser_flags.py checks that none is lost when
+# Playwright changes its list) and adds the two omnibox popups. Headless chromium 156 loads both
+# as WebUI pages in a renderer of their own for every browser context, a page nobody sees:
+# measured, 0.3 s of CPU per context in that renderer and as much again in the browser process,
+# a third of chromium's CPU in a journey.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
+    "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
+    "ThirdPartyStoragePartitioning,AvoidCorsURLLoaderRestartOnRedirect,TcpPortRandomizationWin,"
+    "OptimizationHints,NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch,"
+    "msForceBrowserSignIn,msEdgeUpdateLaunchServicesPreferredVersion"
+)
+UNSEEN_POPUPS = "WebUIOmniboxPopup,WebUIOmniboxAimPopup"
+
 CHROMIUM_ARGS = [
+    f"--disable-features={PLAYWRIGHT_DISABLED_FEATURES},{UNSEEN_POPUPS}",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
