@@ -721,11 +721,11 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
 
 
 # Chromium takes only the last --disable-features it is given, and Playwright passes its own list
-# first: ours repeats Playwright's (tests/unit/test_browser_flags.py checks that none is lost when
-# Playwright changes its list) and adds the two omnibox popups. Headless chromium 156 loads both
-# as WebUI pages in a renderer of their own for every browser context, a page nobody sees:
-# measured, 0.3 s of CPU per context in that renderer and as much again in the browser process,
-# a third of chromium's CPU in a journey.
+# first: ours repeats Playwright's (tests/browser/test_chromium_flags.py fails when Playwright's
+# list gains one ours lacks) and adds the two omnibox popups. Headless chromium 156 loads both as
+# WebUI pages, in a renderer of their own, for every browser context: pages nobody sees. Measured
+# (docs/benchmarks.md, "Test suite", 2026-12-06): chromium's CPU for 10 contexts 9.8-11.5 s with
+# them, 6.4-6.6 s without; the browser tests' busy CPU-seconds 500/502 with, 406/414 without.
 PLAYWRIGHT_DISABLED_FEATURES = (
     "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
     "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
