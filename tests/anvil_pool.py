@@ -37,13 +37,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.chain.errors import ChainError, RpcError
-from backend.chain.outbox import OutboxService
 from backend.chain.outbox_recovery import recover_reorged
 from backend.chain.rpc import JsonRpc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from web3 import Web3
+
+    from backend.chain.outbox import OutboxService
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +230,18 @@ def wait_until_mined(w3: Web3, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def outbox_round(svc: OutboxService, session: Session, w3: Web3, *, recover: bool = False) -> None:
+def outbox_round(
+    svc: OutboxService, session: Session, w3: Web3, *, recover: bool = False, mine: bool = True
+) -> None:
     """One round of the beat's outbox work, as the tests' helpers drive it by hand: send every
-    sender's queued rows (and with `recover`, undo what a reorg took), mine a block, wait until
-    the pool is settled (what automine missed is taken), then read the receipts."""
+    sender's queued rows (and with `recover`, undo what a reorg took), mine a block (unless
+    `mine` is False: the DAO's tests count blocks for voting periods), wait until the pool is
+    settled (what automine missed is taken), then read the receipts."""
     for sender in svc.senders_with_work(session):
         svc.send_pending(session, sender)
     if recover:
         recover_reorged(svc, session)
-    node_call(w3)("anvil_mine", ["0x1"])
+    if mine:
+        node_call(w3)("anvil_mine", ["0x1"])
     wait_until_mined(w3)
     svc.check_receipts(session)

@@ -17,6 +17,7 @@ from backend.chain.forwarder import LocalSigner
 from backend.chain.outbox import OutboxService, outbox_service
 from backend.chain.registry import Deployments, artifact
 from backend.core.db import get_db
+from tests.anvil_pool import outbox_round
 from tests.chain_admin import as_role, role_address, role_key
 
 POINTS = "towns.sarabetsu.RegionPoints"
@@ -99,13 +100,9 @@ def outbox_app(
 def settle(app: Flask, w3: Web3, rounds: int = 3) -> None:
     """Send every queued row, mine, and read receipts (what the beat tasks do)."""
     with app.app_context():
-        svc: OutboxService = outbox_service()
-        session = get_db().session
+        svc = outbox_service()
         for _ in range(rounds):
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            mine(w3)
-            svc.check_receipts(session)
+            outbox_round(svc, get_db().session, w3)
 
 
 class ToggleProxy:

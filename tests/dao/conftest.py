@@ -21,7 +21,7 @@ from backend.core.models import AuditLog
 from backend.dao.models import DaoVote
 from backend.regions.models import Town
 from tests.accounts.conftest import PASSWORD, Api
-from tests.anvil_pool import wait_until_mined
+from tests.anvil_pool import outbox_round
 from tests.chain_admin import as_timelock, role_key
 
 SLUG = "sarabetsu"
@@ -133,10 +133,7 @@ def settle(app: Flask, dao_chain: DaoChain, rounds: int = 2) -> None:
         svc = outbox_service()
         session = get_db().session
         for _ in range(rounds):
-            for sender in svc.senders_with_work(session):
-                svc.send_pending(session, sender)
-            wait_until_mined(dao_chain.w3)
-            svc.check_receipts(session)
+            outbox_round(svc, session, dao_chain.w3, mine=False)
             index_blocks(max_seconds=20)
             session.expire_all()
 
