@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
+import jinja2.bccache
 import pytest
 import requests
 import sqlalchemy as sa
@@ -42,10 +44,11 @@ from tests import outbox_report
 from tests.anvil_pool import MinesMissed
 from tests.chain_admin import ROLE_PRIVATE_KEYS
 
-# Passwords and PINs: scrypt at N=2^10 instead of 2^15 (backend/core/passwords.py). Each hash
+# Passwords and PINs: scrypt at N=2^7 instead of 2^15 (backend/core/passwords.py). Each hash
 # records its parameters, so nothing else changes; at full cost the suite spent over a minute
-# of CPU hashing the same few test passwords.
-passwords.HASH_METHOD = "scrypt:1024:8:1"
+# of CPU hashing the same few test passwords, and still about 2 ms a hash at N=2^10 (0.3 ms
+# now; werkzeug's memory bound refuses N below 2^7 with r=8).
+passwords.HASH_METHOD = "scrypt:128:8:1"
 
 
 def _share_rule_parsing() -> None:
@@ -106,6 +109,35 @@ def _share_rule_parsing() -> None:
 
 
 _share_rule_parsing()
+
+
+def _share_engines() -> None:
+    """One SQLAlchemy engine per database URL per test process, instead of one per app.
+
+    Every test builds its own app, and each app's engine started with empty statement caches:
+    SQLAlchemy keys its compiled SQL (and the ORM's insert and update statements) by the
+    engine's dialect object, so each test compiled again every query it ran. Apps of one URL
+    share the engine here; make_app still disposes its pool after each test, so no connection
+    outlives a test. TEST_SHARED_ENGINES=0 turns it off to compare.
+    """
+    if os.environ.get("TEST_SHARED_ENGINES", "1") == "0":
+        return
+    from backend.core import db
+
+    make_engine = db.make_engine
+    engines: dict[str, sa.Engine] = {}
+
+    def make_shared(url: str) -> sa.Engine:
+        if url not in engines:
+            engines[url] = make_engine(url)
+        elif url.startswith("sqlite"):
+            db.private_sqlite_file(url)  # a test may have removed or replaced the file
+        return engines[url]
+
+    db.make_engine = make_shared
+
+
+_share_engines()
 
 pytest_plugins = ["tests.mail"]  # smtp_server and mailbox: a real SMTP server (aiosmtpd)
 
@@ -535,10 +567,31 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
 RUN_QUEUE = f"furusato-test-{RUN_ID}"  # this process's Celery queue on the shared Redis
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates shared by the apps of one test process. Each app has a Jinja
+    environment of its own, which compiled every template it rendered again in every test;
+    a bucket is keyed by the template's name and file and checked against its source."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, tuple[str, Any]] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        hit = self.code.get(bucket.key)
+        if hit is not None and hit[0] == bucket.checksum:
+            bucket.code = hit[1]
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+COMPILED_TEMPLATES = _CompiledTemplates()
+
+
 def _make_app(settings: Settings, **overrides: Any) -> Flask:
     # Rate-limit counters live in this run's Redis: each app counts on its own.
     overrides.setdefault("ratelimit_key_prefix", f"furusato-test-{uuid.uuid4().hex}")
     app = create_app(replace(settings, **overrides))
+    app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     celery = app.extensions["celery"]
     celery.conf.task_default_queue = RUN_QUEUE
     return app

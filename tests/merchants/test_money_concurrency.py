@@ -124,7 +124,7 @@ def test_concurrent_wrong_pins_lock_the_card_at_that_shop_only(app, world):
         (lambda api=sessions[i % 4], url=pads[i % 4], i=i: api.post(url, {"pin": f"{i:06d}"}))
         for i in range(39)
     ]
-    # 8 threads: each wrong PIN costs a 32 MiB scrypt; the gate still releases them together.
+    # 8 threads, each checking a wrong PIN (a scrypt); the gate still releases them together.
     answers = at_once(calls, workers=8)
     statuses = [r.status_code for r in answers]
     assert set(statuses) <= {403, 423}, [r.get_data(as_text=True) for r in answers]
