@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.core.page_cache import init_app as init_page_cache
     from backend.core.routing import LazyBuilderRule
     from backend.core.safety import check_startup
+    from backend.core.static_files import init_static_files
     from backend.core.web_security import init_web_security
     from backend.integrations.cli import services_cli
     from backend.onboarding.cli import operators_cli, towns_cli
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     CSRFProtect(app)
     init_web_security(app, https=settings.public_url.startswith("https://"))
     init_page_cache(app)  # after CSRFProtect and Talisman: it wraps their Jinja globals
+    init_static_files(app)  # versioned static URLs, kept by browsers for a year
     init_i18n(app, str(WEBUI / "translations"))
     register_error_handlers(app)
 
