@@ -98,3 +98,16 @@ def test_versions_of_missing_folders_and_escaping_names_are_none(tmp_path: Path)
     assert versions.of("sub") is None  # a folder
     assert versions.of("missing.js") is None
     assert versions.of("../a.js") is None and versions.of("/etc/passwd") is None
+
+
+def test_templates_and_scripts_name_static_files_only_through_url_for():
+    """A hand-written /static/ path would carry no version: such a file would be asked for
+    again on every page (and a stale copy could never be told from the current one)."""
+    webui = STATIC.parent
+    written = [
+        f"{path.relative_to(webui)}:{n}"
+        for path in [*webui.glob("templates/**/*.html"), *STATIC.glob("js/*.js")]
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"[\"'(=]\s*/static/", line)  # a path in an attribute or a string
+    ]
+    assert not written, written
