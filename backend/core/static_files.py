@@ -53,7 +53,7 @@ class StaticVersions:
         return version
 
 
-def init_static_files(app: Flask) -> StaticVersions:
+def init_static_files(app: Flask) -> None:
     """Version every static URL the app builds and let browsers keep what a version names."""
     assert app.static_folder is not None, "the app serves webui/static"
     versions = StaticVersions(app.static_folder)
@@ -77,6 +77,3 @@ def init_static_files(app: Flask) -> StaticVersions:
             resp.cache_control.max_age = ONE_YEAR
             resp.cache_control.immutable = True
         return resp
-
-    app.extensions["static_versions"] = versions
-    return versions
