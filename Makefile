@@ -35,11 +35,17 @@ $(MO): %.mo: %.po .venv/.installed
 run: setup
 	$(PY) scripts/run.py
 
-# Browser tests need Debian's chromium (and CJK fonts for readable screenshots).
+# Browser tests need Debian's chromium (and CJK fonts for readable screenshots). Its headless
+# shell is lighter for the pages (tests/conftest.py::chromium_for_pages) but optional: where it
+# cannot be installed the tests use chromium.
 test-deps:
 	@test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
 	  echo "installing chromium and fonts-noto-cjk (Debian)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@test -x /usr/bin/chromium-headless-shell || { \
+	  echo "installing chromium-headless-shell (Debian)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium-headless-shell; } >/dev/null 2>&1 || echo "no chromium-headless-shell: the browser tests use chromium"; }
 
 test: setup test-deps
 	scripts/test.sh

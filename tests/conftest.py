@@ -803,14 +803,26 @@ CHROMIUM_ARGS = [
 ]
 
 
+HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
+
+
+def chromium_for_pages() -> str:
+    """The chromium the shared `browser` drives: Debian's chromium-headless-shell where it is
+    installed (`make test-deps` tries to), else chromium itself. The shell is the same Blink
+    without the browser's own UI, the build Playwright itself uses for headless runs. Measured
+    (docs/benchmarks.md, "Test suite", 2026-12-06): the browser tests' busy CPU-seconds 375 with
+    chromium, 328 with the shell. $CHROMIUM picks one by hand."""
+    if "CHROMIUM" in os.environ:
+        return os.environ["CHROMIUM"]
+    return HEADLESS_SHELL if os.access(HEADLESS_SHELL, os.X_OK) else "/usr/bin/chromium"
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
-        )
+        b = pw.chromium.launch(executable_path=chromium_for_pages(), args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -821,7 +833,8 @@ def camera(browser: Any) -> Iterator[Callable[..., Any]]:
     .y4m of a QR code). Each call launches its own chromium, since the fake camera's file is a
     launch flag; the shared `browser` stays camera-less. allow=False leaves out the flag that
     accepts the permission prompt, so the page's camera request is refused as if the person
-    had said no."""
+    had said no. The full chromium, not the headless shell: asked for a camera it was not
+    told to accept, the shell answers NotSupportedError, never the NotAllowedError of a "no"."""
     launched: list[Any] = []
 
     def phone(video: Path, *, allow: bool = True, locale: str = "ja-JP") -> Any:
