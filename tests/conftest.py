@@ -43,12 +43,15 @@ from backend.models import Base
 from tests import outbox_report
 from tests.anvil_pool import MinesMissed
 from tests.chain_admin import ROLE_PRIVATE_KEYS
+from tests.pytest_logging_lock import hold_logging_lock_while_attaching
 
 # Passwords and PINs: scrypt at N=2^7 instead of 2^15 (backend/core/passwords.py). Each hash
 # records its parameters, so nothing else changes; at full cost the suite spent over a minute
 # of CPU hashing the same few test passwords, and still about 2 ms a hash at N=2^10 (0.3 ms
 # now; werkzeug's memory bound refuses N below 2^7 with r=8).
 passwords.HASH_METHOD = "scrypt:128:8:1"
+
+hold_logging_lock_while_attaching()  # a race in pytest 9 with our fixtures' threads (see there)
 
 
 def _share_rule_parsing() -> None:
