@@ -23,6 +23,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_expires": timedelta(days=1),
+        # Nothing reads a task's return value: the work's state is in the database. Kept, each
+        # result was one more write to the result backend per task (beat sends some every 2 s),
+        # and each send from a web process subscribed to a Redis channel for a result nobody
+        # waits for. A caller that does want one asks with apply_async(ignore_result=False).
+        "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
         "beat_schedule": {
             "core.record_heartbeat": {

@@ -116,7 +116,7 @@ def test_sigkill_worker_mid_batch_then_restart(
         assert 0 < at_kill < total, "the kill must land mid-way through the backfill"
         assert at_kill % PER_BLOCK == 0, "a chunk is committed whole or not at all"
         worker = _worker(tmp_path, chain, url, queue, log)
-        result = index_blocks.apply_async(queue=queue).get(timeout=60)
+        result = index_blocks.apply_async(queue=queue, ignore_result=False).get(timeout=60)
         assert result["caught_up"], result
     finally:
         if worker.poll() is None:
@@ -174,7 +174,7 @@ def test_rpc_down_retries_with_backoff_and_recovers(engines, make_app, tmp_path)
             shutdown_timeout=10,
         ):
             node.stop()
-            result = index_blocks.delay()
+            result = index_blocks.apply_async(ignore_result=False)
             deadline = time.monotonic() + 20
             while result.state != "RETRY":
                 assert time.monotonic() < deadline, result.state

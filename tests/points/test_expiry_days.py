@@ -208,7 +208,7 @@ def test_points_under_three_programmes_across_expiry_days(app, town_id, user_id,
         queues=[celery.conf.task_default_queue],
         shutdown_timeout=10,
     ):
-        out = expire_lots.delay().get(timeout=60)
+        out = expire_lots.apply_async(ignore_result=False).get(timeout=60)
     assert out["late"] == [p.address] and out["queued"][p.address] >= 1
     with app.app_context():
         session = get_db().session
