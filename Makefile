@@ -36,7 +36,7 @@ run: setup
 	$(PY) scripts/run.py
 
 # Browser tests need Debian's chromium (and CJK fonts for readable screenshots). Its headless
-# shell is lighter for the pages (tests/conftest.py::chromium_for_pages) but optional: where it
+# shell is lighter for the pages (tests/pages.py::chromium_for_pages) but optional: where it
 # cannot be installed the tests use chromium.
 test-deps:
 	@test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.accounts.conftest import MASTER_KEY, PASSWORD
-from tests.conftest import wait_for_path
+from tests.pages import wait_for_path
 
 
 @pytest.fixture

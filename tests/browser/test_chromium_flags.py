@@ -51,4 +51,4 @@ def test_our_disabled_features_keep_playwrights_and_the_unseen_popups_are_not_lo
         assert len(lists) >= 2, "Playwright's list and ours"
         # Chromium uses only the last one it is given: it must hold every earlier one.
         lost = set().union(*lists[:-1]) - lists[-1]
-        assert not lost, f"add {sorted(lost)} to PLAYWRIGHT_DISABLED_FEATURES (tests/conftest.py)"
+        assert not lost, f"add {sorted(lost)} to PLAYWRIGHT_DISABLED_FEATURES (tests/pages.py)"

@@ -18,12 +18,13 @@ from backend.accounts.models import User
 from backend.core.db import get_db
 from backend.events.services import jst_input
 from backend.regions.models import Town
-from tests.conftest import BeatTicker, wait_for_path
+from tests.conftest import BeatTicker
 from tests.console.conftest import EMAILS
 from tests.events.conftest import app as app  # noqa: F401 - the fixtures, reused
 from tests.events.conftest import town as town  # noqa: F401
 from tests.issuing.conftest import chain_balance
 from tests.merchants.conftest import PASSWORD
+from tests.pages import wait_for_path
 
 pytestmark = pytest.mark.heavy
 

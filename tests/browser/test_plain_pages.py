@@ -32,7 +32,7 @@ from backend.points.demo import RESIDENT_PASSWORD, RESIDENTS
 from backend.regions.models import Town
 from backend.shop.services import payment_provider
 from tests.chain_admin import role_address
-from tests.conftest import LiveServer, wait_for_path
+from tests.pages import LiveServer, wait_for_path
 from tests.shop.shop_helpers import PASSWORD, VENUE, Api, contract, drive, listing_id, mine
 from tests.shop.shop_helpers import shop_app as shop_app  # noqa: F401 - the fixture
 

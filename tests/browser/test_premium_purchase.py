@@ -16,7 +16,7 @@ from backend.core.db import get_db
 from backend.points.lots import jst_day
 from backend.points.models import PointsEntry
 from backend.premium.models import PremiumPurchase
-from tests.conftest import wait_for_path
+from tests.pages import wait_for_path
 from tests.premium.conftest import PASSWORD, add_town, add_user, set_offer
 
 

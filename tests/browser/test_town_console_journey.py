@@ -37,10 +37,10 @@ from backend.partners.models import PartnerPayment
 from backend.points.models import TownProgramme
 from backend.regions.models import Town
 from backend.shop.models import AllowlistEntry, Listing
-from tests.conftest import wait_for_path
 from tests.dao.test_dao_journey import log_in
 from tests.merchants.conftest import PASSWORD
 from tests.onboarding.conftest import signup
+from tests.pages import wait_for_path
 from tests.partners.conftest import CLERK, CUSTOMER, SARABETSU_STAFF, TOYAKO_STAFF
 from tests.partners.conftest import towns as towns  # noqa: F401 - the fixture, reused
 

@@ -3,9 +3,9 @@ someone by e-mail, sees them listed and the change in the audit log, with no sid
 
 from __future__ import annotations
 
-from tests.conftest import wait_for_path
 from tests.console.conftest import EMAILS
 from tests.merchants.conftest import PASSWORD
+from tests.pages import wait_for_path
 
 
 def _no_sideways_scroll(page) -> None:

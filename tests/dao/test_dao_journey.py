@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.accounts.conftest import PASSWORD
-from tests.conftest import goto_polling_page, wait_for_path
 from tests.dao.conftest import SLUG, make_staff, signup
+from tests.pages import goto_polling_page, wait_for_path
 
 RECIPIENT = "0x00000000000000000000000000000000000000E2"
 TEXT = {

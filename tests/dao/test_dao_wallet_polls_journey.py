@@ -15,9 +15,9 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from tests.conftest import wait_for_path
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_journey import log_in, wait_for
+from tests.pages import wait_for_path
 
 INJECTED_WALLET = """
 window.ethereum = {

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 from tests.accounts.conftest import PASSWORD
-from tests.conftest import wait_for_path
 from tests.dao.conftest import SLUG, make_staff, poll_counts, settle, signup
 from tests.dao.test_dao_api import open_proposal
+from tests.pages import wait_for_path
 
 
 def test_vote_confirm_back_then_confirm_on_a_phone_without_javascript(

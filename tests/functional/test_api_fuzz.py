@@ -21,7 +21,7 @@ from backend.chain.custody import get_vault
 from backend.chain.outbox import outbox_service
 from backend.core.db import get_db
 from scripts.demo_data import load_demo_data
-from tests.conftest import LiveServer
+from tests.pages import LiveServer
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 PASSWORD = "correct horse battery"

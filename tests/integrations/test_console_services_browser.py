@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import wait_for_path
 from tests.integrations.conftest import ADMIN_EMAIL, THANKS
 from tests.merchants.conftest import PASSWORD
+from tests.pages import wait_for_path
 
 
 def _no_sideways_scroll(page) -> None:

@@ -18,9 +18,10 @@ from web3 import Web3
 from backend.core.db import get_db
 from backend.issuing import services as issuing
 from backend.webhooks.models import WebhookDelivery
-from tests.conftest import RUN_QUEUE, LiveServer
+from tests.conftest import RUN_QUEUE
 from tests.integrations.client import ServiceClient
 from tests.integrations.conftest import THANKS, make_service
+from tests.pages import LiveServer
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.workers import Beat, start_worker, stop_worker
 

@@ -5,9 +5,9 @@ the test waits for the state the page shows, never for time)."""
 
 from __future__ import annotations
 
-from tests.conftest import wait_for_path
 from tests.issuing.conftest import chain_balance
 from tests.merchants.conftest import PASSWORD
+from tests.pages import wait_for_path
 
 
 def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser, w3, screenshot):

@@ -10,8 +10,8 @@ import re
 from playwright.sync_api import expect
 
 from tests.camera import qr_y4m
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD, set_balance
+from tests.pages import wait_for_path
 
 PIN = "482916"
 

@@ -9,9 +9,9 @@ import re
 
 from backend.core.db import get_db
 from backend.merchants.models import Charge
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD
 from tests.merchants.test_pay_charge_race import _qr_charge
+from tests.pages import wait_for_path
 
 
 def _log_in(page, base: str, email: str, next_path: str) -> None:

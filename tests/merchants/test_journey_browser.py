@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from backend.accounts.models import User
 from backend.core.db import get_db, utcnow
 from backend.points.services import points_service
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD
+from tests.pages import wait_for_path
 
 
 def _wait_for(page, check: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD, set_balance
+from tests.pages import wait_for_path
 
 PIN = "482916"
 

@@ -18,10 +18,10 @@ from backend.core.db import get_db
 from backend.merchants.models import Charge
 from backend.points.programmes import EVENT_PRIZE
 from backend.points.services import points_service
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD, run_chain
 from tests.merchants.proxy_helpers import register_resident
 from tests.merchants.test_town_hall_residents import _pdf_text
+from tests.pages import wait_for_path
 
 PHONE = {"width": 360, "height": 740}
 

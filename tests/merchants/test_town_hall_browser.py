@@ -17,9 +17,9 @@ from backend.accounts.models import Address, User
 from backend.chain.indexer_models import TokenBalance
 from backend.core.db import get_db
 from tests.camera import image_y4m
-from tests.conftest import wait_for_path
 from tests.merchants.conftest import PASSWORD
 from tests.merchants.test_town_hall_residents import _pdf_text
+from tests.pages import wait_for_path
 
 
 def _log_in(page, base: str, email: str, next_path: str) -> None:

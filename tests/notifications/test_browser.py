@@ -13,8 +13,8 @@ from backend.chain.custody import get_vault
 from backend.core.db import get_db
 from backend.notifications.models import CHARGE_PAID, POINTS_ARRIVED, TICKET_USED, VOTE_OPENED
 from backend.notifications.services import notify
-from tests.conftest import wait_for_path
 from tests.notifications.conftest import switches
+from tests.pages import wait_for_path
 
 PASSWORD = "correct horse battery"
 FACTS = [

@@ -12,8 +12,8 @@ import pytest
 
 from backend.core.db import get_db
 from backend.onboarding.services import add_operator
-from tests.conftest import wait_for_path
 from tests.onboarding.conftest import PASSWORD, signup
+from tests.pages import wait_for_path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.camera import qr_y4m, wait_for_scan
-from tests.conftest import LiveServer, wait_for_path
+from tests.pages import LiveServer, wait_for_path
 from tests.shop.shop_helpers import VENUE, bought_card
 
 CHECKIN = "/towns/sarabetsu/checkin"

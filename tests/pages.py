@@ -1,0 +1,159 @@
+"""The app served on a free port and Debian's chromium driven by Playwright: the fixtures of the
+browser tests (`live_server`, `browser`, `camera`, `screenshot`) and their helpers. Registered
+by tests/conftest.py (`pytest_plugins`); import the helpers from here."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+
+
+def wait_for_path(page: Any, path: str) -> None:
+    """Wait until the browser page is at `path` itself: a log-in page's own URL ends in
+    "?next=<path>", so a pattern on the whole URL would match before the redirect."""
+    page.wait_for_url(lambda url: urlsplit(url).path == path)
+
+
+def goto_polling_page(page: Any, url: str) -> Any:
+    """`page.goto(url)` for a page already showing `url` whose script reloads it when what it
+    shows moves on (the DAO pages poll their results). If that reload starts while the test's
+    navigation is on its way, Playwright fails the goto ("interrupted by another navigation")
+    although both end on a fresh copy of the same URL: then the page's own load is awaited."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.goto(url)
+    except PlaywrightError as exc:
+        if f'interrupted by another navigation to "{url}"' not in str(exc):
+            raise
+        page.wait_for_load_state()
+    return page
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server
+
+
+# Chromium takes only the last --disable-features it is given, and Playwright passes its own list
+# first: ours repeats Playwright's (tests/browser/test_chromium_flags.py fails when Playwright's
+# list gains one ours lacks) and adds the two omnibox popups. Headless chromium 156 loads both as
+# WebUI pages, in a renderer of their own, for every browser context: pages nobody sees. Measured
+# (docs/benchmarks.md, "Test suite", 2026-12-06): chromium's CPU for 10 contexts 9.8-11.5 s with
+# them, 6.4-6.6 s without; the browser tests' busy CPU-seconds 500/502 with, 406/414 without.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
+    "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
+    "ThirdPartyStoragePartitioning,AvoidCorsURLLoaderRestartOnRedirect,TcpPortRandomizationWin,"
+    "OptimizationHints,NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch,"
+    "msForceBrowserSignIn,msEdgeUpdateLaunchServicesPreferredVersion"
+)
+UNSEEN_POPUPS = "WebUIOmniboxPopup,WebUIOmniboxAimPopup"
+
+CHROMIUM_ARGS = [
+    f"--disable-features={PLAYWRIGHT_DISABLED_FEATURES},{UNSEEN_POPUPS}",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
+
+
+def chromium_for_pages() -> str:
+    """The chromium the shared `browser` drives: Debian's chromium-headless-shell where it is
+    installed (`make test-deps` tries to), else chromium itself. The shell is the same Blink
+    without the browser's own UI, the build Playwright itself uses for headless runs. Measured
+    (docs/benchmarks.md, "Test suite", 2026-12-06): the browser tests' busy CPU-seconds 375 with
+    chromium, 328 with the shell. $CHROMIUM picks one by hand."""
+    if "CHROMIUM" in os.environ:
+        return os.environ["CHROMIUM"]
+    return HEADLESS_SHELL if os.access(HEADLESS_SHELL, os.X_OK) else "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_for_pages(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def camera(browser: Any) -> Iterator[Callable[..., Any]]:
+    """A 360 px phone (a browser context) whose camera films `video` (tests/camera.py makes a
+    .y4m of a QR code). Each call launches its own chromium, since the fake camera's file is a
+    launch flag; the shared `browser` stays camera-less. allow=False leaves out the flag that
+    accepts the permission prompt, so the page's camera request is refused as if the person
+    had said no. The full chromium, not the headless shell: asked for a camera it was not
+    told to accept, the shell answers NotSupportedError, never the NotAllowedError of a "no"."""
+    launched: list[Any] = []
+
+    def phone(video: Path, *, allow: bool = True, locale: str = "ja-JP") -> Any:
+        args = [
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ]
+        if allow:
+            args.append("--use-fake-ui-for-media-stream")
+        b = browser.browser_type.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=args
+        )
+        launched.append(b)
+        return b.new_context(
+            viewport={"width": 360, "height": 740},
+            locale=locale,
+            permissions=["camera"] if allow else [],
+        )
+
+    yield phone
+    for b in launched:
+        b.close()
+
+
+@pytest.fixture
+def screenshot(artifacts_dir: Path, request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """Save a screenshot of a page to test-artifacts/screenshots/<test>-<step>.png."""
+    folder = artifacts_dir / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shoot(page: Any, step: str) -> Path:
+        path = folder / f"{request.node.name}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shoot
