@@ -706,7 +706,7 @@ class BeatTicker:
             now = time.monotonic()
             for task, period in periods.items():
                 if due[task] <= now:
-                    self.celery.send_task(task, ignore_result=True)  # as beat sends
+                    self.celery.send_task(task)
                     due[task] = now + period - 0.01  # a tick's jitter does not skip one
 
     def __enter__(self) -> BeatTicker:

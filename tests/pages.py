@@ -88,6 +88,7 @@ CHROMIUM_ARGS = [
 ]
 
 
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # $CHROMIUM: another build
 HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
 
 
@@ -96,10 +97,10 @@ def chromium_for_pages() -> str:
     installed (`make test-deps` tries to), else chromium itself. The shell is the same Blink
     without the browser's own UI, the build Playwright itself uses for headless runs. Measured
     (docs/benchmarks.md, "Test suite", 2026-12-06): the browser tests' busy CPU-seconds 375 with
-    chromium, 328 with the shell. $CHROMIUM picks one by hand."""
-    if "CHROMIUM" in os.environ:
-        return os.environ["CHROMIUM"]
-    return HEADLESS_SHELL if os.access(HEADLESS_SHELL, os.X_OK) else "/usr/bin/chromium"
+    chromium, 328 with the shell. $CHROMIUM picks one by hand (for the cameras too)."""
+    if "CHROMIUM" in os.environ or not os.access(HEADLESS_SHELL, os.X_OK):
+        return CHROMIUM
+    return HEADLESS_SHELL
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +131,7 @@ def camera(browser: Any) -> Iterator[Callable[..., Any]]:
         ]
         if allow:
             args.append("--use-fake-ui-for-media-stream")
-        b = browser.browser_type.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=args
-        )
+        b = browser.browser_type.launch(executable_path=CHROMIUM, args=args)
         launched.append(b)
         return b.new_context(
             viewport={"width": 360, "height": 740},

@@ -16,13 +16,11 @@ from _pytest.logging import catching_logs
 
 
 def hold_logging_lock_while_attaching() -> None:
-    if getattr(catching_logs.__enter__, "holds_logging_lock", False):
-        return
+    """Called once, by tests/conftest.py."""
     enter = catching_logs.__enter__
 
     def locked_enter(self: Any) -> Any:
         with logging._lock:  # type: ignore[attr-defined]  # an RLock: addHandler takes it too
             return enter(self)
 
-    locked_enter.holds_logging_lock = True  # type: ignore[attr-defined]
     catching_logs.__enter__ = locked_enter  # type: ignore[method-assign]

@@ -93,7 +93,7 @@ def publish(
 
     def send() -> None:
         try:
-            celery.send_task(name, args=list(args), retry=False, ignore_result=True)
+            celery.send_task(name, args=list(args), retry=False)
         except BaseException as exc:  # noqa: BLE001 - reported to the waiting caller
             failure.append(exc)
         finally:

@@ -26,7 +26,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Nothing reads a task's return value: the work's state is in the database. Kept, each
         # result was one more write to the result backend per task (beat sends some every 2 s),
         # and each send from a web process subscribed to a Redis channel for a result nobody
-        # waits for. A caller that does want one asks with apply_async(ignore_result=False).
+        # waits for (send_task too: see PlatformCelery). A caller that wants one asks with
+        # apply_async(ignore_result=False).
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
         "beat_schedule": {
@@ -45,6 +46,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return conf
 
 
+class PlatformCelery(Celery):  # type: ignore[misc]
+    """Celery whose `send_task` follows `task_ignore_result` as a task's `apply_async` does:
+    Celery's own subscribes to the task's result unless each call says ignore_result=True."""
+
+    def send_task(self, name: str, *args: Any, **options: Any) -> Any:
+        options.setdefault("ignore_result", self.conf.task_ignore_result)
+        return super().send_task(name, *args, **options)
+
+
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: object, **kwargs: object) -> object:
@@ -52,7 +62,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 return self.run(*args, **kwargs)
 
     prepare_embedded(settings.celery_broker_url)
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app = PlatformCelery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_config(settings))
     celery_app.set_default()
     app.extensions["celery"] = celery_app

@@ -223,7 +223,7 @@ def kick_after_commit(session: Session) -> None:
     def _after_commit(sess: Session) -> None:
         if sess.info.pop("notifications_kick", False):
             try:
-                celery.send_task(SEND_TASK, ignore_result=True)
+                celery.send_task(SEND_TASK)
             except Exception:  # the beat task sends what a lost kick missed
                 log.exception("could not send %s", SEND_TASK)
 

@@ -101,7 +101,7 @@ def _kick_after_commit(session: Session) -> None:
     def _after_commit(sess: Session) -> None:
         if sess.info.pop("webhooks_kick", False):
             try:
-                celery.send_task(DELIVER_TASK, ignore_result=True)
+                celery.send_task(DELIVER_TASK)
             except Exception:  # the beat task sends what a lost kick missed
                 log.exception("could not send %s", DELIVER_TASK)
 

@@ -60,3 +60,16 @@ def test_the_platforms_tasks_leave_no_result_behind(app, celery_worker):
         assert [client.exists(f"celery-task-meta-{i}") for i in sent] == [0, 0]
     finally:
         client.close()
+
+
+def test_send_task_asks_for_no_result_unless_told(app):
+    """Celery's own send_task waits for a result (it subscribes to it on Redis) unless each
+    call says otherwise; the platform's follows task_ignore_result, as apply_async does."""
+    celery = app.extensions["celery"]
+    try:
+        assert celery.send_task("core.record_heartbeat", args=["a"]).ignored is True
+        asked = celery.send_task("core.record_heartbeat", args=["b"], ignore_result=False)
+        assert asked.ignored is False
+    finally:
+        with celery.connection_for_write() as conn:
+            conn.default_channel.queue_purge(celery.conf.task_default_queue)

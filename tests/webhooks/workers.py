@@ -78,7 +78,7 @@ class Beat:
             if self._backlog() > len(self.tasks):
                 continue
             for task in self.tasks:
-                self.celery.send_task(task, queue=self.queue, ignore_result=True)
+                self.celery.send_task(task, queue=self.queue)
 
     def __enter__(self) -> Beat:
         self.mines_missed.__enter__()
