@@ -37,6 +37,54 @@ def goto_polling_page(page: Any, url: str) -> Any:
     return page
 
 
+# What sticks out past the right edge of a phone `width` px wide: the page's own width, and
+# the innermost elements and the words that reach past it (what to fix, in the failure).
+_STICKING_OUT = """(width) => {
+  const page = document.documentElement.scrollWidth;
+  if (page <= width) return [];
+  const out = [`the page is ${page} px wide`];
+  const where = (el) => el.tagName.toLowerCase() + (el.className ? '.' + el.className : '');
+  for (const el of document.body.querySelectorAll('*')) {
+    const past = (e) => e.getBoundingClientRect().right > width + 1;
+    if (past(el) && ![...el.children].some(past))
+      out.push(`${where(el)} "${(el.textContent || el.value || '').trim().slice(0, 30)}"`);
+  }
+  const words = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (words.nextNode()) {
+    const text = words.currentNode, range = document.createRange();
+    range.selectNodeContents(text);
+    if (range.getBoundingClientRect().right > width + 1)
+      out.push(`text in ${where(text.parentElement)} "${text.textContent.trim().slice(0, 30)}"`);
+  }
+  return [...new Set(out)].slice(0, 8);
+}"""
+# Chromium's own default font sizes, and twice them: "large text" (PRODUCT.md: every page works
+# on a small phone and with large text), the 200 % that WCAG 1.4.4 asks text to resize to and
+# about the largest text setting of a phone. The site's sizes are in rem and em, so they follow.
+_DEFAULT_TEXT = {"standard": 16, "fixed": 13}
+_LARGE_TEXT = {"standard": 32, "fixed": 26}
+
+
+def sticking_out_of_the_phone(page: Any, width: int = 360) -> list[str]:
+    """What makes the page shown wider than the phone (`width` CSS px), at the default text size
+    and at 200 % text (Chromium's font-size settings, as a reader who set large text has them):
+    [] when nothing is cut off or needs scrolling sideways."""
+    problems: list[str] = page.evaluate(_STICKING_OUT, width)
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("Page.setFontSizes", {"fontSizes": _LARGE_TEXT})
+        problems += [f"at 200 % text, {p}" for p in page.evaluate(_STICKING_OUT, width)]
+    finally:
+        cdp.send("Page.setFontSizes", {"fontSizes": _DEFAULT_TEXT})
+        cdp.detach()
+    return problems
+
+
+def assert_fits_the_phone(page: Any, width: int = 360) -> None:
+    problems = sticking_out_of_the_phone(page, width)
+    assert not problems, f"{page.url} is wider than a {width} px phone: " + "; ".join(problems)
+
+
 class LiveServer:
     def __init__(self, app: Flask) -> None:
         from werkzeug.serving import make_server

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.accounts.conftest import MASTER_KEY, PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def _path(link: str) -> str:
 
 
 def _fits(page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert_fits_the_phone(page, width)
 
 
 def test_confirm_the_address_on_a_phone_in_japanese(live_server, browser, mailbox, screenshot):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from scripts.demo_data import load_demo_data
+from tests.pages import assert_fits_the_phone
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 
@@ -26,7 +27,7 @@ def test_staff_create_a_collection_on_a_phone_and_see_it_go_live(
         page.locator("form button[type=submit]").first.click()
         page.wait_for_url(base + "/towns/sarabetsu/admin/collections/new")
         assert "コレクションを作成" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "console-collection-new-ja-360")
         page.select_option("#category", "experience")
         page.fill("#slug", "farm-stay")
@@ -40,7 +41,7 @@ def test_staff_create_a_collection_on_a_phone_and_see_it_go_live(
         page.get_by_role("button", name="コレクションを作成する").click()
         page.wait_for_url("**/admin/collections/*")
         assert "農泊体験" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "console-collection-queued-ja-360")
         deadline = time.monotonic() + 90
         status = page.get_by_test_id("collection-status")
@@ -49,7 +50,7 @@ def test_staff_create_a_collection_on_a_phone_and_see_it_go_live(
             time.sleep(1)
             page.reload()
         assert "公開中" in page.content() and "確認済み" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "console-collection-live-ja-360")
     finally:
         context.close()

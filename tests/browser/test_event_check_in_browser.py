@@ -24,7 +24,7 @@ from tests.events.conftest import app as app  # noqa: F401 - the fixtures, reuse
 from tests.events.conftest import town as town  # noqa: F401
 from tests.issuing.conftest import chain_balance
 from tests.merchants.conftest import PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 pytestmark = pytest.mark.heavy
 
@@ -76,13 +76,13 @@ def test_staff_create_an_event_and_an_attendee_checks_in_once(
         assert "（日本時間）" in attendee.content()  # Japan time, labelled
         button = attendee.get_by_test_id("check-in-form").locator("button")
         assert "300" in button.inner_text()
-        assert attendee.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(attendee)
         screenshot(attendee, "2-check-in-ja-360")
         button.click()
         attendee.get_by_test_id("checked-in").wait_for()
         state = attendee.get_by_test_id("points-state")
         assert state.get_attribute("data-points-state") == "pending"
-        assert attendee.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(attendee)
         screenshot(attendee, "3-pending-ja-360")
 
         with BeatTicker(app):  # now the worker sends, mines, reads receipts and indexes
@@ -95,7 +95,7 @@ def test_staff_create_an_event_and_an_attendee_checks_in_once(
         attendee.goto(link)  # scanning the QR again
         attendee.get_by_test_id("already-checked-in").wait_for()
         assert attendee.get_by_test_id("check-in-form").count() == 0
-        assert attendee.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(attendee)
         screenshot(attendee, "5-already-ja-360")
 
         staff.goto(f"{base}{path}")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from backend.accounts.models import User
 from backend.core.db import get_db, utcnow
 from backend.shop.models import Gift
-from tests.pages import LiveServer, wait_for_path
+from tests.pages import LiveServer, assert_fits_the_phone, wait_for_path
 from tests.shop.shop_helpers import PASSWORD, VENUE, Api, bought_card, drive
 from tests.shop.shop_helpers import shop_app as shop_app  # noqa: F401 - the fixture
 
@@ -34,7 +34,7 @@ def _phone(browser: Any, base: str, email: str, lang: str = "ja") -> Any:
 
 
 def _fits(page: Any) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(page)
 
 
 def _gifts(app: Any) -> list[tuple[str, int | None]]:

@@ -32,7 +32,7 @@ from backend.points.demo import RESIDENT_PASSWORD, RESIDENTS
 from backend.regions.models import Town
 from backend.shop.services import payment_provider
 from tests.chain_admin import role_address
-from tests.pages import LiveServer, wait_for_path
+from tests.pages import LiveServer, sticking_out_of_the_phone, wait_for_path
 from tests.shop.shop_helpers import PASSWORD, VENUE, Api, contract, drive, listing_id, mine
 from tests.shop.shop_helpers import shop_app as shop_app  # noqa: F401 - the fixture
 
@@ -51,7 +51,6 @@ BLOCKS = (
 SKIP = re.compile(
     r"^/(logout|lang/|api/|static/|meta/|towns/[^/]+/admin(?!/events)|operator)|\.(csv|pdf)$"
 )
-WIDTH = "document.documentElement.scrollWidth"
 VISIBLE_TEXT = """() => {
   document.querySelectorAll('details').forEach((d) => d.remove());
   return document.body.innerText;
@@ -297,8 +296,8 @@ def _crawl(
             for rx in (HEX, *BLOCKS)
             for m in rx.finditer(text)
         ]
-        if resp.status == 200 and page.evaluate(WIDTH) > 360:
-            found.append(f"wider than the phone: {page.evaluate(WIDTH)} px")
+        if resp.status == 200:
+            found += sticking_out_of_the_phone(page)
         if found:
             problems[path] = found
         for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):

@@ -16,7 +16,7 @@ from backend.core.db import get_db
 from backend.points.lots import jst_day
 from backend.points.models import PointsEntry
 from backend.premium.models import PremiumPurchase
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 from tests.premium.conftest import PASSWORD, add_town, add_user, set_offer
 
 
@@ -40,13 +40,13 @@ def test_a_resident_buys_points_with_a_premium_by_test_card_and_sees_the_lot_wit
         assert "お支払いより 20% 多いポイント" in page.content()
         assert page.get_by_test_id("yen-1000").is_checked()  # ¥1,000 → 1,200 points
         assert "1,000 円 → 1,200 ポイント" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "buy-ja-360")
 
         page.get_by_role("button", name="カードで支払う").click()
         page.wait_for_url("**/points/buy/test-checkout/pp_*")
         assert "テストモード" in page.content() and "1,000 円" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "checkout-ja-360")
         page.get_by_role("button", name="支払う（テスト）").click()
         page.wait_for_url("**/points/purchases/pp_*")
@@ -54,7 +54,7 @@ def test_a_resident_buys_points_with_a_premium_by_test_card_and_sees_the_lot_wit
         # The page reloads itself while the worker issues the points and the indexer sees them.
         page.locator(".purchase-issued").wait_for(timeout=90_000)
         assert "1,200 ポイントがアカウントに追加されました" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "issued-ja-360")
 
         page.locator("a.button-link[href='/points']").click()
@@ -64,7 +64,7 @@ def test_a_resident_buys_points_with_a_premium_by_test_card_and_sees_the_lot_wit
         assert "1,200" in row.inner_text()
         assert "使用期限（日本時間）" in page.locator("table.lots thead").inner_text()
         shown = row.get_by_test_id("expiry").inner_text()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "points-ja-360")
     finally:
         context.close()

@@ -17,6 +17,7 @@ from tests.dao.conftest import dao_chain, signup, town  # noqa: F401  (fixtures)
 from tests.dao.test_dao_journey import log_in, wait_for
 from tests.oidc_provider import OidcProvider
 from tests.oidc_provider import settings as oidc_settings
+from tests.pages import assert_fits_the_phone
 
 SLUG = "sarabetsu"
 WIDTH, HEIGHT = 360, 740
@@ -81,7 +82,7 @@ def test_resident_verifies_gets_the_pass_and_votes(
         page.goto(f"{base}/me")
         page.get_by_test_id("residency-link").click()
         page.wait_for_url(re.compile(r".*/me/residency$"))
-        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+        assert_fits_the_phone(page, WIDTH)
         screenshot(page, "before")
         # To the provider and back: it consents at once, the callback checks its ID token.
         page.get_by_test_id(f"verify-{SLUG}").click()
@@ -95,7 +96,7 @@ def test_resident_verifies_gets_the_pass_and_votes(
         state = page.get_by_test_id(f"residency-state-{SLUG}")
         state.filter(has_text="パス発行済み").wait_for(timeout=60_000)
         assert "パス番号" in state.inner_text()
-        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+        assert_fits_the_phone(page, WIDTH)
         screenshot(page, "pass")
 
         # A resident-chamber proposal after the pass: the snapshot counts it.
@@ -115,7 +116,7 @@ def test_resident_verifies_gets_the_pass_and_votes(
         page.get_by_role("button", name="この内容で投票する").click()
         page.locator('#dao-eligibility[data-reason="already_voted"]').wait_for(timeout=30_000)
         page.locator('[data-count="for"]').filter(has_text="1").wait_for(timeout=60_000)
-        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+        assert_fits_the_phone(page, WIDTH)
         screenshot(page, "voted")
     finally:
         page.context.close()

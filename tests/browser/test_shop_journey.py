@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from scripts.demo_data import load_demo_data
+from tests.pages import assert_fits_the_phone
 
 
 def _wait_for_listings(page, base: str, timeout: float = 30) -> None:
@@ -33,7 +34,7 @@ def test_tourist_buys_an_ambassador_card_by_card_and_sees_it_with_a_ticket_qr(
         page.get_by_role("link", name="更別村").click()
         page.wait_for_url(base + "/towns/sarabetsu")
         assert "カード払い 5,000 円" in page.content() and "村のイベント入場" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "shop-ja-360")
 
         page.get_by_role("link", name="新規登録").first.click()
@@ -58,11 +59,11 @@ def test_tourist_buys_an_ambassador_card_by_card_and_sees_it_with_a_ticket_qr(
         page.get_by_test_id("receipt-link").click()
         page.wait_for_url("**/receipt")
         assert "領収書" in page.content() and "更別村" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "receipt-ja-360")
         page.goto(base + "/me/purchases")
         assert page.get_by_test_id("purchase").count() == 1
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "purchases-ja-360")
         page.go_back()
         page.go_back()
@@ -73,7 +74,7 @@ def test_tourist_buys_an_ambassador_card_by_card_and_sees_it_with_a_ticket_qr(
         assert "更別村アンバサダーカード #1" in page.content()
         assert "残り 3 回（全 3 回）" in page.content()
         assert page.locator(".qr svg").count() == 1
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "my-collection-ja-360")
 
         page.set_viewport_size({"width": 1280, "height": 800})

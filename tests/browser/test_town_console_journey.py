@@ -40,7 +40,7 @@ from backend.shop.models import AllowlistEntry, Listing
 from tests.dao.test_dao_journey import log_in
 from tests.merchants.conftest import PASSWORD
 from tests.onboarding.conftest import signup
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 from tests.partners.conftest import CLERK, CUSTOMER, SARABETSU_STAFF, TOYAKO_STAFF
 from tests.partners.conftest import towns as towns  # noqa: F401 - the fixture, reused
 
@@ -99,10 +99,6 @@ def _db(app, query: Callable[[sa.orm.Session], object]) -> object:
             return query(session)
         finally:
             session.commit()
-
-
-def _fits(page, width: int = 360) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 def _chain_now(w3) -> dt.datetime:
@@ -186,7 +182,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         admin.get_by_role("button", name="任命する", exact=True).click()
         admin.wait_for_url("**/admin/people?notice=appointed")
         assert NEW_STAFF in admin.get_by_test_id("role-staff").inner_text()
-        _fits(admin)
+        assert_fits_the_phone(admin)
         screenshot(admin, "2-staff-appointed-ja-360")
 
         # 3a. A programme, confirmed on chain (the page polls its state by itself).
@@ -210,7 +206,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         admin.locator(f'[data-testid="state-{pid}"][data-setting-status="confirmed"]').wait_for(
             timeout=STATE_TIMEOUT * 1000
         )
-        _fits(admin)
+        assert_fits_the_phone(admin)
         screenshot(admin, "3-programme-confirmed-ja-360")
 
         # 3b. Points to 50 people from a CSV: upload → preview → confirm → progress done.
@@ -230,7 +226,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
             timeout=STATE_TIMEOUT * 1000
         )
         assert admin.locator('[data-row-status="confirmed"]').count() == len(PEOPLE)
-        _fits(admin)
+        assert_fits_the_phone(admin)
         screenshot(admin, "4-issued-ja-360")
 
         # 3c. A collection with an uploaded image, live on chain.
@@ -288,7 +284,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         _until(listed_and_signed, "the listing on chain and its voucher signed")
         admin.reload()
         assert admin.get_by_test_id("collection-status").get_attribute("data-status") == "live"
-        _fits(admin)
+        assert_fits_the_phone(admin)
         screenshot(admin, "5-collection-listing-ja-360")
         img = admin.request.get(f"{base}/meta/{SLUG}/lake-fest/image")
         assert img.ok and img.body() == PNG
@@ -309,7 +305,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         _reload_until(tourist, lambda: balance.inner_text() == str(EACH), "the tourist's points")
         tourist.goto(f"{base}/towns/{SLUG}")
         assert "湖上祭りチケット" in tourist.content()
-        _fits(tourist)
+        assert_fits_the_phone(tourist)
         screenshot(tourist, "6-shop-ja-360")
         tourist.locator("button[data-buy=points]").click()
         tourist.wait_for_url("**/shop/orders/**")
@@ -338,7 +334,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         toya.wait_for_selector('[data-testid="chain-mine"]')
         partnership = toya.get_by_test_id("partnership-status")
         _reload_until(toya, lambda: partnership.inner_text() == "稼働中", "the partnership")
-        _fits(toya)
+        assert_fits_the_phone(toya)
         screenshot(toya, "8-partners-ja-360")
 
         # ... then a 更別村 shop charges 30 points and the customer pays with 洞爺湖町 points.
@@ -358,7 +354,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         contexts.append(customer.context)
         customer.goto(f"{base}/pay/{code}")
         customer.locator('[data-testid="points-town-toyako"]').check()
-        _fits(customer)
+        assert_fits_the_phone(customer)
         screenshot(customer, "9-pay-toyako-points-ja-360")
         customer.get_by_role("button", name="30 ポイントを支払う").click()
         customer.wait_for_selector('[data-testid="paid-with"]')
@@ -373,7 +369,7 @@ def test_a_third_town_runs_itself_and_two_towns_share_points(
         for page, slug in ((sara, "sarabetsu"), (toya, "toyako")):
             page.goto(f"{base}/towns/{slug}/admin/clearing?month={month}")
             assert owes in page.get_by_test_id("net").inner_text()
-            _fits(page)
+            assert_fits_the_phone(page)
             screenshot(page, f"10-clearing-{slug}-ja-360")
     finally:
         for ctx in contexts:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from tests.console.conftest import EMAILS
 from tests.merchants.conftest import PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def _no_sideways_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(page)
 
 
 def test_admin_appoints_data_staff_on_a_phone(app, town, live_server, browser, screenshot):

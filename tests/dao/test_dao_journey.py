@@ -13,7 +13,7 @@ import pytest
 
 from tests.accounts.conftest import PASSWORD
 from tests.dao.conftest import SLUG, make_staff, signup
-from tests.pages import goto_polling_page, wait_for_path
+from tests.pages import assert_fits_the_phone, goto_polling_page, wait_for_path
 
 RECIPIENT = "0x00000000000000000000000000000000000000E2"
 TEXT = {
@@ -93,7 +93,7 @@ def test_propose_vote_queue_execute_payout(
         staff.fill("#body_en", "A stage for the harvest festival.")
         staff.fill("#amount", "120000")
         staff.fill("#recipient", RECIPIENT)
-        assert staff.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(staff, width)
         screenshot(staff, "staff-new")
         staff.get_by_role("button", name=t["submit"]).click()
         staff.wait_for_url(re.compile(r".*/dao/proposals/\d+$"))
@@ -116,7 +116,7 @@ def test_propose_vote_queue_execute_payout(
         eligibility = member.locator("#dao-eligibility")
         assert eligibility.inner_text() == t["eligible"]
         assert eligibility.get_attribute("data-weight") == "2"
-        assert member.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(member, width)
         screenshot(member, "member-eligible")
         member.get_by_role("button", name=t["vote_for"]).click()
         # The choice in words first; nothing is sent until it is confirmed.

@@ -17,7 +17,7 @@ from eth_account.messages import encode_defunct
 
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_journey import log_in, wait_for
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 INJECTED_WALLET = """
 window.ethereum = {
@@ -161,7 +161,7 @@ def test_staff_create_a_poll_and_members_vote(
         for i, (ja, en) in enumerate([("青", "Blue"), ("赤", "Red"), ("緑", "Green")]):
             staff.fill(f"#option_ja_{i}", ja)
             staff.fill(f"#option_en_{i}", en)
-        assert staff.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(staff, width)
         screenshot(staff, "staff-new-poll")
         staff.get_by_role("button", name=t["create"]).click()
         staff.wait_for_url(re.compile(r".*/dao/polls/\d+$"))
@@ -171,7 +171,7 @@ def test_staff_create_a_poll_and_members_vote(
 
         member.goto(poll_url)
         assert t["eligible"] in member.locator("#dao-eligibility").inner_text()
-        assert member.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(member, width)
         screenshot(member, "member-poll")
         member.locator('label[for="option-2"]').click()
         member.get_by_role("button", name=t["vote"], exact=True).click()
@@ -190,7 +190,7 @@ def test_staff_create_a_poll_and_members_vote(
         # The member's open page updates without a reload.
         member.locator('[data-option-count="0"]').filter(has_text="1").wait_for(timeout=30_000)
         assert member.locator("[data-total]").inner_text() == "3"
-        assert member.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(member, width)
         screenshot(member, "member-poll-results")
         assert staff.request.get(results_url).json()["tallies"] == [1, 0, 2]
     finally:

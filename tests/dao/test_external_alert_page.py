@@ -8,6 +8,7 @@ import pytest
 from tests.dao.conftest import SLUG, make_staff, signup
 from tests.dao.test_dao_journey import log_in, wait_for
 from tests.dao.test_external_proposals import Tourist
+from tests.pages import assert_fits_the_phone
 
 TEXT = {
     "ja": {"alert": "プラットフォームの外で提案が作られました。", "checked": "確認済みにする"},
@@ -51,7 +52,7 @@ def test_staff_see_and_check_the_alert(
         assert t["alert"] in box.inner_text()
         assert tourist.address in box.inner_text()
         assert staff.locator('[data-origin="external"]').count() == 1
-        assert staff.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_phone(staff, width)
         screenshot(staff, "staff-alert")
         staff.get_by_role("button", name=t["checked"]).click()
         staff.wait_for_url(f"{base}/towns/{SLUG}/dao")

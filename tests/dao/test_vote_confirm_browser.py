@@ -10,7 +10,7 @@ import re
 from tests.accounts.conftest import PASSWORD
 from tests.dao.conftest import SLUG, make_staff, poll_counts, settle, signup
 from tests.dao.test_dao_api import open_proposal
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def test_vote_confirm_back_then_confirm_on_a_phone_without_javascript(
@@ -44,7 +44,7 @@ def test_vote_confirm_back_then_confirm_on_a_phone_without_javascript(
         wait_for_path(page, f"/towns/{SLUG}/dao/proposals/{pid}/vote")
         assert page.locator("h1").inner_text() == "投票内容の確認"
         assert page.get_by_test_id("confirm-choice").inner_text() == "投票する内容: 反対"
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "confirm-against")
         # Back: nothing was sent, the person may choose again.
         page.get_by_role("link", name="戻って選び直す").click()
@@ -62,7 +62,7 @@ def test_vote_confirm_back_then_confirm_on_a_phone_without_javascript(
         when = page.locator("#dao-my-vote-when").inner_text()
         jst = r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d（日本時間）"
         assert re.fullmatch(rf"投票日時: {jst}（記録中）", when), when
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "voted-ja")
         assert poll_counts(app)["dao_votes"] == before["dao_votes"] + 1
 

@@ -8,11 +8,11 @@ import requests
 
 from tests.integrations.conftest import ADMIN_EMAIL, THANKS
 from tests.merchants.conftest import PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def _no_sideways_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(page)
 
 
 def _works(base: str, key: str) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tests.issuing.conftest import chain_balance
 from tests.merchants.conftest import PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser, w3, screenshot):
@@ -21,7 +21,7 @@ def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser
         page.fill("#password", PASSWORD)
         page.locator("form.form button[type=submit]").click()
         wait_for_path(page, path)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "1-issue-ja-360")
 
         csv = (
@@ -38,7 +38,7 @@ def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser
         page.get_by_test_id("preview-summary").wait_for()
         assert page.get_by_test_id("batch-total").inner_text() == "1,000"
         assert page.locator('tr[data-line="4"] [data-row-status="invalid"]').count() == 1
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "2-preview-ja-360")
 
         page.get_by_role("button", name="確定して 1,000 ポイントを発行する").click()
@@ -48,7 +48,7 @@ def test_upload_preview_confirm_and_watch_progress(app, world, platform, browser
         assert page.get_by_test_id("batch-state").inner_text() == "完了"
         assert page.locator('[data-row-status="confirmed"]').count() == 2
         assert page.locator("progress").evaluate("p => p.value") == 100
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "3-done-ja-360")
     finally:
         phone.close()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.camera import qr_y4m
 from tests.merchants.conftest import PASSWORD, set_balance
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 PIN = "482916"
 
@@ -48,7 +48,7 @@ def test_the_clerk_scans_a_customer_code_and_takes_the_payment(
     expect(form.get_by_text("読み取ったコード：")).to_be_visible()
     expect(form.locator("video")).to_be_hidden()  # the camera is off again
     assert shop.url.endswith(desk)
-    assert shop.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(shop)
     screenshot(shop, "1-code-read-ja-360")
 
     form.get_by_role("button", name="支払いを受ける").click()
@@ -109,7 +109,7 @@ def test_a_refused_camera_says_so_and_typing_the_code_still_works(
         expect(form.get_by_text(refused)).to_be_visible(timeout=60_000)
         expect(form.locator("#customer_code")).to_have_value("")
         expect(form.locator("#customer_code")).to_be_focused()
-        assert shop.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(shop)
         screenshot(shop, f"refused-{locale}-360")
         if locale == "en-GB":  # typed entry takes the payment (the code pays once)
             form.locator("#c-amount").fill("50")

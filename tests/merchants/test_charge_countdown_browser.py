@@ -11,7 +11,7 @@ from backend.core.db import get_db
 from backend.merchants.models import Charge
 from tests.merchants.conftest import PASSWORD
 from tests.merchants.test_pay_charge_race import _qr_charge
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def _log_in(page, base: str, email: str, next_path: str) -> None:
@@ -38,7 +38,7 @@ def test_the_countdown_reaches_expired_and_cancel_works(app, world, live_server,
         left = shop.locator("[data-countdown-left]")
         assert re.fullmatch(r"0:0[0-4]", left.inner_text()), left.inner_text()
         assert shop.get_by_test_id("cancel-charge").is_visible()
-        assert shop.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(shop)
         shop.locator("[data-countdown-expired]").wait_for(state="visible", timeout=15_000)
         assert shop.locator("[data-countdown-expired]").inner_text() == "期限切れ"
         assert not shop.get_by_test_id("cancel-charge").is_visible()

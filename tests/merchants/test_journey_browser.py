@@ -15,7 +15,7 @@ from backend.accounts.models import User
 from backend.core.db import get_db, utcnow
 from backend.points.services import points_service
 from tests.merchants.conftest import PASSWORD
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def _wait_for(page, check: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -56,7 +56,7 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
             points_service().grant_welcome_points(user, world.town())
         _wait_for(customer, lambda: customer.get_by_test_id("balance").first.inner_text() == "500")
         assert customer.get_by_test_id("expiry").first.inner_text() != "期限なし"
-        assert customer.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(customer)
         screenshot(customer, "1-points-ja-360")
 
         # The shop charges 300 points and shows a QR.
@@ -103,7 +103,7 @@ def test_pay_at_a_shop_redeem_and_settle(app, world, platform, browser, screensh
         staff.get_by_role("button", name="Mark as paid").click()
         # The form posts and comes back to the same URL: wait for the reference shown as paid.
         staff.locator(".mono", has_text="MIZUHO-2026-0001").wait_for()
-        assert staff.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(staff)
         screenshot(staff, "6-settled-en-360")
 
         # The shop sees it paid.
@@ -138,7 +138,7 @@ def test_town_staff_register_a_shop_add_staff_and_issue_a_card_on_a_phone(
         shop = page.locator("section.panel", has_text="パン工房")
         status = shop.get_by_test_id("shop-status")
         assert "処理中" in status.inner_text()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "staff-1-registering-ja-360")
         # The page switches to "active" by itself once the chain has confirmed it.
         page.wait_for_function(
@@ -162,7 +162,7 @@ def test_town_staff_register_a_shop_add_staff_and_issue_a_card_on_a_phone(
         page.get_by_role("button", name="カードを発行する").click()
         assert re.fullmatch(r"C[A-Z0-9]{10}", page.get_by_test_id("card-code").inner_text())
         assert re.fullmatch(r"\d{6}", page.get_by_test_id("card-pin").inner_text())
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "staff-4-card-issued-ja-360")
     finally:
         phone.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.merchants.conftest import PASSWORD, set_balance
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 PIN = "482916"
 
@@ -48,7 +48,7 @@ def test_pin_pad_and_history_on_phones(app, world, live_server, browser, screens
         shop.wait_for_url(re.compile(r"/pin-pad/[A-Za-z0-9_-]+$"))
         pad_url = shop.url
         assert shop.get_by_test_id("pad-amount").inner_text().startswith("120")
-        assert shop.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(shop)
         screenshot(shop, "1-pin-pad-ja-360")
 
         # A wrong PIN: the pad comes back saying so, with nothing typed kept anywhere.
@@ -82,7 +82,7 @@ def test_pin_pad_and_history_on_phones(app, world, live_server, browser, screens
         phone.goto(f"{base}/points/code")
         customer_code = phone.get_by_test_id("customer-code").inner_text()
         assert re.fullmatch(r"P\d{12}", customer_code)
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(phone)
         screenshot(phone, "4-my-code-en-360")
 
         shop.goto(f"{base}{desk}")
@@ -96,7 +96,7 @@ def test_pin_pad_and_history_on_phones(app, world, live_server, browser, screens
         texts = [t for t in phone.get_by_test_id("my-charge").all_inner_texts()]
         assert len(texts) == 2 and "80" in texts[0] and "your code" in texts[0]
         assert all("processing" in t for t in texts)
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(phone)
         screenshot(phone, "5-history-en-360")
     finally:
         shop_ctx.close()

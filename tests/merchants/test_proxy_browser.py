@@ -21,7 +21,7 @@ from backend.points.services import points_service
 from tests.merchants.conftest import PASSWORD, run_chain
 from tests.merchants.proxy_helpers import register_resident
 from tests.merchants.test_town_hall_residents import _pdf_text
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 PHONE = {"width": 360, "height": 740}
 
@@ -35,7 +35,7 @@ def _log_in(page, base: str, email: str, next_path: str) -> None:
 
 
 def _fits(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(page)
 
 
 def _transfers(app) -> int:

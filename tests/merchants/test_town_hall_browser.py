@@ -19,7 +19,7 @@ from backend.core.db import get_db
 from tests.camera import image_y4m
 from tests.merchants.conftest import PASSWORD
 from tests.merchants.test_town_hall_residents import _pdf_text
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 def _log_in(page, base: str, email: str, next_path: str) -> None:
@@ -55,7 +55,7 @@ def test_staff_register_a_phoneless_resident_print_the_card_and_the_shop_scans_i
     code = issued.get_by_test_id("card-code").inner_text().strip()
     pin = issued.get_by_test_id("card-pin").inner_text().strip()
     assert re.fullmatch(r"C[A-Z0-9]{10}", code) and re.fullmatch(r"\d{6}", pin)
-    assert hall.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(hall)
     screenshot(hall, "1-registered-ja-360")
     with app.app_context():
         s = get_db().session
@@ -96,7 +96,7 @@ def test_staff_register_a_phoneless_resident_print_the_card_and_the_shop_scans_i
     charge.get_by_role("button", name="支払いを受ける").click()
     shop.wait_for_url(re.compile(r"/pin-pad/[A-Za-z0-9_-]+$"))
     assert shop.get_by_test_id("pad-amount").inner_text().startswith("120")
-    assert shop.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(shop)
     screenshot(shop, "2-pin-pad-ja-360")
     for d in pin:
         shop.locator(f".pad-key[data-digit='{d}']").click()
@@ -111,6 +111,6 @@ def test_staff_register_a_phoneless_resident_print_the_card_and_the_shop_scans_i
     row.get_by_role("button", name="停止する(紛失・盗難)").click()
     expect(hall.get_by_test_id("card-locked")).to_be_visible()
     expect(hall.locator(f"[data-card-code='{code}']").get_by_test_id("card-state")).to_be_visible()
-    assert hall.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(hall)
     screenshot(hall, "3-locked-ja-360")
     town_ctx.close()

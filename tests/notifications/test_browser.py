@@ -14,7 +14,7 @@ from backend.core.db import get_db
 from backend.notifications.models import CHARGE_PAID, POINTS_ARRIVED, TICKET_USED, VOTE_OPENED
 from backend.notifications.services import notify
 from tests.notifications.conftest import switches
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 PASSWORD = "correct horse battery"
 FACTS = [
@@ -84,7 +84,7 @@ TEXT = {
 
 
 def _no_sideways_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_fits_the_phone(page)
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])

@@ -13,7 +13,7 @@ import pytest
 from backend.core.db import get_db
 from backend.onboarding.services import add_operator
 from tests.onboarding.conftest import PASSWORD, signup
-from tests.pages import wait_for_path
+from tests.pages import assert_fits_the_phone, wait_for_path
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def app(make_app, deployed, deployments_dir, tmp_path, smtp_server):
 
 
 def _fits(page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert_fits_the_phone(page, width)
 
 
 def test_an_operator_onboards_a_town_on_a_phone(app, platform, browser, mailbox, screenshot):

@@ -9,6 +9,7 @@ import pytest
 
 from tests.dao.test_dao_journey import log_in
 from tests.merchants.conftest import run_chain
+from tests.pages import assert_fits_the_phone
 from tests.partners.conftest import (
     CUSTOMER,
     SARABETSU_STAFF,
@@ -41,10 +42,6 @@ TEXT = {
 }
 
 
-def _fits(page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-
-
 @pytest.mark.parametrize(
     ("width", "height", "lang"),
     [(360, 740, "ja"), (1280, 800, "en")],
@@ -59,7 +56,7 @@ def test_partner_towns_in_the_browser(
         sara = log_in(browser, base, SARABETSU_STAFF, width, height, lang)
         pages.append(sara)
         sara.goto(f"{base}/towns/sarabetsu/admin/partners")
-        _fits(sara, width)
+        assert_fits_the_phone(sara, width)
         sara.select_option("#partner-town", "toyako")
         sara.get_by_role("button", name=t["propose"], exact=True).click()
         sara.wait_for_selector('[data-testid="partnership-toyako"]')
@@ -68,7 +65,7 @@ def test_partner_towns_in_the_browser(
         toya.goto(f"{base}/towns/toyako/admin/partners")
         toya.get_by_role("button", name=t["approve"]).click()
         toya.wait_for_selector('[data-testid="chain-mine"]')
-        _fits(toya, width)
+        assert_fits_the_phone(toya, width)
         screenshot(toya, f"approved-{lang}")
         run_chain(app, w3)
         toya.reload()
@@ -78,7 +75,7 @@ def test_partner_towns_in_the_browser(
         customer = log_in(browser, base, CUSTOMER, width, height, lang)
         pages.append(customer)
         customer.goto(f"{base}/pay/{charge['code']}")
-        _fits(customer, width)
+        assert_fits_the_phone(customer, width)
         customer.locator('[data-testid="points-town-toyako"]').check()
         screenshot(customer, f"pay-{lang}")
         customer.get_by_role("button", name=t["pay"]).click()
@@ -90,7 +87,7 @@ def test_partner_towns_in_the_browser(
         _next_month(w3)
         month = sara.locator("#month").input_value()
         toya.goto(f"{base}/towns/toyako/admin/clearing?month={month}")
-        _fits(toya, width)
+        assert_fits_the_phone(toya, width)
         toya.get_by_role("button", name=t["approve_statement"]).click()
         toya.wait_for_selector('[data-testid="needs-second"]')
         toya2 = log_in(browser, base, TOYAKO_STAFF2, width, height, lang)
@@ -103,7 +100,7 @@ def test_partner_towns_in_the_browser(
         sara.goto(f"{base}/towns/sarabetsu/admin/clearing?month={month}")
         status = sara.locator('[data-testid="settlement-status"]').inner_text()
         assert t["done"] in status and f"ZENGIN-{lang}" in status
-        _fits(sara, width)
+        assert_fits_the_phone(sara, width)
         screenshot(sara, f"clearing-{lang}")
     finally:
         for p in pages:

@@ -9,6 +9,7 @@ from backend.accounts.roles import STAFF, grant_town_role
 from backend.accounts.services import AccountService
 from backend.chain.custody import get_vault
 from backend.core.db import get_db
+from tests.pages import assert_fits_the_phone
 from tests.points.conftest import PASSWORD, run_chain
 
 
@@ -29,7 +30,7 @@ def test_staff_create_a_programme_at_360_px_and_see_it_confirmed(
         page.locator("form.form button[type=submit]").click()
         page.wait_for_url(lambda url: url.endswith("/towns/sarabetsu/admin/programmes"))
         assert page.locator("h1").inner_text() == "ポイントプログラム"
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "programmes-ja-360")
 
         page.select_option("#new-kind", "event prize")
@@ -42,9 +43,9 @@ def test_staff_create_a_programme_at_360_px_and_see_it_confirmed(
         state = page.locator('[data-testid="state-5"]')
         assert state.get_attribute("data-setting-status") == "queued"
         assert "処理中" in state.inner_text()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         page.locator('[data-testid="programme-5"] summary').click()  # the edit form opens
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "processing-ja-360")
 
         run_chain(app, w3)  # what the worker's beat does

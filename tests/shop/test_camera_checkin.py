@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.camera import qr_y4m, wait_for_scan
-from tests.pages import LiveServer, wait_for_path
+from tests.pages import LiveServer, assert_fits_the_phone, wait_for_path
 from tests.shop.shop_helpers import VENUE, bought_card
 
 CHECKIN = "/towns/sarabetsu/checkin"
@@ -38,7 +38,7 @@ def test_the_venue_scans_a_ticket_and_marks_one_use(
         wait_for_scan(page, ticket)
         expect(page.get_by_label("チケットコード（QRコードを読み取る）")).to_have_value(code)
         expect(ticket.get_by_text("残り 3 回（全 3 回）")).to_be_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_fits_the_phone(page)
         screenshot(page, "1-ticket-read-ja-360")
         ticket.get_by_role("button", name="1回使用済みにする").click()
         expect(page.get_by_role("status")).to_contain_text("1回分を使用済みにしました")
@@ -64,7 +64,7 @@ def test_the_venue_scans_a_ticket_and_marks_one_use(
             expect(page.get_by_text("No camera was found on this device")).to_be_visible(
                 timeout=60_000
             )
-            assert page.evaluate("document.documentElement.scrollWidth") <= 360
+            assert_fits_the_phone(page)
             screenshot(page, "3-no-camera-en-360")
             page.get_by_label("Ticket code (scan the QR code)").fill(code)
             page.get_by_role("button", name="Check the ticket").click()
