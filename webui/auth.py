@@ -50,6 +50,15 @@ def _town_in(path: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+def _signup_town(slug: str | None) -> str | None:
+    """`slug` if it names a town (the link's ?town= or ?next=, which anyone can write), else
+    None: a bogus one signs up without welcome points, never fails after the account is made."""
+    if not slug or len(slug) > 64:
+        return None
+    town = get_db().session().scalar(select(Town.slug).where(Town.slug == slug))
+    return str(town) if town is not None else None
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
     form = {"email": "", "display_name": ""}
@@ -68,7 +77,7 @@ def signup():
         else:
             sessions.log_in(user)
             # Welcome points of the town wait for the mailed link (webui/account_pages.py).
-            town = request.args.get("town") or _town_in(request.args.get("next"))
+            town = _signup_town(request.args.get("town") or _town_in(request.args.get("next")))
             account_mail().send_verification(user, town)
             return redirect(_safe_next(request.args.get("next")))
     status = error.status if error else 200

@@ -138,6 +138,20 @@ class AccountMail:
         assert row is not None
         return row
 
+    def _void(self, user: User, *purposes: str) -> None:
+        """Mark the user's unused links of `purposes` used (in the caller's transaction): after
+        a new password, links asked for before it (perhaps by whoever knew the old one) die."""
+        self.session.execute(
+            update(AccountToken)
+            .where(
+                AccountToken.user_id == user.id,
+                AccountToken.purpose.in_(purposes),
+                AccountToken.used_at.is_(None),
+            )
+            .values(used_at=self._now())
+            .execution_options(synchronize_session=False)
+        )
+
     def _mail(self, user: User, to: str, purpose: str, token: str) -> bool:
         link = f"{self.settings.public_url.rstrip('/')}{PATHS[purpose]}/{token}"
         with force_locale(user.locale or "ja"):
@@ -152,9 +166,21 @@ class AccountMail:
 
     def send_verification(self, user: User, town_slug: str | None = None) -> bool:
         """Mail a verification link to the user's address. False if the mail could not be sent
-        (the user can ask again); nothing to do for a verified or address-less account."""
+        (the user can ask again); nothing to do for a verified or address-less account. A link
+        sent again ("send the link again" on my page) keeps the town of the one it replaces."""
         if user.email is None or user.email_verified_at is not None:
             return False
+        if town_slug is None:
+            town_slug = self.session.scalar(
+                select(AccountToken.town_slug)
+                .where(
+                    AccountToken.user_id == user.id,
+                    AccountToken.purpose == VERIFY_EMAIL,
+                    AccountToken.town_slug.is_not(None),
+                )
+                .order_by(AccountToken.id.desc())
+                .limit(1)
+            )
         token = self._issue(user, VERIFY_EMAIL, user.email, town_slug)
         return self._mail(user, user.email, VERIFY_EMAIL, token)
 
@@ -206,7 +232,8 @@ class AccountMail:
 
     def reset_password(self, token: object, new_password: object) -> User:
         """Set a new password through a reset link (commits). The mailbox is proved too, so the
-        address counts as verified. The caller revokes the user's sessions."""
+        address counts as verified. Pending reset and address-change links die with the old
+        password. The caller revokes the user's sessions."""
         password = check_password(new_password)
         row = self._consume(token, RESET_PASSWORD)
         user = self.session.get(User, row.user_id)
@@ -216,15 +243,17 @@ class AccountMail:
         user.password_hash = password_hash(password)
         if user.email_verified_at is None:
             user.email_verified_at = self._now()
+        self._void(user, RESET_PASSWORD, CHANGE_EMAIL)
         self.session.commit()
         log.info("user %s reset their password", user.id)
         return user
 
     def change_password(self, user: User, current: object, new: object) -> None:
-        """Replace the password after checking the current one (commits). The caller revokes
-        the other sessions."""
+        """Replace the password after checking the current one (commits); pending reset and
+        address-change links die with the old password. The caller revokes the other sessions."""
         _require_password(user, current)
         user.password_hash = password_hash(check_password(new))
+        self._void(user, RESET_PASSWORD, CHANGE_EMAIL)
         self.session.commit()
         log.info("user %s changed their password", user.id)
 

@@ -13,7 +13,8 @@ Promises:
   UNIQUE constraint on memberships decides);
 - the town always keeps one admin: removing the last one is refused (LastAdmin, 409);
 - bad input (an unknown role, a malformed e-mail, an e-mail with no account) is a 4xx with
-  nothing written.
+  nothing written; so is appointing an account whose e-mail is not confirmed
+  (UnconfirmedAccount, 409): anyone can sign up with an address before its owner does.
 
 Merchant staff belong to the merchants domain (MerchantService.add_staff / remove_staff); the
 People page calls it for them.
@@ -49,6 +50,10 @@ class LastAdmin(Conflict):
 
 class NoSuchAccount(NotFound):
     code = "no_such_account"
+
+
+class UnconfirmedAccount(Conflict):
+    code = "unconfirmed_account"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class TownPeopleService:
             return first
         if self._membership(user, town, role_) is not None:
             return Change(user.id, user.email or "", role_, changed=False)
+        _require_confirmed(user)
         self.session.add(Membership(user_id=user.id, town_id=town.id, role=role_))
         self._audit(actor, town, GRANT, user, role_, key_)
         try:
@@ -178,6 +184,7 @@ class TownPeopleService:
         user = self._user(email)
         if self._membership(user, town, ADMIN) is not None:
             return Change(user.id, user.email or "", ADMIN, changed=False)
+        _require_confirmed(user)
         self.session.add(Membership(user_id=user.id, town_id=town.id, role=ADMIN))
         self.session.add(
             AuditLog(
@@ -275,6 +282,20 @@ class TownPeopleService:
                 .where(Membership.town_id == town.id, Membership.role == ADMIN)
             )
             or 0
+        )
+
+
+def _require_confirmed(user: User) -> None:
+    """A role goes to the owner of the mailbox: anyone could have signed up with the address
+    before its owner did, and an address nobody confirmed proves nothing."""
+    if user.email_verified_at is None:
+        raise UnconfirmedAccount(
+            N_(
+                "The account with this email address has not confirmed it yet. Ask them to"
+                " follow the link in the confirmation mail (or reset their password), then"
+                " appoint them again."
+            ),
+            field="email",
         )
 
 

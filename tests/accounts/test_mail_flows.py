@@ -335,3 +335,133 @@ def test_expired_links_fail_and_old_ones_are_purged(app):
         mails.send_verification(user)  # issuing purges links expired over a week ago
         assert s.scalar(select(func.count()).select_from(AccountToken)) == 1
         assert mails.verify(re.search(r"/verify-email/(\S+)", sent[-1]).group(1)).user.id == user.id
+
+
+def test_a_resent_verification_link_still_unlocks_the_towns_welcome_points(app, mailbox):
+    """The first mail did not arrive (spam folder, a typo fixed by the provider): the visitor
+    asks for another link from my page. The new link replaces the first, so it must carry the
+    town they signed up from, or their welcome points are lost for good."""
+    from scripts.demo_data import load_demo_data
+
+    load_demo_data(app)
+    before = _welcome_grants(app)
+    client = app.test_client()
+    assert _signup_page(client, "fan@example.com").status_code == 302
+    first = mailbox.wait_for("fan@example.com")
+    resent = client.post("/me/verify-email", data={"csrf_token": _token(client, "/me")})
+    assert resent.status_code == 200
+    second = mailbox.wait_for("fan@example.com", count=2)
+    assert client.get(_path(first.link())).status_code == 400  # replaced by the new one
+    assert client.get(_path(second.link())).status_code == 200
+    assert _verified(app, "fan@example.com")
+    assert _welcome_grants(app) == before + 1
+
+
+@pytest.mark.parametrize(
+    "query", ["town=" + "x" * 65, "next=/towns/" + "a" * 65, "town=atlantis&next=/towns/atlantis"]
+)
+def test_a_sign_up_page_link_with_a_bogus_town_still_signs_up_and_mails_a_link(app, mailbox, query):
+    """The sign-up page's ?town= and ?next=/towns/<slug> come from links anyone can write: a slug
+    that names no town (or is longer than any slug) is ignored, never a 500 after the account
+    was made without its verification mail."""
+    client = app.test_client()
+    resp = client.post(
+        f"/signup?{query}",
+        data={
+            "email": "fan@example.com",
+            "password": PASSWORD,
+            "csrf_token": _token(client, "/signup"),
+        },
+    )
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    mail = mailbox.wait_for("fan@example.com")
+    assert client.get(_path(mail.link())).status_code == 200
+    assert _verified(app, "fan@example.com")
+
+
+def test_a_password_reset_voids_the_email_change_a_thief_asked_for(app, mailbox):
+    """Someone who learnt the password signs in and asks to move the account to their own
+    mailbox. The owner notices and resets the password by mail, which signs the thief out: the
+    thief's pending confirmation link must die with it, or following it later hands them the
+    account (its address, then a reset of their own)."""
+    owner = app.test_client()
+    assert _signup_page(owner, "owner@example.com", next_="/me").status_code == 302
+    thief = app.test_client()
+    thief.post(
+        "/login",
+        data={
+            "email": "owner@example.com",
+            "password": PASSWORD,
+            "csrf_token": _token(thief, "/login"),
+        },
+    )
+    asked = thief.post(
+        "/me/email",
+        data={
+            "email": "thief@example.com",
+            "password": PASSWORD,
+            "csrf_token": _token(thief, "/me/email"),
+        },
+    )
+    assert asked.status_code == 200
+    stolen_link = _path(mailbox.wait_for("thief@example.com").link())
+
+    owner.post(
+        "/forgot-password",
+        data={"email": "owner@example.com", "csrf_token": _token(owner, "/forgot-password")},
+    )
+    reset = _path(mailbox.wait_for("owner@example.com", count=2).link())  # 1st: verification
+    done = owner.post(
+        reset, data={"password": "a brand new password", "csrf_token": _token(owner, reset)}
+    )
+    assert done.status_code == 200
+
+    assert thief.get(stolen_link).status_code == 400
+    with app.app_context():
+        assert get_db().session.scalar(select(User.email)) == "owner@example.com"
+
+
+def test_a_password_change_voids_pending_reset_and_email_change_links(app, mailbox):
+    """Links mailed before the password changed were asked for by whoever knew the old one (or
+    the old situation): after the owner sets a new password, neither a reset link nor an address
+    change still works."""
+    client = app.test_client()
+    assert _signup_page(client, "owner@example.com", next_="/me").status_code == 302
+    client.post(
+        "/me/email",
+        data={
+            "email": "elsewhere@example.com",
+            "password": PASSWORD,
+            "csrf_token": _token(client, "/me/email"),
+        },
+    )
+    change_link = _path(mailbox.wait_for("elsewhere@example.com").link())
+    client.post(
+        "/forgot-password",
+        data={"email": "owner@example.com", "csrf_token": _token(client, "/forgot-password")},
+    )
+    reset_link = _path(mailbox.wait_for("owner@example.com", count=2).link())
+
+    changed = client.post(
+        "/me/password",
+        data={
+            "current_password": PASSWORD,
+            "password": "a brand new password",
+            "csrf_token": _token(client, "/me/password"),
+        },
+    )
+    assert changed.status_code == 200
+
+    assert client.get(reset_link).status_code == 400
+    late = client.post(
+        reset_link, data={"password": "someone else's pick", "csrf_token": _token(client, "/me")}
+    )
+    assert late.status_code == 400
+    assert client.get(change_link).status_code == 400
+    with app.app_context():
+        assert get_db().session.scalar(select(User.email)) == "owner@example.com"
+    api = Api(app.test_client())
+    ok = api.post(
+        "/api/auth/login", {"email": "owner@example.com", "password": "a brand new password"}
+    )
+    assert ok.status_code == 200

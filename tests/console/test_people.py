@@ -6,6 +6,7 @@ key are 4xx with the message in the page; the last admin stays; a double submit 
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from backend.accounts.roles import ADMIN, DATA, STAFF, VERIFIER
 from tests.console.conftest import audit_rows, form, memberships, shop_staff, state
@@ -209,3 +210,36 @@ def test_people_page_in_japanese_and_english(app, town):
 def test_signed_out_visitor_is_sent_to_log_in(client, town):
     resp = client.get(PEOPLE)
     assert resp.status_code == 302 and "/login?next=" in resp.location
+
+
+def test_an_address_nobody_has_confirmed_cannot_be_given_a_role(app, town):
+    """Anyone can sign up with the address of the colleague the admin means to appoint, before
+    they do, and never confirm it. Appointing "by e-mail" must mean the owner of that mailbox:
+    an account whose address is unconfirmed gets no role (a 4xx, nothing written) until the
+    address is confirmed."""
+    from backend.accounts.models import User
+    from backend.accounts.services import AccountService
+    from backend.chain.api import get_vault
+    from backend.core.db import get_db
+    from tests.merchants.conftest import PASSWORD
+
+    with app.app_context():
+        AccountService(get_db().session(), lambda: get_vault(app)).signup(
+            "colleague@town.example", PASSWORD
+        )
+    admin = town.api("admin")
+    before = state(app)
+    resp = form(
+        admin, f"{PEOPLE}/appoint", {"email": "colleague@town.example", "role": STAFF}, lang="en"
+    )
+    assert 400 <= resp.status_code < 500
+    assert "confirm" in resp.get_data(as_text=True)
+    assert_error(admin.post(API, {"email": "colleague@town.example", "role": ADMIN}), 409)
+    assert state(app) == before
+
+    with app.app_context():
+        s = get_db().session
+        user = s.scalar(sa.select(User).where(User.email == "colleague@town.example"))
+        user.email_verified_at = user.created_at
+        s.commit()
+    assert admin.post(API, {"email": "colleague@town.example", "role": STAFF}).status_code == 201
