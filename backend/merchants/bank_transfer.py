@@ -26,6 +26,7 @@ from backend.accounts.roles import STAFF, require_town_role
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput
 from backend.core.models import AuditLog
+from backend.core.numbers import db_id_or_none
 from backend.merchants.models import (
     APPROVED,
     Merchant,
@@ -297,7 +298,8 @@ def transfer_file(
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         ):
             raise InvalidInput(N_("settlement_ids must be a list of ids."), field="settlement_ids")
-        q = q.where(Settlement.id.in_(ids))
+        # An id the database cannot hold names no settlement: refused below as one not found.
+        q = q.where(Settlement.id.in_([i for i in ids if db_id_or_none(i) is not None]))
     rows = list(session.scalars(q.order_by(Settlement.id)))
     if ids is not None and len(rows) != len(set(ids)):
         found = {s.id for s in rows}

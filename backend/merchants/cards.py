@@ -118,6 +118,15 @@ def start_card_charge(
     return charge, token
 
 
+def card_code_of(session: Session, charge_id: int) -> str | None:
+    """The code of the card whose PIN pad was opened for charge `charge_id` (None: no card's)."""
+    return session.scalar(
+        select(ResidentCard.card_code)
+        .join(PinPadSession, PinPadSession.card_id == ResidentCard.id)
+        .where(PinPadSession.charge_id == charge_id)
+    )
+
+
 def pad_session(session: Session, token: object) -> PinPadSession:
     if not isinstance(token, str) or not 16 <= len(token) <= 64:
         raise PinPadNotFound(N_("This PIN pad is not valid. Start the payment again."))

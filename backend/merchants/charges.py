@@ -40,6 +40,8 @@ from backend.merchants.errors import (
 )
 from backend.merchants.models import (
     ACTIVE,
+    BY_CARD,
+    BY_CUSTOMER_CODE,
     BY_QR,
     CANCELLED,
     EXPIRED,
@@ -445,12 +447,12 @@ class MerchantCharges(MerchantRegistration):
             )
         value = parse_amount(amount)
         key = f"charge:{merchant.id}:{_idempotency_key(idempotency_key)}"
+        code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
         existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
         if existing is not None:
-            return self._same(existing, value), None
+            return self._same_customer(existing, value, code), None
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
-        code = customer_code.strip().upper() if isinstance(customer_code, str) else ""
 
         def take() -> tuple[Charge, str | None]:
             if code.startswith("C"):
@@ -459,7 +461,7 @@ class MerchantCharges(MerchantRegistration):
 
         def twin() -> tuple[Charge, str | None] | None:
             existing = self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
-            return (self._same(existing, value), None) if existing is not None else None
+            return (self._same_customer(existing, value, code), None) if existing else None
 
         # A double submit: the twin with this key may commit after the look-up above and use
         # the single-use code; the refusal that follows ("code used") gives way to the twin's
@@ -469,6 +471,23 @@ class MerchantCharges(MerchantRegistration):
         except Exception:
             self.session.rollback()
             raise
+
+    def _same_customer(self, existing: Charge, value: int, code: str) -> Charge:
+        """`_same`, and taken with the same customer's code or card: a request key already
+        used for one customer never answers for another (IdempotencyKeyReused), whose code
+        or card is left as it was."""
+        self._same(existing, value)
+        if existing.method == BY_CUSTOMER_CODE:
+            same = CustomerCodes(self.session, self._secret).paid(code, existing.id)
+        elif existing.method == BY_CARD:
+            same = cards.card_code_of(self.session, existing.id) == code
+        else:  # a QR charge (create_charge) took this key: it names no customer
+            same = False
+        if not same:
+            raise IdempotencyKeyReused(
+                N_("This request key was already used for another customer.")
+            )
+        return existing
 
     def issue_customer_code(self, user: User) -> tuple[str, dt.datetime]:
         """A fresh single-use code for the signed-in customer, and its expiry."""

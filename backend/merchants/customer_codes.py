@@ -72,6 +72,17 @@ class CustomerCodes:
         )
         return None if user_id is None else int(user_id)
 
+    def paid(self, code: str, charge_id: int) -> bool:
+        """Whether `code` is the code claimed for charge `charge_id` (the same request again)."""
+        if not CODE_RE.fullmatch(code):
+            return False
+        found = self.session.scalar(
+            select(CustomerCode.id).where(
+                CustomerCode.code_hash == self._hash(code), CustomerCode.charge_id == charge_id
+            )
+        )
+        return found is not None
+
     def claim(self, code: str, merchant_id: int, amount: int, now: dt.datetime) -> CustomerCode:
         """Claim `code` for one charge (no commit: the claim stands or falls with the charge).
         CustomerCodeInvalid: no such code or expired. CustomerCodeUsed: already claimed."""

@@ -11,7 +11,6 @@ import secrets
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, has_town_role, require_town_role
@@ -22,6 +21,7 @@ from backend.chain.api import (
     Subject,
 )
 from backend.core.errors import N_
+from backend.core.idempotency import first_answer
 from backend.core.numbers import db_id_or_none
 from backend.merchants import settlement_state
 from backend.merchants.errors import (
@@ -186,19 +186,42 @@ class MerchantSettlements(MerchantRegistration):
         key = f"redeem:{merchant.id}:{_idempotency_key(idempotency_key)}"
         existing = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
         if existing is not None:
-            if int(existing.amount) != value:
-                raise IdempotencyKeyReused(
-                    N_("This request key was already used for another amount.")
-                )
-            return existing
+            return self._same_settlement(existing, value)
         if merchant.status != ACTIVE:
             raise MerchantNotActive(N_("This shop is not registered on the points network yet."))
+
+        def twin() -> Settlement | None:
+            found = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
+            return self._same_settlement(found, value) if found is not None else None
+
+        # A double submit: the twin with this key may commit after the look-up above, while this
+        # request waits for the shop's lock, and spend the balance; the refusal that follows
+        # ("not enough points") gives way to the twin's settlement, as a lost race on the key's
+        # UNIQUE constraint does.
+        try:
+            return first_answer(
+                self.session,
+                lambda: self._burn(user, merchant, value, key),
+                twin,
+                also=(InsufficientPoints,),
+            )
+        except Exception:
+            self.session.rollback()
+            raise
+
+    @staticmethod
+    def _same_settlement(existing: Settlement, value: int) -> Settlement:
+        if int(existing.amount) != value:
+            raise IdempotencyKeyReused(N_("This request key was already used for another amount."))
+        return existing
+
+    def _burn(self, user: User, merchant: Merchant, value: int, key: str) -> Settlement:
+        """The settlement and its burn through the outbox, under the shop's lock (commits)."""
         # One redemption of this shop at a time: the balance read below then includes every
         # redemption committed before (two that together exceed it are not both accepted).
         settlement_state.lock_merchant(self.session, merchant.id)
         _confirmed, available = self.balance(merchant)
         if available < value:
-            self.session.rollback()
             raise InsufficientPoints(
                 N_("Not enough points: %(available)d available, %(amount)d needed."),
                 available=available,
@@ -215,39 +238,29 @@ class MerchantSettlements(MerchantRegistration):
             requested_by=user.id,
         )
         self.session.add(s)
-        try:
-            self.session.flush()
-            tx = self._outbox().enqueue(
-                self.session,
-                ContractCall(
-                    str(town.points_address), "redeem", (value, s.ref), artifact_name="RegionPoints"
-                ),
-                sender=Sender.user(
-                    self._vault().signer(merchant.sealed_key()), town_id=town.id, user_id=user.id
-                ),
-                key=f"merchants.redeem:{s.id}",
-                subject=Subject("settlement", s.id),
-                audit=AuditEntry(
-                    actor=f"user:{user.id}",
-                    action="points.burn",
-                    subject_type="settlement",
-                    subject_id=str(s.id),
-                    amount=value,
-                    reason="merchant redemption for yen settlement",
-                    details={"merchant_id": merchant.id, "ref": s.ref},
-                ),
-            )
-            s.outbox_tx_id = tx.id
-            self.session.commit()
-        except IntegrityError:
-            self.session.rollback()
-            found = self.session.scalar(select(Settlement).where(Settlement.idempotency_key == key))
-            if found is None:
-                raise
-            return found
-        except Exception:
-            self.session.rollback()
-            raise
+        self.session.flush()
+        tx = self._outbox().enqueue(
+            self.session,
+            ContractCall(
+                str(town.points_address), "redeem", (value, s.ref), artifact_name="RegionPoints"
+            ),
+            sender=Sender.user(
+                self._vault().signer(merchant.sealed_key()), town_id=town.id, user_id=user.id
+            ),
+            key=f"merchants.redeem:{s.id}",
+            subject=Subject("settlement", s.id),
+            audit=AuditEntry(
+                actor=f"user:{user.id}",
+                action="points.burn",
+                subject_type="settlement",
+                subject_id=str(s.id),
+                amount=value,
+                reason="merchant redemption for yen settlement",
+                details={"merchant_id": merchant.id, "ref": s.ref},
+            ),
+        )
+        s.outbox_tx_id = tx.id
+        self.session.commit()
         return s
 
     def settlements_of(self, merchant: Merchant) -> list[Settlement]:

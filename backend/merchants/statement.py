@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from backend.merchants.services import MerchantService
 
 JST = dt.timezone(dt.timedelta(hours=9))
+# The days a statement may cover: 00:00 JST of the first and of the day after the last must be
+# moments Python and the database can hold (0001-01-01 and 9999-12-31 are not).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
 
 # The header row and the total's label in the reader's language (the page passes gettext); the
 # cells below them (types, statuses, slugs) stay codes an accounting import can match on.
@@ -40,13 +43,21 @@ def _same(text: str) -> str:
 
 
 def period(frm: object, to: object) -> tuple[dt.date, dt.date]:
-    """The days from `frm` to `to` (YYYY-MM-DD; this month's first day and today by default)."""
+    """The days from `frm` to `to` (YYYY-MM-DD; this month's first day and today by default),
+    both within FIRST_DAY..LAST_DAY; InvalidInput otherwise."""
     today = dt.datetime.now(JST).date()
     try:
         start = dt.date.fromisoformat(frm) if isinstance(frm, str) and frm else today.replace(day=1)
         end = dt.date.fromisoformat(to) if isinstance(to, str) and to else today
     except ValueError:
         raise InvalidInput(N_("Dates must look like 2026-04-30."), field="from") from None
+    if not FIRST_DAY <= start <= LAST_DAY or not FIRST_DAY <= end <= LAST_DAY:
+        raise InvalidInput(
+            N_("Dates must be from %(first)s to %(last)s."),
+            field="from" if not FIRST_DAY <= start <= LAST_DAY else "to",
+            first=FIRST_DAY.isoformat(),
+            last=LAST_DAY.isoformat(),
+        )
     if end < start or (end - start).days > 366:
         raise InvalidInput(N_("The period must run forward and be at most a year."), field="to")
     return start, end

@@ -263,3 +263,44 @@ def test_a_double_submit_whose_twin_used_the_code_first_gets_the_twins_charge(
     again = clerk.post(url, {**body, "idempotency_key": "double-submit-2"})
     assert_error(again, 409, "customer_code_used")
     assert _count(app, sa.select(sa.func.count()).select_from(Charge)) == 1
+
+
+def test_a_double_submit_of_a_redemption_whose_twin_spent_the_balance_gets_the_twins_answer(
+    app, world, monkeypatch
+):
+    """The shop redeems all it has and the confirmation is sent twice with one request key: the
+    second request finds no settlement with its key, then waits for the shop's lock while the
+    first commits and spends the balance. It gets the first settlement (the same answer), not
+    "not enough points" for a redemption that went through."""
+    from backend.merchants import settlement_state
+    from backend.merchants.services import merchant_service
+
+    with app.app_context():
+        s = get_db().session
+        town = world.town()
+        shop = s.get(Merchant, world.merchant_id)
+        s.merge(
+            TokenBalance(
+                chain_id=town.chain_id,
+                contract_address=town.points_address,
+                holder=shop.address,
+                amount=Decimal(500),
+            )
+        )
+        s.commit()
+        clerk_id = world.user(world.clerk).id
+    body = {"amount": 500, "idempotency_key": "redeem-all-1"}
+
+    def twin_redeem() -> int:
+        settlement = merchant_service().redeem(
+            get_db().session.get(User, clerk_id), world.merchant_id, 500, body["idempotency_key"]
+        )
+        return int(settlement.id)
+
+    twin = twin_first(monkeypatch, settlement_state, "lock_merchant", app, twin_redeem)
+    second = world.api(world.clerk).post(f"/api/merchants/{world.merchant_id}/redeem", body)
+    assert second.status_code in (200, 201), second.get_data(as_text=True)
+    assert second.get_json()["settlement"]["id"] == twin[0]
+    assert _count(app, sa.select(sa.func.count()).select_from(Settlement)) == 1
+    burns = sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == "points.burn")
+    assert _count(app, burns) == 1

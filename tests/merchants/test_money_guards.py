@@ -124,6 +124,49 @@ def test_the_towns_daily_limit_per_customer(app, world):
     assert _charge(clerk, world, code, 50, "limit-fits-1").status_code == 201
 
 
+def test_a_request_key_of_one_customers_charge_does_not_answer_for_another(app, world):
+    """A till that sends a charge again with the request key of one already taken (a stale form
+    after the back button, a POS retrying with its last key) but ANOTHER customer's code or card
+    is refused: it must not answer the first customer's charge as if this customer had paid.
+    Nothing changes, and the second customer's code still pays under a key of its own."""
+    set_balance(app, world, world.customer, 500)
+    set_balance(app, world, world.neighbour, 500)
+    with app.app_context():
+        card = world.service().issue_card(
+            world.user(world.staff), world.town(), world.user(world.neighbour), "246801"
+        )
+        card_code = card.card_code
+    clerk = world.api(world.clerk)
+    first_code = customer_code(world.api(world.customer))
+    first = _charge(clerk, world, first_code, 100, "till-key-1")
+    assert first.status_code == 201, first.get_data(as_text=True)
+    first_id = first.get_json()["charge"]["id"]
+    neighbour_code = customer_code(world.api(world.neighbour))
+
+    before = snapshot(app)
+    reused = _charge(clerk, world, neighbour_code, 100, "till-key-1")
+    assert_error(reused, 409, "idempotency_key_reused")
+    assert_error(_charge(clerk, world, card_code, 100, "till-key-1"), 409, "idempotency_key_reused")
+    assert snapshot(app) == before
+    # The same request again (the first customer's code) is still the first charge.
+    again = _charge(clerk, world, first_code, 100, "till-key-1")
+    assert again.status_code in (200, 201) and again.get_json()["charge"]["id"] == first_id
+    # A card charge's key does not answer for a customer's code either.
+    pad = start_card_charge(clerk, world.merchant_id, card_code, "till-key-2", 100)
+    assert pad.status_code == 202, pad.get_data(as_text=True)
+    assert_error(
+        _charge(clerk, world, neighbour_code, 100, "till-key-2"), 409, "idempotency_key_reused"
+    )
+    # The neighbour's code was not used up by the refusals: it pays under its own key.
+    paid = _charge(clerk, world, neighbour_code, 100, "till-key-3")
+    assert paid.status_code == 201, paid.get_data(as_text=True)
+    mine = world.api(world.neighbour).get("/api/me/charges").get_json()["charges"]
+    assert [(c["id"], c["method"]) for c in mine][0] == (
+        paid.get_json()["charge"]["id"],
+        "customer_code",
+    )
+
+
 def test_the_shop_never_sends_a_pin_and_card_charges_are_not_payable_by_link(app, world):
     set_balance(app, world, world.customer, 500)
     with app.app_context():
@@ -368,6 +411,26 @@ def test_bank_details_only_for_town_staff_and_the_zengin_file(app, world):
     actions = _audits(app, "settlement.transfer_file")
     assert len(actions) == 1 and actions[0].details["settlement_ids"] == [a, b]
     assert int(actions[0].amount) == 15456
+
+
+def test_a_transfer_file_for_ids_no_settlement_can_have_is_refused_not_a_500(app, world):
+    """Settlement ids past what the database can hold (2^31 and more, 0, negative) name no
+    settlement: the file is refused with the ids named (409), as for an unknown id, not a 500."""
+    staff = world.api(world.staff)
+    sid = _requested(app, world, 1200, "zen-big-1")
+    staff.post(f"/api/settlements/{sid}/approve")
+    assert staff.post("/api/towns/sarabetsu/bank-account", TOWN_BANK).status_code == 200
+    assert staff.post(f"/api/merchants/{world.merchant_id}/bank-account", BANK).status_code == 200
+    file_url = "/api/towns/sarabetsu/settlements/transfer-file"
+    before = snapshot(app)
+    for bad in (2**31, 2**63, 10**30, 0, -1):
+        r = staff.post(file_url, {"settlement_ids": [sid, bad], "transfer_date": "2026-12-07"})
+        err = assert_error(r, 409, "transfer_file_refused")
+        assert str(bad) in err["message"]
+    assert snapshot(app) == before
+    assert _audits(app, "settlement.transfer_file") == []
+    ok = staff.post(file_url, {"settlement_ids": [sid], "transfer_date": "2026-12-07"})
+    assert ok.status_code == 200
 
 
 def test_zengin_kana_conversion():

@@ -59,3 +59,18 @@ def test_the_statement_speaks_the_readers_language(app, world, lang, header, tot
 def test_someone_else_gets_no_statement(app, world):
     resp = world.api(world.customer).client.get(f"/merchants/{world.merchant_id}/statement.csv")
     assert resp.status_code in (403, 404)
+
+
+@pytest.mark.parametrize(
+    ("frm", "to"),
+    [
+        ("9999-12-31", "9999-12-31"),  # the day after the last one has no date
+        ("0001-01-01", "0001-01-02"),  # 00:00 in Japan is before the first moment in UTC
+    ],
+)
+def test_a_period_at_the_ends_of_the_calendar_is_a_400_not_a_500(app, world, frm, to):
+    resp = world.api(world.clerk).get(
+        f"/merchants/{world.merchant_id}/statement.csv?from={frm}&to={to}"
+    )
+    assert resp.status_code == 400, resp.get_data(as_text=True)[:300]
+    assert "2000-01-01" in resp.get_data(as_text=True)
