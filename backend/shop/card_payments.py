@@ -29,6 +29,7 @@ from backend.shop.supply import set_status
 log = logging.getLogger(__name__)
 
 MAX_MINT_ATTEMPTS = 3
+MAX_PUBLIC_ID = 40  # payment_orders.public_id and payment_events.order_public_id
 FAILED_TX_STATES = ("failed", "reverted", "cancelled")
 
 
@@ -66,6 +67,11 @@ class CardPaymentService:
         )
 
     def _apply_event(self, provider: PaymentProvider, event: Any) -> str:
+        # A reference longer than our public ids is no order of ours (a checkout of the
+        # account made elsewhere): recorded without it, not overflowing the column.
+        ref = event.order_public_id
+        if ref is not None and len(ref) > MAX_PUBLIC_ID:
+            ref = None
         # The event's row is flushed with the order's lock below: a concurrent delivery of the
         # same event fails on its UNIQUE key there or at the commit (then: "duplicate").
         self.session.add(
@@ -73,28 +79,34 @@ class CardPaymentService:
                 provider=provider.name,
                 event_id=event.event_id,
                 kind=event.kind,
-                order_public_id=event.order_public_id,
+                order_public_id=ref,
             )
         )
         order = None
-        if event.order_public_id:
+        if ref:
             order = self.session.scalar(
-                select(Order).where(Order.public_id == event.order_public_id).with_for_update()
+                select(Order).where(Order.public_id == ref).with_for_update()
             )
         result = "ignored"
         if order is not None and order.status == "pending_payment":
             if event.kind == PAID:
-                if event.amount_yen is not None and int(event.amount_yen) != int(order.amount):
-                    set_status(self.session, order, "failed")
-                    order.error = "amount mismatch"
+                order.provider_payment_id = event.payment_id
+                if event.amount_yen is None or int(event.amount_yen) != int(order.amount):
+                    # Not the order's price (or not in yen): nothing is minted for it, and the
+                    # money taken goes back (as premium purchases do).
                     log.error(
                         "order %s: paid %s, expected %s",
                         order.public_id,
                         event.amount_yen,
                         order.amount,
                     )
+                    self._refund(
+                        order,
+                        "amount mismatch",
+                        f"paid {event.amount_yen} yen, expected {int(order.amount)}",
+                        amount=event.amount_yen,
+                    )
                 else:
-                    order.provider_payment_id = event.payment_id
                     order.status = "processing"
                     self._enqueue_mint(order)
                 result = "processed"
@@ -151,25 +163,27 @@ class CardPaymentService:
                 self._enqueue_mint(order)
                 done["retried"] += 1
             else:
-                self._refund(order, reason)
+                self._refund(order, reason, f"mint failed {order.mint_attempts} times: {reason}")
                 done["refunded"] += 1
             self.session.commit()
         return done
 
-    def _refund(self, order: Order, reason: str) -> None:
+    def _refund(self, order: Order, error: str, why: str, amount: object = None) -> None:
+        """Give the card payment back (`amount`: what was paid, if not the order's amount)."""
         provider = self._provider()
         refund_ref = provider.refund(order.provider_payment_id or order.payment_ref)
         set_status(self.session, order, "refunded")
         order.refund_ref = refund_ref
-        order.error = reason
+        order.error = error
+        paid = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
         self.session.add(
             AuditLog(
                 actor=f"payment:{order.provider}",
                 action="payment.refund",
                 subject_type="order",
                 subject_id=order.public_id,
-                amount=order.amount,
-                reason=f"mint failed {order.mint_attempts} times: {reason}",
+                amount=order.amount if paid is None else paid,
+                reason=why,
                 details={"refund_ref": refund_ref, "payment_ref": order.payment_ref},
             )
         )

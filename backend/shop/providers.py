@@ -68,6 +68,12 @@ def _hmac(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of a signature with what a request sent, whatever its
+    characters (compare_digest raises TypeError for non-ASCII str: a forger's 500)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
 class TestCardProvider:
     """A card checkout simulated by this app (TEST MODE): the checkout page posts "pay" or
     "decline", which is turned into a webhook signed with the app's secret."""
@@ -99,7 +105,7 @@ class TestCardProvider:
 
     def parse_webhook(self, payload: bytes, headers: Any) -> PaymentEvent:
         sig = headers.get(self.HEADER) or ""
-        if not hmac.compare_digest(sig, _hmac(self.secret, payload)):
+        if not _same(_hmac(self.secret, payload), sig):
             raise BadSignature(N_("The payment notification's signature is not valid."))
         data = json.loads(payload)
         kind = data.get("type")
@@ -170,11 +176,11 @@ class StripeProvider:
         parts = [p.split("=", 1) for p in header.split(",") if "=" in p]
         stamps = [v for k, v in parts if k.strip() == "t"]
         sigs = [v for k, v in parts if k.strip() == "v1"]
-        if not stamps or not sigs or not stamps[0].isdigit():
+        if not stamps or not sigs or not (stamps[0].isascii() and stamps[0].isdigit()):
             raise BadSignature(N_("The payment notification's signature is not valid."))
         t = int(stamps[0])
         expected = _hmac(self.webhook_secret, f"{t}.".encode() + payload)
-        if not any(hmac.compare_digest(expected, s) for s in sigs):
+        if not any(_same(expected, s) for s in sigs):
             raise BadSignature(N_("The payment notification's signature is not valid."))
         if abs((now if now is not None else time.time()) - t) > self.tolerance:
             raise BadSignature(N_("The payment notification is too old."))
@@ -184,8 +190,11 @@ class StripeProvider:
         event = json.loads(payload)
         obj = event.get("data", {}).get("object", {})
         kind = OTHER
+        # A card is paid when the checkout completes; a delayed method (konbini, bank
+        # transfer) completes unpaid and is paid with async_payment_succeeded.
         if (
-            event.get("type") == "checkout.session.completed"
+            event.get("type")
+            in ("checkout.session.completed", "checkout.session.async_payment_succeeded")
             and obj.get("payment_status") == "paid"
         ):
             kind = PAID
@@ -199,7 +208,10 @@ class StripeProvider:
             kind=kind,
             order_public_id=obj.get("client_reference_id"),
             payment_id=obj.get("payment_intent"),
-            amount_yen=obj.get("amount_total"),
+            # Only an amount in yen is compared with the price (5000 US cents is not 5000 yen).
+            amount_yen=obj.get("amount_total")
+            if str(obj.get("currency") or "jpy").lower() == "jpy"
+            else None,
         )
 
     def refund(self, payment_id: str) -> str:

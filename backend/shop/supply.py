@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.core.errors import N_
 from backend.core.upsert import ensure_row
-from backend.shop.errors import SoldOut
+from backend.shop.errors import SoldOut, WalletCapExceeded
 from backend.shop.models import Listing, ListingStock, Order
 
 # Order states that hold supply: the token is still to be minted or already is.
@@ -71,11 +71,34 @@ def reserve(session: Session, listing: Listing, order: Order) -> None:
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if taken == 1:
+        _within_wallet_cap(session, listing, order)
         return
     left = max(0, int(listing.supply) - reserved(session, listing.id))
     if left == 0:
         raise SoldOut(N_("Sold out."), remaining=0)
     raise SoldOut(N_("Only %(remaining)s left."), remaining=left)
+
+
+def _within_wallet_cap(session: Session, listing: Listing, order: Order) -> None:
+    """Raise WalletCapExceeded when the buyer's other orders of the listing and this one pass
+    its wallet cap. Read under the stock row's lock just taken: the buyer's orders placed at
+    the same moment (ten tabs, ten request keys) have committed by now and are counted, which
+    the early check (OrderService.check_supply) cannot see."""
+    others = session.scalar(
+        select(func.coalesce(func.sum(Order.quantity), 0)).where(
+            Order.listing_id == listing.id,
+            Order.buyer_address == order.buyer_address,
+            Order.status.in_(HOLDING),
+            Order.id != order.id,
+        )
+    )
+    left = int(listing.wallet_cap) - int(others or 0)
+    if order.quantity > left:
+        raise WalletCapExceeded(
+            N_("You can buy at most %(cap)s of these; %(left)s more for you."),
+            cap=listing.wallet_cap,
+            left=max(left, 0),
+        )
 
 
 def remaining(session: Session, listing: Listing) -> int:

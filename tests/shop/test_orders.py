@@ -262,3 +262,65 @@ def test_sold_out_listing_is_refused(shop_app, w3, anvil):
     resp = _buy(b, lid)
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "sold_out"
     assert counts(app) == before
+
+
+def test_a_card_payment_of_another_amount_is_refunded_and_mints_nothing(shop_app, w3):
+    """A payment whose amount is not the order's (a payment link paid with the order's id, an
+    amount the provider changed) must not keep the buyer's money: the order is refunded, the
+    refund is audited, nothing is minted and its unit goes back on sale."""
+    from backend.shop.supply import remaining
+
+    app = shop_app
+    api = Api(app.test_client())
+    api.signup("fan@example.com")
+    lid = listing_id(app, "card")
+    with app.app_context():
+        left = remaining(get_db().session, get_db().session.get(Listing, lid))
+    order = _buy(api, lid).get_json()["order"]
+    assert _webhook(app, api, order["id"], amount=50).get_json() == {"result": "processed"}
+    drive(app, w3)
+    o = _order(app, order["id"])
+    assert o.status == "refunded" and o.refund_ref == f"re_test_pay_test_{order['id']}"
+    with app.app_context():
+        s = get_db().session
+        assert payment_provider().refunds == [f"pay_test_{order['id']}"]
+        (refund,) = s.scalars(sa.select(AuditLog).where(AuditLog.subject_id == order["id"])).all()
+        assert refund.action == "payment.refund" and int(refund.amount) == 50  # paid, given back
+        assert remaining(s, s.get(Listing, lid)) == left
+    assert api.get("/api/shop/my/collection").get_json()["tokens"] == []
+    assert api.get(f"/api/shop/orders/{order['id']}").get_json()["order"]["status"] == "refunded"
+
+
+def test_a_forged_webhook_with_odd_characters_is_refused_not_a_server_error(shop_app):
+    """Anyone can post to the webhook: a signature header in non-ASCII characters (Latin-1
+    bytes) is a bad signature (400), not a 500, and changes nothing."""
+    app = shop_app
+    api = Api(app.test_client())
+    api.signup("fan@example.com")
+    order = _buy(api, listing_id(app, "card")).get_json()["order"]
+    before = counts(app)
+    with app.app_context():
+        payload, _ = payment_provider().signed_event(order["id"], "paid", 5000)
+    resp = api.client.post(
+        "/api/payments/webhooks/test", data=payload, headers={"X-Test-Signature": "\u00e9" * 64}
+    )
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_signature"
+    assert counts(app) == before
+    assert _order(app, order["id"]).status == "pending_payment"
+
+
+def test_an_event_for_a_checkout_that_is_no_order_of_ours_is_ignored(shop_app):
+    """The provider sends every checkout of the account to the one webhook, some with a
+    reference no order has (Stripe's client_reference_id: up to 200 characters, set by anyone
+    opening a payment link with ?client_reference_id=...). It is recorded and ignored; a
+    reference longer than our ids overflowed its column, a 500 the provider retried for days."""
+    app = shop_app
+    api = Api(app.test_client())
+    for ref in ("x" * 41, "y" * 100):
+        with app.app_context():
+            payload, headers = payment_provider().signed_event(ref, "declined", 5000)
+        resp = api.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+        assert resp.get_json() == {"result": "ignored"}
+        again = api.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
+        assert again.get_json() == {"result": "duplicate"}

@@ -157,3 +157,32 @@ def test_a_declined_card_payment_gives_its_unit_back(app):
     again = _buy(loser, lid, "card-order-3")
     assert again.status_code == 201, again.get_json()
     assert _stock(app, lid) == supply
+
+
+def test_one_buyers_orders_at_once_hold_no_more_than_the_wallet_cap(app):
+    """One person's ten tabs at once, each for the wallet cap under its own request key: one
+    order is placed and the nine others are told 409 "wallet cap". Each checked the cap before
+    any had committed, so all ten were placed: one person held ten times the cap of a limited
+    edition (sold out for everyone else) and, paying them all, was charged ten times for mints
+    the chain then refused."""
+    from backend.shop.services import order_service
+    from tests.concurrency import n_at_once
+
+    lid = listing_id(app, "card")
+    (buyer,) = _buyers(app, 1)
+    user_id = buyer.get("/api/accounts/me").get_json()["user"]["id"]
+    with app.app_context():
+        cap = get_db().session.get(Listing, lid).wallet_cap
+    before = _stock(app, lid) if _orders(app, lid) else 0
+
+    def place(i: int) -> str:
+        user = get_db().session.get(User, user_id)
+        return order_service().place(user, lid, cap, f"tab-order-{i}").order.public_id
+
+    answers = n_at_once(app, 10, place)
+    placed = [a for a in answers if isinstance(a, str)]
+    refused = [a for a in answers if not isinstance(a, str)]
+    assert len(placed) == 1, answers
+    assert all(getattr(r, "code", "") == "wallet_cap_exceeded" for r in refused), refused
+    assert _orders(app, lid) == {"pending_payment": 1}
+    assert _stock(app, lid) == before + cap
