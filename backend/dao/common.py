@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from flask import current_app
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -368,6 +368,18 @@ class DaoService:
         if user is None:
             return "sign_in"
         return self.user_wallet(user) or "no_wallet"
+
+    def lock_voter(self, voter: str) -> None:
+        """Serialise the ballots of `voter` until this transaction ends (ONE UPDATE that changes
+        nothing: a row lock on PostgreSQL, the write lock on SQLite). A governor ballot carries
+        the voter's next nonce, which counts their ballots still in flight: two ballots signed
+        at once would otherwise take the same nonce, and the chain refuses the second."""
+        self.session.execute(
+            update(Address)
+            .where(Address.address == voter)
+            .values(kind=Address.kind)
+            .execution_options(synchronize_session=False)
+        )
 
     def sign_ballot(
         self,

@@ -6,6 +6,8 @@
   on the DAO page: a payout they did not write is heading for their treasury.
 - A treasury `Cancelled` (the guardian Safe or a chamber cancelled a queued payout) raises an
   alert too, linked to the proposal it stopped.
+- A treasury `CallExecuted` marks the queued proposal executed, also when someone executed it
+  on the timelock itself (no governor `ProposalExecuted`).
 
 Both run inside the indexing transaction and are undone when a reorg drops the event.
 """
@@ -178,7 +180,7 @@ def unrecord_external(s: Session, p: DaoProposal) -> None:
     s.flush()
 
 
-def _cancelled_proposal(s: Session, town: Town, ev: ChainEvent) -> DaoProposal | None:
+def _queued_proposal(s: Session, town: Town, ev: ChainEvent) -> DaoProposal | None:
     """The town's queued proposal whose treasury operation id the event names."""
     op = str(ev.args["id"]).lower()
     rows = s.scalars(
@@ -200,7 +202,7 @@ def treasury_cancelled(s: Session, events: Sequence[ChainEvent]) -> None:
         if found is None:
             continue
         town = found[0]
-        p = _cancelled_proposal(s, town, ev)
+        p = _queued_proposal(s, town, ev)
         _alert(
             s,
             town,
@@ -267,6 +269,29 @@ def mark_seen(s: Session, town: Town, alert_id: int, user_id: int) -> None:
     s.commit()
 
 
+def treasury_executed(s: Session, events: Sequence[ChainEvent]) -> None:
+    """A queued payout executed in the treasury. Anyone may execute a ready operation
+    (EXECUTOR_ROLE is open), on the timelock itself too, without the governor's
+    ProposalExecuted; the governor then says "executed" (GovernorTimelockControl asks the
+    timelock), and so does the projection."""
+    for ev in events:
+        found = _town_of(s, ev)
+        p = _queued_proposal(s, found[0], ev) if found is not None else None
+        if p is not None and p.executed_tx_hash is None:
+            p.executed_tx_hash, p.executed_block = ev.tx_hash, ev.block_number
+    s.flush()
+
+
+def treasury_unexecuted(s: Session, events: Sequence[ChainEvent]) -> None:
+    for ev in events:
+        found = _town_of(s, ev)
+        p = _queued_proposal(s, found[0], ev) if found is not None else None
+        if p is not None and p.executed_tx_hash == ev.tx_hash:
+            p.executed_tx_hash = p.executed_block = None
+    s.flush()
+
+
 TREASURY_HANDLERS = (
     handler("Cancelled", treasury_cancelled, treasury_uncancelled, contract=TREASURY),
+    handler("CallExecuted", treasury_executed, treasury_unexecuted, contract=TREASURY),
 )

@@ -1,4 +1,5 @@
-"""Indexer handlers: the governors' events projected onto dao_proposals / dao_votes.
+"""Indexer handlers: the governors' events projected onto dao_proposals / dao_votes (a vote
+is VoteCast or, cast with params, VoteCastWithParams).
 
 Imported from backend/dao/tasks.py so they register in the web app and the worker alike. Each
 handler runs inside the indexing transaction; `revert` undoes `apply` when a reorg drops events.
@@ -158,6 +159,9 @@ def uncanceled(s: Session, events: Sequence[ChainEvent]) -> None:
 GOVERNOR_HANDLERS = (
     handler("ProposalCreated", created, uncreated, contract=GOVERNOR),
     handler("VoteCast", vote_cast, vote_uncast, contract=GOVERNOR),
+    # A vote cast with params (castVoteWithReasonAndParams, which any Governor client may
+    # send) is counted the same, but the governor emits this event instead of VoteCast.
+    handler("VoteCastWithParams", vote_cast, vote_uncast, contract=GOVERNOR),
     handler("ProposalQueued", queued, unqueued, contract=GOVERNOR),
     handler("ProposalExecuted", executed, unexecuted, contract=GOVERNOR),
     handler("ProposalCanceled", canceled, uncanceled, contract=GOVERNOR),

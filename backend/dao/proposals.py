@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backend.accounts.models import User
 from backend.accounts.roles import require_user
@@ -443,17 +443,28 @@ class ProposalService(DaoService):
         return support, e
 
     def _next_nonce(self, gov: str, voter: str) -> int:
-        """The voter's next governor nonce, counting their ballots not yet on chain."""
-        in_flight = self.session.scalar(
-            select(func.count(DaoVote.id))
+        """The voter's next governor nonce: the chain's, or past the last of their ballots
+        still on their way. A ballot the chain has taken but the indexer not yet counted
+        (it waits for confirmations) is both in the chain's nonce and "submitted" here, so
+        the in-flight ballots' own nonces are compared, never added to the chain's; a ballot
+        whose transaction failed used no nonce."""
+        rows = self.session.execute(
+            select(DaoVote.nonce, DaoVote.outbox_tx_id)
             .join(DaoProposal, DaoProposal.id == DaoVote.proposal_row_id)
             .where(
                 DaoVote.voter == voter,
                 DaoVote.state == "submitted",
+                DaoVote.nonce.is_not(None),
                 DaoProposal.governor_address == gov,
             )
+        ).all()
+        failed = chain_api.outbox_states(
+            self.session,
+            (tx for _n, tx in rows if tx is not None),
+            only=FAILED_TX_STATES,
         )
-        return int(self.gov(gov, "nonces", voter)) + int(in_flight or 0)
+        in_flight = [int(n) + 1 for n, tx in rows if n is not None and tx not in failed]
+        return max([int(self.gov(gov, "nonces", voter)), *in_flight])
 
     def _ballot(self, p: DaoProposal, support: int, voter: str) -> tuple[dict[str, Any], int]:
         gov = p.governor_address
@@ -487,6 +498,7 @@ class ProposalService(DaoService):
         user = require_user() if user is None else user
         support, e = self.check_vote(user, town, p, support_value)
         voter = str(e.address)
+        self.lock_voter(voter)  # the nonce read below counts every ballot committed before
         sig, signer, how, nonce = self.sign_ballot(
             user, e, lambda: self._ballot(p, support, voter), signature
         )
@@ -559,6 +571,16 @@ class ProposalService(DaoService):
     ) -> DaoProposal:
         """The writing half of create_proposal (no row with `key` was found); commits."""
         both = data.get("chamber") == BOTH
+        if both and self.existing(DaoProposal, f"{key}:resident", town) is not None:
+            # The resident half's key is taken: by a twin of this request (its answer), or by
+            # another proposal filed under that very key (refused, not a UNIQUE key's 500).
+            twin = self.existing(DaoProposal, key, town)
+            if twin is not None:
+                return twin
+            raise InvalidInput(
+                N_("This request key was used for another proposal; send the form again."),
+                field="idempotency_key",
+            )
         inp = parse_proposal(
             {**data, "chamber": CARD} if both else data,
             lambda named: self.recipient_address(town, named),

@@ -11,7 +11,9 @@ refused with nothing changed.
 
 Residency comes from the ID token's claims (ADR 0021):
 - the OIDC standard `address` claim; the town matches when its Japanese name (or its English
-  name) is in `address.locality` (e.g. "河西郡更別村" for 更別村), else in `address.formatted`;
+  name) is in `address.locality` (e.g. "河西郡更別村" for 更別村), else in `address.formatted`,
+  and, for a town recorded with its prefecture, `address.region` (else the formatted address)
+  names that prefecture (towns of one name exist in several prefectures);
 - `name`, `birthdate` and the address give the same identity hash as a visit to the town hall
   (identity.py); without them the provider's `sub` is hashed.
 
@@ -111,10 +113,27 @@ def finish() -> VerifiedClaims:
     return VerifiedClaims(issuer, dict(claims))
 
 
+def _in_prefecture(town: Town, address: dict[str, Any]) -> bool:
+    """Whether the address is in the town's prefecture (always, for a town recorded without
+    one). Many towns share a name across prefectures (池田町, 森町, 清水町, 美里町 ...): the
+    name alone would let a resident of another one in. The `region` claim decides; without
+    it, the formatted address must name the prefecture."""
+    prefectures = [normalise(p) for p in (town.prefecture_ja, town.prefecture_en) if p]
+    if not prefectures:
+        return True
+    region = address.get("region")
+    if isinstance(region, str) and region.strip():
+        text = normalise(region)
+        return any(p in text for p in prefectures)
+    formatted = address.get("formatted")
+    text = normalise(formatted) if isinstance(formatted, str) else ""
+    return any(p in text for p in prefectures)
+
+
 def lives_in(town: Town, claims: dict[str, Any]) -> bool:
-    """Whether the provider's address claim puts the person in `town`."""
+    """Whether the provider's address claim puts the person in `town` (and its prefecture)."""
     address = claims.get("address")
-    if not isinstance(address, dict):
+    if not isinstance(address, dict) or not _in_prefecture(town, address):
         return False
     names = [normalise(n) for n in (town.name_ja, town.name_en) if n]
     for part in ("locality", "formatted"):

@@ -177,3 +177,21 @@ def test_another_towns_twin_committing_first_is_refused_not_answered(
     with manual_outbox.app_context():
         poll = get_db().session.scalar(sa.select(DaoPoll))
         assert (poll.id, poll.town_id) == (twin[0]["poll"]["id"], town.id)
+
+
+def test_a_key_that_names_another_proposals_resident_half_is_refused_not_a_500(
+    manual_outbox, town, staff, dao_chain
+):
+    """A proposal put to both chambers files its resident half under "<key>:resident". When an
+    earlier proposal already used that key, the request is refused (400) with nothing written,
+    and the earlier proposal is untouched."""
+    dao_chain.fund_treasury(100_000)
+    first = staff.post(f"{BASE}/proposals", proposal_body(idempotency_key="festival-27:resident"))
+    assert first.status_code == 201, first.get_data(as_text=True)
+    before = _rows(manual_outbox, DaoProposal, "dao.propose:")
+    resp = staff.post(
+        f"{BASE}/proposals", proposal_body(chamber="both", idempotency_key="festival-27")
+    )
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert resp.get_json()["error"]["code"] == "invalid_input"
+    assert _rows(manual_outbox, DaoProposal, "dao.propose:") == before == (1, 1)

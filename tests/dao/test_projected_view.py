@@ -119,3 +119,80 @@ def test_a_proposal_without_enough_votes_is_defeated_in_both_views(manual_outbox
     _worker(app, dao_chain)
     view = _same(app, pid, _email(app, member_id))
     assert view["state"] == "defeated" and view["votes"]["for"] == 1
+
+
+def test_a_payout_executed_in_the_treasury_itself_shows_as_paid_out(manual_outbox, town, dao_chain):
+    """Anyone may execute a ready treasury operation (EXECUTOR_ROLE is open), also without the
+    governor: the governor then says "executed" (GovernorTimelockControl reads the timelock),
+    and so must the page, with the payout it made."""
+    from tests.dao.conftest import SLUG, make_staff
+    from tests.dao.test_dao_api import RECIPIENT
+
+    app = manual_outbox
+    staff, staff_id, _ = signup(app)
+    make_staff(app, town, staff_id)
+    dao_chain.fund_treasury(100_000)
+    member, member_id, addr = signup(app)
+    dao_chain.mint_cards(addr, 2)
+    pid = open_proposal(app, staff, dao_chain)
+    assert member.post(f"{BASE}/proposals/{pid}/votes", {"support": "for"}).status_code == 202
+    _worker(app, dao_chain)
+    dao_chain.mine(301)
+    _worker(app, dao_chain)
+    assert staff.post(f"{BASE}/proposals/{pid}/queue").status_code == 202
+    _worker(app, dao_chain)
+    dao_chain.increase_time(61)
+
+    with app.app_context():
+        p = get_db().session.get(DaoProposal, pid)
+        targets, values, calldatas = p.actions()
+        gov, description = p.governor_address, p.description
+    from backend.chain.governance import timelock_salt
+
+    treasury = dao_chain.contract(f"towns.{SLUG}.TownTreasury", "TownTreasury")
+    dao_chain.send(
+        treasury.functions.executeBatch(
+            targets,
+            values,
+            [bytes.fromhex(c.removeprefix("0x")) for c in calldatas],
+            b"\x00" * 32,
+            timelock_salt(gov, description),
+        )
+    )
+    assert dao_chain.yen_balance(RECIPIENT) == 25_000
+    _worker(app, dao_chain)
+
+    view = _same(app, pid, _email(app, member_id))
+    assert view["state"] == "executed"
+    r = staff.get(f"{BASE}/proposals/{pid}/results").get_json()
+    assert r["state"] == "executed" and r["executed_tx_hash"]
+    assert [(x["to"].lower(), x["amount"]) for x in r["payouts"]] == [(RECIPIENT.lower(), "25000")]
+
+
+def test_a_vote_cast_with_params_from_an_own_wallet_is_counted_on_the_page(
+    manual_outbox, town, dao_chain, w3
+):
+    """A holder votes from their own wallet with castVoteWithReasonAndParams (any Governor
+    client may): the governor counts it and emits VoteCastWithParams, not VoteCast. The page's
+    tally and state must still be the governor's."""
+    from tests.dao.conftest import make_staff
+    from tests.dao.test_external_proposals import Tourist
+
+    app = manual_outbox
+    staff, staff_id, _ = signup(app)
+    make_staff(app, town, staff_id)
+    dao_chain.fund_treasury(100_000)
+    holder = Tourist(w3, dao_chain)
+    dao_chain.mint_cards(holder.address, 2)
+    pid = open_proposal(app, staff, dao_chain)
+    with app.app_context():
+        proposal_id = get_db().session.get(DaoProposal, pid).proposal_id_int
+    gov = dao_chain.card_chamber
+    holder.send(gov.functions.castVoteWithReasonAndParams(proposal_id, 1, "from Tally", b"\x01"))
+    _worker(app, dao_chain)
+
+    view = _same(app, pid)
+    assert view["votes"] == {"for": 2, "against": 0, "abstain": 0}
+    dao_chain.mine(301)
+    _worker(app, dao_chain)
+    assert _same(app, pid)["state"] == "succeeded"

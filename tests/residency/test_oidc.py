@@ -126,6 +126,44 @@ def test_an_address_outside_the_town_is_refused(app, town, provider):
     assert counts(app) == before and resident(app, uid) is None
 
 
+def _town_is(app, town, **names):
+    from backend.core.db import get_db
+    from backend.regions.models import Town
+
+    with app.app_context():
+        s = get_db().session
+        row = s.get(Town, town.id)
+        for name, value in names.items():
+            setattr(row, name, value)
+        s.commit()
+
+
+def test_a_town_of_the_same_name_in_another_prefecture_is_refused(app, town, provider):
+    """Many Japanese towns share a name (池田町 in Hokkaido, Gifu, Fukui, Nagano, Tokushima):
+    the town's prefecture must match too, or any of them would vote in this resident chamber."""
+    _town_is(app, town, name_ja="池田町", name_en="Ikeda", prefecture_ja="北海道",
+             prefecture_en="Hokkaido")  # fmt: skip
+    _, uid, _ = signup(app, "gifu@example.com")
+    api = login(app, "gifu@example.com")
+    provider.person = {
+        **provider.person,
+        "address": {"region": "岐阜県", "locality": "揖斐郡池田町", "street_address": "六之井1"},
+    }
+    before = counts(app)
+    resp = verify_with_provider(api)
+    assert resp.status_code == 400
+    assert "outside this town" in resp.get_data(as_text=True)
+    assert counts(app) == before and resident(app, uid) is None
+
+    # The one in Hokkaido is this town: issued.
+    provider.person = {
+        **provider.person,
+        "address": {"region": "北海道", "locality": "中川郡池田町", "street_address": "西1条"},
+    }
+    assert verify_with_provider(api).status_code == 303
+    assert resident(app, uid)["state"] == "issuing"
+
+
 def test_callback_without_a_start_and_signed_out(app, town, provider):
     signup(app, "hanako@example.com")
     api = login(app, "hanako@example.com")
