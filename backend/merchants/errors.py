@@ -29,6 +29,10 @@ class ChargeNotCancellable(Conflict):
     code = "charge_not_cancellable"
 
 
+class UnconfirmedAccount(Conflict):
+    code = "unconfirmed_account"
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 

@@ -34,6 +34,7 @@ from backend.merchants.errors import (
     ChargeNotPayable,
     MerchantNotActive,
     MerchantNotFound,
+    UnconfirmedAccount,
 )
 from backend.merchants.models import (
     Merchant,
@@ -269,10 +270,22 @@ class MerchantRegistration:
     def add_staff_by_email(
         self, actor: User | None, merchant_id: object, email: object
     ) -> MerchantStaff:
-        """Town STAFF make the account with `email` staff of one of the town's shops."""
+        """Town STAFF make the account with `email` staff of one of the town's shops; not an
+        account whose address nobody confirmed (UnconfirmedAccount): anyone can sign up with
+        an address before its owner does, and shop staff take the shop's payments."""
         merchant = self.merchant(merchant_id)
         require_town_role(actor, merchant.town_id, STAFF)
-        return self.add_staff(actor, merchant, self.user_by_email(email))
+        user = self.user_by_email(email)
+        if user.email_verified_at is None:
+            raise UnconfirmedAccount(
+                N_(
+                    "The account with this email address has not confirmed it yet. Ask them to"
+                    " follow the link in the confirmation mail (or reset their password), then"
+                    " add them again."
+                ),
+                field="email",
+            )
+        return self.add_staff(actor, merchant, user)
 
     def remove_staff_by_email(self, actor: User | None, merchant_id: object, email: object) -> bool:
         """Town STAFF (and the town's admin) take the account with `email` off one of the

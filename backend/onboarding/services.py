@@ -87,6 +87,10 @@ class InvalidInvite(InvalidInput):
     code = "invalid_invite"
 
 
+class UnconfirmedAccount(Conflict):
+    code = "unconfirmed_account"
+
+
 @dataclass(frozen=True)
 class TownRequest:
     """What the operator asks for: a town's slug, names, points symbol, its first admin."""
@@ -639,11 +643,23 @@ class InviteService:
         """Use the link (once: one conditional UPDATE): make the account if the invited e-mail
         has none (with `password`, verified: the link came to that mailbox), give it the town's
         admin role, and return the user to sign in. Commits. InvalidInvite if the link is not
-        usable; InvalidInput for a weak password (the link stays usable then)."""
+        usable; InvalidInput for a weak password (the link stays usable then). An existing
+        account whose address nobody confirmed gets no role (UnconfirmedAccount, the link stays
+        usable): anyone could have signed up with the address before its owner, and knows its
+        password; a password reset proves the mailbox and ends that."""
         invite = self._find(token)
         user = self.session.scalar(select(User).where(User.email == invite.email))
         if user is None:
             user = self.accounts.signup(invite.email, password, display_name, verified=True)
+        elif user.email_verified_at is None:
+            raise UnconfirmedAccount(
+                N_(
+                    "An account with this email address exists, but its address was never"
+                    " confirmed. Reset its password from the sign-in page (the mail proves the"
+                    " address), then open this link again."
+                ),
+                field="email",
+            )
         now = self._now()
         done = self.session.execute(
             update(TownInvite)

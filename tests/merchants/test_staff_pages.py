@@ -9,10 +9,12 @@ import re
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash
 
+from backend.accounts.services import AccountService
+from backend.chain.api import get_vault
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.merchants.models import Merchant, MerchantStaff, ResidentCard
-from tests.merchants.conftest import run_chain, snapshot
+from tests.merchants.conftest import assert_error, run_chain, snapshot
 
 
 def _form(api, url: str, data: dict[str, str], lang: str | None = None):
@@ -138,4 +140,22 @@ def test_bad_input_shows_a_translated_message_and_changes_nothing(app, world):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400 and "このメールアドレスのアカウントはありません" in html
     assert 'data-testid="card-pin"' not in resp.get_data(as_text=True)
+    assert (_staff_rows(app), snapshot(app)) == before
+
+
+def test_an_account_nobody_confirmed_is_not_made_shop_staff(app, world):
+    """Anyone can sign up with an address before its owner does; shop staff take the shop's
+    payments, so the address must be confirmed first. Nothing is written; a clear message."""
+    with app.app_context():
+        AccountService(get_db().session(), lambda: get_vault(app)).signup(
+            "new-clerk@example.com", "correct horse battery 9"
+        )
+    staff = world.api(world.staff)
+    before = (_staff_rows(app), snapshot(app))
+    url = f"/towns/sarabetsu/shops/{world.merchant_id}/staff"
+    resp = _form(staff, url, {"email": "new-clerk@example.com"}, lang="ja")
+    assert resp.status_code == 409
+    assert "まだアドレスを確認していません" in resp.get_data(as_text=True)
+    api = f"/api/towns/sarabetsu/people/shops/{world.merchant_id}"
+    assert_error(staff.post(api, {"email": "new-clerk@example.com"}), 409, "unconfirmed_account")
     assert (_staff_rows(app), snapshot(app)) == before
