@@ -62,9 +62,36 @@ def town_limits(session: Session, town_id: int) -> dict[str, int]:
     return {f: town_limit(session, town_id, f) for f in LIMIT_FIELDS}
 
 
-def set_town_limits(session: Session, town_id: int, actor_id: int, data: dict[str, object]) -> None:
-    """Town STAFF (checked by the caller) set any of the limits; AuditLog "town.money_settings".
-    Bad values change nothing (InvalidInput). The caller commits."""
+# Raising one of these takes two members of staff: one proposes the new amount, another sets
+# the same amount to confirm it. Otherwise one member of staff could raise the amount and then
+# approve a large settlement, or issue a large batch of points, alone. Lowering applies at once:
+# it only asks for more approvals.
+TWO_PERSON_RAISE = ("four_eyes_amount", "issue_four_eyes_amount")
+
+
+def pending_raises(session: Session, town_id: int) -> dict[str, dict[str, int]]:
+    """The raises of four-eyes amounts waiting for a second member of staff:
+    {field: {"amount": proposed, "proposed_by": user id}}."""
+    row = settings_row(session, town_id)
+    waiting: dict[str, dict[str, int]] = {}
+    for field in TWO_PERSON_RAISE:
+        value = getattr(row, f"{field}_raise") if row is not None else None
+        if value is not None:
+            waiting[field] = {
+                "amount": int(value),
+                "proposed_by": int(getattr(row, f"{field}_raise_by")),
+            }
+    return waiting
+
+
+def set_town_limits(
+    session: Session, town_id: int, actor_id: int, data: dict[str, object]
+) -> list[str]:
+    """Town STAFF (checked by the caller) set any of the limits; AuditLog "town.money_settings"
+    for what changed. A raise of a four-eyes amount (TWO_PERSON_RAISE) waits instead until
+    another member of staff sets the same amount (AuditLog "town.money_settings.raise_proposed",
+    then "town.money_settings" naming both); the fields left waiting are returned. Bad values
+    change nothing (InvalidInput). The caller commits."""
     values: dict[str, int] = {}
     for field in LIMIT_FIELDS:
         if field not in data:
@@ -79,22 +106,69 @@ def set_town_limits(session: Session, town_id: int, actor_id: int, data: dict[st
         values[field] = v
     if not values:
         raise InvalidInput(N_("Nothing to change."), field="customer_daily_limit")
+    current = town_limits(session, town_id)
     row = settings_row(session, town_id)
     if row is None:
         row = TownMoneySettings(town_id=town_id)
         session.add(row)
+    applied: dict[str, int] = {}
+    confirmed: dict[str, int] = {}
+    waiting: list[str] = []
     for field, v in values.items():
+        if field in TWO_PERSON_RAISE and v > current[field]:
+            proposed = getattr(row, f"{field}_raise")
+            proposer = getattr(row, f"{field}_raise_by")
+            if proposed is None or int(proposed) != v or proposer == actor_id:
+                # A first proposal, or another amount (the latest proposal waits), or the same
+                # proposer again: nothing applies until someone else agrees.
+                if proposed is None or int(proposed) != v:
+                    setattr(row, f"{field}_raise", Decimal(v))
+                    setattr(row, f"{field}_raise_by", actor_id)
+                    _audit(
+                        session,
+                        actor_id,
+                        town_id,
+                        "town.money_settings.raise_proposed",
+                        "a raise of a four-eyes amount, waiting for a second member of staff",
+                        {"field": field, "amount": v, "current": current[field]},
+                    )
+                waiting.append(field)
+                continue
+            confirmed[field] = int(proposer)
+        if field in TWO_PERSON_RAISE:  # set (raised with a second person, or lowered)
+            setattr(row, f"{field}_raise", None)
+            setattr(row, f"{field}_raise_by", None)
         setattr(row, field, Decimal(v))
-    row.updated_by = actor_id
-    row.updated_at = utcnow()
+        applied[field] = v
+    if applied:
+        row.updated_by = actor_id
+        row.updated_at = utcnow()
+        details: dict[str, object] = dict(applied)
+        if confirmed:
+            details["raise_proposed_by"] = confirmed
+        _audit(
+            session,
+            actor_id,
+            town_id,
+            "town.money_settings",
+            "money limits set by town staff",
+            details,
+        )
+    return waiting
+
+
+def _audit(
+    session: Session, actor_id: int, town_id: int, action: str, reason: str, details: dict
+) -> None:
     session.add(
         AuditLog(
             actor=f"user:{actor_id}",
-            action="town.money_settings",
+            action=action,
             subject_type="town",
             subject_id=str(town_id),
-            reason="money limits set by town staff",
-            details=values,
+            reason=reason,
+            details=details,
+            town_id=town_id,
         )
     )
 

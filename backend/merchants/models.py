@@ -250,6 +250,12 @@ class TownMoneySettings(Base):
     four_eyes_amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
     # A batch of points issued by staff above this waits for a second member of staff.
     issue_four_eyes_amount: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    # A raise of a four-eyes amount proposed by one member of staff, waiting for another to
+    # confirm it (merchants/limits.py), and who proposed it; None when no raise waits.
+    four_eyes_amount_raise: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    four_eyes_amount_raise_by: Mapped[int | None] = mapped_column()
+    issue_four_eyes_amount_raise: Mapped[Decimal | None] = mapped_column(TokenAmount)
+    issue_four_eyes_amount_raise_by: Mapped[int | None] = mapped_column()
     originator_code: Mapped[str | None] = mapped_column(String(10))
     originator_name: Mapped[str | None] = mapped_column(String(40))
     bank_code: Mapped[str | None] = mapped_column(String(4))

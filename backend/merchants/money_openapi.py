@@ -99,7 +99,9 @@ PATHS = {
         },
         "post": {
             "summary": "Set the town's daily limits and four-eyes amounts (settlements; points "
-            "issued by staff) (town staff; audit-logged).",
+            "issued by staff) (town staff; audit-logged). A raise of a four-eyes amount waits "
+            "in `pending` (202) until another member of staff sets the same amount; lowering "
+            "applies at once.",
             "security": _SESSION,
             "parameters": [_SLUG],
             "requestBody": json_body(
@@ -116,7 +118,11 @@ PATHS = {
                     },
                 }
             ),
-            "responses": {"200": json_response("Settings."), **_errors()},
+            "responses": {
+                "200": json_response("Settings (and raises still pending)."),
+                "202": json_response("A raise waits for a second member of staff (pending)."),
+                **_errors(),
+            },
         },
     },
     "/api/towns/{slug}/bank-account": {

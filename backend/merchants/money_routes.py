@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
 
 from backend.accounts.roles import STAFF, current_user, require_town_role, require_user
 from backend.core.db import get_db
@@ -57,17 +58,26 @@ def unlock_card(card_id: int) -> Response:
 def money_settings(slug: str) -> Response:
     town = town_by_slug(slug)
     require_town_role(current_user(), town.id, STAFF)
-    return jsonify(settings=limits.town_limits(get_db().session(), town.id))
+    return _settings_json(get_db().session(), town.id)
 
 
 @bp.post("/api/towns/<slug>/money-settings")
-def set_money_settings(slug: str) -> Response:
+def set_money_settings(slug: str) -> tuple[Response, int]:
+    """200 when everything asked for applies; 202 when a raise of a four-eyes amount waits for
+    a second member of staff (in "pending"; the rest applied)."""
     town = town_by_slug(slug)
     user = require_town_role(current_user(), town.id, STAFF)
     session = get_db().session()
-    limits.set_town_limits(session, town.id, user.id, json_object())
+    waiting = limits.set_town_limits(session, town.id, user.id, json_object())
     session.commit()
-    return jsonify(settings=limits.town_limits(session, town.id))
+    return _settings_json(session, town.id), 202 if waiting else 200
+
+
+def _settings_json(session: Session, town_id: int) -> Response:
+    return jsonify(
+        settings=limits.town_limits(session, town_id),
+        pending=limits.pending_raises(session, town_id),
+    )
 
 
 @bp.post("/api/towns/<slug>/bank-account")

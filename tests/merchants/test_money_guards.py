@@ -276,6 +276,53 @@ def _requested(app, world, amount: int, key: str) -> int:
         return int(row.id)
 
 
+def test_one_member_of_staff_cannot_raise_a_four_eyes_amount_and_approve_alone(app, world):
+    """The attack: raise the four-eyes amount, then approve a large settlement alone. A raise
+    waits until another member of staff sets the same amount; lowering applies at once."""
+    with app.app_context():
+        grant_town_role(world.user(world.neighbour), world.town_id, STAFF)
+        get_db().session.commit()
+        first_id, second_id = world.user(world.staff).id, world.user(world.neighbour).id
+    first, second = world.api(world.staff), world.api(world.neighbour)
+    url = "/api/towns/sarabetsu/money-settings"
+    big = _requested(app, world, 200_000, "raise-big-1")
+
+    # One member of staff raises it (with a daily limit in the same request): the daily limit
+    # applies, the four-eyes amount waits, and asking again changes nothing.
+    for _ in range(2):
+        r = first.post(url, {"four_eyes_amount": 500_000, "customer_daily_limit": 40_000})
+        assert r.status_code == 202, r.get_data(as_text=True)
+        body = r.get_json()
+        assert body["settings"]["four_eyes_amount"] == 100_000
+        assert body["settings"]["customer_daily_limit"] == 40_000
+        assert body["pending"] == {"four_eyes_amount": {"amount": 500_000, "proposed_by": first_id}}
+    assert len(_audits(app, "town.money_settings.raise_proposed")) == 1
+    assert first.get(url).get_json()["pending"]["four_eyes_amount"]["amount"] == 500_000
+    # The large settlement still needs a second approver.
+    r = first.post(f"/api/settlements/{big}/approve")
+    assert r.get_json()["settlement"]["status"] == "requested"
+    assert_error(first.post(f"/api/settlements/{big}/approve"), 409, "second_approver_needed")
+
+    # Another member of staff setting the same amount confirms it; both are in the audit row.
+    r = second.post(url, {"four_eyes_amount": 500_000})
+    assert r.status_code == 200
+    assert r.get_json()["settings"]["four_eyes_amount"] == 500_000 and r.get_json()["pending"] == {}
+    confirmed = _audits(app, "town.money_settings")[-1]
+    assert confirmed.actor == f"user:{second_id}"
+    assert confirmed.details["raise_proposed_by"] == {"four_eyes_amount": first_id}
+
+    # Lowering takes one person; the points-issuing amount follows the same rule.
+    r = first.post(url, {"four_eyes_amount": 1_000})
+    assert r.status_code == 200 and r.get_json()["settings"]["four_eyes_amount"] == 1_000
+    r = first.post(url, {"issue_four_eyes_amount": 10**9})
+    assert r.status_code == 202
+    assert r.get_json()["settings"]["issue_four_eyes_amount"] == 100_000
+    # Bad values are refused and leave the waiting raise as it was.
+    before = first.get(url).get_json()
+    assert_error(first.post(url, {"issue_four_eyes_amount": 10**9 + 1}), 400, "invalid_input")
+    assert first.get(url).get_json() == before
+
+
 def test_four_eyes_above_the_towns_amount(app, world):
     with app.app_context():
         grant_town_role(world.user(world.neighbour), world.town_id, STAFF)
