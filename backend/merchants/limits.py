@@ -88,10 +88,11 @@ def set_town_limits(
     session: Session, town_id: int, actor_id: int, data: dict[str, object]
 ) -> list[str]:
     """Town STAFF (checked by the caller) set any of the limits; AuditLog "town.money_settings"
-    for what changed. A raise of a four-eyes amount (TWO_PERSON_RAISE) waits instead until
-    another member of staff sets the same amount (AuditLog "town.money_settings.raise_proposed",
-    then "town.money_settings" naming both); the fields left waiting are returned. Bad values
-    change nothing (InvalidInput). The caller commits."""
+    for what changed (setting the value a limit has changes nothing). A raise of a four-eyes
+    amount (TWO_PERSON_RAISE) waits instead until another member of staff sets the same amount
+    (AuditLog "town.money_settings.raise_proposed", then "town.money_settings" naming both);
+    the fields left waiting are returned. Bad values change nothing (InvalidInput). The caller
+    commits."""
     values: dict[str, int] = {}
     for field in LIMIT_FIELDS:
         if field not in data:
@@ -106,14 +107,12 @@ def set_town_limits(
         values[field] = v
     if not values:
         raise InvalidInput(N_("Nothing to change."), field="customer_daily_limit")
+    row = _locked_row(session, town_id)
     current = town_limits(session, town_id)
-    row = settings_row(session, town_id)
-    if row is None:
-        row = TownMoneySettings(town_id=town_id)
-        session.add(row)
     applied: dict[str, int] = {}
     confirmed: dict[str, int] = {}
     waiting: list[str] = []
+    withdrawn: list[str] = []
     for field, v in values.items():
         if field in TWO_PERSON_RAISE and v > current[field]:
             proposed = getattr(row, f"{field}_raise")
@@ -135,17 +134,22 @@ def set_town_limits(
                 waiting.append(field)
                 continue
             confirmed[field] = int(proposer)
-        if field in TWO_PERSON_RAISE:  # set (raised with a second person, or lowered)
+        if field in TWO_PERSON_RAISE and getattr(row, f"{field}_raise") is not None:
+            # Set (raised with a second person, or lowered): no older proposal waits on.
             setattr(row, f"{field}_raise", None)
             setattr(row, f"{field}_raise_by", None)
-        setattr(row, field, Decimal(v))
-        applied[field] = v
-    if applied:
+            withdrawn.append(field)
+        if v != current[field]:
+            setattr(row, field, Decimal(v))
+            applied[field] = v
+    if applied or withdrawn:
         row.updated_by = actor_id
         row.updated_at = utcnow()
         details: dict[str, object] = dict(applied)
         if confirmed:
             details["raise_proposed_by"] = confirmed
+        if set(withdrawn) - set(confirmed):
+            details["raise_withdrawn"] = sorted(set(withdrawn) - set(confirmed))
         _audit(
             session,
             actor_id,
@@ -155,6 +159,23 @@ def set_town_limits(
             details,
         )
     return waiting
+
+
+def _locked_row(session: Session, town_id: int) -> TownMoneySettings:
+    """The town's settings row, made if missing (two first settings at once both pass) and
+    locked until the caller's transaction ends (ONE UPDATE that changes nothing: a row lock on
+    PostgreSQL, the write lock on SQLite), read afresh: requests at once see each other's
+    proposal, so a raise applies only when a different person's proposal was committed."""
+    ensure_row(session, TownMoneySettings, {"town_id": town_id}, ["town_id"])
+    session.execute(
+        update(TownMoneySettings)
+        .where(TownMoneySettings.town_id == town_id)
+        .values(town_id=TownMoneySettings.town_id)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.get(TownMoneySettings, town_id, populate_existing=True)
+    assert row is not None
+    return row
 
 
 def _audit(

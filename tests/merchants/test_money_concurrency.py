@@ -304,3 +304,46 @@ def test_a_double_submit_of_a_redemption_whose_twin_spent_the_balance_gets_the_t
     assert _count(app, sa.select(sa.func.count()).select_from(Settlement)) == 1
     burns = sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == "points.burn")
     assert _count(app, burns) == 1
+
+
+def test_raises_of_the_four_eyes_amount_at_once_never_apply_on_one_persons_word(app, world):
+    """Ten requests at once from one member of staff leave the raise waiting (one proposal);
+    then the same raise from two members of staff at once applies it, naming both."""
+    with app.app_context():
+        grant_town_role(world.user(world.neighbour), world.town_id, STAFF)
+        get_db().session.commit()
+        first_id, second_id = world.user(world.staff).id, world.user(world.neighbour).id
+    url = "/api/towns/sarabetsu/money-settings"
+    raise_ = {"four_eyes_amount": 700_000}
+    firsts = [world.api(world.staff) for _ in range(10)]
+    answers = at_once([lambda api=api: api.post(url, raise_) for api in firsts])
+    assert [r.status_code for r in answers] == [202] * 10, [r.get_data() for r in answers]
+    settings = firsts[0].get(url).get_json()
+    assert settings["settings"]["four_eyes_amount"] == 100_000
+    assert settings["pending"] == {"four_eyes_amount": {"amount": 700_000, "proposed_by": first_id}}
+    assert (
+        _count(
+            app,
+            sa.select(sa.func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "town.money_settings.raise_proposed"),
+        )
+        == 1
+    )
+
+    seconds = [world.api(world.neighbour) for _ in range(5)]
+    answers = at_once([lambda api=api: api.post(url, raise_) for api in seconds + firsts[:5]])
+    assert {r.status_code for r in answers} <= {200, 202}
+    settings = firsts[0].get(url).get_json()
+    assert settings["settings"]["four_eyes_amount"] == 700_000 and settings["pending"] == {}
+    with app.app_context():
+        applied = (
+            get_db()
+            .session.scalars(sa.select(AuditLog).where(AuditLog.action == "town.money_settings"))
+            .all()
+        )
+    assert len(applied) == 1
+    assert {applied[0].actor, *map(str, applied[0].details["raise_proposed_by"].values())} in (
+        {f"user:{second_id}", str(first_id)},
+        {f"user:{first_id}", str(second_id)},
+    )
