@@ -1,6 +1,7 @@
 """After an order is placed: card-provider webhooks (paid -> mint by the minter key, declined),
 and reconciliation of orders whose chain transaction failed (token orders fail, card orders are
-minted again, then refunded).
+minted again, then refunded) and of card checkouts left unpaid (after CHECKOUT_TTL they give
+their units back; a payment that still arrives is refunded).
 
 A webhook delivered twice is processed once (`PaymentEventRecord`), and a mint has the payment
 reference as its idempotency key. Every public method is one unit of work.
@@ -8,6 +9,7 @@ reference as its idempotency key. Every public method is one unit of work.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
 from backend.chain.api import ContractCall, OutboxService, Sender, Subject
+from backend.core.db import utcnow
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.shop.catalog import sale_key
-from backend.shop.models import Order, PaymentEventRecord, payment_ref_bytes
+from backend.shop.models import CHECKOUT_EXPIRED, Order, PaymentEventRecord, payment_ref_bytes
 from backend.shop.orders import mint_audit
 from backend.shop.payment_targets import payment_target
 from backend.shop.providers import DECLINED, PAID, PaymentProvider
@@ -31,6 +34,15 @@ log = logging.getLogger(__name__)
 MAX_MINT_ATTEMPTS = 3
 MAX_PUBLIC_ID = 40  # payment_orders.public_id and payment_events.order_public_id
 FAILED_TX_STATES = ("failed", "reverted", "cancelled")
+# A card checkout left unpaid this long gives its units back (a tourist who closed the payment
+# page must not hold a limited edition for a day): declined with models.CHECKOUT_EXPIRED. Stripe's
+# session is made to expire sooner (providers.STRIPE_CHECKOUT_LIFETIME), so a payment after it
+# is a straggler at the boundary, or the test checkout's: it is refunded, never kept.
+CHECKOUT_TTL = dt.timedelta(hours=1)
+
+
+def _paid_after_expiry(order: Order, kind: str) -> bool:
+    return kind == PAID and order.status == "declined" and order.checkout_expired
 
 
 class CardPaymentService:
@@ -42,11 +54,13 @@ class CardPaymentService:
         *,
         outbox: Callable[[], OutboxService],
         provider: Callable[[], PaymentProvider],
+        now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         """`provider` gives the configured card provider (refunds go to it)."""
         self.session = session
         self._outbox = outbox
         self._provider = provider
+        self._now = now
 
     def handle_webhook(self, provider: PaymentProvider, payload: bytes, headers: Any) -> str:
         """Apply a provider event once: paid -> mint (minter key, via the outbox), declined ->
@@ -113,6 +127,13 @@ class CardPaymentService:
             elif event.kind == DECLINED:
                 set_status(self.session, order, "declined")
                 result = "processed"
+        elif order is not None and _paid_after_expiry(order, event.kind):
+            # Its units went back when the checkout expired: the money goes back too.
+            order.provider_payment_id = event.payment_id
+            self._refund(
+                order, CHECKOUT_EXPIRED, "paid after the checkout expired", amount=event.amount_yen
+            )
+            result = "processed"
         self.session.commit()
         return result
 
@@ -139,8 +160,24 @@ class CardPaymentService:
 
     def reconcile(self) -> dict[str, int]:
         """Orders whose chain transaction failed: token orders fail (nothing was taken); card
-        orders are minted again, and refunded after MAX_MINT_ATTEMPTS (the user sees it)."""
-        done = {"failed": 0, "retried": 0, "refunded": 0}
+        orders are minted again, and refunded after MAX_MINT_ATTEMPTS (the user sees it). Card
+        checkouts unpaid after CHECKOUT_TTL are declined and give their units back."""
+        done = {"failed": 0, "retried": 0, "refunded": 0, "expired": 0}
+        # Locked and skipped when a webhook holds the order: its payment decides first.
+        unpaid = self.session.scalars(
+            select(Order)
+            .where(
+                Order.status == "pending_payment",
+                Order.payment_kind == "card",
+                Order.created_at < self._now() - CHECKOUT_TTL,
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for order in unpaid:
+            set_status(self.session, order, "declined")
+            order.error = CHECKOUT_EXPIRED
+            done["expired"] += 1
+        self.session.commit()
         orders = self.session.scalars(
             select(Order)
             .where(

@@ -189,6 +189,9 @@ class CheckIn(Base):
 # completed (the indexer saw the mint) | failed (nothing taken) | refunded (card, mint failed)
 # | declined (card refused by the provider)
 ORDER_STATES = ("pending_payment", "processing", "completed", "failed", "refunded", "declined")
+# Order.error of a card checkout left unpaid (declined by shop/card_payments.py, and refunded
+# if it is paid after all).
+CHECKOUT_EXPIRED = "checkout expired"
 
 
 class Order(Base):
@@ -218,6 +221,11 @@ class Order(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     listing: Mapped[Listing] = relationship()
+
+    @property
+    def checkout_expired(self) -> bool:
+        """Its card checkout was left unpaid too long (the pages say so, not "declined")."""
+        return self.error == CHECKOUT_EXPIRED
 
 
 class PaymentEventRecord(Base):

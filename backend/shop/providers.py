@@ -7,6 +7,7 @@ verifies the provider's signature and returns a `PaymentEvent` (raises `BadSigna
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -21,6 +22,9 @@ from backend.core.errors import N_, AppError, ServiceUnavailable
 PAID = "paid"
 DECLINED = "declined"
 OTHER = "other"
+# How long a Stripe checkout can be paid: less than the hour after which an unpaid one gives
+# its reservation back (shop card_payments.CHECKOUT_TTL, premium purchases.CHECKOUT_TTL).
+STRIPE_CHECKOUT_LIFETIME = dt.timedelta(minutes=35)
 
 
 class BadSignature(AppError):
@@ -163,6 +167,9 @@ class StripeProvider:
                 "line_items[0][price_data][currency]": "jpy",
                 "line_items[0][price_data][unit_amount]": order.amount_yen // order.quantity,
                 "line_items[0][price_data][product_data][name]": order.description,
+                # Sooner than card_payments.CHECKOUT_TTL gives the units back (Stripe takes
+                # 30 minutes to 24 hours): nobody pays a checkout whose units went back.
+                "expires_at": int(time.time() + STRIPE_CHECKOUT_LIFETIME.total_seconds()),
             },
             idempotency_key=f"checkout-{order.public_id}",
         )

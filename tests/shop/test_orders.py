@@ -324,3 +324,58 @@ def test_an_event_for_a_checkout_that_is_no_order_of_ours_is_ignored(shop_app):
         assert resp.get_json() == {"result": "ignored"}
         again = api.client.post("/api/payments/webhooks/test", data=payload, headers=headers)
         assert again.get_json() == {"result": "duplicate"}
+
+
+def test_an_unpaid_card_checkout_gives_its_unit_back_and_a_late_payment_is_refunded(shop_app, w3):
+    """A tourist who closes the payment page must not hold a limited edition: after the checkout
+    time the unit goes back on sale (a checkout within it keeps its unit); a payment that still
+    arrives for it is refunded with an audit row, never kept, and mints nothing."""
+    import datetime as dt
+
+    from backend.core.db import utcnow
+    from backend.shop.card_payments import CHECKOUT_TTL
+    from backend.shop.supply import remaining
+
+    app = shop_app
+    late, prompt = Api(app.test_client()), Api(app.test_client())
+    late.signup("late@example.com")
+    prompt.signup("prompt@example.com")
+    lid = listing_id(app, "card")
+    with app.app_context():
+        left = remaining(get_db().session, get_db().session.get(Listing, lid))
+    closed = _buy(late, lid).get_json()["order"]
+    open_ = _buy(prompt, lid).get_json()["order"]
+    with app.app_context():
+        s = get_db().session
+        s.execute(
+            sa.update(Order)
+            .where(Order.public_id == closed["id"])
+            .values(created_at=utcnow() - CHECKOUT_TTL - dt.timedelta(minutes=1))
+        )
+        s.commit()
+        assert remaining(s, s.get(Listing, lid)) == left - 2
+
+    drive(app, w3)  # the reconciliation beat runs
+    assert late.get(f"/api/shop/orders/{closed['id']}").get_json()["order"]["status"] == "declined"
+    assert _order(app, open_["id"]).status == "pending_payment"
+    with app.app_context():
+        s = get_db().session
+        assert remaining(s, s.get(Listing, lid)) == left - 1
+    page = late.client.get(f"/shop/orders/{closed['id']}", headers={"Accept-Language": "en"})
+    assert "not paid in time" in page.get_data(as_text=True)
+
+    # The payment page was still open: the money arrives after all, and goes back.
+    assert _webhook(app, late, closed["id"]).get_json() == {"result": "processed"}
+    drive(app, w3)
+    o = _order(app, closed["id"])
+    assert o.status == "refunded" and o.refund_ref == f"re_test_pay_test_{closed['id']}"
+    with app.app_context():
+        s = get_db().session
+        (refund,) = s.scalars(sa.select(AuditLog).where(AuditLog.subject_id == closed["id"])).all()
+        assert refund.action == "payment.refund" and int(refund.amount) == 5000
+        assert remaining(s, s.get(Listing, lid)) == left - 1
+    assert late.get("/api/shop/my/collection").get_json()["tokens"] == []
+    # The prompt buyer's payment is honoured as ever.
+    assert _webhook(app, prompt, open_["id"]).get_json() == {"result": "processed"}
+    drive(app, w3)
+    assert _order(app, open_["id"]).status == "completed"

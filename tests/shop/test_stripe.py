@@ -1,15 +1,28 @@
-"""Stripe webhooks verified offline with signed payloads (no call to Stripe)."""
+"""Stripe webhooks verified offline with signed payloads (no call to Stripe), and what a
+checkout asks of Stripe (sent to a local HTTP server standing in for its API)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 
-from backend.shop.providers import DECLINED, OTHER, PAID, BadSignature, StripeProvider
+from backend.premium.purchases import CHECKOUT_TTL as PREMIUM_CHECKOUT_TTL
+from backend.shop.card_payments import CHECKOUT_TTL as SHOP_CHECKOUT_TTL
+from backend.shop.providers import (
+    DECLINED,
+    OTHER,
+    PAID,
+    BadSignature,
+    CheckoutOrder,
+    StripeProvider,
+)
 
 SECRET = "whsec_test_secret"
 
@@ -120,3 +133,42 @@ def test_a_payment_in_another_currency_has_no_yen_amount():
     ev = _parse(_session_event("checkout.session.completed", currency="usd"))
     assert ev.kind == PAID and ev.amount_yen is None
     assert _parse(_session_event("checkout.session.completed", currency="JPY")).amount_yen == 5000
+
+
+def test_a_checkout_expires_at_stripe_before_its_units_go_back():
+    """Stripe takes a checkout's expiry 30 minutes to 24 hours ahead; ours is sooner than the
+    hour after which an unpaid order or premium purchase gives its units back, so nobody can
+    pay a checkout whose units went back."""
+    sent: list[dict[str, list[str]]] = []
+
+    class FakeStripe(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            sent.append(parse_qs(body.decode()))
+            answer = json.dumps({"url": "https://checkout.stripe.test/c/1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    provider = StripeProvider("sk_test_x", SECRET)
+    provider.API = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        before = time.time()
+        url = provider.create_checkout(
+            CheckoutOrder("ord_1", "ref", 5000, 1, "Card", "https://a/ok", "https://a/no")
+        )
+    finally:
+        server.shutdown()
+    assert url == "https://checkout.stripe.test/c/1"
+    (form,) = sent
+    ahead = int(form["expires_at"][0]) - before
+    assert 30 * 60 < ahead < min(SHOP_CHECKOUT_TTL, PREMIUM_CHECKOUT_TTL).total_seconds()
+    assert form["client_reference_id"] == ["ord_1"]
+    assert form["line_items[0][price_data][currency]"] == ["jpy"]
