@@ -64,6 +64,9 @@ MAX_IMAGE_BYTES = 512 * 1024  # the request limit is 1 MiB (backend/core/web_sec
 MAX_SUPPLY = 1_000_000
 MAX_ROYALTY_BPS = 1_000  # 10 %
 MAX_PRICE = 10**12
+# What a card payment in yen may be (Stripe's limits for JPY): a card listing outside them could
+# never be paid, and its buyers would meet "the card payment service refused the request".
+CARD_MIN_YEN, CARD_MAX_YEN = 50, 99_999_999
 MAX_WALLET_CAP = 100
 MAX_PERK_USES = 1_000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -423,6 +426,16 @@ class CollectionConsole:
         price = _int(form, "price", 1, MAX_PRICE)
         supply = _int(form, "supply", 1, c.max_supply)
         wallet_cap = _int(form, "wallet_cap", 1, min(MAX_WALLET_CAP, supply))
+        if kind == "card" and not (price >= CARD_MIN_YEN and price * wallet_cap <= CARD_MAX_YEN):
+            raise InvalidInput(
+                N_(
+                    "Paid by card, one payment must be from %(low)s to %(high)s yen: change the"
+                    " price or the number one buyer may take."
+                ),
+                field="price",
+                low=f"{CARD_MIN_YEN:,}",
+                high=f"{CARD_MAX_YEN:,}",
+            )
         starts = _when(form, "starts_at")
         ends = _when(form, "ends_at")
         assert starts is not None and ends is not None  # noqa: S101 - required

@@ -323,6 +323,10 @@ def test_bad_input_and_the_wrong_person_change_nothing(shop_app, w3):
         {"supply": "100000"},
         {"wallet_cap": "6"},
         {"payment_kind": "bitcoin"},
+        # a card payment the card networks do not take: under ¥50, or over ¥99,999,999 at the
+        # most one buyer may take
+        {"payment_kind": "card", "price": "49"},
+        {"payment_kind": "card", "price": "50000000", "wallet_cap": "2", "supply": "5"},
         {"ends_at": start},
         {"starts_at": "tomorrow"},
         {"allowlist_only": "1"},  # no list
