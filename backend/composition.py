@@ -52,12 +52,16 @@ def register_handlers() -> None:
 
 
 def register_listeners() -> None:
-    """Domains that follow another's rows without it knowing them: the integrations domain
-    hears when issuing settles an issuance (confirmed or failed), in the same transaction."""
+    """Domains that follow another's rows without it knowing them, in the same transaction:
+    the integrations domain hears when issuing settles an issuance (confirmed or failed), and
+    notifications when town staff issue or replace a printed card (the holder is told)."""
     from backend.integrations.events import on_chunk_settled
     from backend.issuing.status import on_rows_settled
+    from backend.merchants.card_issue import on_card_issued
+    from backend.notifications.cards import card_issued
 
     on_rows_settled(on_chunk_settled)
+    on_card_issued(card_issued)
 
 
 def register_payment_targets() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,11 +18,23 @@ from backend.core.models import AuditLog
 from backend.core.passwords import hash_secret
 from backend.merchants.cards import PIN_RE
 from backend.merchants.errors import CardExists
-from backend.merchants.models import ResidentCard
+from backend.merchants.models import CardPinFailures, ResidentCard
 from backend.points.services import JST
 from backend.regions.models import Town
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+# Who hears that a card was issued or replaced, in that transaction: the notifications domain
+# tells the holder (registered by backend/composition.py; this domain knows none of them).
+CardIssued = Callable[[Session, ResidentCard, Town, bool], None]
+_ISSUED: list[CardIssued] = []
+
+
+def on_card_issued(listener: CardIssued) -> None:
+    """Call `listener(session, card, town, replaced)` whenever staff issue or replace a card
+    (registering the same function twice is a no-op)."""
+    if listener not in _ISSUED:
+        _ISSUED.append(listener)
 
 
 def new_card_code() -> str:
@@ -75,6 +88,15 @@ def issue_card(
     }
     if old_code is not None:
         details["replaced_card_code"] = old_code
+        # A new PIN: wrong tries of the old one no longer count at any shop.
+        session.execute(
+            update(CardPinFailures)
+            .where(CardPinFailures.card_id == card.id)
+            .values(failures=0, locked_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    tell_the_holder(session, card, town, replaced=old_code is not None)
     session.add(
         AuditLog(
             actor=f"user:{actor.id}",
@@ -93,3 +115,10 @@ def issue_card(
             N_("This resident already has a card for this town. Reload the page.")
         ) from None
     return card
+
+
+def tell_the_holder(session: Session, card: ResidentCard, town: Town, *, replaced: bool) -> None:
+    """Staff issue cards by e-mail address and see the PIN: the listeners (the notifications
+    domain) let the holder learn of a card they did not ask for."""
+    for listener in _ISSUED:
+        listener(session, card, town, replaced)

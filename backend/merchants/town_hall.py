@@ -30,7 +30,7 @@ from backend.core.errors import N_, Conflict, InvalidInput, NotFound
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.core.passwords import hash_secret
-from backend.merchants.card_issue import new_card_code
+from backend.merchants.card_issue import new_card_code, tell_the_holder
 from backend.merchants.cards import MAX_PIN_TRIES, new_pin
 from backend.merchants.models import CardPinFailures, ResidentCard, TownHallRegistration
 from backend.regions.models import Town
@@ -276,8 +276,9 @@ def replace_card(
             },
         )
     )
-    session.commit()
     session.refresh(card)
+    tell_the_holder(session, card, town, replaced=True)
+    session.commit()
     return card, pin
 
 

@@ -33,7 +33,10 @@ CHARGE_PAID = "charge_paid"
 POINTS_ARRIVED = "points_arrived"
 TICKET_USED = "ticket_used"
 VOTE_OPENED = "vote_opened"
-KINDS = (CHARGE_PAID, POINTS_ARRIVED, TICKET_USED, VOTE_OPENED)
+# A printed payment card issued or replaced in the person's name by town staff (merchants):
+# the resident learns of a card they did not ask for (migration 0047 widens the CHECKs).
+CARD_ISSUED = "card_issued"
+KINDS = (CHARGE_PAID, POINTS_ARRIVED, TICKET_USED, VOTE_OPENED, CARD_ISSUED)
 
 EMAIL = "email"
 IN_APP = "in_app"

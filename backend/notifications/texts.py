@@ -14,6 +14,7 @@ from flask_babel import gettext
 
 from backend.core.errors import N_
 from backend.notifications.models import (
+    CARD_ISSUED,
     CHARGE_PAID,
     EMAIL,
     IN_APP,
@@ -28,6 +29,7 @@ KIND_LABELS = {
     POINTS_ARRIVED: N_("Points arrived in your account"),
     TICKET_USED: N_("A use of your ticket was marked"),
     VOTE_OPENED: N_("A poll or proposal opened in your town"),
+    CARD_ISSUED: N_("A printed payment card was issued in your name"),
 }
 CHANNEL_LABELS = {IN_APP: N_("In the app"), EMAIL: N_("By e-mail")}
 
@@ -101,5 +103,25 @@ def describe(kind: str, params: Mapping[str, Any], locale: str) -> Text:
             gettext("New proposal in %(town)s", town=town),
             gettext("“%(title)s” is open for votes.", title=title),
             f"/towns/{slug}/dao/proposals/{row}",
+        )
+    if kind == CARD_ISSUED:
+        if params.get("replaced"):
+            return Text(
+                gettext("Printed card replaced"),
+                gettext(
+                    "Your printed payment card for %(town)s was replaced at the town hall; the"
+                    " old card no longer works. If you did not ask for this, tell the town hall.",
+                    town=town,
+                ),
+                "/points",
+            )
+        return Text(
+            gettext("Printed card issued"),
+            gettext(
+                "A printed payment card for %(town)s was issued in your name at the town hall."
+                " If you did not ask for it, tell the town hall.",
+                town=town,
+            ),
+            "/points",
         )
     raise ValueError(f"unknown notification kind {kind!r}")

@@ -13,7 +13,8 @@ from backend.accounts.services import AccountService
 from backend.chain.api import get_vault
 from backend.core.db import get_db
 from backend.core.models import AuditLog
-from backend.merchants.models import Merchant, MerchantStaff, ResidentCard
+from backend.merchants.models import CardPinFailures, Merchant, MerchantStaff, ResidentCard
+from backend.notifications.models import Notification
 from tests.merchants.conftest import assert_error, run_chain, snapshot
 
 
@@ -159,3 +160,33 @@ def test_an_account_nobody_confirmed_is_not_made_shop_staff(app, world):
     api = f"/api/towns/sarabetsu/people/shops/{world.merchant_id}"
     assert_error(staff.post(api, {"email": "new-clerk@example.com"}), 409, "unconfirmed_account")
     assert (_staff_rows(app), snapshot(app)) == before
+
+
+def test_the_holder_is_told_of_a_card_issued_or_replaced_in_their_name(app, world):
+    """Staff issue cards by e-mail address and see the PIN: the holder is told (in the app, and
+    a mail is due to their confirmed address), so a card they did not ask for shows. A card
+    replaced through the same form starts with no wrong PINs counted at any shop."""
+    staff, customer = world.api(world.staff), world.api(world.customer)
+    assert customer.get("/api/me/notifications").get_json()["notifications"] == []
+    resp = _form(staff, "/towns/sarabetsu/cards", {"email": world.customer})
+    assert resp.status_code == 200
+    (told,) = customer.get("/api/me/notifications").get_json()["notifications"]
+    assert told["kind"] == "card_issued" and "sarabetsu" in told["body"].lower()
+    with app.app_context():
+        s = get_db().session
+        row = s.scalar(sa.select(Notification).where(Notification.kind == "card_issued"))
+        assert row.user_id == world.user(world.customer).id and row.email_state == "pending"
+        card = s.scalar(sa.select(ResidentCard))
+        s.add(CardPinFailures(card_id=card.id, merchant_id=world.merchant_id, failures=4))
+        s.commit()
+
+    # Lost: replaced through the same form. Told again; the old wrong PINs no longer count.
+    resp = _form(staff, "/towns/sarabetsu/cards", {"email": world.customer, "replace": "1"})
+    assert resp.status_code == 200
+    kinds = [n["kind"] for n in customer.get("/api/me/notifications").get_json()["notifications"]]
+    assert kinds == ["card_issued", "card_issued"]
+    with app.app_context():
+        failures = get_db().session.scalar(sa.select(CardPinFailures.failures))
+        assert failures == 0
+    # Nobody else is told.
+    assert world.api(world.neighbour).get("/api/me/notifications").get_json()["notifications"] == []

@@ -88,7 +88,8 @@ def test_settings_save_each_switch(app, people):
     html = client.get("/me/notifications/settings", headers={"Accept-Language": "en"}).get_data(
         as_text=True
     )
-    assert html.count('type="checkbox"') == 8 and html.count("checked") == 8
+    # Five kinds (a card issued in one's name among them), each in the app and by mail.
+    assert html.count('type="checkbox"') == 10 and html.count("checked") == 10
     form = {"csrf_token": _token(client, "/me/notifications/settings")}
     form |= {"charge_paid.in_app": "on", "ticket_used.email": "on", "vote_opened.email": "on"}
     resp = client.post("/me/notifications/settings", data=form)
@@ -100,6 +101,8 @@ def test_settings_save_each_switch(app, people):
             (fan, "points_arrived", "email", False),
             (fan, "ticket_used", "in_app", False),
             (fan, "vote_opened", "in_app", False),
+            (fan, "card_issued", "in_app", False),
+            (fan, "card_issued", "email", False),
         ]
     )
     assert resp.get_data(as_text=True).count("checked") == 3
