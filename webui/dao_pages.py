@@ -199,7 +199,7 @@ def alert_seen(slug: str, aid: int):
     if login is not None:
         return login
     assert user is not None  # noqa: S101 - _staff_user gives a user or a redirect
-    external.mark_seen(get_db().session(), town, aid, user.id)
+    external.mark_seen(get_db().session(), town, aid, user)
     return redirect(url_for(".proposals", slug=slug))
 
 

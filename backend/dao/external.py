@@ -22,6 +22,8 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.accounts.models import User
+from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
 from backend.chain.api import (
     ChainEvent,
@@ -249,8 +251,10 @@ def alert_json(a: DaoAlert) -> dict[str, object]:
     }
 
 
-def mark_seen(s: Session, town: Town, alert_id: int, user_id: int) -> None:
-    """Mark the town's alert `alert_id` as checked by `user_id` (NotFound for another town's)."""
+def mark_seen(s: Session, town: Town, alert_id: int, user: User | None) -> None:
+    """Town STAFF mark the town's alert `alert_id` as checked (Forbidden for anyone else,
+    NotFound for another town's)."""
+    user_id = require_town_role(user, town.id, STAFF).id
     a = s.get(DaoAlert, alert_id)
     if a is None or a.town_id != town.id:
         raise NotFound(N_("This alert does not exist in this town."))

@@ -17,12 +17,16 @@ from eth_account import Account
 from flask import Flask
 from web3 import Web3
 
+from backend.accounts.models import User
 from backend.chain import safe
 from backend.chain.deploy import DEV_GUARDIAN_KEYS
 from backend.chain.governance import timelock_salt
 from backend.core.db import get_db
+from backend.core.errors import Forbidden
 from backend.core.models import AuditLog
+from backend.dao import external
 from backend.dao.models import DaoAlert, DaoProposal, DaoVote
+from backend.regions.models import Town
 from tests.chain_admin import role_address
 from tests.dao.conftest import SLUG, make_staff, new_api, settle, signup
 
@@ -170,11 +174,18 @@ def test_staff_mark_an_alert_checked_others_cannot(
     _, (alert,) = _rows(app)
     url = f"/towns/{SLUG}/dao/alerts/{alert.id}/seen"
 
-    member, _, _ = signup(app)
+    member, member_id, _ = signup(app)
     html = member.client.get(f"/towns/{SLUG}/dao").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html)
     csrf = token.group(1) if token else ""
     assert member.client.post(url, data={"csrf_token": csrf}).status_code == 403
+    assert _rows(app)[1][0].seen_at is None
+    # The service itself refuses them, whoever calls it.
+    with app.app_context():
+        session = get_db().session()
+        town_row = session.scalar(sa.select(Town).where(Town.slug == SLUG))
+        with pytest.raises(Forbidden):
+            external.mark_seen(session, town_row, alert.id, session.get(User, member_id))
     assert _rows(app)[1][0].seen_at is None
 
     staff = _staff(app, town)
