@@ -95,8 +95,6 @@ def issue_card(
             .values(failures=0, locked_at=None)
             .execution_options(synchronize_session=False)
         )
-    session.flush()
-    tell_the_holder(session, card, town, replaced=old_code is not None)
     session.add(
         AuditLog(
             actor=f"user:{actor.id}",
@@ -108,6 +106,8 @@ def issue_card(
         )
     )
     try:
+        session.flush()  # the card's id, for the holder's notification
+        tell_the_holder(session, card, town, replaced=old_code is not None)
         session.commit()
     except IntegrityError:  # another staff member issued this town's card at the same time
         session.rollback()

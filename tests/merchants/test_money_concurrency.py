@@ -32,6 +32,7 @@ from backend.merchants.models import (
     CardPinFailures,
     Charge,
     Merchant,
+    ResidentCard,
     Settlement,
 )
 from tests.concurrency import at_once, twin_first
@@ -347,3 +348,30 @@ def test_raises_of_the_four_eyes_amount_at_once_never_apply_on_one_persons_word(
         {f"user:{second_id}", str(first_id)},
         {f"user:{first_id}", str(second_id)},
     )
+
+
+def test_cards_issued_at_once_for_one_resident_make_one_card_and_one_notice(app, world):
+    """Two desks (ten presses) issue the same resident's card at the same moment: one card, one
+    PIN shown, one notice to the holder; the others are told the card exists (409)."""
+    from backend.merchants.errors import CardExists
+    from backend.notifications.models import Notification
+    from tests.concurrency import in_app
+
+    def issue() -> Any:
+        svc = world.service()
+        staff = get_db().session.get(User, world.user(world.staff).id)
+        town = world.town()
+        return svc.issue_card_by_email(staff, town, world.customer)
+
+    with app.app_context():
+        world.user(world.staff)  # warm the fixture's look-ups outside the threads
+    answers = at_once([in_app(app, issue) for _ in range(10)])
+    issued = [a for a in answers if not isinstance(a, Exception)]
+    refused = [a for a in answers if isinstance(a, Exception)]
+    assert len(issued) == 1, answers
+    assert refused and all(isinstance(e, CardExists) for e in refused), refused
+    with app.app_context():
+        s = get_db().session
+        assert s.scalar(sa.select(sa.func.count()).select_from(ResidentCard)) == 1
+        notices = s.scalars(sa.select(Notification).where(Notification.kind == "card_issued"))
+        assert [n.user_id for n in notices] == [world.user(world.customer).id]
