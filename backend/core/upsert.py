@@ -1,4 +1,5 @@
-"""INSERT ... ON CONFLICT for the two databases the platform runs on.
+"""Rows two requests touch at once, on the two databases the platform runs on: INSERT ... ON
+CONFLICT, and a row's write lock.
 
 SQLAlchemy's generic `insert()` has no ON CONFLICT clause: PostgreSQL's and SQLite's dialects
 each have their own, with the same API. Rows that two requests may create at once (a counter,
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 def insert_for(session: Session, model: Any) -> Any:
@@ -30,4 +32,17 @@ def ensure_row(session: Session, model: Any, values: dict[str, Any], keys: list[
     NOTHING): safe when two transactions create it at once."""
     session.execute(
         insert_for(session, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
+
+
+def lock_row(session: Session, column: InstrumentedAttribute[Any], *where: Any) -> None:
+    """Take the write lock of the rows of `column`'s table matching `where` until the caller's
+    transaction ends: ONE UPDATE that sets `column` to itself, so it changes nothing. A row lock
+    on PostgreSQL, the database's write lock on SQLite (where SELECT ... FOR UPDATE does
+    nothing); reads after it see every transaction committed before it."""
+    session.execute(
+        update(column.class_)
+        .where(*where)
+        .values({column.key: column})
+        .execution_options(synchronize_session=False)
     )

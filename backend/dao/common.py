@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from flask import current_app
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -44,6 +44,7 @@ from backend.chain.api import (
 )
 from backend.core.db import get_db
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
+from backend.core.upsert import lock_row
 from backend.dao.errors import AlreadyVoted, InvalidSignature, NotEligible, VotingClosed
 from backend.dao.models import CARD, CHAMBERS, DaoPoll, DaoPollVote, DaoProposal, DaoVote
 from backend.regions.models import Town
@@ -374,12 +375,7 @@ class DaoService:
         nothing: a row lock on PostgreSQL, the write lock on SQLite). A governor ballot carries
         the voter's next nonce, which counts their ballots still in flight: two ballots signed
         at once would otherwise take the same nonce, and the chain refuses the second."""
-        self.session.execute(
-            update(Address)
-            .where(Address.address == voter)
-            .values(kind=Address.kind)
-            .execution_options(synchronize_session=False)
-        )
+        lock_row(self.session, Address.kind, Address.address == voter)
 
     def sign_ballot(
         self,

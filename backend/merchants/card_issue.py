@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,9 +16,9 @@ from backend.accounts.roles import STAFF, require_town_role
 from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.passwords import hash_secret
-from backend.merchants.cards import PIN_RE
+from backend.merchants.cards import PIN_RE, forget_wrong_pins
 from backend.merchants.errors import CardExists
-from backend.merchants.models import CardPinFailures, ResidentCard
+from backend.merchants.models import ResidentCard
 from backend.points.services import JST
 from backend.regions.models import Town
 
@@ -88,13 +88,7 @@ def issue_card(
     }
     if old_code is not None:
         details["replaced_card_code"] = old_code
-        # A new PIN: wrong tries of the old one no longer count at any shop.
-        session.execute(
-            update(CardPinFailures)
-            .where(CardPinFailures.card_id == card.id)
-            .values(failures=0, locked_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        forget_wrong_pins(session, card.id)
     session.add(
         AuditLog(
             actor=f"user:{actor.id}",

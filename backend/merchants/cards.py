@@ -320,3 +320,14 @@ def card_holders(session: Session, town_id: int, codes: Iterable[str]) -> dict[s
         )
         found.update({str(c): int(u) for c, u in rows})
     return found
+
+
+def forget_wrong_pins(session: Session, card_id: int) -> None:
+    """A new PIN (a card issued again or replaced): wrong tries of the old one no longer count,
+    and no shop keeps the card locked for them (no commit)."""
+    session.execute(
+        update(CardPinFailures)
+        .where(CardPinFailures.card_id == card_id)
+        .values(failures=0, locked_at=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -13,22 +13,17 @@ payment paths cannot wait on each other in a cycle.
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
+from backend.core.upsert import lock_row
 from backend.points.services import PointsService, PointsSummary
 from backend.regions.models import Town
 
 
 def lock_payer(session: Session, user_id: int) -> None:
     """Serialise the payments of one user until the caller's transaction ends."""
-    session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(locale=User.locale)
-        .execution_options(synchronize_session=False)
-    )
+    lock_row(session, User.locale, User.id == user_id)
 
 
 def payer_summary(

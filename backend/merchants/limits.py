@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from backend.core.db import utcnow
 from backend.core.errors import N_, AppError, InvalidInput
 from backend.core.models import AuditLog
-from backend.core.upsert import ensure_row
+from backend.core.upsert import ensure_row, lock_row
 from backend.merchants.models import SpendCounter, TownMoneySettings
 from backend.points.services import JST
 
@@ -167,12 +167,7 @@ def _locked_row(session: Session, town_id: int) -> TownMoneySettings:
     PostgreSQL, the write lock on SQLite), read afresh: requests at once see each other's
     proposal, so a raise applies only when a different person's proposal was committed."""
     ensure_row(session, TownMoneySettings, {"town_id": town_id}, ["town_id"])
-    session.execute(
-        update(TownMoneySettings)
-        .where(TownMoneySettings.town_id == town_id)
-        .values(town_id=TownMoneySettings.town_id)
-        .execution_options(synchronize_session=False)
-    )
+    lock_row(session, TownMoneySettings.updated_by, TownMoneySettings.town_id == town_id)
     row = session.get(TownMoneySettings, town_id, populate_existing=True)
     assert row is not None
     return row

@@ -28,6 +28,7 @@ from backend.chain import api as chain
 from backend.core.errors import N_, Conflict
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
+from backend.core.upsert import lock_row
 from backend.merchants import limits
 from backend.merchants.errors import SettlementNotFound, SettlementNotReady
 from backend.merchants.models import (
@@ -51,12 +52,7 @@ def lock_merchant(session: Session, merchant_id: int) -> None:
     """Serialise money-out of one shop: an UPDATE that changes nothing but takes the row's lock
     (PostgreSQL) or the database's write lock (SQLite) until the caller commits. Reads after it
     see every redemption committed before it."""
-    session.execute(
-        update(Merchant)
-        .where(Merchant.id == merchant_id)
-        .values(status=Merchant.status)
-        .execution_options(synchronize_session=False)
-    )
+    lock_row(session, Merchant.status, Merchant.id == merchant_id)
 
 
 def refresh_failed(session: Session, rows: Iterable[Settlement]) -> None:

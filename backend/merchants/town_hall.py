@@ -31,7 +31,7 @@ from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.core.passwords import hash_secret
 from backend.merchants.card_issue import new_card_code, tell_the_holder
-from backend.merchants.cards import MAX_PIN_TRIES, new_pin
+from backend.merchants.cards import MAX_PIN_TRIES, forget_wrong_pins, new_pin
 from backend.merchants.models import CardPinFailures, ResidentCard, TownHallRegistration
 from backend.regions.models import Town
 
@@ -254,13 +254,7 @@ def replace_card(
         raise CardAlreadyReplaced(
             N_("This card was already replaced. Reload the page to see its new code.")
         )
-    # A new PIN: wrong tries of the old one no longer count at any shop.
-    session.execute(
-        update(CardPinFailures)
-        .where(CardPinFailures.card_id == card.id)
-        .values(failures=0, locked_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    forget_wrong_pins(session, card.id)
     session.add(
         AuditLog(
             actor=f"user:{actor.id}",
