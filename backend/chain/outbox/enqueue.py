@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FORWARD_GAS = 300_000
 DEFAULT_DEADLINE_SECONDS = 3600
+# A user's relayed rows that may still use their forwarder nonce.
+_ON_ITS_WAY = (S.QUEUED.value, S.SENT.value, S.REPLACED.value)
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,11 @@ class Enqueuer:
         data = encode_call(artifact_name or contract.rsplit(".", 1)[-1], function, list(args))
         target = self.ctx.address_of(contract)
         row = session.get(ForwarderNonce, user)
-        nonce = row.next_nonce if row is not None else self._chain_forwarder_nonce(user)
+        nonce = (
+            row.next_nonce
+            if row is not None and not self._forwarder_nonce_may_be_off(session, user)
+            else self._chain_forwarder_nonce(user)
+        )  # what `_take_forwarder_nonce` will hand out when the signed request comes back
         req = ForwardRequest(
             from_address=user,
             to=target,
@@ -467,11 +473,53 @@ class Enqueuer:
             execution_options={"synchronize_session": "fetch"},
         ).scalar()
         if taken is not None:
-            return int(taken) - 1
+            nonce = int(taken) - 1
+            if self._forwarder_nonce_may_be_off(session, user):
+                on_chain = self._chain_forwarder_nonce(user)
+                if on_chain != nonce:
+                    log.info(
+                        "forwarder nonce of %s: %d here, %d on chain; using the chain's",
+                        user, nonce, on_chain,
+                    )  # fmt: skip
+                    session.execute(
+                        update(ForwarderNonce)
+                        .where(ForwarderNonce.user_address == user)
+                        .values(next_nonce=on_chain + 1, updated_at=utcnow()),
+                        execution_options={"synchronize_session": "fetch"},
+                    )
+                    nonce = on_chain
+            return nonce
         nonce = self._chain_forwarder_nonce(user)
         session.add(ForwarderNonce(user_address=user, next_nonce=nonce + 1))
         session.flush()  # a concurrent first insert fails here, not at commit
         return nonce
+
+    def _forwarder_nonce_may_be_off(self, session: Session, user: str) -> bool:
+        """Whether the user's counter here may differ from the forwarder's: none of their
+        requests is on its way and the last one did not succeed.
+
+        A request that is not executed leaves the forwarder's nonce where it was: one that fails
+        before it is sent, is cancelled, or reverts (`execute` reverts as a whole when the call
+        fails, taking `_useNonce` back with it). The counter here had moved on, so every later
+        request would carry a nonce one ahead and revert on the forwarder (invalid signer), for
+        ever. With nothing of theirs on its way the chain's nonce is the truth; while requests
+        are on their way the counter continues after them (the requests behind a failing one
+        fail too, and the next request after them starts from the chain again). Called under
+        the counter's row lock, after rows committed before it are visible."""
+        on_its_way = session.scalar(
+            select(OutboxTx.id)
+            .where(OutboxTx.user_address == user, OutboxTx.state.in_(_ON_ITS_WAY))
+            .limit(1)
+        )
+        if on_its_way is not None:
+            return False
+        last = session.scalar(
+            select(OutboxTx.state)
+            .where(OutboxTx.user_address == user)
+            .order_by(OutboxTx.id.desc())
+            .limit(1)
+        )
+        return last is not None and last != S.CONFIRMED.value
 
     def _chain_forwarder_nonce(self, user: str) -> int:
         data = "0x7ecebe00" + user.lower().removeprefix("0x").rjust(64, "0")  # nonces(address)
