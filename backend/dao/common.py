@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, Self, TypeVar
 
 from flask import current_app
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -42,7 +42,7 @@ from backend.chain.api import (
     relay_signer,
     signature_hex,
 )
-from backend.core.db import get_db
+from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput, NotFound, ServiceUnavailable
 from backend.core.upsert import lock_row
 from backend.dao.errors import AlreadyVoted, InvalidSignature, NotEligible, VotingClosed
@@ -52,10 +52,17 @@ from backend.regions.models import Town
 MAX_TITLE = 200
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
 FAILED_TX_STATES = ("reverted", "failed", "cancelled")
+# A vote of ours is "submitted" until its VoteCast is indexed ("counted"); "failed" when its
+# transaction failed (backend/dao/vote_state.py): then it is no vote, and its voter may vote again.
+SUBMITTED, COUNTED, LOST = "submitted", "counted", "failed"
+# What a new ballot of the same voter writes over a lost vote's row (the other columns name the
+# proposal or poll and the voter, or are the chain's once it counts the vote).
+_BALLOT_COLUMNS = ("user_id", "support", "option", "weight", "nonce")
 NODE_DOWN = N_("The blockchain node is not answering; please try again shortly.")
 
 Row = TypeVar("Row", DaoProposal, DaoPoll)
 Vote = DaoVote | DaoPollVote
+VoteT = TypeVar("VoteT", DaoVote, DaoPollVote)
 T = TypeVar("T")
 
 
@@ -399,18 +406,74 @@ class DaoService:
         typed, extra = ballot()
         return signature_hex(user_signer.sign_typed_data(typed)), user_signer, "built-in", extra
 
-    def add_vote(self, vote: Vote, already_voted: str) -> None:
-        """Insert `vote` (savepoint); AlreadyVoted(`already_voted`) when the voter has one."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(vote)
-                self.session.flush()
-        except IntegrityError:
-            raise AlreadyVoted(already_voted) from None
+    def lost(self, vote: Vote | None) -> bool:
+        """Whether `vote` is a ballot of ours whose transaction failed (reverted, failed or
+        cancelled: the chain never counted it). It is no vote: while voting is open its voter
+        may cast a new ballot. Marked "failed" by the beat (vote_state.py), and seen as lost
+        here from the moment the outbox says so. A counted vote is never lost."""
+        if vote is None or vote.outbox_tx_id is None or vote.state == COUNTED:
+            return False
+        if vote.state == LOST:
+            return True
+        failed = chain_api.outbox_states(self.session, [vote.outbox_tx_id], only=FAILED_TX_STATES)
+        return bool(failed)
+
+    def add_vote(self, vote: VoteT, already_voted: str) -> tuple[VoteT, int | None]:
+        """Record `vote`: (the row, the failed outbox row it replaces or None).
+
+        A voter has one row per proposal or poll (UNIQUE, the indexer finds it by voter). A
+        first ballot inserts it (savepoint); a ballot after a lost one takes the lost row over
+        with ONE guarded UPDATE (still lost, still naming the failed transaction), so of
+        ballots sent at once after a failure exactly one wins, on PostgreSQL and SQLite alike.
+        AlreadyVoted(`already_voted`) for the others and for a voter whose vote stands."""
+        model = type(vote)
+        same_row = (
+            DaoVote.proposal_row_id == vote.proposal_row_id
+            if isinstance(vote, DaoVote)
+            else DaoPollVote.poll_row_id == vote.poll_row_id
+        )
+        old = self.session.scalar(
+            select(model)
+            .where(same_row, model.voter == vote.voter)
+            .execution_options(populate_existing=True)
+        )
+        if old is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.add(vote)
+                    self.session.flush()
+            except IntegrityError:
+                raise AlreadyVoted(already_voted) from None
+            return vote, None
+        failed_tx = old.outbox_tx_id
+        if not self.lost(old):
+            raise AlreadyVoted(already_voted)
+        taken = self.session.execute(
+            update(model)
+            .where(
+                model.id == old.id,
+                model.state.in_((SUBMITTED, LOST)),
+                model.outbox_tx_id == failed_tx,
+            )
+            .values(
+                {
+                    **{c: getattr(vote, c) for c in _BALLOT_COLUMNS if hasattr(model, c)},
+                    "state": SUBMITTED,
+                    "tx_hash": None,
+                    "block_number": None,
+                    "created_at": utcnow(),
+                }
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]  # another ballot took it over
+            raise AlreadyVoted(already_voted)
+        self.session.refresh(old)
+        return old, failed_tx
 
     def relay_vote(
         self,
-        vote: Vote,
+        vote: VoteT,
         *,
         already_voted: str,
         key: str,
@@ -421,10 +484,15 @@ class DaoService:
         town: Town,
         user: User,
         audit: AuditEntry,
-    ) -> Vote:
+    ) -> VoteT:
         """Record `vote` and queue its castVoteBySig through the relayer (gasless); commits.
-        The outbox row's subject is the vote (`dao_vote` or `dao_poll_vote`)."""
-        self.add_vote(vote, already_voted)
+        The outbox row's subject is the vote (`dao_vote` or `dao_poll_vote`). A ballot after a
+        lost one is a new outbox row: its key names the failed row it replaces (the first key
+        still answers the failed row, and a new signature under it would be a conflict)."""
+        vote, failed_tx = self.add_vote(vote, already_voted)
+        if failed_tx is not None:
+            key = f"{key}:after:{failed_tx}"
+            audit = replace(audit, details={**audit.details, "replaces_tx": failed_tx})
         kind = "dao_vote" if isinstance(vote, DaoVote) else "dao_poll_vote"
         tx = self.outbox.enqueue(
             self.session,

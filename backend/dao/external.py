@@ -45,6 +45,7 @@ from backend.dao.models import (
     DaoAlert,
     DaoProposal,
     DaoVote,
+    without_proposer,
 )
 from backend.regions.models import Town
 
@@ -124,7 +125,10 @@ def record_external(s: Session, ev: ChainEvent) -> DaoProposal | None:
     targets = [str(t) for t in a["targets"]]
     calldatas = [str(c) for c in a["calldatas"]]
     description = str(a["description"])
-    title = (description.strip().splitlines() or [""])[0].lstrip("# ")[:TITLE_LIMIT]
+    # Shown without a proposer suffix (Tally and other clients add one); kept whole in
+    # `description`, whose hash the proposal's id and its timelock operation carry.
+    text = without_proposer(description)
+    title = (text.strip().splitlines() or [""])[0].lstrip("# ")[:TITLE_LIMIT]
     token, token_address, recipient, amount = _payout(s, ev, town, targets, calldatas)
     treasury = _watched(s, ev.chain_id, f"towns.{town.slug}.TownTreasury") or ZERO_ADDRESS
     proposer = str(a["proposer"])
@@ -136,8 +140,8 @@ def record_external(s: Session, ev: ChainEvent) -> DaoProposal | None:
         idempotency_key=f"external:{ev.contract_address}:{int(a['proposalId'])}",
         title_ja=title,
         title_en=title,
-        body_ja=description,
-        body_en=description,
+        body_ja=text,
+        body_en=text,
         description=description,
         targets=targets,
         values=[str(int(v)) for v in a["values"]],

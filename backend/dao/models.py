@@ -28,6 +28,34 @@ PLATFORM = "platform"  # written by town staff on the platform (bilingual text, 
 EXTERNAL = "external"  # created on chain by anyone else: indexed from ProposalCreated
 
 
+# OpenZeppelin Governor 5.x (`_isValidDescriptionForProposer`): a description ending in
+# "#proposer=0x<40 hex digits>" may only be proposed by that address, so nobody can take a
+# proposal's id by proposing the same actions and text first. The platform's descriptions end so;
+# on chain (and in `description`, whose hash is in the proposal id and the timelock's salt) the
+# text is whole, and pages show it without the suffix.
+PROPOSER_MARK = "#proposer="
+_SUFFIX_LENGTH = len(PROPOSER_MARK) + 42  # the marker, "0x" and 40 hex digits
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def proposer_suffix(address: str) -> str:
+    """The suffix that reserves a description for `address` (the account sending `propose`)."""
+    return f"{PROPOSER_MARK}{address}"
+
+
+def without_proposer(text: str) -> str:
+    """`text` without a trailing "#proposer=0x..." (as the Governor reads it: the last 52
+    characters exactly) and the blank lines before it; other text unchanged."""
+    tail = text[-_SUFFIX_LENGTH:]
+    if (
+        len(tail) == _SUFFIX_LENGTH
+        and tail.startswith(PROPOSER_MARK + "0x")
+        and set(tail[len(PROPOSER_MARK) + 2 :]) <= _HEX
+    ):
+        return text[:-_SUFFIX_LENGTH].rstrip()
+    return text
+
+
 class DaoProposal(Base):
     """One treasury spending proposal on one chamber of a town."""
 
@@ -92,11 +120,13 @@ class DaoProposal(Base):
 
     def title(self, locale: str) -> str:
         first, second = (self.title_ja, self.title_en)
-        return (first or second) if locale == "ja" else (second or first)
+        return without_proposer((first or second) if locale == "ja" else (second or first))
 
     def body(self, locale: str) -> str:
+        """The text pages show (a proposal made elsewhere: its description, without the
+        proposer suffix)."""
         first, second = (self.body_ja, self.body_en)
-        return (first or second) if locale == "ja" else (second or first)
+        return without_proposer((first or second) if locale == "ja" else (second or first))
 
     @property
     def proposal_id_int(self) -> int:

@@ -35,6 +35,7 @@ from backend.core.idempotency import first_answer
 from backend.core.numbers import ascii_int, is_ascii_digits
 from backend.dao.common import (
     FAILED_TX_STATES,
+    LOST,
     MAX_TITLE,
     DaoService,
     chamber_of,
@@ -168,7 +169,9 @@ class PollEligibility:
     address: str | None = None
     option: int | None = None
     voted_at: dt.datetime | None = None  # when their vote was sent (or seen on chain)
-    vote_state: str | None = None  # submitted | counted | failed
+    # submitted | counted; failed: their ballot's transaction failed (no vote: they may vote
+    # again while the poll is open; voted_at is when that ballot was sent)
+    vote_state: str | None = None
     message: str = ""
     wallet: str | None = None
 
@@ -371,13 +374,16 @@ class PollService(DaoService):
             )
         )
         mine = self._my_vote(poll, address)
+        lost = self.lost(mine)  # its transaction failed: no vote, the voter may vote again
         pid = int(poll.poll_id or 0)
-        voted = mine is not None or bool(
+        voted = (mine is not None and not lost) or bool(
             self.read(poll.poll_address, "hasVoted", pid, address, artifact_name=POLL)
         )
+        if lost and not voted and mine is not None:  # said on the page: "you may vote again"
+            e.voted_at, e.vote_state = mine.created_at, LOST
         if voted:
             e.reason = "already_voted"
-            if mine is not None:
+            if mine is not None and not lost:
                 e.option, e.voted_at, e.vote_state = mine.option, mine.created_at, mine.state
         elif view.state != "active":
             e.reason = view.state  # ended | canceled
@@ -442,7 +448,7 @@ class PollService(DaoService):
             weight=Decimal(e.weight),
             state="submitted",
         )
-        self.relay_vote(
+        return self.relay_vote(
             vote,
             already_voted=N_("You already voted in this poll."),
             key=f"dao.poll_vote:{poll.id}:{voter}",
@@ -461,7 +467,6 @@ class PollService(DaoService):
                 details={"option": option, "weight": e.weight, "voter": voter},
             ),
         )
-        return vote
 
     # ------------------------------------------------------------------ results
 

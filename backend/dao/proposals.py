@@ -38,6 +38,7 @@ from backend.core.numbers import ascii_int, is_ascii_digits
 from backend.dao import joint, projected
 from backend.dao.common import (
     FAILED_TX_STATES,
+    LOST,
     MAX_TITLE,
     Chain,
     DaoService,
@@ -51,7 +52,15 @@ from backend.dao.common import (
     unrecorded_reason,
 )
 from backend.dao.errors import InsufficientTreasury, InvalidSupport
-from backend.dao.models import BOTH, CARD, CHAMBER_KEYS, RESIDENT, DaoProposal, DaoVote
+from backend.dao.models import (
+    BOTH,
+    CARD,
+    CHAMBER_KEYS,
+    RESIDENT,
+    DaoProposal,
+    DaoVote,
+    proposer_suffix,
+)
 from backend.dao.recipients import Recipient, describe
 from backend.issuing.services import issuing_service
 from backend.merchants.services import merchant_service
@@ -64,6 +73,7 @@ MAX_AMOUNT = 10**30
 MAX_BODY = 5000
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 GOVERNOR = "TownGovernor"
+PROPOSER_ROLE = "clerk"  # the role key that sends `propose` (each chamber's platformProposer)
 NO_SUCH_PROPOSAL = N_("This proposal does not exist in this town.")
 
 
@@ -214,7 +224,9 @@ class Eligibility:
     address: str | None = None
     support: int | None = None  # how they voted, when they did
     voted_at: dt.datetime | None = None  # when their vote was sent (or seen on chain)
-    vote_state: str | None = None  # submitted | counted | failed (backend/dao/vote_state.py)
+    # submitted | counted; failed: their ballot's transaction failed (backend/dao/vote_state.py):
+    # no vote, they may vote again while voting is open (voted_at: when that ballot was sent)
+    vote_state: str | None = None
     message: str = ""
     wallet: str | None = None  # "custodial" (built-in, signed for them) | "external" (own wallet)
 
@@ -410,13 +422,17 @@ class ProposalService(DaoService):
         elif view.state != "pending":
             e.weight = int(self.gov(gov, "getVotes", address, view.snapshot))
         mine = self._pending_vote(p, address)
+        lost = self.lost(mine)  # its transaction failed: no vote, the voter may vote again
         # From the projection, an indexed VoteCast is a counted row of dao_votes (hasVoted).
-        voted = mine is not None or (
+        # What changes something asks the chain too: a vote the chain holds always stands.
+        voted = (mine is not None and not lost) or (
             not self.from_projection and bool(self.gov(gov, "hasVoted", p.proposal_id_int, address))
         )
+        if lost and not voted and mine is not None:  # said on the page: "you may vote again"
+            e.voted_at, e.vote_state = mine.created_at, LOST
         if voted:
             e.reason = "already_voted"
-            if mine is not None:
+            if mine is not None and not lost:
                 e.support, e.voted_at, e.vote_state = mine.support, mine.created_at, mine.state
         elif view.state == "pending":
             e.reason = "not_started"
@@ -494,7 +510,8 @@ class ProposalService(DaoService):
         signature: object = None,
     ) -> DaoVote:
         """Queue castVoteBySig (gasless): the built-in account's ballot is signed here; an own
-        wallet's ballot (from `prepare_ballot`) must come as `signature` and recover to it."""
+        wallet's ballot (from `prepare_ballot`) must come as `signature` and recover to it. A
+        voter whose earlier ballot's transaction failed votes again (common.py `add_vote`)."""
         user = require_user() if user is None else user
         support, e = self.check_vote(user, town, p, support_value)
         voter = str(e.address)
@@ -511,7 +528,7 @@ class ProposalService(DaoService):
             state="submitted",
             nonce=nonce,
         )
-        self.relay_vote(
+        return self.relay_vote(
             vote,
             already_voted=N_("You already voted on this proposal."),
             key=f"dao.vote:{p.id}:{voter}",
@@ -531,7 +548,6 @@ class ProposalService(DaoService):
                 details={"support": support, "weight": e.weight, "voter": voter},
             ),
         )
-        return vote
 
     # ------------------------------------------------------------------ proposing
 
@@ -626,7 +642,11 @@ class ProposalService(DaoService):
         inp, town, user = f.inp, f.town, f.user
         title = inp.title_en or inp.title_ja
         parts = [f"# {title}", inp.title_ja, inp.body_en, inp.body_ja]
-        description = "\n\n".join(x for x in parts if x) + f"\n\n[furusato:{town.slug}:{key}]"
+        # Ends with the proposer suffix of the key that sends `propose` (its msg.sender): the
+        # governor refuses this text from anyone else, so nobody takes the proposal's id first.
+        proposer = self.outbox.keys.role(PROPOSER_ROLE)
+        parts += [f"[furusato:{town.slug}:{key}]", proposer_suffix(proposer)]
+        description = "\n\n".join(x for x in parts if x)
         targets, values = [f.token_address], [0]
         pid = hash_proposal(targets, values, calldatas, description)
         p = DaoProposal(
@@ -659,7 +679,7 @@ class ProposalService(DaoService):
                 gov, "propose", [targets, values, calldatas, description], artifact_name=GOVERNOR
             ),
             sender=Sender.role(
-                "clerk", town_id=town.id, user_id=user.id if user is not None else None
+                PROPOSER_ROLE, town_id=town.id, user_id=user.id if user is not None else None
             ),
             key=f"dao.propose:{key}",
             subject=Subject("dao_proposal", p.id),
