@@ -1,5 +1,6 @@
 """The console's partner towns (issue 13 §3): /towns/<slug>/admin/partners (propose, approve,
-each town's setPartner queued -> confirmed, the town's yen per point) and
+each town's setPartner queued -> confirmed, the town's yen per point: in force this month, the
+change waiting for next month, its history) and
 /towns/<slug>/admin/clearing (the monthly statement with each partner town, four-eyes approval,
 the bank reference, CSV). Staff of either town see a statement; the rules live in
 PartnerService. Forms carry csrf_token and a one-time request key; a repeated submit changes
@@ -16,7 +17,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from backend.accounts.roles import STAFF, current_user, require_town_role
 from backend.core.db import get_db
 from backend.core.errors import AppError
-from backend.partners.services import parse_month, partner_service
+from backend.partners.services import MAX_RATE, parse_month, partner_service
 from backend.regions.services import town_by_slug
 
 bp = Blueprint("console_partners", __name__)
@@ -35,7 +36,8 @@ def _partners(slug: str, error: AppError | None = None):  # type: ignore[no-unty
         "town": town,
         "views": views,
         "candidates": svc.candidates(user, town),
-        "rate": svc.rate(town.id),
+        "rates": svc.rates(user, town),
+        "max_rate": MAX_RATE,
         "key": uuid.uuid4().hex,
         "error": error and error.translated(),
         "notice": request.args.get("notice"),
@@ -91,11 +93,14 @@ def set_rate(slug: str):
     if current_user() is None:
         return _login()
     try:
-        partner_service().set_rate(current_user(), town_by_slug(slug), request.form.get("rate"))
+        pending = partner_service().set_rate(
+            current_user(), town_by_slug(slug), request.form.get("rate")
+        )
     except AppError as exc:
         get_db().session.rollback()
         return _partners(slug, exc)
-    return redirect(url_for(".partners", slug=slug, notice="rate"), code=303)
+    notice = "rate" if pending is not None else "rate_kept"
+    return redirect(url_for(".partners", slug=slug, notice=notice), code=303)
 
 
 # ---------------------------------------------------------------------- clearing

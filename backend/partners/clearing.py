@@ -1,15 +1,13 @@
 """The monthly clearing between partner towns: a month's statement of a pair of towns (both
-directions, each valued at the yen rate of the town whose points paid), approved by two of
-the debtor town's staff (four eyes) and marked paid with the bank reference; its CSV. The
-rules are described in services.py.
+directions, each valued at the yen rate of the town whose points paid, as in force in that
+month: rates.py), approved by two of the debtor town's staff (four eyes) and marked paid with
+the bank reference; its CSV. The rules are described in services.py.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +19,7 @@ from backend.accounts.roles import STAFF, has_town_role, require_town_role
 from backend.core.csv_safe import csv_cell
 from backend.core.errors import N_, Forbidden, InvalidInput
 from backend.core.models import AuditLog
-from backend.core.times import JST, jst_text
+from backend.core.times import jst_text
 from backend.partners.errors import (
     ClearingNotReady,
     PartnershipNotFound,
@@ -37,36 +35,16 @@ from backend.partners.models import (
     PartnerPayment,
     Partnership,
 )
-from backend.partners.partnerships import PartnershipService
+from backend.partners.months import JST, month_end, month_of, parse_month
+from backend.partners.rates import RateService
 from backend.regions.models import Town
 
 _CHANGED = N_(
     "The chain changed this month's payments since they were approved: the approvals were"
     " dropped. Check the new figures and approve again."
 )
-_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-
-
-def month_of(moment: dt.datetime) -> str:
-    """The JST month (YYYY-MM) of `moment`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(JST).strftime("%Y-%m")
-
-
-def month_end(month: str) -> dt.datetime:
-    """The first instant after JST month `month`."""
-    year, mon = (int(x) for x in month.split("-"))
-    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return dt.datetime(year, mon, 1, tzinfo=JST)
-
-
-def parse_month(value: object, default: str) -> str:
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str) or not _MONTH_RE.fullmatch(value):
-        raise InvalidInput(N_("A month must look like 2026-04."), field="month")
-    return value
+# The calendar's names stay importable from here (months.py holds them).
+__all__ = ["JST", "ClearingService", "Statement", "month_end", "month_of", "parse_month"]
 
 
 @dataclass
@@ -78,7 +56,7 @@ class Statement:
     month: str
     points_a_to_b: int  # A's points paid at B's shops: A owes B
     points_b_to_a: int
-    rate_a: int
+    rate_a: int  # A's yen per point in force in `month`
     rate_b: int
     closed: bool  # the month is over by the chain's clock
     payments: list[PartnerPayment] = field(default_factory=list)
@@ -138,8 +116,9 @@ def _same_figures(s: ClearingSettlement, figures: dict[str, Any]) -> bool:
     )
 
 
-class ClearingService(PartnershipService):
-    """The monthly clearing statements and their settlement (on top of the partnerships)."""
+class ClearingService(RateService):
+    """The monthly clearing statements and their settlement (on top of the partnerships and
+    the towns' rates)."""
 
     def _require_party(
         self, user: User | None, town: Town, partner: Town
@@ -149,9 +128,6 @@ class ClearingService(PartnershipService):
         if p is None:
             raise PartnershipNotFound(N_("There is no such partnership."))
         return user, p
-
-    def current_month(self) -> str:
-        return month_of(dt.datetime.fromtimestamp(self._chain_now(), dt.UTC))
 
     def _statement(self, p: Partnership, month: str) -> Statement:
         rows = list(
@@ -185,8 +161,10 @@ class ClearingService(PartnershipService):
             month,
             a_to_b,
             b_to_a,
-            self.rate(p.town_a_id),
-            self.rate(p.town_b_id),
+            # The rates in force in the month, never today's: a change is in force from the
+            # month after it is made (rates.py), so what a month owes cannot be changed later.
+            self.rate_in(p.town_a_id, month),
+            self.rate_in(p.town_b_id, month),
             closed,
             rows,
             settlement,

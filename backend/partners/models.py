@@ -1,5 +1,6 @@
 """Partner towns: the partnership of two towns, the partner payments the chain recorded, the
-monthly clearing settlements between the towns, and each town's yen value of one point.
+monthly clearing settlements between the towns, and the history of each town's yen value of one
+point (a version per month it changes in).
 
 A partnership is one row per unordered pair of towns (`town_a_id` < `town_b_id`, UNIQUE): a
 proposal from either side and the other side's approval are the same row.
@@ -105,7 +106,7 @@ class ClearingSettlement(Base):
     town_b_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
     month: Mapped[str] = mapped_column(String(7))
     # The statement approved: points paid with A's points at B's shops and the reverse, and
-    # each town's yen per point; the debtor pays `yen` to the creditor.
+    # each town's yen per point in force that month; the debtor pays `yen` to the creditor.
     points_a_to_b: Mapped[Decimal] = mapped_column(TokenAmount)
     points_b_to_a: Mapped[Decimal] = mapped_column(TokenAmount)
     rate_a: Mapped[int] = mapped_column()
@@ -124,13 +125,31 @@ class ClearingSettlement(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class TownPointRate(Base):
-    """A town's yen value of one point, for clearing (1 yen when the town set none)."""
+# The month a rate is in force from when it was in force before any month mattered: the rate a
+# town set before rates had months (migration 0048), and the platform's 1 yen of a town that
+# never set one (the row is made on the town's first change, and its lock serialises changes).
+# It sorts before every real YYYY-MM.
+FROM_THE_START = "0000-01"
 
-    __tablename__ = "town_point_rates"
-    __table_args__ = (CheckConstraint("yen_per_point > 0", name="rate_positive"),)
 
-    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), primary_key=True)
-    yen_per_point: Mapped[int] = mapped_column(default=1)
-    updated_by: Mapped[int] = mapped_column()
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+class PointRateVersion(Base):
+    """A town's yen value of one point, for clearing, in force from the JST month
+    `effective_from` until the month of the town's next version (1 yen when there is none).
+
+    A change made in month M is in force from M + 1, never in a month whose payments may already
+    be on chain, so the debtor cannot cut (nor the creditor raise) what is owed for points spent
+    earlier. One row per town and month: changing it again before it is in force replaces the
+    row (the audit log keeps every change). `set_by` is empty on the platform's default row."""
+
+    __tablename__ = "town_point_rate_history"
+    __table_args__ = (
+        UniqueConstraint("town_id", "effective_from"),
+        CheckConstraint("yen_per_point > 0", name="rate_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"))
+    effective_from: Mapped[str] = mapped_column(String(7))
+    yen_per_point: Mapped[int] = mapped_column()
+    set_by: Mapped[int | None] = mapped_column()
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,6 +1,7 @@
 """Partnerships between towns (共同利用): one row per unordered pair of towns, proposed by
 one town's staff and approved by the other's (setPartner queued on each town's points), ended
-by either; and each town's yen rate per point. The states are described in services.py.
+by either. The states are described in services.py; each town's yen rate per point is in
+rates.py.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ from backend.partners.models import (
     ENDED,
     PROPOSED,
     Partnership,
-    TownPointRate,
 )
 from backend.regions.models import Town
 
 SETTINGS_ROLE_KEY = "town_settings"  # the role key that holds SETTINGS_ROLE on RegionPoints
-MAX_RATE = 1_000_000
 IN_FLIGHT = ("queued", "sent", "replaced")  # outbox states of a call the chain has not run yet
 
 
@@ -65,7 +64,7 @@ class PartnershipView:
 
 
 class PartnershipService:
-    """Partnerships and rates over one DB session. `outbox` is built on first use;
+    """Partnerships over one DB session. `outbox` is built on first use;
     `chain_now` answers the latest block's time (Unix seconds)."""
 
     def __init__(
@@ -405,43 +404,6 @@ class PartnershipService:
                 details={"town_id": town.id, **details},
             )
         )
-
-    # ------------------------------------------------------------------ rates
-
-    def rate(self, town_id: int) -> int:
-        row = self.session.get(TownPointRate, town_id)
-        return row.yen_per_point if row is not None else 1
-
-    def set_rate(self, user: User | None, town: Town, value: object) -> TownPointRate:
-        """`town`'s staff set the yen value of one of its points (a whole number of yen,
-        1..MAX_RATE). AuditLog "clearing.rate"."""
-        user = require_town_role(user, town.id, STAFF)
-        text = value.strip() if isinstance(value, str) else value
-        if isinstance(text, str) and text.isascii() and text.isdigit():
-            text = int(text)
-        if isinstance(text, bool) or not isinstance(text, int) or not 1 <= text <= MAX_RATE:
-            raise InvalidInput(
-                N_("Enter a whole number of yen from 1 to %(max)d."), field="rate", max=MAX_RATE
-            )
-        row = self.session.get(TownPointRate, town.id)
-        before = row.yen_per_point if row is not None else 1
-        if row is None:
-            row = TownPointRate(town_id=town.id, yen_per_point=text, updated_by=user.id)
-            self.session.add(row)
-        else:
-            row.yen_per_point, row.updated_by, row.updated_at = text, user.id, self._now()
-        self.session.add(
-            AuditLog(
-                actor=f"user:{user.id}",
-                action="clearing.rate",
-                subject_type="town",
-                subject_id=str(town.id),
-                reason="yen per point for clearing",
-                details={"before": before, "after": text},
-            )
-        )
-        self.session.commit()
-        return row
 
 
 def _term_key(p: Partnership) -> str:

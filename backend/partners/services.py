@@ -16,7 +16,9 @@ concurrent clicks have one winner and write one audit row.
 Clearing: every PartnerPaymentAccepted event (indexed by handlers.py into `partner_payments`)
 says the payer's town owes the shop's town that many points. A month's statement of a pair of
 towns sums both directions; each direction is valued at the yen rate of the town whose points
-paid (the town that issued them owes their value), and the net is what the debtor town pays.
+paid (the town that issued them owes their value), at that town's rate in force in the month
+(rates.py: a change is in force from the first day of the next JST month, so no change reaches
+a month that has begun), and the net is what the debtor town pays.
 A month can be settled once it is over by the chain's clock (JST): two different members of
 the debtor town's staff approve the statement as it stands (four eyes; the figures are kept),
 then one marks it paid with the bank transfer's reference. If the chain changed the month
@@ -33,26 +35,20 @@ from flask import current_app
 
 from backend.chain import api as chain
 from backend.core.db import get_db
-from backend.partners.clearing import (
-    JST,
-    ClearingService,
-    Statement,
-    month_end,
-    month_of,
-    parse_month,
-)
+from backend.partners.clearing import ClearingService, Statement
+from backend.partners.months import JST, month_end, month_of, next_month, parse_month
 from backend.partners.partnerships import (
-    MAX_RATE,
     SETTINGS_ROLE_KEY,
     PartnershipService,
     PartnershipView,
     Side,
 )
+from backend.partners.rates import MAX_RATE, RateService, RateVersion, TownRates
 
 log = logging.getLogger(__name__)
 
-# Partnerships and clearing live in partnerships.py and clearing.py; their public names stay
-# importable from here.
+# Partnerships, rates and clearing live in partnerships.py, rates.py and clearing.py (the
+# calendar in months.py); their public names stay importable from here.
 __all__ = [
     "JST",
     "MAX_RATE",
@@ -60,19 +56,24 @@ __all__ = [
     "PartnerService",
     "PartnershipService",
     "PartnershipView",
+    "RateService",
+    "RateVersion",
     "Side",
     "Statement",
+    "TownRates",
     "chain_clock",
     "month_end",
     "month_of",
+    "next_month",
     "parse_month",
     "partner_service",
 ]
 
 
 class PartnerService(ClearingService):
-    """Partnerships (partnerships.py) and clearing (clearing.py) over one DB session. `outbox`
-    is built on first use; `chain_now` answers the latest block's time (Unix seconds)."""
+    """Partnerships (partnerships.py), rates (rates.py) and clearing (clearing.py) over one DB
+    session. `outbox` is built on first use; `chain_now` answers the latest block's time (Unix
+    seconds)."""
 
 
 def chain_clock() -> int:

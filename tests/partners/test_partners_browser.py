@@ -1,7 +1,8 @@
 """Partner towns through the pages in a real browser, on a phone in Japanese and on a desktop in
 English (issue 13 §3): the two towns' staff agree, the customer pays a Sarabetsu shop with Tōyako
-points, Tōyako's staff approve (two people) and pay the clearing; Sarabetsu's staff see it paid.
-No page is wider than the screen."""
+points, Tōyako's staff approve (two people) and pay the clearing; Sarabetsu's staff see it paid;
+Tōyako's staff set a new yen per point, shown waiting for next month. No page is wider than the
+screen."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ TEXT = {
         "paid": "支払済みにする",
         "owes": "洞爺湖町が更別村に30円を支払います。",
         "done": "支払済み",
+        "save": "保存",
+        "pending": "から：1ポイントあたり2円",
     },
     "en": {
         "propose": "Propose",
@@ -38,6 +41,8 @@ TEXT = {
         "paid": "Mark as paid",
         "owes": "Lake Toya owes Sarabetsu 30 yen.",
         "done": "Paid",
+        "save": "Save",
+        "pending": ": ¥2 per point",
     },
 }
 
@@ -102,6 +107,16 @@ def test_partner_towns_in_the_browser(
         assert t["done"] in status and f"ZENGIN-{lang}" in status
         assert_fits_the_phone(sara, width)
         screenshot(sara, f"clearing-{lang}")
+        # Tōyako sets a new yen per point: it waits for next month, the paid month keeps its.
+        toya2.goto(f"{base}/towns/toyako/admin/partners")
+        toya2.fill("#rate", "2")
+        toya2.get_by_role("button", name=t["save"], exact=True).click()
+        toya2.wait_for_selector('[data-testid="rate-history"]')
+        assert t["pending"] in toya2.locator('[data-testid="rate-pending"]').inner_text()
+        assert_fits_the_phone(toya2, width)
+        screenshot(toya2, f"rate-{lang}")
+        sara.goto(f"{base}/towns/sarabetsu/admin/clearing?month={month}")
+        assert t["owes"] in sara.locator('[data-testid="net"]').inner_text()
     finally:
         for p in pages:
             p.context.close()
