@@ -81,6 +81,18 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "savepoint")
+        def _savepoint_inside_a_transaction(conn: Any, _name: str) -> None:
+            # Python's sqlite3 opens a transaction only before an INSERT, UPDATE or DELETE. A
+            # SAVEPOINT sent before the transaction's first write is then SQLite's outermost
+            # transaction, and releasing it COMMITS: a later rollback left its rows behind (an
+            # idempotency key or a business row kept without the work that went with it).
+            # Open the transaction first; IMMEDIATE takes the write lock now (a savepoint is
+            # there to write), so a read inside it cannot meet SQLITE_BUSY on upgrading.
+            dbapi_conn = conn.connection.dbapi_connection
+            if not dbapi_conn.in_transaction:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
