@@ -52,6 +52,7 @@ def _page(
         "town": town,
         "rows": rows,
         "accounts": svc.accounts(rows),
+        "reasons": svc.failure_reasons(rows),
         "query": query,
         "person": person,
         "person_row": svc.resident_of(town, person) if person is not None else None,

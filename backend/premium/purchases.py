@@ -38,6 +38,7 @@ from backend.core.errors import N_, AppError, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
 from backend.core.numbers import ascii_int
+from backend.core.upsert import lock_row
 from backend.points.errors import PointsNotAvailable
 from backend.points.programmes import PAID_PREMIUM
 from backend.points.town_settings import check_request_key, jst_day, reserve_daily
@@ -387,8 +388,18 @@ class PurchaseService:
         ).all()
         states = chain.outbox_states(self.session, (p.outbox_tx_id or 0 for p in failed))
         for p in failed:
-            tx = states.get(p.outbox_tx_id or 0)
+            tx_id = p.outbox_tx_id or 0
+            tx = states.get(tx_id)
             if tx is None or tx.state not in FAILED_TX_STATES:
+                continue
+            # Another reconcile (an overlapping beat run, a second worker) may have retried or
+            # refunded it since the SELECT: FOR UPDATE does nothing on SQLite, and its locks
+            # went with the first commit below. Take the row's write lock, read it again, and
+            # act only if it still waits on the same failed call: one retry, one refund.
+            lock_row(self.session, PremiumPurchase.status, PremiumPurchase.id == p.id)
+            self.session.refresh(p)
+            if p.status != PROCESSING or p.outbox_tx_id != tx_id:
+                self.session.commit()
                 continue
             if p.issue_attempts < MAX_ISSUE_ATTEMPTS:
                 self._enqueue_issue(p)

@@ -4,6 +4,10 @@ PassIssued sets the token id and "issued", PassRevoked sets "revoked"; each find
 the event's subject (the outbox row that sent it names the resident) and checks that the
 event's personId is the row's identity hash, so a pass issued outside the platform (by the
 registrar key from a console of its own) changes no row. Reverts undo them on a reorg.
+
+The chain is the truth: a row judged failed because its call failed (failures.py) still follows
+an event of its own that arrives after all (a reorg's replay): a failed issue becomes issued, a
+pass whose revocation failed becomes revoked.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy.orm import Session
 
 from backend.chain.api import ChainEvent, EventHandler, handler
-from backend.residency.models import ISSUED, ISSUING, REVOKED, REVOKING, Resident
+from backend.residency.models import FAILED, ISSUED, ISSUING, REVOKED, REVOKING, Resident
 
 PASS_ARTIFACT = "ResidentPass"  # noqa: S105 - a contract name, not a secret
 
@@ -31,7 +35,7 @@ def _rows(session: Session, events: Sequence[ChainEvent]) -> Iterator[tuple[Chai
 
 def _issued(session: Session, events: Sequence[ChainEvent]) -> None:
     for ev, row in _rows(session, events):
-        if row.state == ISSUING:
+        if row.state in (ISSUING, FAILED):
             row.state, row.token_id = ISSUED, int(ev.args["tokenId"])
 
 
@@ -43,7 +47,7 @@ def _issued_revert(session: Session, events: Sequence[ChainEvent]) -> None:
 
 def _revoked(session: Session, events: Sequence[ChainEvent]) -> None:
     for ev, row in _rows(session, events):
-        if row.state == REVOKING and row.token_id == int(ev.args["tokenId"]):
+        if row.state in (REVOKING, ISSUED) and row.token_id == int(ev.args["tokenId"]):
             row.state = REVOKED
 
 

@@ -9,6 +9,10 @@ States: issuing (the issue call is queued) -> issued (PassIssued indexed: token_
 revoking (the revoke call is queued) -> revoked (PassRevoked indexed). A revoked row may be
 issued again (a person who moves back): `generation` counts the issues, and names the outbox
 key of each.
+
+When the outbox ends a call as failed (reverted, or given up: failures.py), issuing -> failed
+(no pass; verifying the person again issues it anew, as for a revoked row) and revoking ->
+issued (the pass still exists; staff revoke it again).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from backend.core.db import Base, utcnow
 from backend.core.models import register_audit_town_table
 
 ISSUING, ISSUED, REVOKING, REVOKED = "issuing", "issued", "revoking", "revoked"
-STATES = (ISSUING, ISSUED, REVOKING, REVOKED)
+FAILED = "failed"  # the issue call failed on chain: no pass, and none on its way
+STATES = (ISSUING, ISSUED, REVOKING, REVOKED, FAILED)
 ACTIVE_STATES = (ISSUING, ISSUED)
 IN_PERSON, OIDC = "in_person", "oidc"
 

@@ -12,7 +12,10 @@ Promises:
   same transaction as the row and its audit row ("residency.issue", "residency.revoke");
 - the raw identity (name, birth date, address) is never stored: only its HMAC;
 - staff (STAFF of the town) verify in person and revoke; a person verifies themself only
-  through the provider (oidc.py); bad input is a 4xx with nothing written.
+  through the provider (oidc.py); bad input is a 4xx with nothing written;
+- a call that fails on chain leaves no row waiting for ever (failures.py): a failed issue is
+  "failed", and verifying the person again issues the pass anew (once, however many at once);
+  a failed revocation leaves the pass "issued" for staff to revoke again.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.roles import STAFF, require_town_role, require_user
 from backend.accounts.services import normalise_email
-from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
+from backend.chain.api import (
+    AuditEntry,
+    ContractCall,
+    OutboxService,
+    Sender,
+    Subject,
+    calls_of_subject,
+)
 from backend.chain.api import outbox_service as chain_outbox_service
 from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, InvalidInput, NotFound
@@ -36,7 +46,9 @@ from backend.core.purpose_keys import RESIDENT_IDENTITY, purpose_key
 from backend.regions.models import Town
 from backend.residency import identity, oidc
 from backend.residency.errors import AlreadyResident, OidcRefused, ResidencyWrongState
+from backend.residency.failures import failure_reasons, refresh_failed
 from backend.residency.models import (
+    FAILED,
     IN_PERSON,
     ISSUED,
     ISSUING,
@@ -109,19 +121,29 @@ class ResidencyService:
         return user
 
     def resident_of(self, town: Town, user: User) -> Resident | None:
-        """The user's row in the town (any state), if any."""
-        return self.session.scalar(
+        """The user's row in the town (any state, a failed call applied), if any."""
+        row = self.session.scalar(
             select(Resident).where(Resident.town_id == town.id, Resident.user_id == user.id)
         )
+        if row is not None:
+            refresh_failed(self.session, [row])
+        return row
 
     def my_passes(self, user: User | None) -> list[Resident]:
-        """The signed-in person's rows in every town."""
+        """The signed-in person's rows in every town (failed calls applied)."""
         user = require_user() if user is None else user
-        return list(
+        rows = list(
             self.session.scalars(
                 select(Resident).where(Resident.user_id == user.id).order_by(Resident.id)
             )
         )
+        refresh_failed(self.session, rows)
+        return rows
+
+    def failure_reasons(self, rows: list[Resident]) -> dict[int, str]:
+        """Why a row's last call failed (a failed issue, or a failed revocation of an issued
+        pass), by resident id, as the outbox recorded it."""
+        return failure_reasons(self.session, rows)
 
     def towns(self) -> list[Town]:
         return list(self.session.scalars(select(Town).order_by(Town.id)))
@@ -129,7 +151,7 @@ class ResidencyService:
     def residents(self, staff: User | None, town: Town, limit: int = 200) -> list[Resident]:
         """The town's residents, newest first (town staff)."""
         require_town_role(staff, town.id, STAFF)
-        return list(
+        rows = list(
             self.session.scalars(
                 select(Resident)
                 .where(Resident.town_id == town.id)
@@ -137,6 +159,8 @@ class ResidencyService:
                 .limit(limit)
             )
         )
+        refresh_failed(self.session, rows)
+        return rows
 
     def accounts(self, rows: list[Resident]) -> dict[int, User]:
         """The accounts of `rows`, by user id (for the staff's list)."""
@@ -237,6 +261,9 @@ class ResidencyService:
             select(Resident).where(Resident.town_id == town.id, Resident.identity_hash == digest)
         )
         by_account = self.resident_of(town, person)
+        if by_person is not None:
+            # A pass whose issue failed on chain is issued anew below, not waited for.
+            refresh_failed(self.session, [by_person])
         if by_person is None and by_account is not None and by_account.identity_hash == digest:
             # A concurrent request committed the row between the two reads: the same one.
             by_person = by_account
@@ -267,47 +294,54 @@ class ResidencyService:
             verified_by=how.staff.id if how.staff else None,
             oidc_issuer=how.issuer,
         )
+        # No SAVEPOINT around the row's write: on SQLite a savepoint opened before the
+        # transaction's first write commits when released, so the row would be committed
+        # without its outbox call ("issuing" for ever if queueing the call then fails). Nothing
+        # else is written before it, so a conflict rolls the whole transaction back.
+        self.session.add(row)
         try:
-            with self.session.begin_nested():
-                self.session.add(row)
-                self.session.flush()
+            self.session.flush()
         except IntegrityError:
+            self.session.rollback()
             return None, False
         return row, True
 
     def _reissue(
         self, row: Resident, person: User, digest: str, holder: str, how: Verification
     ) -> tuple[Resident | None, bool]:
-        """A revoked row issued again (the person moved back): one conditional UPDATE, so of
-        two concurrent requests only one queues the issue."""
+        """A revoked row issued again (the person moved back), or one whose issue failed on
+        chain (verified again): one conditional UPDATE, so of concurrent requests only one
+        queues the issue, under the next generation's outbox key (the failed call keeps its
+        own: the same key would answer that call again and send nothing)."""
         generation = row.generation
-        try:
-            with self.session.begin_nested():
-                done = self.session.execute(
-                    update(Resident)
-                    .where(
-                        Resident.id == row.id,
-                        Resident.state == REVOKED,
-                        Resident.generation == generation,
-                    )
-                    .values(
-                        state=ISSUING,
-                        generation=generation + 1,
-                        user_id=person.id,
-                        identity_hash=digest,
-                        holder=holder,
-                        method=how.method,
-                        verified_by=how.staff.id if how.staff else None,
-                        oidc_issuer=how.issuer,
-                        verified_at=utcnow(),
-                        token_id=None,
-                        revoke_reason="",
-                        revoke_tx_id=None,
-                        revoked_by=None,
-                    )
-                    .execution_options(synchronize_session=False)
+        try:  # no SAVEPOINT: see `_claim` (the UPDATE and the call commit together)
+            done = self.session.execute(
+                update(Resident)
+                .where(
+                    Resident.id == row.id,
+                    Resident.state.in_((REVOKED, FAILED)),
+                    Resident.generation == generation,
                 )
+                .values(
+                    state=ISSUING,
+                    generation=generation + 1,
+                    user_id=person.id,
+                    identity_hash=digest,
+                    holder=holder,
+                    method=how.method,
+                    verified_by=how.staff.id if how.staff else None,
+                    oidc_issuer=how.issuer,
+                    verified_at=utcnow(),
+                    token_id=None,
+                    issue_tx_id=None,
+                    revoke_reason="",
+                    revoke_tx_id=None,
+                    revoked_by=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
         except IntegrityError:
+            self.session.rollback()
             return None, False
         self.session.refresh(row)
         if done.rowcount != 1:  # type: ignore[attr-defined]
@@ -356,9 +390,11 @@ class ResidencyService:
     def revoke(
         self, staff: User | None, town: Town, resident_id: object, reason: object
     ) -> Resident:
-        """Staff revoke a pass (the person moved away); queued once, whatever the repeats."""
+        """Staff revoke a pass (the person moved away); queued once, whatever the repeats. A
+        revocation that failed on chain left the pass issued: revoking again queues a new call."""
         staff = require_town_role(staff, town.id, STAFF)
         row = self.get(town, resident_id)
+        refresh_failed(self.session, [row])
         text = reason.strip() if isinstance(reason, str) else ""
         if not text or len(text) > MAX_REASON:
             raise InvalidInput(
@@ -367,6 +403,10 @@ class ResidencyService:
             )
         if row.state in (REVOKING, REVOKED):
             return row
+        if row.state == FAILED:
+            raise ResidencyWrongState(
+                N_("This pass was never issued: its issue failed. Verify the person again.")
+            )
         if row.state != ISSUED or row.token_id is None:
             raise ResidencyWrongState(
                 N_("The pass is still being issued; revoke it once it is issued.")
@@ -381,6 +421,14 @@ class ResidencyService:
             self.session.rollback()
             self.session.refresh(row)
             return row
+        # A failed revocation keeps its outbox key (the same key would answer that call again
+        # and send nothing), so each new one is numbered; counted after the UPDATE above took
+        # the row's lock, so two staff cannot pick the same number.
+        calls = calls_of_subject(self.session, "resident", row.id)
+        tries = sum(1 for c in calls if c.function == "revoke")
+        key = f"resident-pass-revoke:{town.slug}:{row.identity_hash}:{row.generation}"
+        if tries:
+            key += f":{tries + 1}"
         tx = self._outbox().enqueue(
             self.session,
             ContractCall(
@@ -390,7 +438,7 @@ class ResidencyService:
                 artifact_name="ResidentPass",
             ),
             sender=Sender.role("registrar", town_id=town.id, user_id=staff.id),
-            key=f"resident-pass-revoke:{town.slug}:{row.identity_hash}:{row.generation}",
+            key=key,
             subject=Subject("resident", row.id),
             audit=AuditEntry(
                 actor=f"user:{staff.id}",

@@ -22,6 +22,7 @@ from backend.chain.api import ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
+from backend.core.upsert import lock_row
 from backend.shop.catalog import sale_key
 from backend.shop.models import CHECKOUT_EXPIRED, Order, PaymentEventRecord, payment_ref_bytes
 from backend.shop.orders import mint_audit
@@ -188,8 +189,18 @@ class CardPaymentService:
         ).all()
         txs = chain.outbox_states(self.session, (o.outbox_tx_id or 0 for o in orders))
         for order in orders:
-            tx = txs.get(order.outbox_tx_id or 0)
+            tx_id = order.outbox_tx_id or 0
+            tx = txs.get(tx_id)
             if tx is None:  # not selected above: its transaction has not failed
+                continue
+            # Another reconcile (an overlapping beat run, a second worker) may have failed,
+            # minted again or refunded it since the SELECT: FOR UPDATE does nothing on SQLite,
+            # and its locks went with the first commit below. Take the row's write lock, read it
+            # again, and act only if it still waits on the same failed call: one refund.
+            lock_row(self.session, Order.status, Order.id == order.id)
+            self.session.refresh(order)
+            if order.status != "processing" or order.outbox_tx_id != tx_id:
+                self.session.commit()
                 continue
             reason = tx.error or tx.state
             if order.payment_kind != "card":

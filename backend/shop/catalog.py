@@ -28,6 +28,7 @@ from backend.core.errors import N_, NotFound, ServiceUnavailable
 from backend.core.safety import is_local_test_chain
 from backend.core.times import as_utc
 from backend.regions.models import Town
+from backend.shop.checkin_state import fail_lost_check_ins
 from backend.shop.errors import InsufficientBalance, NotYourTicket, TicketRefused
 from backend.shop.models import CheckIn, Collection, Listing, Order, Perk, PerkUse
 
@@ -318,6 +319,10 @@ class ShopService:
         except Exception as exc:  # the page still shows the token when the node is away
             log.warning("perkUsesLeft failed: %s", exc)
             return None
+        # A check-in whose call failed on chain is no use: it must not count as one.
+        fail_lost_check_ins(
+            self.session, CheckIn.collection_id == collection.id, CheckIn.token_id == token_id
+        )
         pending = self.session.scalar(
             select(func.count(CheckIn.id)).where(
                 CheckIn.collection_id == collection.id,
@@ -333,12 +338,18 @@ class ShopService:
     ) -> None:
         """Set each perk's `uses_left` from SQL, as FanCollection.perkUsesLeft counts it: 0 once
         the perk's valid-until has passed by the chain's clock `now`, else its uses per token
-        less the uses the indexer saw (PerkUse) and the check-ins still processing. Two queries
-        for all `tokens` (collection, token id, its perks); the node is not asked."""
+        less the uses the indexer saw (PerkUse) and the check-ins still processing (those whose
+        call failed on chain made failed first). Three queries for all `tokens` (collection,
+        token id, its perks); the node is not asked."""
         if not tokens:
             return
         contracts = sorted({str(c.contract_address) for c, _t, _p in tokens})
         ids = sorted({t for _c, t, _p in tokens})
+        collection_ids = sorted({c.id for c, _t, _p in tokens})
+        # A check-in whose call failed on chain is no use: it must not count as one.
+        fail_lost_check_ins(
+            self.session, CheckIn.collection_id.in_(collection_ids), CheckIn.token_id.in_(ids)
+        )
         used = {
             (str(u.contract_address), int(u.token_id), int(u.perk_id)): int(u.used)
             for u in self.session.scalars(
@@ -352,7 +363,7 @@ class ShopService:
             for c, t, p, n in self.session.execute(
                 select(CheckIn.collection_id, CheckIn.token_id, CheckIn.perk_id, func.count())
                 .where(
-                    CheckIn.collection_id.in_(sorted({c.id for c, _t, _p in tokens})),
+                    CheckIn.collection_id.in_(collection_ids),
                     CheckIn.token_id.in_(ids),
                     CheckIn.status == "processing",
                 )

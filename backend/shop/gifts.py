@@ -146,6 +146,17 @@ class GiftService:
         to_address, recipient_user = self._recipient(recipient, kind)
         if to_address.lower() == giver.lower():
             raise InvalidInput(N_("This is your own account already."), field="recipient")
+        # A gift of this token whose transfer failed on chain no longer holds it (the index
+        # below allows one on its way): follow its outbox row first.
+        self.refresh(
+            self.session.scalars(
+                select(Gift).where(
+                    Gift.collection_id == collection.id,
+                    Gift.token_id == tid,
+                    Gift.state == GIFT_QUEUED,
+                )
+            ).all()
+        )
         gift = Gift(
             town_id=collection.town_id,
             collection_id=collection.id,
@@ -159,10 +170,13 @@ class GiftService:
             request_key=f"{user.id}:{key}",
             created_at=self._now(),
         )
+        # No SAVEPOINT around the row's write: on SQLite a savepoint opened before the
+        # transaction's first write commits when released, so the gift would be committed
+        # without its transfer (the card "on its way" for ever if queueing it then fails).
+        # Nothing else is written before it, so a conflict rolls the whole transaction back.
+        self.session.add(gift)
         try:
-            with self.session.begin_nested():
-                self.session.add(gift)
-                self.session.flush()
+            self.session.flush()
         except IntegrityError:
             self.session.rollback()
             again = self.session.scalar(select(Gift).where(Gift.request_key == f"{user.id}:{key}"))

@@ -112,3 +112,45 @@ def test_a_twin_checkout_that_reached_the_limit_first_is_the_answer_not_a_refusa
     with pytest.raises(LimitReached):
         in_app(app, lambda: _checkout(app, town_id, buyer_id, 10000), request=True)()
     assert counts(app)["reserved_yen"] == 60000
+
+
+def test_ten_reconciles_at_once_refund_a_purchase_whose_issue_kept_failing_once(
+    app, town_id, offer, buyer_id
+):
+    """The beat's reconcile may overlap itself (a slow refund call) or run in two workers: a
+    purchase whose last issue failed is refunded once, with one audit row, and its monthly
+    reservation given back once (each purchase is claimed under its row's lock before the
+    refund; FOR UPDATE alone does nothing on SQLite and is let go at the first commit)."""
+    from backend.chain.outbox.states import S, transition
+    from backend.premium.purchases import MAX_ISSUE_ATTEMPTS
+
+    with app.test_request_context():
+        placed = _checkout(app, town_id, buyer_id, 1000)
+        pid, purchase_id = placed.purchase.public_id, placed.purchase.id
+        payload, headers = payment_provider().signed_event(pid, "paid", 1000)
+    in_app(
+        app,
+        lambda: card_payment_service().handle_webhook(payment_provider(), payload, headers),
+        request=True,
+    )()
+    with app.app_context():
+        s = get_db().session
+        p = s.get(PremiumPurchase, purchase_id)
+        p.issue_attempts = MAX_ISSUE_ATTEMPTS  # the earlier attempts failed and were retried
+        tx = s.get(OutboxTx, p.outbox_tx_id)
+        tx.error = "RegionPointsProgrammeInactive(2)"
+        transition(tx, S.FAILED, "estimate reverted: RegionPointsProgrammeInactive(2)")
+        s.commit()
+    assert counts(app)["reserved_yen"] == 2000
+
+    results = n_at_once(app, 10, lambda _i: purchase_service().reconcile()["refunded"])
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 1, results
+    with app.app_context():
+        assert payment_provider().refunds == [f"pay_test_{pid}"]
+        status = get_db().session.scalar(
+            sa.select(PremiumPurchase.status).where(PremiumPurchase.id == purchase_id)
+        )
+    assert status == "refunded"
+    assert actions(app, purchase_id) == ["payment.refund", "points.issue", "premium.sale"]
+    assert counts(app)["reserved_yen"] == 0

@@ -1,5 +1,6 @@
 """Residency fixtures: Sarabetsu (tests/dao's town and chain helpers), its staff, people with
-built-in accounts, form posts as the browser sends them, and what a refused request leaves."""
+built-in accounts, form posts as the browser sends them, what a refused request leaves, and
+the outbox failing a pass's call."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from backend.chain.outbox.states import S, transition
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.models import AuditLog
@@ -76,3 +78,34 @@ def resident(app: Flask, user_id: int) -> dict[str, Any] | None:
 
 def pass_contract(chain: DaoChain) -> Any:
     return chain.contract(f"towns.{SLUG}.ResidentPass", "ResidentPass")
+
+
+ERROR = "ResidentPassAlreadyHolder(0x0000000000000000000000000000000000000001)"
+
+
+def fail_call(app: Flask, tx_id: int, error: str = ERROR) -> None:
+    """What the outbox does when the call's estimate reverts: queued -> failed, never sent."""
+    with app.app_context():
+        s = get_db().session
+        tx = s.get(OutboxTx, tx_id)
+        tx.error = error
+        transition(tx, S.FAILED, f"estimate reverted: {error}")
+        s.commit()
+
+
+def audits(app: Flask, action: str) -> int:
+    with app.app_context():
+        return get_db().session.scalar(
+            sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == action)
+        )
+
+
+def issue_calls(app: Flask) -> list[tuple[int, str, str]]:
+    with app.app_context():
+        return list(
+            get_db().session.execute(
+                sa.select(OutboxTx.id, OutboxTx.idempotency_key, OutboxTx.state)
+                .where(OutboxTx.function == "issue", OutboxTx.subject_kind == "resident")
+                .order_by(OutboxTx.id)
+            )
+        )
