@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.accounts import sessions
 from backend.accounts.roles import current_user
+from backend.accounts.services import account_service
 from backend.claims.services import claim_service
 from backend.core.db import get_db
 from backend.core.errors import AppError
@@ -23,8 +24,8 @@ bp = Blueprint("account_pages", __name__)
 log = logging.getLogger(__name__)
 
 
-def _done(message_key: str, status: int = 200):
-    return render_template("auth/notice.html", notice=message_key), status
+def _done(message_key: str, status: int = 200, **extra: object):
+    return render_template("auth/notice.html", notice=message_key, **extra), status
 
 
 def grant_welcome(user, town_slug: str | None) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +104,9 @@ def reset_password(token: str):
             # Whoever held a session (perhaps the one who stole the password) is signed out.
             sessions.revoke_all(get_db().session(), user.id)
             take_claims(user)  # the reset link proved the mailbox too
-            return _done("password_reset")
+            # The wallets whose sign-in the reset paused, and how to confirm them (ADR 0027).
+            paused = [w for w in account_service().sign_in_wallets(user) if w.paused_at]
+            return _done("password_reset", paused=paused)
         svc.check_reset_link(token)
     except AppError as exc:
         error = exc

@@ -127,6 +127,7 @@ def me():
     return render_template(
         "auth/me.html",
         user=user,
+        own_wallets=_service().sign_in_wallets(user),
         towns=towns,
         merchants=merchant_service().merchants_of(user),
         staff_towns=[t for t in towns if has_town_role(user, t.id, STAFF)],

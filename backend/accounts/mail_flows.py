@@ -21,9 +21,8 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash
 
-from backend.accounts.errors import EmailTaken, InvalidCredentials
+from backend.accounts.errors import EmailTaken
 from backend.accounts.models import (
     CHANGE_EMAIL,
     RESET_PASSWORD,
@@ -31,7 +30,13 @@ from backend.accounts.models import (
     AccountToken,
     User,
 )
-from backend.accounts.services import check_password, normalise_email, password_hash
+from backend.accounts.services import (
+    check_password,
+    normalise_email,
+    password_hash,
+    pause_wallet_sign_in,
+    require_password,
+)
 from backend.config import Settings
 from backend.core import mail
 from backend.core.db import utcnow
@@ -233,7 +238,9 @@ class AccountMail:
     def reset_password(self, token: object, new_password: object) -> User:
         """Set a new password through a reset link (commits). The mailbox is proved too, so the
         address counts as verified. Pending reset and address-change links die with the old
-        password. The caller revokes the user's sessions."""
+        password, and so does the sign-in of the account's wallets: they stay linked, with what
+        they hold, but sign in again only once the owner confirms them with the new password
+        (docs/adr/0027); a mail lists them. The caller revokes the user's sessions."""
         password = check_password(new_password)
         row = self._consume(token, RESET_PASSWORD)
         user = self.session.get(User, row.user_id)
@@ -244,14 +251,31 @@ class AccountMail:
         if user.email_verified_at is None:
             user.email_verified_at = self._now()
         self._void(user, RESET_PASSWORD, CHANGE_EMAIL)
+        paused = pause_wallet_sign_in(self.session, user, self._now())
         self.session.commit()
-        log.info("user %s reset their password", user.id)
+        log.info("user %s reset their password; %d wallet(s) paused", user.id, len(paused))
+        if paused:
+            self._mail_paused(user, paused)
         return user
+
+    def _mail_paused(self, user: User, wallets: list[str]) -> bool:
+        """Tell the owner which wallets no longer sign in, and where to confirm them again (the
+        page shows it too; the mail stays when the page is closed)."""
+        if user.email is None:
+            return False
+        link = f"{self.settings.public_url.rstrip('/')}/me/wallets"
+        with force_locale(user.locale or "ja"):
+            subject, body = _paused_texts(wallets, link, user.display_name)
+        try:
+            self._send(self.settings, user.email, subject, body)
+        except mail.MailError:
+            return False
+        return True
 
     def change_password(self, user: User, current: object, new: object) -> None:
         """Replace the password after checking the current one (commits); pending reset and
         address-change links die with the old password. The caller revokes the other sessions."""
-        _require_password(user, current)
+        require_password(user, current)
         user.password_hash = password_hash(check_password(new))
         self._void(user, RESET_PASSWORD, CHANGE_EMAIL)
         self.session.commit()
@@ -262,7 +286,7 @@ class AccountMail:
     def request_email_change(self, user: User, new_email: object, password: object) -> bool:
         """Mail a confirmation link to the new address; the account keeps its address until
         the link is followed. Needs the password (a borrowed session cannot move the account)."""
-        _require_password(user, password)
+        require_password(user, password)
         address = normalise_email(new_email)
         if self.session.scalar(select(User.id).where(User.email == address)) is not None:
             raise EmailTaken(N_("An account with this email already exists."))
@@ -287,13 +311,6 @@ class AccountMail:
         return user
 
 
-def _require_password(user: User, password: object) -> None:
-    if user.password_hash is None or not check_password_hash(
-        user.password_hash, password if isinstance(password, str) else ""
-    ):
-        raise InvalidCredentials(N_("The password is incorrect."))
-
-
 def _texts(purpose: str, link: str, name: str) -> tuple[str, str]:
     """Subject and body in the current locale (the caller forces the user's)."""
     greeting = gettext("Hello %(name)s,", name=name) if name else gettext("Hello,")
@@ -316,3 +333,20 @@ def _texts(purpose: str, link: str, name: str) -> tuple[str, str]:
             "24 hours. If you did not ask for this, ignore this mail."
         )
     return str(subject), f"{greeting}\n\n{text}\n\n{link}\n\n-- furusato\n"
+
+
+def _paused_texts(wallets: list[str], link: str, name: str) -> tuple[str, str]:
+    """Subject and body of the mail that lists the wallets a reset paused (current locale)."""
+    greeting = gettext("Hello %(name)s,", name=name) if name else gettext("Hello,")
+    subject = gettext("Signing in with your wallets is paused")
+    text = gettext(
+        "Your password was reset. These wallets can no longer sign in to your account until "
+        "you confirm them:"
+    )
+    how = gettext(
+        "They are still linked: what they hold still shows on My page. To sign in with one "
+        "again, log in with your email address and new password, open Your wallets and confirm "
+        "it with your password and the wallet. Remove any wallet you do not recognise."
+    )
+    listed = "\n".join(wallets)
+    return str(subject), f"{greeting}\n\n{text}\n\n{listed}\n\n{how}\n\n{link}\n\n-- furusato\n"

@@ -65,6 +65,10 @@ class Address(Base):
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     master_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set by a password reset (docs/adr/0027-wallet-sign-in-after-reset.md): the address stays
+    # the account's (its cards, tickets, notices, payouts), but a signature by it signs nobody
+    # in until the owner confirms it again with the password and a fresh signature.
+    sign_in_paused_at: Mapped[dt.datetime | None] = mapped_column()
 
     user: Mapped[User] = relationship(back_populates="addresses")
 

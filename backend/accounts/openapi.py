@@ -21,6 +21,11 @@ _USER = {
                 "properties": {
                     "address": {"type": "string"},
                     "kind": {"type": "string", "enum": ["custodial", "external"]},
+                    "sign_in_paused": {
+                        "type": "boolean",
+                        "description": "A password reset paused this wallet's sign-in until "
+                        "the owner confirms it (POST /api/accounts/wallets).",
+                    },
                 },
             },
         },
@@ -121,7 +126,9 @@ PATHS = {
     },
     "/api/auth/siwe/verify": {
         "post": {
-            "summary": "Verify a signed EIP-4361 message: sign in, create or link the account.",
+            "summary": "Verify a signed EIP-4361 message: sign in, or create the account. "
+            "Signed in, a wallet-only account links the wallet; an account with a password links "
+            "through POST /api/accounts/wallets.",
             "requestBody": json_body(
                 {
                     "type": "object",
@@ -134,9 +141,63 @@ PATHS = {
                 "201": json_response("A new account was created for this wallet."),
                 "400": error_response("Malformed message or no nonce issued."),
                 "401": error_response(
-                    "Refused: other domain or chain, replayed or expired nonce, bad signature."
+                    "Refused: other domain, URI or chain, replayed or expired nonce, bad signature."
+                ),
+                "403": error_response(
+                    "A password reset paused this wallet's sign-in (reason wallet_paused), or a "
+                    "signed-in account with a password tried to link it (password_required)."
                 ),
                 "409": error_response("The wallet belongs to another account."),
+            },
+        }
+    },
+    "/api/accounts/wallets": {
+        "post": {
+            "summary": "Link the wallet that signed the EIP-4361 message (nonce from "
+            "/api/auth/siwe/nonce), or confirm one a password reset paused. An account with a "
+            "password gives it again (audit-logged).",
+            "security": [{"session": []}],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["message", "signature"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "signature": {"type": "string"},
+                        "password": {
+                            "type": "string",
+                            "description": "Required when the account has a password.",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "200": json_response("Confirmed again (resumed) or already linked."),
+                "201": json_response("Linked."),
+                "400": error_response("Malformed message or no nonce issued."),
+                "401": error_response(
+                    "Not signed in, the password is wrong, or the message was refused."
+                ),
+                "409": error_response("The wallet belongs to another account."),
+            },
+        }
+    },
+    "/api/accounts/wallets/remove": {
+        "post": {
+            "summary": "Unlink one of the account's own wallets after re-entering the password "
+            "(audit-logged).",
+            "security": [{"session": []}],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["address", "password"],
+                    "properties": {"address": {"type": "string"}, "password": {}},
+                }
+            ),
+            "responses": {
+                "200": json_response("Removed."),
+                "401": error_response("Not signed in, or the password is wrong."),
+                "404": error_response("The wallet is not linked to this account."),
             },
         }
     },

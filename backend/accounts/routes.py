@@ -1,4 +1,5 @@
-"""Accounts JSON API: /api/accounts (sign-up, me, key export) and /api/auth (sessions, SIWE).
+"""Accounts JSON API: /api/accounts (sign-up, me, key export, wallets) and /api/auth (sessions,
+SIWE).
 
 Login is a Flask session cookie, cleared and rewritten on every sign-in. Every POST needs the
 CSRF token from GET /api/csrf in an ``X-CSRFToken`` header; sign-in rewrites the session, so
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask_wtf.csrf import generate_csrf
@@ -18,17 +18,16 @@ from sqlalchemy import select
 from backend.accounts import sessions
 from backend.accounts.mail_flows import AccountMail
 from backend.accounts.models import User
-from backend.accounts.services import AccountService, address_key_store
-from backend.chain.api import ChainUnavailable, get_vault, register_key_store, siwe_auth
+from backend.accounts.services import AccountService, address_key_store, siwe_site
+from backend.chain.api import get_vault, register_key_store, siwe_auth
 from backend.core.db import get_db
-from backend.core.errors import N_, InvalidInput, ServiceUnavailable, json_object
+from backend.core.errors import N_, InvalidInput, json_object
 from backend.regions.models import Town
 
 bp = Blueprint("accounts", __name__)
 
 _USER_ID = "user_id"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_SIWE_NONCE = "siwe_nonce"
 
 
 @bp.record_once
@@ -73,7 +72,13 @@ def _user_json(user: User) -> dict[str, Any]:
         "email_verified": user.email_verified_at is not None,
         "created_at": user.created_at.isoformat(),
         "addresses": [
-            {"address": a.address, "kind": a.kind, "created_at": a.created_at.isoformat()}
+            {
+                "address": a.address,
+                "kind": a.kind,
+                "created_at": a.created_at.isoformat(),
+                # A password reset paused its sign-in until the owner confirms it again.
+                "sign_in_paused": a.sign_in_paused_at is not None,
+            }
             for a in user.addresses
         ],
     }
@@ -81,22 +86,6 @@ def _user_json(user: User) -> dict[str, Any]:
 
 def _signed_in(user: User, status: int = 200, **extra: Any) -> tuple[Response, int]:
     return jsonify(user=_user_json(user), csrf_token=generate_csrf(), **extra), status
-
-
-def _siwe_domain() -> tuple[str, str]:
-    public_url = current_app.extensions["settings"].public_url
-    return urlsplit(public_url).netloc, public_url
-
-
-def _chain_id() -> int:
-    cached = current_app.extensions.get("accounts.chain_id")
-    if cached is None:
-        try:
-            cached = current_app.extensions["chain"].status().chain_id
-        except ChainUnavailable:
-            raise ServiceUnavailable(N_("The chain is not reachable; try again shortly.")) from None
-        current_app.extensions["accounts.chain_id"] = cached
-    return int(cached)
 
 
 @bp.get("/api/csrf")
@@ -160,23 +149,22 @@ def me() -> Response:
 @bp.get("/api/auth/siwe/nonce")
 def siwe_nonce() -> Response:
     """Issue a nonce for this session, with the fields the wallet's message must carry."""
-    chain_id = _chain_id()
+    site = siwe_site()
     address = request.args.get("address")
     if address is not None and not _ADDRESS.fullmatch(address):
         # Checked before a nonce is issued: bad input changes nothing.
         raise InvalidInput(N_("Enter a valid wallet address."), field="address")
     row = _service().issue_siwe_nonce()
-    session[_SIWE_NONCE] = row.nonce
-    domain, uri = _siwe_domain()
+    session[sessions.SIWE_NONCE] = row.nonce
     message = None
     if address is not None:
         # The exact text to sign, so a browser needs no EIP-55 or EIP-4361 code of its own.
         try:
             message = siwe_auth.build_message(
                 address,
-                domain,
-                uri,
-                chain_id,
+                site.domain,
+                site.uri,
+                site.chain_id,
                 row.nonce,
                 "Sign in to furusato.",
                 row.issued_at,
@@ -186,9 +174,9 @@ def siwe_nonce() -> Response:
             raise InvalidInput(N_("Enter a valid wallet address."), field="address") from None
     resp = jsonify(
         nonce=row.nonce,
-        domain=domain,
-        uri=uri,
-        chain_id=chain_id,
+        domain=site.domain,
+        uri=site.uri,
+        chain_id=site.chain_id,
         issued_at=row.issued_at.isoformat(),
         expires_at=row.expires_at.isoformat(),
         message=message,
@@ -203,14 +191,12 @@ def siwe_verify() -> tuple[Response, int]:
     service = _service()
     current = _optional_user(service)
     # One attempt per issued nonce, whatever the outcome.
-    expected = session.pop(_SIWE_NONCE, None)
-    domain, _uri = _siwe_domain()
+    expected = session.pop(sessions.SIWE_NONCE, None)
     result = service.sign_in_with_ethereum(
         data.get("message"),
         data.get("signature"),
         expected_nonce=expected,
-        domain=domain,
-        chain_id=_chain_id(),
+        site=siwe_site(),
         current_user=current,
     )
     if current is None:
@@ -233,3 +219,37 @@ def export_key() -> Response:
     resp = jsonify(address=address, private_key=private_key)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@bp.post("/api/accounts/wallets")
+def link_wallet() -> tuple[Response, int]:
+    """Link the wallet that signed the message (nonce from /api/auth/siwe/nonce), or confirm
+    one a password reset paused; an account with a password gives it again (ADR 0027)."""
+    data = json_object()
+    service = _service()
+    user = _current_user(service)
+    expected = session.pop(sessions.SIWE_NONCE, None)  # one attempt per nonce, as sign-in
+    result = service.link_wallet(
+        user,
+        data.get("message"),
+        data.get("signature"),
+        data.get("password"),
+        expected_nonce=expected,
+        site=siwe_site(),
+    )
+    return jsonify(
+        user=_user_json(result.user),
+        address=result.address,
+        linked=result.linked,
+        resumed=result.resumed,
+    ), 201 if result.linked else 200
+
+
+@bp.post("/api/accounts/wallets/remove")
+def remove_wallet() -> Response:
+    """Unlink one of the account's own wallets after re-checking the password."""
+    data = json_object()
+    service = _service()
+    user = _current_user(service)
+    address = service.remove_wallet(user, data.get("address"), data.get("password"))
+    return jsonify(user=_user_json(user), address=address)

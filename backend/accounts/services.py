@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import delete, select, update
@@ -27,10 +28,13 @@ from backend.accounts.errors import (
     EmailTaken,
     InvalidCredentials,
     NoCustodialWallet,
+    PasswordRequired,
     SiweFailed,
+    WalletNotLinked,
 )
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, SiweNonce, User
 from backend.chain.api import (
+    ChainUnavailable,
     CustodyNotConfigured,
     KeyVault,
     KeyVaultError,
@@ -41,7 +45,7 @@ from backend.chain.api import (
     siwe_auth,
 )
 from backend.core.db import get_db, utcnow
-from backend.core.errors import N_, InvalidInput
+from backend.core.errors import N_, InvalidInput, ServiceUnavailable
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.core.passwords import hash_secret
@@ -69,6 +73,25 @@ class SiweResult:
     address: str
     created_user: bool  # a new account was made for this wallet
     linked: bool  # the address was newly attached to an existing user
+    resumed: bool = False  # a wallet a password reset paused signs in again
+
+
+@dataclass(frozen=True)
+class SiweSite:
+    """What a sign-in message must name: this site's authority (PUBLIC_URL's host[:port]), a
+    URI under PUBLIC_URL, and the chain's id."""
+
+    domain: str
+    uri: str
+    chain_id: int
+
+
+@dataclass(frozen=True)
+class SignInWallet:
+    address: str
+    built_in: bool  # the built-in wallet, whose key its owner exported
+    linked_at: dt.datetime
+    paused_at: dt.datetime | None  # a password reset paused its sign-in (docs/adr/0027)
 
 
 class AccountService:
@@ -188,23 +211,129 @@ class AccountService:
         signature: object,
         *,
         expected_nonce: str | None,
-        domain: str,
-        chain_id: int,
+        site: SiweSite,
         current_user: User | None = None,
     ) -> SiweResult:
         """Verify an EIP-4361 message signed by an external wallet, consume its nonce, and
         return the account it belongs to, in one commit.
 
-        With ``current_user`` the address is linked to that user (idempotent if it already
-        is). Without, the address's owner is returned, or a new user is created for an
-        unknown address. ``expected_nonce`` is the nonce issued to this client; it must also
-        be unused and unexpired in the DB, and is marked used by an atomic UPDATE.
+        Without ``current_user`` the address's owner is returned, or a new user is created for
+        an unknown address. With ``current_user`` the address is linked to that user only if
+        the account has no password (a wallet-only account, docs/adr/0027): an account with a
+        password links through :meth:`link_wallet`, which asks for it. Already linking the
+        user's own address is a no-op. ``expected_nonce`` is the nonce issued to this client;
+        it must also be unused and unexpired in the DB, and is marked used by an atomic UPDATE.
 
-        Raises :class:`SiweFailed` (400 malformed or no nonce; 401 foreign domain, wrong
-        chain, nonce mismatch/replay/expiry, expired message, bad signature) and
+        Raises :class:`SiweFailed` (400 malformed or no nonce; 401 foreign domain or URI,
+        wrong chain, nonce mismatch/replay/expiry, expired message, bad signature; 403 a
+        wallet whose sign-in a password reset paused), :class:`PasswordRequired` (403) and
         :class:`AddressTaken` (409) when linking an address another user owns. Nothing is
         written on failure.
         """
+        address = self._verified_address(message, signature, expected_nonce, site)
+        try:
+            result = self._attach(address, current_user)
+            self.session.commit()
+        except (AddressTaken, PasswordRequired, SiweFailed):
+            self.session.rollback()
+            raise
+        except IntegrityError:  # the same new address raced in from another request
+            self.session.rollback()
+            raise AddressTaken(N_("This wallet is already linked to another account.")) from None
+        log.info("user %s signed in with external address %s", result.user.id, address)
+        return result
+
+    def link_wallet(
+        self,
+        user: User,
+        message: object,
+        signature: object,
+        password: object,
+        *,
+        expected_nonce: str | None,
+        site: SiweSite,
+    ) -> SiweResult:
+        """Link the wallet that signed ``message`` to ``user``, or let a wallet of theirs that
+        a password reset paused sign in again, in one commit with a ``wallet.link`` or
+        ``wallet.resume`` audit row.
+
+        An account with a password must give it (re-authentication, as for an address change
+        or a key export): a borrowed session or a known password alone must not add a wallet
+        that keeps signing in after the owner resets the password. A wallet-only account has no
+        password; its session was made by one of its wallets' signatures (docs/adr/0027).
+
+        Raises :class:`InvalidCredentials` (401, checked first: nothing verified, nothing
+        written), :class:`SiweFailed` as :meth:`sign_in_with_ethereum` does, and
+        :class:`AddressTaken` (409).
+        """
+        if user.password_hash is not None:
+            require_password(user, password)
+        address = self._verified_address(message, signature, expected_nonce, site)
+        try:
+            row = self.session.scalar(select(Address).where(Address.address == address))
+            if row is not None and row.user_id != user.id:
+                raise AddressTaken(N_("This wallet is already linked to another account."))
+            if row is None:
+                self.session.add(Address(user=user, address=address, kind=EXTERNAL))
+                result = SiweResult(user, address, created_user=False, linked=True)
+            elif row.sign_in_paused_at is not None:
+                row.sign_in_paused_at = None
+                result = SiweResult(user, address, created_user=False, linked=False, resumed=True)
+            else:
+                result = SiweResult(user, address, created_user=False, linked=False)
+            if result.linked or result.resumed:
+                self._audit(user, "wallet.link" if result.linked else "wallet.resume", address)
+            self.session.commit()
+        except AddressTaken:
+            self.session.rollback()
+            raise
+        except IntegrityError:
+            self.session.rollback()
+            raise AddressTaken(N_("This wallet is already linked to another account.")) from None
+        log.info("user %s linked external address %s", user.id, address)
+        return result
+
+    def remove_wallet(self, user: User, address: object, password: object) -> str:
+        """Unlink one of ``user``'s own wallets after re-checking the password (commits, with a
+        ``wallet.remove`` audit row); returns its address. What the wallet holds stays in it
+        and no longer shows on the account's pages.
+
+        Raises :class:`InvalidCredentials` (401; also for an account without a password: its
+        wallets are its only way in, and removing one must not be what a borrowed session can
+        do) and :class:`WalletNotLinked` (404) for an address that is not one of the
+        account's own wallets (its built-in one included).
+        """
+        require_password(user, password)
+        wanted = checksum_address(address) if isinstance(address, str) else None
+        row = (
+            self.session.scalar(
+                select(Address).where(
+                    Address.address == wanted,
+                    Address.user_id == user.id,
+                    Address.kind == EXTERNAL,
+                )
+            )
+            if wanted
+            else None
+        )
+        if row is None:
+            raise WalletNotLinked(N_("This wallet is not linked to your account."))
+        self.session.delete(row)
+        self._audit(user, "wallet.remove", row.address)
+        self.session.commit()
+        self.session.expire(user, ["addresses"])  # the loaded list still holds the row
+        log.info("user %s removed external address %s", user.id, row.address)
+        return row.address
+
+    def sign_in_wallets(self, user: User) -> list[SignInWallet]:
+        """The addresses that can sign in to ``user``'s account (see :func:`sign_in_wallets`)."""
+        return sign_in_wallets(self.session, user)
+
+    def _verified_address(
+        self, message: object, signature: object, expected_nonce: str | None, site: SiweSite
+    ) -> str:
+        """The address that signed ``message`` for ``site``, its nonce consumed (not committed:
+        the caller commits it with what it changes, or rolls both back)."""
         if not expected_nonce:
             raise SiweFailed("nonce_missing")
         if not isinstance(message, str) or not isinstance(signature, str):
@@ -214,8 +343,9 @@ class AccountService:
             address = siwe_auth.verify(
                 message,
                 signature,
-                expected_domain=domain,
-                expected_chain_id=chain_id,
+                expected_domain=site.domain,
+                expected_uri=site.uri,
+                expected_chain_id=site.chain_id,
                 expected_nonce=expected_nonce,
                 now=now,
             )
@@ -237,35 +367,35 @@ class AccountService:
             self.session.rollback()
             log.info("SIWE sign-in refused: nonce used or expired")
             raise SiweFailed("nonce_used")
-
-        try:
-            result = self._attach(address, current_user)
-            self.session.commit()
-        except AddressTaken:
-            self.session.rollback()
-            raise
-        except IntegrityError:  # the same new address raced in from another request
-            self.session.rollback()
-            raise AddressTaken(N_("This wallet is already linked to another account.")) from None
-        log.info("user %s signed in with external address %s", result.user.id, address)
-        return result
+        return address
 
     def _attach(self, address: str, current_user: User | None) -> SiweResult:
         row = self.session.scalar(select(Address).where(Address.address == address))
         if current_user is not None:
-            if row is not None:
-                if row.user_id != current_user.id:
-                    raise AddressTaken(N_("This wallet is already linked to another account."))
+            if row is not None and row.user_id != current_user.id:
+                raise AddressTaken(N_("This wallet is already linked to another account."))
+            if row is not None and row.sign_in_paused_at is None:
                 return SiweResult(current_user, address, created_user=False, linked=False)
+            if current_user.password_hash is not None:
+                raise PasswordRequired(
+                    N_("To link a wallet, enter your password on the Your wallets page.")
+                )
+            # A wallet-only account links without a password (it has none; docs/adr/0027).
+            # It has no password reset either, so none of its wallets is ever paused.
             self.session.add(Address(user=current_user, address=address, kind=EXTERNAL))
             return SiweResult(current_user, address, created_user=False, linked=True)
         if row is not None:
+            if row.sign_in_paused_at is not None:
+                raise SiweFailed("wallet_paused")
             return SiweResult(row.user, address, created_user=False, linked=False)
         user = User(display_name="", locale="ja")
         self.session.add(user)
         self.session.add(Address(user=user, address=address, kind=EXTERNAL))
         self.session.flush()
         return SiweResult(user, address, created_user=True, linked=True)
+
+    def _audit(self, user: User, action: str, address: str) -> None:
+        self.session.add(_wallet_audit(user, action, address))
 
     # --- custody --------------------------------------------------------------------------
 
@@ -296,11 +426,11 @@ class AccountService:
         stored key cannot be unsealed). The key is returned only once the audit row is
         committed.
         """
-        if user.password_hash is None or not check_password_hash(
-            user.password_hash, password if isinstance(password, str) else ""
-        ):
+        try:
+            require_password(user, password)
+        except InvalidCredentials:
             log.warning("key export refused for user %s: wrong password", user.id)
-            raise InvalidCredentials(N_("The password is incorrect."))
+            raise
         row = self.custodial_address(user)
         try:
             private_key = self.vault().export_private_key(row.sealed_key(), reauthenticated=True)
@@ -388,6 +518,71 @@ def password_hash(password: str) -> str:
     return hash_secret(password)
 
 
+def require_password(user: User, password: object) -> None:
+    """Re-authentication: InvalidCredentials (401) unless ``password`` is the user's password.
+    An account without one (signed up with a wallet) never passes."""
+    if user.password_hash is None or not check_password_hash(
+        user.password_hash, password if isinstance(password, str) else ""
+    ):
+        raise InvalidCredentials(N_("The password is incorrect."))
+
+
+def sign_in_wallets(session: Session, user: User) -> list[SignInWallet]:
+    """The addresses that can sign in to ``user``'s account with a signature: their own
+    wallets, and the built-in one once its key was exported (whoever holds the key can sign).
+    Oldest first."""
+    rows = session.scalars(
+        select(Address).where(Address.user_id == user.id).order_by(Address.id)
+    ).all()
+    built_in = [r.address for r in rows if r.is_custodial]
+    exported = (
+        set(
+            session.scalars(
+                select(AuditLog.subject_id).where(
+                    AuditLog.action == "key.export",
+                    AuditLog.subject_type == "address",
+                    AuditLog.subject_id.in_(built_in),
+                )
+            )
+        )
+        if built_in
+        else set()
+    )
+    return [
+        SignInWallet(r.address, r.is_custodial, r.created_at, r.sign_in_paused_at)
+        for r in rows
+        if not r.is_custodial or r.address in exported
+    ]
+
+
+def pause_wallet_sign_in(session: Session, user: User, now: dt.datetime) -> list[str]:
+    """Pause the sign-in of every address that can sign in to ``user``'s account and is not
+    paused yet, in the caller's transaction, with a ``wallet.pause`` audit row each; returns
+    them. A password reset proves the mailbox, and a wallet added by whoever knew the old
+    password must not keep signing in; the addresses stay the account's, with what they hold
+    (docs/adr/0027)."""
+    paused = [w.address for w in sign_in_wallets(session, user) if w.paused_at is None]
+    if paused:
+        session.execute(
+            update(Address)
+            .where(Address.user_id == user.id, Address.address.in_(paused))
+            .values(sign_in_paused_at=now)
+        )
+        session.add_all(_wallet_audit(user, "wallet.pause", a) for a in paused)
+    return paused
+
+
+def _wallet_audit(user: User, action: str, address: str) -> AuditLog:
+    return AuditLog(
+        actor=f"user:{user.id}",
+        action=action,
+        subject_type="address",
+        subject_id=address,
+        reason="password reset" if action == "wallet.pause" else "by the account's owner",
+        details={},
+    )
+
+
 def check_password(value: object) -> str:
     """`value` if it is an acceptable new password; InvalidInput otherwise."""
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
@@ -417,3 +612,18 @@ def account_service() -> AccountService:
     """An AccountService for the current app and request (pages and routes use this one)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return AccountService(get_db().session(), lambda: get_vault(app))
+
+
+def siwe_site() -> SiweSite:
+    """What this app's sign-in messages must name: PUBLIC_URL's authority and PUBLIC_URL itself
+    (the URI our own pages put in the message), and the chain's id, asked once per process.
+    ServiceUnavailable (503) while the chain cannot be reached."""
+    public_url = current_app.extensions["settings"].public_url
+    chain_id = current_app.extensions.get("accounts.chain_id")
+    if chain_id is None:
+        try:
+            chain_id = current_app.extensions["chain"].status().chain_id
+        except ChainUnavailable:
+            raise ServiceUnavailable(N_("The chain is not reachable; try again shortly.")) from None
+        current_app.extensions["accounts.chain_id"] = chain_id
+    return SiweSite(urlsplit(public_url).netloc, public_url, int(chain_id))

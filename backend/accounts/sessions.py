@@ -18,6 +18,7 @@ from backend.core.page_cache import generation_column, remember_generation
 
 USER_ID = "user_id"  # the same key as backend.accounts.roles.SESSION_USER_ID
 EPOCH = "auth_epoch"
+SIWE_NONCE = "siwe_nonce"  # the Sign-In with Ethereum nonce issued to this session
 
 
 def log_in(user: User) -> None:

@@ -4,6 +4,15 @@ Flow: the server issues :func:`new_nonce` and stores it (DB, with an expiry), bu
 with :func:`build_message`, the browser wallet signs it with ``personal_sign``, and the server
 calls :func:`verify` with the nonce it issued.
 
+**The message's URI must be a resource of this site.** EIP-4361 names the ``uri`` as the
+resource the signature is for, and the siwe library checks domain, nonce and time but not the
+URI. :func:`verify` accepts a URI with the same origin as ``expected_uri`` (the app's
+PUBLIC_URL: scheme, host and port, default ports filled in) whose path is PUBLIC_URL's path or
+below it, so a third-party client that signs ``window.location.href`` (``.../login?next=/me``)
+is accepted as well as the bare origin our own pages put there; user info (``user@host``) and
+dot segments (``/app/../other``) are refused, so the text a wallet shows cannot name one
+resource while meaning another.
+
 **Single use of a nonce is the caller's job.** :func:`verify` only checks that the message
 carries ``expected_nonce``; the caller must look the nonce up, and atomically mark it used
 (or delete it) before -- or in the same transaction as -- creating the session, so a
@@ -29,6 +38,7 @@ import warnings
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -62,6 +72,7 @@ _SIGNATURE_RE = re.compile(r"0x[0-9a-fA-F]{130}")  # r || s || v: 65 bytes, EOA 
 REASON_CODES = frozenset(
     {
         "domain_mismatch",
+        "uri_mismatch",
         "chain_mismatch",
         "nonce_mismatch",
         "expired",
@@ -75,9 +86,9 @@ REASON_CODES = frozenset(
 class SiweRejected(Exception):
     """A sign-in message was refused; ``reason`` is a short machine code.
 
-    Codes: ``domain_mismatch``, ``chain_mismatch``, ``nonce_mismatch``, ``expired``,
-    ``not_yet_valid``, ``bad_signature``, ``malformed``. Safe to log and to return to the
-    client; it never contains the message or signature.
+    Codes: ``domain_mismatch``, ``uri_mismatch``, ``chain_mismatch``, ``nonce_mismatch``,
+    ``expired``, ``not_yet_valid``, ``bad_signature``, ``malformed``. Safe to log and to
+    return to the client; it never contains the message or signature.
     """
 
     def __init__(self, reason: str) -> None:
@@ -163,6 +174,32 @@ def build_message(
     return text
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; ValueError for a port
+    that is not a number."""
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _is_under(uri: str, base: str) -> bool:
+    """Whether ``uri`` is ``base`` or a resource below it: same origin, a path equal to or
+    under ``base``'s path (any query or fragment), no user info, no dot segments."""
+    try:
+        got, want = urlsplit(uri), urlsplit(base)
+        if "@" in got.netloc or not got.hostname or _origin(got) != _origin(want):
+            return False
+    except ValueError:  # a port that is not a number
+        return False
+    segments = unquote(got.path).split("/")
+    if "." in segments or ".." in segments:
+        return False
+    prefix = want.path.rstrip("/")
+    return not prefix or got.path == prefix or got.path.startswith(prefix + "/")
+
+
 def _parse(message_text: str) -> siwe.SiweMessage:
     """Parse strictly, and insist the text is exactly the canonical serialisation.
 
@@ -199,20 +236,22 @@ def verify(
     signature: str,
     *,
     expected_domain: str,
+    expected_uri: str,
     expected_chain_id: int,
     expected_nonce: str,
     now: datetime | None = None,
 ) -> str:
     """Check a signed SIWE message and return the checksummed address that signed it.
 
-    Promises: the text is a canonical EIP-4361 message for ``expected_domain`` and
-    ``expected_chain_id`` carrying ``expected_nonce``, valid at ``now`` (default: current
-    UTC time; must be timezone-aware), and ``signature`` (``0x`` + 65-byte hex) is an EOA
+    Promises: the text is a canonical EIP-4361 message for ``expected_domain``, a ``uri``
+    under ``expected_uri`` (see the module docstring) and ``expected_chain_id``, carrying
+    ``expected_nonce``, valid at ``now`` (default: current UTC time; must be
+    timezone-aware), and ``signature`` (``0x`` + 65-byte hex) is an EOA
     signature of that exact text by the address in it. No network access.
 
     Does NOT mark the nonce used: the caller must consume it atomically (see module doc).
 
-    Raises :class:`SiweRejected` with ``malformed``, ``domain_mismatch``,
+    Raises :class:`SiweRejected` with ``malformed``, ``domain_mismatch``, ``uri_mismatch``,
     ``chain_mismatch``, ``nonce_mismatch``, ``expired``, ``not_yet_valid`` or
     ``bad_signature``; ``ValueError`` if ``now`` is naive (a programming error).
     """
@@ -223,6 +262,9 @@ def verify(
     parsed = _parse(message_text)
     if parsed.domain != expected_domain:
         raise SiweRejected("domain_mismatch")
+    # siwe itself never looks at the URI (see the module docstring).
+    if not _is_under(str(parsed.uri), expected_uri):
+        raise SiweRejected("uri_mismatch")
     if parsed.chain_id != expected_chain_id:
         raise SiweRejected("chain_mismatch")
     # Constant-time, although a nonce's secrecy is not what protects it; cheap anyway.

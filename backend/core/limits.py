@@ -111,6 +111,11 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     "account_pages.change_password": _PASSWORD_CHECK,
     "holders.export_key": _PASSWORD_CHECK,
     "holders.give": _PASSWORD_CHECK,
+    # Linking a wallet, confirming one a password reset paused, removing one (ADR 0027).
+    "accounts.link_wallet": _PASSWORD_CHECK,
+    "accounts.remove_wallet": _PASSWORD_CHECK,
+    "wallet_pages.link": _PASSWORD_CHECK,
+    "wallet_pages.remove": _PASSWORD_CHECK,
     # Mail-sending endpoints: nobody mail-bombs an address through us.
     "account_pages.forgot_password": (Rule("5/hour"), Rule("3/hour", _by_email)),
     "account_pages.resend_verification": (Rule("5/hour", _user_or_ip),),

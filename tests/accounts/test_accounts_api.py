@@ -48,7 +48,12 @@ def test_me_and_every_response_carry_no_key_material(app, api):
             assert secret not in text
         for word in ("ciphertext", "wrapped", "private", "master_key", "password"):
             assert word not in text
-    assert set(json.loads(me_body)["user"]["addresses"][0]) == {"address", "kind", "created_at"}
+    assert set(json.loads(me_body)["user"]["addresses"][0]) == {
+        "address",
+        "kind",
+        "created_at",
+        "sign_in_paused",
+    }
 
 
 def test_login_and_logout(app, api, client):

@@ -124,6 +124,27 @@ def test_key_export_password_checks_are_limited(app, api):
     assert "private_key" not in right.get_data(as_text=True)
 
 
+def test_wallet_link_password_checks_count_with_the_key_exports(app, api):
+    """Linking a wallet asks for the password again (docs/adr/0026): its wrong passwords count
+    on the same per-account counter as the key export's, page and API alike."""
+    assert api.signup().status_code == 201
+    link = {"message": "m", "signature": "0x", "password": WRONG}
+    answers = [api.post("/api/accounts/export-key", {"password": WRONG}).status_code]
+    answers += [api.post("/api/accounts/wallets", link).status_code for _ in range(2)]
+    answers += [
+        api.post(
+            "/api/accounts/wallets/remove", {"address": "0x" + "ab" * 20, "password": WRONG}
+        ).status_code
+    ]
+    html = api.client.get("/me/wallets").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    page = api.client.post("/me/wallets", data={**link, "csrf_token": token})
+    answers.append(page.status_code)
+    assert answers == [401] * 5
+    right = api.post("/api/accounts/wallets", {**link, "password": PASSWORD})
+    assert_error(right, 429, "too_many_requests")
+
+
 def test_six_signups_in_a_burst_are_refused_after_five(app, api):
     answers = []
     for i in range(6):

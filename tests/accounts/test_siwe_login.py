@@ -1,5 +1,5 @@
-"""Sign-In with Ethereum over the API: server nonce, domain, chain id and expiry are checked; a
-replayed or foreign message is refused and changes nothing."""
+"""Sign-In with Ethereum over the API: server nonce, domain, URI, chain id and expiry are checked;
+a replayed or foreign message is refused and changes nothing."""
 
 from __future__ import annotations
 
@@ -36,6 +36,28 @@ def _signed(api: Api, account=WALLET, signer=None, **overrides):
     fields.update(overrides)
     message = build_message(**fields)
     signature = (signer or account).sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    return message, signature
+
+
+def _signed_by_a_client(api: Api, uri: str, account=WALLET):
+    """(message, signature) as a third-party client builds them with the siwe library (siwe-js:
+    `new SiweMessage({domain: location.host, address, statement, uri: location.href, version:
+    "1", chainId, nonce}).prepareMessage()`): from the nonce's fields only, the URI the page the
+    client is on, issued now and no expiry."""
+    import siwe
+
+    info = api.get("/api/auth/siwe/nonce").get_json()
+    message = siwe.SiweMessage(
+        domain=info["domain"],
+        address=account.address,
+        statement="Sign in with Ethereum to the app.",
+        uri=uri,
+        version="1",
+        chain_id=info["chain_id"],
+        nonce=info["nonce"],
+        issued_at=siwe.ISO8601Datetime.from_datetime(dt.datetime.now(dt.UTC)),
+    ).prepare_message()
+    signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     return message, signature
 
 
@@ -79,18 +101,21 @@ def test_a_new_wallet_signs_in_and_gets_an_account(app, api):
     assert counts(app)["users"] == 1
 
 
-def test_a_signed_in_user_links_an_external_wallet(app, api):
-    user = api.signup().get_json()["user"]
-    resp = _verify(api, *_signed(api))
+def test_a_wallet_only_account_links_another_wallet_without_a_password(app, api):
+    """An account made by a wallet has no password to give again: signed in (by a signature of
+    one of its wallets), it links another by signing with it (docs/adr/0027). Accounts with a
+    password link through /api/accounts/wallets (tests/accounts/test_wallet_links.py)."""
+    first = _verify(api, *_signed(api)).get_json()["user"]
+    resp = _verify(api, *_signed(api, OTHER))
     assert resp.status_code == 200
-    assert resp.get_json()["linked"] is True
+    assert resp.get_json()["linked"] is True and resp.get_json()["user"]["id"] == first["id"]
     kinds = [
         (a["kind"], a["address"])
         for a in api.get("/api/accounts/me").get_json()["user"]["addresses"]
     ]
-    assert kinds == [("custodial", user["addresses"][0]["address"]), ("external", WALLET.address)]
+    assert kinds == [("external", WALLET.address), ("external", OTHER.address)]
     # Linking it again is a no-op.
-    again = _verify(api, *_signed(api))
+    again = _verify(api, *_signed(api, OTHER))
     assert again.status_code == 200 and again.get_json()["linked"] is False
     assert counts(app)["addresses"] == 2
 
@@ -134,6 +159,7 @@ def test_a_replayed_message_is_refused(app, api):
     ("overrides", "status", "reason"),
     [
         ({"domain": "evil.example"}, 401, "domain_mismatch"),
+        ({"uri": "https://evil.example"}, 401, "uri_mismatch"),
         ({"chain_id": 1}, 401, "chain_mismatch"),
         ({"nonce": "AAAAAAAAAAAAAAAAAAAAAA"}, 401, "nonce_mismatch"),
         (
@@ -146,7 +172,14 @@ def test_a_replayed_message_is_refused(app, api):
         ),
         ({"signer": OTHER}, 401, "bad_signature"),
     ],
-    ids=["foreign-domain", "wrong-chain", "foreign-nonce", "expired", "wrong-signer"],
+    ids=[
+        "foreign-domain",
+        "foreign-uri",
+        "wrong-chain",
+        "foreign-nonce",
+        "expired",
+        "wrong-signer",
+    ],
 )
 def test_foreign_or_stale_messages_are_refused_and_create_nothing(
     app, api, overrides, status, reason
@@ -159,6 +192,42 @@ def test_foreign_or_stale_messages_are_refused_and_create_nothing(
     with app.app_context():
         assert get_db().session.scalar(sa.select(SiweNonce.used_at)) is None
     assert_error(api.get("/api/accounts/me"), 401)
+
+
+def test_a_client_that_signs_the_page_it_is_on_signs_in(app, api):
+    """A third-party client puts the page's own URL in the message (path and query under
+    PUBLIC_URL): the same site, accepted."""
+    message, signature = _signed_by_a_client(api, "http://127.0.0.1:5000/login?next=/me")
+    resp = _verify(api, message, signature)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    assert resp.get_json()["address"] == WALLET.address
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://evil.example/login",  # another site, with this site's domain line
+        "https://127.0.0.1:5000/login",  # another scheme
+        "http://127.0.0.1:5001/login",  # another port
+        "http://evil.example@127.0.0.1:5000/login",  # user info that reads as another site
+    ],
+)
+def test_a_client_message_for_another_uri_is_refused_and_changes_nothing(app, api, uri):
+    """EIP-4361's uri is the resource the signature is for: a message signed for another
+    site's resource (a phishing page that relays this site's nonce and domain) signs nobody in
+    here. Refused as the other mismatches are: 401, no account, the nonce unused in the
+    database and gone from the session."""
+    message, signature = _signed_by_a_client(api, uri)
+    before = counts(app)
+    err = assert_error(_verify(api, message, signature), 401, "siwe_rejected")
+    assert err["details"]["reason"] == "uri_mismatch"
+    assert "このサイトのものではないURL" in err["message"]  # in the default language
+    assert counts(app) == before
+    with app.app_context():
+        assert get_db().session.scalar(sa.select(SiweNonce.used_at)) is None
+    assert_error(api.get("/api/accounts/me"), 401)
+    again = assert_error(_verify(api, message, signature), 400, "siwe_rejected")
+    assert again["details"]["reason"] == "nonce_missing"
 
 
 def test_an_expired_nonce_is_refused(app, api):

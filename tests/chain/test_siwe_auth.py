@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from backend.chain.siwe_auth import SiweRejected, build_message, new_nonce, verify
 
 DOMAIN = "furusato.example"
+PUBLIC_URL = "https://furusato.example"
 URI = "https://furusato.example/login"
 CHAIN_ID = 31337
 ISSUED = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
@@ -69,6 +70,7 @@ def _sign(account: LocalAccount, text: str) -> str:
 def _verify(text: str, signature: str, nonce: str, **overrides: Any) -> str:
     kwargs: dict[str, Any] = {
         "expected_domain": DOMAIN,
+        "expected_uri": PUBLIC_URL,
         "expected_chain_id": CHAIN_ID,
         "expected_nonce": nonce,
         "now": DURING,
@@ -140,6 +142,7 @@ def test_verify_with_default_clock(account: LocalAccount, nonce: str) -> None:
             text,
             _sign(account, text),
             expected_domain=DOMAIN,
+            expected_uri=PUBLIC_URL,
             expected_chain_id=CHAIN_ID,
             expected_nonce=nonce,
         )
@@ -173,6 +176,54 @@ def test_wrong_domain(account: LocalAccount, nonce: str) -> None:
     with pytest.raises(SiweRejected) as exc:
         _verify(text, _sign(account, text), nonce)
     assert _reason(exc) == "domain_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("uri", "public_url"),
+    [
+        ("https://furusato.example", PUBLIC_URL),
+        ("https://furusato.example/", PUBLIC_URL),
+        ("https://furusato.example/login?next=/me#wallet", PUBLIC_URL),
+        ("https://furusato.example:443/login", PUBLIC_URL),  # the default port, written out
+        ("https://FURUSATO.example/login", PUBLIC_URL),  # hosts are case-insensitive
+        ("https://furusato.example/app", "https://furusato.example/app/"),
+        ("https://furusato.example/app/login", "https://furusato.example/app"),
+        ("http://127.0.0.1:5000/login", "http://127.0.0.1:5000"),
+    ],
+)
+def test_a_uri_of_this_site_verifies(
+    account: LocalAccount, nonce: str, uri: str, public_url: str
+) -> None:
+    """EIP-4361's uri is the resource signed for: PUBLIC_URL itself (what our pages build) or
+    anything under it (what a client that signs window.location.href builds)."""
+    text = _message(account, nonce, uri=uri)
+    assert _verify(text, _sign(account, text), nonce, expected_uri=public_url) == account.address
+
+
+@pytest.mark.parametrize(
+    ("uri", "public_url"),
+    [
+        ("https://evil.example/login", PUBLIC_URL),
+        ("http://furusato.example/login", PUBLIC_URL),  # another scheme
+        ("https://furusato.example:8443/login", PUBLIC_URL),  # another port
+        ("https://furusato.example.evil.example/login", PUBLIC_URL),
+        ("https://user@furusato.example/login", PUBLIC_URL),  # user info
+        ("https://evil.example@furusato.example/", PUBLIC_URL),
+        ("https://furusato.example/other", "https://furusato.example/app"),
+        ("https://furusato.example/application", "https://furusato.example/app"),
+        ("https://furusato.example/app/../other", "https://furusato.example/app"),
+        ("https://furusato.example/app/%2e%2e/other", "https://furusato.example/app"),
+        ("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", PUBLIC_URL),
+        ("http://127.0.0.1:5001", "http://127.0.0.1:5000"),
+    ],
+)
+def test_a_uri_of_another_site_is_refused(
+    account: LocalAccount, nonce: str, uri: str, public_url: str
+) -> None:
+    text = _message(account, nonce, uri=uri)
+    with pytest.raises(SiweRejected) as exc:
+        _verify(text, _sign(account, text), nonce, expected_uri=public_url)
+    assert _reason(exc) == "uri_mismatch"
 
 
 def test_wrong_chain(account: LocalAccount, nonce: str) -> None:

@@ -25,7 +25,13 @@ async function signIn() {
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: JSON.stringify({ message, signature }),
     });
-    if (!verify.ok) throw new Error((await verify.json()).error.message);
+    if (!verify.ok) {
+      const { error } = await verify.json();
+      // Signed in with a password already: a new wallet is linked on Your wallets, with the
+      // password (docs/adr/0027).
+      if (error.code === "password_required") { window.location.assign("/me/wallets"); return; }
+      throw new Error(error.message);
+    }
     window.location.assign(box.dataset.next || "/me");
   } catch (err) {
     status.textContent = `${status.dataset.msgFailed} ${err && err.message ? err.message : ""}`;
