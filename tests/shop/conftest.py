@@ -1,1 +1,1 @@
-from tests.shop.shop_helpers import shop_app  # noqa: F401
+from tests.shop.shop_helpers import any_db_shop, shop_app  # noqa: F401

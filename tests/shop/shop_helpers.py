@@ -144,6 +144,19 @@ def shop_app(make_app: Callable[..., Flask], deployed: Deployments, w3: Web3) ->
     return app
 
 
+@pytest.fixture
+def any_db_shop(
+    make_app: Callable[..., Flask], deployed: Deployments, w3: Web3, any_db_url: str
+) -> Flask:
+    """The demo shop (as shop_app) on PostgreSQL and on SQLite, where FOR UPDATE does nothing."""
+    app = make_app(database_url=any_db_url)
+    with app.app_context():
+        outbox_service().auto_dispatch = False
+    load_demo_data(app)
+    drive(app, w3)
+    return app
+
+
 VENUE = ("venue@sarabetsu.example", "furusato-demo-venue")
 
 

@@ -4,11 +4,9 @@ one audit row, and the holder's ticket has the use again. PostgreSQL and SQLite.
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from backend.accounts.models import User
-from backend.chain.outbox import outbox_service
 from backend.chain.outbox.states import S, transition
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
@@ -16,21 +14,10 @@ from backend.core.models import AuditLog
 from backend.regions.models import Town
 from backend.shop.models import CheckIn
 from backend.shop.services import checkin_service, shop_service
-from scripts.demo_data import load_demo_data
 from tests.concurrency import n_at_once
 from tests.shop.shop_helpers import VENUE, Api, bought_card, drive
 
 ERROR = "ERC721NonexistentToken(1)"
-
-
-@pytest.fixture
-def any_db_shop(make_app, deployed, w3, any_db_url):
-    app = make_app(database_url=any_db_url)
-    with app.app_context():
-        outbox_service().auto_dispatch = False
-    load_demo_data(app)
-    drive(app, w3)
-    return app
 
 
 def _check_in(venue: Api, code: str, key: str):

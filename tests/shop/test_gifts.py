@@ -14,14 +14,12 @@ from eth_account import Account
 from flask import Flask
 
 from backend.accounts.models import User
-from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
 from backend.core.models import AuditLog
 from backend.shop.gifts import GIVE
 from backend.shop.models import Collection, Gift
 from backend.shop.services import gift_service
-from scripts.demo_data import load_demo_data
 from tests.concurrency import at_once, in_app
 from tests.shop.shop_helpers import PASSWORD, Api, bought_card, confirm_email, contract, drive
 
@@ -194,17 +192,6 @@ def test_the_same_form_twice_is_one_gift(shop_app, w3):
     assert fan.client.post(path, data=form).status_code == 302
     assert fan.client.post(path, data=form).status_code == 302
     assert _counts(shop_app)[0] == 1 and _counts(shop_app)[2] == 1
-
-
-@pytest.fixture
-def any_db_shop(make_app, deployed, w3, any_db_url) -> Flask:
-    """The demo shop (as shop_app) on PostgreSQL and on SQLite, where FOR UPDATE does nothing."""
-    app = make_app(database_url=any_db_url)
-    with app.app_context():
-        outbox_service().auto_dispatch = False
-    load_demo_data(app)
-    drive(app, w3)
-    return app
 
 
 def test_ten_sends_of_one_card_at_once_are_one_transfer(any_db_shop, w3):

@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from backend.accounts.models import User
-from backend.chain.outbox import outbox_service
 from backend.chain.outbox.service import OutboxService
 from backend.chain.outbox.states import S, transition
 from backend.chain.outbox_models import OutboxTx
@@ -18,18 +17,7 @@ from backend.core.errors import AppError
 from backend.shop.gifts import GIVE
 from backend.shop.models import Gift
 from backend.shop.services import gift_service
-from scripts.demo_data import load_demo_data
-from tests.shop.shop_helpers import PASSWORD, Api, bought_card, confirm_email, drive
-
-
-@pytest.fixture
-def any_db_shop(make_app, deployed, w3, any_db_url):
-    app = make_app(database_url=any_db_url)
-    with app.app_context():
-        outbox_service().auto_dispatch = False
-    load_demo_data(app)
-    drive(app, w3)
-    return app
+from tests.shop.shop_helpers import PASSWORD, Api, bought_card, confirm_email
 
 
 def _states(app) -> list[str]:

@@ -5,10 +5,8 @@ FOR UPDATE does nothing)."""
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
-from backend.chain.outbox import outbox_service
 from backend.chain.outbox.states import S, transition
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
@@ -16,19 +14,8 @@ from backend.core.models import AuditLog
 from backend.shop.card_payments import MAX_MINT_ATTEMPTS
 from backend.shop.models import ListingStock, Order
 from backend.shop.services import card_payment_service, payment_provider
-from scripts.demo_data import load_demo_data
 from tests.concurrency import n_at_once
-from tests.shop.shop_helpers import Api, drive, listing_id
-
-
-@pytest.fixture
-def any_db_shop(make_app, deployed, w3, any_db_url):
-    app = make_app(database_url=any_db_url)
-    with app.app_context():
-        outbox_service().auto_dispatch = False
-    load_demo_data(app)
-    drive(app, w3)
-    return app
+from tests.shop.shop_helpers import Api, listing_id
 
 
 def _reserved(app, listing: int) -> int:
