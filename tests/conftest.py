@@ -182,7 +182,6 @@ LONG_FIRST = (
     "tests/functional/test_api_fuzz.py",
     "tests/functional/test_make_run.py",
     "tests/functional/test_recipes.py",
-    "tests/functional/test_run_restart.py",
     "tests/functional/test_multi_process.py",
     "tests/unit/test_artifacts.py",
     "tests/contracts/test_region_points.py",
