@@ -1,5 +1,7 @@
-"""The staff console's points settings: programmes (/towns/<slug>/admin/programmes) and the
-transfer policy (/towns/<slug>/admin/transfer-policy). Babel domain `console_points`.
+"""The staff console's points settings: programmes (/towns/<slug>/admin/programmes), the
+transfer policy (/towns/<slug>/admin/transfer-policy), and the grants whose issue failed on
+chain, which staff send again (/towns/<slug>/admin/failed-grants: backend/points/
+grant_failures.py). Babel domain `console_points`.
 
 The rules and the rights (town staff) are in backend/points/town_settings.py; a change that goes
 on chain shows "Processing…" until its outbox call is confirmed (static/js/console_points.js
@@ -16,7 +18,9 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from backend.accounts.roles import current_user
 from backend.core.db import get_db
 from backend.core.errors import AppError
+from backend.points.grant_failures import RetryReport
 from backend.points.programmes import EXPIRY_PRESETS, PRESETS, WELCOME, expiry_choices
+from backend.points.services import grant_retries
 from backend.points.town_settings import MERCHANTS_ONLY, OPEN, town_settings_service
 from backend.regions.services import town_by_slug
 
@@ -142,3 +146,57 @@ def set_transfer_policy(slug: str) -> Any:
         get_db().session.rollback()
         return _policy_page(slug, exc)
     return redirect(url_for(".transfer_policy", slug=slug, notice="queued"))
+
+
+# ---------------------------------------------------------------------- failed grants
+
+
+def _failed_page(
+    slug: str, error: AppError | None = None, report: RetryReport | None = None
+) -> tuple[str, int]:
+    town = town_by_slug(slug)
+    svc = grant_retries()
+    rows = svc.failed(current_user(), town)
+    return render_template(
+        "console/points/failed_grants.html",
+        town=town,
+        rows=rows,
+        total=svc.count_failed(current_user(), town),
+        error=error and error.translated(),
+        report=report,
+        notice=request.args.get("notice"),
+    ), (error.status if error else 200)
+
+
+@bp.get("/towns/<slug>/admin/failed-grants")
+def failed_grants(slug: str) -> Any:
+    if current_user() is None:
+        return _login()
+    return _failed_page(slug)
+
+
+@bp.post("/towns/<slug>/admin/failed-grants/<int:grant_id>")
+def retry_grant(slug: str, grant_id: int) -> Any:
+    if current_user() is None:
+        return _login()
+    town = town_by_slug(slug)
+    try:
+        _grant, queued = grant_retries().retry(current_user(), town, grant_id)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _failed_page(slug, exc)
+    # "already": someone sent it first, or the points arrived after all: nothing was queued.
+    return redirect(url_for(".failed_grants", slug=slug, notice="sent" if queued else "already"))
+
+
+@bp.post("/towns/<slug>/admin/failed-grants/all")
+def retry_all_grants(slug: str) -> Any:
+    if current_user() is None:
+        return _login()
+    town = town_by_slug(slug)
+    try:
+        report = grant_retries().retry_all(current_user(), town)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _failed_page(slug, exc)
+    return _failed_page(slug, report=report)

@@ -263,6 +263,7 @@ def _shops(slug: str, error: AppError | None = None, form: dict[str, str] | None
         town=town,
         merchants=rows,
         staff={m.id: svc.staff_of(m) for m in rows},
+        failures=svc.registration_failures(rows),
         error=error and error.translated(),
         error_field=error.details.get("field") if error else None,
         form=form or {},
@@ -292,6 +293,21 @@ def register_shop(slug: str):
         get_db().session.rollback()
         return _shops(slug, exc, form)
     return redirect(url_for(".shops", slug=slug, notice="registered"))
+
+
+@bp.post("/towns/<slug>/shops/<int:merchant_id>/register-again")
+def register_shop_again(slug: str, merchant_id: int):
+    """A shop whose registration failed on chain, registered again (once, whatever the
+    repeats: backend/merchants/registration.py)."""
+    if current_user() is None:
+        return _login()
+    town = town_by_slug(slug)
+    try:
+        _shop, queued = merchant_service().retry_registration(current_user(), town, merchant_id)
+    except AppError as exc:
+        get_db().session.rollback()
+        return _shops(slug, exc)
+    return redirect(url_for(".shops", slug=slug, notice="registered" if queued else "unchanged"))
 
 
 @bp.post("/towns/<slug>/shops/<int:merchant_id>/staff")

@@ -22,8 +22,10 @@ from backend.chain.api import SealedKey
 from backend.core.db import Base, utcnow
 from backend.core.models import TokenAmount, register_audit_town_table
 
-# Merchant status: "registering" until MerchantAdded is indexed.
+# Merchant status: "registering" until MerchantAdded is indexed; "failed" when its addMerchant
+# call failed on chain (town staff register it again: registration.py).
 REGISTERING, ACTIVE, SUSPENDED = "registering", "active", "suspended"
+REGISTRATION_FAILED = "failed"
 # Charge status
 PENDING, PAYING, PAID, EXPIRED, FAILED = "pending", "paying", "paid", "expired", "failed"
 CANCELLED = "cancelled"  # by the shop's staff while still pending (nothing was taken)
@@ -44,7 +46,9 @@ class Merchant(Base):
 
     __tablename__ = "merchants"
     __table_args__ = (
-        CheckConstraint("status IN ('registering', 'active', 'suspended')", name="status"),
+        CheckConstraint(
+            "status IN ('registering', 'active', 'suspended', 'failed')", name="status"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,6 +2,21 @@
 through the outbox) and manage who works for it; the look-ups and rights every merchant
 service uses. `MerchantRegistration` holds the session and collaborators the merchant
 services share (services.py puts them together).
+
+A shop is "registering" until MerchantAdded is indexed. Its addMerchant call may end failed
+(its estimate reverted: never sent), reverted or cancelled; none of them is mined afterwards,
+short of a reorg (handlers.py then makes the shop active whatever its state). Before, such a
+shop stayed "registering" for ever under a fixed outbox key, so nobody could register it again.
+
+- registering -> failed (`fail_lost_registrations`): ONE conditional UPDATE on the shop's
+  status and the failed call's id, so followers at once (the beat task
+  `merchants.fail_lost_registrations`, the staff's list and its JSON) change it once and write
+  one audit row "merchant.register_failed".
+- failed -> registering (`MerchantRegistration.retry_registration`, the shops page): town
+  staff register it again, one conditional UPDATE deciding between concurrent retries, under
+  a new outbox key per attempt (`merchants.add:<id>:<n>`; the first is `merchants.add:<id>`).
+  Under that row lock every earlier addMerchant of the shop must have ended failed: one the
+  chain may still mine is never followed by a second.
 """
 
 from __future__ import annotations
@@ -11,13 +26,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import STAFF, require_town_role
+from backend.chain import api as chain
 from backend.chain.api import (
     AuditEntry,
     ContractCall,
@@ -27,7 +43,7 @@ from backend.chain.api import (
     Subject,
 )
 from backend.core.db import utcnow
-from backend.core.errors import N_, Forbidden, InvalidInput
+from backend.core.errors import N_, Conflict, Forbidden, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.merchants.errors import (
@@ -37,6 +53,8 @@ from backend.merchants.errors import (
     UnconfirmedAccount,
 )
 from backend.merchants.models import (
+    REGISTERING,
+    REGISTRATION_FAILED,
     Merchant,
     MerchantStaff,
 )
@@ -46,6 +64,8 @@ from backend.regions.models import Town
 
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+FAILED_TX = ("failed", "reverted", "cancelled")
+SUBJECT = "merchant"  # the outbox subject of a shop's addMerchant calls
 
 
 def _idempotency_key(value: object) -> str:
@@ -63,6 +83,77 @@ def _text(value: object, field: str, max_len: int = 120) -> str:
             N_("%(field)s must be text of 1 to %(max)d characters."), field=field, max=max_len
         )
     return value.strip()
+
+
+def fail_lost_registrations(session: Session, *where: Any) -> int:
+    """Mark the registering shops (those matching `where`, e.g. one town's) whose addMerchant
+    call failed on chain "failed", one audit row each. Commits each change; returns how many
+    this call changed."""
+    rows = session.scalars(
+        select(Merchant)
+        .where(
+            Merchant.status == REGISTERING,
+            chain.outbox_state_in(Merchant.outbox_tx_id, FAILED_TX),
+            *where,
+        )
+        .order_by(Merchant.id)
+    ).all()
+    if not rows:
+        return 0
+    txs = chain.outbox_states(session, (int(m.outbox_tx_id or 0) for m in rows), only=FAILED_TX)
+    changed = 0
+    for m in rows:
+        tx_id = int(m.outbox_tx_id or 0)
+        tx = txs.get(tx_id)
+        if tx is None:
+            continue
+        done = session.execute(
+            update(Merchant)
+            .where(
+                Merchant.id == m.id,
+                Merchant.status == REGISTERING,
+                Merchant.outbox_tx_id == tx_id,
+            )
+            .values(status=REGISTRATION_FAILED)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            changed += 1
+            session.add(
+                AuditLog(
+                    actor="system:outbox",
+                    action="merchant.register_failed",
+                    subject_type="merchant",
+                    subject_id=str(m.id),
+                    reason="the shop's registration failed on chain: it cannot take payments",
+                    details={
+                        "town_id": m.town_id,
+                        "address": m.address,
+                        "outbox_tx_id": tx_id,
+                        "tx_state": tx.state,
+                        "error": tx.error,
+                    },
+                    town_id=m.town_id,
+                )
+            )
+        # Otherwise another follower got there first, or MerchantAdded was indexed meanwhile.
+        # Commit either way: on SQLite an UPDATE that matched nothing holds the write lock.
+        session.commit()
+    for m in rows:
+        session.refresh(m)
+    return changed
+
+
+def registration_failures(session: Session, rows: list[Merchant]) -> dict[int, str]:
+    """Why the last addMerchant of each failed shop failed (the outbox's error, else its
+    state), by merchant id."""
+    calls = {
+        int(m.outbox_tx_id): m.id
+        for m in rows
+        if m.status == REGISTRATION_FAILED and m.outbox_tx_id
+    }
+    found = chain.outbox_states(session, calls, only=FAILED_TX)
+    return {calls[i]: (s.error or s.state) for i, s in found.items()}
 
 
 class MerchantRegistration:
@@ -143,9 +234,15 @@ class MerchantRegistration:
             )
         )
 
+    def registration_failures(self, rows: list[Merchant]) -> dict[int, str]:
+        """Why each failed shop's last registration failed, by merchant id (for staff)."""
+        return registration_failures(self.session, rows)
+
     def town_merchants(self, user: User | None, town: Town) -> list[Merchant]:
-        """The town's shops, for town STAFF."""
+        """The town's shops, for town STAFF; a shop whose registration failed on chain shows
+        "failed" (recorded here if no follower has yet)."""
         require_town_role(user, town.id, STAFF)
+        fail_lost_registrations(self.session, Merchant.town_id == town.id)
         return self.merchants_in(town)
 
     def _user_address(self, user: User) -> str:
@@ -192,29 +289,102 @@ class MerchantRegistration:
         self.session.add(m)
         try:
             self.session.flush()
-            tx = self._outbox().enqueue(
-                self.session,
-                ContractCall(
-                    town.points_address, "addMerchant", (m.address,), artifact_name="RegionPoints"
-                ),
-                sender=Sender.role("merchant_admin", town_id=town.id),
-                key=f"merchants.add:{m.id}",
-                subject=Subject("merchant", m.id),
-                audit=AuditEntry(
-                    actor=f"user:{actor.id}",
-                    action="merchant.register",
-                    subject_type="merchant",
-                    subject_id=str(m.id),
-                    reason="merchant registered by town staff",
-                    details={"address": m.address, "town_id": town.id},
-                ),
-            )
-            m.outbox_tx_id = tx.id
+            m.outbox_tx_id = self._queue_add(m, town, actor, attempt=1)
             self.session.commit()
         except Exception:
             self.session.rollback()
             raise
         return m
+
+    def _queue_add(self, m: Merchant, town: Town, actor: User, *, attempt: int) -> int:
+        """Queue the shop's addMerchant (attempt 1 under the shop's first key, each retry
+        under a key of its own) with its audit row; the outbox row's id."""
+        key = f"merchants.add:{m.id}" + (f":{attempt}" if attempt > 1 else "")
+        details: dict[str, Any] = {"address": m.address, "town_id": town.id}
+        if attempt > 1:
+            details["attempt"] = attempt
+        tx = self._outbox().enqueue(
+            self.session,
+            ContractCall(
+                str(town.points_address), "addMerchant", (m.address,), artifact_name="RegionPoints"
+            ),
+            sender=Sender.role("merchant_admin", town_id=town.id),
+            key=key,
+            subject=Subject(SUBJECT, m.id),
+            audit=AuditEntry(
+                actor=f"user:{actor.id}",
+                action="merchant.register",
+                subject_type="merchant",
+                subject_id=str(m.id),
+                reason="merchant registered by town staff"
+                if attempt == 1
+                else "merchant registered again by town staff after its registration failed",
+                details=details,
+            ),
+        )
+        return int(tx.id)
+
+    def retry_registration(
+        self, actor: User | None, town: Town, merchant_id: object
+    ) -> tuple[Merchant, bool]:
+        """Town STAFF register again a shop of theirs whose registration failed on chain:
+        (the shop, whether this call queued it). A shop that is not failed (registering,
+        active, or already sent again by someone else) is returned unchanged. MerchantNotFound
+        for another town's shop or a bad id; MerchantNotActive when the town has no points;
+        Conflict (409) while an earlier call may still be mined. Nothing is written on a
+        refusal."""
+        actor = require_town_role(actor, town.id, STAFF)
+        m = self.shop_of_town(town, merchant_id)
+        fail_lost_registrations(self.session, Merchant.id == m.id)
+        self.session.refresh(m)
+        if m.status != REGISTRATION_FAILED:
+            return m, False
+        if not town.points_address:
+            raise MerchantNotActive(N_("This town has no points yet."))
+        failed_tx = m.outbox_tx_id
+        try:
+            done = self.session.execute(
+                update(Merchant)
+                .where(
+                    Merchant.id == m.id,
+                    Merchant.status == REGISTRATION_FAILED,
+                    Merchant.outbox_tx_id == failed_tx,
+                )
+                .values(status=REGISTERING)
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                self.session.rollback()  # another retry won: its call is the one
+                self.session.refresh(m)
+                return m, False
+            # The shop's row is ours until commit. An earlier call the chain may still mine (a
+            # reorg put it back on its way) or did mine must not be followed by another.
+            calls = [
+                c
+                for c in chain.calls_of_subject(self.session, SUBJECT, m.id)
+                if c.function == "addMerchant"
+            ]
+            if any(c.state not in FAILED_TX for c in calls):
+                raise Conflict(
+                    N_(
+                        "An earlier registration of this shop may still go through: wait until "
+                        "the page shows it failed or active."
+                    ),
+                    code="registration_on_its_way",
+                )
+            tx_id = self._queue_add(m, town, actor, attempt=len(calls) + 1)
+            self.session.execute(
+                update(Merchant)
+                .where(Merchant.id == m.id)
+                .values(outbox_tx_id=tx_id)
+                .execution_options(synchronize_session=False)
+            )
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+        self.session.refresh(m)
+        return m, True
 
     def add_staff(self, actor: User | None, merchant: Merchant, user: User) -> MerchantStaff:
         """Make `user` staff of `merchant` (idempotent; AuditLog "merchant.staff_add" the first

@@ -42,3 +42,16 @@ class DailyCapReached(AppError):
 
     status = 409
     code = "daily_cap_reached"
+
+
+class GrantNotFound(NotFound):
+    """No grant of this town has this id (another town's grant is not found either)."""
+
+    code = "grant_not_found"
+
+
+class GrantNotRetryable(AppError):
+    """A grant that cannot be sent again now: an earlier call of it may still be mined."""
+
+    status = 409
+    code = "grant_not_retryable"

@@ -127,6 +127,9 @@ def apply_issued(session: Session, events: Sequence[ChainEvent]) -> None:
         )
         tx_id = ids.get(ev.tx_hash)
         if tx_id is not None:
+            # Whatever the grant's state: the chain is the truth, so a grant judged failed
+            # whose call a reorg put back and mined is confirmed (its daily cap, given back
+            # at the failure, is not counted again: the indexer takes no cap's lock).
             session.execute(
                 update(PointsGrant)
                 .where(PointsGrant.outbox_tx_id == tx_id)

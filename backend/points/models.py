@@ -25,7 +25,10 @@ KINDS = (ISSUED, PAID, RECEIVED, REDEEMED, EXPIRED)
 
 GRANT_PENDING = "pending"
 GRANT_CONFIRMED = "confirmed"
-GRANT_FAILED = "failed"  # not stored: the state shown when the chain refused the grant's call
+# The grant's issue call failed on chain (failed, reverted or cancelled): stored by
+# backend/points/grant_failures.py, which gives its daily-cap reservation back; town staff send
+# it again from the console (a new outbox call, the grant's `attempts` + 1).
+GRANT_FAILED = "failed"
 
 
 class PointsEntry(Base):
@@ -61,7 +64,11 @@ class PointsGrant(Base):
     user, town, programme and grant key. The UNIQUE constraint is the idempotency guard (money
     safety: two concurrent grants of welcome points insert one row, the other call finds it).
     A kind granted once per user (welcome) uses the grant key ""; a kind granted repeatedly
-    would name each occasion by its key."""
+    would name each occasion by its key.
+
+    The row stays the one grant however many times its issue is sent: `outbox_tx_id` is the
+    latest call (the first under the programme's key, each retry under
+    `points.grant:<id>:<attempt>`), `attempts` how many calls were queued."""
 
     __tablename__ = "points_grants"
     __table_args__ = (UniqueConstraint("user_id", "town_id", "programme_id", "grant_key"),)
@@ -75,6 +82,12 @@ class PointsGrant(Base):
     address: Mapped[str] = mapped_column(String(42))
     outbox_tx_id: Mapped[int | None] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(16), default=GRANT_PENDING)
+    # The on-chain reason string of its issue (Programme.reason): a retry sends the same call.
+    reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The JST day whose daily-cap counters hold this grant's amount; None once a failure gave
+    # it back (a retry reserves on the day it is sent).
+    reserved_day: Mapped[dt.date | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column()
 

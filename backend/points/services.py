@@ -34,6 +34,7 @@ from backend.points.errors import (
     PointsNotAvailable,
     ProgrammeInactive,
 )
+from backend.points.grant_failures import GrantRetries, fail_lost_grants
 from backend.points.lots import day_start
 from backend.points.models import (
     GRANT_CONFIRMED,
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 
 MAX_AMOUNT = 10_000_000  # one payment or redemption; larger needs staff (not built yet)
 _LIVE_OUTBOX = ("queued", "sent", "replaced", "confirmed")
-_FAILED_OUTBOX = ("reverted", "cancelled", "failed")
 _PENDING_WINDOW = dt.timedelta(days=2)
 
 
@@ -184,6 +184,7 @@ class PointsService:
         address = self._custodial_address(user)
         if not town.points_address:
             raise PointsNotAvailable(N_("This town has no points yet."))
+        day = jst_day(self._now())
         grant = PointsGrant(
             user_id=user.id,
             town_id=town.id,
@@ -191,13 +192,15 @@ class PointsService:
             grant_key=key,
             amount=Decimal(amount),
             address=address,
+            reason=programme.reason,
+            reserved_day=day,  # given back if the issue fails (grant_failures.py)
         )
         self.session.add(grant)
         try:
             self.session.flush()
             # Daily caps: the grant's UNIQUE row first (a replay never counts twice), then the
             # day's counters, in this transaction (DailyCapReached rolls everything back).
-            reserve_daily(self.session, town.id, pid, user.id, amount, jst_day(self._now()), row)
+            reserve_daily(self.session, town.id, pid, user.id, amount, day, row)
             tx = self._outbox_service().enqueue(
                 self.session,
                 ContractCall(
@@ -248,25 +251,19 @@ class PointsService:
 
     def grant_states(self, grant_ids: Iterable[int]) -> dict[int, str]:
         """Each grant's state as a person sees it: GRANT_PENDING until the indexer has seen its
-        issue, GRANT_CONFIRMED after, GRANT_FAILED when the chain refused its call."""
-        rows = list(
-            self.session.execute(
-                select(PointsGrant.id, PointsGrant.status, PointsGrant.outbox_tx_id).where(
-                    PointsGrant.id.in_(sorted({int(i) for i in grant_ids}))
-                )
-            )
+        issue, GRANT_CONFIRMED after, GRANT_FAILED when the chain refused its call (recorded
+        here if no follower has yet: grant_failures.fail_lost_grants, which commits)."""
+        ids = sorted({int(i) for i in grant_ids})
+        if not ids:
+            return {}
+        fail_lost_grants(self.session, PointsGrant.id.in_(ids))
+        rows = self.session.execute(
+            select(PointsGrant.id, PointsGrant.status).where(PointsGrant.id.in_(ids))
         )
-        calls = chain.outbox_states(self.session, [t for _i, _s, t in rows if t is not None])
-        out: dict[int, str] = {}
-        for grant_id, status, tx_id in rows:
-            call = calls.get(tx_id) if tx_id is not None else None
-            if status == GRANT_CONFIRMED:
-                out[grant_id] = GRANT_CONFIRMED
-            elif call is not None and call.state in _FAILED_OUTBOX:
-                out[grant_id] = GRANT_FAILED
-            else:
-                out[grant_id] = GRANT_PENDING
-        return out
+        return {
+            grant_id: status if status in (GRANT_CONFIRMED, GRANT_FAILED) else GRANT_PENDING
+            for grant_id, status in rows
+        }
 
     def _outbox_service(self) -> OutboxService:
         if self._outbox is None:
@@ -447,3 +444,8 @@ class PointsService:
 def points_service() -> PointsService:
     """A PointsService for the current app and request."""
     return PointsService(get_db().session(), chain.outbox_service)
+
+
+def grant_retries() -> GrantRetries:
+    """Town staff's failed grants and their retries (grant_failures.py) for the current app."""
+    return GrantRetries(get_db().session(), chain.outbox_service)

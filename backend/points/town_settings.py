@@ -16,7 +16,8 @@ Rules checked here, before anything is written (InvalidInput, 400, nothing writt
 Daily caps (`reserve_daily`): the points granted under a programme per JST day, per person and
 per town, are counters (`points_daily_totals`, UNIQUE per town, programme, day and user; user 0
 is the town) that a grant raises with a guarded UPDATE in its own transaction, so concurrent
-grants can never pass a cap together (PostgreSQL's row lock, SQLite's write lock).
+grants can never pass a cap together (PostgreSQL's row lock, SQLite's write lock). A grant
+whose issue failed on chain gives its amount back (`release_daily`, grant_failures.py).
 
 A town deployed with the programme presets gets their rows the first time its programmes are
 read (`ensure_seeded`); until then a grant uses the preset's defaults.
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -202,6 +203,31 @@ def reserve_daily(
                 N_("You have received the most points this programme gives in a day (%(cap)d)."),
                 cap=cap,
             )
+
+
+def release_daily(
+    session: Session, town_id: int, programme_id: int, user_id: int, amount: int, day: dt.date
+) -> None:
+    """Take `amount` off the day's totals that `reserve_daily` added it to (a grant whose issue
+    failed gives back what it never issued), in the caller's transaction and the same lock
+    order. Never below 0: a counter that is missing or lower (rows written before the
+    reservation was kept) is left at what it can give."""
+    for uid in (0, user_id):
+        session.execute(
+            update(PointsDailyTotal)
+            .where(
+                PointsDailyTotal.town_id == town_id,
+                PointsDailyTotal.programme_id == programme_id,
+                PointsDailyTotal.day == day,
+                PointsDailyTotal.user_id == uid,
+            )
+            .values(
+                total=case(
+                    (PointsDailyTotal.total >= amount, PointsDailyTotal.total - amount), else_=0
+                )
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _text(value: object, field: str) -> str:
