@@ -13,7 +13,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Points the town issued to e-mail addresses with no verified account "
             "that nobody has claimed yet: claims, addresses and points as issued (town "
-            "staff). Points nobody claims expire on chain.",
+            "staff). Points nobody claims expire on chain. `stuck_people` and "
+            "`stuck_points`: claimed points the platform could not move to their owners "
+            "after 3 failed transfers (an operator alert is raised).",
             "parameters": [_SLUG],
             "responses": {
                 "200": json_response("What is waiting."),

@@ -34,6 +34,8 @@ def waiting(slug: str) -> Response:
             "people": w.people,
             "points": w.points,
             "lapsed_points": w.lapsed_points,
+            "stuck_people": w.stuck_people,
+            "stuck_points": w.stuck_points,
         }
     )
 

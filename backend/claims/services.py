@@ -17,7 +17,10 @@ it.
   outbox row, key claims.move:<wallet>:<town>:<n>, audit row "points.claim.move"). The chain
   moves the consumed lots with their expiry, so the person sees the original expiry. It waits
   while an issuance to the wallet is still on its way, and while the town's points go to shops
-  only (such a transfer would revert); unclaimed points simply expire on chain.
+  only (such a transfer would revert); unclaimed points simply expire on chain. A transfer
+  that failed is followed by another; after MAX_FAILED_MOVES failures of one wallet and town
+  the mover stops, with an audit row, an operator alert and the people concerned shown to the
+  town's staff (transfers.py).
 
 Every public method commits what it changed (except `wallets_for` and `hold`, which work in the
 issuing caller's transaction).
@@ -51,14 +54,13 @@ from backend.chain.api import (
     Sender,
     Subject,
 )
+from backend.claims import transfers as moves
 from backend.claims.models import (
-    FAILED,
     HELD,
     LAPSED,
     LIVE,
     MOVED,
     QUEUED,
-    SENT,
     TAKEN,
     ClaimTransfer,
     ClaimWallet,
@@ -75,9 +77,7 @@ from backend.regions.models import Town
 log = logging.getLogger(__name__)
 
 SOURCE_ISSUANCE_ROW = "issuance_row"
-MAX_FAILED_MOVES = 3  # after this many failed transfers of one wallet and town, staff look
-_OUTBOX_FAILED = ("failed", "reverted", "cancelled")
-_OUTBOX_SENT = ("sent", "replaced", "confirmed")
+MAX_FAILED_MOVES = moves.MAX_FAILED_MOVES
 
 # Shown on an issuance row held in a claim wallet (preview and progress).
 HELD_FOR = N_("Will be held for %(email)s until they sign up and confirm this address.")
@@ -114,6 +114,9 @@ class Waiting:
     people: int
     points: int
     lapsed_points: int = 0  # held for addresses nobody claimed, expired (or never issued)
+    # Claimed, but the mover gave up after MAX_FAILED_MOVES failed transfers (transfers.py).
+    stuck_people: int = 0
+    stuck_points: int = 0
 
 
 @dataclass(frozen=True)
@@ -358,7 +361,7 @@ class ClaimService:
                 .order_by(ClaimTransfer.number)
             )
         )
-        self._follow(transfers)
+        moves.follow(self.session, transfers)
         if any(t.status in LIVE for t in transfers):
             return 0  # wait for it: the indexer's balance is not final yet
         points = PointsService(self.session, self._outbox, now=self._now)
@@ -371,8 +374,8 @@ class ClaimService:
             return 0
         if policy_on_chain(self.session, town) == MERCHANTS_ONLY:
             return 0  # the transfer would revert; the points wait (and may expire)
-        if sum(1 for t in transfers if t.status == FAILED) >= MAX_FAILED_MOVES:
-            return 0  # logged when it failed; staff look (the claim stays taken)
+        if moves.failures(self.session, wallet_id, town_id) >= MAX_FAILED_MOVES:
+            return 0  # alerted and audited when it failed (transfers.py); the claim stays taken
         owner = wallet.claimed_by
         to = custodial_addresses(self.session, [owner]).get(owner)
         if to is None:
@@ -416,21 +419,6 @@ class ClaimService:
         )
         move.outbox_tx_id = tx.id
         return 1
-
-    def _follow(self, transfers: Sequence[ClaimTransfer]) -> None:
-        """Live transfers follow their outbox rows: sent, or failed (then another may follow).
-        Confirmed is the indexer's word (handlers.py), so the balance read next is final."""
-        live = [t for t in transfers if t.status in LIVE and t.outbox_tx_id is not None]
-        states = chain.outbox_states(self.session, [int(t.outbox_tx_id or 0) for t in live])
-        for t in live:
-            st = states.get(int(t.outbox_tx_id or 0))
-            if st is None:
-                continue
-            if st.state in _OUTBOX_FAILED:
-                t.status, t.error = FAILED, (st.error or st.state)[:500]
-                log.warning("claim transfer %s failed: %s", t.id, t.error)
-            elif st.state in _OUTBOX_SENT and t.status == QUEUED:
-                t.status = SENT
 
     def _settle(self, wallet_id: int, town_id: int) -> None:
         self.session.execute(
@@ -482,8 +470,9 @@ class ClaimService:
 
     def waiting(self, actor: User | None, town: Town) -> Waiting:
         """The town's claims nobody has taken yet: how many, for how many addresses, how many
-        points (as issued), and the points of claims that lapsed (nobody claimed them before
-        they expired on chain). Town STAFF only."""
+        points (as issued), the points of claims that lapsed (nobody claimed them before
+        they expired on chain), and the people and points claimed that could not be moved to
+        their accounts (the mover gave up). Town STAFF only."""
         require_town_role(actor, town.id, STAFF)
         claims, people, points = self.session.execute(
             select(
@@ -497,7 +486,10 @@ class ClaimService:
                 PointsClaim.town_id == town.id, PointsClaim.state == LAPSED
             )
         )
-        return Waiting(int(claims), int(people), int(points), int(lapsed or 0))
+        stuck_people, stuck_points = moves.stuck_in_town(self.session, town.id)
+        return Waiting(
+            int(claims), int(people), int(points), int(lapsed or 0), stuck_people, stuck_points
+        )
 
     def arriving(self, user: User) -> list[Arriving]:
         """Per town, the points the user claimed that are not in their wallet yet."""

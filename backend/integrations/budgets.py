@@ -3,7 +3,13 @@
 each in the issuing transaction: `used + n <= budget` is checked by the database on the row it
 locks (PostgreSQL re-reads the row after waiting for a concurrent writer; SQLite holds one
 write lock), so ten requests at once can never pass a budget together. The day's row is
-always taken before the month's (one lock order: no deadlock)."""
+always taken before the month's (one lock order: no deadlock).
+
+An issuance whose chunk failed on chain issued nothing, so its points go back to the day and
+month it was counted against (`give_back`, the periods of the issuance's `created_at`, which is
+the moment `reserve` ran); if the chain then confirms it after all, it is counted again
+(`count_again`, without the budget's guard: the points went out). events.py calls them once
+per issuance and change, behind its guarded UPDATE."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from backend.core.errors import N_
@@ -97,3 +103,33 @@ def reserve(session: Session, account: ServiceAccount, amount: int, now: dt.date
             raise BudgetExceeded(
                 message, budget=int(budget or 0), left=left, asked=amount, period=period
             )
+
+
+def give_back(session: Session, service_id: int, amount: int, at: dt.datetime) -> None:
+    """Take `amount` off the day and month of `at` (caller's transaction). Never below 0: a
+    counter lower than what it gives back (edited by hand) stops at 0 rather than failing the
+    settling transaction on the CHECK."""
+    _move(session, service_id, -amount, at)
+
+
+def count_again(session: Session, service_id: int, amount: int, at: dt.datetime) -> None:
+    """Add `amount` back to the day and month of `at`, whatever the budgets (the points were
+    issued after all, so the counters must say so even if that passes a budget)."""
+    _move(session, service_id, amount, at)
+
+
+def _move(session: Session, service_id: int, delta: int, at: dt.datetime) -> None:
+    day, month = periods(at)
+    for period, start in ((DAY, day), (MONTH, month)):  # the reservation's lock order
+        _ensure(session, service_id, period, start)
+        new = ServiceBudgetUsage.used + delta
+        session.execute(
+            update(ServiceBudgetUsage)
+            .where(
+                ServiceBudgetUsage.service_account_id == service_id,
+                ServiceBudgetUsage.period == period,
+                ServiceBudgetUsage.start == start,
+            )
+            .values(used=case((new < 0, 0), else_=new))
+            .execution_options(synchronize_session=False)
+        )

@@ -6,7 +6,9 @@ Money rules:
   (backend/premium/limits.py) in the transaction that writes the purchase, so concurrent
   checkouts never pass a limit together. At payment the reservation is checked again: a
   payment for a purchase whose reservation was released (the checkout expired) reserves
-  again, and is refunded when that would pass a limit now.
+  again, and is refunded when that would pass a limit now. The paid programme's daily caps are
+  counted at payment (JST day of `paid_at`); a purchase refunded because its issue kept failing
+  gives them back with its monthly limits, once (the reconcile's row lock and re-read).
 - Once per purchase: the buy form's key is UNIQUE per user (a replay is the same purchase);
   a webhook changes a purchase only from `pending_payment` (or `expired`), under a row lock,
   so a webhook delivered ten times issues once; the outbox key `premium:<public id>:<attempt>`
@@ -41,7 +43,12 @@ from backend.core.numbers import ascii_int
 from backend.core.upsert import lock_row
 from backend.points.errors import PointsNotAvailable
 from backend.points.programmes import PAID_PREMIUM
-from backend.points.town_settings import check_request_key, jst_day, reserve_daily
+from backend.points.town_settings import (
+    check_request_key,
+    jst_day,
+    release_daily,
+    reserve_daily,
+)
 from backend.premium.errors import LimitReached, OfferNotAvailable, PurchaseNotFound
 from backend.premium.limits import jst_month, release, reserve
 from backend.premium.models import (
@@ -224,7 +231,10 @@ class PurchaseService:
         if not self._claim(p, (PENDING_PAYMENT, EXPIRED), PROCESSING):
             return "duplicate"
         p.provider_payment_id = event.payment_id
-        p.paid_at = self._now()
+        # One moment for both: the day of `paid_at` is the day whose programme caps the points
+        # are counted against below, and a refund later gives them back to that day.
+        now = self._now()
+        p.paid_at = now
         if event.amount_yen is None or int(event.amount_yen) != int(p.yen):
             self._refund(p, f"paid {event.amount_yen} yen, expected {p.yen}")
         elif not self._hold_limits(p):
@@ -240,7 +250,7 @@ class PurchaseService:
                         int(p.programme_id),
                         p.user_id,
                         int(p.points),
-                        jst_day(self._now()),
+                        jst_day(now),
                         self.offers.programme_row(p.town_id, int(p.programme_id)),
                     )
             except AppError as exc:
@@ -340,13 +350,23 @@ class PurchaseService:
         )
         p.outbox_tx_id = tx.id
 
-    def _refund(self, p: PremiumPurchase, reason: str) -> None:
-        """Give the card payment back (nothing was delivered), release the limits, audit."""
+    def _refund(self, p: PremiumPurchase, reason: str, *, daily_day: dt.date | None = None) -> None:
+        """Give the card payment back (nothing was delivered), release the limits, audit.
+        With `daily_day`, the purchase's points held the paid programme's daily caps of that
+        JST day (it was paid and its issue queued): they are given back too."""
         ref = self._provider().refund(p.provider_payment_id or p.public_id)
         p.status = REFUNDED
         p.refund_ref = ref
         p.error = reason
         self._release(p)
+        released: dict[str, object] = {}
+        if daily_day is not None:
+            # Off the town's and the person's totals of that day, in the order and under the
+            # locks that added them (never below 0).
+            release_daily(
+                self.session, p.town_id, int(p.programme_id), p.user_id, int(p.points), daily_day
+            )
+            released = {"daily_cap_released": int(p.points), "daily_cap_day": str(daily_day)}
         self.session.add(
             AuditLog(
                 actor=f"payment:{p.provider}",
@@ -360,11 +380,18 @@ class PurchaseService:
                     "public_id": p.public_id,
                     "refund_ref": ref,
                     "payment_id": p.provider_payment_id,
+                    **released,
                 },
                 town_id=p.town_id,
             )
         )
         log.warning("premium purchase %s refunded: %s", p.public_id, reason)
+
+    @staticmethod
+    def _daily_day(p: PremiumPurchase) -> dt.date | None:
+        """The JST day whose programme caps a paid purchase's points were counted against
+        (apply_payment_event counts them on the day of `paid_at`)."""
+        return jst_day(p.paid_at) if p.paid_at is not None else None
 
     def _release(self, p: PremiumPurchase) -> None:
         if p.reserved_month is not None:
@@ -405,7 +432,13 @@ class PurchaseService:
                 self._enqueue_issue(p)
                 done["retried"] += 1
             else:
-                self._refund(p, f"issue failed {p.issue_attempts} times: {tx.error or tx.state}")
+                # Paid and counted against the programme's daily caps, and nothing was issued:
+                # the caps are given back with the limits (under the row lock above: once).
+                self._refund(
+                    p,
+                    f"issue failed {p.issue_attempts} times: {tx.error or tx.state}",
+                    daily_day=self._daily_day(p),
+                )
                 done["refunded"] += 1
             self.session.commit()
         stale = self.session.scalars(

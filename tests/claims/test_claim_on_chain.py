@@ -77,7 +77,14 @@ def test_points_for_an_unknown_address_wait_and_arrive_with_their_expiry(app, wo
         staff_id = world.user(world.staff).id
     assert all(a.actor == f"user:{staff_id}" for a in created)
     waiting = staff.get("/api/towns/sarabetsu/claims").get_json()["waiting"]
-    assert waiting == {"claims": 2, "people": 1, "points": 1000, "lapsed_points": 0}
+    assert waiting == {
+        "claims": 2,
+        "people": 1,
+        "points": 1000,
+        "lapsed_points": 0,
+        "stuck_people": 0,
+        "stuck_points": 0,
+    }
     page = staff.client.get("/towns/sarabetsu/admin/issue", headers={"Accept-Language": "en"})
     assert "1,000 points for 1 email addresses are waiting" in page.get_data(as_text=True)
 
@@ -192,7 +199,14 @@ def test_points_nobody_claims_expire_on_chain_and_their_claim_lapses(app, world,
         assert tasks.lapse_held() == 0
     assert _claims(app) == [("lapsed", 400)]
     waiting = staff.get("/api/towns/sarabetsu/claims").get_json()["waiting"]
-    assert waiting == {"claims": 0, "people": 0, "points": 0, "lapsed_points": 400}
+    assert waiting == {
+        "claims": 0,
+        "people": 0,
+        "points": 0,
+        "lapsed_points": 400,
+        "stuck_people": 0,
+        "stuck_points": 0,
+    }
     page = staff.client.get("/towns/sarabetsu/admin/issue", headers={"Accept-Language": "ja"})
     assert "受け取られないまま失効したポイント: 400 ポイント" in page.get_data(as_text=True)
 

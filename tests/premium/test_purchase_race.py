@@ -15,6 +15,7 @@ from backend.accounts.models import User
 from backend.chain.outbox import outbox_service
 from backend.chain.outbox_models import OutboxTx
 from backend.core.db import get_db
+from backend.core.models import AuditLog
 from backend.premium.errors import LimitReached
 from backend.premium.models import PremiumPurchase, PremiumTotal
 from backend.premium.services import payment_provider, purchase_service
@@ -154,3 +155,69 @@ def test_ten_reconciles_at_once_refund_a_purchase_whose_issue_kept_failing_once(
     assert status == "refunded"
     assert actions(app, purchase_id) == ["payment.refund", "points.issue", "premium.sale"]
     assert counts(app)["reserved_yen"] == 0
+
+
+def _daily_totals(app) -> dict[int, int]:
+    """The paid programme's (2) daily totals of every day, by user (0: the town)."""
+    from backend.points.models import PointsDailyTotal
+
+    with app.app_context():
+        rows = get_db().session.execute(
+            sa.select(PointsDailyTotal.user_id, sa.func.sum(PointsDailyTotal.total))
+            .where(PointsDailyTotal.programme_id == 2)
+            .group_by(PointsDailyTotal.user_id)
+        )
+        return {int(u): int(t) for u, t in rows}
+
+
+def test_ten_reconciles_at_once_give_the_programmes_daily_caps_back_once(
+    app, town_id, offer, buyer_id
+):
+    """A purchase refunded because its issue kept failing issued nothing: the paid programme's
+    daily totals it was counted against at payment (the town's and the person's) are given back
+    with its monthly limits, once however many reconciles run at once; a purchase whose issue is
+    on its way keeps counting."""
+    from backend.chain.outbox.states import S, transition
+    from backend.premium.purchases import MAX_ISSUE_ATTEMPTS
+
+    paid: list[tuple[str, int]] = []
+    for yen in (1000, 2000):
+        with app.test_request_context():
+            placed = _checkout(app, town_id, buyer_id, yen)
+            pid = placed.purchase.public_id
+            payload, headers = payment_provider().signed_event(pid, "paid", yen)
+        in_app(
+            app,
+            lambda p=payload, h=headers: card_payment_service().handle_webhook(
+                payment_provider(), p, h
+            ),
+            request=True,
+        )()
+        paid.append((pid, placed.purchase.id))
+    # 1,000 yen -> 1,200 points, 2,000 yen -> 2,400 points (a 20 % premium).
+    assert _daily_totals(app) == {0: 3600, buyer_id: 3600}
+    (failing_pid, failing_id), _kept = paid
+    with app.app_context():
+        s = get_db().session
+        p = s.get(PremiumPurchase, failing_id)
+        p.issue_attempts = MAX_ISSUE_ATTEMPTS
+        tx = s.get(OutboxTx, p.outbox_tx_id)
+        tx.error = "RegionPointsProgrammeInactive(2)"
+        transition(tx, S.FAILED, "estimate reverted: RegionPointsProgrammeInactive(2)")
+        s.commit()
+
+    results = n_at_once(app, 10, lambda _i: purchase_service().reconcile()["refunded"])
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 1, results
+    assert _daily_totals(app) == {0: 2400, buyer_id: 2400}
+    with app.app_context():
+        refund = get_db().session.scalar(
+            sa.select(AuditLog).where(
+                AuditLog.action == "payment.refund", AuditLog.subject_id == str(failing_id)
+            )
+        )
+        assert refund is not None and refund.details["daily_cap_released"] == 1200
+        assert refund.details["public_id"] == failing_pid
+    # Reconciling again gives nothing more back.
+    in_app(app, lambda: purchase_service().reconcile())()
+    assert _daily_totals(app) == {0: 2400, buyer_id: 2400}
