@@ -15,7 +15,12 @@ its 10 s timeout, the file fallback of the embedded run).
 - The person's limit: at most NOTIFICATION_MAILS_PER_HOUR mails in any hour. More wait (pending,
   due when the oldest of that hour is an hour old); nothing is dropped.
 - A refused or unreachable SMTP server: pending again after 1, 5, 25, 125 minutes; failed after
-  the fifth attempt.
+  the fifth attempt. Any other error while writing or sending the mail (a bug, a name a header
+  refuses) counts as an attempt the same way, and a mail claimed more than MAX_ATTEMPTS times
+  (every worker died before it finished) fails: none stays "sending", claimed again after
+  every lease for ever.
+- The subject is one line: a name in it (a town's) with a line break in it would otherwise
+  make the mail unbuildable (and, with a laxer library, inject a header).
 """
 
 from __future__ import annotations
@@ -148,7 +153,7 @@ def compose(
                 "-- furusato\n",
             ]
         )
-        subject = str(text.title)
+        subject = " ".join(str(text.title).split())  # CR, LF, U+2028...: one line
     return subject, body, {"List-Unsubscribe": f"<{off}>"}
 
 
@@ -167,6 +172,10 @@ def deliver(
     if n is None or user is None:
         session.commit()
         return "lost"
+    if claim.attempts > MAX_ATTEMPTS:  # each earlier claim's worker died before finishing
+        _finish(session, claim, email_state=FAILED, email_next_at=None, email_error="given up")
+        log.error("notification %s: no attempt finished in %s", claim.id, claim.attempts - 1)
+        return FAILED
     if n.withdrawn_at is not None:
         return _outcome(session, claim, WITHDRAWN)
     if (user.id, EMAIL) in switched_off(session, [user.id], n.kind):
@@ -183,25 +192,27 @@ def deliver(
             email_attempts=claim.attempts - 1,
         )
         return "postponed"
-    signer = NotificationService(session, secret_key=settings.secret_key)
-    subject, body, headers = compose(settings, n, user, signer.off_token(user.id, n.kind))
-    to = user.email
-    session.commit()  # no transaction open while the SMTP server answers
     try:
+        signer = NotificationService(session, secret_key=settings.secret_key)
+        subject, body, headers = compose(settings, n, user, signer.off_token(user.id, n.kind))
+        to = user.email
+        session.commit()  # no transaction open while the SMTP server answers
         send(settings, to, subject, body, headers=headers)
-    except mail.MailError as exc:
+    except Exception as exc:  # the SMTP server's MailError, or anything else: an attempt
+        error = str(exc) if isinstance(exc, mail.MailError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, mail.MailError):
+            log.exception("notification %s: the mail could not be written or sent", claim.id)
+            session.rollback()
         if claim.attempts >= MAX_ATTEMPTS:
-            _finish(
-                session, claim, email_state=FAILED, email_next_at=None, email_error=str(exc)[:200]
-            )
-            log.error("notification %s: mail failed after %s attempts", n.id, claim.attempts)
+            _finish(session, claim, email_state=FAILED, email_next_at=None, email_error=error[:200])
+            log.error("notification %s: mail failed after %s attempts", claim.id, claim.attempts)
             return FAILED
         _finish(
             session,
             claim,
             email_state=PENDING,
             email_next_at=now + backoff(claim.attempts),
-            email_error=str(exc)[:200],
+            email_error=error[:200],
         )
         return PENDING
     return (

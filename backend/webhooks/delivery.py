@@ -8,6 +8,12 @@ transaction open, then finish), so no lock is held while a receiver is slow.
   is picked with FOR UPDATE SKIP LOCKED, so concurrent workers take different rows instead of
   queueing on one; on SQLite the single UPDATE is atomic (one writer at a time) and re-checks
   that the row is still due. Either way two workers never hold one row at once.
+- Send: one POST to an address the URL check has just approved (urls.py: no second look-up,
+  so DNS rebinding cannot move it inside), never following a redirect. The whole exchange,
+  connecting to the answer's status line and headers, ends within WEBHOOK_TIMEOUT (below the
+  lease): a receiver that trickles its answer a byte at a time is cut off at the deadline, and
+  the answer's body is never read (a huge one costs nothing), so no worker is tied up and no
+  lease runs out while its POST is still in flight.
 - Finish: only while the claim token is still ours (a worker whose lease ran out and whose
   row another worker took changes nothing). A 2xx is delivered; anything else waits
   `backoff(attempts)` and goes back to pending, or fails after the last attempt.
@@ -18,14 +24,19 @@ transaction open, then finish), so no lock is held while a receiver is slow.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.client
 import logging
 import random
 import secrets
+import socket
+import ssl
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -40,7 +51,7 @@ from backend.webhooks.models import (
     WebhookEndpoint,
 )
 from backend.webhooks.signing import SealedSecret, SecretUnreadable, body, headers, unseal
-from backend.webhooks.urls import UrlPolicy
+from backend.webhooks.urls import Target, UrlPolicy
 
 log = logging.getLogger(__name__)
 
@@ -145,33 +156,90 @@ def claim_next(session: Session, now: dt.datetime, lease: float) -> Claim | None
 def attempt(
     claim: Claim, *, secret_key: str, policy: UrlPolicy, timeout: float, now: dt.datetime
 ) -> Outcome:
-    """POST the claimed delivery once; never raises for the receiver's or the URL's faults."""
+    """POST the claimed delivery once, within `timeout` seconds in all; never raises for the
+    receiver's or the URL's faults."""
     if not claim.url:
         return Outcome(False, error="the endpoint has no URL any more", give_up=True)
     try:
-        url = policy.check(claim.url)
+        target = policy.target(claim.url)
         secret = unseal(secret_key, claim.owner, claim.sealed)
     except WebhookUrlRefused as exc:
         return Outcome(False, error=f"URL refused: {exc.message % exc.details}", url=claim.url)
     except SecretUnreadable:
         return Outcome(False, error="secret unreadable: rotate the secret", url=claim.url)
     data = body(claim.event_type, claim.created_at, claim.payload)
-    with requests.Session() as http:
-        http.trust_env = False  # no proxy from the environment: the URL was checked, not a proxy
+    try:
+        status = post(target, data.encode(), headers(secret, claim.event_id, data, now), timeout)
+    except _Late:
+        return Outcome(False, error=f"Timeout: no answer within {timeout:g} s", url=target.url)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR], url=target.url)
+    if 200 <= status < 300:
+        return Outcome(True, status=status, url=target.url)
+    return Outcome(False, status=status, error=f"HTTP {status}", url=target.url)
+
+
+class _Late(Exception):
+    """The receiver did not answer within the deadline."""
+
+
+def post(target: Target, data: bytes, head: dict[str, str], timeout: float) -> int:
+    """POST `data` to one of `target`'s checked addresses (no proxy, no redirect) and return
+    the answer's status. Everything ends within `timeout` seconds: at the deadline a timer
+    shuts the socket, which ends whatever read or write is waiting (raises _Late). The body
+    of the answer is never read."""
+    deadline = time.monotonic() + timeout
+    sock = _connect(target, deadline)
+    cut = threading.Event()
+    killer = sock.dup()  # shutting down the dup ends reads on the (TLS-wrapped) original too
+
+    def _cut() -> None:
+        cut.set()
+        with contextlib.suppress(OSError):  # already closed: the POST ended meanwhile
+            killer.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(deadline - time.monotonic(), 0.0), _cut)
+    timer.daemon = True
+    timer.start()
+    conn: http.client.HTTPConnection | None = None
+    try:
+        if target.https:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+            conn = http.client.HTTPSConnection(target.host, target.port, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+        conn.sock = sock  # connected to the checked address: http.client does not look up
+        conn.request("POST", target.path, body=data, headers=head)
+        status = int(conn.getresponse().status)
+        if cut.is_set():  # the headers were cut short: http.client took the end for theirs
+            raise _Late()
+        return status
+    except (OSError, http.client.HTTPException):
+        if cut.is_set():
+            raise _Late() from None
+        raise
+    finally:
+        timer.cancel()
+        if conn is not None:
+            conn.close()
+        sock.close()
+        killer.close()
+
+
+def _connect(target: Target, deadline: float) -> socket.socket:
+    """A socket connected to the first of `target`'s addresses that answers before `deadline`."""
+    error: OSError = OSError("no address")
+    for address in target.addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Late()
         try:
-            answer = http.post(
-                url,
-                data=data.encode(),
-                headers=headers(secret, claim.event_id, data, now),
-                timeout=timeout,
-                allow_redirects=False,  # a redirect could point inside our network
-            )
-        except requests.RequestException as exc:
-            return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR], url=url)
-        answer.close()
-    if 200 <= answer.status_code < 300:
-        return Outcome(True, status=answer.status_code, url=url)
-    return Outcome(False, status=answer.status_code, error=f"HTTP {answer.status_code}", url=url)
+            return socket.create_connection((address, target.port), timeout=left)
+        except TimeoutError:
+            raise _Late() from None
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 def finish(

@@ -1,9 +1,15 @@
 """Sending webhooks: beat runs `webhooks.deliver_due` every few seconds (queueing a delivery
 also sends it after commit); a run sends what is due, one delivery at a time, and stops after a
-time budget so a long queue never holds a worker for long (the next run goes on)."""
+time budget so a long queue never holds a worker for long (the next run goes on).
+
+A delivery whose attempt raised (a bug) is finished as a failed attempt, and one claimed more
+often than WEBHOOK_MAX_ATTEMPTS (each earlier worker died before it finished) fails without
+another POST: either would otherwise stay "delivering", be claimed again after every lease and
+sent for ever."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -11,8 +17,10 @@ from celery import shared_task
 from flask import current_app
 
 from backend.core.db import get_db, utcnow
-from backend.webhooks.delivery import Retry, attempt, claim_next, finish
+from backend.webhooks.delivery import MAX_ERROR, Outcome, Retry, attempt, claim_next, finish
 from backend.webhooks.services import DELIVER_TASK, url_policy
+
+log = logging.getLogger(__name__)
 
 RUN_BUDGET = 30.0  # seconds of sending per run
 
@@ -37,13 +45,20 @@ def deliver_due(limit: int = 500) -> dict[str, int]:
         claim = claim_next(session, utcnow(), settings.webhook_lease_seconds)
         if claim is None:
             return counts
-        outcome = attempt(
-            claim,
-            secret_key=secret_key,
-            policy=policy,
-            timeout=settings.webhook_timeout,
-            now=utcnow(),
-        )
+        if claim.attempts > retry.max_attempts:
+            outcome = Outcome(False, error="no attempt finished: given up", give_up=True)
+        else:
+            try:
+                outcome = attempt(
+                    claim,
+                    secret_key=secret_key,
+                    policy=policy,
+                    timeout=settings.webhook_timeout,
+                    now=utcnow(),
+                )
+            except Exception as exc:
+                log.exception("webhook delivery %s: the attempt raised", claim.id)
+                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR])
         state = finish(session, claim, outcome, utcnow(), retry)
         counts[state or "lost"] += 1
         sent += 1

@@ -5,9 +5,10 @@ network, so a URL must not reach what only the platform can reach: loopback, pri
 link-local networks (a cloud's metadata service at 169.254.169.254), carrier-grade NAT,
 multicast, reserved ranges. Every address the host resolves to must be public, checked when the
 URL is set and again before each attempt (DNS can change in between). Redirects are never
-followed (a public URL could redirect inward). What remains is the short window between our
-look-up and the HTTP client's own (DNS rebinding within seconds); closing it would mean
-connecting to the checked address ourselves, which no receiver of ours needs yet.
+followed (a public URL could redirect inward). Each attempt connects to an address it has just
+checked (`UrlPolicy.target`), never to what a second look-up answers: a name that resolves to a
+public address for the check and to 127.0.0.1 a moment later (DNS rebinding) cannot move the
+request inside. TLS still checks the certificate against the URL's host name.
 
 Off a local test chain a URL must be https: the body names people's points. On a local test
 chain (a laptop, the tests) plain http and private addresses are allowed by default, since the
@@ -20,7 +21,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from backend.core.errors import N_
 from backend.webhooks.errors import WebhookUrlRefused
@@ -37,6 +38,19 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where one attempt goes: the checked URL, and the addresses it may connect to (those the
+    check resolved, every one public unless private ones are allowed)."""
+
+    url: str
+    https: bool
+    host: str
+    port: int
+    path: str  # path and query, as the request line sends them
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UrlPolicy:
     https_only: bool
     allow_private: bool
@@ -44,6 +58,24 @@ class UrlPolicy:
 
     def check(self, url: str) -> str:
         """`url`, stripped, if the platform may POST to it; WebhookUrlRefused otherwise."""
+        url, parts, port = self._parse(url)
+        if not self.allow_private:
+            self._addresses(parts.hostname or "", port)
+        return url
+
+    def target(self, url: str) -> Target:
+        """`check`, and the addresses the attempt connects to: resolved once, here, so what
+        was checked is what is reached (WebhookUrlRefused as `check`)."""
+        url, parts, port = self._parse(url)
+        try:
+            host = (parts.hostname or "").encode("idna").decode("ascii")
+        except UnicodeError:
+            raise WebhookUrlRefused(N_("The webhook URL is not a valid http(s) URL.")) from None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")  # spaces, non-ASCII: %-encoded
+        return Target(url, parts.scheme == "https", host, port, path, self._addresses(host, port))
+
+    def _parse(self, url: str) -> tuple[str, SplitResult, int]:
         url = (url or "").strip()
         parts = urlsplit(url)
         if len(url) > MAX_URL or parts.scheme not in ("https", "http") or not parts.hostname:
@@ -58,11 +90,10 @@ class UrlPolicy:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise WebhookUrlRefused(N_("The webhook URL is not a valid http(s) URL.")) from None
-        if not self.allow_private:
-            self._check_addresses(parts.hostname, port)
-        return url
+        return url, parts, port
 
-    def _check_addresses(self, host: str, port: int) -> None:
+    def _addresses(self, host: str, port: int) -> tuple[str, ...]:
+        """Every address of `host`, each one public unless private ones are allowed."""
         try:
             addresses = list(self.resolver(host, port))
         except (OSError, UnicodeError):
@@ -72,11 +103,12 @@ class UrlPolicy:
                 N_("The webhook URL's host %(host)s cannot be found."), host=host
             )
         for text in addresses:
-            if not is_public(text):
+            if not self.allow_private and not is_public(text):
                 raise WebhookUrlRefused(
                     N_("The webhook URL points to a private or local address (%(address)s)."),
                     address=text,
                 )
+        return tuple(addresses)
 
 
 def is_public(address: str) -> bool:

@@ -297,3 +297,55 @@ def test_recording_refuses_an_unknown_kind_or_key(app):
     with app.app_context(), pytest.raises(ValueError, match="key"):
         notify(get_db().session, kind=CHARGE_PAID, key="k" * 201, user_ids=[uid], params={})
     assert stored(app) == []
+
+
+def test_a_line_break_in_a_name_of_the_subject_is_one_line_not_a_stuck_mail(app, mailbox):
+    """A town named with a line break (CR, LF, U+2028: the mail library refuses such a
+    header) gets its poll's mail with a one-line subject, once, and no extra header."""
+    uid = _person(app, "fan@example.com", locale="en")
+    town = "Sarabetsu\r\nBcc: victim@example.com\u2028X"
+    params = {"what": "poll", "row_id": 1, "town_slug": "s", "town_en": town, "title_en": "T"}
+    _notify(app, uid, key="vote_opened:poll:1", kind=VOTE_OPENED, params=params)
+    assert send_mails(app) == {"sent": 1}  # before: ValueError, the mail left "sending"
+    (sent,) = mailbox.to("fan@example.com")
+    assert sent.subject == "New poll in Sarabetsu Bcc: victim@example.com X"
+    assert sent.message["Bcc"] is None and sent.to == ["fan@example.com"]
+
+
+def test_an_error_that_is_not_the_smtp_servers_is_an_attempt_and_ends(app, mailbox):
+    uid = _person(app, "fan@example.com")
+    _notify(app, uid)
+
+    def broken(*_a, **_kw):
+        raise ValueError("a bug")
+
+    now = utcnow()
+    with app.app_context():
+        s = get_db().session
+        states = []
+        for _ in range(MAX_ATTEMPTS):
+            claim = claim_next(s, now)
+            assert claim is not None
+            states.append(deliver(s, app.extensions["settings"], claim, now, send=broken))
+            now = s.scalar(sa.select(Notification.email_next_at)) or now
+        assert claim_next(s, now + dt.timedelta(days=1)) is None
+    assert states == ["pending"] * (MAX_ATTEMPTS - 1) + ["failed"]  # before: ValueError
+    with app.app_context():
+        error = get_db().session.scalar(sa.select(Notification.email_error))
+    assert error == "ValueError: a bug" and mailbox.mails == []
+
+
+def test_a_mail_whose_workers_all_died_fails_instead_of_being_claimed_for_ever(app, mailbox):
+    uid = _person(app, "fan@example.com")
+    _notify(app, uid)
+    now = utcnow()
+    with app.app_context():
+        s = get_db().session
+        for _ in range(MAX_ATTEMPTS):  # each worker is killed before it finishes
+            assert claim_next(s, now) is not None
+            now += dt.timedelta(minutes=3)  # its lease runs out
+        claim = claim_next(s, now)
+        assert claim is not None and claim.attempts == MAX_ATTEMPTS + 1
+        assert deliver(s, app.extensions["settings"], claim, now) == "failed"  # before: sent
+        assert claim_next(s, now + dt.timedelta(days=1)) is None
+    assert stored(app)[0]["email"] == "failed" and mailbox.mails == []

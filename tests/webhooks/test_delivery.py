@@ -136,7 +136,7 @@ def test_receiver_down_then_up(app, receiver):
     assert _deliver(app)["pending"] == 1
     row = _rows(app)["e:3:confirmed"]
     assert row.state == "pending" and row.attempts == 1 and row.last_status is None
-    assert "ConnectionError" in row.last_error
+    assert "ConnectionRefusedError" in row.last_error
     receiver.start()  # the same port
     _deliver_until(app, receiver, lambda: receiver.ids() == ["e:3:confirmed"])
     assert _rows(app)["e:3:confirmed"].state == "delivered"
