@@ -18,6 +18,7 @@ from backend.core.errors import N_, InvalidInput
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
 from backend.core.times import JST, jst_text
+from backend.core.upsert import lock_row
 from backend.events.errors import EventNotFound
 from backend.events.models import SCHEDULED, Event, EventCheckIn
 from backend.events.tokens import check_in_token
@@ -121,11 +122,20 @@ class EventBase:
     # ------------------------------------------------------------------ look-ups
 
     def _event(self, town: Town, event_id: object, *, lock: bool = False) -> Event:
+        """An event of `town` (EventNotFound otherwise). With `lock`, its row is locked until
+        the transaction ends (`lock_row`: SELECT ... FOR UPDATE does nothing on SQLite) and
+        read again under the lock: what staff change and what a check-in reads (its points,
+        programme, window, status) are decided one after the other, never side by side."""
         eid = db_id_or_none(event_id)
-        q = select(Event).where(Event.id == eid, Event.town_id == town.id)
+        if eid is None:
+            raise EventNotFound(N_("There is no such event."))
+        where = (Event.id == eid, Event.town_id == town.id)
         if lock:
-            q = q.with_for_update()
-        event = self.session.scalar(q) if eid is not None else None
+            lock_row(self.session, Event.status, *where)
+        q = select(Event).where(*where)
+        if lock:
+            q = q.execution_options(populate_existing=True)
+        event = self.session.scalar(q)
         if event is None:
             raise EventNotFound(N_("There is no such event."))
         return event

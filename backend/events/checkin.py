@@ -7,7 +7,9 @@ Two ways in, one rule:
   ("P" + 12 digits, from their phone) or printed resident card of the town (`check_in_by_staff`).
 
 Either way, while the event runs (from its start to its end; not cancelled), one transaction
-inserts the `event_check_ins` row (UNIQUE per event and person: a second check-in, however it
+locks the event's row (an edit of its points or a cancellation comes before or after a
+check-in, never in the middle: every attendee gets the points the event shows), inserts the
+`event_check_ins` row (UNIQUE per event and person: a second check-in, however it
 comes and however many at once, fails on it and gets AlreadyCheckedIn, 409) and queues the
 points through `PointsService.grant` with the grant key `event:<id>` (points_grants is UNIQUE
 per user, town, programme and key; the outbox key and the audit row come with it, and the
@@ -25,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from backend.accounts.errors import AuthenticationRequired
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, VERIFIER, require_town_role
-from backend.core.errors import N_
+from backend.core.errors import N_, AppError
 from backend.events.base import EventBase, jst
 from backend.events.errors import (
     AlreadyCheckedIn,
@@ -144,9 +146,17 @@ class CheckIns(EventBase):
     def _check_in(
         self, town: Town, event: Event, attendee: User, method: str, staff: User | None
     ) -> EventCheckIn:
-        self.require_running(event)
-        if (found := self._existing(event.id, attendee.id)) is not None:
-            raise self._already(found)
+        # The event's row lock, then its points, programme, window and status read again: an
+        # edit or a cancellation committed meanwhile is seen, and one waiting comes after this
+        # check-in (and then finds it: EventLocked).
+        event = self._event(town, event.id, lock=True)
+        try:
+            self.require_running(event)
+            if (found := self._existing(event.id, attendee.id)) is not None:
+                raise self._already(found)
+        except AppError:
+            self.session.rollback()  # the lock goes with it
+            raise
         row = EventCheckIn(
             event_id=event.id,
             user_id=attendee.id,

@@ -172,11 +172,14 @@ class EventEditing(EventBase):
     ) -> Event:
         """Edit an event (STAFF). Its points and programme are fixed once someone has
         checked in (EventLocked); a cancelled event is not edited."""
-        event = self._event(town, event_id, lock=True)
+        self._event(town, event_id)
         user = require_town_role(actor, town.id, STAFF)
+        values = self._values(user, town, form)  # may seed the town's programme rows: a commit
+        # Locked from here to the commit: a check-in comes wholly before (counted below) or
+        # after (with the new points), never in between (checkin.py).
+        event = self._event(town, event_id, lock=True)
         if event.status == CANCELLED:
             raise EventLocked(N_("This event was cancelled."))
-        values = self._values(user, town, form)
         changed = (values["points"], values["programme_id"]) != (event.points, event.programme_id)
         if changed and self.checked_in_count(event):
             raise EventLocked(

@@ -5,6 +5,7 @@ batch's idempotency key is UNIQUE: the same form or upload twice is one batch.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -58,7 +59,7 @@ class IssuingPreview(IssuingBase):
         if found is not None:
             return found
         rows = read_rows(data)
-        return self._preview(actor, town, rows, prog, why, k, "csv", file_name[:200])
+        return self._preview(actor, town, rows, prog, why, k, "csv", _file_name(file_name))
 
     def preview(
         self,
@@ -171,3 +172,10 @@ class IssuingPreview(IssuingBase):
             self.session.rollback()
             raise
         return batch
+
+
+def _file_name(name: object) -> str:
+    """The uploaded file's name as shown with its batch: without control characters (a NUL,
+    which PostgreSQL cannot store, was a 500; a lone surrogate likewise), at most 200."""
+    text = name if isinstance(name, str) else ""
+    return "".join(c for c in text if unicodedata.category(c)[0] != "C")[:200]

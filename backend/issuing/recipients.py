@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -142,7 +143,15 @@ def row_held_for(row: IssuanceRow) -> str:
     confirm this address." in the request's language ("" for any other row)."""
     if not row.held or row.status == INVALID:
         return ""
-    return translate(HELD_FOR, {"email": row.recipient.strip().lower()})
+    return translate(HELD_FOR, {"email": recipient_text(row.recipient).lower()})
+
+
+def recipient_text(text: str) -> str:
+    """A recipient as typed, in NFKC: what a Japanese keyboard's full-width mode or Excel made
+    of it (ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ, Ｐ１２３…, an ideographic space) reads as the ASCII it
+    stands for. Before, a half full-width address was a valid address of its own: the points
+    were held for it where nobody could claim them, next to the same person's row."""
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 class IssuingBase:
@@ -343,6 +352,7 @@ class IssuingBase:
     @staticmethod
     def _classify(text: str) -> tuple[str, str]:
         """(kind, normalised value), or ("", error msgid)."""
+        text = recipient_text(text)
         if not text:
             return "", N_("The recipient is missing.")
         if len(text) > MAX_RECIPIENT:

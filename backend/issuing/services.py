@@ -164,6 +164,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
             raise IssuanceNotReady(
                 N_("No row can be issued: correct the file and upload it again.")
             )
+        self._still_issuable(batch)
         limit = limits.town_limit(self.session, batch.town_id, FOUR_EYES_FIELD)
         target = AWAITING_APPROVAL if int(batch.total) > limit else CONFIRMED
         now = self._now()
@@ -206,6 +207,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
             raise SecondApproverRequired(
                 N_("Another member of staff must approve: you created or confirmed this issuance.")
             )
+        self._still_issuable(batch)
         won = self.session.execute(
             update(IssuanceBatch)
             .where(IssuanceBatch.id == batch.id, IssuanceBatch.state == AWAITING_APPROVAL)
@@ -224,6 +226,21 @@ class IssuingService(IssuingPreview, IssuingStatus):
             self.session.rollback()
             raise
         return batch
+
+    def _still_issuable(self, batch: IssuanceBatch) -> None:
+        """IssuanceNotReady when the batch's programme was closed (or its change not yet
+        confirmed) since the preview: the chain would refuse every chunk (gas spent, the
+        batch failed, its held rows claimed for nothing)."""
+        town = self.session.get(Town, batch.town_id)
+        if town is None or batch.programme_id not in {
+            p.programme_id for p in self.issuable_programmes(town)
+        }:
+            raise IssuanceNotReady(
+                N_(
+                    "This programme cannot issue points now (it was closed or is being "
+                    "changed). Preview the issuance again with an open programme."
+                )
+            )
 
     def _audit(self, actor: User, batch: IssuanceBatch, action: str, **details: Any) -> None:
         self.session.add(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from backend.core.db import get_db
 from backend.issuing.csv_upload import MAX_FILE_BYTES, MAX_ROWS
+from backend.issuing.models import IssuanceBatch
 from tests.issuing.conftest import counts, upload
 from tests.merchants.conftest import assert_error
 
@@ -183,3 +185,76 @@ def test_four_eyes_creator_cannot_approve_another_staff_can(app, world, second_s
     small = staff.post(URL, _rows(world.customer, 999) | {"idempotency_key": "four-eyes-2"})
     r = staff.post(f"{URL}/{small.get_json()['issuance']['id']}/confirm")
     assert r.get_json()["issuance"]["state"] == "confirmed"
+
+
+def test_full_width_recipients_read_as_the_ascii_they_stand_for(app, world):
+    """An address typed half in full-width (a Japanese keyboard, Excel) is the same person's,
+    not an address of its own whose points would wait where nobody can claim them; a
+    full-width customer code or ideographic spaces read the same way."""
+    staff = world.api(world.staff)
+    local, domain = world.customer.split("@")
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in local)  # ｃｕｓｔｏｍｅｒ
+    data = (
+        "recipient,amount\n"
+        f"{wide}@{domain},10\n"
+        f"\u3000{world.neighbour.upper().replace('@', '＠')}\u3000,20\n"
+        f"{world.customer},30\n"
+    ).encode()
+    rows = upload(staff, "sarabetsu", data, key="full-width-1").get_json()["issuance"]["rows"]
+    assert [(x["status"], x["held"]) for x in rows] == [
+        ("ready", False),
+        ("ready", False),
+        ("invalid", False),
+    ], rows
+    assert rows[2]["error"] == "2 行目と同じ受取人です。"
+    with app.app_context():
+        from backend.accounts.services import custodial_addresses
+
+        ids = [world.user(e).id for e in (world.customer, world.neighbour)]
+        wallets = custodial_addresses(get_db().session, ids)
+    assert [rows[0]["address"], rows[1]["address"]] == [wallets[i] for i in ids]
+
+
+def test_a_file_name_with_control_characters_is_kept_without_them(app, world):
+    """A NUL in the uploaded file's name (PostgreSQL cannot store it) was a 500."""
+    staff = world.api(world.staff)
+    data = f"recipient,amount\n{world.customer},10\n".encode()
+    r = upload(staff, "sarabetsu", data, key="nul-name-1", name="名簿\x00\x1b.csv")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    with app.app_context():
+        batch = get_db().session.get(IssuanceBatch, r.get_json()["issuance"]["id"])
+        assert batch is not None and batch.file_name == "名簿.csv"
+
+
+def test_a_programme_closed_after_the_preview_is_not_issued_from(app, world, second_staff):
+    """Staff close the programme between the preview and its confirmation (or approval): the
+    confirmation is refused (409) with nothing queued, instead of chunks the chain refuses."""
+    from backend.points.town_settings import TownSettingsService, town_programme
+
+    def programme_active(active: bool) -> None:
+        with app.app_context():
+            s = get_db().session
+            TownSettingsService(s).ensure_seeded(world.town())
+            row = town_programme(s, world.town_id, 3)
+            assert row is not None
+            row.active = active
+            s.commit()
+
+    staff = world.api(world.staff)
+    r = staff.post("/api/towns/sarabetsu/money-settings", {"issue_four_eyes_amount": 1000})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    small = staff.post(URL, _rows(world.customer, 10) | {"idempotency_key": "closed-1"})
+    large = staff.post(URL, _rows(world.customer, 5000) | {"idempotency_key": "closed-2"})
+    small_id, large_id = (x.get_json()["issuance"]["id"] for x in (small, large))
+    r = staff.post(f"{URL}/{large_id}/confirm")
+    assert r.get_json()["issuance"]["state"] == "awaiting_approval"
+    programme_active(False)
+    before = counts(app)
+    assert_error(staff.post(f"{URL}/{small_id}/confirm"), 409, "issuance_not_ready")
+    second = world.api(second_staff)
+    assert_error(second.post(f"{URL}/{large_id}/approve"), 409, "issuance_not_ready")
+    assert counts(app) == before
+    programme_active(True)
+    r = staff.post(f"{URL}/{small_id}/confirm")
+    assert r.get_json()["issuance"]["state"] == "confirmed"
+    assert second.post(f"{URL}/{large_id}/approve").get_json()["issuance"]["state"] == "approved"
