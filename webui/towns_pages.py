@@ -75,16 +75,18 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.get("/operator/towns/<slug>")
 def progress(slug: str):  # type: ignore[no-untyped-def]
-    if _operator() is None:
+    user = _operator()
+    if user is None:
         return _login()
-    return render_template("towns/progress.html", view=town_setup_service().view(slug))
+    return render_template("towns/progress.html", view=town_setup_service().view(user, slug))
 
 
 @bp.get("/operator/towns/<slug>/status.json")
 def status(slug: str):  # type: ignore[no-untyped-def]
-    if _operator() is None:
+    user = _operator()
+    if user is None:
         return jsonify({"error": "authentication_required"}), 401
-    return jsonify(town_setup_service().view(slug).as_json())
+    return jsonify(town_setup_service().view(user, slug).as_json())
 
 
 @bp.post("/operator/towns/<slug>/retry")
@@ -103,16 +105,22 @@ def invite(token: str):  # type: ignore[no-untyped-def]
         found, has_account = svc.check(token)
     except AppError as exc:
         return render_template("towns/invite.html", error=exc, invite=None), exc.status
+    # An existing account is opened with its password, unless it is the one signed in.
+    signed_in = current_user()
+    own = signed_in is not None and signed_in.email == found.email
+    context = {"invite": found, "has_account": has_account, "signed_in_as_invitee": own}
     if request.method == "GET":
-        return render_template("towns/invite.html", invite=found, has_account=has_account)
+        return render_template("towns/invite.html", **context)
     slug = svc.town_slug(found)
     try:
-        user = svc.accept(token, request.form.get("password"), request.form.get("display_name", ""))
+        user = svc.accept(
+            token,
+            request.form.get("password"),
+            request.form.get("display_name", ""),
+            signed_in=signed_in,
+        )
     except AppError as exc:
         svc.session.rollback()
-        return (
-            render_template("towns/invite.html", invite=found, has_account=has_account, error=exc),
-            exc.status,
-        )
+        return render_template("towns/invite.html", error=exc, **context), exc.status
     log_in(user)
     return redirect(url_for("console.index", slug=slug), 303)

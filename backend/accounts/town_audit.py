@@ -34,6 +34,7 @@ from backend.regions.models import Town
 PER_PAGE = 50
 EXPORT_MAX = 100_000  # rows in one CSV; narrow the filters for more
 EXPORT = "audit.export"
+_FIRST_DAY, _LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 30)  # days a filter may name
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ def parse_filters(args: Any) -> AuditFilters:
         end = dt.date.fromisoformat(args["to"]) if args.get("to") else None
     except (ValueError, TypeError):
         raise InvalidInput(N_("Dates must look like 2026-04-30."), field="from") from None
+    for day, field in ((start, "from"), (end, "to")):
+        # 0001-01-01 in JST is before UTC's first day and 9999-12-31 has no next day: both
+        # overflowed (a 500) where the query turns JST days into UTC moments.
+        if day is not None and not _FIRST_DAY <= day <= _LAST_DAY:
+            raise InvalidInput(N_("Dates must look like 2026-04-30."), field=field)
     if start and end and end < start:
         raise InvalidInput(N_("The end date must not be before the start date."), field="to")
     return AuditFilters(actor.strip(), action.strip(), start, end)

@@ -11,7 +11,10 @@ Promises:
   key already used in this town is answered without acting again (a stale double submit cannot
   undo a later change); ten concurrent appointments of one person make one membership (the
   UNIQUE constraint on memberships decides);
-- the town always keeps one admin: removing the last one is refused (LastAdmin, 409);
+- the town always keeps one admin: removing the last one is refused (LastAdmin, 409), also
+  when two admins remove each other at once (the admin rows are locked, on PostgreSQL and
+  SQLite, before they are counted); an admin whose own role went while their request was on
+  its way appoints or removes no admin (Forbidden);
 - bad input (an unknown role, a malformed e-mail, an e-mail with no account) is a 4xx with
   nothing written; so is appointing an account whose e-mail is not confirmed
   (UnconfirmedAccount, 409): anyone can sign up with an address before its owner does.
@@ -33,8 +36,9 @@ from backend.accounts.models import Membership, User
 from backend.accounts.roles import ADMIN, DATA, ROLES, STAFF, VERIFIER, require_town_role
 from backend.accounts.services import normalise_email
 from backend.core.db import get_db
-from backend.core.errors import N_, Conflict, InvalidInput, NotFound
+from backend.core.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from backend.core.models import AuditLog
+from backend.core.upsert import lock_row
 from backend.regions.models import Town
 
 GRANT = "town.role.grant"
@@ -130,6 +134,8 @@ class TownPeopleService:
         if self._membership(user, town, role_) is not None:
             return Change(user.id, user.email or "", role_, changed=False)
         _require_confirmed(user)
+        if role_ == ADMIN:
+            self._lock_admins(actor, town)
         self.session.add(Membership(user_id=user.id, town_id=town.id, role=role_))
         self._audit(actor, town, GRANT, user, role_, key_)
         try:
@@ -152,16 +158,9 @@ class TownPeopleService:
         if key_ and (first := self._replayed(town, key_)) is not None:
             return first
         if role_ == ADMIN:
-            # Lock the town's admin rows (PostgreSQL) so that two admins removing each other at
-            # once cannot both see "another admin is left".
-            admins = list(
-                self.session.scalars(
-                    select(Membership.user_id)
-                    .where(Membership.town_id == town.id, Membership.role == ADMIN)
-                    .with_for_update()
-                )
-            )
+            admins = self._lock_admins(actor, town)
             if user.id in admins and len(admins) <= 1:
+                self.session.rollback()
                 raise LastAdmin(N_("A town needs at least one admin: appoint another admin first."))
         gone = self.session.execute(
             delete(Membership).where(
@@ -212,6 +211,20 @@ class TownPeopleService:
         if actor is None:
             raise AuthenticationRequired(N_("Please sign in."))
         return self.require_admin(actor, town)
+
+    def _lock_admins(self, actor: User, town: Town) -> list[int]:
+        """The ids of the town's admins, their rows locked until the transaction ends (a row
+        lock on PostgreSQL, the database's write lock on SQLite, where FOR UPDATE does nothing):
+        two admins removing each other at once cannot both see "another admin is left". The
+        actor must still be one of them (an admin removed while their request was on its way
+        changes nothing: Forbidden)."""
+        is_admin = (Membership.town_id == town.id, Membership.role == ADMIN)
+        lock_row(self.session, Membership.role, *is_admin)
+        admins = list(self.session.scalars(select(Membership.user_id).where(*is_admin)))
+        if actor.id not in admins:
+            self.session.rollback()
+            raise Forbidden(N_("You do not have permission to do this for this town."))
+        return admins
 
     def _user(self, email: object) -> User:
         address = normalise_email(email)

@@ -116,6 +116,8 @@ LIMITED_ENDPOINTS: dict[str, tuple[Rule, ...]] = {
     "accounts.remove_wallet": _PASSWORD_CHECK,
     "wallet_pages.link": _PASSWORD_CHECK,
     "wallet_pages.remove": _PASSWORD_CHECK,
+    # A town's admin invite opens an existing account with its password (backend/onboarding).
+    "towns_admin.invite": _PASSWORD_CHECK,
     # Mail-sending endpoints: nobody mail-bombs an address through us.
     "account_pages.forgot_password": (Rule("5/hour"), Rule("3/hour", _by_email)),
     "account_pages.resend_verification": (Rule("5/hour", _user_or_ip),),

@@ -36,7 +36,7 @@ def _wait(slug: str, timeout: float, poll: float, stop_after: int | None) -> str
     deadline = time.monotonic() + timeout
     while True:
         setup = svc.advance(svc.setup(slug).id)
-        view = svc.view(slug)
+        view = svc.view(None, slug, command_line=True)
         for step in view.steps:
             if seen.get(step.name) != step.state:
                 seen[step.name] = step.state

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts.models import User
 from backend.accounts.roles import ADMIN, grant_town_role
-from backend.accounts.services import AccountService, normalise_email
+from backend.accounts.services import AccountService, normalise_email, require_password
 from backend.chain.api import (
     LOCAL_CHAIN_IDS,
     ChainError,
@@ -55,6 +55,7 @@ from backend.core import mail
 from backend.core.db import get_db, utcnow
 from backend.core.errors import N_, AppError, Conflict, Forbidden, InvalidInput, NotFound
 from backend.core.models import AuditLog
+from backend.core.upsert import lock_row
 from backend.onboarding.models import (
     CONFIRMED,
     FAILED,
@@ -81,6 +82,7 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")
 RESERVED_SLUGS = frozenset({"new", "admin", "api", "operator"})
 FOUNDER = "founder"
+KEY_MAX = 100  # TownSetup.idempotency_key's length
 
 
 class InvalidInvite(InvalidInput):
@@ -275,6 +277,14 @@ class TownSetupService:
         if not command_line:
             require_operator(self.session, actor)
         if idempotency_key is not None:
+            if (
+                not isinstance(idempotency_key, str)
+                or not 0 < len(idempotency_key) <= KEY_MAX
+                or not idempotency_key.isprintable()
+            ):  # longer than its column: PostgreSQL refused the INSERT (a 500)
+                raise InvalidInput(
+                    N_("The request key is not valid; reload the page."), field="idempotency_key"
+                )
             same = self.session.scalar(
                 select(TownSetup).where(TownSetup.idempotency_key == idempotency_key)
             )
@@ -283,6 +293,8 @@ class TownSetupService:
                     raise Conflict(N_("This form was already sent for another town."))
                 return same
         existing = self.session.scalar(select(TownSetup).where(TownSetup.slug == request.slug))
+        if existing is not None and idempotency_key and existing.idempotency_key == idempotency_key:
+            return existing  # its twin committed between the two look-ups: the same form
         if existing is not None:
             if (existing.name_ja, existing.name_en, existing.points_symbol) != (
                 request.name_ja,
@@ -363,7 +375,9 @@ class TownSetupService:
 
     def advance(self, setup_id: int) -> TownSetup:
         """Move the setup's steps on (see the module's docstring); commits. Safe to run in
-        several processes at once: the setup row is locked while it moves."""
+        several processes at once: the setup row is locked while it moves (on SQLite, where
+        FOR UPDATE does nothing, by `lock_row`: two runs went live twice, inviting twice)."""
+        lock_row(self.session, TownSetup.state, TownSetup.id == setup_id)
         setup = self.session.scalar(
             select(TownSetup)
             .where(TownSetup.id == setup_id)
@@ -488,6 +502,10 @@ class TownSetupService:
         if not command_line:
             require_operator(self.session, actor)
         setup = self.setup(slug)
+        # A retry sent twice at once, or while `advance` moves the setup, reads the steps after
+        # the other has committed: a step it queued meanwhile is not put back to waiting.
+        lock_row(self.session, TownSetup.state, TownSetup.id == setup.id)
+        self.session.refresh(setup)
         for row in self._steps(setup):
             if row.state == FAILED:
                 row.state, row.retries, row.outbox_tx_id = WAITING, row.retries + 1, None
@@ -514,7 +532,10 @@ class TownSetupService:
         require_operator(self.session, actor)
         return list(self.session.scalars(select(TownSetup).order_by(TownSetup.id.desc())))
 
-    def view(self, slug: str) -> SetupView:
+    def view(self, actor: User | None, slug: str, *, command_line: bool = False) -> SetupView:
+        """A setup's progress (Forbidden unless an operator, or the command line; NotFound)."""
+        if not command_line:
+            require_operator(self.session, actor)
         setup = self.setup(slug)
         rows = self._steps(setup)
         hashes = {r.id: getattr(outbox_tx(self.session, r.outbox_tx_id), "tx_hash", None)
@@ -639,14 +660,23 @@ class InviteService:
             raise InvalidInvite(N_("This link is invalid or has expired."))
         return invite
 
-    def accept(self, token: object, password: object = None, display_name: object = "") -> User:
+    def accept(
+        self,
+        token: object,
+        password: object = None,
+        display_name: object = "",
+        signed_in: User | None = None,
+    ) -> User:
         """Use the link (once: one conditional UPDATE): make the account if the invited e-mail
         has none (with `password`, verified: the link came to that mailbox), give it the town's
         admin role, and return the user to sign in. Commits. InvalidInvite if the link is not
         usable; InvalidInput for a weak password (the link stays usable then). An existing
         account whose address nobody confirmed gets no role (UnconfirmedAccount, the link stays
         usable): anyone could have signed up with the address before its owner, and knows its
-        password; a password reset proves the mailbox and ends that."""
+        password; a password reset proves the mailbox and ends that. An existing account is
+        signed in to only with its password, or when `signed_in` is that account already
+        (InvalidCredentials, the link stays usable): a forwarded link must not open an account
+        that may hold more than this town (other towns, its wallet)."""
         invite = self._find(token)
         user = self.session.scalar(select(User).where(User.email == invite.email))
         if user is None:
@@ -660,6 +690,8 @@ class InviteService:
                 ),
                 field="email",
             )
+        elif signed_in is None or signed_in.id != user.id:
+            require_password(user, password)
         now = self._now()
         done = self.session.execute(
             update(TownInvite)

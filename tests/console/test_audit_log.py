@@ -175,3 +175,17 @@ def test_audit_page_in_english(app, town):
         assert label in text, label
     with app.app_context():
         assert get_db().session.scalar(sa.select(sa.func.count()).select_from(AuditLog)) > 0
+
+
+@pytest.mark.parametrize(
+    "query", ["from=0001-01-01", "to=9999-12-31", "from=0001-01-01&to=0001-01-02"]
+)
+def test_days_out_of_range_are_a_400_not_a_500(app, town, query):
+    """The first day (before UTC's first moment in JST) and the last (no next day) overflowed
+    where the filter turns JST days into moments: a 500 for the page and the export."""
+    staff = town.api("staff").client
+    page = staff.get(f"{AUDIT}?{query}", headers={"Accept-Language": "en"})
+    assert page.status_code == 400 and "2026-04-30" in page.get_data(as_text=True)
+    before = len(audit_rows(app))
+    assert town.api("data").client.get(f"{AUDIT}.csv?{query}").status_code == 400
+    assert len(audit_rows(app)) == before  # no export row for a refused export

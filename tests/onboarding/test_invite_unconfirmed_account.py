@@ -44,13 +44,13 @@ def _invite(app) -> tuple[str, int]:
         return token, town.id
 
 
-def _follow(app, token: str):
+def _follow(app, token: str, password: str = ""):
     browser = app.test_client()
     page = browser.get(f"/invite/{token}", headers={"Accept-Language": "ja"})
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
     return browser.post(
         f"/invite/{token}",
-        data={"csrf_token": csrf, "password": "", "display_name": ""},
+        data={"csrf_token": csrf, "password": password, "display_name": ""},
         headers={"Accept-Language": "ja"},
     )
 
@@ -78,13 +78,13 @@ def test_an_invite_gives_no_role_to_an_account_nobody_confirmed(app):
         invite = get_db().session.scalar(sa.select(TownInvite))
         assert invite.used_at is None  # still usable
 
-    # The owner proves the mailbox (a password reset marks the address confirmed): the same
-    # link now makes them the town's admin.
+    # The owner proves the mailbox (a password reset marks the address confirmed and sets the
+    # password they chose): the same link, with that password, now makes them the town's admin.
     with app.app_context():
         session = get_db().session
         user = session.scalar(sa.select(User).where(User.email == EMAIL))
         user.email_verified_at = utcnow()
         session.commit()
-    resp = _follow(app, token)
+    resp = _follow(app, token, PASSWORD)
     assert resp.status_code == 303
     assert _roles(app, town_id) == ["admin"]

@@ -89,7 +89,64 @@ def test_a_step_that_cannot_be_queued_fails_with_its_reason(
         user = svc.session.get(User, operator_id_for(app))
         setup = svc.start(user, parse_request(FORM))
         assert setup.state == "failed"
-        view = svc.view("niseko")
+        view = svc.view(user, "niseko")
         failed = [s for s in view.steps if s.state == "failed"]
         assert len(failed) == 1 and "founder" in (failed[0].error or "")
         assert svc.session.scalar(sa.select(sa.func.count()).select_from(OutboxTx)) == 0
+
+
+def test_a_setup_advanced_many_times_at_once_goes_live_once(app, operator_id):
+    """Its last step confirmed, the setup is advanced by several workers at once (the beat's
+    task and the command, two workers): one makes the town and invites its admin, the others
+    find it live. On SQLite FOR UPDATE does nothing: two went live and mailed two invites, or
+    failed on the town's UNIQUE slug."""
+    from backend.core.models import AuditLog
+    from backend.onboarding.models import TownInvite
+    from backend.onboarding.services import TownSetupService
+    from backend.regions.models import Town
+
+    with app.app_context():
+        svc = town_setup_service()
+        form = {**FORM, "admin_email": "mayor@niseko.example"}
+        setup = svc.start(svc.session.get(User, operator_id), parse_request(form))
+        setup_id = setup.id
+        for i, step in enumerate(setup.steps):  # as if the chain confirmed every step
+            step.state, step.address = "confirmed", "0x" + f"{i + 1:040x}"
+        svc.session.commit()
+    mails: list[str] = []
+
+    def advance(_i: int) -> str:
+        svc = TownSetupService(
+            get_db().session(),
+            app.extensions["settings"],
+            outbox_service(),
+            send=lambda _settings, to, *_a, **_k: mails.append(to),
+        )
+        return svc.advance(setup_id).state
+
+    results = n_at_once(app, 6, advance)
+    assert results == ["live"] * 6, results
+    with app.app_context():
+        s = get_db().session
+        assert s.scalar(sa.select(sa.func.count()).select_from(Town)) >= 1
+        invites = s.scalar(sa.select(sa.func.count()).select_from(TownInvite))
+        live = s.scalar(
+            sa.select(sa.func.count()).select_from(AuditLog).where(AuditLog.action == "town.live")
+        )
+    assert (invites, live, mails) == (1, 1, ["mayor@niseko.example"])
+
+
+def test_a_setups_progress_is_shown_to_operators_only_by_the_service(app, operator_id):
+    """The service checks who asks (not only the operator pages): its steps name the chain's
+    addresses and errors."""
+    from backend.core.errors import Forbidden
+
+    fan_id = signup(app, "fan@example.com")
+    with app.app_context():
+        svc = town_setup_service()
+        svc.start(svc.session.get(User, operator_id), parse_request(FORM))
+        assert svc.view(svc.session.get(User, operator_id), "niseko").slug == "niseko"
+        assert svc.view(None, "niseko", command_line=True).total > 40
+        for who in (None, svc.session.get(User, fan_id)):
+            with pytest.raises(Forbidden):
+                svc.view(who, "niseko")

@@ -89,6 +89,11 @@ def test_only_operators_may_onboard_a_town(app, client):
         ({"symbol": "TOOLONGSYM"}, 400),
         ({"name_ja": ""}, 400),
         ({"admin_email": "not-an-email"}, 400),
+        ({"slug": "api"}, 400),  # a reserved word
+        ({"slug": "ｎｉｓｅｋｏ"}, 400),  # full-width letters look the same
+        ({"slug": "nisеko"}, 400),  # a Cyrillic "е"
+        # Longer than its column: PostgreSQL refused the INSERT, a 500.
+        ({"idempotency_key": "k" * 101}, 400),
     ],
 )
 def test_bad_input_is_a_4xx_with_nothing_written(app, client, operator_id, changes, status):
