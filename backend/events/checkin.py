@@ -131,7 +131,7 @@ class CheckIns(EventBase):
         if text.startswith("P"):
             user_id = merchants.customer_code_holder(text)
         else:
-            user_id = merchants.card_holders(town, [text]).get(text)
+            user_id = merchants.card_holder_for_use(town, text)  # a locked card: CardLocked
         user = self.session.get(User, user_id) if user_id is not None else None
         if user is None:
             raise AttendeeNotFound(

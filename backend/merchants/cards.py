@@ -322,6 +322,22 @@ def card_holders(session: Session, town_id: int, codes: Iterable[str]) -> dict[s
     return found
 
 
+def card_holder_for_use(session: Session, town_id: int, code: str) -> int | None:
+    """The resident of printed card `code` of this town when the card itself is shown to be
+    used (an event check-in by venue staff); None for an unknown or another town's card.
+    CardLocked for a card the town locked (lost, stolen): whoever shows it is not its holder,
+    and a check-in would use up the holder's one check-in of the event. Issuing points to the
+    card's holder (card_holders) does not ask: those points reach the holder's account."""
+    card = session.scalar(
+        select(ResidentCard).where(ResidentCard.town_id == town_id, ResidentCard.card_code == code)
+    )
+    if card is None:
+        return None
+    if card.locked_at is not None:
+        raise CardLocked(N_("This card is locked by the town. Ask the town hall."))
+    return int(card.user_id)
+
+
 def forget_wrong_pins(session: Session, card_id: int) -> None:
     """A new PIN (a card issued again or replaced): wrong tries of the old one no longer count,
     and no shop keeps the card locked for them (no commit)."""

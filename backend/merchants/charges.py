@@ -501,6 +501,11 @@ class MerchantCharges(MerchantRegistration):
         """The resident of each of `codes` that is a printed card of `town` (cards.py)."""
         return cards.card_holders(self.session, town.id, codes)
 
+    def card_holder_for_use(self, town: Town, code: str) -> int | None:
+        """The resident of printed card `code` of `town` shown to be used; CardLocked for a
+        card the town locked (cards.py)."""
+        return cards.card_holder_for_use(self.session, town.id, code)
+
     def submit_pin(self, staff: User | None, token: object, pin: object) -> Charge:
         return cards.submit_pin(self, staff, token, pin)
 
