@@ -113,6 +113,11 @@ __all__ = [
 CHUNK_SIZE = 200  # recipients per issueBatch: ~70k gas each, well inside a 30M-gas block
 
 
+def alone_subject(town_id: int, user_id: int) -> str:
+    """The daily counter of what `user_id` issued in `town_id` without a second approver."""
+    return f"issue-alone:{town_id}:{user_id}"
+
+
 class IssuingService(IssuingPreview, IssuingStatus):
     """Issuing over one DB session: preview (preview.py), progress (status.py), and here
     confirm, approve and queueing the chunks on chain."""
@@ -168,6 +173,25 @@ class IssuingService(IssuingPreview, IssuingStatus):
         limit = limits.town_limit(self.session, batch.town_id, FOUR_EYES_FIELD)
         target = AWAITING_APPROVAL if int(batch.total) > limit else CONFIRMED
         now = self._now()
+        alone: dict[str, int] = {}
+        if target == CONFIRMED:
+            # The four-eyes amount holds for what one person issues alone in a JST day, not
+            # only per issuance: otherwise ten issuances just under it (or a batch split in
+            # two) needed nobody else. A confirm that would take the person's day past it
+            # waits for a second member of staff. The day's counter is ONE guarded UPDATE
+            # (merchants/limits.py spend): confirms at once never pass it together; it rolls
+            # back with this transaction if another confirm of the batch wins.
+            try:
+                limits.spend(
+                    self.session,
+                    alone_subject(batch.town_id, actor.id),
+                    limits.jst_day(now),
+                    int(batch.total),
+                    limit,
+                )
+            except limits.DailyLimitReached:
+                target = AWAITING_APPROVAL
+                alone = {"over_the_day_alone": limit}
         won = self.session.execute(
             update(IssuanceBatch)
             .where(IssuanceBatch.id == batch.id, IssuanceBatch.state == PREVIEWED)
@@ -184,7 +208,7 @@ class IssuingService(IssuingPreview, IssuingStatus):
             return self._batch(batch.id)
         try:
             self.session.refresh(batch)
-            self._audit(actor, batch, "points.issuance.confirm", state=target)
+            self._audit(actor, batch, "points.issuance.confirm", state=target, **alone)
             if target == CONFIRMED:
                 self._queue_chunks(f"user:{actor.id}", batch)
             self.session.commit()
