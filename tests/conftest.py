@@ -509,8 +509,17 @@ def _truncate_all(url: str) -> None:
         if engine.dialect.name == "postgresql":
             _truncate_pg(conn, [t.name for t in tables])
         else:
+            # SQLite's audit_log triggers (migration 0051) refuse DELETE: dropped for the
+            # emptying and made again as they were, in the same transaction.
+            triggers = conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+            for name, _sql in triggers:
+                conn.execute(sa.text(f'DROP TRIGGER "{name}"'))
             for t in reversed(tables):
                 conn.execute(t.delete())
+            for _name, sql in triggers:
+                conn.execute(sa.text(sql))
 
 
 # ---------------------------------------------------------------- app

@@ -175,3 +175,24 @@ def test_welcome_grants_move_to_points_grants_keeping_ids_and_once_per_user(
         rows = conn.execute(sa.text("SELECT id, user_id, status FROM points_welcome_grants"))
         assert rows.all() == [(7, 3, "confirmed")]
     engine.dispose()
+
+
+def test_audit_log_is_append_only_on_sqlite(tmp_path):
+    """SQLite too (migration 0051): `make run` and small towns keep their audit log there."""
+    url = f"sqlite:///{tmp_path / 'append_only.db'}"
+    alembic_upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log"
+                " (at, actor, action, subject_type, subject_id, reason, details)"
+                " VALUES (CURRENT_TIMESTAMP, 'staff:1', 'points.issue', 'town', '1', 'test', '{}')"
+            )
+        )
+    for stmt in ("UPDATE audit_log SET reason = 'changed'", "DELETE FROM audit_log"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(sa.text(stmt))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT reason FROM audit_log")).scalars().all() == ["test"]
+    engine.dispose()
