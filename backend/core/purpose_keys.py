@@ -22,6 +22,9 @@ WEBHOOK_SECRET_SEAL = "webhook-secret-seal"  # noqa: S105 - a purpose name (webh
 # The hash of a resident's identity (backend/residency/identity.py): the pass's personId.
 RESIDENT_IDENTITY = "resident-identity"
 EVENT_CHECK_IN = "event-check-in"  # the token in an event's check-in QR (backend/events)
+# The pseudonymous person id of the anonymised KPI export (backend/insights/export.py): an HMAC
+# of (town, user), stable within a town, unlinkable across towns without this key.
+KPI_PSEUDONYM = "kpi-pseudonym"
 PURPOSES = frozenset(
     {
         CUSTOMER_CODE,
@@ -30,6 +33,7 @@ PURPOSES = frozenset(
         WEBHOOK_SECRET_SEAL,
         RESIDENT_IDENTITY,
         EVENT_CHECK_IN,
+        KPI_PSEUDONYM,
     }
 )
 _SALT = b"furusato purpose keys v1"
