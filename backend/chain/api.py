@@ -47,6 +47,7 @@ from backend.chain import siwe_auth
 from backend.chain.custody import CustodyNotConfigured, ModelKeyStore, get_vault, register_key_store
 from backend.chain.dao_settings import LOCAL_CHAIN_IDS, GuardianSpec
 from backend.chain.errors import ChainError
+from backend.chain.failed_calls import FAILED_CALL_STATES, follow_failed_calls
 from backend.chain.forwarder import Signer, encode_call
 from backend.chain.gateway import (
     ChainGateway,
@@ -166,6 +167,7 @@ __all__ = [
     "outbox_service",
     # read models
     "IndexedEvent",
+    "FAILED_CALL_STATES",
     "OutboxState",
     "OwnedToken",
     "SentCall",
@@ -174,6 +176,7 @@ __all__ = [
     "indexed_events",
     "outbox_ids",
     "outbox_state",
+    "follow_failed_calls",
     "outbox_state_in",
     "outbox_states",
     "outbox_tx",

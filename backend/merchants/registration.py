@@ -64,7 +64,7 @@ from backend.regions.models import Town
 
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{6,100}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-FAILED_TX = ("failed", "reverted", "cancelled")
+FAILED_TX = chain.FAILED_CALL_STATES
 SUBJECT = "merchant"  # the outbox subject of a shop's addMerchant calls
 
 
@@ -87,61 +87,38 @@ def _text(value: object, field: str, max_len: int = 120) -> str:
 
 def fail_lost_registrations(session: Session, *where: Any) -> int:
     """Mark the registering shops (those matching `where`, e.g. one town's) whose addMerchant
-    call failed on chain "failed", one audit row each. Commits each change; returns how many
-    this call changed."""
-    rows = session.scalars(
-        select(Merchant)
-        .where(
-            Merchant.status == REGISTERING,
-            chain.outbox_state_in(Merchant.outbox_tx_id, FAILED_TX),
-            *where,
-        )
-        .order_by(Merchant.id)
-    ).all()
-    if not rows:
-        return 0
-    txs = chain.outbox_states(session, (int(m.outbox_tx_id or 0) for m in rows), only=FAILED_TX)
-    changed = 0
-    for m in rows:
-        tx_id = int(m.outbox_tx_id or 0)
-        tx = txs.get(tx_id)
-        if tx is None:
-            continue
-        done = session.execute(
-            update(Merchant)
-            .where(
-                Merchant.id == m.id,
-                Merchant.status == REGISTERING,
-                Merchant.outbox_tx_id == tx_id,
+    call failed on chain "failed", one audit row each (chain.api follow_failed_calls: once
+    whoever follows). Returns how many this call changed."""
+
+    def moved(m: Merchant, tx_id: int, tx: chain.OutboxState) -> None:
+        session.add(
+            AuditLog(
+                actor="system:outbox",
+                action="merchant.register_failed",
+                subject_type="merchant",
+                subject_id=str(m.id),
+                reason="the shop's registration failed on chain: it cannot take payments",
+                details={
+                    "town_id": m.town_id,
+                    "address": m.address,
+                    "outbox_tx_id": tx_id,
+                    "tx_state": tx.state,
+                    "error": tx.error,
+                },
+                town_id=m.town_id,
             )
-            .values(status=REGISTRATION_FAILED)
-            .execution_options(synchronize_session=False)
         )
-        if done.rowcount == 1:  # type: ignore[attr-defined]
-            changed += 1
-            session.add(
-                AuditLog(
-                    actor="system:outbox",
-                    action="merchant.register_failed",
-                    subject_type="merchant",
-                    subject_id=str(m.id),
-                    reason="the shop's registration failed on chain: it cannot take payments",
-                    details={
-                        "town_id": m.town_id,
-                        "address": m.address,
-                        "outbox_tx_id": tx_id,
-                        "tx_state": tx.state,
-                        "error": tx.error,
-                    },
-                    town_id=m.town_id,
-                )
-            )
-        # Otherwise another follower got there first, or MerchantAdded was indexed meanwhile.
-        # Commit either way: on SQLite an UPDATE that matched nothing holds the write lock.
-        session.commit()
-    for m in rows:
-        session.refresh(m)
-    return changed
+
+    return chain.follow_failed_calls(
+        session,
+        Merchant,
+        status=Merchant.status,
+        waiting=REGISTERING,
+        call=Merchant.outbox_tx_id,
+        values={"status": REGISTRATION_FAILED},
+        moved=moved,
+        where=where,
+    )
 
 
 def registration_failures(session: Session, rows: list[Merchant]) -> dict[int, str]:

@@ -63,50 +63,19 @@ from backend.points.town_settings import (
 )
 from backend.regions.models import Town
 
-FAILED_TX = ("failed", "reverted", "cancelled")
+FAILED_TX = chain.FAILED_CALL_STATES
 SUBJECT = "points_grant"  # the outbox subject of every issue call of a grant
 MAX_PER_CLICK = 200  # "send all again" takes this many per request (one transaction each)
 
 
 def fail_lost_grants(session: Session, *where: Any) -> int:
     """Mark the pending grants (those matching `where`, e.g. one grant's id) whose issue call
-    failed on chain "failed", giving their daily cap back, with one audit row each. Commits
-    each change (so no lock is held across grants); returns how many this call changed."""
-    rows = session.scalars(
-        select(PointsGrant)
-        .where(
-            PointsGrant.status == GRANT_PENDING,
-            chain.outbox_state_in(PointsGrant.outbox_tx_id, FAILED_TX),
-            *where,
-        )
-        .order_by(PointsGrant.id)
-    ).all()
-    if not rows:
-        return 0
-    txs = chain.outbox_states(session, (int(r.outbox_tx_id or 0) for r in rows), only=FAILED_TX)
-    seen = [(r.id, int(r.outbox_tx_id or 0), r.reserved_day) for r in rows]
-    changed = 0
-    for grant_id, tx_id, day in seen:
-        tx = txs.get(tx_id)
-        if tx is None:
-            continue
-        done = session.execute(
-            update(PointsGrant)
-            .where(
-                PointsGrant.id == grant_id,
-                PointsGrant.status == GRANT_PENDING,
-                PointsGrant.outbox_tx_id == tx_id,
-            )
-            .values(status=GRANT_FAILED, reserved_day=None)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            # Another follower got there first, or the chain confirmed it meanwhile. End the
-            # transaction anyway: on SQLite an UPDATE that matched nothing holds the write lock.
-            session.commit()
-            continue
-        grant = session.get(PointsGrant, grant_id)
-        assert grant is not None  # noqa: S101 - just updated
+    failed on chain "failed", giving their daily cap back, with one audit row each (chain.api
+    follow_failed_calls: once whoever follows, each committed on its own). Returns how many
+    this call changed."""
+
+    def moved(grant: PointsGrant, tx_id: int, tx: chain.OutboxState) -> None:
+        day = grant.reserved_day  # as read: the UPDATE cleared it
         if day is not None:
             release_daily(
                 session, grant.town_id, grant.programme_id, grant.user_id, int(grant.amount), day
@@ -121,7 +90,7 @@ def fail_lost_grants(session: Session, *where: Any) -> int:
                 reason="the grant's issue failed on chain: no points were issued; "
                 "its daily cap is given back",
                 details={
-                    "grant_id": grant_id,
+                    "grant_id": grant.id,
                     "town_id": grant.town_id,
                     "programme_id": grant.programme_id,
                     "grant_key": grant.grant_key,
@@ -134,11 +103,17 @@ def fail_lost_grants(session: Session, *where: Any) -> int:
                 town_id=grant.town_id,
             )
         )
-        session.commit()
-        changed += 1
-    for row in rows:
-        session.refresh(row)
-    return changed
+
+    return chain.follow_failed_calls(
+        session,
+        PointsGrant,
+        status=PointsGrant.status,
+        waiting=GRANT_PENDING,
+        call=PointsGrant.outbox_tx_id,
+        values={"status": GRANT_FAILED, "reserved_day": None},
+        moved=moved,
+        where=where,
+    )
 
 
 @dataclass(frozen=True)

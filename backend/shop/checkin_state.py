@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
@@ -25,41 +25,14 @@ from backend.core.models import AuditLog
 from backend.shop.models import CheckIn, Collection
 
 PROCESSING, FAILED = "processing", "failed"
-FAILED_TX = ("failed", "reverted", "cancelled")
 
 
 def fail_lost_check_ins(session: Session, *where: Any) -> int:
     """Mark the processing check-ins (those matching `where`, e.g. one ticket's) whose call
-    failed on chain "failed", giving their use back. Commits when it changed a row; returns how
-    many this call changed."""
-    rows = session.scalars(
-        select(CheckIn).where(
-            CheckIn.status == PROCESSING,
-            chain.outbox_state_in(CheckIn.outbox_tx_id, FAILED_TX),
-            *where,
-        )
-    ).all()
-    if not rows:
-        return 0
-    txs = chain.outbox_states(session, (int(r.outbox_tx_id or 0) for r in rows), only=FAILED_TX)
-    changed = 0
-    for row in rows:
-        tx = txs.get(int(row.outbox_tx_id or 0))
-        if tx is None:
-            continue
-        done = session.execute(
-            update(CheckIn)
-            .where(
-                CheckIn.id == row.id,
-                CheckIn.status == PROCESSING,
-                CheckIn.outbox_tx_id == row.outbox_tx_id,
-            )
-            .values(status=FAILED)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another follower got there first, or PerkUsed was indexed meanwhile
-        changed += 1
+    failed on chain "failed", giving their use back (chain.api follow_failed_calls: once
+    whoever follows). Returns how many this call changed."""
+
+    def moved(row: CheckIn, _call: int, tx: chain.OutboxState) -> None:
         contract = session.scalar(
             select(Collection.contract_address).where(Collection.id == row.collection_id)
         )
@@ -80,8 +53,14 @@ def fail_lost_check_ins(session: Session, *where: Any) -> int:
                 town_id=row.town_id,
             )
         )
-    if changed:
-        session.commit()
-    for row in rows:
-        session.refresh(row)
-    return changed
+
+    return chain.follow_failed_calls(
+        session,
+        CheckIn,
+        status=CheckIn.status,
+        waiting=PROCESSING,
+        call=CheckIn.outbox_tx_id,
+        values={"status": FAILED},
+        moved=moved,
+        where=where,
+    )
