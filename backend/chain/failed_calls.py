@@ -22,9 +22,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from backend.chain.outbox.states import S
 from backend.chain.read_models import OutboxState, outbox_state_in, outbox_states
 
-FAILED_CALL_STATES = ("failed", "reverted", "cancelled")
+# The outbox's end states of a call that was never executed: the one definition every domain
+# follows (a row waiting for such a call must move on).
+FAILED_CALL_STATES = (S.FAILED.value, S.REVERTED.value, S.CANCELLED.value)
 
 
 def follow_failed_calls(

@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
+from backend.chain.api import FAILED_CALL_STATES
 from backend.claims.models import FAILED, LIVE, QUEUED, SENT, TAKEN, ClaimTransfer, PointsClaim
 from backend.core.models import AuditLog
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_FAILED_MOVES = 3  # after this many failed transfers of one wallet and town, staff look
 ALERT_KIND = "claim_move_stuck"
-_OUTBOX_FAILED = ("failed", "reverted", "cancelled")
+_OUTBOX_FAILED = FAILED_CALL_STATES  # the outbox's: the call was never executed
 _OUTBOX_SENT = ("sent", "replaced", "confirmed")
 
 

@@ -26,6 +26,7 @@ from backend.accounts.roles import STAFF, require_town_role
 from backend.accounts.services import AccountService, account_service
 from backend.chain import api as chain_api
 from backend.chain.api import (
+    FAILED_CALL_STATES,
     AuditEntry,
     ChainStatus,
     ChainUnavailable,
@@ -51,7 +52,7 @@ from backend.regions.models import Town
 
 MAX_TITLE = 200
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
-FAILED_TX_STATES = ("reverted", "failed", "cancelled")
+FAILED_TX_STATES = FAILED_CALL_STATES  # the outbox's: the call was never executed
 # A vote of ours is "submitted" until its VoteCast is indexed ("counted"); "failed" when its
 # transaction failed (backend/dao/vote_state.py): then it is no vote, and its voter may vote again.
 SUBMITTED, COUNTED, LOST = "submitted", "counted", "failed"

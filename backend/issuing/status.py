@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
+from backend.chain.api import FAILED_CALL_STATES
 from backend.core.errors import N_
 from backend.core.numbers import db_id_or_none
 from backend.issuing.errors import (
@@ -42,7 +43,7 @@ from backend.issuing.models import (
 from backend.issuing.recipients import IssuingBase
 from backend.regions.models import Town
 
-_OUTBOX_FAILED = ("failed", "reverted", "cancelled")
+_OUTBOX_FAILED = FAILED_CALL_STATES  # the outbox's: the call was never executed
 _OUTBOX_SENT = ("sent", "replaced", "confirmed")
 
 

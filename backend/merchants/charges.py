@@ -18,6 +18,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
 from backend.chain.api import (
+    FAILED_CALL_STATES,
     AuditEntry,
     ContractCall,
     Sender,
@@ -60,7 +61,7 @@ from backend.regions.models import Town
 
 CHARGE_TTL = dt.timedelta(minutes=15)
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-_FAILED_TX = ("failed", "reverted", "cancelled")
+_FAILED_TX = FAILED_CALL_STATES  # the outbox's: the call was never executed
 
 
 def _short_code(n: int = 8) -> str:

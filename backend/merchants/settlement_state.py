@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
+from backend.chain.api import FAILED_CALL_STATES
 from backend.core.errors import N_, Conflict
 from backend.core.models import AuditLog
 from backend.core.numbers import db_id_or_none
@@ -41,7 +42,7 @@ from backend.merchants.models import (
     Settlement,
 )
 
-_FAILED_TX = ("failed", "reverted", "cancelled")
+_FAILED_TX = FAILED_CALL_STATES  # the outbox's: the call was never executed
 
 
 class SecondApproverNeeded(Conflict):

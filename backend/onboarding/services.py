@@ -33,6 +33,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import ADMIN, grant_town_role
 from backend.accounts.services import AccountService, normalise_email, require_password
 from backend.chain.api import (
+    FAILED_CALL_STATES,
     LOCAL_CHAIN_IDS,
     ChainError,
     CollectionSpec,
@@ -440,7 +441,7 @@ class TownSetupService:
             return
         if tx.state in ("sent", "replaced"):
             row.state = SENT
-        elif tx.state in ("reverted", "failed", "cancelled"):
+        elif tx.state in FAILED_CALL_STATES:
             row.state = FAILED
             row.error = tx.error or tx.state
         elif tx.state == "confirmed":

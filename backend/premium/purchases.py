@@ -34,7 +34,14 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import CUSTODIAL, Address, User
 from backend.accounts.roles import require_user
 from backend.chain import api as chain
-from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
+from backend.chain.api import (
+    FAILED_CALL_STATES,
+    AuditEntry,
+    ContractCall,
+    OutboxService,
+    Sender,
+    Subject,
+)
 from backend.core.db import utcnow
 from backend.core.errors import N_, AppError, InvalidInput, ServiceUnavailable
 from backend.core.idempotency import first_answer
@@ -71,7 +78,7 @@ log = logging.getLogger(__name__)
 PREFIX = "pp_"  # public ids of purchases (the provider's webhook dispatches on it)
 CHECKOUT_TTL = dt.timedelta(hours=1)  # an unpaid checkout gives its reservation back after
 MAX_ISSUE_ATTEMPTS = 3  # then the payment is refunded
-FAILED_TX_STATES = ("failed", "reverted", "cancelled")
+FAILED_TX_STATES = FAILED_CALL_STATES  # the outbox's: the call was never executed
 
 
 @dataclass(frozen=True)

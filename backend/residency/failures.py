@@ -26,10 +26,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
+from backend.chain.api import FAILED_CALL_STATES
 from backend.core.models import AuditLog
 from backend.residency.models import FAILED, ISSUED, ISSUING, REVOKING, Resident
 
-FAILED_TX = ("failed", "reverted", "cancelled")
+FAILED_TX = FAILED_CALL_STATES  # the outbox's: the call was never executed
 
 
 def refresh_failed(session: Session, rows: Iterable[Resident]) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.chain import api as chain
-from backend.chain.api import ContractCall, OutboxService, Sender, Subject
+from backend.chain.api import FAILED_CALL_STATES, ContractCall, OutboxService, Sender, Subject
 from backend.core.db import utcnow
 from backend.core.idempotency import first_answer
 from backend.core.models import AuditLog
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_MINT_ATTEMPTS = 3
 MAX_PUBLIC_ID = 40  # payment_orders.public_id and payment_events.order_public_id
-FAILED_TX_STATES = ("failed", "reverted", "cancelled")
+FAILED_TX_STATES = FAILED_CALL_STATES  # the outbox's: the call was never executed
 # A card checkout left unpaid this long gives its units back (a tourist who closed the payment
 # page must not hold a limited edition for a day): declined with models.CHECKOUT_EXPIRED. Stripe's
 # session is made to expire sooner (providers.STRIPE_CHECKOUT_LIFETIME), so a payment after it

@@ -36,6 +36,7 @@ from backend.accounts.models import User
 from backend.accounts.roles import STAFF, require_town_role
 from backend.chain import api as chain
 from backend.chain.api import (
+    FAILED_CALL_STATES,
     AuditEntry,
     ContractCall,
     OutboxService,
@@ -243,7 +244,7 @@ class CollectionConsole:
         """The set-up's progress from its calls: live once the renounce is confirmed."""
         if c.create_tx_id is None:
             return "live"  # a collection of the deployment
-        if any(x.state in ("reverted", "failed", "cancelled") for x in calls):
+        if any(x.state in FAILED_CALL_STATES for x in calls):
             return "failed"
         if c.contract_address is None:
             return "creating"

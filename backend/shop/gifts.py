@@ -35,7 +35,14 @@ from backend.accounts.errors import InvalidCredentials
 from backend.accounts.models import CUSTODIAL, EXTERNAL, Address, User
 from backend.accounts.services import AccountService, users_by_email
 from backend.chain import api as chain
-from backend.chain.api import AuditEntry, ContractCall, OutboxService, Sender, Subject
+from backend.chain.api import (
+    FAILED_CALL_STATES,
+    AuditEntry,
+    ContractCall,
+    OutboxService,
+    Sender,
+    Subject,
+)
 from backend.core.db import utcnow
 from backend.core.errors import N_, Conflict, InvalidInput, NotFound
 from backend.shop.models import GIFT_DONE, GIFT_FAILED, GIFT_QUEUED, Collection, Gift
@@ -43,7 +50,7 @@ from backend.shop.models import GIFT_DONE, GIFT_FAILED, GIFT_QUEUED, Collection,
 GIVE = "give"
 MOVE = "move"
 _OUTBOX_DONE = ("confirmed",)
-_OUTBOX_FAILED = ("failed", "reverted", "cancelled")
+_OUTBOX_FAILED = FAILED_CALL_STATES  # the outbox's: the call was never executed
 
 
 class GiftRefused(Conflict):
